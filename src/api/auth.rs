@@ -1,0 +1,169 @@
+//! Bearer tokens per terminal, compared in constant time, and a per-terminal rate limit.
+//!
+//! Tokens are hashed (SHA-256) at start and the presented token's hash is compared with every
+//! terminal's hash with `subtle`, so neither the length nor the position of a mismatch leaks
+//! through timing. Tokens never reach a log line: only the terminal id does.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::config::Terminal;
+
+/// The terminal a request was authenticated as.
+#[derive(Debug, Clone)]
+pub struct TerminalId(pub String);
+
+pub struct Auth {
+    terminals: Vec<(String, [u8; 32])>,
+    buckets: HashMap<String, Mutex<Bucket>>,
+    rate_per_sec: f64,
+    burst: f64,
+}
+
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl Auth {
+    pub fn new(terminals: &[Terminal], rate_per_sec: u32, burst: u32) -> Self {
+        let now = Instant::now();
+        Self {
+            terminals: terminals
+                .iter()
+                .map(|t| (t.id.clone(), digest(t.token.expose())))
+                .collect(),
+            buckets: terminals
+                .iter()
+                .map(|t| {
+                    (
+                        t.id.clone(),
+                        Mutex::new(Bucket {
+                            tokens: f64::from(burst),
+                            last: now,
+                        }),
+                    )
+                })
+                .collect(),
+            rate_per_sec: f64::from(rate_per_sec),
+            burst: f64::from(burst),
+        }
+    }
+
+    /// The terminal whose token this is. Every terminal is compared, match or not.
+    pub fn authenticate(&self, token: &str) -> Option<&str> {
+        let presented = digest(token);
+        let mut found = None;
+        for (id, expected) in &self.terminals {
+            if bool::from(expected.ct_eq(&presented)) {
+                found = Some(id.as_str());
+            }
+        }
+        found
+    }
+
+    /// Takes one request from the terminal's bucket; `Err(seconds)` to wait when empty.
+    /// One terminal flooding the API uses up its own bucket only; others are unaffected.
+    pub fn admit(&self, terminal: &str) -> Result<(), u64> {
+        let Some(bucket) = self.buckets.get(terminal) else {
+            return Ok(());
+        };
+        let Ok(mut bucket) = bucket.lock() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let refill = now.duration_since(bucket.last).as_secs_f64() * self.rate_per_sec;
+        bucket.tokens = (bucket.tokens + refill).min(self.burst);
+        bucket.last = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - bucket.tokens) / self.rate_per_sec).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for TerminalId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let Some(terminal) = token.and_then(|t| state.auth.authenticate(t)) else {
+            state.metrics.auth_failures.inc();
+            tracing::warn!(path = %parts.uri.path(), "request refused: missing or invalid bearer token");
+            return Err(ApiError::unauthorized());
+        };
+        if let Err(wait) = state.auth.admit(terminal) {
+            state.metrics.rate_limited.inc();
+            return Err(ApiError {
+                retry_after_secs: Some(wait),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!("terminal {terminal} sends too many requests; retry in {wait} s"),
+                )
+            });
+        }
+        Ok(TerminalId(terminal.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn auth(rate: u32, burst: u32) -> Auth {
+        let terminals = vec![
+            Terminal {
+                id: "pos1".into(),
+                token: Secret::new("token-one-0123456789"),
+            },
+            Terminal {
+                id: "pos2".into(),
+                token: Secret::new("token-two-0123456789"),
+            },
+        ];
+        Auth::new(&terminals, rate, burst)
+    }
+
+    #[test]
+    fn tokens_map_to_terminals() {
+        let auth = auth(10, 10);
+        assert_eq!(auth.authenticate("token-two-0123456789"), Some("pos2"));
+        assert_eq!(auth.authenticate("token-two-012345678"), None);
+        assert_eq!(auth.authenticate(""), None);
+    }
+
+    #[test]
+    fn flood_from_one_terminal_does_not_starve_another() {
+        let auth = auth(1, 5);
+        for _ in 0..5 {
+            assert!(auth.admit("pos1").is_ok());
+        }
+        assert!(auth.admit("pos1").is_err());
+        assert!(auth.admit("pos2").is_ok());
+    }
+}

@@ -1,0 +1,432 @@
+//! Route handlers: parse, call the store, answer. No business logic lives here.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::Stream;
+use serde::Deserialize;
+use serde_json::json;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::BroadcastStream;
+
+use super::AppState;
+use super::auth::TerminalId;
+use super::error::ApiError;
+use super::json::parse;
+use super::write::idempotent;
+use crate::store::catalog;
+use crate::store::inventory::{self, AdjustmentRequest, CountRequest, ReceiptRequest};
+use crate::store::ledger;
+use crate::store::orders::{
+    self, CancelRequest, CollectRequest, NewOrder, OrderStatus, PickRequest,
+};
+use crate::store::sales::{self, ReturnRequest, SaleRequest};
+
+pub async fn healthz() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let store_ok = state.store.read(|conn| Ok(catalog::count(conn)?)).await;
+    let (store_state, detail) = match &store_ok {
+        Ok(items) => (crate::health::State::Ok, format!("{items} catalog items")),
+        Err(e) => (crate::health::State::Down, e.to_string()),
+    };
+    state.health.set("store", store_state, detail, true);
+    let ready = state.health.ready();
+    let body = json!({ "ready": ready, "components": state.health.snapshot() });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut out = String::with_capacity(4096);
+    state.metrics.render(&mut out);
+    let negative = state
+        .store
+        .read(|conn| ledger::negative_count(conn))
+        .await
+        .unwrap_or(0);
+    crate::metrics::gauge(
+        &mut out,
+        "storenode_skus_negative_stock",
+        "SKUs with stock on hand below zero.",
+        negative as i64,
+    );
+    let uptime = state.started.elapsed().as_secs() as i64;
+    crate::metrics::gauge(
+        &mut out,
+        "storenode_uptime_seconds",
+        "Seconds since the node started.",
+        uptime,
+    );
+    (state.extra_metrics)(&mut out);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+pub async fn no_route(OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::not_found(format!("no route {}", uri.path()))
+}
+
+pub async fn get_item(
+    State(state): State<AppState>,
+    _t: TerminalId,
+    Path(key): Path<String>,
+) -> Result<Response, ApiError> {
+    let lookup = key.clone();
+    let found = state
+        .store
+        .read(move |conn| {
+            let Some(item) = catalog::find(conn, &lookup)? else {
+                return Ok(None);
+            };
+            let level = ledger::level(conn, &item.sku)?;
+            Ok(Some((item, level)))
+        })
+        .await?;
+    let (item, level) = found.ok_or_else(|| {
+        ApiError::not_found(format!("item {key:?} not found (tried as GTIN and SKU)"))
+    })?;
+    Ok(Json(json!({
+        "item": item,
+        "stock": { "on_hand": level.on_hand, "reserved": level.reserved, "available": level.available() },
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn stock_page(
+    State(state): State<AppState>,
+    _t: TerminalId,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let after = q.after.unwrap_or_default();
+    let rows = state
+        .store
+        .read(move |conn| ledger::page(conn, &after, limit))
+        .await?;
+    let next = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|r| r.sku.clone()))
+        .flatten();
+    Ok(Json(json!({ "items": rows, "next_after": next })).into_response())
+}
+
+pub async fn stock_one(
+    State(state): State<AppState>,
+    _t: TerminalId,
+    Path(sku): Path<String>,
+) -> Result<Response, ApiError> {
+    let lookup = sku.clone();
+    let level = state
+        .store
+        .read(move |conn| {
+            let Some(item) = catalog::find(conn, &lookup)? else {
+                return Ok(None);
+            };
+            Ok(Some((item.sku.clone(), ledger::level(conn, &item.sku)?)))
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("item {sku:?} not found")))?;
+    Ok(Json(json!({ "sku": level.0, "on_hand": level.1.on_hand, "reserved": level.1.reserved, "available": level.1.available() })).into_response())
+}
+
+pub async fn create_sale(
+    State(state): State<AppState>,
+    terminal: TerminalId,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: SaleRequest = parse(&body)?;
+    idempotent(&state, terminal, &headers, "/v1/sales", &body, move |conn, ctx| sales::record_sale(conn, ctx, &request), |m, receipt| {
+        m.sales.inc();
+        m.sale_lines.add(receipt.lines.len() as u64);
+        if !receipt.negative_stock.is_empty() {
+            m.negative_stock_sales.inc();
+            tracing::warn!(sale = %receipt.sale_id, skus = receipt.negative_stock.len(), "sale took stock below zero");
+        }
+    })
+    .await
+}
+
+pub async fn get_sale(
+    State(state): State<AppState>,
+    _t: TerminalId,
+    Path(sale_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let lookup = sale_id.clone();
+    let sale = state
+        .store
+        .read(move |conn| sales::get_sale(conn, &lookup))
+        .await?;
+    sale.map(|s| Json(s).into_response())
+        .ok_or_else(|| ApiError::not_found(format!("sale {sale_id:?} not found")))
+}
+
+pub async fn create_return(
+    State(state): State<AppState>,
+    terminal: TerminalId,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: ReturnRequest = parse(&body)?;
+    idempotent(
+        &state,
+        terminal,
+        &headers,
+        "/v1/returns",
+        &body,
+        move |conn, ctx| sales::record_return(conn, ctx, &request),
+        |m, _| m.returns.inc(),
+    )
+    .await
+}
+
+pub async fn create_receipt(
+    State(state): State<AppState>,
+    terminal: TerminalId,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: ReceiptRequest = parse(&body)?;
+    idempotent(
+        &state,
+        terminal,
+        &headers,
+        "/v1/receipts",
+        &body,
+        move |conn, ctx| inventory::record_receipt(conn, ctx, &request),
+        |m, _| m.stock_writes.inc(),
+    )
+    .await
+}
+
+pub async fn create_count(
+    State(state): State<AppState>,
+    terminal: TerminalId,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: CountRequest = parse(&body)?;
+    idempotent(
+        &state,
+        terminal,
+        &headers,
+        "/v1/counts",
+        &body,
+        move |conn, ctx| inventory::record_count(conn, ctx, &request),
+        |m, _| m.stock_writes.inc(),
+    )
+    .await
+}
+
+pub async fn create_adjustment(
+    State(state): State<AppState>,
+    terminal: TerminalId,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: AdjustmentRequest = parse(&body)?;
+    idempotent(
+        &state,
+        terminal,
+        &headers,
+        "/v1/adjustments",
+        &body,
+        move |conn, ctx| inventory::record_adjustment(conn, ctx, &request),
+        |m, _| m.stock_writes.inc(),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderQuery {
+    status: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn list_orders(
+    State(state): State<AppState>,
+    _t: TerminalId,
+    Query(q): Query<OrderQuery>,
+) -> Result<Response, ApiError> {
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(OrderStatus::parse(s).ok_or_else(|| {
+            ApiError::bad_request(Some("status".into()), format!("status {s:?} is not one of reserved, picking, ready, collected, cancelled, expired"))
+        })?),
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let rows = state
+        .store
+        .read(move |conn| orders::list(conn, status, limit))
+        .await?;
+    Ok(Json(json!({ "orders": rows })).into_response())
+}
+
+pub async fn create_order(
+    State(state): State<AppState>,
+    terminal: TerminalId,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: NewOrder = parse(&body)?;
+    idempotent(
+        &state,
+        terminal,
+        &headers,
+        "/v1/orders",
+        &body,
+        move |conn, ctx| orders::create(conn, ctx, &request),
+        |m, _| m.order_writes.inc(),
+    )
+    .await
+}
+
+pub async fn get_order(
+    State(state): State<AppState>,
+    _t: TerminalId,
+    Path(order_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let lookup = order_id.clone();
+    let order = state
+        .store
+        .read(move |conn| orders::get(conn, &lookup))
+        .await?;
+    order
+        .map(|o| Json(o).into_response())
+        .ok_or_else(|| ApiError::not_found(format!("order {order_id:?} not found")))
+}
+
+pub async fn pick_order(
+    State(state): State<AppState>,
+    terminal: TerminalId,
+    headers: HeaderMap,
+    Path(order_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: PickRequest = parse(&body)?;
+    let path = format!("/v1/orders/{order_id}/pick");
+    idempotent(
+        &state,
+        terminal,
+        &headers,
+        &path,
+        &body,
+        move |conn, ctx| orders::pick(conn, ctx, &order_id, &request),
+        |m, _| m.order_writes.inc(),
+    )
+    .await
+}
+
+pub async fn ready_order(
+    State(state): State<AppState>,
+    terminal: TerminalId,
+    headers: HeaderMap,
+    Path(order_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let path = format!("/v1/orders/{order_id}/ready");
+    idempotent(
+        &state,
+        terminal,
+        &headers,
+        &path,
+        &body,
+        move |conn, ctx| orders::mark_ready(conn, ctx, &order_id),
+        |m, _| m.order_writes.inc(),
+    )
+    .await
+}
+
+pub async fn collect_order(
+    State(state): State<AppState>,
+    terminal: TerminalId,
+    headers: HeaderMap,
+    Path(order_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: CollectRequest = parse(&body)?;
+    let path = format!("/v1/orders/{order_id}/collect");
+    idempotent(
+        &state,
+        terminal,
+        &headers,
+        &path,
+        &body,
+        move |conn, ctx| orders::collect(conn, ctx, &order_id, &request),
+        |m, _| m.order_writes.inc(),
+    )
+    .await
+}
+
+pub async fn cancel_order(
+    State(state): State<AppState>,
+    terminal: TerminalId,
+    headers: HeaderMap,
+    Path(order_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: CancelRequest = if body.is_empty() {
+        CancelRequest::default()
+    } else {
+        parse(&body)?
+    };
+    let path = format!("/v1/orders/{order_id}/cancel");
+    idempotent(
+        &state,
+        terminal,
+        &headers,
+        &path,
+        &body,
+        move |conn, ctx| orders::cancel(conn, ctx, &order_id, &request),
+        |m, _| m.order_writes.inc(),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    /// Only events from this device (e.g. the scanner bound to this terminal).
+    device: Option<String>,
+}
+
+/// Live scans and tag events as Server-Sent Events, optionally for one device.
+pub async fn live_events(
+    State(state): State<AppState>,
+    _t: TerminalId,
+    Query(q): Query<EventQuery>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let stream = BroadcastStream::new(state.events.subscribe()).filter_map(move |received| {
+        let event = match received {
+            Ok(event) => event,
+            // A slow client missed events: tell it, rather than silently skipping.
+            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+                return Some(Ok(Event::default().event("lagged").data(n.to_string())));
+            }
+        };
+        if q.device.as_deref().is_some_and(|d| d != &*event.device) {
+            return None;
+        }
+        Some(Ok(Event::default().event(event.kind).data(event.json)))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

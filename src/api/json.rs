@@ -1,0 +1,56 @@
+//! Request bodies: parsed from bytes so the same bytes can be fingerprinted for idempotency,
+//! with errors naming the offending field.
+
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            None,
+            "request body is empty; a JSON object is expected",
+        ));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let field = (path != ".").then_some(path);
+        let message = match &field {
+            Some(f) => format!("{f}: {inner}"),
+            None => format!("invalid JSON: {inner}"),
+        };
+        ApiError::bad_request(field, message)
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::bad_request(None, format!("invalid JSON after the object: {e}")))?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sales::SaleRequest;
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let err =
+            parse::<SaleRequest>(br#"{"lines":[{"sku":"A","quantity":"two"}],"payments":[]}"#)
+                .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("lines[0].quantity"));
+    }
+
+    #[test]
+    fn unknown_field_is_refused() {
+        let err = parse::<SaleRequest>(br#"{"lines":[],"payments":[],"discount":5}"#).unwrap_err();
+        assert!(err.message.contains("discount"), "{}", err.message);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse::<SaleRequest>(deep.as_bytes()).is_err());
+    }
+}

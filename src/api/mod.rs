@@ -1,0 +1,92 @@
+//! The local HTTP API for POS terminals and handhelds (axum), under `/v1`.
+//!
+//! Handlers are thin: parse, authenticate, call the store, map the result. Every write goes
+//! through [`write::idempotent`], which requires an `Idempotency-Key` header.
+
+mod auth;
+mod error;
+mod handlers;
+mod json;
+pub mod openapi;
+mod write;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tower_http::timeout::TimeoutLayer;
+
+pub use auth::Auth;
+pub use error::ApiError;
+
+use crate::config::Config;
+use crate::events::EventBus;
+use crate::health::Health;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// Everything a handler may touch; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub auth: Arc<Auth>,
+    pub events: EventBus,
+    /// Extra metrics from subsystems (devices, sync), appended to `/metrics`.
+    pub extra_metrics: Arc<dyn Fn(&mut String) + Send + Sync>,
+    pub started: std::time::Instant,
+}
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.api.max_body_bytes;
+    let timeout = Duration::from_millis(state.config.api.request_timeout_ms);
+    let v1 = Router::new()
+        .route("/openapi.json", get(openapi::serve))
+        .route("/items/{key}", get(handlers::get_item))
+        .route("/stock", get(handlers::stock_page))
+        .route("/stock/{sku}", get(handlers::stock_one))
+        .route("/sales", post(handlers::create_sale))
+        .route("/sales/{sale_id}", get(handlers::get_sale))
+        .route("/returns", post(handlers::create_return))
+        .route("/receipts", post(handlers::create_receipt))
+        .route("/counts", post(handlers::create_count))
+        .route("/adjustments", post(handlers::create_adjustment))
+        .route(
+            "/orders",
+            get(handlers::list_orders).post(handlers::create_order),
+        )
+        .route("/orders/{order_id}", get(handlers::get_order))
+        .route("/orders/{order_id}/pick", post(handlers::pick_order))
+        .route("/orders/{order_id}/ready", post(handlers::ready_order))
+        .route("/orders/{order_id}/collect", post(handlers::collect_order))
+        .route("/orders/{order_id}/cancel", post(handlers::cancel_order))
+        .route("/events", get(handlers::live_events));
+    Router::new()
+        .nest("/v1", v1)
+        .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
+        .route("/metrics", get(handlers::metrics))
+        .fallback(handlers::no_route)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

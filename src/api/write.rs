@@ -1,0 +1,108 @@
+//! The one path every API write takes: idempotency key, parse, durable write, metrics.
+
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rusqlite::Connection;
+use serde::Serialize;
+
+use super::AppState;
+use super::auth::TerminalId;
+use super::error::ApiError;
+use crate::metrics::Metrics;
+use crate::store::StoreError;
+use crate::store::idempotency;
+use crate::store::sales::WriteContext;
+
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// Runs `op` once per idempotency key, durably; a replay returns the stored first answer.
+/// `observe` sees the result of a write that really happened (not of a replay) after it is
+/// durable, to count it in metrics.
+pub async fn idempotent<T, F>(
+    state: &AppState,
+    terminal: TerminalId,
+    headers: &HeaderMap,
+    path: &str,
+    body: &Bytes,
+    op: F,
+    observe: impl FnOnce(&Metrics, &T),
+) -> Result<Response, ApiError>
+where
+    T: Serialize + Send + 'static,
+    F: FnOnce(&Connection, &WriteContext<'_>) -> Result<T, StoreError> + Send + 'static,
+{
+    let started = Instant::now();
+    let key = idempotency_key(headers)?;
+    let hash = idempotency::request_hash("POST", path, body);
+    let config = state.config.clone();
+    let writer_id = state.store.writer_id().to_string();
+    let answer = state
+        .store
+        .write(move |conn| {
+            let now = crate::store::now_utc();
+            let ctx = WriteContext {
+                terminal: &terminal.0,
+                writer_id: &writer_id,
+                currency: &config.node.currency,
+                tax: &config.tax,
+                now: &now,
+            };
+            let mut produced = None;
+            let answer = idempotency::run(conn, &terminal.0, &key, &hash, &now, |conn| {
+                let result = op(conn, &ctx)?;
+                let body = serde_json::to_string(&result).map_err(|e| {
+                    StoreError::Inconsistent(format!("cannot encode the answer: {e}"))
+                })?;
+                produced = Some(result);
+                Ok((StatusCode::CREATED.as_u16(), body))
+            })?;
+            Ok((answer, produced))
+        })
+        .await;
+    state.metrics.write_latency.observe(started.elapsed());
+    let answer = answer.map_err(|e| {
+        if e.is_disk_trouble() || matches!(e, StoreError::Unavailable(_)) {
+            state.metrics.writes_refused_disk.inc();
+        }
+        let api = ApiError::from(e);
+        if api.status.is_server_error() {
+            state.metrics.write_errors.inc();
+        }
+        api
+    })?;
+    let (answer, produced) = answer;
+    match produced {
+        Some(result) => observe(&state.metrics, &result),
+        None => state.metrics.idempotent_replays.inc(),
+    }
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, answer.body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if answer.replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
+    let field = Some("Idempotency-Key".to_string());
+    let value = headers.get(IDEMPOTENCY_HEADER).ok_or_else(|| {
+        ApiError::bad_request(
+            field.clone(),
+            "header Idempotency-Key is required on every write",
+        )
+    })?;
+    let key = value.to_str().map_err(|_| {
+        ApiError::bad_request(field.clone(), "Idempotency-Key must be printable ASCII")
+    })?;
+    idempotency::check_key(key)
+        .map_err(|reason| ApiError::bad_request(field, format!("Idempotency-Key {reason}")))?;
+    Ok(key.to_string())
+}

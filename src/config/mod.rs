@@ -1,0 +1,145 @@
+//! Configuration: one TOML file, validated into ready-to-use types before anything starts.
+//!
+//! Every key is declared once here (with serde) and documented in
+//! `config/storenode.example.toml`. Unknown keys, wrong types and bad values are refused with
+//! the file, the key and the reason; `main` maps [`ConfigError`] to exit code 2 so systemd's
+//! `RestartPreventExitStatus=2` does not restart a node whose configuration is wrong.
+
+mod raw;
+mod secret;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub use raw::{LogFormat, RawConfig};
+pub use secret::Secret;
+
+/// Where `run` looks when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/storenode/storenode.toml";
+
+/// A configuration problem, always naming the file and, where known, the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}:{column}: key `{key}`: {reason}")]
+    Parse {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        key: String,
+        reason: String,
+    },
+    #[error("{file}: key `{key}`: {reason}")]
+    Invalid {
+        file: PathBuf,
+        key: String,
+        reason: String,
+    },
+}
+
+/// The validated configuration the node runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub node: NodeConfig,
+    pub log: LogConfig,
+    pub api: ApiConfig,
+    pub database: DatabaseConfig,
+    pub tax: TaxConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub tenant: String,
+    pub store_id: String,
+    pub node_id: String,
+    pub data_dir: PathBuf,
+    pub currency: String,
+}
+
+impl NodeConfig {
+    /// This node's identity as a writer in the chain: `{store}.{node}`.
+    pub fn writer_id(&self) -> String {
+        format!("{}.{}", self.store_id, self.node_id)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub request_timeout_ms: u64,
+    pub terminals: Vec<Terminal>,
+}
+
+/// A POS terminal or handheld allowed to call the API.
+#[derive(Debug, Clone)]
+pub struct Terminal {
+    pub id: String,
+    pub token: Secret,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub path: PathBuf,
+    /// Most writes that share one transaction and one fsync (group commit).
+    pub max_batch: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct TaxConfig {
+    pub prices_include_tax: bool,
+    /// (class name, rate in basis points: 1900 = 19.00 %)
+    pub classes: Vec<(String, u32)>,
+}
+
+impl TaxConfig {
+    pub fn rate_bp(&self, class: &str) -> Option<u32> {
+        self.classes
+            .iter()
+            .find(|(name, _)| name == class)
+            .map(|(_, rate)| *rate)
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates `path`. Secrets given as `*_env` / `*_file` are resolved here.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(path, &text)
+    }
+
+    /// Parses and validates TOML text; `path` is used in messages and to resolve relative paths.
+    pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let raw = raw::parse(path, text)?;
+        raw.validate(path)
+    }
+
+    /// The configuration of the embedded demo store, rooted at `data_dir`.
+    pub fn demo(data_dir: &Path, listen: SocketAddr) -> Result<Self, ConfigError> {
+        RawConfig::demo(data_dir, listen).validate(Path::new("<demo>"))
+    }
+
+    /// A human explanation of the effective configuration (secrets redacted), for `config check`.
+    pub fn explain(&self) -> String {
+        explain::render(self)
+    }
+}
+
+mod explain;
+
+#[cfg(test)]
+mod tests;

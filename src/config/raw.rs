@@ -1,0 +1,428 @@
+//! The file's shape, as serde sees it, and its validation into [`super::Config`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{
+    ApiConfig, Config, ConfigError, DatabaseConfig, LogConfig, NodeConfig, Secret, TaxConfig,
+    Terminal,
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub node: RawNode,
+    #[serde(default)]
+    pub log: RawLog,
+    #[serde(default)]
+    pub api: RawApi,
+    #[serde(default)]
+    pub database: RawDatabase,
+    #[serde(default)]
+    pub tax: RawTax,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
+    pub store_id: String,
+    #[serde(default = "default_node_id")]
+    pub node_id: String,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default = "default_currency")]
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable on a terminal, JSON otherwise, journald under systemd.
+    #[default]
+    Auto,
+    Human,
+    Json,
+    Journald,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self {
+            level: default_log_level(),
+            format: LogFormat::Auto,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    #[serde(default)]
+    pub terminals: Vec<RawTerminal>,
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            max_body_bytes: default_max_body_bytes(),
+            request_timeout_ms: default_request_timeout_ms(),
+            terminals: Vec::new(),
+        }
+    }
+}
+
+/// A terminal's token comes from exactly one of: the file itself, an environment variable, or a
+/// file (e.g. a systemd credential).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTerminal {
+    pub id: String,
+    pub token: Option<String>,
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    /// Defaults to `{data_dir}/store.db`.
+    pub path: Option<PathBuf>,
+    pub max_batch: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTax {
+    #[serde(default = "default_true")]
+    pub prices_include_tax: bool,
+    #[serde(default = "default_tax_classes")]
+    pub classes: toml::Table,
+}
+
+impl Default for RawTax {
+    fn default() -> Self {
+        Self {
+            prices_include_tax: true,
+            classes: default_tax_classes(),
+        }
+    }
+}
+
+fn default_tenant() -> String {
+    "default".into()
+}
+fn default_node_id() -> String {
+    "node1".into()
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/storenode")
+}
+fn default_currency() -> String {
+    "EUR".into()
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_max_body_bytes() -> usize {
+    64 * 1024
+}
+fn default_request_timeout_ms() -> u64 {
+    10_000
+}
+fn default_true() -> bool {
+    true
+}
+fn default_tax_classes() -> toml::Table {
+    let mut table = toml::Table::new();
+    table.insert("standard".into(), toml::Value::Integer(1900));
+    table.insert("reduced".into(), toml::Value::Integer(700));
+    table.insert("zero".into(), toml::Value::Integer(0));
+    table
+}
+
+const MAX_BATCH_LIMIT: usize = 10_000;
+const MIN_TOKEN_LEN: usize = 16;
+
+/// Parses TOML into [`RawConfig`], reporting the key path and position of any error.
+pub fn parse(path: &Path, text: &str) -> Result<RawConfig, ConfigError> {
+    let parse_error = |key: String, message: &str, span: Option<std::ops::Range<usize>>| {
+        let (line, column) = span.map_or((0, 0), |s| line_column(text, s.start));
+        ConfigError::Parse {
+            file: path.to_path_buf(),
+            line,
+            column,
+            key,
+            reason: first_line(message),
+        }
+    };
+    let deserializer = toml::Deserializer::parse(text)
+        .map_err(|e| parse_error(String::from("."), e.message(), e.span()))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        parse_error(key, inner.message(), inner.span())
+    })
+}
+
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or(message).trim().to_string()
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
+    (line, column)
+}
+
+/// An identifier that is safe in MQTT topics, file names and metric labels.
+fn check_id(value: &str) -> Result<(), String> {
+    if value.is_empty() || value.len() > 64 {
+        return Err("must be 1 to 64 characters".into());
+    }
+    match value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
+        Some(c) => Err(format!(
+            "character {c:?} not allowed (use letters, digits, '-' and '_')"
+        )),
+        None => Ok(()),
+    }
+}
+
+impl RawConfig {
+    pub fn demo(data_dir: &Path, listen: SocketAddr) -> Self {
+        RawConfig {
+            node: RawNode {
+                tenant: "demo".into(),
+                store_id: "demo-store".into(),
+                node_id: "lane1".into(),
+                data_dir: data_dir.to_path_buf(),
+                currency: default_currency(),
+            },
+            log: RawLog::default(),
+            api: RawApi {
+                listen: listen.to_string(),
+                terminals: vec![RawTerminal {
+                    id: "pos1".into(),
+                    token: Some(crate::demo::DEMO_TOKEN.into()),
+                    token_env: None,
+                    token_file: None,
+                }],
+                ..RawApi::default()
+            },
+            database: RawDatabase::default(),
+            tax: RawTax::default(),
+        }
+    }
+
+    pub fn validate(self, file: &Path) -> Result<Config, ConfigError> {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            file: file.to_path_buf(),
+            key: key.to_string(),
+            reason,
+        };
+        check_id(&self.node.tenant).map_err(|r| invalid("node.tenant", r))?;
+        check_id(&self.node.store_id).map_err(|r| invalid("node.store_id", r))?;
+        check_id(&self.node.node_id).map_err(|r| invalid("node.node_id", r))?;
+        let currency = &self.node.currency;
+        if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
+            return Err(invalid(
+                "node.currency",
+                format!("{currency:?} is not an ISO 4217 code like \"EUR\""),
+            ));
+        }
+        let data_dir = resolve(file, &self.node.data_dir);
+
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(invalid(
+                "log.level",
+                format!(
+                    "{:?} is not a level (error, warn, info, debug, trace) or filter",
+                    self.log.level
+                ),
+            ));
+        }
+
+        let listen: SocketAddr = self.api.listen.parse().map_err(|_| {
+            invalid(
+                "api.listen",
+                format!("{:?} is not an address like 0.0.0.0:8080", self.api.listen),
+            )
+        })?;
+        if !(1024..=16 * 1024 * 1024).contains(&self.api.max_body_bytes) {
+            return Err(invalid(
+                "api.max_body_bytes",
+                "must be between 1024 and 16777216".into(),
+            ));
+        }
+        if !(100..=300_000).contains(&self.api.request_timeout_ms) {
+            return Err(invalid(
+                "api.request_timeout_ms",
+                "must be between 100 and 300000".into(),
+            ));
+        }
+        let terminals = self.validate_terminals(file)?;
+
+        let max_batch = self.database.max_batch.unwrap_or(512);
+        if !(1..=MAX_BATCH_LIMIT).contains(&max_batch) {
+            return Err(invalid(
+                "database.max_batch",
+                format!("must be between 1 and {MAX_BATCH_LIMIT}"),
+            ));
+        }
+        let db_path = self
+            .database
+            .path
+            .as_ref()
+            .map_or_else(|| data_dir.join("store.db"), |p| resolve(file, p));
+
+        let mut classes = Vec::new();
+        for (name, value) in &self.tax.classes {
+            let key = format!("tax.classes.{name}");
+            check_id(name).map_err(|r| invalid(&key, r))?;
+            let rate = value
+                .as_integer()
+                .filter(|r| (0..=10_000).contains(r))
+                .ok_or_else(|| {
+                    invalid(
+                        &key,
+                        "must be a rate in basis points from 0 to 10000 (1900 = 19 %)".into(),
+                    )
+                })?;
+            // In range 0..=10_000, so the conversion cannot fail.
+            classes.push((name.clone(), u32::try_from(rate).unwrap_or(0)));
+        }
+        if classes.is_empty() {
+            return Err(invalid(
+                "tax.classes",
+                "at least one tax class is needed".into(),
+            ));
+        }
+
+        Ok(Config {
+            file: file.to_path_buf(),
+            node: NodeConfig {
+                tenant: self.node.tenant,
+                store_id: self.node.store_id,
+                node_id: self.node.node_id,
+                data_dir,
+                currency: self.node.currency,
+            },
+            log: LogConfig {
+                level: self.log.level,
+                format: self.log.format,
+            },
+            api: ApiConfig {
+                listen,
+                max_body_bytes: self.api.max_body_bytes,
+                request_timeout_ms: self.api.request_timeout_ms,
+                terminals,
+            },
+            database: DatabaseConfig {
+                path: db_path,
+                max_batch,
+            },
+            tax: TaxConfig {
+                prices_include_tax: self.tax.prices_include_tax,
+                classes,
+            },
+        })
+    }
+
+    fn validate_terminals(&self, file: &Path) -> Result<Vec<Terminal>, ConfigError> {
+        let mut terminals: Vec<Terminal> = Vec::new();
+        for (index, raw) in self.api.terminals.iter().enumerate() {
+            let key = |field: &str| format!("api.terminals[{index}].{field}");
+            let invalid = |field: &str, reason: String| ConfigError::Invalid {
+                file: file.to_path_buf(),
+                key: key(field),
+                reason,
+            };
+            check_id(&raw.id).map_err(|r| invalid("id", r))?;
+            if terminals.iter().any(|t| t.id == raw.id) {
+                return Err(invalid(
+                    "id",
+                    format!("terminal {:?} is listed twice", raw.id),
+                ));
+            }
+            let token = match (&raw.token, &raw.token_env, &raw.token_file) {
+                (Some(token), None, None) => token.trim().to_string(),
+                (None, Some(var), None) => std::env::var(var)
+                    .map_err(|_| {
+                        invalid(
+                            "token_env",
+                            format!("environment variable {var} is not set"),
+                        )
+                    })?
+                    .trim()
+                    .to_string(),
+                (None, None, Some(path)) => {
+                    let path = resolve(file, path);
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| {
+                            invalid("token_file", format!("cannot read {}: {e}", path.display()))
+                        })?
+                        .trim()
+                        .to_string()
+                }
+                _ => {
+                    return Err(invalid(
+                        "token",
+                        "give exactly one of token, token_env, token_file".into(),
+                    ));
+                }
+            };
+            if token.len() < MIN_TOKEN_LEN {
+                return Err(invalid(
+                    "token",
+                    format!("too short: at least {MIN_TOKEN_LEN} characters"),
+                ));
+            }
+            if terminals.iter().any(|t| t.token.expose() == token) {
+                return Err(invalid("token", "two terminals share one token".into()));
+            }
+            terminals.push(Terminal {
+                id: raw.id.clone(),
+                token: Secret::new(token),
+            });
+        }
+        Ok(terminals)
+    }
+}
+
+/// Relative paths in the file are relative to the file's directory, not the working directory.
+fn resolve(file: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    file.parent()
+        .map_or_else(|| path.to_path_buf(), |dir| dir.join(path))
+}

@@ -1,0 +1,129 @@
+use std::path::Path;
+
+use super::*;
+
+const MINIMAL: &str = r#"
+[node]
+store_id = "s001"
+data_dir = "/tmp/sn"
+
+[[api.terminals]]
+id = "pos1"
+token = "0123456789abcdef0123"
+"#;
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(Path::new("/etc/storenode/test.toml"), text)
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let config = load(MINIMAL).unwrap();
+    assert_eq!(config.node.store_id, "s001");
+    assert_eq!(config.node.writer_id(), "s001.node1");
+    assert_eq!(config.database.path, Path::new("/tmp/sn/store.db"));
+    assert_eq!(config.tax.rate_bp("standard"), Some(1900));
+    assert_eq!(
+        config.api.terminals[0].token.expose(),
+        "0123456789abcdef0123"
+    );
+}
+
+#[test]
+fn unknown_key_names_file_key_and_line() {
+    let text = MINIMAL.replace("data_dir", "colour = 1\ndata_dir");
+    let err = load(&text).unwrap_err().to_string();
+    assert!(err.starts_with("/etc/storenode/test.toml:4:"), "{err}");
+    assert!(err.contains("colour"), "{err}");
+}
+
+#[test]
+fn wrong_type_names_the_key() {
+    let text = format!("{MINIMAL}\n[database]\nmax_batch = \"many\"\n");
+    let err = load(&text).unwrap_err().to_string();
+    assert!(err.contains("key `database.max_batch`"), "{err}");
+}
+
+#[test]
+fn bad_values_are_refused_with_reason() {
+    let cases = [
+        (
+            "store_id = \"s001\"",
+            "store_id = \"s/01\"",
+            "node.store_id",
+        ),
+        ("[node]", "[node]\ncurrency = \"euro\"", "node.currency"),
+        (
+            "[[api.terminals]]",
+            "[api]\nlisten = \"nowhere\"\n[[api.terminals]]",
+            "api.listen",
+        ),
+        ("0123456789abcdef0123", "short", "api.terminals[0].token"),
+    ];
+    for (from, to, key) in cases {
+        let err = load(&MINIMAL.replace(from, to)).unwrap_err().to_string();
+        assert!(err.contains(&format!("key `{key}`")), "{key}: {err}");
+    }
+}
+
+#[test]
+fn token_from_env_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_path = dir.path().join("pos2.token");
+    std::fs::write(&token_path, "file-token-0123456789\n").unwrap();
+    let text = format!(
+        "{MINIMAL}\n[[api.terminals]]\nid = \"pos2\"\ntoken_file = \"{}\"\n",
+        token_path.display()
+    );
+    let config = load(&text).unwrap();
+    assert_eq!(
+        config.api.terminals[1].token.expose(),
+        "file-token-0123456789"
+    );
+
+    let text = format!(
+        "{MINIMAL}\n[[api.terminals]]\nid = \"pos3\"\ntoken_env = \"STORENODE_TEST_UNSET_VAR\"\n"
+    );
+    let err = load(&text).unwrap_err().to_string();
+    assert!(err.contains("STORENODE_TEST_UNSET_VAR is not set"), "{err}");
+}
+
+#[test]
+fn duplicate_terminal_refused() {
+    let text =
+        format!("{MINIMAL}\n[[api.terminals]]\nid = \"pos1\"\ntoken = \"another-token-0123456\"\n");
+    let err = load(&text).unwrap_err().to_string();
+    assert!(err.contains("listed twice"), "{err}");
+}
+
+#[test]
+fn explain_redacts_tokens() {
+    let config = load(MINIMAL).unwrap();
+    let text = config.explain();
+    assert!(!text.contains("0123456789abcdef0123"), "{text}");
+    assert!(text.contains("<redacted>"));
+}
+
+#[test]
+fn demo_config_is_valid() {
+    let config = Config::demo(Path::new("/tmp/demo"), "127.0.0.1:0".parse().unwrap()).unwrap();
+    assert_eq!(config.api.terminals.len(), 1);
+}
+
+#[test]
+fn example_config_in_repo_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/storenode.example.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // The example reads tokens from a file and the environment; stand both in for the test.
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("pos1");
+    std::fs::write(&token, "example-token-pos1-0123").unwrap();
+    let text = text
+        .replace(
+            "token_env = \"STORENODE_TOKEN_POS2\"",
+            "token = \"example-token-pos2-0123\"",
+        )
+        .replace("/etc/storenode/tokens/pos1", &token.display().to_string());
+    let config = Config::from_toml(&path, &text);
+    assert!(config.is_ok(), "{:?}", config.err());
+}

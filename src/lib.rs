@@ -1,0 +1,15 @@
+//! storenode: the edge node of a retail store. See README.md for the architecture.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod events;
+pub mod gs1;
+pub mod health;
+pub mod import;
+pub mod metrics;
+pub mod money;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,129 @@
+//! Idempotency keys: every write names one; replaying it returns the first result and
+//! changes nothing.
+//!
+//! The key is scoped to the terminal that sent it. The stored row is written in the same
+//! savepoint as the write itself, so either both are durable or neither is. A key reused for a
+//! different request (another path or body) is refused rather than silently answered with an
+//! unrelated result.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use super::StoreError;
+
+/// The stored (or fresh) answer to a write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    pub replayed: bool,
+}
+
+/// Fingerprint of a request: method, path and body.
+pub fn request_hash(method: &str, path: &str, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(method.as_bytes());
+    hasher.update([0]);
+    hasher.update(path.as_bytes());
+    hasher.update([0]);
+    hasher.update(body);
+    hex::encode(hasher.finalize())
+}
+
+pub const MAX_KEY_LEN: usize = 128;
+
+pub fn check_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(format!("must be 1 to {MAX_KEY_LEN} characters"));
+    }
+    if key.chars().any(|c| !c.is_ascii_graphic()) {
+        return Err("must be printable ASCII without spaces".into());
+    }
+    Ok(())
+}
+
+/// Runs `write` unless `(terminal, key)` was seen: then returns the first answer.
+pub fn run(
+    conn: &Connection,
+    terminal: &str,
+    key: &str,
+    hash: &str,
+    now: &str,
+    write: impl FnOnce(&Connection) -> Result<(u16, String), StoreError>,
+) -> Result<Answer, StoreError> {
+    let seen: Option<(String, u16, String)> = conn
+        .prepare_cached("SELECT request_hash, status, response FROM idempotency WHERE terminal = ?1 AND key = ?2")?
+        .query_row(params![terminal, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    if let Some((stored_hash, status, body)) = seen {
+        if stored_hash != hash {
+            return Err(StoreError::Conflict(format!(
+                "idempotency key {key:?} was already used for a different request"
+            )));
+        }
+        return Ok(Answer {
+            status,
+            body,
+            replayed: true,
+        });
+    }
+    let (status, body) = write(conn)?;
+    conn.prepare_cached(
+        "INSERT INTO idempotency (terminal, key, request_hash, status, response, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![terminal, key, hash, status, body, now])?;
+    Ok(Answer {
+        status,
+        body,
+        replayed: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::memory_db;
+
+    #[test]
+    fn replay_returns_first_answer_without_running() {
+        let conn = memory_db();
+        let first = run(&conn, "pos1", "k1", "h", "t", |_| Ok((201, "first".into()))).unwrap();
+        assert!(!first.replayed);
+        let again = run(&conn, "pos1", "k1", "h", "t", |_| {
+            panic!("must not run twice")
+        })
+        .unwrap();
+        assert_eq!(
+            (again.status, again.body.as_str(), again.replayed),
+            (201, "first", true)
+        );
+    }
+
+    #[test]
+    fn same_key_other_request_is_a_conflict() {
+        let conn = memory_db();
+        run(&conn, "pos1", "k1", "h1", "t", |_| Ok((201, "a".into()))).unwrap();
+        let err = run(&conn, "pos1", "k1", "h2", "t", |_| Ok((201, "b".into()))).unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)));
+        // Another terminal may use the same key for its own request.
+        assert!(
+            !run(&conn, "pos2", "k1", "h2", "t", |_| Ok((201, "b".into())))
+                .unwrap()
+                .replayed
+        );
+    }
+
+    #[test]
+    fn failed_write_stores_nothing() {
+        let conn = memory_db();
+        let err = run(&conn, "pos1", "k1", "h", "t", |_| {
+            Err(StoreError::not_found("x"))
+        });
+        assert!(err.is_err());
+        assert!(
+            !run(&conn, "pos1", "k1", "h", "t", |_| Ok((201, "ok".into())))
+                .unwrap()
+                .replayed
+        );
+    }
+}

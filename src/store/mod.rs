@@ -1,0 +1,312 @@
+//! The node's local store: SQLite in WAL mode, one writer thread with group commit, a few
+//! reader connections.
+//!
+//! Writes are closures run on the writer thread. The thread takes every write waiting in its
+//! queue (up to `max_batch`), runs each inside its own savepoint (a failing write rolls back
+//! alone), commits them in ONE transaction with `synchronous=FULL` (one fsync), and only then
+//! answers each caller. So a write acknowledged to a client is on disk, and under load the
+//! cost of the fsync is shared by every write in the batch.
+
+pub mod catalog;
+pub mod idempotency;
+pub mod inventory;
+pub mod ledger;
+pub mod orders;
+pub mod sales;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{mpsc, oneshot};
+
+pub use schema::SCHEMA_VERSION;
+pub use writer::{BatchHook, NoHook};
+
+/// What a store operation can fail with. The API maps each variant to an HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Unknown item, sale or order (404).
+    #[error("{what} not found")]
+    NotFound { what: String },
+    /// A request the store understood but refuses (422), naming the field.
+    #[error("{field}: {reason}")]
+    Unprocessable { field: String, reason: String },
+    /// A request that conflicts with what is stored (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The store cannot take writes now (503): disk full, read-only, shutting down.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error(
+        "database {path} was written by a newer storenode (schema {found}, this binary knows up to {supported}); upgrade the binary or restore a backup with `storenode diag restore`"
+    )]
+    SchemaTooNewAt {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("database schema {found} is newer than this binary supports ({supported})")]
+    SchemaTooNew { found: u32, supported: u32 },
+    #[error(
+        "database {path} is damaged ({detail}); the node will not run on it: restore a backup with `storenode diag restore`"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored data is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+impl StoreError {
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::NotFound { what: what.into() }
+    }
+
+    pub fn unprocessable(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Unprocessable {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// True when SQLite says the disk is full or the file system is read-only: the node keeps
+    /// serving reads and refuses writes until it recovers.
+    pub fn is_disk_trouble(&self) -> bool {
+        use rusqlite::ErrorCode::{CannotOpen, DiskFull, ReadOnly, SystemIoFailure};
+        match self {
+            Self::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                matches!(e.code, DiskFull | ReadOnly | SystemIoFailure | CannotOpen)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Settings the store needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub path: PathBuf,
+    pub max_batch: usize,
+    /// This node's writer id, `{store}.{node}`: prefixes sale and return numbers so they are
+    /// unique across the chain.
+    pub writer_id: String,
+}
+
+/// Handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer_id: String,
+    jobs: mpsc::Sender<writer::Job>,
+    readers: Mutex<Vec<Connection>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+const READER_POOL_SIZE: usize = 4;
+/// Queue depth in front of the writer; a full queue pushes back on the API (it awaits).
+const WRITE_QUEUE: usize = 4096;
+
+impl Store {
+    /// Opens (creating if needed) the database, checks it, migrates it and starts the writer.
+    pub fn open(options: StoreOptions, hook: Box<dyn BatchHook>) -> Result<Self, StoreError> {
+        if let Some(dir) = options.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                path: options.path.clone(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })?;
+        }
+        let mut conn = open_connection(&options.path, false)?;
+        check_integrity(&conn, &options.path)?;
+        schema::migrate(&mut conn).map_err(|e| match e {
+            StoreError::SchemaTooNew { found, supported } => StoreError::SchemaTooNewAt {
+                path: options.path.clone(),
+                found,
+                supported,
+            },
+            other => other,
+        })?;
+        let (jobs, queue) = mpsc::channel(WRITE_QUEUE);
+        let thread = writer::spawn(conn, queue, options.max_batch, hook)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: options.path,
+                writer_id: options.writer_id,
+                jobs,
+                readers: Mutex::new(Vec::new()),
+                writer_thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    pub fn writer_id(&self) -> &str {
+        &self.inner.writer_id
+    }
+
+    /// Runs `op` on the writer thread inside the next group commit; resolves once it is durable.
+    pub async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = writer::Job::new(op, reply);
+        self.inner
+            .jobs
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the store writer stopped".into()))?
+    }
+
+    /// Runs a read-only `op` on a pooled reader connection on the blocking pool.
+    pub async fn read<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.read_blocking(op))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("reader task failed: {e}")))?
+    }
+
+    /// The same as [`Store::read`], for code already on a blocking thread.
+    pub fn read_blocking<T>(
+        &self,
+        op: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self.take_reader();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => open_connection(&self.inner.path, true)?,
+        };
+        let result = op(&conn);
+        self.return_reader(conn);
+        result
+    }
+
+    fn take_reader(&self) -> Option<Connection> {
+        self.inner.readers.lock().ok()?.pop()
+    }
+
+    fn return_reader(&self, conn: Connection) {
+        if let Ok(mut pool) = self.inner.readers.lock()
+            && pool.len() < READER_POOL_SIZE
+        {
+            pool.push(conn);
+        }
+    }
+
+    /// Stops taking writes, lets the writer finish what is queued, checkpoints the WAL and
+    /// closes the database. Safe to call more than once.
+    pub async fn close(&self) {
+        // Dropping our sender is not enough while clones exist, so the writer is told to stop.
+        let (reply, answer) = oneshot::channel();
+        if self
+            .inner
+            .jobs
+            .send(writer::Job::shutdown(reply))
+            .await
+            .is_ok()
+        {
+            let _ = answer.await;
+        }
+        let thread = self
+            .inner
+            .writer_thread
+            .lock()
+            .ok()
+            .and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        if let Ok(mut pool) = self.inner.readers.lock() {
+            pool.clear();
+        }
+    }
+}
+
+fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let open_err = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(open_err)?;
+    if !read_only {
+        // FULL: a commit is on disk before we answer (WAL + NORMAL can lose the last commits
+        // on power loss, and an acknowledged sale must survive).
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+    }
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(open_err)?;
+    Ok(conn)
+}
+
+/// A quick structural check at start: a damaged file is refused rather than written to.
+fn check_integrity(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let verdict: String = conn
+        .query_row("PRAGMA quick_check", [], |row| row.get(0))
+        .map_err(|e| corrupt(e.to_string()))?;
+    if verdict == "ok" {
+        Ok(())
+    } else {
+        Err(corrupt(verdict))
+    }
+}
+
+/// Now, in UTC, as RFC 3339 with milliseconds: sortable as text.
+pub fn now_utc() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    now.format(&format)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string())
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// A migrated in-memory database for unit tests of the store's functions.
+    pub fn memory_db() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        schema::migrate(&mut conn).unwrap();
+        conn
+    }
+}

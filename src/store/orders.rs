@@ -1,0 +1,591 @@
+//! Click-and-collect orders: reserved on arrival, picked by scanning, collected with a pickup
+//! code at any lane, cancelled or expired with their reservation released.
+//!
+//! Status flow: `reserved → picking → ready → collected`, and from any open status to
+//! `cancelled` or `expired`. Units are held in `stock_level.reserved` (not taken off the
+//! shelf count) until collection, so a cancel after picking puts them back simply by
+//! releasing the hold. Every change is a row in `cc_order_event` (the status history).
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::StoreError;
+use super::catalog;
+use super::ledger::{self, Movement, MovementKind};
+use super::sales::{WriteContext, positive};
+
+const MAX_LINES: usize = 200;
+const DEFAULT_HOLD_HOURS: u32 = 72;
+const MAX_HOLD_HOURS: u32 = 24 * 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderStatus {
+    Reserved,
+    Picking,
+    Ready,
+    Collected,
+    Cancelled,
+    Expired,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reserved => "reserved",
+            Self::Picking => "picking",
+            Self::Ready => "ready",
+            Self::Collected => "collected",
+            Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [
+            Self::Reserved,
+            Self::Picking,
+            Self::Ready,
+            Self::Collected,
+            Self::Cancelled,
+            Self::Expired,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == value)
+    }
+
+    /// Still holding stock for the customer.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Reserved | Self::Picking | Self::Ready)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrder {
+    pub order_id: String,
+    #[serde(default = "default_channel")]
+    pub channel: String,
+    /// Shown to the customer by the web shop; only its hash is stored.
+    pub pickup_code: String,
+    pub hold_hours: Option<u32>,
+    pub lines: Vec<OrderLineRequest>,
+}
+
+fn default_channel() -> String {
+    "store".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderLineRequest {
+    pub sku: Option<String>,
+    pub gtin: Option<String>,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PickRequest {
+    pub sku: Option<String>,
+    pub gtin: Option<String>,
+    #[serde(default = "one")]
+    pub quantity: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectRequest {
+    pub pickup_code: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct OrderView {
+    pub order_id: String,
+    pub status: OrderStatus,
+    pub channel: String,
+    pub created_at: String,
+    pub hold_until: String,
+    pub lines: Vec<OrderLineView>,
+    pub history: Vec<OrderEvent>,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct OrderLineView {
+    pub line_no: u32,
+    pub sku: String,
+    pub quantity: i64,
+    pub picked: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct OrderEvent {
+    pub status: OrderStatus,
+    pub at: String,
+    pub actor: String,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct OrderSummary {
+    pub order_id: String,
+    pub status: OrderStatus,
+    pub channel: String,
+    pub created_at: String,
+    pub hold_until: String,
+    pub units: i64,
+}
+
+fn pickup_hash(order_id: &str, code: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(order_id.as_bytes());
+    hasher.update([0]);
+    hasher.update(code.trim().as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+fn check_order_id(id: &str) -> Result<(), StoreError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::unprocessable(
+            "order_id",
+            "must be 1 to 64 letters, digits, '-', '_' or '.'",
+        ))
+    }
+}
+
+fn hold_until(now: &str, hours: u32) -> Result<String, StoreError> {
+    let format = &time::format_description::well_known::Rfc3339;
+    let start = time::OffsetDateTime::parse(now, format)
+        .map_err(|e| StoreError::Inconsistent(format!("clock value {now:?}: {e}")))?;
+    let end = start + time::Duration::hours(i64::from(hours));
+    let pattern = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    end.format(&pattern)
+        .map_err(|e| StoreError::Inconsistent(format!("hold time: {e}")))
+}
+
+pub fn create(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    order: &NewOrder,
+) -> Result<OrderView, StoreError> {
+    check_order_id(&order.order_id)?;
+    if order.lines.is_empty() || order.lines.len() > MAX_LINES {
+        return Err(StoreError::unprocessable(
+            "lines",
+            format!("an order needs 1 to {MAX_LINES} lines"),
+        ));
+    }
+    let code = order.pickup_code.trim();
+    if code.len() < 4 || code.len() > 32 {
+        return Err(StoreError::unprocessable(
+            "pickup_code",
+            "must be 4 to 32 characters",
+        ));
+    }
+    let hours = order.hold_hours.unwrap_or(DEFAULT_HOLD_HOURS);
+    if hours == 0 || hours > MAX_HOLD_HOURS {
+        return Err(StoreError::unprocessable(
+            "hold_hours",
+            format!("must be 1 to {MAX_HOLD_HOURS}"),
+        ));
+    }
+    let exists: bool = conn
+        .prepare_cached("SELECT 1 FROM cc_order WHERE id = ?1")?
+        .query_row([&order.order_id], |_| Ok(true))
+        .optional()?
+        .unwrap_or(false);
+    if exists {
+        return Err(StoreError::Conflict(format!(
+            "order {:?} already exists",
+            order.order_id
+        )));
+    }
+    conn.prepare_cached(
+        "INSERT INTO cc_order (id, status, channel, pickup_code_hash, created_at, hold_until, updated_at)
+         VALUES (?1, 'reserved', ?2, ?3, ?4, ?5, ?4)",
+    )?
+    .execute(params![
+        order.order_id,
+        order.channel,
+        pickup_hash(&order.order_id, code),
+        ctx.now,
+        hold_until(ctx.now, hours)?
+    ])?;
+    for (i, line) in order.lines.iter().enumerate() {
+        let field = format!("lines[{i}]");
+        let item = catalog::resolve(conn, &field, line.sku.as_deref(), line.gtin.as_deref())?;
+        positive(&format!("{field}.quantity"), line.quantity)?;
+        conn.prepare_cached(
+            "INSERT INTO cc_order_line (order_id, line_no, sku, quantity) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            order.order_id,
+            i as i64 + 1,
+            item.sku,
+            line.quantity
+        ])?;
+        reserve(conn, ctx, &order.order_id, &item.sku, line.quantity)?;
+    }
+    add_event(conn, ctx, &order.order_id, OrderStatus::Reserved, None)?;
+    get(conn, &order.order_id)?.ok_or_else(|| StoreError::Inconsistent("order vanished".into()))
+}
+
+fn reserve(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    order_id: &str,
+    sku: &str,
+    quantity: i64,
+) -> Result<(), StoreError> {
+    ledger::record(
+        conn,
+        &Movement {
+            sku,
+            kind: MovementKind::Reservation,
+            on_hand_delta: 0,
+            reserved_delta: quantity,
+            ref_type: "order",
+            ref_id: order_id,
+            terminal: ctx.terminal,
+        },
+        ctx.now,
+    )?;
+    Ok(())
+}
+
+fn add_event(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    order_id: &str,
+    status: OrderStatus,
+    note: Option<&str>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO cc_order_event (order_id, status, at, actor, note) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![order_id, status.as_str(), ctx.now, ctx.terminal, note])?;
+    conn.prepare_cached("UPDATE cc_order SET status = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![order_id, status.as_str(), ctx.now])?;
+    Ok(())
+}
+
+fn status_of(conn: &Connection, order_id: &str) -> Result<OrderStatus, StoreError> {
+    let status: String = conn
+        .prepare_cached("SELECT status FROM cc_order WHERE id = ?1")?
+        .query_row([order_id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::not_found(format!("order {order_id:?}")))?;
+    OrderStatus::parse(&status)
+        .ok_or_else(|| StoreError::Inconsistent(format!("order {order_id} has status {status:?}")))
+}
+
+fn lines(conn: &Connection, order_id: &str) -> Result<Vec<OrderLineView>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT line_no, sku, quantity, picked FROM cc_order_line WHERE order_id = ?1 ORDER BY line_no",
+    )?;
+    let rows = stmt.query_map([order_id], |r| {
+        Ok(OrderLineView {
+            line_no: r.get(0)?,
+            sku: r.get(1)?,
+            quantity: r.get(2)?,
+            picked: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn get(conn: &Connection, order_id: &str) -> Result<Option<OrderView>, StoreError> {
+    let head = conn
+        .prepare_cached(
+            "SELECT status, channel, created_at, hold_until FROM cc_order WHERE id = ?1",
+        )?
+        .query_row([order_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    let Some((status, channel, created_at, hold_until)) = head else {
+        return Ok(None);
+    };
+    let status = OrderStatus::parse(&status).ok_or_else(|| {
+        StoreError::Inconsistent(format!("order {order_id} has status {status:?}"))
+    })?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT status, at, actor, note FROM cc_order_event WHERE order_id = ?1 ORDER BY id",
+    )?;
+    let history = stmt
+        .query_map([order_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .map(|row| {
+            let (status, at, actor, note) = row?;
+            let status = OrderStatus::parse(&status)
+                .ok_or_else(|| StoreError::Inconsistent(format!("event status {status:?}")))?;
+            Ok(OrderEvent {
+                status,
+                at,
+                actor,
+                note,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(Some(OrderView {
+        order_id: order_id.to_string(),
+        status,
+        channel,
+        created_at,
+        hold_until,
+        lines: lines(conn, order_id)?,
+        history,
+    }))
+}
+
+pub fn list(
+    conn: &Connection,
+    status: Option<OrderStatus>,
+    limit: u32,
+) -> Result<Vec<OrderSummary>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT o.id, o.status, o.channel, o.created_at, o.hold_until,
+                (SELECT COALESCE(sum(quantity), 0) FROM cc_order_line l WHERE l.order_id = o.id)
+         FROM cc_order o WHERE (?1 IS NULL OR o.status = ?1) ORDER BY o.created_at, o.id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![status.map(OrderStatus::as_str), limit], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (order_id, status, channel, created_at, hold_until, units) = row?;
+        let status = OrderStatus::parse(&status).ok_or_else(|| {
+            StoreError::Inconsistent(format!("order {order_id} has status {status:?}"))
+        })?;
+        Ok(OrderSummary {
+            order_id,
+            status,
+            channel,
+            created_at,
+            hold_until,
+            units,
+        })
+    })
+    .collect()
+}
+
+fn require(
+    status: OrderStatus,
+    allowed: &[OrderStatus],
+    action: &str,
+    order_id: &str,
+) -> Result<(), StoreError> {
+    if allowed.contains(&status) {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!(
+            "order {order_id:?} is {}: cannot {action}",
+            status.as_str()
+        )))
+    }
+}
+
+/// One scan while picking: the item must be in the order and not yet fully picked.
+pub fn pick(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    order_id: &str,
+    request: &PickRequest,
+) -> Result<OrderView, StoreError> {
+    let status = status_of(conn, order_id)?;
+    require(
+        status,
+        &[OrderStatus::Reserved, OrderStatus::Picking],
+        "pick",
+        order_id,
+    )?;
+    positive("quantity", request.quantity)?;
+    let item = catalog::resolve(
+        conn,
+        "item",
+        request.sku.as_deref(),
+        request.gtin.as_deref(),
+    )?;
+    let open_line = lines(conn, order_id)?
+        .into_iter()
+        .find(|l| l.sku == item.sku && l.picked < l.quantity);
+    let Some(line) = open_line else {
+        let in_order = lines(conn, order_id)?.iter().any(|l| l.sku == item.sku);
+        let reason = if in_order {
+            format!("{} is already fully picked", item.sku)
+        } else {
+            format!(
+                "wrong item: {} ({}) is not in this order",
+                item.sku, item.name
+            )
+        };
+        return Err(StoreError::unprocessable("item", reason));
+    };
+    if line.picked + request.quantity > line.quantity {
+        return Err(StoreError::unprocessable(
+            "quantity",
+            format!(
+                "only {} more of {} are needed",
+                line.quantity - line.picked,
+                item.sku
+            ),
+        ));
+    }
+    conn.prepare_cached(
+        "UPDATE cc_order_line SET picked = picked + ?3 WHERE order_id = ?1 AND line_no = ?2",
+    )?
+    .execute(params![order_id, line.line_no, request.quantity])?;
+    if status == OrderStatus::Reserved {
+        add_event(conn, ctx, order_id, OrderStatus::Picking, None)?;
+    }
+    get(conn, order_id)?.ok_or_else(|| StoreError::not_found(format!("order {order_id:?}")))
+}
+
+/// Marks a fully picked order ready for the customer.
+pub fn mark_ready(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    order_id: &str,
+) -> Result<OrderView, StoreError> {
+    let status = status_of(conn, order_id)?;
+    require(
+        status,
+        &[OrderStatus::Reserved, OrderStatus::Picking],
+        "mark ready",
+        order_id,
+    )?;
+    let missing: i64 = lines(conn, order_id)?
+        .iter()
+        .map(|l| l.quantity - l.picked)
+        .sum();
+    if missing > 0 {
+        return Err(StoreError::unprocessable(
+            "lines",
+            format!("{missing} units are not picked yet"),
+        ));
+    }
+    add_event(conn, ctx, order_id, OrderStatus::Ready, None)?;
+    get(conn, order_id)?.ok_or_else(|| StoreError::not_found(format!("order {order_id:?}")))
+}
+
+/// Hands the order over at any lane: the pickup code must match; the reserved units leave
+/// the store (a sale movement) and the hold is released.
+pub fn collect(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    order_id: &str,
+    request: &CollectRequest,
+) -> Result<OrderView, StoreError> {
+    let status = status_of(conn, order_id)?;
+    require(status, &[OrderStatus::Ready], "collect", order_id)?;
+    let stored: String = conn
+        .prepare_cached("SELECT pickup_code_hash FROM cc_order WHERE id = ?1")?
+        .query_row([order_id], |r| r.get(0))?;
+    let given = pickup_hash(order_id, &request.pickup_code);
+    if !bool::from(stored.as_bytes().ct_eq(given.as_bytes())) {
+        return Err(StoreError::unprocessable(
+            "pickup_code",
+            "does not match this order",
+        ));
+    }
+    for line in lines(conn, order_id)? {
+        ledger::record(
+            conn,
+            &Movement {
+                sku: &line.sku,
+                kind: MovementKind::Sale,
+                on_hand_delta: -line.quantity,
+                reserved_delta: -line.quantity,
+                ref_type: "order",
+                ref_id: order_id,
+                terminal: ctx.terminal,
+            },
+            ctx.now,
+        )?;
+    }
+    add_event(conn, ctx, order_id, OrderStatus::Collected, None)?;
+    get(conn, order_id)?.ok_or_else(|| StoreError::not_found(format!("order {order_id:?}")))
+}
+
+pub fn cancel(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    order_id: &str,
+    request: &CancelRequest,
+) -> Result<OrderView, StoreError> {
+    close_open(
+        conn,
+        ctx,
+        order_id,
+        OrderStatus::Cancelled,
+        request.reason.as_deref(),
+    )?;
+    get(conn, order_id)?.ok_or_else(|| StoreError::not_found(format!("order {order_id:?}")))
+}
+
+fn close_open(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    order_id: &str,
+    to: OrderStatus,
+    note: Option<&str>,
+) -> Result<(), StoreError> {
+    let status = status_of(conn, order_id)?;
+    if !status.is_open() {
+        return Err(StoreError::Conflict(format!(
+            "order {order_id:?} is {}: cannot {}",
+            status.as_str(),
+            to.as_str()
+        )));
+    }
+    for line in lines(conn, order_id)? {
+        reserve(conn, ctx, order_id, &line.sku, -line.quantity)?;
+    }
+    add_event(conn, ctx, order_id, to, note)
+}
+
+/// Expires every open order whose hold time has passed; returns their ids.
+pub fn expire_due(conn: &Connection, ctx: &WriteContext<'_>) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM cc_order WHERE status IN ('reserved','picking','ready') AND hold_until < ?1 ORDER BY id",
+    )?;
+    let due: Vec<String> = stmt
+        .query_map([ctx.now], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in &due {
+        close_open(
+            conn,
+            ctx,
+            id,
+            OrderStatus::Expired,
+            Some("hold time passed"),
+        )?;
+    }
+    Ok(due)
+}

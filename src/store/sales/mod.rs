@@ -1,0 +1,640 @@
+//! Sales (lines, payments, totals with tax) and returns against them.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use super::catalog::{self, Item};
+use super::ledger::{self, Movement, MovementKind};
+use crate::config::TaxConfig;
+use crate::money::{self, Quantity};
+
+const MAX_LINES: usize = 500;
+const MAX_PAYMENTS: usize = 20;
+
+/// Who is writing, when, and under which rules.
+pub struct WriteContext<'a> {
+    pub terminal: &'a str,
+    pub writer_id: &'a str,
+    pub currency: &'a str,
+    pub tax: &'a TaxConfig,
+    pub now: &'a str,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaleRequest {
+    pub lines: Vec<SaleLineRequest>,
+    pub payments: Vec<PaymentRequest>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaleLineRequest {
+    pub sku: Option<String>,
+    pub gtin: Option<String>,
+    /// Pieces; omitted or 1 for a weighed item.
+    pub quantity: Option<i64>,
+    /// For variable-measure items: the weight sold, in grams.
+    pub weight_grams: Option<i64>,
+    /// The item's RFID EPC (hex), when the till scanned the tag: marks it sold.
+    pub epc: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentMethod {
+    Cash,
+    Card,
+    Voucher,
+    Other,
+}
+
+impl PaymentMethod {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Cash => "cash",
+            Self::Card => "card",
+            Self::Voucher => "voucher",
+            Self::Other => "other",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentRequest {
+    pub method: PaymentMethod,
+    pub amount_minor: i64,
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct SaleReceipt {
+    pub sale_id: String,
+    pub at: String,
+    pub terminal: String,
+    pub currency: String,
+    pub lines: Vec<ReceiptLine>,
+    pub total_minor: i64,
+    pub tax_minor: i64,
+    pub paid_minor: i64,
+    pub change_minor: i64,
+    /// SKUs this sale took below zero on hand (allowed: the goods were on the counter).
+    pub negative_stock: Vec<NegativeStock>,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct ReceiptLine {
+    pub line_no: u32,
+    pub sku: String,
+    pub name: String,
+    pub quantity: i64,
+    pub unit: String,
+    pub unit_price_minor: i64,
+    pub amount_minor: i64,
+    pub tax_class: String,
+    pub tax_rate_bp: u32,
+    pub tax_minor: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct NegativeStock {
+    pub sku: String,
+    pub on_hand: i64,
+}
+
+struct PricedLine {
+    item: Item,
+    gtin: Option<String>,
+    quantity: i64,
+    unit: &'static str,
+    amount_minor: i64,
+    tax_rate_bp: u32,
+    tax_minor: i64,
+    epc: Option<String>,
+}
+
+/// Records a sale: prices and taxes each line, checks the payments, writes the sale and one
+/// stock movement per line. Stock may go negative; the receipt says where.
+pub fn record_sale(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    request: &SaleRequest,
+) -> Result<SaleReceipt, StoreError> {
+    if request.lines.is_empty() || request.lines.len() > MAX_LINES {
+        return Err(StoreError::unprocessable(
+            "lines",
+            format!("a sale needs 1 to {MAX_LINES} lines"),
+        ));
+    }
+    let mut priced = Vec::with_capacity(request.lines.len());
+    for (i, line) in request.lines.iter().enumerate() {
+        priced.push(price_line(conn, ctx, &format!("lines[{i}]"), line)?);
+    }
+    let (total, tax) = totals(ctx.tax, &priced)?;
+    let (paid, change) = check_payments(&request.payments, total)?;
+
+    let id: i64 = conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM sale", [], |r| {
+        r.get(0)
+    })?;
+    let sale_no = format!("{}-{id:06}", ctx.writer_id);
+    conn.prepare_cached(
+        "INSERT INTO sale (id, sale_no, terminal, at, currency, total_minor, tax_minor, paid_minor, change_minor)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![id, sale_no, ctx.terminal, ctx.now, ctx.currency, total, tax, paid, change])?;
+
+    let mut lines = Vec::with_capacity(priced.len());
+    let mut negative_stock = Vec::new();
+    for (index, line) in priced.into_iter().enumerate() {
+        let line_no = index as u32 + 1;
+        insert_line(conn, id, line_no, &line)?;
+        let level = ledger::record(
+            conn,
+            &Movement {
+                sku: &line.item.sku,
+                kind: MovementKind::Sale,
+                on_hand_delta: -line.quantity,
+                reserved_delta: 0,
+                ref_type: "sale",
+                ref_id: &sale_no,
+                terminal: ctx.terminal,
+            },
+            ctx.now,
+        )?;
+        if level.on_hand < 0
+            && !negative_stock
+                .iter()
+                .any(|n: &NegativeStock| n.sku == line.item.sku)
+        {
+            negative_stock.push(NegativeStock {
+                sku: line.item.sku.clone(),
+                on_hand: level.on_hand,
+            });
+        }
+        lines.push(receipt_line(line_no, line));
+    }
+    for (seq, payment) in request.payments.iter().enumerate() {
+        conn.prepare_cached(
+            "INSERT INTO payment (sale_id, seq, method, amount_minor, reference) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![id, seq as i64 + 1, payment.method.as_str(), payment.amount_minor, payment.reference])?;
+    }
+    Ok(SaleReceipt {
+        sale_id: sale_no,
+        at: ctx.now.to_string(),
+        terminal: ctx.terminal.to_string(),
+        currency: ctx.currency.to_string(),
+        lines,
+        total_minor: total,
+        tax_minor: tax,
+        paid_minor: paid,
+        change_minor: change,
+        negative_stock,
+    })
+}
+
+fn price_line(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    field: &str,
+    line: &SaleLineRequest,
+) -> Result<PricedLine, StoreError> {
+    let item = catalog::resolve(conn, field, line.sku.as_deref(), line.gtin.as_deref())?;
+    if item.currency != ctx.currency {
+        return Err(StoreError::unprocessable(
+            field,
+            format!(
+                "item {} is priced in {}, this store sells in {}",
+                item.sku, item.currency, ctx.currency
+            ),
+        ));
+    }
+    let (quantity, unit) = line_quantity(field, &item, line)?;
+    let measure = if item.variable_measure {
+        Quantity::Grams(quantity)
+    } else {
+        Quantity::Pieces(quantity)
+    };
+    let overflow = |_| StoreError::unprocessable(field, "amount too large");
+    let amount_minor = money::line_amount(item.price_minor, measure).map_err(overflow)?;
+    let tax_rate_bp = ctx.tax.rate_bp(&item.tax_class).ok_or_else(|| {
+        StoreError::Inconsistent(format!(
+            "item {} has unknown tax class {}",
+            item.sku, item.tax_class
+        ))
+    })?;
+    let tax_minor = if ctx.tax.prices_include_tax {
+        money::tax_included(amount_minor, tax_rate_bp)
+    } else {
+        money::tax_added(amount_minor, tax_rate_bp)
+    }
+    .map_err(overflow)?;
+    let epc = line
+        .epc
+        .as_deref()
+        .map(|e| check_epc(field, e))
+        .transpose()?;
+    Ok(PricedLine {
+        gtin: line.gtin.clone(),
+        item,
+        quantity,
+        unit,
+        amount_minor,
+        tax_rate_bp,
+        tax_minor,
+        epc,
+    })
+}
+
+fn line_quantity(
+    field: &str,
+    item: &Item,
+    line: &SaleLineRequest,
+) -> Result<(i64, &'static str), StoreError> {
+    if item.variable_measure {
+        if line.quantity.is_some_and(|q| q != 1) {
+            return Err(StoreError::unprocessable(
+                format!("{field}.quantity"),
+                format!(
+                    "item {} is sold by weight: give weight_grams, not a quantity",
+                    item.sku
+                ),
+            ));
+        }
+        let grams = line.weight_grams.ok_or_else(|| {
+            StoreError::unprocessable(
+                format!("{field}.weight_grams"),
+                format!(
+                    "item {} is sold by weight: weight_grams is required",
+                    item.sku
+                ),
+            )
+        })?;
+        positive(&format!("{field}.weight_grams"), grams)?;
+        Ok((grams, "gram"))
+    } else {
+        if line.weight_grams.is_some() {
+            return Err(StoreError::unprocessable(
+                format!("{field}.weight_grams"),
+                format!("item {} is not sold by weight", item.sku),
+            ));
+        }
+        let quantity = line.quantity.unwrap_or(1);
+        positive(&format!("{field}.quantity"), quantity)?;
+        Ok((quantity, "piece"))
+    }
+}
+
+pub fn positive(field: &str, value: i64) -> Result<i64, StoreError> {
+    if value <= 0 {
+        return Err(StoreError::unprocessable(
+            field,
+            format!("must be positive, got {value}"),
+        ));
+    }
+    Ok(value)
+}
+
+fn check_epc(field: &str, epc: &str) -> Result<String, StoreError> {
+    let valid = (8..=124).contains(&epc.len())
+        && epc.len() % 4 == 0
+        && epc.chars().all(|c| c.is_ascii_hexdigit());
+    if valid {
+        Ok(epc.to_ascii_uppercase())
+    } else {
+        Err(StoreError::unprocessable(
+            format!("{field}.epc"),
+            "must be the tag's EPC in hex (whole 16-bit words)",
+        ))
+    }
+}
+
+/// Total to pay and tax in it. With tax-exclusive prices the tax is added on top.
+fn totals(tax: &TaxConfig, lines: &[PricedLine]) -> Result<(i64, i64), StoreError> {
+    let overflow = || StoreError::unprocessable("lines", "sale total too large");
+    let mut amount: i64 = 0;
+    let mut tax_sum: i64 = 0;
+    for line in lines {
+        amount = amount.checked_add(line.amount_minor).ok_or_else(overflow)?;
+        tax_sum = tax_sum.checked_add(line.tax_minor).ok_or_else(overflow)?;
+    }
+    let total = if tax.prices_include_tax {
+        amount
+    } else {
+        amount.checked_add(tax_sum).ok_or_else(overflow)?
+    };
+    Ok((total, tax_sum))
+}
+
+/// Payments must cover the total; only cash can be overpaid (the change is handed back).
+fn check_payments(payments: &[PaymentRequest], total: i64) -> Result<(i64, i64), StoreError> {
+    if payments.len() > MAX_PAYMENTS {
+        return Err(StoreError::unprocessable(
+            "payments",
+            format!("at most {MAX_PAYMENTS} payments"),
+        ));
+    }
+    let mut paid: i64 = 0;
+    for (i, p) in payments.iter().enumerate() {
+        positive(&format!("payments[{i}].amount_minor"), p.amount_minor)?;
+        paid = paid
+            .checked_add(p.amount_minor)
+            .ok_or_else(|| StoreError::unprocessable("payments", "payment total too large"))?;
+    }
+    if paid < total {
+        return Err(StoreError::unprocessable(
+            "payments",
+            format!("payments cover {paid} of {total} minor units"),
+        ));
+    }
+    let change = paid - total;
+    if change > 0 && !payments.iter().any(|p| p.method == PaymentMethod::Cash) {
+        return Err(StoreError::unprocessable(
+            "payments",
+            format!("overpaid by {change} minor units, and only cash can be given change"),
+        ));
+    }
+    Ok((paid, change))
+}
+
+fn insert_line(
+    conn: &Connection,
+    sale_id: i64,
+    line_no: u32,
+    line: &PricedLine,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO sale_line (sale_id, line_no, sku, gtin14, name, quantity, unit, unit_price_minor,
+            amount_minor, tax_class, tax_rate_bp, tax_minor, epc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(params![
+        sale_id,
+        line_no,
+        line.item.sku,
+        line.gtin,
+        line.item.name,
+        line.quantity,
+        line.unit,
+        line.item.price_minor,
+        line.amount_minor,
+        line.item.tax_class,
+        line.tax_rate_bp,
+        line.tax_minor,
+        line.epc
+    ])?;
+    Ok(())
+}
+
+fn receipt_line(line_no: u32, line: PricedLine) -> ReceiptLine {
+    ReceiptLine {
+        line_no,
+        sku: line.item.sku,
+        name: line.item.name,
+        quantity: line.quantity,
+        unit: line.unit.to_string(),
+        unit_price_minor: line.item.price_minor,
+        amount_minor: line.amount_minor,
+        tax_class: line.item.tax_class,
+        tax_rate_bp: line.tax_rate_bp,
+        tax_minor: line.tax_minor,
+    }
+}
+
+/// A stored sale with its lines, as the API shows it.
+pub fn get_sale(conn: &Connection, sale_no: &str) -> Result<Option<SaleReceipt>, StoreError> {
+    let head = conn
+        .prepare_cached(
+            "SELECT id, terminal, at, currency, total_minor, tax_minor, paid_minor, change_minor FROM sale WHERE sale_no = ?1",
+        )?
+        .query_row([sale_no], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+        })
+        .optional()?;
+    let Some((id, terminal, at, currency, total_minor, tax_minor, paid_minor, change_minor)) = head
+    else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT line_no, sku, name, quantity, unit, unit_price_minor, amount_minor, tax_class, tax_rate_bp, tax_minor
+         FROM sale_line WHERE sale_id = ?1 ORDER BY line_no",
+    )?;
+    let lines = stmt
+        .query_map([id], |r| {
+            Ok(ReceiptLine {
+                line_no: r.get(0)?,
+                sku: r.get(1)?,
+                name: r.get(2)?,
+                quantity: r.get(3)?,
+                unit: r.get(4)?,
+                unit_price_minor: r.get(5)?,
+                amount_minor: r.get(6)?,
+                tax_class: r.get(7)?,
+                tax_rate_bp: r.get(8)?,
+                tax_minor: r.get(9)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(Some(SaleReceipt {
+        sale_id: sale_no.to_string(),
+        at,
+        terminal,
+        currency,
+        lines,
+        total_minor,
+        tax_minor,
+        paid_minor,
+        change_minor,
+        negative_stock: Vec::new(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnRequest {
+    pub sale_id: String,
+    pub lines: Vec<ReturnLineRequest>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnLineRequest {
+    pub line_no: u32,
+    /// Pieces, or grams for a weighed line.
+    pub quantity: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct ReturnReceipt {
+    pub return_id: String,
+    pub sale_id: String,
+    pub at: String,
+    pub lines: Vec<ReturnedLine>,
+    pub refund_minor: i64,
+    pub tax_minor: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct ReturnedLine {
+    pub line_no: u32,
+    pub sku: String,
+    pub quantity: i64,
+    pub refund_minor: i64,
+    pub tax_minor: i64,
+    pub stock_after: i64,
+}
+
+struct SoldLine {
+    sku: String,
+    quantity: i64,
+    amount_minor: i64,
+    tax_minor: i64,
+    returned_quantity: i64,
+    refunded_minor: i64,
+    refunded_tax_minor: i64,
+}
+
+/// Returns goods against a sale: never more than was sold (across all its returns), refunds
+/// pro rata (the last return of a line gets exactly what is left, so rounding never drifts),
+/// and puts the goods back into stock.
+pub fn record_return(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    request: &ReturnRequest,
+) -> Result<ReturnReceipt, StoreError> {
+    if request.lines.is_empty() || request.lines.len() > MAX_LINES {
+        return Err(StoreError::unprocessable(
+            "lines",
+            format!("a return needs 1 to {MAX_LINES} lines"),
+        ));
+    }
+    let sale_id: i64 = conn
+        .prepare_cached("SELECT id FROM sale WHERE sale_no = ?1")?
+        .query_row([&request.sale_id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::not_found(format!("sale {:?}", request.sale_id)))?;
+    let id: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(id), 0) + 1 FROM sale_return",
+        [],
+        |r| r.get(0),
+    )?;
+    let return_no = format!("{}-R{id:06}", ctx.writer_id);
+    conn.prepare_cached(
+        "INSERT INTO sale_return (id, return_no, sale_id, terminal, at, refund_minor, tax_minor, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?6)",
+    )?
+    .execute(params![id, return_no, sale_id, ctx.terminal, ctx.now, request.reason])?;
+
+    let mut lines = Vec::with_capacity(request.lines.len());
+    let (mut refund_total, mut tax_total) = (0i64, 0i64);
+    for (i, line) in request.lines.iter().enumerate() {
+        let field = format!("lines[{i}]");
+        positive(&format!("{field}.quantity"), line.quantity)?;
+        let sold = sold_line(conn, sale_id, line.line_no)?.ok_or_else(|| {
+            StoreError::not_found(format!(
+                "{field}.line_no {} of sale {}",
+                line.line_no, request.sale_id
+            ))
+        })?;
+        let left = sold.quantity - sold.returned_quantity;
+        if line.quantity > left {
+            return Err(StoreError::unprocessable(
+                format!("{field}.quantity"),
+                format!(
+                    "{} returned, but only {left} of {} sold are left to return",
+                    line.quantity, sold.quantity
+                ),
+            ));
+        }
+        let finishes_line = line.quantity == left;
+        let (refund, tax) = if finishes_line {
+            (
+                sold.amount_minor - sold.refunded_minor,
+                sold.tax_minor - sold.refunded_tax_minor,
+            )
+        } else {
+            let r = money::pro_rata(sold.amount_minor, line.quantity, sold.quantity);
+            let t = money::pro_rata(sold.tax_minor, line.quantity, sold.quantity);
+            (
+                r.map_err(|_| StoreError::unprocessable(&field, "amount too large"))?,
+                t.map_err(|_| StoreError::unprocessable(&field, "amount too large"))?,
+            )
+        };
+        conn.prepare_cached(
+            "INSERT INTO return_line (return_id, sale_id, line_no, quantity, refund_minor, tax_minor)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![id, sale_id, line.line_no, line.quantity, refund, tax])
+        .map_err(|e| match e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                StoreError::unprocessable(format!("{field}.line_no"), format!("line {} is listed twice", line.line_no))
+            }
+            other => other.into(),
+        })?;
+        let level = ledger::record(
+            conn,
+            &Movement {
+                sku: &sold.sku,
+                kind: MovementKind::Return,
+                on_hand_delta: line.quantity,
+                reserved_delta: 0,
+                ref_type: "return",
+                ref_id: &return_no,
+                terminal: ctx.terminal,
+            },
+            ctx.now,
+        )?;
+        refund_total += refund;
+        tax_total += tax;
+        lines.push(ReturnedLine {
+            line_no: line.line_no,
+            sku: sold.sku,
+            quantity: line.quantity,
+            refund_minor: refund,
+            tax_minor: tax,
+            stock_after: level.on_hand,
+        });
+    }
+    conn.prepare_cached("UPDATE sale_return SET refund_minor = ?1, tax_minor = ?2 WHERE id = ?3")?
+        .execute(params![refund_total, tax_total, id])?;
+    Ok(ReturnReceipt {
+        return_id: return_no,
+        sale_id: request.sale_id.clone(),
+        at: ctx.now.to_string(),
+        lines,
+        refund_minor: refund_total,
+        tax_minor: tax_total,
+    })
+}
+
+fn sold_line(
+    conn: &Connection,
+    sale_id: i64,
+    line_no: u32,
+) -> Result<Option<SoldLine>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT l.sku, l.quantity, l.amount_minor, l.tax_minor,
+                    COALESCE(sum(r.quantity), 0), COALESCE(sum(r.refund_minor), 0), COALESCE(sum(r.tax_minor), 0)
+             FROM sale_line l LEFT JOIN return_line r ON r.sale_id = l.sale_id AND r.line_no = l.line_no
+             WHERE l.sale_id = ?1 AND l.line_no = ?2 GROUP BY l.sale_id, l.line_no",
+        )?
+        .query_row(params![sale_id, line_no], |r| {
+            Ok(SoldLine {
+                sku: r.get(0)?,
+                quantity: r.get(1)?,
+                amount_minor: r.get(2)?,
+                tax_minor: r.get(3)?,
+                returned_quantity: r.get(4)?,
+                refunded_minor: r.get(5)?,
+                refunded_tax_minor: r.get(6)?,
+            })
+        })
+        .optional()?)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,256 @@
+use super::*;
+use crate::config::TaxConfig;
+use crate::store::catalog::{self, Item};
+use crate::store::ledger;
+use crate::store::testing::memory_db;
+
+fn tax() -> TaxConfig {
+    TaxConfig {
+        prices_include_tax: true,
+        classes: vec![("standard".into(), 1900), ("reduced".into(), 700)],
+    }
+}
+
+fn ctx<'a>(tax: &'a TaxConfig) -> WriteContext<'a> {
+    WriteContext {
+        terminal: "pos1",
+        writer_id: "s1.n1",
+        currency: "EUR",
+        tax,
+        now: "2026-11-23T10:00:00.000Z",
+    }
+}
+
+fn setup() -> rusqlite::Connection {
+    let conn = memory_db();
+    let items = [
+        ("MILK", 119, "reduced", false, "4006381333931"),
+        ("SHIRT", 1299, "standard", false, "5901234123457"),
+        ("APPLE", 299, "reduced", true, "96385074"),
+    ];
+    for (sku, price, class, weighed, gtin) in items {
+        let item = Item {
+            sku: sku.into(),
+            name: sku.into(),
+            price_minor: price,
+            currency: "EUR".into(),
+            tax_class: class.into(),
+            variable_measure: weighed,
+            gtins: vec![gtin.into()],
+        };
+        catalog::upsert(&conn, &item.validated(|_| true).unwrap(), "t").unwrap();
+    }
+    conn
+}
+
+fn line(sku: &str, quantity: Option<i64>, weight: Option<i64>) -> SaleLineRequest {
+    SaleLineRequest {
+        sku: Some(sku.into()),
+        gtin: None,
+        quantity,
+        weight_grams: weight,
+        epc: None,
+    }
+}
+
+fn cash(amount: i64) -> Vec<PaymentRequest> {
+    vec![PaymentRequest {
+        method: PaymentMethod::Cash,
+        amount_minor: amount,
+        reference: None,
+    }]
+}
+
+#[test]
+fn sale_prices_taxes_and_moves_stock() {
+    let conn = setup();
+    let tax = tax();
+    let request = SaleRequest {
+        lines: vec![
+            line("MILK", Some(2), None),
+            line("SHIRT", None, None),
+            line("APPLE", None, Some(1086)),
+        ],
+        payments: cash(2000),
+    };
+    let receipt = record_sale(&conn, &ctx(&tax), &request).unwrap();
+    // 2 × 1.19 + 12.99 + 2.99 × 1.086 kg (3.24714 → 3.25) = 18.62
+    assert_eq!(receipt.total_minor, 238 + 1299 + 325);
+    // 7 % in 2.38 → 0.16; 19 % in 12.99 → 2.07; 7 % in 3.25 → 0.21
+    assert_eq!(receipt.tax_minor, 16 + 207 + 21);
+    assert_eq!(receipt.change_minor, 2000 - 1862);
+    assert_eq!(receipt.sale_id, "s1.n1-000001");
+    assert_eq!(ledger::level(&conn, "APPLE").unwrap().on_hand, -1086);
+    assert_eq!(
+        receipt.negative_stock.len(),
+        3,
+        "nothing was received, so all went negative"
+    );
+}
+
+#[test]
+fn sale_by_gtin_any_length() {
+    let conn = setup();
+    let tax = tax();
+    let request = SaleRequest {
+        lines: vec![SaleLineRequest {
+            sku: None,
+            gtin: Some("00000096385074".into()),
+            quantity: None,
+            weight_grams: Some(500),
+            epc: None,
+        }],
+        payments: cash(150),
+    };
+    assert_eq!(
+        record_sale(&conn, &ctx(&tax), &request).unwrap().lines[0].sku,
+        "APPLE"
+    );
+}
+
+#[test]
+fn bad_sales_are_refused_with_the_field() {
+    let conn = setup();
+    let tax = tax();
+    let cases: Vec<(SaleRequest, &str)> = vec![
+        (
+            SaleRequest {
+                lines: vec![],
+                payments: cash(1),
+            },
+            "lines",
+        ),
+        (
+            SaleRequest {
+                lines: vec![line("MILK", Some(0), None)],
+                payments: cash(1),
+            },
+            "lines[0].quantity",
+        ),
+        (
+            SaleRequest {
+                lines: vec![line("MILK", Some(-2), None)],
+                payments: cash(1),
+            },
+            "lines[0].quantity",
+        ),
+        (
+            SaleRequest {
+                lines: vec![line("APPLE", Some(2), None)],
+                payments: cash(1),
+            },
+            "lines[0].quantity",
+        ),
+        (
+            SaleRequest {
+                lines: vec![line("APPLE", None, None)],
+                payments: cash(1),
+            },
+            "lines[0].weight_grams",
+        ),
+        (
+            SaleRequest {
+                lines: vec![line("MILK", Some(1), Some(5))],
+                payments: cash(1),
+            },
+            "lines[0].weight_grams",
+        ),
+        (
+            SaleRequest {
+                lines: vec![line("MILK", Some(1), None)],
+                payments: cash(100),
+            },
+            "payments",
+        ),
+    ];
+    for (request, field) in cases {
+        match record_sale(&conn, &ctx(&tax), &request) {
+            Err(StoreError::Unprocessable { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: expected 422, got {other:?}"),
+        }
+    }
+    let card_overpaid = SaleRequest {
+        lines: vec![line("MILK", Some(1), None)],
+        payments: vec![PaymentRequest {
+            method: PaymentMethod::Card,
+            amount_minor: 200,
+            reference: None,
+        }],
+    };
+    assert!(matches!(
+        record_sale(&conn, &ctx(&tax), &card_overpaid),
+        Err(StoreError::Unprocessable { .. })
+    ));
+    let unknown = SaleRequest {
+        lines: vec![line("NOPE", Some(1), None)],
+        payments: cash(1),
+    };
+    assert!(matches!(
+        record_sale(&conn, &ctx(&tax), &unknown),
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn returns_never_exceed_what_was_sold_and_refund_exactly() {
+    let conn = setup();
+    let tax = tax();
+    let sale = record_sale(
+        &conn,
+        &ctx(&tax),
+        &SaleRequest {
+            lines: vec![line("SHIRT", Some(3), None)],
+            payments: cash(3897),
+        },
+    )
+    .unwrap();
+    let ret = |qty| ReturnRequest {
+        sale_id: sale.sale_id.clone(),
+        lines: vec![ReturnLineRequest {
+            line_no: 1,
+            quantity: qty,
+        }],
+        reason: None,
+    };
+    let first = record_return(&conn, &ctx(&tax), &ret(1)).unwrap();
+    assert_eq!(first.refund_minor, 1299);
+    assert_eq!(first.lines[0].stock_after, -2);
+    let too_many = record_return(&conn, &ctx(&tax), &ret(3)).unwrap_err();
+    assert!(too_many.to_string().contains("only 2 of 3"), "{too_many}");
+    let rest = record_return(&conn, &ctx(&tax), &ret(2)).unwrap();
+    assert_eq!(first.refund_minor + rest.refund_minor, sale.total_minor);
+    assert_eq!(first.tax_minor + rest.tax_minor, sale.tax_minor);
+    assert!(record_return(&conn, &ctx(&tax), &ret(1)).is_err());
+    let missing = ReturnRequest {
+        sale_id: "nope".into(),
+        lines: vec![ReturnLineRequest {
+            line_no: 1,
+            quantity: 1,
+        }],
+        reason: None,
+    };
+    assert!(matches!(
+        record_return(&conn, &ctx(&tax), &missing),
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn tax_exclusive_prices_add_tax() {
+    let conn = setup();
+    let tax = TaxConfig {
+        prices_include_tax: false,
+        ..tax()
+    };
+    let receipt = record_sale(
+        &conn,
+        &ctx(&tax),
+        &SaleRequest {
+            lines: vec![line("SHIRT", Some(1), None)],
+            payments: cash(2000),
+        },
+    )
+    .unwrap();
+    assert_eq!(receipt.tax_minor, 247);
+    assert_eq!(receipt.total_minor, 1299 + 247);
+}

@@ -1,0 +1,198 @@
+//! Versioned migrations, applied in order at start inside one transaction each.
+//!
+//! The version lives in `PRAGMA user_version`. A database written by a newer binary is refused:
+//! an older binary cannot know what the newer tables mean, and guessing could lose data.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// Each entry moves the schema from version `index` to `index + 1`. Append only; never edit.
+const MIGRATIONS: &[&str] = &[
+    // 1: catalog, ledger, sales, returns, click-and-collect orders, idempotency.
+    r#"
+    CREATE TABLE item (
+        sku              TEXT PRIMARY KEY,
+        name             TEXT NOT NULL,
+        price_minor      INTEGER NOT NULL CHECK (price_minor >= 0),
+        currency         TEXT NOT NULL,
+        tax_class        TEXT NOT NULL,
+        variable_measure INTEGER NOT NULL DEFAULT 0 CHECK (variable_measure IN (0, 1)),
+        updated_at       TEXT NOT NULL
+    ) STRICT;
+
+    CREATE TABLE item_gtin (
+        gtin14 TEXT PRIMARY KEY CHECK (length(gtin14) = 14),
+        sku    TEXT NOT NULL REFERENCES item(sku) ON DELETE CASCADE
+    ) STRICT;
+    CREATE INDEX item_gtin_by_sku ON item_gtin(sku);
+
+    -- Append-only. Stock is derived from it; stock_level is its indexed running sum.
+    CREATE TABLE stock_movement (
+        id        INTEGER PRIMARY KEY,
+        sku       TEXT NOT NULL,
+        kind      TEXT NOT NULL CHECK (kind IN
+                   ('sale','return','receipt','adjustment','count','transfer','reservation')),
+        on_hand_delta  INTEGER NOT NULL,
+        reserved_delta INTEGER NOT NULL DEFAULT 0,
+        ref_type  TEXT,
+        ref_id    TEXT,
+        terminal  TEXT,
+        at        TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX stock_movement_by_sku ON stock_movement(sku, id);
+
+    CREATE TABLE stock_level (
+        sku        TEXT PRIMARY KEY,
+        on_hand    INTEGER NOT NULL DEFAULT 0,
+        reserved   INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX stock_level_negative ON stock_level(on_hand) WHERE on_hand < 0;
+
+    CREATE TABLE sale (
+        id          INTEGER PRIMARY KEY,
+        sale_no     TEXT NOT NULL UNIQUE,
+        terminal    TEXT NOT NULL,
+        at          TEXT NOT NULL,
+        currency    TEXT NOT NULL,
+        total_minor INTEGER NOT NULL,
+        tax_minor   INTEGER NOT NULL,
+        paid_minor  INTEGER NOT NULL,
+        change_minor INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE sale_line (
+        sale_id          INTEGER NOT NULL REFERENCES sale(id),
+        line_no          INTEGER NOT NULL,
+        sku              TEXT NOT NULL,
+        gtin14           TEXT,
+        name             TEXT NOT NULL,
+        quantity         INTEGER NOT NULL CHECK (quantity > 0),
+        unit             TEXT NOT NULL CHECK (unit IN ('piece', 'gram')),
+        unit_price_minor INTEGER NOT NULL,
+        amount_minor     INTEGER NOT NULL,
+        tax_class        TEXT NOT NULL,
+        tax_rate_bp      INTEGER NOT NULL,
+        tax_minor        INTEGER NOT NULL,
+        epc              TEXT,
+        PRIMARY KEY (sale_id, line_no)
+    ) STRICT;
+
+    CREATE TABLE payment (
+        sale_id      INTEGER NOT NULL REFERENCES sale(id),
+        seq          INTEGER NOT NULL,
+        method       TEXT NOT NULL,
+        amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
+        reference    TEXT,
+        PRIMARY KEY (sale_id, seq)
+    ) STRICT;
+
+    CREATE TABLE sale_return (
+        id           INTEGER PRIMARY KEY,
+        return_no    TEXT NOT NULL UNIQUE,
+        sale_id      INTEGER NOT NULL REFERENCES sale(id),
+        terminal     TEXT NOT NULL,
+        at           TEXT NOT NULL,
+        refund_minor INTEGER NOT NULL,
+        tax_minor    INTEGER NOT NULL,
+        reason       TEXT
+    ) STRICT;
+
+    CREATE TABLE return_line (
+        return_id    INTEGER NOT NULL REFERENCES sale_return(id),
+        sale_id      INTEGER NOT NULL,
+        line_no      INTEGER NOT NULL,
+        quantity     INTEGER NOT NULL CHECK (quantity > 0),
+        refund_minor INTEGER NOT NULL,
+        tax_minor    INTEGER NOT NULL,
+        PRIMARY KEY (return_id, line_no),
+        FOREIGN KEY (sale_id, line_no) REFERENCES sale_line(sale_id, line_no)
+    ) STRICT;
+    CREATE INDEX return_line_by_sale ON return_line(sale_id, line_no);
+
+    CREATE TABLE cc_order (
+        id               TEXT PRIMARY KEY,
+        status           TEXT NOT NULL,
+        channel          TEXT NOT NULL,
+        pickup_code_hash TEXT NOT NULL,
+        created_at       TEXT NOT NULL,
+        hold_until       TEXT NOT NULL,
+        updated_at       TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX cc_order_by_status ON cc_order(status, created_at);
+
+    CREATE TABLE cc_order_line (
+        order_id   TEXT NOT NULL REFERENCES cc_order(id),
+        line_no    INTEGER NOT NULL,
+        sku        TEXT NOT NULL,
+        quantity   INTEGER NOT NULL CHECK (quantity > 0),
+        picked     INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (order_id, line_no)
+    ) STRICT;
+
+    CREATE TABLE cc_order_event (
+        id       INTEGER PRIMARY KEY,
+        order_id TEXT NOT NULL REFERENCES cc_order(id),
+        status   TEXT NOT NULL,
+        at       TEXT NOT NULL,
+        actor    TEXT NOT NULL,
+        note     TEXT
+    ) STRICT;
+    CREATE INDEX cc_order_event_by_order ON cc_order_event(order_id, id);
+
+    -- The first result of every write, so a replayed request returns it and changes nothing.
+    CREATE TABLE idempotency (
+        terminal     TEXT NOT NULL,
+        key          TEXT NOT NULL,
+        request_hash TEXT NOT NULL,
+        status       INTEGER NOT NULL,
+        response     TEXT NOT NULL,
+        at           TEXT NOT NULL,
+        PRIMARY KEY (terminal, key)
+    ) STRICT;
+    "#,
+];
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Brings the database to [`SCHEMA_VERSION`]; returns the version it found.
+pub fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
+    let found: u32 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as u32 + 1)?;
+        tx.commit()?;
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_empty_database_and_is_idempotent() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), 0);
+        assert_eq!(migrate(&mut conn).unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn newer_database_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        let err = migrate(&mut conn).unwrap_err();
+        assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{err}");
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+}
