@@ -50,6 +50,11 @@ pub struct Config {
     pub api: ApiConfig,
     pub database: DatabaseConfig,
     pub tax: TaxConfig,
+    pub devices: crate::devices::config::DevicesConfig,
+    /// `None`: standalone store without HQ.
+    pub sync: Option<crate::sync::config::SyncConfig>,
+    /// Settings of `storenode hq`.
+    pub hq: Option<crate::sync::config::HqConfig>,
 }
 
 #[derive(Debug, Clone)]

@@ -22,6 +22,12 @@ pub struct RawConfig {
     pub database: RawDatabase,
     #[serde(default)]
     pub tax: RawTax,
+    #[serde(default)]
+    pub devices: crate::devices::config::RawDevices,
+    /// Absent: the node runs standalone, without HQ.
+    pub sync: Option<crate::sync::config::RawSync>,
+    /// Only for `storenode hq`.
+    pub hq: Option<crate::sync::config::RawHq>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -240,6 +246,9 @@ impl RawConfig {
             },
             database: RawDatabase::default(),
             tax: RawTax::default(),
+            devices: Default::default(),
+            sync: None,
+            hq: None,
         }
     }
 
@@ -327,8 +336,15 @@ impl RawConfig {
             ));
         }
 
+        let devices = self.devices.validate(file)?;
+        let sync = self.sync.map(|s| s.validate(file)).transpose()?;
+        let hq = self.hq.map(|h| h.validate(file)).transpose()?;
+
         Ok(Config {
             file: file.to_path_buf(),
+            devices,
+            sync,
+            hq,
             node: NodeConfig {
                 tenant: self.node.tenant,
                 store_id: self.node.store_id,

@@ -152,6 +152,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (terminal, key)
     ) STRICT;
     "#,
+    // 2: device events (scans, tag reads, item-level RFID inventory). Owned by `devices`.
+    include_str!("../devices/schema.sql"),
+    // 3: sync state (CRDT documents, outbox, peers' heads). Owned by `sync`.
+    include_str!("../sync/schema.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -1,0 +1,3 @@
+//! Offline-first sync with HQ: automerge CRDT documents carried over MQTT.
+
+pub mod config;
