@@ -19,6 +19,9 @@ pub enum MovementKind {
     Count,
     Transfer,
     Reservation,
+    /// Net movements of another writer of the same store (another lane), replicated by sync;
+    /// never replicated back.
+    Peer,
 }
 
 impl MovementKind {
@@ -31,6 +34,7 @@ impl MovementKind {
             Self::Count => "count",
             Self::Transfer => "transfer",
             Self::Reservation => "reservation",
+            Self::Peer => "peer",
         }
     }
 }

@@ -32,7 +32,7 @@ const MIGRATIONS: &[&str] = &[
         id        INTEGER PRIMARY KEY,
         sku       TEXT NOT NULL,
         kind      TEXT NOT NULL CHECK (kind IN
-                   ('sale','return','receipt','adjustment','count','transfer','reservation')),
+                   ('sale','return','receipt','adjustment','count','transfer','reservation','peer')),
         on_hand_delta  INTEGER NOT NULL,
         reserved_delta INTEGER NOT NULL DEFAULT 0,
         ref_type  TEXT,

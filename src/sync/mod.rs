@@ -1,3 +1,13 @@
 //! Offline-first sync with HQ: automerge CRDT documents carried over MQTT.
 
 pub mod config;
+pub mod doc;
+pub mod doc_catalog;
+pub mod doc_stock;
+pub mod epoch;
+pub mod orders;
+pub mod orders_doc;
+pub mod payload;
+pub mod tls;
+pub mod topics;
+pub mod transport;

@@ -1,0 +1,398 @@
+//! The orders document of one store: order facts plus writer-owned status events.
+//!
+//! Layout:
+//! ```text
+//! orders/{order_id}                      map, made by the creating writer
+//!   channel, created_at, pickup_code_hash (hex), fulfilment (writer id)
+//!   lines/{sku} = qty
+//! writers/{w}/order_events/{order_id}    map, made by w
+//!   {status} = at_ms                      first time w saw/recorded that status
+//! ```
+//! Order ids are `{creating writer}:{local id}`, so creation never conflicts and HQ can
+//! check the creator owns the key. Events are a per-writer set keyed by status: a writer
+//! records a status once (the earliest time it did), so no key is ever written by two
+//! writers, and the state is [`fold_status`] over the union. No personal data goes here:
+//! names, phones and e-mails live beside the document (keyed by order id) where they can be
+//! erased; the document only holds a hash of the pickup code.
+
+use std::collections::BTreeMap;
+
+use automerge::ObjType;
+use automerge::transaction::Transactable;
+
+use super::doc::{
+    DocError, DocId, DocKind, KEY_ORDERS, KEY_WRITERS, LocalChange, SyncDoc, WriterId, int_at,
+    int_entries, map_at, map_keys, order_id_belongs_to, str_at,
+};
+use super::orders::{OrderEvent, OrderState, OrderStatus, fold_status};
+
+const KEY_EVENTS: &str = "order_events";
+const KEY_LINES: &str = "lines";
+/// Longest order id accepted (bytes).
+pub const MAX_ORDER_ID_LEN: usize = 128;
+
+/// Errors of the orders document.
+#[derive(Debug, thiserror::Error)]
+pub enum OrdersError {
+    #[error(transparent)]
+    Doc(#[from] DocError),
+    #[error("order id {0:?} must be '{{writer}}:{{local id}}' with this writer's id")]
+    ForeignOrderId(String),
+    #[error("order {0} already exists")]
+    Exists(String),
+    #[error("order {0} is unknown")]
+    Unknown(String),
+    #[error("order {order} has an invalid line: {reason}")]
+    InvalidLine { order: String, reason: String },
+    #[error("automerge refused the write: {0}")]
+    Automerge(Box<automerge::AutomergeError>),
+}
+
+// Boxed: automerge's error is large and would bloat every `Result` (clippy result_large_err).
+impl From<automerge::AutomergeError> for OrdersError {
+    fn from(e: automerge::AutomergeError) -> Self {
+        Self::Automerge(Box::new(e))
+    }
+}
+
+/// The business facts of an order (never personal data).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct OrderFacts {
+    pub order_id: String,
+    /// e.g. "web", "app", "phone".
+    pub channel: String,
+    pub created_at_ms: i64,
+    /// SHA-256 (or similar) of the pickup code, never the code itself.
+    pub pickup_code_hash: [u8; 32],
+    /// The writer that turns the order's status into stock movements (see
+    /// [`super::orders::settle_movements`]).
+    pub fulfilment: WriterId,
+    /// sku → quantity (> 0).
+    pub lines: BTreeMap<String, i64>,
+}
+
+/// The orders document of one store and epoch.
+#[derive(Debug, Clone)]
+pub struct OrdersDoc {
+    core: SyncDoc,
+}
+
+impl OrdersDoc {
+    pub fn genesis(store: &str, epoch: u32, writer: WriterId) -> Result<Self, OrdersError> {
+        let id = DocId::new(store, DocKind::Orders)?;
+        Ok(Self {
+            core: SyncDoc::genesis(&id, epoch, writer)?,
+        })
+    }
+
+    pub fn load(bytes: &[u8], writer: WriterId) -> Result<Self, OrdersError> {
+        let core = SyncDoc::load(bytes, writer)?;
+        core.expect_kind(DocKind::Orders)?;
+        Ok(Self { core })
+    }
+
+    pub fn core(&self) -> &SyncDoc {
+        &self.core
+    }
+
+    pub fn core_mut(&mut self) -> &mut SyncDoc {
+        &mut self.core
+    }
+
+    /// Creates an order (one change) and records `Placed` by this writer at its creation time.
+    pub fn create_order(&mut self, facts: &OrderFacts) -> Result<Option<LocalChange>, OrdersError> {
+        let writer = self.core.writer().clone();
+        if facts.order_id.len() > MAX_ORDER_ID_LEN || !order_id_belongs_to(&facts.order_id, &writer)
+        {
+            return Err(OrdersError::ForeignOrderId(facts.order_id.clone()));
+        }
+        validate_lines(facts)?;
+        if self.facts(&facts.order_id).is_some() {
+            return Err(OrdersError::Exists(facts.order_id.clone()));
+        }
+        let orders = self.genesis_map(KEY_ORDERS)?;
+        let writers = self.genesis_map(KEY_WRITERS)?;
+        self.core.commit(facts.created_at_ms, "order", |tx| {
+            let order = tx.put_object(&orders, facts.order_id.as_str(), ObjType::Map)?;
+            tx.put(&order, "channel", facts.channel.as_str())?;
+            tx.put(&order, "created_at", facts.created_at_ms)?;
+            tx.put(
+                &order,
+                "pickup_code_hash",
+                hex::encode(facts.pickup_code_hash),
+            )?;
+            tx.put(&order, "fulfilment", facts.fulfilment.as_str())?;
+            let lines = tx.put_object(&order, KEY_LINES, ObjType::Map)?;
+            for (sku, qty) in &facts.lines {
+                tx.put(&lines, sku.as_str(), *qty)?;
+            }
+            put_event(
+                tx,
+                &writers,
+                &writer,
+                &facts.order_id,
+                OrderStatus::Placed,
+                facts.created_at_ms,
+            )
+        })
+    }
+
+    /// Records that this writer set `order_id` to `status` at `at_ms`. Recording a status
+    /// this writer already recorded keeps the earlier time (and makes no change).
+    pub fn record_status(
+        &mut self,
+        order_id: &str,
+        status: OrderStatus,
+        at_ms: i64,
+    ) -> Result<Option<LocalChange>, OrdersError> {
+        if self.facts(order_id).is_none() {
+            return Err(OrdersError::Unknown(order_id.to_owned()));
+        }
+        let writers = self.genesis_map(KEY_WRITERS)?;
+        let writer = self.core.writer().clone();
+        self.core.commit(at_ms, "order-status", |tx| {
+            put_event(tx, &writers, &writer, order_id, status, at_ms)
+        })
+    }
+
+    /// The facts of an order, if present and well formed.
+    pub fn facts(&self, order_id: &str) -> Option<OrderFacts> {
+        let doc = self.core.automerge();
+        let order = map_at(doc, &self.core.root_map(KEY_ORDERS)?, order_id)?;
+        let hash: [u8; 32] = hex::decode(str_at(doc, &order, "pickup_code_hash")?)
+            .ok()?
+            .try_into()
+            .ok()?;
+        let lines = map_at(doc, &order, KEY_LINES)
+            .map(|l| int_entries(doc, &l, None).into_iter().collect())
+            .unwrap_or_default();
+        Some(OrderFacts {
+            order_id: order_id.to_owned(),
+            channel: str_at(doc, &order, "channel")?,
+            created_at_ms: int_at(doc, &order, "created_at")?,
+            pickup_code_hash: hash,
+            fulfilment: WriterId::new(&str_at(doc, &order, "fulfilment")?).ok()?,
+            lines,
+        })
+    }
+
+    /// All order ids, sorted.
+    pub fn order_ids(&self) -> Vec<String> {
+        self.core
+            .root_map(KEY_ORDERS)
+            .map(|orders| map_keys(self.core.automerge(), &orders, None))
+            .unwrap_or_default()
+    }
+
+    /// Every writer's events for `order_id`.
+    pub fn events(&self, order_id: &str) -> Vec<OrderEvent> {
+        let doc = self.core.automerge();
+        let Some(writers) = self.core.root_map(KEY_WRITERS) else {
+            return Vec::new();
+        };
+        let mut events = Vec::new();
+        for writer in map_keys(doc, &writers, None) {
+            let Some(own) = self.core.writer_map(&match WriterId::new(&writer) {
+                Ok(id) => id,
+                Err(_) => continue,
+            }) else {
+                continue;
+            };
+            let Some(per_order) =
+                map_at(doc, &own, KEY_EVENTS).and_then(|e| map_at(doc, &e, order_id))
+            else {
+                continue;
+            };
+            for (status, at_ms) in int_entries(doc, &per_order, None) {
+                if let Some(status) = OrderStatus::parse(&status) {
+                    events.push(OrderEvent {
+                        status,
+                        at_ms,
+                        writer: writer.clone(),
+                    });
+                }
+            }
+        }
+        events
+    }
+
+    /// The folded state of `order_id`.
+    pub fn state(&self, order_id: &str) -> Option<OrderState> {
+        fold_status(&self.events(order_id))
+    }
+
+    fn genesis_map(&self, key: &str) -> Result<automerge::ObjId, OrdersError> {
+        self.core
+            .root_map(key)
+            .ok_or_else(|| DocError::NotOurDocument(format!("no {key} map")).into())
+    }
+}
+
+fn validate_lines(facts: &OrderFacts) -> Result<(), OrdersError> {
+    let invalid = |reason: &str| OrdersError::InvalidLine {
+        order: facts.order_id.clone(),
+        reason: reason.to_owned(),
+    };
+    if facts.lines.is_empty() {
+        return Err(invalid("no lines"));
+    }
+    for (sku, qty) in &facts.lines {
+        if sku.is_empty() || sku.len() > super::doc_stock::MAX_SKU_LEN {
+            return Err(invalid("bad sku"));
+        }
+        if *qty <= 0 {
+            return Err(invalid("quantity must be positive"));
+        }
+    }
+    Ok(())
+}
+
+fn put_event(
+    tx: &mut automerge::transaction::Transaction<'_>,
+    writers: &automerge::ObjId,
+    writer: &WriterId,
+    order_id: &str,
+    status: OrderStatus,
+    at_ms: i64,
+) -> Result<(), OrdersError> {
+    let own = child_map(tx, writers, writer.as_str())?;
+    let events = child_map(tx, &own, KEY_EVENTS)?;
+    let per_order = child_map(tx, &events, order_id)?;
+    let earlier = int_at(tx, &per_order, status.as_str()).is_some_and(|t| t <= at_ms);
+    if !earlier {
+        tx.put(&per_order, status.as_str(), at_ms)?;
+    }
+    Ok(())
+}
+
+fn child_map(
+    tx: &mut automerge::transaction::Transaction<'_>,
+    parent: &automerge::ObjId,
+    key: &str,
+) -> Result<automerge::ObjId, OrdersError> {
+    match map_at(tx, parent, key) {
+        Some(map) => Ok(map),
+        None => Ok(tx.put_object(parent, key, ObjType::Map)?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn w(id: &str) -> WriterId {
+        WriterId::new(id).unwrap()
+    }
+
+    fn facts(order_id: &str) -> OrderFacts {
+        OrderFacts {
+            order_id: order_id.to_owned(),
+            channel: "web".to_owned(),
+            created_at_ms: 100,
+            pickup_code_hash: [7; 32],
+            fulfilment: w("s001.lane1"),
+            lines: BTreeMap::from([("sku1".to_owned(), 2)]),
+        }
+    }
+
+    fn exchange(a: &mut OrdersDoc, b: &mut OrdersDoc) {
+        let to_b = a.core().changes_since(&b.core().heads());
+        let to_a = b.core().changes_since(&a.core().heads());
+        b.core_mut().apply_changes(&to_b).unwrap();
+        a.core_mut().apply_changes(&to_a).unwrap();
+    }
+
+    #[test]
+    fn hq_order_with_concurrent_pick_and_cancel_folds_the_same_everywhere() {
+        let mut hq = OrdersDoc::genesis("s001", 1, w("hq")).unwrap();
+        let mut lane = OrdersDoc::genesis("s001", 1, w("s001.lane1")).unwrap();
+        hq.create_order(&facts("hq:1")).unwrap().unwrap();
+        exchange(&mut hq, &mut lane);
+        assert_eq!(lane.facts("hq:1"), Some(facts("hq:1")));
+        lane.record_status("hq:1", OrderStatus::Ready, 200).unwrap();
+        hq.record_status("hq:1", OrderStatus::Cancelled, 150)
+            .unwrap();
+        exchange(&mut hq, &mut lane);
+        let state = lane.state("hq:1").unwrap();
+        assert_eq!(state.status, OrderStatus::Cancelled);
+        assert_eq!(hq.state("hq:1"), Some(state));
+        assert_eq!(lane.events("hq:1").len(), 3);
+        assert_eq!(lane.order_ids(), vec!["hq:1".to_owned()]);
+    }
+
+    #[test]
+    fn creation_rules_are_enforced() {
+        let mut lane = OrdersDoc::genesis("s001", 1, w("s001.lane1")).unwrap();
+        assert!(matches!(
+            lane.create_order(&facts("hq:1")),
+            Err(OrdersError::ForeignOrderId(_))
+        ));
+        lane.create_order(&facts("s001.lane1:1")).unwrap();
+        assert!(matches!(
+            lane.create_order(&facts("s001.lane1:1")),
+            Err(OrdersError::Exists(_))
+        ));
+        let mut empty = facts("s001.lane1:2");
+        empty.lines.clear();
+        assert!(matches!(
+            lane.create_order(&empty),
+            Err(OrdersError::InvalidLine { .. })
+        ));
+        assert!(matches!(
+            lane.record_status("s001.lane1:9", OrderStatus::Ready, 1),
+            Err(OrdersError::Unknown(_))
+        ));
+    }
+
+    #[test]
+    fn repeated_status_keeps_the_earliest_time_and_makes_no_change() {
+        let mut lane = OrdersDoc::genesis("s001", 1, w("s001.lane1")).unwrap();
+        lane.create_order(&facts("s001.lane1:1")).unwrap();
+        assert!(
+            lane.record_status("s001.lane1:1", OrderStatus::Ready, 50)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            lane.record_status("s001.lane1:1", OrderStatus::Ready, 90)
+                .unwrap()
+                .is_none()
+        );
+        let ready: Vec<_> = lane
+            .events("s001.lane1:1")
+            .into_iter()
+            .filter(|e| e.status == OrderStatus::Ready)
+            .collect();
+        assert_eq!(ready.len(), 1);
+        assert_eq!(ready[0].at_ms, 50);
+    }
+
+    #[test]
+    fn hq_check_accepts_own_orders_and_events_only() {
+        let hq = OrdersDoc::genesis("s001", 1, w("hq")).unwrap();
+        let allowed: BTreeSet<WriterId> = [w("hq"), w("s001.lane1"), w("s001.lane2")].into();
+        let mut lane1 = OrdersDoc::genesis("s001", 1, w("s001.lane1")).unwrap();
+        let created = lane1.create_order(&facts("s001.lane1:1")).unwrap().unwrap();
+        assert!(hq.core().check_change(&created.bytes, &allowed).is_ok());
+        let mut lane2 = OrdersDoc::genesis("s001", 1, w("s001.lane2")).unwrap();
+        lane2.core_mut().apply_changes(&[&created.bytes]).unwrap();
+        let event = lane2
+            .record_status("s001.lane1:1", OrderStatus::Picking, 5)
+            .unwrap()
+            .unwrap();
+        assert!(hq.core().check_change(&event.bytes, &allowed).is_ok());
+        // lane2 creating an order under lane1's id prefix is refused.
+        let forged = lane2
+            .core_mut()
+            .commit::<OrdersError, _>(1, "forge", |tx| {
+                let orders = map_at(tx, &automerge::ROOT, KEY_ORDERS).unwrap();
+                tx.put_object(&orders, "s001.lane1:2", ObjType::Map)?;
+                Ok(())
+            })
+            .unwrap()
+            .unwrap();
+        assert!(hq.core().check_change(&forged.bytes, &allowed).is_err());
+    }
+}

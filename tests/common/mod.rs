@@ -1,0 +1,7 @@
+//! Helpers shared by the integration tests. Each test binary uses a different subset, so
+//! unused items in one binary are expected.
+#![allow(dead_code)]
+
+pub mod mosquitto;
+pub mod node;
+pub mod pki;
