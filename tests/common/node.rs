@@ -76,12 +76,27 @@ impl NodeProcess {
         let catalog = dir.path().join("catalog.csv");
         std::fs::write(&catalog, CATALOG_CSV).expect("write catalog");
         let import = Command::new(binary())
-            .args(["--config", config.to_str().unwrap_or_default(), "catalog", "import"])
+            .args([
+                "--config",
+                config.to_str().unwrap_or_default(),
+                "catalog",
+                "import",
+            ])
             .arg(&catalog)
             .output()
             .expect("run catalog import");
-        assert!(import.status.success(), "import failed: {}", String::from_utf8_lossy(&import.stderr));
-        let mut node = NodeProcess { dir, config, base: format!("http://127.0.0.1:{port}"), child: None, log: Arc::default() };
+        assert!(
+            import.status.success(),
+            "import failed: {}",
+            String::from_utf8_lossy(&import.stderr)
+        );
+        let mut node = NodeProcess {
+            dir,
+            config,
+            base: format!("http://127.0.0.1:{port}"),
+            child: None,
+            log: Arc::default(),
+        };
         node.spawn();
         node
     }
@@ -111,10 +126,19 @@ impl NodeProcess {
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = reqwest::blocking::Client::new();
         while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("storenode exited early with {status}: {}", self.log());
             }
-            if client.get(format!("{}/healthz", self.base)).timeout(Duration::from_secs(1)).send().is_ok_and(|r| r.status().is_success()) {
+            if client
+                .get(format!("{}/healthz", self.base))
+                .timeout(Duration::from_secs(1))
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -137,7 +161,9 @@ impl NodeProcess {
     /// SIGTERM and wait for a graceful exit.
     pub fn terminate(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
@@ -150,7 +176,11 @@ impl NodeProcess {
     }
 
     pub fn client(&self) -> Api {
-        Api { base: self.base.clone(), token: TOKEN_POS1.into(), http: reqwest::blocking::Client::new() }
+        Api {
+            base: self.base.clone(),
+            token: TOKEN_POS1.into(),
+            http: reqwest::blocking::Client::new(),
+        }
     }
 }
 
@@ -180,7 +210,13 @@ impl Api {
     }
 
     pub fn get(&self, path: &str) -> Reply {
-        let response = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).timeout(Duration::from_secs(10)).send().expect("GET");
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .expect("GET");
         reply(response)
     }
 
@@ -189,7 +225,13 @@ impl Api {
     }
 
     pub fn post_raw(&self, path: &str, key: Option<&str>, body: Vec<u8>) -> Reply {
-        let mut request = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).timeout(Duration::from_secs(10)).header("content-type", "application/json").body(body);
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .timeout(Duration::from_secs(10))
+            .header("content-type", "application/json")
+            .body(body);
         if let Some(key) = key {
             request = request.header("idempotency-key", key);
         }
@@ -202,5 +244,9 @@ fn reply(response: reqwest::blocking::Response) -> Reply {
     let replayed = response.headers().get("idempotent-replayed").is_some();
     let text = response.text().unwrap_or_default();
     let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-    Reply { status, body, replayed }
+    Reply {
+        status,
+        body,
+        replayed,
+    }
 }
