@@ -39,6 +39,8 @@ pub enum Command {
         #[command(subcommand)]
         action: CatalogAction,
     },
+    /// Measure the sale path (HTTP API, durable) against bare SQLite on the same disk.
+    Bench(crate::bench::BenchArgs),
     /// Run a demo store with a sample catalog on this machine, no external services.
     Demo(crate::demo::DemoArgs),
 }
@@ -106,6 +108,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             println!("{report}");
             Ok(())
         }
+        Command::Bench(args) => runtime()?.block_on(crate::bench::run(args)),
         Command::Demo(args) => {
             crate::telemetry::init("info", crate::config::LogFormat::Human);
             runtime()?.block_on(crate::demo::run(args))

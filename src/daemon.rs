@@ -17,10 +17,6 @@ use crate::store::orders;
 use crate::store::sales::WriteContext;
 use crate::store::{NoHook, Store, StoreOptions};
 
-/// Requests per second and burst allowed per terminal (a scanner gun in a loop must not
-/// starve the other lanes).
-const RATE_PER_TERMINAL: u32 = 200;
-const BURST_PER_TERMINAL: u32 = 400;
 const ORDER_EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A running node, for `run`, `demo`, `bench` and the tests.
@@ -53,8 +49,8 @@ impl Node {
             store,
             auth: Arc::new(Auth::new(
                 &config.api.terminals,
-                RATE_PER_TERMINAL,
-                BURST_PER_TERMINAL,
+                config.api.rate_per_terminal,
+                config.api.burst_per_terminal,
             )),
             config: config.clone(),
             metrics: Arc::new(Metrics::default()),

@@ -1,6 +1,7 @@
 //! storenode: the edge node of a retail store. See README.md for the architecture.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod daemon;

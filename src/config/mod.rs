@@ -64,6 +64,8 @@ pub struct NodeConfig {
     pub node_id: String,
     pub data_dir: PathBuf,
     pub currency: String,
+    /// Where the daemon listens for `storenode diag` (mode 0660).
+    pub control_socket: PathBuf,
 }
 
 impl NodeConfig {
@@ -84,6 +86,9 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
     pub request_timeout_ms: u64,
+    /// Requests per second each terminal may send (token bucket), and its burst.
+    pub rate_per_terminal: u32,
+    pub burst_per_terminal: u32,
     pub terminals: Vec<Terminal>,
 }
 

@@ -42,6 +42,8 @@ pub struct RawNode {
     pub data_dir: PathBuf,
     #[serde(default = "default_currency")]
     pub currency: String,
+    /// Unix socket of `storenode diag`; defaults to `{data_dir}/control.sock`.
+    pub control_socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -82,6 +84,10 @@ pub struct RawApi {
     pub max_body_bytes: usize,
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
+    #[serde(default = "default_rate_per_terminal")]
+    pub rate_per_terminal: u32,
+    #[serde(default = "default_burst_per_terminal")]
+    pub burst_per_terminal: u32,
     #[serde(default)]
     pub terminals: Vec<RawTerminal>,
 }
@@ -92,6 +98,8 @@ impl Default for RawApi {
             listen: default_listen(),
             max_body_bytes: default_max_body_bytes(),
             request_timeout_ms: default_request_timeout_ms(),
+            rate_per_terminal: default_rate_per_terminal(),
+            burst_per_terminal: default_burst_per_terminal(),
             terminals: Vec::new(),
         }
     }
@@ -157,6 +165,12 @@ fn default_max_body_bytes() -> usize {
 }
 fn default_request_timeout_ms() -> u64 {
     10_000
+}
+fn default_rate_per_terminal() -> u32 {
+    200
+}
+fn default_burst_per_terminal() -> u32 {
+    400
 }
 fn default_true() -> bool {
     true
@@ -232,6 +246,7 @@ impl RawConfig {
                 node_id: "lane1".into(),
                 data_dir: data_dir.to_path_buf(),
                 currency: default_currency(),
+                control_socket: None,
             },
             log: RawLog::default(),
             api: RawApi {
@@ -269,6 +284,12 @@ impl RawConfig {
             ));
         }
         let data_dir = resolve(file, &self.node.data_dir);
+        let control_socket = self
+            .node
+            .control_socket
+            .as_ref()
+            .map_or_else(|| data_dir.join("control.sock"), |p| resolve(file, p));
+        check_socket_path(&control_socket).map_err(|r| invalid("node.control_socket", r))?;
 
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid(
@@ -296,6 +317,18 @@ impl RawConfig {
             return Err(invalid(
                 "api.request_timeout_ms",
                 "must be between 100 and 300000".into(),
+            ));
+        }
+        if self.api.rate_per_terminal == 0 {
+            return Err(invalid(
+                "api.rate_per_terminal",
+                "must be at least 1 request per second".into(),
+            ));
+        }
+        if self.api.burst_per_terminal < 1 {
+            return Err(invalid(
+                "api.burst_per_terminal",
+                "must be at least 1".into(),
             ));
         }
         let terminals = self.validate_terminals(file)?;
@@ -351,6 +384,7 @@ impl RawConfig {
                 node_id: self.node.node_id,
                 data_dir,
                 currency: self.node.currency,
+                control_socket,
             },
             log: LogConfig {
                 level: self.log.level,
@@ -360,6 +394,8 @@ impl RawConfig {
                 listen,
                 max_body_bytes: self.api.max_body_bytes,
                 request_timeout_ms: self.api.request_timeout_ms,
+                rate_per_terminal: self.api.rate_per_terminal,
+                burst_per_terminal: self.api.burst_per_terminal,
                 terminals,
             },
             database: DatabaseConfig {
@@ -432,6 +468,24 @@ impl RawConfig {
         }
         Ok(terminals)
     }
+}
+
+/// Longest unix socket path Linux accepts (`sun_path` is 108 bytes with the final NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// A unix socket path must fit in `sun_path` and name a file, or binding fails at start.
+fn check_socket_path(path: &Path) -> Result<(), String> {
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(format!(
+            "{} is {len} bytes long; unix socket paths are limited to {MAX_SOCKET_PATH}",
+            path.display()
+        ));
+    }
+    if path.file_name().is_none() {
+        return Err(format!("{} does not name a file", path.display()));
+    }
+    Ok(())
 }
 
 /// Relative paths in the file are relative to the file's directory, not the working directory.
