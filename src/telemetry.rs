@@ -28,7 +28,11 @@ pub fn init(level: &str, format: LogFormat) {
         },
         LogFormat::Json => registry.with(json_layer()).try_init(),
         _ => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
     };
     // Already initialised (tests, or a command that runs another): keep the first.

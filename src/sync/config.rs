@@ -1,34 +1,343 @@
 //! The `[sync]` section (store ↔ HQ over MQTT) and the `[hq]` section (`storenode hq`).
+//!
+//! TLS can never be switched off by accident: `mqtts://` needs `ca_file`, `cert_file` and
+//! `key_file` (mutual TLS), and plain `mqtt://` is accepted only towards a loopback address
+//! (a broker on the same machine: tests, the demo's embedded broker).
 
-use std::path::Path;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::tls::TlsFiles;
 use crate::config::ConfigError;
+use crate::config::Secret;
+
+/// Where the broker is and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerConfig {
+    pub host: String,
+    pub port: u16,
+    /// `None` only for a loopback `mqtt://` broker.
+    pub tls: Option<TlsFiles>,
+}
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RawSync {}
+pub struct RawSync {
+    /// `mqtts://host:port` (mutual TLS) or `mqtt://127.0.0.1:port` (loopback only).
+    pub broker: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// How often unacknowledged changes and heads are re-offered. Default 2000.
+    pub resend_interval_ms: Option<u64>,
+}
 
 /// Validated sync configuration; `None` in [`crate::config::Config`] when sync is off.
-#[derive(Debug, Clone, Default)]
-pub struct SyncConfig {}
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    pub broker: BrokerConfig,
+    pub resend_interval: Duration,
+}
 
 impl RawSync {
-    pub fn validate(self, _file: &Path) -> Result<SyncConfig, ConfigError> {
-        Ok(SyncConfig {})
+    pub fn validate(self, file: &Path) -> Result<SyncConfig, ConfigError> {
+        let broker = broker_config(
+            file,
+            "sync",
+            self.broker.as_deref(),
+            [self.ca_file, self.cert_file, self.key_file],
+        )?;
+        let resend_ms = self.resend_interval_ms.unwrap_or(2000);
+        if !(100..=600_000).contains(&resend_ms) {
+            return Err(invalid(
+                file,
+                "sync.resend_interval_ms",
+                "must be between 100 and 600000".into(),
+            ));
+        }
+        Ok(SyncConfig {
+            broker,
+            resend_interval: Duration::from_millis(resend_ms),
+        })
     }
 }
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RawHq {}
+pub struct RawHq {
+    pub tenant: Option<String>,
+    /// Where HQ keeps its database. Default: the directory of the config file.
+    pub data_dir: Option<PathBuf>,
+    /// HTTP API address. Default 127.0.0.1:8090.
+    pub listen: Option<String>,
+    /// Bearer token of the HTTP API (at least 16 characters), inline or from an env var.
+    pub token: Option<String>,
+    pub token_env: Option<String>,
+    pub broker: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Units per SKU the web shop never promises (available = on hand − reserved − this).
+    pub safety_stock: Option<i64>,
+    /// Run an embedded MQTT broker (rumqttd) on this loopback address: demo and
+    /// single-machine trials only (no persistence, no ACL).
+    pub embedded_broker: Option<String>,
+    /// Open a new stock epoch every this many seconds (0: only on `POST /v1/epoch`).
+    pub epoch_interval_s: Option<u64>,
+}
 
-#[derive(Debug, Clone, Default)]
-pub struct HqConfig {}
+#[derive(Debug, Clone)]
+pub struct HqConfig {
+    pub tenant: String,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub token: Secret,
+    pub broker: BrokerConfig,
+    pub safety_stock: i64,
+    pub embedded_broker: Option<SocketAddr>,
+    pub epoch_interval: Option<Duration>,
+}
 
 impl RawHq {
-    pub fn validate(self, _file: &Path) -> Result<HqConfig, ConfigError> {
-        Ok(HqConfig {})
+    pub fn validate(self, file: &Path) -> Result<HqConfig, ConfigError> {
+        let tenant = self.tenant.unwrap_or_else(|| "acme".into());
+        super::topics::Id::new(tenant.clone())
+            .map_err(|e| invalid(file, "hq.tenant", e.to_string()))?;
+        let listen_text = self.listen.unwrap_or_else(|| "127.0.0.1:8090".into());
+        let listen = listen_text.parse().map_err(|_| {
+            invalid(
+                file,
+                "hq.listen",
+                format!("{listen_text:?} is not an address like 127.0.0.1:8090"),
+            )
+        })?;
+        let token = match (self.token, self.token_env) {
+            (Some(t), None) => t,
+            (None, Some(var)) => std::env::var(&var).map_err(|_| {
+                invalid(
+                    file,
+                    "hq.token_env",
+                    format!("environment variable {var} is not set"),
+                )
+            })?,
+            _ => {
+                return Err(invalid(
+                    file,
+                    "hq.token",
+                    "give exactly one of token, token_env".into(),
+                ));
+            }
+        };
+        if token.len() < 16 {
+            return Err(invalid(
+                file,
+                "hq.token",
+                "must be at least 16 characters".into(),
+            ));
+        }
+        let embedded_broker = self
+            .embedded_broker
+            .map(|text| {
+                text.parse::<SocketAddr>()
+                    .ok()
+                    .filter(|a| a.ip().is_loopback())
+                    .ok_or_else(|| {
+                        invalid(
+                            file,
+                            "hq.embedded_broker",
+                            format!("{text:?} is not a loopback address like 127.0.0.1:1883"),
+                        )
+                    })
+            })
+            .transpose()?;
+        let broker_text = match (&self.broker, embedded_broker) {
+            (Some(b), _) => Some(b.clone()),
+            (None, Some(addr)) => Some(format!("mqtt://{addr}")),
+            (None, None) => None,
+        };
+        let broker = broker_config(
+            file,
+            "hq",
+            broker_text.as_deref(),
+            [self.ca_file, self.cert_file, self.key_file],
+        )?;
+        let safety_stock = self.safety_stock.unwrap_or(0);
+        if safety_stock < 0 {
+            return Err(invalid(file, "hq.safety_stock", "must be >= 0".into()));
+        }
+        let data_dir = resolve(file, &self.data_dir.unwrap_or_else(|| PathBuf::from(".")));
+        Ok(HqConfig {
+            tenant,
+            data_dir,
+            listen,
+            token: Secret::new(token),
+            broker,
+            safety_stock,
+            embedded_broker,
+            epoch_interval: self
+                .epoch_interval_s
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs),
+        })
+    }
+}
+
+/// A file holding only an `[hq]` section: `storenode hq --config hq.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HqFile {
+    pub hq: RawHq,
+}
+
+/// Loads and validates an HQ config file.
+pub fn load_hq(file: &Path) -> Result<HqConfig, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    let parsed: HqFile = toml::from_str(&text).map_err(|e| {
+        let (line, column) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((0, 0));
+        ConfigError::Parse {
+            file: file.to_path_buf(),
+            line,
+            column,
+            key: "hq".into(),
+            reason: e.message().to_owned(),
+        }
+    })?;
+    parsed.hq.validate(file)
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, str::len) + 1;
+    (line, column)
+}
+
+fn invalid(file: &Path, key: &str, reason: String) -> ConfigError {
+    ConfigError::Invalid {
+        file: file.to_path_buf(),
+        key: key.to_owned(),
+        reason,
+    }
+}
+
+fn resolve(file: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    file.parent().unwrap_or(Path::new(".")).join(path)
+}
+
+fn broker_config(
+    file: &Path,
+    section: &str,
+    broker: Option<&str>,
+    [ca, cert, key]: [Option<PathBuf>; 3],
+) -> Result<BrokerConfig, ConfigError> {
+    let key_name = format!("{section}.broker");
+    let text = broker.ok_or_else(|| {
+        invalid(
+            file,
+            &key_name,
+            "required, e.g. \"mqtts://broker.example.net:8883\"".into(),
+        )
+    })?;
+    let (tls, rest) = if let Some(rest) = text.strip_prefix("mqtts://") {
+        (true, rest)
+    } else if let Some(rest) = text.strip_prefix("mqtt://") {
+        (false, rest)
+    } else {
+        return Err(invalid(
+            file,
+            &key_name,
+            format!("{text:?} must start with mqtts:// (or mqtt:// for a loopback broker)"),
+        ));
+    };
+    let (host, port) = rest
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+        .filter(|(h, _)| !h.is_empty())
+        .ok_or_else(|| invalid(file, &key_name, format!("{text:?} needs host:port")))?;
+    if !tls {
+        let loopback =
+            host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            return Err(invalid(
+                file,
+                &key_name,
+                format!(
+                    "plain mqtt:// is only allowed to a loopback broker, not {host:?}; use mqtts:// with ca_file, cert_file, key_file"
+                ),
+            ));
+        }
+        return Ok(BrokerConfig {
+            host,
+            port,
+            tls: None,
+        });
+    }
+    let need = |value: Option<PathBuf>, name: &str| {
+        value.map(|p| resolve(file, &p)).ok_or_else(|| {
+            invalid(
+                file,
+                &format!("{section}.{name}"),
+                "required with mqtts://".into(),
+            )
+        })
+    };
+    Ok(BrokerConfig {
+        host,
+        port,
+        tls: Some(TlsFiles {
+            ca_cert: need(ca, "ca_file")?,
+            client_cert_chain: need(cert, "cert_file")?,
+            client_key: need(key, "key_file")?,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sync(broker: &str, with_files: bool) -> Result<SyncConfig, ConfigError> {
+        let files = |n: &str| with_files.then(|| PathBuf::from(n));
+        RawSync {
+            broker: Some(broker.into()),
+            ca_file: files("ca.pem"),
+            cert_file: files("c.pem"),
+            key_file: files("c.key"),
+            resend_interval_ms: None,
+        }
+        .validate(Path::new("/etc/storenode/storenode.toml"))
+    }
+
+    #[test]
+    fn mqtts_needs_all_three_files() {
+        let ok = sync("mqtts://broker.example.net:8883", true).unwrap();
+        let tls = ok.broker.tls.unwrap();
+        assert_eq!(tls.ca_cert, Path::new("/etc/storenode/ca.pem"));
+        let err = sync("mqtts://broker.example.net:8883", false).unwrap_err();
+        assert!(err.to_string().contains("sync.ca_file"), "{err}");
+    }
+
+    #[test]
+    fn plain_mqtt_only_to_loopback() {
+        assert!(
+            sync("mqtt://127.0.0.1:1883", false)
+                .unwrap()
+                .broker
+                .tls
+                .is_none()
+        );
+        let err = sync("mqtt://broker.example.net:1883", false).unwrap_err();
+        assert!(err.to_string().contains("loopback"), "{err}");
+        assert!(sync("http://x:1", false).is_err());
+        assert!(sync("mqtt://127.0.0.1", false).is_err());
     }
 }

@@ -419,6 +419,25 @@ impl SyncDoc {
         Ok(self.doc.bundle(hashes)?.bytes().to_vec())
     }
 
+    /// The changes `hashes` (which this document has) as ONE compressed bundle, for the
+    /// outbox: a backlog of own changes leaves as one message instead of thousands.
+    pub fn bundle_of(&self, hashes: &[ChangeHash]) -> Result<Vec<u8>, DocError> {
+        Ok(self.doc.bundle(hashes.iter().copied())?.bytes().to_vec())
+    }
+
+    /// Hashes of the changes a peer with `their_heads` lacks (genesis excluded), oldest
+    /// first; unknown heads handled as in [`Self::changes_since`]. Lets a caller split a
+    /// large answer into several bundles with [`Self::bundle_of`].
+    pub fn hashes_since(&self, their_heads: &[ChangeHash]) -> Vec<ChangeHash> {
+        let known = self.known_heads(their_heads);
+        self.doc
+            .get_changes_meta(&known)
+            .into_iter()
+            .filter(|meta| !is_genesis_actor(meta.actor.as_ref()))
+            .map(|meta| meta.hash)
+            .collect()
+    }
+
     /// Applies a bundle from [`Self::bundle_since`]: decoded and verified whole first (a
     /// corrupt bundle changes nothing), then applied like [`Self::apply_changes`].
     pub fn apply_bundle(&mut self, bundle: &[u8]) -> Result<ApplyOutcome, DocError> {
@@ -581,6 +600,18 @@ pub fn order_id_belongs_to(order_id: &str, writer: &WriterId) -> bool {
     order_id
         .strip_prefix(writer.as_str())
         .is_some_and(|rest| rest.len() > 1 && rest.starts_with(':'))
+}
+
+/// The distinct authors of a bundle's changes (HQ builds the allowed set from them).
+pub fn bundle_authors(bundle: &[u8]) -> Result<BTreeSet<WriterId>, AuthError> {
+    let changes = decode_bundle(bundle).map_err(|e| AuthError::Malformed(e.to_string()))?;
+    changes
+        .iter()
+        .map(|change| {
+            WriterId::from_actor(change.actor_id())
+                .map_err(|_| AuthError::UnknownAuthor(change.actor_id().to_hex_string()))
+        })
+        .collect()
 }
 
 /// The writer who authored an encoded change.

@@ -64,7 +64,11 @@ impl CatalogDoc {
     }
 
     pub fn load(bytes: &[u8], writer: WriterId) -> Result<Self, CatalogError> {
-        let core = SyncDoc::load(bytes, writer)?;
+        Self::from_core(SyncDoc::load(bytes, writer)?)
+    }
+
+    /// Wraps a document rebuilt elsewhere (e.g. from SQLite), checking its kind.
+    pub fn from_core(core: SyncDoc) -> Result<Self, CatalogError> {
         core.expect_kind(DocKind::Catalog)?;
         Ok(Self { core })
     }

@@ -7,6 +7,7 @@
 //! Heads     = count:u16be hash:32*
 //! Need      = count:u16be hash:32* reply_len:u16be reply_to:utf8
 //! Epoch     = count:u16be cut_hash:32*          (epoch = the NEW epoch)
+//! Bundle    = len:u32be bytes                   (one compressed automerge bundle)
 //! ```
 //! Decoding is strict: caps on message size, change count and head count, no trailing
 //! bytes, and nothing is preallocated from a length prefix: a vector only grows as the
@@ -30,6 +31,7 @@ const TYPE_CHANGES: u8 = 1;
 const TYPE_HEADS: u8 = 2;
 const TYPE_NEED: u8 = 3;
 const TYPE_EPOCH: u8 = 4;
+const TYPE_BUNDLE: u8 = 5;
 
 /// Why a payload could not be decoded or encoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -86,6 +88,13 @@ pub enum SyncMessage {
         epoch: u32,
         cut_heads: Vec<[u8; 32]>,
     },
+    /// Many changes of a document as one compressed automerge bundle (catch-up after an
+    /// offline period: far smaller than the same changes one by one).
+    Bundle {
+        doc: DocId,
+        epoch: u32,
+        bundle: Vec<u8>,
+    },
 }
 
 impl SyncMessage {
@@ -120,6 +129,12 @@ impl SyncMessage {
                 }
                 out.extend_from_slice(&(reply_to.len() as u16).to_be_bytes());
                 out.extend_from_slice(reply_to.as_bytes());
+            }
+            Self::Bundle { bundle, .. } => {
+                let len = u32::try_from(bundle.len())
+                    .map_err(|_| PayloadError::TooLarge(bundle.len()))?;
+                out.extend_from_slice(&len.to_be_bytes());
+                out.extend_from_slice(bundle);
             }
         }
         if out.len() > MAX_MESSAGE_BYTES {
@@ -163,6 +178,11 @@ impl SyncMessage {
                 epoch,
                 cut_heads: r.hashes()?,
             },
+            TYPE_BUNDLE => Self::Bundle {
+                doc,
+                epoch,
+                bundle: r.bundle()?,
+            },
             other => return Err(PayloadError::UnknownType(other)),
         };
         if !r.rest.is_empty() {
@@ -177,6 +197,7 @@ impl SyncMessage {
             Self::Heads { doc, epoch, .. } => (TYPE_HEADS, doc, *epoch),
             Self::Need { doc, epoch, .. } => (TYPE_NEED, doc, *epoch),
             Self::EpochAnnounce { doc, epoch, .. } => (TYPE_EPOCH, doc, *epoch),
+            Self::Bundle { doc, epoch, .. } => (TYPE_BUNDLE, doc, *epoch),
         }
     }
 }
@@ -318,6 +339,12 @@ impl<'a> Reader<'a> {
             other => return Err(PayloadError::UnknownKind(other)),
         };
         DocId::new(store, kind).map_err(|_| PayloadError::Invalid("store id"))
+    }
+
+    fn bundle(&mut self) -> Result<Vec<u8>, PayloadError> {
+        let len = usize::try_from(self.u32("bundle length")?)
+            .map_err(|_| PayloadError::Truncated("bundle"))?;
+        Ok(self.take(len, "bundle")?.to_vec())
     }
 
     fn changes(&mut self) -> Result<Vec<Vec<u8>>, PayloadError> {
@@ -470,6 +497,16 @@ mod tests {
                     cut_heads,
                 }
             }),
+            (
+                arb_doc(),
+                any::<u32>(),
+                prop::collection::vec(any::<u8>(), 0..256)
+            )
+                .prop_map(|(doc, epoch, bundle)| SyncMessage::Bundle {
+                    doc,
+                    epoch,
+                    bundle
+                }),
         ]
     }
 
