@@ -7,9 +7,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
+use crate::store::StoreError;
 
 /// Exit code for a configuration error; systemd's `RestartPreventExitStatus=2` uses it.
 pub const EXIT_CONFIG: u8 = 2;
+/// Exit code for a database the node refuses to run on (damaged, or from a newer version):
+/// restarting cannot help, so systemd does not (`RestartPreventExitStatus=2 3`).
+pub const EXIT_DATABASE: u8 = 3;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -41,8 +45,42 @@ pub enum Command {
     },
     /// Measure the sale path (HTTP API, durable) against bare SQLite on the same disk.
     Bench(crate::bench::BenchArgs),
-    /// Run a demo store with a sample catalog on this machine, no external services.
+    /// Demo on this machine, no external services: HQ, embedded broker, two stores, a
+    /// partition and convergence (`--single`: one store with its API open for curl).
     Demo(crate::demo::DemoArgs),
+    /// Run HQ: merge every store's stock, serve it over HTTP, publish catalog (config: an
+    /// `[hq]` section, see config/hq.example.toml).
+    Hq {
+        #[command(subcommand)]
+        action: Option<HqAction>,
+    },
+    /// Write this box's configuration, certificates and terminal tokens (IT's one command).
+    Provision(crate::provision::ProvisionArgs),
+    /// Diagnostics for technicians: the running node, serial devices, database, network.
+    Diag {
+        #[command(subcommand)]
+        action: DiagAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HqAction {
+    /// Publish a catalog file (CSV or JSON, as `catalog import`) through the running HQ.
+    Catalog {
+        #[command(subcommand)]
+        action: CatalogAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DiagAction {
+    /// Node, device, database and network diagnostics (status, ports, probe, tail, db, …).
+    #[command(flatten)]
+    Ops(crate::diag::ops::OpsCommand),
+    /// Explain barcodes and RFID EPCs (no database, no running node needed).
+    Decode(crate::diag::decode::DecodeArgs),
+    /// Simulate a serial barcode scanner or UHF RFID reader on a port or a pseudo-terminal.
+    Simulate(crate::diag::simulate::SimulateArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -68,6 +106,13 @@ pub fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             if err.downcast_ref::<ConfigError>().is_some() {
                 ExitCode::from(EXIT_CONFIG)
+            } else if err.downcast_ref::<StoreError>().is_some_and(|e| {
+                matches!(
+                    e,
+                    StoreError::Corrupt { .. } | StoreError::SchemaTooNewAt { .. }
+                )
+            }) {
+                ExitCode::from(EXIT_DATABASE)
             } else {
                 ExitCode::FAILURE
             }
@@ -109,8 +154,48 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => runtime()?.block_on(crate::bench::run(args)),
+        Command::Provision(args) => {
+            let done = crate::provision::run(args)?;
+            print!("{}", crate::provision::render(&done));
+            Ok(())
+        }
+        Command::Diag {
+            action: DiagAction::Ops(command),
+        } => crate::diag::ops::run(&cli.config, command),
+        Command::Diag {
+            action: DiagAction::Decode(args),
+        } => Ok(crate::diag::decode::run(
+            args,
+            std::io::stdin().lock(),
+            std::io::stdout().lock(),
+        )?),
+        Command::Diag {
+            action: DiagAction::Simulate(args),
+        } => {
+            let report = runtime()?.block_on(crate::diag::simulate::run(args))?;
+            eprintln!("wrote {} items, {} bytes", report.items, report.bytes);
+            Ok(())
+        }
+        Command::Hq { action } => {
+            let config = crate::sync::config::load_hq(&cli.config)?;
+            crate::telemetry::init("info", crate::config::LogFormat::Auto);
+            match action {
+                None => runtime()?.block_on(crate::hq::run(config)),
+                Some(HqAction::Catalog {
+                    action: CatalogAction::Import { file },
+                }) => runtime()?.block_on(crate::hq::catalog_import(&config, file)),
+            }
+        }
         Command::Demo(args) => {
-            crate::telemetry::init("info", crate::config::LogFormat::Human);
+            // The chain demo tells its story on stdout; only warnings (e.g. the store going
+            // offline) go to the log.
+            // rumqttd logs every closed probe connection as an error; the demo hides it.
+            let level = if args.single {
+                "info"
+            } else {
+                "warn,rumqttd=off"
+            };
+            crate::telemetry::init(level, crate::config::LogFormat::Human);
             runtime()?.block_on(crate::demo::run(args))
         }
     }

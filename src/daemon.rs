@@ -25,26 +25,78 @@ pub struct Node {
     pub local_addr: std::net::SocketAddr,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// Sync with HQ, when `[sync]` is configured.
+    pub sync: Option<crate::sync::node::NodeSync>,
+    /// Configured scanners and readers: connection state, counters, reader firmware.
+    pub devices: crate::devices::status::DeviceRegistry,
 }
 
 impl Node {
     /// Opens the store, binds the API and starts the background tasks.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         let config = Arc::new(config);
+        let (sync_setup, hook): (_, Box<dyn crate::store::BatchHook>) = match &config.sync {
+            Some(_) => {
+                let (setup, hook) = crate::sync::node::SyncSetup::new(&config.node.store_id);
+                (Some(setup), hook)
+            }
+            None => (None, Box::new(NoHook)),
+        };
         let store = Store::open(
             StoreOptions {
                 path: config.database.path.clone(),
                 max_batch: config.database.max_batch,
                 writer_id: config.node.writer_id(),
             },
-            Box::new(NoHook),
+            hook,
         )?;
         let listener = TcpListener::bind(config.api.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.api.listen))?;
         let local_addr = listener.local_addr()?;
+        // Bound before anything runs: a second node on the same data dir stops here.
+        let control = crate::control::server::bind(&config.node.control_socket)?;
         let health = Arc::new(Health::default());
         health.set("store", State::Ok, "open", true);
+        let sync = match (sync_setup, &config.sync) {
+            (Some(setup), Some(cfg)) => Some(
+                setup
+                    .start(
+                        cfg,
+                        &config.node.tenant,
+                        &config.node.store_id,
+                        &config.node.node_id,
+                        store.clone(),
+                        health.clone(),
+                    )
+                    .await?,
+            ),
+            _ => None,
+        };
+        let events = EventBus::default();
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let devices = crate::devices::start(
+            &config.devices,
+            crate::devices::DeviceContext {
+                store: store.clone(),
+                bus: events.clone(),
+                health: health.clone(),
+                currency: config.node.currency.clone(),
+            },
+            &tasks,
+            &shutdown,
+        );
+        let sync_metrics: Arc<dyn Fn(&mut String) + Send + Sync> = match &sync {
+            Some(sync) => sync.metrics_fn(),
+            None => Arc::new(|_: &mut String| {}),
+        };
+        let device_metrics = devices.clone();
+        let extra_metrics: Arc<dyn Fn(&mut String) + Send + Sync> =
+            Arc::new(move |out: &mut String| {
+                sync_metrics(out);
+                device_metrics.render(out);
+            });
         let state = AppState {
             store,
             auth: Arc::new(Auth::new(
@@ -55,12 +107,10 @@ impl Node {
             config: config.clone(),
             metrics: Arc::new(Metrics::default()),
             health,
-            events: EventBus::default(),
-            extra_metrics: Arc::new(|_: &mut String| {}),
+            events,
+            extra_metrics,
             started: std::time::Instant::now(),
         };
-        let shutdown = CancellationToken::new();
-        let tasks = TaskTracker::new();
         let serve_state = state.clone();
         let stop = shutdown.clone();
         tasks.spawn(async move {
@@ -71,6 +121,17 @@ impl Node {
             }
         });
         tasks.spawn(expire_orders(state.clone(), shutdown.clone()));
+        tasks.spawn(crate::control::server::serve(
+            control,
+            crate::control::ControlContext::new(state.clone()),
+            shutdown.clone(),
+            tasks.clone(),
+        ));
+        // Pings systemd only while the store answers; a no-op outside systemd.
+        tasks.spawn(crate::control::watchdog::run(
+            state.clone(),
+            shutdown.clone(),
+        ));
         tracing::info!(
             store = %config.node.store_id,
             node = %config.node.node_id,
@@ -83,6 +144,8 @@ impl Node {
             local_addr,
             shutdown,
             tasks,
+            sync,
+            devices,
         })
     }
 
@@ -96,6 +159,9 @@ impl Node {
         {
             tracing::warn!("tasks did not stop within 30 s; closing the store anyway");
         }
+        if let Some(sync) = self.sync {
+            sync.stop().await;
+        }
         self.state.store.close().await;
         tracing::info!("storenode stopped");
     }
@@ -104,10 +170,17 @@ impl Node {
 /// Runs the node until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let node = Node::start(config).await?;
-    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    let status = format!("serving on {}", node.local_addr);
+    notify_systemd(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&status),
+    ]);
     wait_for_signal().await?;
     tracing::info!("shutdown requested");
-    notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    notify_systemd(&[
+        sd_notify::NotifyState::Stopping,
+        sd_notify::NotifyState::Status("stopping: finishing requests, closing the store"),
+    ]);
     node.stop().await;
     Ok(())
 }

@@ -1,5 +1,10 @@
-//! `storenode demo`: a store with a sample catalog and stock, on this machine, with nothing
-//! else to install. The README's quickstart runs it.
+//! `storenode demo`: on this machine, with nothing else to install.
+//! - default: HQ with an embedded broker and two stores; one is cut off, both keep selling,
+//!   it reconnects and the converged stock is printed ([`chain`]). The README's quickstart.
+//! - `--single`: one store with a sample catalog and stock, its API open for `curl`.
+
+mod chain;
+pub mod link;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,19 +22,25 @@ pub const DEMO_TOKEN: &str = "demo-token-pos1-0123456789";
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
-    /// Where the demo's API listens.
+    /// Run one store only, with its API open for curl (no HQ, no sync).
+    #[arg(long)]
+    pub single: bool,
+    /// Chain demo: keep HQ and the stores running after the summary, until Ctrl-C.
+    #[arg(long, conflicts_with = "single")]
+    pub stay: bool,
+    /// `--single`: where the demo store's API listens.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Keep the demo's database here (default: a temporary directory, removed at exit).
+    /// `--single`: keep the demo's database here (default: a temporary directory, removed at exit).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Stop after this many seconds (default: run until Ctrl-C).
+    /// `--single`: stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     pub seconds: Option<u64>,
 }
 
 /// (SKU, name, price in cents, tax class, sold by weight, opening stock)
-const SAMPLE: &[(&str, &str, i64, &str, bool, i64)] = &[
+pub(crate) const SAMPLE: &[(&str, &str, i64, &str, bool, i64)] = &[
     ("MILK-1L", "Whole milk 1 l", 119, "reduced", false, 48),
     (
         "BREAD-500",
@@ -124,6 +135,14 @@ pub async fn seed(node: &Node) -> anyhow::Result<()> {
 }
 
 pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
+    if args.single {
+        run_single(args).await
+    } else {
+        chain::run(args.stay).await
+    }
+}
+
+async fn run_single(args: &DemoArgs) -> anyhow::Result<()> {
     let temp;
     let data_dir = match &args.data_dir {
         Some(dir) => dir.clone(),

@@ -31,25 +31,31 @@ pub struct Health {
 }
 
 impl Health {
-    pub fn set(&self, name: &str, state: State, detail: impl Into<String>, critical: bool) {
+    /// Records a component's state; returns true when its state changed (callers log then,
+    /// so a persisting problem is logged once, not on every request).
+    pub fn set(&self, name: &str, state: State, detail: impl Into<String>, critical: bool) -> bool {
         let Ok(mut map) = self.components.lock() else {
-            return;
+            return false;
         };
         let detail = detail.into();
-        let unchanged = map
-            .get(name)
-            .is_some_and(|c| c.state == state && c.detail == detail);
-        if !unchanged {
+        let previous = map.get(name).map(|c| (c.state, c.detail == detail));
+        if previous != Some((state, true)) {
+            let since = crate::store::now_utc();
             map.insert(
                 name.to_string(),
                 Component {
                     state,
                     detail,
-                    since: crate::store::now_utc(),
+                    since,
                     critical,
                 },
             );
         }
+        previous.map(|(s, _)| s) != Some(state)
+    }
+
+    pub fn state(&self, name: &str) -> Option<State> {
+        self.components.lock().ok()?.get(name).map(|c| c.state)
     }
 
     pub fn snapshot(&self) -> BTreeMap<String, Component> {

@@ -170,7 +170,15 @@ fn auth_failures_are_401_and_tokens_never_logged() {
 fn bad_input_gets_a_clear_4xx() {
     let node = NodeProcess::start();
     let api = node.client();
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, u16, Option<&str>)> = vec![
+    // (case, idempotency key, body, expected status, field named in the error)
+    type Case = (
+        &'static str,
+        Option<&'static str>,
+        Vec<u8>,
+        u16,
+        Option<&'static str>,
+    );
+    let cases: Vec<Case> = vec![
         (
             "malformed JSON",
             Some("b1"),

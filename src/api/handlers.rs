@@ -33,12 +33,25 @@ pub async fn healthz() -> impl IntoResponse {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let store_ok = state.store.read(|conn| Ok(catalog::count(conn)?)).await;
-    let (store_state, detail) = match &store_ok {
-        Ok(items) => (crate::health::State::Ok, format!("{items} catalog items")),
-        Err(e) => (crate::health::State::Down, e.to_string()),
-    };
-    state.health.set("store", store_state, detail, true);
+    // A store refusing writes (degraded) keeps its state until a write succeeds; a store that
+    // cannot even be read is down.
+    let store_ok = state.store.read(catalog::count).await;
+    match &store_ok {
+        Ok(_) if state.health.state("store") == Some(crate::health::State::Degraded) => {}
+        Ok(items) => {
+            state.health.set(
+                "store",
+                crate::health::State::Ok,
+                format!("{items} catalog items"),
+                true,
+            );
+        }
+        Err(e) => {
+            state
+                .health
+                .set("store", crate::health::State::Down, e.to_string(), true);
+        }
+    }
     let ready = state.health.ready();
     let body = json!({ "ready": ready, "components": state.health.snapshot() });
     let status = if ready {
@@ -52,11 +65,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut out = String::with_capacity(4096);
     state.metrics.render(&mut out);
-    let negative = state
-        .store
-        .read(|conn| ledger::negative_count(conn))
-        .await
-        .unwrap_or(0);
+    let negative = state.store.read(ledger::negative_count).await.unwrap_or(0);
     crate::metrics::gauge(
         &mut out,
         "storenode_skus_negative_stock",

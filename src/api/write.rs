@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::AppState;
 use super::auth::TerminalId;
 use super::error::ApiError;
+use crate::health::State;
 use crate::metrics::Metrics;
 use crate::store::StoreError;
 use crate::store::idempotency;
@@ -64,8 +65,12 @@ where
         .await;
     state.metrics.write_latency.observe(started.elapsed());
     let answer = answer.map_err(|e| {
-        if e.is_disk_trouble() || matches!(e, StoreError::Unavailable(_)) {
+        if e.is_write_refusal() {
             state.metrics.writes_refused_disk.inc();
+            let reason = format!("writes refused: {e}");
+            if state.health.set("store", State::Degraded, reason, true) {
+                tracing::error!(error = %e, "store refuses writes (disk full or read-only?); reads go on, retrying with each write");
+            }
         }
         let api = ApiError::from(e);
         if api.status.is_server_error() {
@@ -74,6 +79,11 @@ where
         api
     })?;
     let (answer, produced) = answer;
+    if state.health.state("store") == Some(State::Degraded)
+        && state.health.set("store", State::Ok, "writes resumed", true)
+    {
+        tracing::info!("store accepts writes again");
+    }
     match produced {
         Some(result) => observe(&state.metrics, &result),
         None => state.metrics.idempotent_replays.inc(),

@@ -77,6 +77,11 @@ impl StoreError {
         }
     }
 
+    /// A write refused for a reason outside the request: disk trouble or the store stopping.
+    pub fn is_write_refusal(&self) -> bool {
+        self.is_disk_trouble() || matches!(self, Self::Unavailable(_))
+    }
+
     /// True when SQLite says the disk is full or the file system is read-only: the node keeps
     /// serving reads and refuses writes until it recovers.
     pub fn is_disk_trouble(&self) -> bool {
@@ -252,9 +257,17 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
-    let open_err = |source| StoreError::Open {
-        path: path.to_path_buf(),
-        source,
+    let open_err = |source: rusqlite::Error| match source.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+            StoreError::Corrupt {
+                path: path.to_path_buf(),
+                detail: source.to_string(),
+            }
+        }
+        _ => StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        },
     };
     let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))

@@ -33,6 +33,8 @@ pub struct RawSync {
     pub key_file: Option<PathBuf>,
     /// How often unacknowledged changes and heads are re-offered. Default 2000.
     pub resend_interval_ms: Option<u64>,
+    /// Longest wait between reconnect attempts (random, doubling from 0.5 s). Default 60000.
+    pub reconnect_max_ms: Option<u64>,
 }
 
 /// Validated sync configuration; `None` in [`crate::config::Config`] when sync is off.
@@ -40,6 +42,8 @@ pub struct RawSync {
 pub struct SyncConfig {
     pub broker: BrokerConfig,
     pub resend_interval: Duration,
+    /// Cap of the reconnect backoff (with jitter).
+    pub reconnect_max: Duration,
 }
 
 impl RawSync {
@@ -58,9 +62,18 @@ impl RawSync {
                 "must be between 100 and 600000".into(),
             ));
         }
+        let reconnect_ms = self.reconnect_max_ms.unwrap_or(60_000);
+        if !(500..=3_600_000).contains(&reconnect_ms) {
+            return Err(invalid(
+                file,
+                "sync.reconnect_max_ms",
+                "must be between 500 and 3600000".into(),
+            ));
+        }
         Ok(SyncConfig {
             broker,
             resend_interval: Duration::from_millis(resend_ms),
+            reconnect_max: Duration::from_millis(reconnect_ms),
         })
     }
 }
@@ -85,7 +98,7 @@ pub struct RawHq {
     /// Run an embedded MQTT broker (rumqttd) on this loopback address: demo and
     /// single-machine trials only (no persistence, no ACL).
     pub embedded_broker: Option<String>,
-    /// Open a new stock epoch every this many seconds (0: only on `POST /v1/epoch`).
+    /// Open a new stock epoch every this many seconds (0: only on `POST /v1/epochs/{store}`).
     pub epoch_interval_s: Option<u64>,
 }
 
@@ -313,6 +326,7 @@ mod tests {
             cert_file: files("c.pem"),
             key_file: files("c.key"),
             resend_interval_ms: None,
+            reconnect_max_ms: None,
         }
         .validate(Path::new("/etc/storenode/storenode.toml"))
     }

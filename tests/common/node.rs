@@ -34,6 +34,11 @@ pub struct NodeProcess {
 }
 
 pub fn config_text(dir: &Path, port: u16, extra: &str) -> String {
+    config_text_with_api(dir, port, "", extra)
+}
+
+/// `api_extra` goes into the `[api]` table, `extra` after everything (other tables).
+pub fn config_text_with_api(dir: &Path, port: u16, api_extra: &str, extra: &str) -> String {
     format!(
         r#"
 [node]
@@ -48,6 +53,7 @@ format = "json"
 
 [api]
 listen = "127.0.0.1:{port}"
+{api_extra}
 
 [[api.terminals]]
 id = "pos1"
@@ -69,10 +75,18 @@ impl NodeProcess {
     }
 
     pub fn start_with(extra: &str) -> Self {
+        Self::start_configured("", extra)
+    }
+
+    pub fn start_configured(api_extra: &str, extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let config = dir.path().join("storenode.toml");
-        std::fs::write(&config, config_text(dir.path(), port, extra)).expect("write config");
+        std::fs::write(
+            &config,
+            config_text_with_api(dir.path(), port, api_extra, extra),
+        )
+        .expect("write config");
         let catalog = dir.path().join("catalog.csv");
         std::fs::write(&catalog, CATALOG_CSV).expect("write catalog");
         let import = Command::new(binary())

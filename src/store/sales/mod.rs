@@ -150,6 +150,7 @@ pub fn record_sale(
     for (index, line) in priced.into_iter().enumerate() {
         let line_no = index as u32 + 1;
         insert_line(conn, id, line_no, &line)?;
+        crate::devices::persist::mark_sold(conn, line.epc.as_deref(), id, ctx.now)?;
         let level = ledger::record(
             conn,
             &Movement {
@@ -299,7 +300,7 @@ pub fn positive(field: &str, value: i64) -> Result<i64, StoreError> {
 
 fn check_epc(field: &str, epc: &str) -> Result<String, StoreError> {
     let valid = (8..=124).contains(&epc.len())
-        && epc.len() % 4 == 0
+        && epc.len().is_multiple_of(4)
         && epc.chars().all(|c| c.is_ascii_hexdigit());
     if valid {
         Ok(epc.to_ascii_uppercase())
@@ -587,6 +588,7 @@ pub fn record_return(
             },
             ctx.now,
         )?;
+        crate::devices::persist::mark_returned(conn, sale_id, line.line_no)?;
         refund_total += refund;
         tax_total += tax;
         lines.push(ReturnedLine {

@@ -1,0 +1,599 @@
+//! Sync benchmark (issue 11). Not a test: it prints a table.
+//!
+//! ```sh
+//! cargo run --release --example bench_sync            # full: up to 100,000 movements, 1 M start-up
+//! cargo run --release --example bench_sync -- --quick # smaller sizes, a few seconds
+//! ```
+//!
+//! 1. Offline catch-up: a store node (`Node::start` with `[sync]`) is cut off from the broker
+//!    (a TCP link that drops), makes N stock movements in group commits of 100, and is
+//!    reconnected. Measured until HQ's copy of the store's document has the store's heads:
+//!    the time, the sync payload bytes on the wire both ways, bytes per movement.
+//!    The naive baseline, in the same run over the same broker: every movement published as
+//!    its own JSON message (QoS 1) to a subscriber, until the subscriber has all N.
+//! 2. Hot SKU: the local cost per movement (SQLite + automerge change + outbox, per commit)
+//!    in the first and the last tenth of 100,000 movements on one SKU: flat means the
+//!    per-writer totals do not slow down as the key gets hot.
+//! 3. Start-up: `Node::start` (open SQLite, rebuild the sync documents) of a node holding
+//!    1,000,000 past movements over 10,000 SKUs, until ready.
+//!
+//! The broker is `/usr/sbin/mosquitto` on a free loopback port when installed, else the
+//! embedded broker (rumqttd).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use storenode::config::{Config, Secret};
+use storenode::daemon::Node;
+use storenode::demo::link::Link;
+use storenode::hq::Hq;
+use storenode::store::catalog::{self, Item};
+use storenode::store::ledger::{self, Movement, MovementKind};
+use storenode::sync::config::{BrokerConfig, HqConfig, SyncConfig};
+use storenode::sync::transport::{Incoming, MqttTransport, QoS, TransportConfig};
+use storenode::sync::wire::WireMetrics;
+
+const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+const MOVEMENTS_PER_COMMIT: usize = 100;
+const STORE: &str = "s1";
+const LIMIT: Duration = Duration::from_secs(300);
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+struct Scenario {
+    name: &'static str,
+    movements: usize,
+    skus: usize,
+}
+
+struct Outcome {
+    name: &'static str,
+    movements: usize,
+    commits: usize,
+    local_us_first: f64,
+    local_us_last: f64,
+    converge: Duration,
+    sync_bytes: u64,
+    naive: Duration,
+    naive_bytes: u64,
+}
+
+fn main() -> BenchResult<()> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    storenode::telemetry::init("warn", storenode::config::LogFormat::Human);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(quick))
+}
+
+async fn run(quick: bool) -> BenchResult<()> {
+    let broker = Broker::start()?;
+    println!("broker: {} on {}", broker.kind, broker.addr);
+    let scenarios = if quick {
+        vec![
+            scenario("1,000 over 1,000 SKUs", 1_000, 1_000),
+            scenario("10,000 over 10,000 SKUs", 10_000, 10_000),
+            scenario("10,000 on one hot SKU", 10_000, 1),
+        ]
+    } else {
+        vec![
+            scenario("1,000 over 10,000 SKUs", 1_000, 10_000),
+            scenario("10,000 over 10,000 SKUs", 10_000, 10_000),
+            scenario("100,000 over 10,000 SKUs", 100_000, 10_000),
+            scenario("100,000 on one hot SKU", 100_000, 1),
+        ]
+    };
+    let mut outcomes = Vec::new();
+    for s in &scenarios {
+        let outcome = offline_catch_up(broker.addr, s).await?;
+        print_row(&outcome);
+        outcomes.push(outcome);
+    }
+    println!();
+    print_table(&outcomes);
+    let past = if quick { 100_000 } else { 1_000_000 };
+    let (ready, doc_bytes) = start_up(broker.addr, past, 10_000).await?;
+    println!(
+        "\nstart-up to ready with {past} past movements over 10,000 SKUs: {:.0} ms \
+         (stock document stored: {} KiB)",
+        ready.as_secs_f64() * 1e3,
+        doc_bytes / 1024
+    );
+    Ok(())
+}
+
+fn scenario(name: &'static str, movements: usize, skus: usize) -> Scenario {
+    Scenario {
+        name,
+        movements,
+        skus,
+    }
+}
+
+fn print_row(o: &Outcome) {
+    eprintln!(
+        "done: {} in {:.2} s, {} bytes",
+        o.name,
+        o.converge.as_secs_f64(),
+        o.sync_bytes
+    );
+}
+
+fn print_table(outcomes: &[Outcome]) {
+    println!(
+        "{:<26} {:>8} {:>10} {:>11} {:>9} {:>11} {:>9} {:>10} {:>9} {:>11}",
+        "offline movements",
+        "commits",
+        "sync s",
+        "sync bytes",
+        "B/mvmt",
+        "naive s",
+        "naive B",
+        "B/mvmt",
+        "ratio",
+        "µs/mvmt 1st→last 10%"
+    );
+    for o in outcomes {
+        let per = |bytes: u64| bytes as f64 / o.movements as f64;
+        println!(
+            "{:<26} {:>8} {:>10.2} {:>11} {:>9.1} {:>11.2} {:>9} {:>10.1} {:>9.3} {:>8.1} → {:.1}",
+            o.name,
+            o.commits,
+            o.converge.as_secs_f64(),
+            o.sync_bytes,
+            per(o.sync_bytes),
+            o.naive.as_secs_f64(),
+            o.naive_bytes,
+            per(o.naive_bytes),
+            o.sync_bytes as f64 / o.naive_bytes.max(1) as f64,
+            o.local_us_first,
+            o.local_us_last,
+        );
+    }
+    println!(
+        "sync bytes: MQTT payloads both ways (store→HQ changes, HQ→store heads) from reconnect \
+         to convergence; naive: one JSON message per movement, payload bytes.\n\
+         µs/mvmt: local cost of a commit of {MOVEMENTS_PER_COMMIT} movements (SQLite, automerge \
+         change, outbox) per movement, first vs last tenth of the run."
+    );
+}
+
+/// A broker for the whole run: Mosquitto if installed, else the embedded one.
+struct Broker {
+    addr: SocketAddr,
+    kind: &'static str,
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    fn start() -> BenchResult<Self> {
+        let dir = tempfile::tempdir()?;
+        let addr = free_addr()?;
+        if Path::new(MOSQUITTO).exists() {
+            let conf = dir.path().join("mosquitto.conf");
+            // Unlimited queue: the naive baseline floods one subscriber with 100,000 messages.
+            std::fs::write(
+                &conf,
+                format!(
+                    "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                     max_packet_size 262144\nmax_queued_messages 0\nlog_dest none\n",
+                    addr.port()
+                ),
+            )?;
+            let child = Command::new(MOSQUITTO)
+                .arg("-c")
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?;
+            wait_listening(addr)?;
+            return Ok(Self {
+                addr,
+                kind: "mosquitto",
+                child: Some(child),
+                _dir: dir,
+            });
+        }
+        let _broker = storenode::hq::broker::EmbeddedBroker::start(addr)?;
+        Ok(Self {
+            addr,
+            kind: "embedded (rumqttd)",
+            child: None,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_addr() -> BenchResult<SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+fn wait_listening(addr: SocketAddr) -> BenchResult<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(format!("broker not listening on {addr}").into())
+}
+
+fn broker_config(addr: SocketAddr) -> BrokerConfig {
+    BrokerConfig {
+        host: addr.ip().to_string(),
+        port: addr.port(),
+        tls: None,
+    }
+}
+
+async fn start_hq(dir: &Path, broker: SocketAddr) -> BenchResult<Hq> {
+    Ok(Hq::start(&HqConfig {
+        tenant: "bench".into(),
+        data_dir: dir.join("hq"),
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        token: Secret::new("bench-token-0123456789".to_owned()),
+        broker: broker_config(broker),
+        safety_stock: 0,
+        embedded_broker: None,
+        epoch_interval: None,
+    })
+    .await?)
+}
+
+async fn start_node(dir: &Path, broker: SocketAddr) -> BenchResult<Node> {
+    std::fs::create_dir_all(dir)?;
+    let mut config = Config::demo(dir, SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    config.node.tenant = "bench".into();
+    config.node.store_id = STORE.into();
+    config.sync = Some(SyncConfig {
+        broker: broker_config(broker),
+        resend_interval: Duration::from_millis(500),
+        // Reconnect promptly after the cut: the figure is catch-up, not backoff.
+        reconnect_max: Duration::from_millis(500),
+    });
+    Ok(Node::start(config).await?)
+}
+
+/// Every 7th movement is a receipt of 5, the rest single-unit sales: a commit of 100 never
+/// nets to zero on a hot SKU (a net-zero commit makes no change at all).
+fn receipt(i: usize) -> bool {
+    i.is_multiple_of(7)
+}
+
+fn delta(i: usize) -> i64 {
+    if receipt(i) { 5 } else { -1 }
+}
+
+fn sku(i: usize) -> String {
+    format!("SKU-{i:05}")
+}
+
+async fn add_catalog(node: &Node, skus: usize) -> BenchResult<()> {
+    node.state
+        .store
+        .write(move |conn| {
+            let now = storenode::store::now_utc();
+            for i in 0..skus {
+                let item = Item {
+                    sku: sku(i),
+                    name: format!("Item {i}"),
+                    price_minor: 100,
+                    currency: "EUR".into(),
+                    tax_class: "standard".into(),
+                    variable_measure: false,
+                    gtins: Vec::new(),
+                };
+                catalog::upsert(conn, &item, &now)?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(())
+}
+
+/// Records `count` movements starting at `first` (SKU `i % skus`), in commits of
+/// [`MOVEMENTS_PER_COMMIT`]; returns the wall time of each commit.
+async fn make_movements(
+    node: &Node,
+    first: usize,
+    count: usize,
+    skus: usize,
+) -> BenchResult<Vec<Duration>> {
+    let mut times = Vec::with_capacity(count / MOVEMENTS_PER_COMMIT + 1);
+    let mut done = 0;
+    while done < count {
+        let n = MOVEMENTS_PER_COMMIT.min(count - done);
+        let start = first + done;
+        let began = Instant::now();
+        node.state
+            .store
+            .write(move |conn| {
+                let now = storenode::store::now_utc();
+                for i in start..start + n {
+                    let s = sku(i % skus);
+                    let m = Movement {
+                        sku: &s,
+                        kind: if receipt(i) {
+                            MovementKind::Receipt
+                        } else {
+                            MovementKind::Sale
+                        },
+                        on_hand_delta: delta(i),
+                        reserved_delta: 0,
+                        ref_type: "bench",
+                        ref_id: "bench",
+                        terminal: "bench",
+                    };
+                    ledger::record(conn, &m, &now)?;
+                }
+                Ok(())
+            })
+            .await?;
+        times.push(began.elapsed());
+        done += n;
+    }
+    Ok(times)
+}
+
+async fn node_heads(node: &Node) -> Vec<String> {
+    match node.sync.as_ref() {
+        Some(sync) => sync.service().refresh_diag().await.stock_heads,
+        None => Vec::new(),
+    }
+}
+
+fn hq_heads(hq: &Hq) -> Vec<String> {
+    storenode::hq::lock(&hq.state)
+        .stock_doc(STORE)
+        .map(|d| d.core().heads().iter().map(ToString::to_string).collect())
+        .unwrap_or_default()
+}
+
+async fn wait_hq_has_node(hq: &Hq, node: &Node) -> BenchResult<()> {
+    let deadline = Instant::now() + LIMIT;
+    let target = {
+        let mut h = node_heads(node).await;
+        h.sort();
+        h
+    };
+    loop {
+        let mut at_hq = hq_heads(hq);
+        at_hq.sort();
+        if at_hq == target {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err("HQ did not converge with the store".into());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn wire_total(m: &WireMetrics) -> u64 {
+    m.bytes_in.load(Ordering::Relaxed) + m.bytes_out.load(Ordering::Relaxed)
+}
+
+fn mean_us(times: &[Duration]) -> f64 {
+    let total: f64 = times.iter().map(Duration::as_secs_f64).sum();
+    total * 1e6 / (times.len().max(1) * MOVEMENTS_PER_COMMIT) as f64
+}
+
+async fn offline_catch_up(broker: SocketAddr, s: &Scenario) -> BenchResult<Outcome> {
+    let dir = tempfile::tempdir()?;
+    let hq = start_hq(dir.path(), broker).await?;
+    let link = Link::start(broker).await?;
+    let node = start_node(&dir.path().join("store"), link.addr).await?;
+    add_catalog(&node, s.skus).await?;
+    // HQ must know the store's document before the cut (a first movement, synced).
+    make_movements(&node, 0, 1, s.skus).await?;
+    wait_hq_has_node(&hq, &node).await?;
+
+    link.cut();
+    let deadline = Instant::now() + LIMIT;
+    while node
+        .sync
+        .as_ref()
+        .is_some_and(|s| s.service().is_connected())
+    {
+        if Instant::now() > deadline {
+            return Err("store still connected after the cut".into());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let times = make_movements(&node, 1, s.movements, s.skus).await?;
+    let tenth = (times.len() / 10).max(1);
+    let (first, last) = (&times[..tenth], &times[times.len() - tenth..]);
+
+    let sync = node.sync.as_ref().ok_or("node has no sync")?;
+    let before = wire_total(sync.service().wire_metrics());
+    link.restore();
+    let began = Instant::now();
+    wait_hq_has_node(&hq, &node).await?;
+    let converge = began.elapsed();
+    let sync_bytes = wire_total(sync.service().wire_metrics()) - before;
+    check_levels(&hq, &node).await?;
+
+    node.stop().await;
+    hq.stop().await;
+    let (naive, naive_bytes) = naive_baseline(broker, s.movements, s.skus).await?;
+    Ok(Outcome {
+        name: s.name,
+        movements: s.movements,
+        commits: times.len(),
+        local_us_first: mean_us(first),
+        local_us_last: mean_us(last),
+        converge,
+        sync_bytes,
+        naive,
+        naive_bytes,
+    })
+}
+
+/// HQ's levels for the store equal the node's SQLite levels (the figures, not just heads).
+async fn check_levels(hq: &Hq, node: &Node) -> BenchResult<()> {
+    let at_node: BTreeMap<String, i64> = node
+        .state
+        .store
+        .read(|conn| ledger::page(conn, "", 100_000))
+        .await?
+        .into_iter()
+        .filter(|r| r.on_hand != 0)
+        .map(|r| (r.sku, r.on_hand))
+        .collect();
+    let at_hq: BTreeMap<String, i64> = storenode::hq::lock(&hq.state)
+        .store_stock(STORE)?
+        .into_iter()
+        .filter(|r| r.on_hand != 0)
+        .map(|r| (r.sku, r.on_hand))
+        .collect();
+    if at_node != at_hq {
+        return Err("HQ's stock differs from the store's".into());
+    }
+    Ok(())
+}
+
+/// Each movement as its own JSON message (QoS 1) to one subscriber; time until all arrive.
+async fn naive_baseline(
+    broker: SocketAddr,
+    movements: usize,
+    skus: usize,
+) -> BenchResult<(Duration, u64)> {
+    let shutdown = CancellationToken::new();
+    let topic = "bench/naive/s1/movements";
+    let mut sub_cfg = TransportConfig::new("naive-hq", "127.0.0.1", broker.port());
+    sub_cfg.subscriptions = vec![(topic.to_owned(), QoS::AtLeastOnce)];
+    sub_cfg.incoming_capacity = 4096;
+    let (_sub, mut incoming, sub_task) = MqttTransport::start(sub_cfg, shutdown.clone())?;
+    let received = Arc::new(AtomicU64::new(0));
+    let counter = received.clone();
+    let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+    let drain = tokio::spawn(async move {
+        let mut subscribed_tx = Some(subscribed_tx);
+        while let Some(event) = incoming.recv().await {
+            match event {
+                Incoming::Connected => {
+                    if let Some(tx) = subscribed_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Incoming::Message { .. } => {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                Incoming::Disconnected { .. } => {}
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), subscribed).await??;
+    let mut pub_cfg = TransportConfig::new("naive-store", "127.0.0.1", broker.port());
+    pub_cfg.max_pending_publishes = 256;
+    let (publisher, mut pub_events, pub_task) = MqttTransport::start(pub_cfg, shutdown.clone())?;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(event) = pub_events.recv().await {
+            if event == Incoming::Connected {
+                return;
+            }
+        }
+    })
+    .await?;
+    tokio::spawn(async move { while pub_events.recv().await.is_some() {} });
+    // A subscription is active once the broker's SUBACK went out; give it a moment.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let began = Instant::now();
+    let mut bytes = 0u64;
+    let mut inflight = tokio::task::JoinSet::new();
+    for i in 0..movements {
+        let payload = serde_json::to_vec(&serde_json::json!({
+            "store": STORE, "writer": "s1.lane1", "seq": i + 1, "sku": sku(i % skus),
+            "kind": if receipt(i) { "receipt" } else { "sale" },
+            "delta": delta(i),
+            "at": "2026-11-23T14:25:22.635Z",
+        }))?;
+        bytes += payload.len() as u64;
+        let handle = publisher.clone();
+        inflight.spawn(async move {
+            handle
+                .publish(topic, payload, QoS::AtLeastOnce, false)
+                .await
+        });
+        while inflight.len() >= 256 {
+            if let Some(done) = inflight.join_next().await {
+                done??;
+            }
+        }
+    }
+    while let Some(done) = inflight.join_next().await {
+        done??;
+    }
+    let deadline = Instant::now() + LIMIT;
+    while received.load(Ordering::Relaxed) < movements as u64 {
+        if Instant::now() > deadline {
+            return Err("naive subscriber did not get every message".into());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elapsed = began.elapsed();
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), pub_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), sub_task).await;
+    drain.abort();
+    Ok((elapsed, bytes))
+}
+
+/// Time of `Node::start` for a node holding `past` movements; and the saved document size.
+async fn start_up(broker: SocketAddr, past: usize, skus: usize) -> BenchResult<(Duration, u64)> {
+    let dir = tempfile::tempdir()?;
+    let store_dir = dir.path().join("store");
+    {
+        let node = start_node(&store_dir, broker).await?;
+        add_catalog(&node, skus).await?;
+        let chunk = 10_000;
+        let mut done = 0;
+        while done < past {
+            let n = chunk.min(past - done);
+            make_movements(&node, done, n, skus).await?;
+            done += n;
+            eprintln!("start-up bench: {done} / {past} movements written");
+        }
+        node.stop().await;
+    }
+    let began = Instant::now();
+    let node = start_node(&store_dir, broker).await?;
+    let ready = began.elapsed();
+    // The stored form: the last full save plus the changes logged since.
+    let doc_bytes: i64 = node
+        .state
+        .store
+        .read(|conn| {
+            Ok(conn.query_row(
+                "SELECT (SELECT COALESCE(sum(length(saved)), 0) FROM sync_doc
+                          WHERE doc_key LIKE '%/stock')
+                      + (SELECT COALESCE(sum(length(bytes)), 0) FROM sync_change
+                          WHERE doc_key LIKE '%/stock')",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await?;
+    node.stop().await;
+    Ok((ready, doc_bytes.unsigned_abs()))
+}

@@ -1,0 +1,177 @@
+//! Runs every configured port as its own supervised task: open, drive, and on any failure
+//! (missing at start, unplugged, silent) report it and reopen after a backoff, while the
+//! rest of the node works on. Device components are never critical: sales go on without
+//! a scanner.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_serial::SerialStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::config::{DevicesConfig, SerialSettings};
+use super::pipeline::Pipeline;
+use super::port::{self, Backoff, DriverError};
+use super::reader::ReaderDriver;
+use super::scanner::ScannerDriver;
+use super::status::{DeviceKind, DeviceRegistry, DeviceStatus};
+use crate::events::EventBus;
+use crate::health::{Health, State};
+use crate::store::Store;
+
+/// A connection that lasted this long was healthy: the next failure retries quickly again.
+const STABLE_CONNECTION: Duration = Duration::from_secs(10);
+
+/// What the device layer needs from the node.
+pub struct DeviceContext {
+    pub store: Store,
+    pub bus: EventBus,
+    pub health: Arc<Health>,
+    /// The store currency, for prices embedded in variable-measure barcodes.
+    pub currency: String,
+}
+
+enum Driver {
+    Scanner(ScannerDriver),
+    Reader(Box<ReaderDriver>),
+}
+
+impl Driver {
+    async fn run(
+        &mut self,
+        port: SerialStream,
+        shutdown: &CancellationToken,
+    ) -> Result<(), DriverError> {
+        match self {
+            Driver::Scanner(driver) => driver.run(port, shutdown).await,
+            Driver::Reader(driver) => driver.run(port, shutdown).await,
+        }
+    }
+}
+
+/// Starts one task per configured device (plus the batcher) on `tasks`; they stop when
+/// `shutdown` is cancelled. Returns the registry for metrics and diag.
+pub fn start(
+    config: &DevicesConfig,
+    ctx: DeviceContext,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> DeviceRegistry {
+    let mut registry = DeviceRegistry::default();
+    if config.is_empty() {
+        return registry;
+    }
+    let (pipeline, batcher) = Pipeline::new(ctx.store, ctx.bus, config.rcn_region(), &ctx.currency);
+    let mut supervised = Vec::new();
+    for scanner in &config.scanners {
+        let status = Arc::new(DeviceStatus::new(
+            &scanner.id,
+            DeviceKind::Scanner,
+            scanner.serial.path.clone(),
+        ));
+        let driver = Driver::Scanner(ScannerDriver {
+            device: Arc::from(scanner.id.as_str()),
+            framing: scanner.framing.clone(),
+            pipeline: pipeline.clone(),
+            status: status.clone(),
+        });
+        supervised.push((driver, scanner.serial.clone(), status));
+    }
+    for reader in &config.readers {
+        let status = Arc::new(DeviceStatus::new(
+            &reader.id,
+            DeviceKind::Reader,
+            reader.serial.path.clone(),
+        ));
+        let driver = Driver::Reader(Box::new(ReaderDriver::new(
+            reader.clone(),
+            pipeline.clone(),
+            status.clone(),
+        )));
+        supervised.push((driver, reader.serial.clone(), status));
+    }
+    // The batcher ends once every driver (each holding a pipeline clone) has stopped, so
+    // the last events of a shutdown are still written.
+    drop(pipeline);
+    for (driver, serial, status) in supervised {
+        registry.add(status.clone());
+        let health = ctx.health.clone();
+        tasks.spawn(supervise(driver, serial, status, health, shutdown.clone()));
+    }
+    tasks.spawn(batcher.run(registry.clone()));
+    registry
+}
+
+async fn supervise(
+    mut driver: Driver,
+    serial: SerialSettings,
+    status: Arc<DeviceStatus>,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) {
+    let component = format!("device:{}", status.id);
+    let port_name = serial.path.display().to_string();
+    health.set(
+        &component,
+        State::Down,
+        format!("opening {port_name}"),
+        false,
+    );
+    let mut backoff = Backoff::default();
+    let mut opened_before = false;
+    while !shutdown.is_cancelled() {
+        match port::open(&serial) {
+            Ok(stream) => {
+                if opened_before {
+                    status.counters.reconnects.inc();
+                }
+                opened_before = true;
+                status.set_connected(true);
+                health.set(
+                    &component,
+                    State::Ok,
+                    format!("connected on {port_name}"),
+                    false,
+                );
+                tracing::info!(device = %status.id, port = %port_name, "device connected");
+                let since = Instant::now();
+                let result = driver.run(stream, &shutdown).await;
+                status.set_connected(false);
+                match result {
+                    Ok(()) => break,
+                    Err(e) => {
+                        health.set(&component, State::Down, e.to_string(), false);
+                        tracing::warn!(device = %status.id, port = %port_name, error = %e, "device connection lost; reopening");
+                        if since.elapsed() >= STABLE_CONNECTION {
+                            backoff.reset();
+                        }
+                    }
+                }
+            }
+            Err(e) => report_unavailable(&health, &component, &status.id, &e),
+        }
+        let delay = backoff.next_delay(&mut rand::rng());
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+    status.set_connected(false);
+}
+
+/// Logs a missing port once per change of reason, not on every retry.
+fn report_unavailable(health: &Health, component: &str, device: &str, error: &DriverError) {
+    let detail = error.to_string();
+    let changed = health.state(component) != Some(State::Down)
+        || health
+            .snapshot()
+            .get(component)
+            .is_none_or(|c| c.detail != detail);
+    health.set(component, State::Down, detail, false);
+    if changed {
+        tracing::warn!(device, error = %error, "device not available; retrying with backoff");
+    } else {
+        tracing::debug!(device, error = %error, "device still not available");
+    }
+}

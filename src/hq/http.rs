@@ -1,0 +1,156 @@
+//! HQ's HTTP API for the web shop and back office (bearer token):
+//! - `GET /v1/stock/{store}/{sku}`: one figure, with `available_to_sell`, `as_of`, `online`;
+//! - `GET /v1/stock?store=S`: every SKU of a store;
+//! - `POST /v1/catalog` `{"items": [...]}`: publish catalog items and prices to every store;
+//! - `POST /v1/epochs/{store}`: open the next stock epoch of a store (bounded history).
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use subtle::ConstantTimeEq;
+use tokio::sync::mpsc;
+
+use super::state::Outgoing;
+use super::{SharedHq, lock};
+use crate::config::Secret;
+use crate::sync::doc_catalog::CatalogItem;
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub hq: SharedHq,
+    pub token: Secret,
+    pub publish: mpsc::UnboundedSender<Outgoing>,
+}
+
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/v1/stock", get(store_stock))
+        .route("/v1/stock/{store}/{sku}", get(one_sku))
+        .route("/v1/catalog", post(publish_catalog))
+        .route("/v1/epochs/{store}", post(open_epoch))
+        .with_state(state)
+}
+
+fn authorised(state: &HttpState, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(given.as_bytes().ct_eq(state.token.expose().as_bytes())) {
+        Ok(())
+    } else {
+        Err(Box::new(problem(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+        )))
+    }
+}
+
+fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": detail.into() }))).into_response()
+}
+
+async fn one_sku(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Path((store, sku)): Path<(String, String)>,
+) -> Response {
+    if let Err(denied) = authorised(&state, &headers) {
+        return *denied;
+    }
+    let hq = state.hq.clone();
+    let found = tokio::task::spawn_blocking(move || lock(&hq).stock(&store, &sku)).await;
+    match found {
+        Ok(Ok(Some(row))) => Json(row).into_response(),
+        Ok(Ok(None)) => problem(
+            StatusCode::NOT_FOUND,
+            "no stock known for this store and SKU",
+        ),
+        Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct StoreQuery {
+    store: String,
+}
+
+async fn store_stock(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Query(query): Query<StoreQuery>,
+) -> Response {
+    if let Err(denied) = authorised(&state, &headers) {
+        return *denied;
+    }
+    let hq = state.hq.clone();
+    let rows = tokio::task::spawn_blocking(move || lock(&hq).store_stock(&query.store)).await;
+    match rows {
+        Ok(Ok(rows)) => Json(serde_json::json!({ "items": rows })).into_response(),
+        Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogBody {
+    pub items: Vec<CatalogItem>,
+}
+
+async fn publish_catalog(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Json(body): Json<CatalogBody>,
+) -> Response {
+    if let Err(denied) = authorised(&state, &headers) {
+        return *denied;
+    }
+    let hq = state.hq.clone();
+    let count = body.items.len();
+    let published =
+        tokio::task::spawn_blocking(move || lock(&hq).publish_catalog(&body.items)).await;
+    match published {
+        Ok(Ok(messages)) => {
+            for m in messages {
+                let _ = state.publish.send(m);
+            }
+            Json(serde_json::json!({ "published": count })).into_response()
+        }
+        Ok(Err(e)) => problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn open_epoch(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Path(store): Path<String>,
+) -> Response {
+    if let Err(denied) = authorised(&state, &headers) {
+        return *denied;
+    }
+    let hq = state.hq.clone();
+    let name = store.clone();
+    let opened = tokio::task::spawn_blocking(move || lock(&hq).open_epoch(&name)).await;
+    match opened {
+        Ok(Ok((epoch, messages))) => {
+            for m in messages {
+                let _ = state.publish.send(m);
+            }
+            Json(serde_json::json!({ "store": store, "epoch": epoch })).into_response()
+        }
+        Ok(Err(e @ super::state::HqError::UnknownStore(_))) => {
+            problem(StatusCode::NOT_FOUND, e.to_string())
+        }
+        Ok(Err(e @ super::state::HqError::EpochPending(_))) => {
+            problem(StatusCode::CONFLICT, e.to_string())
+        }
+        Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}

@@ -1,0 +1,380 @@
+//! `storenode hq`: the aggregator. Subscribes to every store of the tenant, checks and merges
+//! their documents ([`state`]), keeps the chain-wide stock in its own SQLite, acknowledges
+//! with retained heads, answers `Need` requests, publishes the catalog, and serves stock to
+//! the web shop over HTTP ([`http`]).
+
+pub mod http;
+pub mod state;
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::sync::config::HqConfig;
+use crate::sync::service::{OFFLINE, ONLINE};
+use crate::sync::topics::{Id, Scope};
+use crate::sync::transport::{
+    Incoming, MqttHandle, MqttTransport, OutgoingMessage, QoS, StatusMessage, TransportConfig,
+};
+use crate::sync::wire::WireMetrics;
+use state::{HqState, Outgoing};
+
+pub type SharedHq = Arc<Mutex<HqState>>;
+
+pub fn lock(hq: &SharedHq) -> MutexGuard<'_, HqState> {
+    hq.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HqRunError {
+    #[error(transparent)]
+    State(#[from] state::HqError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::sync::tls::TlsError),
+    #[error("MQTT transport: {0}")]
+    Transport(#[from] crate::sync::transport::TransportError),
+    #[error("topic: {0}")]
+    Topic(#[from] crate::sync::topics::TopicError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running HQ.
+pub struct Hq {
+    pub state: SharedHq,
+    pub metrics: Arc<WireMetrics>,
+    pub http_addr: std::net::SocketAddr,
+    publish: mpsc::UnboundedSender<Outgoing>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Hq {
+    pub async fn start(cfg: &HqConfig) -> Result<Self, HqRunError> {
+        let state = HqState::open(&cfg.data_dir.join("hq.db"), &cfg.tenant, cfg.safety_stock)?;
+        let topics = state.topics().clone();
+        let state = Arc::new(Mutex::new(state));
+        let mut transport = TransportConfig::new("hq", &cfg.broker.host, cfg.broker.port);
+        if let Some(files) = &cfg.broker.tls {
+            transport.tls = Some(crate::sync::tls::client_config(files)?);
+        }
+        transport.max_packet_size =
+            u32::try_from(crate::sync::payload::MAX_MESSAGE_BYTES * 2).unwrap_or(u32::MAX);
+        let status = topics.status(&Scope::Hq, &Id::new("hq")?).to_string();
+        transport.last_will = Some(StatusMessage {
+            topic: status.clone(),
+            payload: Bytes::from_static(OFFLINE),
+            retain: true,
+        });
+        transport.online = Some(StatusMessage {
+            topic: status,
+            payload: Bytes::from_static(ONLINE),
+            retain: true,
+        });
+        let q = QoS::AtLeastOnce;
+        transport.subscriptions = vec![
+            (topics.changes_filter(None), q),
+            (topics.requests_filter(), q),
+            (topics.status_filter(None), q),
+        ];
+        let shutdown = CancellationToken::new();
+        let (mqtt, incoming, transport_task) = MqttTransport::start(transport, shutdown.clone())?;
+        let metrics = Arc::new(WireMetrics::default());
+        let (publish, outgoing) = mpsc::unbounded_channel();
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|source| HqRunError::Listen {
+                addr: cfg.listen,
+                source,
+            })?;
+        let http_addr = listener.local_addr().map_err(|source| HqRunError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+        let http_state = http::HttpState {
+            hq: state.clone(),
+            token: cfg.token.clone(),
+            publish: publish.clone(),
+        };
+        let stop = shutdown.clone();
+        let tasks = vec![
+            tokio::spawn(receive(
+                state.clone(),
+                incoming,
+                publish.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            )),
+            tokio::spawn(publish_loop(
+                mqtt,
+                outgoing,
+                metrics.clone(),
+                shutdown.clone(),
+            )),
+            tokio::spawn(async move {
+                let app = http::router(http_state);
+                let served = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "HQ HTTP server failed");
+                }
+            }),
+            transport_task,
+        ];
+        let mut tasks = tasks;
+        if let Some(every) = cfg.epoch_interval {
+            tasks.push(tokio::spawn(epoch_timer(
+                state.clone(),
+                publish.clone(),
+                every,
+                shutdown.clone(),
+            )));
+        }
+        tracing::info!(listen = %http_addr, broker = %cfg.broker.host, "storenode hq ready");
+        Ok(Self {
+            state,
+            metrics,
+            http_addr,
+            publish,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Queues messages for the publisher.
+    pub fn send(&self, messages: Vec<Outgoing>) {
+        for m in messages {
+            let _ = self.publish.send(m);
+        }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("an HQ task did not stop within 5 s");
+            }
+        }
+    }
+}
+
+/// Runs HQ until SIGTERM or SIGINT.
+pub async fn run(cfg: HqConfig) -> anyhow::Result<()> {
+    // The embedded broker (if any) lives until the process exits: rumqttd cannot stop.
+    let _broker = start_embedded_broker(&cfg)?;
+    let hq = Hq::start(&cfg).await?;
+    wait_for_signal().await?;
+    hq.stop().await;
+    Ok(())
+}
+
+#[cfg(feature = "embedded-broker")]
+fn start_embedded_broker(cfg: &HqConfig) -> anyhow::Result<Option<broker::EmbeddedBroker>> {
+    cfg.embedded_broker
+        .map(broker::EmbeddedBroker::start)
+        .transpose()
+        .map_err(Into::into)
+}
+
+#[cfg(not(feature = "embedded-broker"))]
+fn start_embedded_broker(cfg: &HqConfig) -> anyhow::Result<Option<()>> {
+    if cfg.embedded_broker.is_some() {
+        anyhow::bail!("hq.embedded_broker needs a build with the `embedded-broker` feature");
+    }
+    Ok(None)
+}
+
+#[cfg(feature = "embedded-broker")]
+pub mod broker;
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+async fn receive(
+    state: SharedHq,
+    mut incoming: mpsc::Receiver<Incoming>,
+    publish: mpsc::UnboundedSender<Outgoing>,
+    metrics: Arc<WireMetrics>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let event = tokio::select! {
+            () = shutdown.cancelled() => return,
+            event = incoming.recv() => event,
+        };
+        let answers = match event {
+            None => return,
+            Some(Incoming::Connected) => {
+                let state = state.clone();
+                tokio::task::spawn_blocking(move || lock(&state).all_heads())
+                    .await
+                    .unwrap_or_default()
+            }
+            Some(Incoming::Disconnected { reason }) => {
+                tracing::warn!(reason, "HQ lost the broker");
+                Vec::new()
+            }
+            Some(Incoming::Message { topic, payload, .. }) => {
+                metrics.count_in(payload.len());
+                let state = state.clone();
+                let shown = topic.clone();
+                let handled =
+                    tokio::task::spawn_blocking(move || lock(&state).handle(&topic, &payload))
+                        .await;
+                match handled {
+                    Ok(Ok(answers)) => answers,
+                    Ok(Err(rejected)) => {
+                        metrics.reject();
+                        tracing::warn!(topic = shown, reason = %rejected, "HQ rejected a sync message");
+                        Vec::new()
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "HQ message handler panicked");
+                        Vec::new()
+                    }
+                }
+            }
+        };
+        for answer in answers {
+            let _ = publish.send(answer);
+        }
+    }
+}
+
+/// Opens a new stock epoch of every store every `every` (`hq.epoch_interval_s`).
+async fn epoch_timer(
+    state: SharedHq,
+    publish: mpsc::UnboundedSender<Outgoing>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let state = state.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            let mut hq = lock(&state);
+            let mut messages = Vec::new();
+            for store in hq.stores() {
+                match hq.open_epoch(&store) {
+                    Ok((_, m)) => messages.extend(m),
+                    Err(e) => tracing::warn!(store, error = %e, "cannot open a new epoch"),
+                }
+            }
+            messages
+        })
+        .await
+        .unwrap_or_default();
+        for m in opened {
+            let _ = publish.send(m);
+        }
+    }
+}
+
+/// Publishes from its own task: never from the one that drains the event loop.
+async fn publish_loop(
+    mqtt: MqttHandle,
+    mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
+    metrics: Arc<WireMetrics>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => return,
+            next = outgoing.recv() => next,
+        };
+        let Some(message) = next else { return };
+        let size = message.payload.len();
+        let mut out =
+            OutgoingMessage::new(message.topic.clone(), message.payload, QoS::AtLeastOnce);
+        out.retain = message.retain;
+        match mqtt.publish_message(out).await {
+            Ok(_) => metrics.count_out(size),
+            Err(e) => {
+                // Lost answers are repaired: heads go out again on reconnect, a store that is
+                // still behind asks again.
+                tracing::warn!(topic = message.topic, error = %e, "HQ publish failed");
+            }
+        }
+    }
+}
+
+/// `storenode hq catalog import FILE`: parses the file like `catalog import` and publishes
+/// it through the running HQ's HTTP API (HQ's catalog document has one writer: the HQ
+/// process; a second writer with the same identity would fork its history).
+pub async fn catalog_import(cfg: &HqConfig, file: &std::path::Path) -> anyhow::Result<()> {
+    let text = tokio::fs::read_to_string(file).await?;
+    let items = crate::import::parse_items(file, &text, &|_| true)?;
+    let items: Vec<crate::sync::doc_catalog::CatalogItem> = items
+        .into_iter()
+        .map(|i| crate::sync::doc_catalog::CatalogItem {
+            sku: i.sku,
+            name: i.name,
+            price_minor: i.price_minor,
+            currency: i.currency,
+            tax_class: i.tax_class,
+            gtins: i.gtins,
+            variable_measure: i.variable_measure,
+        })
+        .collect();
+    let body = serde_json::to_vec(&serde_json::json!({ "items": items }))?;
+    let answer = http_post(cfg.listen, "/v1/catalog", cfg.token.expose(), &body).await?;
+    println!("{answer}");
+    Ok(())
+}
+
+/// A one-shot HTTP/1.1 POST over loopback (no HTTP client crate needed for one call).
+async fn http_post(
+    addr: std::net::SocketAddr,
+    path: &str,
+    token: &str,
+    body: &[u8],
+) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await??;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await??;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status_ok = text.starts_with("HTTP/1.1 200");
+    let body_text = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    if status_ok {
+        Ok(body_text)
+    } else {
+        anyhow::bail!(
+            "HQ refused the catalog: {}",
+            text.lines().next().unwrap_or("")
+        )
+    }
+}

@@ -1,0 +1,124 @@
+//! The store's [`BatchHook`] for sync: runs on the writer thread inside every group commit.
+//!
+//! `before_commit` turns the batch's own movements into one stock change (logged and put in
+//! the outbox) and writes `peer` movements for other writers' changes applied since, all in
+//! the batch's transaction. Sync must never stop sales: if that fails, the hook's own
+//! savepoint is rolled back, the documents are reloaded from what the transaction holds
+//! without it, the failure is counted, and the batch commits; the movements stay above the
+//! high-water mark and are picked up by the next commit.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use rusqlite::Connection;
+use tokio::sync::Notify;
+
+use super::local::{self, LocalError, NodeDocs, SharedDocs};
+use crate::store::{BatchHook, StoreError};
+
+/// Counters the hook keeps for metrics.
+#[derive(Debug, Default)]
+pub struct HookMetrics {
+    pub changes: AtomicU64,
+    pub peer_movements: AtomicU64,
+    pub failures: AtomicU64,
+}
+
+/// Filled once the store is open and the documents are loaded; until then the hook does
+/// nothing (the movements stay above the high-water mark and go into the first change).
+pub type DocsSlot = Arc<OnceLock<SharedDocs>>;
+
+pub struct SyncHook {
+    docs: DocsSlot,
+    store_id: String,
+    /// Wakes the sync service after a commit that produced a change.
+    notify: Arc<Notify>,
+    metrics: Arc<HookMetrics>,
+    produced: bool,
+}
+
+impl SyncHook {
+    pub fn new(
+        docs: DocsSlot,
+        store_id: &str,
+        notify: Arc<Notify>,
+        metrics: Arc<HookMetrics>,
+    ) -> Self {
+        Self {
+            docs,
+            store_id: store_id.to_owned(),
+            notify,
+            metrics,
+            produced: false,
+        }
+    }
+
+    fn sync_batch(&mut self, conn: &Connection) -> Result<(), LocalError> {
+        let Some(docs) = self.docs.get() else {
+            return Ok(());
+        };
+        let now = crate::store::now_utc();
+        let at_ms = now_ms();
+        let mut docs = local::lock(docs);
+        if docs.record_local_movements(conn, at_ms, &now)?.is_some() {
+            self.metrics.changes.fetch_add(1, Ordering::Relaxed);
+            self.produced = true;
+        }
+        let peers = docs.reconcile_stock(conn, &now)?;
+        self.metrics
+            .peer_movements
+            .fetch_add(peers as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn reload(&self, conn: &Connection) {
+        let Some(docs) = self.docs.get() else {
+            return;
+        };
+        let mut docs = local::lock(docs);
+        let writer = docs.writer().clone();
+        match NodeDocs::load(conn, &self.store_id, writer) {
+            Ok(fresh) => *docs = fresh,
+            Err(e) => tracing::error!(error = %e, "cannot reload sync documents from SQLite"),
+        }
+    }
+}
+
+impl BatchHook for SyncHook {
+    fn before_commit(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        conn.execute_batch("SAVEPOINT sync_hook")?;
+        match self.sync_batch(conn) {
+            Ok(()) => conn.execute_batch("RELEASE sync_hook")?,
+            Err(e) => {
+                self.metrics.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "sync step of a commit failed; sales continue, retried at the next commit");
+                conn.execute_batch("ROLLBACK TO sync_hook; RELEASE sync_hook")?;
+                self.reload(conn);
+            }
+        }
+        Ok(())
+    }
+
+    fn after_rollback(&mut self, conn: &Connection) {
+        self.produced = false;
+        self.reload(conn);
+    }
+
+    fn after_commit(&mut self) {
+        if std::mem::take(&mut self.produced) {
+            self.notify.notify_one();
+        }
+    }
+}
+
+/// Wall-clock milliseconds for change timestamps (informational only: nothing orders by it).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+#[path = "hook_tests.rs"]
+mod tests;

@@ -1,0 +1,474 @@
+//! A store node's documents (its store's stock, HQ's catalog) and their mapping to SQLite.
+//!
+//! # Stock keys
+//! The stock document holds per-writer totals per key (see [`super::doc_stock`]). On-hand
+//! units use the SKU as key; units reserved for click-and-collect orders use
+//! `"{sku}#r"` ([`reserved_key`]). `#` can never occur in a SKU (`store::catalog::check_sku`),
+//! so the two never collide, and reservations get the same commutative per-writer totals,
+//! epoch base and carry-over as on-hand stock without a second model. HQ computes
+//! available-to-sell as on hand − reserved − safety stock from the same document.
+//!
+//! # SQLite is the query source
+//! Own movements (every `stock_movement` row that is not kind `peer`, above a high-water
+//! mark) become one change per group commit ([`NodeDocs::record_local_movements`]).
+//! Changes of other writers are applied to the document and the difference between the
+//! document's store-wide levels and SQLite's `stock_level` is written as `peer` movements
+//! ([`NodeDocs::reconcile_stock`]), so every lane's SQLite shows the whole store's stock and
+//! its ledger still sums to its levels.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use automerge::ChangeHash;
+use rusqlite::{Connection, params};
+
+use super::doc::{ApplyOutcome, DocError, DocId, DocKind, SyncDoc, WriterId};
+use super::doc_catalog::{CATALOG_STORE, CatalogDoc, CatalogError};
+use super::doc_stock::{Movement, StockDoc, StockError};
+use super::persist::{self, KEY_EPOCH, KEY_MOVEMENT_MARK, PersistError};
+use crate::store::catalog::{self, Item};
+use crate::store::ledger::{self, MovementKind};
+
+/// Suffix of the reserved-units key of a SKU in the stock document.
+pub const RESERVED_SUFFIX: &str = "#r";
+
+/// The stock-document key of the units of `sku` reserved for orders.
+pub fn reserved_key(sku: &str) -> String {
+    format!("{sku}{RESERVED_SUFFIX}")
+}
+
+/// `(sku, is_reserved)` of a stock-document key.
+pub fn split_key(key: &str) -> (&str, bool) {
+    match key.strip_suffix(RESERVED_SUFFIX) {
+        Some(sku) => (sku, true),
+        None => (key, false),
+    }
+}
+
+/// Per SKU: (on hand, reserved), from a stock document's levels.
+pub fn levels_by_sku(levels: &BTreeMap<String, i64>) -> BTreeMap<String, (i64, i64)> {
+    let mut out: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for (key, qty) in levels {
+        let (sku, reserved) = split_key(key);
+        let entry = out.entry(sku.to_owned()).or_insert((0, 0));
+        if reserved {
+            entry.1 = entry.1.saturating_add(*qty);
+        } else {
+            entry.0 = entry.0.saturating_add(*qty);
+        }
+    }
+    out
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+    #[error(transparent)]
+    Stock(#[from] StockError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Doc(#[from] DocError),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("document {0:?} is not one this node keeps")]
+    ForeignDoc(DocId),
+    #[error("message is for epoch {got} of {doc}, this node is on epoch {current}")]
+    OtherEpoch { doc: String, got: u32, current: u32 },
+    #[error("epoch switch: {0}")]
+    Epoch(#[from] super::epoch::EpochError),
+}
+
+/// What to apply from the network.
+#[derive(Debug, Clone)]
+pub enum RemoteChanges {
+    Changes(Vec<Vec<u8>>),
+    Bundle(Vec<u8>),
+}
+
+/// The documents of one node. Shared between the store's writer thread (the hook) and the
+/// sync service, behind one mutex: [`SharedDocs`].
+#[derive(Debug)]
+pub struct NodeDocs {
+    writer: WriterId,
+    epoch: u32,
+    stock: StockDoc,
+    catalog: CatalogDoc,
+    movement_mark: i64,
+    /// Other writers' changes were applied: SQLite needs `peer` movements.
+    stock_needs_reconcile: bool,
+}
+
+pub type SharedDocs = Arc<Mutex<NodeDocs>>;
+
+/// Locks the documents. A poisoned lock means a panic mid-update; the caller that next
+/// fails to persist reloads from SQLite, so carrying on is safe.
+pub fn lock(docs: &SharedDocs) -> MutexGuard<'_, NodeDocs> {
+    docs.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl NodeDocs {
+    /// Rebuilds the documents from SQLite (at start, and after a rolled-back commit).
+    pub fn load(conn: &Connection, store: &str, writer: WriterId) -> Result<Self, LocalError> {
+        let epoch = persist::state_get(conn, KEY_EPOCH)?
+            .and_then(|e| u32::try_from(e).ok())
+            .unwrap_or(0);
+        let stock_id = DocId::new(store, DocKind::Stock)?;
+        let stock = StockDoc::from_core(persist::load_or_genesis(
+            conn,
+            &stock_id,
+            epoch,
+            writer.clone(),
+        )?)?;
+        let catalog_id = DocId::new(CATALOG_STORE, DocKind::Catalog)?;
+        let catalog = CatalogDoc::from_core(persist::load_or_genesis(
+            conn,
+            &catalog_id,
+            0,
+            writer.clone(),
+        )?)?;
+        let movement_mark = persist::state_get(conn, KEY_MOVEMENT_MARK)?.unwrap_or(0);
+        Ok(Self {
+            writer,
+            epoch,
+            stock,
+            catalog,
+            movement_mark,
+            stock_needs_reconcile: false,
+        })
+    }
+
+    pub fn writer(&self) -> &WriterId {
+        &self.writer
+    }
+
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    pub fn stock(&self) -> &StockDoc {
+        &self.stock
+    }
+
+    pub fn catalog(&self) -> &CatalogDoc {
+        &self.catalog
+    }
+
+    /// The document with this id, if this node keeps it.
+    pub fn doc(&self, id: &DocId) -> Option<&SyncDoc> {
+        if id == self.stock.core().id() {
+            Some(self.stock.core())
+        } else if id == self.catalog.core().id() {
+            Some(self.catalog.core())
+        } else {
+            None
+        }
+    }
+
+    /// Turns the own movements committed since the last call into ONE stock change, logs it
+    /// and puts it into the outbox. Runs inside the group-commit transaction.
+    pub fn record_local_movements(
+        &mut self,
+        conn: &Connection,
+        at_ms: i64,
+        now: &str,
+    ) -> Result<Option<ChangeHash>, LocalError> {
+        let (movements, last_id) = own_movements_since(conn, self.movement_mark)?;
+        let Some(last_id) = last_id else {
+            return Ok(None);
+        };
+        let change = self.stock.apply_movements(&movements, at_ms)?;
+        let hash = match change {
+            Some(change) => {
+                persist::persist_change(conn, self.stock.core(), &change.bytes, false, now)?;
+                let id = self.stock.core().id().clone();
+                persist::outbox_push(conn, &id, self.epoch, &change.hash, now)?;
+                Some(change.hash)
+            }
+            None => None,
+        };
+        self.set_mark(conn, last_id)?;
+        Ok(hash)
+    }
+
+    /// Applies other writers' changes (validated, all or nothing) and logs them.
+    pub fn apply_remote(
+        &mut self,
+        conn: &Connection,
+        id: &DocId,
+        epoch: u32,
+        changes: &RemoteChanges,
+        now: &str,
+    ) -> Result<ApplyOutcome, LocalError> {
+        let is_stock = id == self.stock.core().id();
+        let current = if is_stock { self.epoch } else { 0 };
+        if !is_stock && id != self.catalog.core().id() {
+            return Err(LocalError::ForeignDoc(id.clone()));
+        }
+        if epoch != current {
+            return Err(LocalError::OtherEpoch {
+                doc: persist::doc_key(id),
+                got: epoch,
+                current,
+            });
+        }
+        let core = if is_stock {
+            self.stock.core_mut()
+        } else {
+            self.catalog.core_mut()
+        };
+        // Apply first (atomic on malformed input), then log; a failed log write makes the
+        // caller's store write fail, and the rollback hook reloads the documents.
+        let (outcome, bytes, bundle): (ApplyOutcome, Vec<&[u8]>, bool) = match changes {
+            RemoteChanges::Changes(list) => (
+                core.apply_changes(list)?,
+                list.iter().map(Vec::as_slice).collect(),
+                false,
+            ),
+            RemoteChanges::Bundle(b) => (core.apply_bundle(b)?, vec![b.as_slice()], true),
+        };
+        if outcome.applied + outcome.queued > 0 {
+            for b in bytes {
+                persist::persist_change(conn, core, b, bundle, now)?;
+            }
+            if is_stock {
+                self.stock_needs_reconcile = true;
+            } else {
+                self.write_catalog(conn, now)?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Moves this writer to the stock epoch `epoch` (= current + 1) given changes of that
+    /// epoch from HQ. Returns `false`, changing nothing, while they do not include HQ's base
+    /// change (carrying over without the cut would count the pre-cut work twice).
+    ///
+    /// In one transaction: the new document with this writer's carry-over (its work after
+    /// the cut, [`super::epoch::carry_over`]) is saved, the old epoch's history and outbox
+    /// are deleted (the carry-over replaces them), and the epoch number is stored. Own
+    /// movements not yet turned into a change are picked up by the next change, in the new
+    /// epoch, since the carry-over only reads the old document.
+    pub fn move_to_epoch(
+        &mut self,
+        conn: &Connection,
+        epoch: u32,
+        changes: &RemoteChanges,
+        at_ms: i64,
+        now: &str,
+    ) -> Result<bool, LocalError> {
+        let id = self.stock.core().id().clone();
+        if self.epoch.checked_add(1) != Some(epoch) {
+            return Err(LocalError::OtherEpoch {
+                doc: persist::doc_key(&id),
+                got: epoch,
+                current: self.epoch,
+            });
+        }
+        let mut next = StockDoc::genesis(&id.store, epoch, self.writer.clone())?;
+        match changes {
+            RemoteChanges::Changes(list) => next.core_mut().apply_changes(list)?,
+            RemoteChanges::Bundle(bundle) => next.core_mut().apply_bundle(bundle)?,
+        };
+        if !next.core().missing_deps().is_empty() || !has_epoch_base(&next) {
+            return Ok(false);
+        }
+        let carried = super::epoch::carry_over(&self.stock, &mut next, at_ms)?;
+        persist::save_doc(conn, next.core(), now)?;
+        let key = persist::doc_key(&id);
+        for table in ["sync_doc", "sync_change", "sync_outbox"] {
+            conn.execute(
+                &format!("DELETE FROM {table} WHERE doc_key = ?1 AND epoch < ?2"),
+                params![key, epoch],
+            )?;
+        }
+        if let Some(change) = &carried {
+            persist::outbox_push(conn, &id, epoch, &change.hash, now)?;
+        }
+        persist::state_set(conn, KEY_EPOCH, i64::from(epoch))?;
+        self.stock = next;
+        self.epoch = epoch;
+        self.stock_needs_reconcile = true;
+        Ok(true)
+    }
+
+    /// Writes `peer` movements so SQLite's levels equal the document's store-wide levels.
+    /// Call after [`Self::record_local_movements`] in the same transaction.
+    pub fn reconcile_stock(&mut self, conn: &Connection, now: &str) -> Result<usize, LocalError> {
+        if !self.stock_needs_reconcile {
+            return Ok(0);
+        }
+        let target = levels_by_sku(&self.stock.stock_levels());
+        let current = sqlite_levels(conn)?;
+        let mut written = 0;
+        let ref_id = self.epoch.to_string();
+        for (sku, (on_hand, reserved)) in &target {
+            let (have_on, have_res) = current.get(sku).copied().unwrap_or((0, 0));
+            written += usize::from(record_peer(
+                conn,
+                sku,
+                on_hand - have_on,
+                reserved - have_res,
+                &ref_id,
+                now,
+            )?);
+        }
+        for (sku, (have_on, have_res)) in &current {
+            if !target.contains_key(sku) {
+                written += usize::from(record_peer(conn, sku, -have_on, -have_res, &ref_id, now)?);
+            }
+        }
+        // Our own peer rows must not come back as own movements.
+        let last: i64 =
+            conn.query_row("SELECT COALESCE(max(id), 0) FROM stock_movement", [], |r| {
+                r.get(0)
+            })?;
+        self.set_mark(conn, last)?;
+        self.stock_needs_reconcile = false;
+        Ok(written)
+    }
+
+    fn set_mark(&mut self, conn: &Connection, mark: i64) -> Result<(), LocalError> {
+        if mark > self.movement_mark {
+            persist::state_set(conn, KEY_MOVEMENT_MARK, mark)?;
+            self.movement_mark = mark;
+        }
+        Ok(())
+    }
+
+    /// Upserts every catalog item HQ published into the store's catalog.
+    fn write_catalog(&self, conn: &Connection, now: &str) -> Result<(), LocalError> {
+        for published in self.catalog.items() {
+            let item = Item {
+                sku: published.sku,
+                name: published.name,
+                price_minor: published.price_minor,
+                currency: published.currency,
+                tax_class: published.tax_class,
+                variable_measure: published.variable_measure,
+                gtins: published.gtins,
+            };
+            // HQ's catalog is authoritative; an item this store cannot take (bad GTIN) is
+            // skipped rather than blocking the rest.
+            match item.validated(|_| true) {
+                Ok(item) => catalog::upsert(conn, &item, now)?,
+                Err(e) => tracing::warn!(error = %e, "catalog item from HQ skipped"),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether an epoch document holds HQ's base change (the only change HQ makes in it).
+fn has_epoch_base(doc: &StockDoc) -> bool {
+    let hq = WriterId::hq().actor();
+    doc.core()
+        .automerge()
+        .get_changes_meta(&[])
+        .iter()
+        .any(|meta| *meta.actor == hq)
+}
+
+/// Own movements with `id > mark` as document movements, and the highest id seen.
+fn own_movements_since(
+    conn: &Connection,
+    mark: i64,
+) -> Result<(Vec<Movement>, Option<i64>), LocalError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, sku, on_hand_delta, reserved_delta FROM stock_movement
+         WHERE id > ?1 AND kind != 'peer' ORDER BY id",
+    )?;
+    let mut rows = stmt.query([mark])?;
+    let mut movements = Vec::new();
+    let mut last = None;
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        let sku: String = row.get(1)?;
+        let on_hand: i64 = row.get(2)?;
+        let reserved: i64 = row.get(3)?;
+        if reserved != 0 {
+            movements.push(Movement {
+                sku: reserved_key(&sku),
+                delta: reserved,
+            });
+        }
+        if on_hand != 0 {
+            movements.push(Movement {
+                sku,
+                delta: on_hand,
+            });
+        }
+        last = Some(id);
+    }
+    Ok((movements, last))
+}
+
+fn sqlite_levels(conn: &Connection) -> Result<BTreeMap<String, (i64, i64)>, LocalError> {
+    let mut stmt = conn.prepare_cached("SELECT sku, on_hand, reserved FROM stock_level")?;
+    let rows = stmt.query_map([], |row| {
+        Ok((row.get::<_, String>(0)?, (row.get(1)?, row.get(2)?)))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn record_peer(
+    conn: &Connection,
+    sku: &str,
+    on_hand_delta: i64,
+    reserved_delta: i64,
+    epoch: &str,
+    now: &str,
+) -> Result<bool, LocalError> {
+    if on_hand_delta == 0 && reserved_delta == 0 {
+        return Ok(false);
+    }
+    let movement = ledger::Movement {
+        sku,
+        kind: MovementKind::Peer,
+        on_hand_delta,
+        reserved_delta,
+        ref_type: "sync-epoch",
+        ref_id: epoch,
+        terminal: "sync",
+    };
+    ledger::record(conn, &movement, now)?;
+    Ok(true)
+}
+
+/// Own changes still in the outbox, and the ids of rows HQ's `hq_heads` acknowledge.
+pub fn acknowledged_rows(
+    conn: &Connection,
+    doc: &SyncDoc,
+    hq_heads: &[ChangeHash],
+) -> Result<Vec<i64>, LocalError> {
+    let pending: std::collections::BTreeSet<ChangeHash> =
+        doc.own_changes_not_in(hq_heads).into_iter().collect();
+    Ok(persist::outbox(conn, doc.id(), doc.epoch())?
+        .into_iter()
+        .filter(|entry| !pending.contains(&entry.hash))
+        .map(|entry| entry.id)
+        .collect())
+}
+
+/// Removes acknowledged outbox rows; returns how many.
+pub fn acknowledge(
+    conn: &Connection,
+    doc: &SyncDoc,
+    hq_heads: &[ChangeHash],
+) -> Result<usize, LocalError> {
+    let rows = acknowledged_rows(conn, doc, hq_heads)?;
+    persist::outbox_remove(conn, &rows)?;
+    Ok(rows.len())
+}
+
+/// Count of SQLite `peer` rows, for tests and diagnostics.
+pub fn peer_movement_count(conn: &Connection) -> Result<i64, LocalError> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM stock_movement WHERE kind = ?1",
+        params![MovementKind::Peer.as_str()],
+        |r| r.get(0),
+    )?)
+}

@@ -1,0 +1,776 @@
+//! The store node's sync service: one MQTT transport and two tasks.
+//!
+//! - the **receiver** drains the transport's events (it never publishes, so the event loop
+//!   can always make progress): other lanes' and HQ's changes are applied through a store
+//!   write (the hook turns them into `peer` movements in the same transaction), HQ's heads
+//!   empty the outbox (end-to-end acknowledgement) and reveal when this node is behind;
+//! - the **publisher** sends new outbox changes (one by one when few, as bundles when a
+//!   backlog built up offline), the retained heads, and `Need` requests; on a timer it
+//!   re-offers the changes a peer (HQ or another lane) still lacks after a full interval,
+//!   which is how lanes converge with each other while HQ is down.
+//!
+//! Everything received is validated before it touches state; anything refused is counted
+//! in [`WireMetrics::rejected`].
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use automerge::ChangeHash;
+use bytes::Bytes;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::config::SyncConfig;
+use super::doc::{DocId, DocKind, SyncDoc, WriterId};
+use super::doc_catalog::CATALOG_STORE;
+use super::local::{self, RemoteChanges, SharedDocs};
+use super::payload::{MAX_MESSAGE_BYTES, SyncMessage};
+use super::persist;
+use super::topics::{self, Id, Scope, Topic, TopicSpace};
+use super::transport::{
+    Incoming, MqttHandle, MqttTransport, OutgoingMessage, PublishError, QoS, StatusMessage,
+    TransportConfig,
+};
+use super::wire::{self, WireMetrics};
+use crate::store::Store;
+
+pub const ONLINE: &[u8] = b"online";
+pub const OFFLINE: &[u8] = b"offline";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("invalid id for topics: {0}")]
+    Topic(#[from] topics::TopicError),
+    #[error("invalid writer id: {0}")]
+    Doc(#[from] super::doc::DocError),
+    #[error("TLS: {0}")]
+    Tls(#[from] super::tls::TlsError),
+    #[error("MQTT transport: {0}")]
+    Transport(#[from] super::transport::TransportError),
+}
+
+/// What `diag sync` and the metrics show.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SyncDiag {
+    pub connected: bool,
+    pub hq_online: bool,
+    pub epoch: u32,
+    pub stock_heads: Vec<String>,
+    pub hq_stock_heads: Vec<String>,
+    pub outbox_pending: u64,
+    /// Own changes HQ's heads do not include yet.
+    pub lag_changes_behind_hq: usize,
+    /// Unix ms of HQ's last acknowledgement of the stock document.
+    pub last_hq_ack_ms: Option<i64>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub rejected: u64,
+    pub denied: u64,
+}
+
+/// State shared by the two tasks and the handle.
+#[derive(Debug, Default)]
+struct Shared {
+    hq_online: std::sync::atomic::AtomicBool,
+    /// Latest heads per (doc, publisher writer): HQ's and the other lanes'.
+    peer_heads: Mutex<BTreeMap<(DocId, String), Vec<ChangeHash>>>,
+    last_hq_ack_ms: Mutex<Option<i64>>,
+    metrics: WireMetrics,
+    /// The last [`SyncService::refresh_diag`] result, for synchronous readers (metrics).
+    last_diag: Mutex<Option<SyncDiag>>,
+}
+
+/// A running sync service.
+pub struct SyncService {
+    shutdown: CancellationToken,
+    /// Taken by the first [`SyncService::stop`]; the service is shared (metrics, health).
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    shared: Arc<Shared>,
+    docs: SharedDocs,
+    store: Store,
+    mqtt: MqttHandle,
+}
+
+struct Ctx {
+    store: Store,
+    docs: SharedDocs,
+    mqtt: MqttHandle,
+    topics: TopicSpace,
+    scope: Scope,
+    me: Id,
+    writer: WriterId,
+    stock_id: DocId,
+    catalog_id: DocId,
+    /// Where this writer publishes its stock changes.
+    changes_topic: String,
+    /// Where this writer publishes its heads of the stock and the catalog document.
+    heads_topics: BTreeMap<DocId, String>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+enum Cmd {
+    Connected,
+    Need(DocId),
+    HeadsChanged,
+    /// HQ opened this stock epoch (current + 1): ask HQ for its document.
+    NextEpoch(u32),
+}
+
+impl SyncService {
+    /// Starts the transport and the tasks. `changed` is notified by the hook after commits
+    /// that produced a change.
+    pub fn start(
+        cfg: &SyncConfig,
+        tenant: &str,
+        store_id: &str,
+        writer: WriterId,
+        store: Store,
+        docs: SharedDocs,
+        changed: Arc<Notify>,
+    ) -> Result<Self, ServiceError> {
+        let topics = TopicSpace::new(Id::new(tenant)?);
+        let scope = Scope::store(Id::new(store_id)?)?;
+        let me = Id::new(writer.as_str())?;
+        let mut transport =
+            TransportConfig::new(writer.as_str(), &cfg.broker.host, cfg.broker.port);
+        if let Some(files) = &cfg.broker.tls {
+            transport.tls = Some(super::tls::client_config(files)?);
+        }
+        transport.max_packet_size = u32::try_from(MAX_MESSAGE_BYTES * 2).unwrap_or(u32::MAX);
+        transport.backoff.max = cfg.reconnect_max;
+        transport.backoff.initial = transport.backoff.initial.min(cfg.reconnect_max);
+        let status_topic = topics.status(&scope, &me).to_string();
+        transport.last_will = Some(StatusMessage {
+            topic: status_topic.clone(),
+            payload: Bytes::from_static(OFFLINE),
+            retain: true,
+        });
+        transport.online = Some(StatusMessage {
+            topic: status_topic,
+            payload: Bytes::from_static(ONLINE),
+            retain: true,
+        });
+        transport.subscriptions = subscriptions(&topics, &scope, &me);
+        let shutdown = CancellationToken::new();
+        let (mqtt, incoming, transport_task) = MqttTransport::start(transport, shutdown.clone())?;
+        let shared = Arc::new(Shared::default());
+        let stock_id = DocId::new(store_id, DocKind::Stock)?;
+        let catalog_id = DocId::new(CATALOG_STORE, DocKind::Catalog)?;
+        let changes_topic = topics
+            .changes(&scope, &kind_id(DocKind::Stock)?, &me)
+            .to_string();
+        let mut heads_topics = BTreeMap::new();
+        for doc in [&stock_id, &catalog_id] {
+            let topic = topics.heads(&scope, &scope_of(doc)?, &kind_id(doc.kind)?, &me);
+            heads_topics.insert(doc.clone(), topic.to_string());
+        }
+        let ctx = Arc::new(Ctx {
+            store: store.clone(),
+            docs: docs.clone(),
+            mqtt: mqtt.clone(),
+            topics,
+            scope,
+            me,
+            writer,
+            stock_id,
+            catalog_id,
+            changes_topic,
+            heads_topics,
+            shared: shared.clone(),
+        });
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let receiver = tokio::spawn(receive(ctx.clone(), incoming, cmd_tx, shutdown.clone()));
+        let publisher = tokio::spawn(publish_loop(
+            ctx,
+            cmd_rx,
+            changed,
+            cfg.resend_interval,
+            shutdown.clone(),
+        ));
+        Ok(Self {
+            shutdown,
+            tasks: Mutex::new(vec![receiver, publisher, transport_task]),
+            shared,
+            docs,
+            store,
+            mqtt,
+        })
+    }
+
+    /// Stops the tasks (the transport publishes `offline` and disconnects).
+    pub async fn stop(&self) {
+        self.shutdown.cancel();
+        let tasks = std::mem::take(&mut *lock(&self.tasks));
+        for task in tasks {
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a sync task did not stop within 5 s");
+            }
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.mqtt.is_connected()
+    }
+
+    /// State for `diag sync`, health and metrics.
+    pub async fn diag(&self) -> SyncDiag {
+        let pending = self
+            .store
+            .read(|conn| persist::outbox_len(conn).map_err(to_store_error))
+            .await
+            .unwrap_or(0);
+        let docs = local::lock(&self.docs);
+        let stock = docs.stock().core();
+        let hq_heads = self.hq_heads(stock.id());
+        let m = &self.shared.metrics;
+        SyncDiag {
+            connected: self.mqtt.is_connected(),
+            hq_online: self
+                .shared
+                .hq_online
+                .load(std::sync::atomic::Ordering::Relaxed),
+            epoch: docs.epoch(),
+            stock_heads: stock.heads().iter().map(ToString::to_string).collect(),
+            hq_stock_heads: hq_heads.iter().map(ToString::to_string).collect(),
+            outbox_pending: pending,
+            lag_changes_behind_hq: stock.own_changes_not_in(&hq_heads).len(),
+            last_hq_ack_ms: *lock(&self.shared.last_hq_ack_ms),
+            bytes_in: WireMetrics::get(&m.bytes_in),
+            bytes_out: WireMetrics::get(&m.bytes_out),
+            rejected: WireMetrics::get(&m.rejected),
+            denied: WireMetrics::get(&m.denied),
+        }
+    }
+
+    /// Recomputes [`Self::diag`] and keeps it for [`Self::last_diag`].
+    pub async fn refresh_diag(&self) -> SyncDiag {
+        let diag = self.diag().await;
+        *lock(&self.shared.last_diag) = Some(diag.clone());
+        diag
+    }
+
+    /// The diagnostics of the last refresh (all zero before the first).
+    pub fn last_diag(&self) -> SyncDiag {
+        lock(&self.shared.last_diag).clone().unwrap_or_default()
+    }
+
+    pub fn wire_metrics(&self) -> &WireMetrics {
+        &self.shared.metrics
+    }
+
+    fn hq_heads(&self, doc: &DocId) -> Vec<ChangeHash> {
+        lock(&self.shared.peer_heads)
+            .get(&(doc.clone(), super::doc::HQ_WRITER.to_owned()))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn to_store_error(e: impl std::fmt::Display) -> crate::store::StoreError {
+    crate::store::StoreError::Inconsistent(format!("sync: {e}"))
+}
+
+fn subscriptions(topics: &TopicSpace, scope: &Scope, me: &Id) -> Vec<(String, QoS)> {
+    let q = QoS::AtLeastOnce;
+    vec![
+        // Other lanes of this store.
+        (topics.changes_filter(Some(scope)), q),
+        (topics.heads_filter(Some(scope), Some(scope)), q),
+        // HQ's documents, HQ's acknowledgements of ours, HQ's catalog heads, HQ's status.
+        (topics.changes_filter(Some(&Scope::Hq)), q),
+        (topics.heads_filter(Some(&Scope::Hq), Some(scope)), q),
+        (topics.heads_filter(Some(&Scope::Hq), Some(&Scope::Hq)), q),
+        (topics.status_filter(Some(&Scope::Hq)), q),
+        (topics.response(scope, me).to_string(), q),
+    ]
+}
+
+async fn receive(
+    ctx: Arc<Ctx>,
+    mut incoming: mpsc::Receiver<Incoming>,
+    cmd: mpsc::UnboundedSender<Cmd>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let event = tokio::select! {
+            () = shutdown.cancelled() => return,
+            event = incoming.recv() => event,
+        };
+        match event {
+            None => return,
+            Some(Incoming::Connected) => {
+                tracing::info!(writer = %ctx.writer, "sync connected to the broker");
+                let _ = cmd.send(Cmd::Connected);
+            }
+            Some(Incoming::Disconnected { reason }) => {
+                tracing::warn!(writer = %ctx.writer, reason, "sync offline; sales continue");
+            }
+            Some(Incoming::Message { topic, payload, .. }) => {
+                ctx.shared.metrics.count_in(payload.len());
+                if let Err(reason) = handle_message(&ctx, &topic, &payload, &cmd).await {
+                    ctx.shared.metrics.reject();
+                    tracing::warn!(topic, reason, "sync message rejected");
+                }
+            }
+        }
+    }
+}
+
+async fn handle_message(
+    ctx: &Ctx,
+    topic: &str,
+    payload: &[u8],
+    cmd: &mpsc::UnboundedSender<Cmd>,
+) -> Result<(), String> {
+    let topic = topics::parse(topic).map_err(|e| e.to_string())?;
+    if let Topic::Status { scope, .. } = &topic {
+        if *scope == Scope::Hq {
+            let online = payload == ONLINE;
+            let was_online = ctx
+                .shared
+                .hq_online
+                .swap(online, std::sync::atomic::Ordering::Relaxed);
+            if online && !was_online {
+                // HQ (re)started: whatever it did not acknowledge may never have reached it
+                // (it may not know this store yet, so its heads would not ask): re-offer.
+                let _ = cmd.send(Cmd::Connected);
+            }
+        }
+        return Ok(());
+    }
+    if payload.len() > MAX_MESSAGE_BYTES {
+        return Err(format!(
+            "payload of {} bytes is over the cap",
+            payload.len()
+        ));
+    }
+    let message = SyncMessage::decode(payload).map_err(|e| e.to_string())?;
+    match (&topic, message) {
+        (Topic::Changes { writer, .. }, _) if *writer == ctx.me => Ok(()),
+        (
+            Topic::Changes { .. } | Topic::Response { .. },
+            SyncMessage::Changes {
+                doc,
+                epoch,
+                changes,
+            },
+        ) => apply(ctx, doc, epoch, RemoteChanges::Changes(changes), cmd).await,
+        (
+            Topic::Changes { .. } | Topic::Response { .. },
+            SyncMessage::Bundle { doc, epoch, bundle },
+        ) => apply(ctx, doc, epoch, RemoteChanges::Bundle(bundle), cmd).await,
+        (
+            Topic::Changes {
+                scope: Scope::Hq, ..
+            },
+            SyncMessage::EpochAnnounce { doc, epoch, .. },
+        ) => {
+            announce_epoch(ctx, &doc, epoch, cmd);
+            Ok(())
+        }
+        (Topic::Heads { writer, .. }, _) if *writer == ctx.me => Ok(()),
+        (Topic::Heads { scope, writer, .. }, SyncMessage::Heads { doc, epoch, heads }) => {
+            on_heads(
+                ctx,
+                scope,
+                writer,
+                doc,
+                epoch,
+                wire::hashes_from_wire(&heads),
+                cmd,
+            )
+            .await
+        }
+        (_, other) => Err(format!("unexpected {} on this topic", message_name(&other))),
+    }
+}
+
+fn message_name(m: &SyncMessage) -> &'static str {
+    match m {
+        SyncMessage::Changes { .. } => "Changes",
+        SyncMessage::Heads { .. } => "Heads",
+        SyncMessage::Need { .. } => "Need",
+        SyncMessage::EpochAnnounce { .. } => "EpochAnnounce",
+        SyncMessage::Bundle { .. } => "Bundle",
+    }
+}
+
+/// Asks for the next stock epoch when HQ announces one this node is not on yet.
+fn announce_epoch(ctx: &Ctx, doc: &DocId, epoch: u32, cmd: &mpsc::UnboundedSender<Cmd>) {
+    let current = local::lock(&ctx.docs).epoch();
+    if *doc == ctx.stock_id && epoch > current {
+        tracing::info!(writer = %ctx.writer, current, epoch, "HQ opened a new stock epoch");
+        let _ = cmd.send(Cmd::NextEpoch(epoch));
+    }
+}
+
+async fn apply(
+    ctx: &Ctx,
+    doc: DocId,
+    epoch: u32,
+    changes: RemoteChanges,
+    cmd: &mpsc::UnboundedSender<Cmd>,
+) -> Result<(), String> {
+    if doc != ctx.stock_id && doc != ctx.catalog_id {
+        // HQ's changes of other stores' documents share HQ's topic; not ours, not an error.
+        return Ok(());
+    }
+    if doc == ctx.stock_id {
+        let current = local::lock(&ctx.docs).epoch();
+        if epoch < current {
+            return Ok(()); // a closed epoch: its writers carried their work over
+        }
+        if epoch > current {
+            return move_to_epoch(ctx, epoch, changes, cmd).await;
+        }
+    }
+    let docs = ctx.docs.clone();
+    let id = doc.clone();
+    let outcome = ctx
+        .store
+        .write(move |conn| {
+            let now = crate::store::now_utc();
+            local::lock(&docs)
+                .apply_remote(conn, &id, epoch, &changes, &now)
+                .map_err(to_store_error)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::debug!(doc = %persist::doc_key(&doc), applied = outcome.applied, duplicates = outcome.duplicates, queued = outcome.queued, "sync changes applied");
+    if !outcome.missing_deps.is_empty() {
+        let _ = cmd.send(Cmd::Need(doc));
+    }
+    if outcome.applied > 0 {
+        let _ = cmd.send(Cmd::HeadsChanged);
+    }
+    Ok(())
+}
+
+/// Changes of a newer stock epoch: move over if they hold HQ's base, else ask HQ for it.
+async fn move_to_epoch(
+    ctx: &Ctx,
+    epoch: u32,
+    changes: RemoteChanges,
+    cmd: &mpsc::UnboundedSender<Cmd>,
+) -> Result<(), String> {
+    let docs = ctx.docs.clone();
+    let moved = ctx
+        .store
+        .write(move |conn| {
+            let now = crate::store::now_utc();
+            let mut guard = local::lock(&docs);
+            if guard.epoch().checked_add(1) != Some(epoch) {
+                return Ok(false); // two epochs ahead: HQ refuses that (see docs/sync.md)
+            }
+            guard
+                .move_to_epoch(conn, epoch, &changes, super::hook::now_ms(), &now)
+                .map_err(to_store_error)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if moved {
+        tracing::info!(writer = %ctx.writer, epoch, "moved to stock epoch {epoch}");
+        lock(&ctx.shared.peer_heads).retain(|(doc, _), _| *doc != ctx.stock_id);
+        let _ = cmd.send(Cmd::HeadsChanged);
+    } else {
+        let _ = cmd.send(Cmd::NextEpoch(epoch));
+    }
+    Ok(())
+}
+
+async fn on_heads(
+    ctx: &Ctx,
+    scope: &Scope,
+    writer: &Id,
+    doc: DocId,
+    epoch: u32,
+    heads: Vec<ChangeHash>,
+    cmd: &mpsc::UnboundedSender<Cmd>,
+) -> Result<(), String> {
+    let current_epoch = local::lock(&ctx.docs).doc(&doc).map(SyncDoc::epoch);
+    if *scope == Scope::Hq && current_epoch.is_some_and(|current| epoch > current) {
+        // HQ's retained heads of a newer epoch: the announcement an offline node finds.
+        announce_epoch(ctx, &doc, epoch, cmd);
+        return Ok(());
+    }
+    if current_epoch != Some(epoch) {
+        return Ok(()); // another epoch or a document we do not keep
+    }
+    lock(&ctx.shared.peer_heads).insert((doc.clone(), writer.as_str().to_owned()), heads.clone());
+    let behind = local::lock(&ctx.docs)
+        .doc(&doc)
+        .is_some_and(|d| wire::is_behind(d, &heads));
+    if *scope == Scope::Hq && doc == ctx.stock_id {
+        let docs = ctx.docs.clone();
+        let acked_heads = heads.clone();
+        let removed = ctx
+            .store
+            .write(move |conn| {
+                let guard = local::lock(&docs);
+                local::acknowledge(conn, guard.stock().core(), &acked_heads).map_err(to_store_error)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        *lock(&ctx.shared.last_hq_ack_ms) = Some(super::hook::now_ms());
+        tracing::debug!(removed, "HQ acknowledged outbox changes");
+    }
+    if behind && *scope == Scope::Hq {
+        let _ = cmd.send(Cmd::Need(doc));
+    }
+    Ok(())
+}
+
+/// The publisher's memory of what it sent on the current connection.
+#[derive(Default)]
+struct Sent {
+    changes: HashSet<ChangeHash>,
+    heads: BTreeMap<DocId, Vec<ChangeHash>>,
+    /// Per peer: own changes it lacked at the previous tick.
+    lacking: BTreeMap<String, BTreeSet<ChangeHash>>,
+}
+
+async fn publish_loop(
+    ctx: Arc<Ctx>,
+    mut cmd: mpsc::UnboundedReceiver<Cmd>,
+    changed: Arc<Notify>,
+    resend: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut sent = Sent::default();
+    let mut tick = tokio::time::interval(resend);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let mut needs: BTreeSet<DocId> = BTreeSet::new();
+        let mut on_tick = false;
+        let mut next_epoch = None;
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = changed.notified() => {}
+            _ = tick.tick() => on_tick = true,
+            next = cmd.recv() => match next {
+                None => return,
+                Some(Cmd::Connected) => {
+                    sent = Sent::default();
+                    needs.insert(ctx.stock_id.clone());
+                    needs.insert(ctx.catalog_id.clone());
+                }
+                Some(Cmd::Need(doc)) => { needs.insert(doc); }
+                Some(Cmd::NextEpoch(epoch)) => next_epoch = Some(epoch),
+                Some(Cmd::HeadsChanged) => {}
+            },
+        }
+        if !ctx.mqtt.is_connected() {
+            continue;
+        }
+        if let Some(epoch) = next_epoch
+            && let Err(e) = send_epoch_need(&ctx, epoch).await
+        {
+            tracing::warn!(error = %e, epoch, "cannot ask HQ for the new epoch; retried on its next heads");
+        }
+        if let Err(e) = publish_round(&ctx, &mut sent, &needs, on_tick).await
+            && !shutdown.is_cancelled()
+        {
+            tracing::warn!(error = %e, "sync publish round failed; retried later");
+        }
+    }
+}
+
+async fn publish_round(
+    ctx: &Ctx,
+    sent: &mut Sent,
+    needs: &BTreeSet<DocId>,
+    on_tick: bool,
+) -> Result<(), PublishError> {
+    let outbox = ctx
+        .store
+        .read({
+            let id = ctx.stock_id.clone();
+            let epoch = local::lock(&ctx.docs).epoch();
+            move |conn| persist::outbox(conn, &id, epoch).map_err(to_store_error)
+        })
+        .await
+        .unwrap_or_default();
+    let fresh: Vec<ChangeHash> = outbox
+        .iter()
+        .map(|e| e.hash)
+        .filter(|h| !sent.changes.contains(h))
+        .collect();
+    let mut messages = Vec::new();
+    {
+        let docs = local::lock(&ctx.docs);
+        let stock = docs.stock().core();
+        messages.extend(changes_or_log(stock, &fresh));
+        if on_tick {
+            for hashes in stalled_peers(ctx, stock, sent) {
+                messages.extend(changes_or_log(stock, &hashes));
+            }
+        }
+    }
+    for payload in messages {
+        publish(ctx, &ctx.changes_topic, payload, false).await?;
+    }
+    sent.changes.extend(fresh);
+    publish_heads(ctx, sent).await?;
+    for doc in needs {
+        send_need(ctx, doc).await?;
+    }
+    Ok(())
+}
+
+fn changes_or_log(doc: &SyncDoc, hashes: &[ChangeHash]) -> Vec<Vec<u8>> {
+    match wire::changes_messages(doc, hashes) {
+        Ok(messages) => messages,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode outbox changes");
+            Vec::new()
+        }
+    }
+}
+
+/// Own changes that a peer (HQ or another lane) lacked at the previous tick and still lacks:
+/// re-offered once per interval, so a lost message or a peer that was away is repaired
+/// without resending anything the peer has.
+fn stalled_peers(ctx: &Ctx, stock: &SyncDoc, sent: &mut Sent) -> Vec<Vec<ChangeHash>> {
+    let heads = lock(&ctx.shared.peer_heads).clone();
+    let mut resend = Vec::new();
+    for ((doc, peer), peer_heads) in heads {
+        if doc != ctx.stock_id {
+            continue;
+        }
+        let lacking: BTreeSet<ChangeHash> =
+            stock.own_changes_not_in(&peer_heads).into_iter().collect();
+        let previous = sent
+            .lacking
+            .insert(peer.clone(), lacking.clone())
+            .unwrap_or_default();
+        let stalled: Vec<ChangeHash> = stock
+            .own_changes_not_in(&peer_heads)
+            .into_iter()
+            .filter(|h| previous.contains(h))
+            .collect();
+        if !stalled.is_empty() {
+            tracing::debug!(
+                peer,
+                changes = stalled.len(),
+                "re-offering changes a peer lacks"
+            );
+            resend.push(stalled);
+        }
+    }
+    resend
+}
+
+async fn publish_heads(ctx: &Ctx, sent: &mut Sent) -> Result<(), PublishError> {
+    let current: Vec<(DocId, Vec<ChangeHash>, Vec<u8>)> = {
+        let docs = local::lock(&ctx.docs);
+        [docs.stock().core(), docs.catalog().core()]
+            .into_iter()
+            .filter_map(|doc| {
+                let encoded = wire::heads_message(doc).encode().ok()?;
+                Some((doc.id().clone(), doc.heads(), encoded))
+            })
+            .collect()
+    };
+    for (doc, heads, payload) in current {
+        if sent.heads.get(&doc) == Some(&heads) {
+            continue;
+        }
+        let Some(topic) = ctx.heads_topics.get(&doc) else {
+            continue;
+        };
+        publish(ctx, topic, payload, true).await?;
+        sent.heads.insert(doc, heads);
+    }
+    Ok(())
+}
+
+async fn send_need(ctx: &Ctx, doc: &DocId) -> Result<(), PublishError> {
+    let reply_to = ctx.topics.response(&ctx.scope, &ctx.me).to_string();
+    let payload = {
+        let docs = local::lock(&ctx.docs);
+        let Some(d) = docs.doc(doc) else {
+            return Ok(());
+        };
+        wire::need_message(d, &reply_to).encode()
+    };
+    let Ok(payload) = payload else {
+        return Ok(());
+    };
+    let topic = ctx.topics.request(&ctx.scope, &ctx.me).to_string();
+    let mut message = OutgoingMessage::new(topic, payload, QoS::AtLeastOnce);
+    message.response_topic = Some(reply_to);
+    send(ctx, message).await
+}
+
+/// Asks HQ for stock epoch `epoch` from its deterministic genesis.
+async fn send_epoch_need(ctx: &Ctx, epoch: u32) -> Result<(), PublishError> {
+    let reply_to = ctx.topics.response(&ctx.scope, &ctx.me).to_string();
+    let Ok(genesis) = SyncDoc::genesis(&ctx.stock_id, epoch, ctx.writer.clone()) else {
+        return Ok(());
+    };
+    let Ok(payload) = wire::need_message(&genesis, &reply_to).encode() else {
+        return Ok(());
+    };
+    let topic = ctx.topics.request(&ctx.scope, &ctx.me).to_string();
+    let mut message = OutgoingMessage::new(topic, payload, QoS::AtLeastOnce);
+    message.response_topic = Some(reply_to);
+    send(ctx, message).await
+}
+
+async fn publish(
+    ctx: &Ctx,
+    topic: &str,
+    payload: Vec<u8>,
+    retain: bool,
+) -> Result<(), PublishError> {
+    let mut message = OutgoingMessage::new(topic, payload, QoS::AtLeastOnce);
+    message.retain = retain;
+    send(ctx, message).await
+}
+
+async fn send(ctx: &Ctx, message: OutgoingMessage) -> Result<(), PublishError> {
+    let size = message.payload.len();
+    let topic = message.topic.clone();
+    match ctx.mqtt.publish_message(message).await {
+        Ok(_) => {
+            ctx.shared.metrics.count_out(size);
+            Ok(())
+        }
+        Err(PublishError::Denied) => {
+            ctx.shared
+                .metrics
+                .denied
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(
+                topic,
+                "broker denied the publish (PUBACK 135): check this store's certificate and the broker ACL"
+            );
+            Err(PublishError::Denied)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The topic segment of a document kind.
+pub fn kind_id(kind: DocKind) -> Result<Id, topics::TopicError> {
+    Id::new(kind.as_str())
+}
+
+/// The scope a document belongs to: HQ for the catalog, else its store.
+pub fn scope_of(doc: &DocId) -> Result<Scope, topics::TopicError> {
+    if doc.store == CATALOG_STORE {
+        Ok(Scope::Hq)
+    } else {
+        Scope::store(Id::new(doc.store.clone())?)
+    }
+}
