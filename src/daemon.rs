@@ -123,7 +123,13 @@ impl Node {
         tasks.spawn(expire_orders(state.clone(), shutdown.clone()));
         tasks.spawn(crate::control::server::serve(
             control,
-            crate::control::ControlContext::new(state.clone()),
+            crate::control::ControlContext {
+                state: state.clone(),
+                sync: sync.as_ref().map(|s| {
+                    Arc::new(crate::sync::node::SyncInspector(s.service().clone()))
+                        as Arc<dyn crate::control::SyncInspect>
+                }),
+            },
             shutdown.clone(),
             tasks.clone(),
         ));

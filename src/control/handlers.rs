@@ -17,7 +17,7 @@ use crate::health::{Component, State};
 /// What the sync module can tell `diag sync` beyond its health and metrics: heads, pending
 /// changes, lag behind HQ. The daemon passes one when sync runs.
 pub trait SyncInspect: Send + Sync {
-    fn report(&self) -> serde_json::Value;
+    fn report(&self) -> futures_util::future::BoxFuture<'_, serde_json::Value>;
 }
 
 /// Everything the control server reads from the node.
@@ -38,7 +38,7 @@ pub async fn answer(context: &ControlContext, command: Command) -> Response {
         Command::Status => respond(Ok::<_, String>(status(context).await)),
         Command::DbCheck => respond(db_check(context).await),
         Command::DbBackup { out } => respond(db_backup(context, out).await),
-        Command::Sync => respond(Ok::<_, String>(sync(context))),
+        Command::Sync => respond(Ok::<_, String>(sync(context).await)),
         // Streaming; handled by the server before it gets here.
         Command::Tail { .. } => Response::failure("tail is a streaming command"),
     }
@@ -152,7 +152,7 @@ pub fn default_backup_path(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("backups").join(format!("store-{stamp}Z.db"))
 }
 
-fn sync(context: &ControlContext) -> SyncReport {
+async fn sync(context: &ControlContext) -> SyncReport {
     let state = &context.state;
     let is_sync = |name: &str| name.starts_with("sync") || name.starts_with("mqtt");
     let components: BTreeMap<String, ComponentView> = state
@@ -170,7 +170,10 @@ fn sync(context: &ControlContext) -> SyncReport {
         configured: state.config.sync.is_some(),
         components,
         metrics,
-        details: context.sync.as_ref().map(|s| s.report()),
+        details: match &context.sync {
+            Some(inspect) => Some(inspect.report().await),
+            None => None,
+        },
     }
 }
 

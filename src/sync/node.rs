@@ -222,3 +222,12 @@ async fn report_health(
         }
     }
 }
+
+/// `diag sync` over the control socket: heads, pending outbox, lag behind HQ.
+pub struct SyncInspector(pub Arc<SyncService>);
+
+impl crate::control::SyncInspect for SyncInspector {
+    fn report(&self) -> futures_util::future::BoxFuture<'_, serde_json::Value> {
+        Box::pin(async move { serde_json::to_value(self.0.diag().await).unwrap_or_default() })
+    }
+}
