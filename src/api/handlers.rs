@@ -4,9 +4,8 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::Stream;
@@ -18,15 +17,15 @@ use tokio_stream::wrappers::BroadcastStream;
 use super::AppState;
 use super::auth::TerminalId;
 use super::error::ApiError;
-use super::json::parse;
-use super::write::idempotent;
+use super::write::WriteRequest;
+use crate::metrics::Metrics;
 use crate::store::catalog;
 use crate::store::inventory::{self, AdjustmentRequest, CountRequest, ReceiptRequest};
 use crate::store::ledger;
 use crate::store::orders::{
     self, CancelRequest, CollectRequest, NewOrder, OrderStatus, PickRequest,
 };
-use crate::store::sales::{self, ReturnRequest, SaleRequest};
+use crate::store::sales::{self, ReturnRequest, SaleReceipt, SaleRequest};
 
 pub async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
@@ -158,20 +157,25 @@ pub async fn stock_one(
 
 pub async fn create_sale(
     State(state): State<AppState>,
-    terminal: TerminalId,
-    headers: HeaderMap,
-    body: Bytes,
+    write: WriteRequest,
 ) -> Result<Response, ApiError> {
-    let request: SaleRequest = parse(&body)?;
-    idempotent(&state, terminal, &headers, "/v1/sales", &body, move |conn, ctx| sales::record_sale(conn, ctx, &request), |m, receipt| {
-        m.sales.inc();
-        m.sale_lines.add(receipt.lines.len() as u64);
-        if !receipt.negative_stock.is_empty() {
-            m.negative_stock_sales.inc();
-            tracing::warn!(sale = %receipt.sale_id, skus = receipt.negative_stock.len(), "sale took stock below zero");
-        }
-    })
-    .await
+    let request: SaleRequest = write.parse()?;
+    write
+        .run(
+            &state,
+            move |conn, ctx| sales::record_sale(conn, ctx, &request),
+            count_sale,
+        )
+        .await
+}
+
+fn count_sale(m: &Metrics, receipt: &SaleReceipt) {
+    m.sales.inc();
+    m.sale_lines.add(receipt.lines.len() as u64);
+    if !receipt.negative_stock.is_empty() {
+        m.negative_stock_sales.inc();
+        tracing::warn!(sale = %receipt.sale_id, skus = receipt.negative_stock.len(), "sale took stock below zero");
+    }
 }
 
 pub async fn get_sale(
@@ -190,78 +194,66 @@ pub async fn get_sale(
 
 pub async fn create_return(
     State(state): State<AppState>,
-    terminal: TerminalId,
-    headers: HeaderMap,
-    body: Bytes,
+    write: WriteRequest,
 ) -> Result<Response, ApiError> {
-    let request: ReturnRequest = parse(&body)?;
-    idempotent(
-        &state,
-        terminal,
-        &headers,
-        "/v1/returns",
-        &body,
-        move |conn, ctx| sales::record_return(conn, ctx, &request),
-        |m, _| m.returns.inc(),
-    )
-    .await
+    let request: ReturnRequest = write.parse()?;
+    write
+        .run(
+            &state,
+            move |conn, ctx| sales::record_return(conn, ctx, &request),
+            |m, _| m.returns.inc(),
+        )
+        .await
 }
 
 pub async fn create_receipt(
     State(state): State<AppState>,
-    terminal: TerminalId,
-    headers: HeaderMap,
-    body: Bytes,
+    write: WriteRequest,
 ) -> Result<Response, ApiError> {
-    let request: ReceiptRequest = parse(&body)?;
-    idempotent(
-        &state,
-        terminal,
-        &headers,
-        "/v1/receipts",
-        &body,
-        move |conn, ctx| inventory::record_receipt(conn, ctx, &request),
-        |m, _| m.stock_writes.inc(),
-    )
-    .await
+    let request: ReceiptRequest = write.parse()?;
+    write
+        .run(
+            &state,
+            move |conn, ctx| inventory::record_receipt(conn, ctx, &request),
+            count_stock_write,
+        )
+        .await
+}
+
+fn count_stock_write<T>(m: &Metrics, _: &T) {
+    m.stock_writes.inc();
+}
+
+fn count_order_write<T>(m: &Metrics, _: &T) {
+    m.order_writes.inc();
 }
 
 pub async fn create_count(
     State(state): State<AppState>,
-    terminal: TerminalId,
-    headers: HeaderMap,
-    body: Bytes,
+    write: WriteRequest,
 ) -> Result<Response, ApiError> {
-    let request: CountRequest = parse(&body)?;
-    idempotent(
-        &state,
-        terminal,
-        &headers,
-        "/v1/counts",
-        &body,
-        move |conn, ctx| inventory::record_count(conn, ctx, &request),
-        |m, _| m.stock_writes.inc(),
-    )
-    .await
+    let request: CountRequest = write.parse()?;
+    write
+        .run(
+            &state,
+            move |conn, ctx| inventory::record_count(conn, ctx, &request),
+            count_stock_write,
+        )
+        .await
 }
 
 pub async fn create_adjustment(
     State(state): State<AppState>,
-    terminal: TerminalId,
-    headers: HeaderMap,
-    body: Bytes,
+    write: WriteRequest,
 ) -> Result<Response, ApiError> {
-    let request: AdjustmentRequest = parse(&body)?;
-    idempotent(
-        &state,
-        terminal,
-        &headers,
-        "/v1/adjustments",
-        &body,
-        move |conn, ctx| inventory::record_adjustment(conn, ctx, &request),
-        |m, _| m.stock_writes.inc(),
-    )
-    .await
+    let request: AdjustmentRequest = write.parse()?;
+    write
+        .run(
+            &state,
+            move |conn, ctx| inventory::record_adjustment(conn, ctx, &request),
+            count_stock_write,
+        )
+        .await
 }
 
 #[derive(Deserialize)]
@@ -292,21 +284,16 @@ pub async fn list_orders(
 
 pub async fn create_order(
     State(state): State<AppState>,
-    terminal: TerminalId,
-    headers: HeaderMap,
-    body: Bytes,
+    write: WriteRequest,
 ) -> Result<Response, ApiError> {
-    let request: NewOrder = parse(&body)?;
-    idempotent(
-        &state,
-        terminal,
-        &headers,
-        "/v1/orders",
-        &body,
-        move |conn, ctx| orders::create(conn, ctx, &request),
-        |m, _| m.order_writes.inc(),
-    )
-    .await
+    let request: NewOrder = write.parse()?;
+    write
+        .run(
+            &state,
+            move |conn, ctx| orders::create(conn, ctx, &request),
+            count_order_write,
+        )
+        .await
 }
 
 pub async fn get_order(
@@ -326,89 +313,61 @@ pub async fn get_order(
 
 pub async fn pick_order(
     State(state): State<AppState>,
-    terminal: TerminalId,
-    headers: HeaderMap,
     Path(order_id): Path<String>,
-    body: Bytes,
+    write: WriteRequest,
 ) -> Result<Response, ApiError> {
-    let request: PickRequest = parse(&body)?;
-    let path = format!("/v1/orders/{order_id}/pick");
-    idempotent(
-        &state,
-        terminal,
-        &headers,
-        &path,
-        &body,
-        move |conn, ctx| orders::pick(conn, ctx, &order_id, &request),
-        |m, _| m.order_writes.inc(),
-    )
-    .await
+    let request: PickRequest = write.parse()?;
+    write
+        .run(
+            &state,
+            move |conn, ctx| orders::pick(conn, ctx, &order_id, &request),
+            count_order_write,
+        )
+        .await
 }
 
 pub async fn ready_order(
     State(state): State<AppState>,
-    terminal: TerminalId,
-    headers: HeaderMap,
     Path(order_id): Path<String>,
-    body: Bytes,
+    write: WriteRequest,
 ) -> Result<Response, ApiError> {
-    let path = format!("/v1/orders/{order_id}/ready");
-    idempotent(
-        &state,
-        terminal,
-        &headers,
-        &path,
-        &body,
-        move |conn, ctx| orders::mark_ready(conn, ctx, &order_id),
-        |m, _| m.order_writes.inc(),
-    )
-    .await
+    write
+        .run(
+            &state,
+            move |conn, ctx| orders::mark_ready(conn, ctx, &order_id),
+            count_order_write,
+        )
+        .await
 }
 
 pub async fn collect_order(
     State(state): State<AppState>,
-    terminal: TerminalId,
-    headers: HeaderMap,
     Path(order_id): Path<String>,
-    body: Bytes,
+    write: WriteRequest,
 ) -> Result<Response, ApiError> {
-    let request: CollectRequest = parse(&body)?;
-    let path = format!("/v1/orders/{order_id}/collect");
-    idempotent(
-        &state,
-        terminal,
-        &headers,
-        &path,
-        &body,
-        move |conn, ctx| orders::collect(conn, ctx, &order_id, &request),
-        |m, _| m.order_writes.inc(),
-    )
-    .await
+    let request: CollectRequest = write.parse()?;
+    write
+        .run(
+            &state,
+            move |conn, ctx| orders::collect(conn, ctx, &order_id, &request),
+            count_order_write,
+        )
+        .await
 }
 
 pub async fn cancel_order(
     State(state): State<AppState>,
-    terminal: TerminalId,
-    headers: HeaderMap,
     Path(order_id): Path<String>,
-    body: Bytes,
+    write: WriteRequest,
 ) -> Result<Response, ApiError> {
-    let request: CancelRequest = if body.is_empty() {
-        CancelRequest::default()
-    } else {
-        parse(&body)?
-    };
-    let path = format!("/v1/orders/{order_id}/cancel");
-    idempotent(
-        &state,
-        terminal,
-        &headers,
-        &path,
-        &body,
-        move |conn, ctx| orders::cancel(conn, ctx, &order_id, &request),
-        |m, _| m.order_writes.inc(),
-    )
-    .await
+    let request: CancelRequest = write.parse_or_empty()?;
+    write
+        .run(
+            &state,
+            move |conn, ctx| orders::cancel(conn, ctx, &order_id, &request),
+            count_order_write,
+        )
+        .await
 }
 
 #[derive(Deserialize)]

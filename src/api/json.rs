@@ -4,6 +4,53 @@
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use crate::store::inventory::{AdjustmentRequest, CountRequest, ReceiptRequest};
+use crate::store::orders::{CancelRequest, CollectRequest, NewOrder, PickRequest};
+use crate::store::sales::{ReturnRequest, SaleRequest};
+
+/// Every JSON request body the API accepts, one per write route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestBody {
+    Sale,
+    Return,
+    Receipt,
+    Count,
+    Adjustment,
+    Order,
+    Pick,
+    Collect,
+    Cancel,
+}
+
+impl RequestBody {
+    pub const ALL: [RequestBody; 9] = [
+        Self::Sale,
+        Self::Return,
+        Self::Receipt,
+        Self::Count,
+        Self::Adjustment,
+        Self::Order,
+        Self::Pick,
+        Self::Collect,
+        Self::Cancel,
+    ];
+}
+
+/// Parses `body` as `kind` exactly as the route does, then drops the value. Pure (no store,
+/// no I/O): the entry point of the API fuzz target and the hostile-input tests.
+pub fn check_request(kind: RequestBody, body: &[u8]) -> Result<(), ApiError> {
+    match kind {
+        RequestBody::Sale => parse::<SaleRequest>(body).map(drop),
+        RequestBody::Return => parse::<ReturnRequest>(body).map(drop),
+        RequestBody::Receipt => parse::<ReceiptRequest>(body).map(drop),
+        RequestBody::Count => parse::<CountRequest>(body).map(drop),
+        RequestBody::Adjustment => parse::<AdjustmentRequest>(body).map(drop),
+        RequestBody::Order => parse::<NewOrder>(body).map(drop),
+        RequestBody::Pick => parse::<PickRequest>(body).map(drop),
+        RequestBody::Collect => parse::<CollectRequest>(body).map(drop),
+        RequestBody::Cancel => parse::<CancelRequest>(body).map(drop),
+    }
+}
 
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.is_empty() {

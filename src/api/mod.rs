@@ -6,7 +6,7 @@
 mod auth;
 mod error;
 mod handlers;
-mod json;
+pub mod json;
 pub mod openapi;
 mod write;
 

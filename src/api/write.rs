@@ -3,10 +3,12 @@
 use std::time::Instant;
 
 use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rusqlite::Connection;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::auth::TerminalId;
@@ -19,10 +21,79 @@ use crate::store::sales::WriteContext;
 
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
+/// A write request: the authenticated terminal, its headers, the request path and the raw
+/// body (kept as bytes so the idempotency fingerprint covers exactly what was sent).
+/// Extracted last, since it takes the body.
+pub struct WriteRequest {
+    terminal: TerminalId,
+    headers: HeaderMap,
+    path: String,
+    body: Bytes,
+}
+
+impl FromRequest<AppState> for WriteRequest {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let terminal = TerminalId::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let path = parts.uri.path().to_string();
+        let body = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            terminal,
+            headers: parts.headers,
+            path,
+            body,
+        })
+    }
+}
+
+impl WriteRequest {
+    /// The body as `T`; an empty body is read as `{}` for writes whose fields are optional.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        super::json::parse(&self.body)
+    }
+
+    pub fn parse_or_empty<T: DeserializeOwned + Default>(&self) -> Result<T, ApiError> {
+        if self.body.is_empty() {
+            Ok(T::default())
+        } else {
+            self.parse()
+        }
+    }
+
+    /// Runs `op` once per idempotency key, durably; see [`idempotent`].
+    pub async fn run<T, F>(
+        self,
+        state: &AppState,
+        op: F,
+        observe: impl FnOnce(&Metrics, &T),
+    ) -> Result<Response, ApiError>
+    where
+        T: Serialize + Send + 'static,
+        F: FnOnce(&Connection, &WriteContext<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        idempotent(
+            state,
+            self.terminal,
+            &self.headers,
+            &self.path,
+            &self.body,
+            op,
+            observe,
+        )
+        .await
+    }
+}
+
 /// Runs `op` once per idempotency key, durably; a replay returns the stored first answer.
 /// `observe` sees the result of a write that really happened (not of a replay) after it is
 /// durable, to count it in metrics.
-pub async fn idempotent<T, F>(
+async fn idempotent<T, F>(
     state: &AppState,
     terminal: TerminalId,
     headers: &HeaderMap,
