@@ -2,7 +2,9 @@
 //! - `GET /v1/stock/{store}/{sku}`: one figure, with `available_to_sell`, `as_of`, `online`;
 //! - `GET /v1/stock?store=S`: every SKU of a store;
 //! - `POST /v1/catalog` `{"items": [...]}`: publish catalog items and prices to every store;
-//! - `POST /v1/epochs/{store}`: open the next stock epoch of a store (bounded history).
+//! - `POST /v1/epochs/{store}`: open the next stock epoch of a store (bounded history);
+//! - `POST /v1/orders`: place an online click-and-collect order at a store;
+//! - `GET /v1/orders/{id}`: its current status (folded from every writer) and history.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -12,7 +14,7 @@ use axum::{Json, Router};
 use subtle::ConstantTimeEq;
 use tokio::sync::mpsc;
 
-use super::state::Outgoing;
+use super::state::{NewHqOrder, OrderRefused, Outgoing};
 use super::{SharedHq, lock};
 use crate::config::Secret;
 use crate::sync::doc_catalog::CatalogItem;
@@ -30,6 +32,8 @@ pub fn router(state: HttpState) -> Router {
         .route("/v1/stock/{store}/{sku}", get(one_sku))
         .route("/v1/catalog", post(publish_catalog))
         .route("/v1/epochs/{store}", post(open_epoch))
+        .route("/v1/orders", post(place_order))
+        .route("/v1/orders/{id}", get(one_order))
         .with_state(state)
 }
 
@@ -151,6 +155,60 @@ async fn open_epoch(
             problem(StatusCode::CONFLICT, e.to_string())
         }
         Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn place_order(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Json(order): Json<NewHqOrder>,
+) -> Response {
+    if let Err(denied) = authorised(&state, &headers) {
+        return *denied;
+    }
+    let hq = state.hq.clone();
+    let placed = tokio::task::spawn_blocking({
+        let order = order.clone();
+        move || lock(&hq).create_order(&order)
+    })
+    .await;
+    match placed {
+        Ok(Ok(messages)) => {
+            for m in messages {
+                let _ = state.publish.send(m);
+            }
+            let body = serde_json::json!({
+                "order_id": order.order_id,
+                "store": order.store,
+                "status": "placed",
+            });
+            (StatusCode::CREATED, Json(body)).into_response()
+        }
+        Ok(Err(e @ OrderRefused::Exists(_))) => problem(StatusCode::CONFLICT, e.to_string()),
+        Ok(Err(e @ (OrderRefused::Invalid { .. } | OrderRefused::NoLane(_)))) => {
+            problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+        }
+        Ok(Err(e @ OrderRefused::Hq(_))) => {
+            problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn one_order(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Path(order_id): Path<String>,
+) -> Response {
+    if let Err(denied) = authorised(&state, &headers) {
+        return *denied;
+    }
+    let hq = state.hq.clone();
+    let found = tokio::task::spawn_blocking(move || lock(&hq).order_view(&order_id)).await;
+    match found {
+        Ok(Some(view)) => Json(view).into_response(),
+        Ok(None) => problem(StatusCode::NOT_FOUND, "no such order"),
         Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

@@ -144,6 +144,7 @@ impl HqState {
             self.docs.insert(id, doc);
             self.epochs.insert(store, epoch);
         }
+        self.load_orders_docs()?;
         let catalog = DocId::new(CATALOG_STORE, DocKind::Catalog)?;
         let doc = persist::load_or_genesis(&self.conn, &catalog, 0, self.writer.clone())?;
         self.docs.insert(catalog, doc);
@@ -241,12 +242,20 @@ impl HqState {
 
     /// Whether `epoch` of `store` is one HQ already closed: its writers carry their work
     /// after the cut into the next epoch themselves, so late changes of it are dropped.
-    fn is_closed_epoch(&self, store: &str, epoch: u32) -> bool {
-        epoch < self.epochs.get(store).copied().unwrap_or(0)
+    fn is_closed_epoch(&self, id: &DocId, epoch: u32) -> bool {
+        id.kind == DocKind::Stock && epoch < self.epochs.get(&id.store).copied().unwrap_or(0)
+    }
+
+    /// The epoch HQ accepts for `id`: only stock documents roll over into epochs.
+    fn current_epoch(&self, id: &DocId) -> u32 {
+        match id.kind {
+            DocKind::Stock => self.epochs.get(&id.store).copied().unwrap_or(0),
+            DocKind::Orders | DocKind::Catalog => 0,
+        }
     }
 
     fn doc_for(&mut self, id: &DocId, epoch: u32) -> Result<&mut SyncDoc, Rejected> {
-        let current = self.epochs.get(&id.store).copied().unwrap_or(0);
+        let current = self.current_epoch(id);
         if epoch != current {
             return Err(Rejected::OtherEpoch {
                 store: id.store.clone(),
@@ -258,7 +267,9 @@ impl HqState {
             let doc = SyncDoc::genesis(id, epoch, self.writer.clone())
                 .map_err(|e| Rejected::Apply(e.to_string()))?;
             self.docs.insert(id.clone(), doc);
-            self.epochs.insert(id.store.clone(), epoch);
+            if id.kind == DocKind::Stock {
+                self.epochs.insert(id.store.clone(), epoch);
+            }
         }
         self.docs
             .get_mut(id)
@@ -272,7 +283,7 @@ impl HqState {
         incoming: Incoming,
     ) -> Result<Vec<Outgoing>, Rejected> {
         let store = id.store.clone();
-        if self.is_closed_epoch(&store, epoch) {
+        if self.is_closed_epoch(id, epoch) {
             tracing::debug!(store, epoch, "changes of a closed epoch ignored");
             return Ok(Vec::new());
         }
@@ -321,7 +332,7 @@ impl HqState {
     fn persist_store(&mut self, id: &DocId, incoming: &Incoming) -> Result<(), HqError> {
         let result = self.persist_store_tx(id, incoming);
         if result.is_err() {
-            let epoch = self.epochs.get(&id.store).copied().unwrap_or(0);
+            let epoch = self.current_epoch(id);
             let doc = persist::load_or_genesis(&self.conn, id, epoch, self.writer.clone())?;
             self.docs.insert(id.clone(), doc);
         }
@@ -630,6 +641,10 @@ enum Incoming {
     Changes(Vec<Vec<u8>>),
     Bundle(Vec<u8>),
 }
+
+#[path = "state_orders.rs"]
+mod orders;
+pub use orders::{HqOrderView, NewHqOrder, OrderLine, OrderRefused};
 
 fn stock_err(e: crate::sync::doc_stock::StockError) -> DocError {
     DocError::NotOurDocument(e.to_string())

@@ -156,13 +156,17 @@ fn pickup_hash(order_id: &str, code: &str) -> String {
     hex::encode(hasher.finalize())
 }
 
-fn check_order_id(id: &str) -> Result<(), StoreError> {
-    let ok = !id.is_empty()
+/// Whether `id` is an order id a store accepts (HQ checks before publishing an order).
+pub fn is_valid_order_id(id: &str) -> bool {
+    !id.is_empty()
         && id.len() <= 64
         && id
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if ok {
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+fn check_order_id(id: &str) -> Result<(), StoreError> {
+    if is_valid_order_id(id) {
         Ok(())
     } else {
         Err(StoreError::unprocessable(
@@ -190,17 +194,80 @@ pub fn create(
     order: &NewOrder,
 ) -> Result<OrderView, StoreError> {
     check_order_id(&order.order_id)?;
-    if order.lines.is_empty() || order.lines.len() > MAX_LINES {
-        return Err(StoreError::unprocessable(
-            "lines",
-            format!("an order needs 1 to {MAX_LINES} lines"),
-        ));
-    }
     let code = order.pickup_code.trim();
     if code.len() < 4 || code.len() > 32 {
         return Err(StoreError::unprocessable(
             "pickup_code",
             "must be 4 to 32 characters",
+        ));
+    }
+    let hash = pickup_hash(&order.order_id, code);
+    insert_order(conn, ctx, order, &hash)
+}
+
+/// The pickup-code hash the store keeps for `order_id` (hex SHA-256). HQ hashes the code
+/// the web shop gives it with this same function, so only the hash ever leaves HQ.
+pub fn pickup_code_hash(order_id: &str, code: &str) -> String {
+    pickup_hash(order_id, code)
+}
+
+/// An online order HQ published for this store (see `sync::local`): the plain pickup code
+/// never reaches the store, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HqOrder {
+    pub order_id: String,
+    pub channel: String,
+    pub hold_hours: Option<u32>,
+    /// (sku, quantity)
+    pub lines: Vec<(String, i64)>,
+}
+
+/// Creates an order HQ placed, with its reservation, through the same checks as
+/// [`create`]; `pickup_code_hash` must be the 64-hex-digit [`pickup_code_hash`].
+pub fn create_from_hq(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    order: &HqOrder,
+    pickup_code_hash: &str,
+) -> Result<OrderView, StoreError> {
+    check_order_id(&order.order_id)?;
+    let well_formed =
+        pickup_code_hash.len() == 64 && pickup_code_hash.bytes().all(|b| b.is_ascii_hexdigit());
+    if !well_formed {
+        return Err(StoreError::unprocessable(
+            "pickup_code_hash",
+            "must be 64 hex digits (SHA-256)",
+        ));
+    }
+    let request = NewOrder {
+        order_id: order.order_id.clone(),
+        channel: order.channel.clone(),
+        pickup_code: String::new(),
+        hold_hours: order.hold_hours,
+        lines: order
+            .lines
+            .iter()
+            .map(|(sku, quantity)| OrderLineRequest {
+                sku: Some(sku.clone()),
+                gtin: None,
+                quantity: *quantity,
+            })
+            .collect(),
+    };
+    insert_order(conn, ctx, &request, &pickup_code_hash.to_ascii_lowercase())
+}
+
+/// Validates and inserts an order with its lines, reservations and first event.
+fn insert_order(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    order: &NewOrder,
+    pickup_code_hash: &str,
+) -> Result<OrderView, StoreError> {
+    if order.lines.is_empty() || order.lines.len() > MAX_LINES {
+        return Err(StoreError::unprocessable(
+            "lines",
+            format!("an order needs 1 to {MAX_LINES} lines"),
         ));
     }
     let hours = order.hold_hours.unwrap_or(DEFAULT_HOLD_HOURS);
@@ -228,7 +295,7 @@ pub fn create(
     .execute(params![
         order.order_id,
         order.channel,
-        pickup_hash(&order.order_id, code),
+        pickup_code_hash,
         ctx.now,
         hold_until(ctx.now, hours)?
     ])?;

@@ -1,8 +1,9 @@
 //! The store's [`BatchHook`] for sync: runs on the writer thread inside every group commit.
 //!
 //! `before_commit` turns the batch's own movements into one stock change (logged and put in
-//! the outbox) and writes `peer` movements for other writers' changes applied since, all in
-//! the batch's transaction. Sync must never stop sales: if that fails, the hook's own
+//! the outbox), records click-and-collect status events in the orders document, and
+//! writes `peer` movements for other writers' changes applied since, all in the batch's
+//! transaction. Sync must never stop sales: if that fails, the hook's own
 //! savepoint is rolled back, the documents are reloaded from what the transaction holds
 //! without it, the failure is counted, and the batch commits; the movements stay above the
 //! high-water mark and are picked up by the next commit.
@@ -62,6 +63,9 @@ impl SyncHook {
         let mut docs = local::lock(docs);
         if docs.record_local_movements(conn, at_ms, &now)?.is_some() {
             self.metrics.changes.fetch_add(1, Ordering::Relaxed);
+            self.produced = true;
+        }
+        if docs.record_order_events(conn, &now)? {
             self.produced = true;
         }
         let peers = docs.reconcile_stock(conn, &now)?;

@@ -25,6 +25,7 @@ use rusqlite::{Connection, params};
 use super::doc::{ApplyOutcome, DocError, DocId, DocKind, SyncDoc, WriterId};
 use super::doc_catalog::{CATALOG_STORE, CatalogDoc, CatalogError};
 use super::doc_stock::{Movement, StockDoc, StockError};
+use super::orders_doc::{OrdersDoc, OrdersError};
 use super::persist::{self, KEY_EPOCH, KEY_MOVEMENT_MARK, PersistError};
 use crate::store::catalog::{self, Item};
 use crate::store::ledger::{self, MovementKind};
@@ -80,6 +81,8 @@ pub enum LocalError {
     OtherEpoch { doc: String, got: u32, current: u32 },
     #[error("epoch switch: {0}")]
     Epoch(#[from] super::epoch::EpochError),
+    #[error("orders document: {0}")]
+    Orders(#[from] OrdersError),
 }
 
 /// What to apply from the network.
@@ -97,7 +100,11 @@ pub struct NodeDocs {
     epoch: u32,
     stock: StockDoc,
     catalog: CatalogDoc,
+    /// The store's click-and-collect orders (no epochs: always epoch 0).
+    orders: OrdersDoc,
     movement_mark: i64,
+    /// Highest `cc_order_event.id` already recorded in the orders document.
+    order_event_mark: i64,
     /// Other writers' changes were applied: SQLite needs `peer` movements.
     stock_needs_reconcile: bool,
 }
@@ -130,13 +137,19 @@ impl NodeDocs {
             0,
             writer.clone(),
         )?)?;
+        let orders_id = DocId::new(store, DocKind::Orders)?;
+        let orders =
+            OrdersDoc::from_core(persist::load_or_genesis(conn, &orders_id, 0, writer.clone())?)?;
         let movement_mark = persist::state_get(conn, KEY_MOVEMENT_MARK)?.unwrap_or(0);
+        let order_event_mark = persist::state_get(conn, orders::KEY_ORDER_EVENT_MARK)?.unwrap_or(0);
         Ok(Self {
             writer,
             epoch,
             stock,
             catalog,
+            orders,
             movement_mark,
+            order_event_mark,
             stock_needs_reconcile: false,
         })
     }
@@ -157,12 +170,18 @@ impl NodeDocs {
         &self.catalog
     }
 
+    pub fn orders(&self) -> &OrdersDoc {
+        &self.orders
+    }
+
     /// The document with this id, if this node keeps it.
     pub fn doc(&self, id: &DocId) -> Option<&SyncDoc> {
         if id == self.stock.core().id() {
             Some(self.stock.core())
         } else if id == self.catalog.core().id() {
             Some(self.catalog.core())
+        } else if id == self.orders.core().id() {
+            Some(self.orders.core())
         } else {
             None
         }
@@ -204,8 +223,9 @@ impl NodeDocs {
         now: &str,
     ) -> Result<ApplyOutcome, LocalError> {
         let is_stock = id == self.stock.core().id();
+        let is_orders = id == self.orders.core().id();
         let current = if is_stock { self.epoch } else { 0 };
-        if !is_stock && id != self.catalog.core().id() {
+        if !is_stock && !is_orders && id != self.catalog.core().id() {
             return Err(LocalError::ForeignDoc(id.clone()));
         }
         if epoch != current {
@@ -217,6 +237,8 @@ impl NodeDocs {
         }
         let core = if is_stock {
             self.stock.core_mut()
+        } else if is_orders {
+            self.orders.core_mut()
         } else {
             self.catalog.core_mut()
         };
@@ -236,6 +258,8 @@ impl NodeDocs {
             }
             if is_stock {
                 self.stock_needs_reconcile = true;
+            } else if is_orders {
+                self.materialise_hq_orders(conn, now)?;
             } else {
                 self.write_catalog(conn, now)?;
             }
@@ -361,6 +385,9 @@ impl NodeDocs {
         Ok(())
     }
 }
+
+#[path = "local_orders.rs"]
+mod orders;
 
 /// Whether an epoch document holds HQ's base change (the only change HQ makes in it).
 fn has_epoch_base(doc: &StockDoc) -> bool {

@@ -3,7 +3,7 @@
 //! Layout:
 //! ```text
 //! orders/{order_id}                      map, made by the creating writer
-//!   channel, created_at, pickup_code_hash (hex), fulfilment (writer id)
+//!   channel, created_at, pickup_code_hash (hex), fulfilment (writer id), hold_hours?
 //!   lines/{sku} = qty
 //! writers/{w}/order_events/{order_id}    map, made by w
 //!   {status} = at_ms                      first time w saw/recorded that status
@@ -69,6 +69,8 @@ pub struct OrderFacts {
     pub fulfilment: WriterId,
     /// sku → quantity (> 0).
     pub lines: BTreeMap<String, i64>,
+    /// How long the store holds the units (`None`: the store's default).
+    pub hold_hours: Option<u32>,
 }
 
 /// The orders document of one store and epoch.
@@ -87,6 +89,12 @@ impl OrdersDoc {
 
     pub fn load(bytes: &[u8], writer: WriterId) -> Result<Self, OrdersError> {
         let core = SyncDoc::load(bytes, writer)?;
+        core.expect_kind(DocKind::Orders)?;
+        Ok(Self { core })
+    }
+
+    /// Wraps a loaded document, checking it is an orders document.
+    pub fn from_core(core: SyncDoc) -> Result<Self, OrdersError> {
         core.expect_kind(DocKind::Orders)?;
         Ok(Self { core })
     }
@@ -122,6 +130,9 @@ impl OrdersDoc {
                 hex::encode(facts.pickup_code_hash),
             )?;
             tx.put(&order, "fulfilment", facts.fulfilment.as_str())?;
+            if let Some(hours) = facts.hold_hours {
+                tx.put(&order, "hold_hours", i64::from(hours))?;
+            }
             let lines = tx.put_object(&order, KEY_LINES, ObjType::Map)?;
             for (sku, qty) in &facts.lines {
                 tx.put(&lines, sku.as_str(), *qty)?;
@@ -173,6 +184,7 @@ impl OrdersDoc {
             pickup_code_hash: hash,
             fulfilment: WriterId::new(&str_at(doc, &order, "fulfilment")?).ok()?,
             lines,
+            hold_hours: int_at(doc, &order, "hold_hours").and_then(|h| u32::try_from(h).ok()),
         })
     }
 
@@ -294,6 +306,7 @@ mod tests {
             pickup_code_hash: [7; 32],
             fulfilment: w("s001.lane1"),
             lines: BTreeMap::from([("sku1".to_owned(), 2)]),
+            hold_hours: Some(24),
         }
     }
 

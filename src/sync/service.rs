@@ -103,8 +103,11 @@ struct Ctx {
     writer: WriterId,
     stock_id: DocId,
     catalog_id: DocId,
+    orders_id: DocId,
     /// Where this writer publishes its stock changes.
     changes_topic: String,
+    /// Where this writer publishes its orders changes (click-and-collect status events).
+    orders_changes_topic: String,
     /// Where this writer publishes its heads of the stock and the catalog document.
     heads_topics: BTreeMap<DocId, String>,
     shared: Arc<Shared>,
@@ -159,11 +162,15 @@ impl SyncService {
         let shared = Arc::new(Shared::default());
         let stock_id = DocId::new(store_id, DocKind::Stock)?;
         let catalog_id = DocId::new(CATALOG_STORE, DocKind::Catalog)?;
+        let orders_id = DocId::new(store_id, DocKind::Orders)?;
         let changes_topic = topics
             .changes(&scope, &kind_id(DocKind::Stock)?, &me)
             .to_string();
+        let orders_changes_topic = topics
+            .changes(&scope, &kind_id(DocKind::Orders)?, &me)
+            .to_string();
         let mut heads_topics = BTreeMap::new();
-        for doc in [&stock_id, &catalog_id] {
+        for doc in [&stock_id, &catalog_id, &orders_id] {
             let topic = topics.heads(&scope, &scope_of(doc)?, &kind_id(doc.kind)?, &me);
             heads_topics.insert(doc.clone(), topic.to_string());
         }
@@ -177,7 +184,9 @@ impl SyncService {
             writer,
             stock_id,
             catalog_id,
+            orders_id,
             changes_topic,
+            orders_changes_topic,
             heads_topics,
             shared: shared.clone(),
         });
@@ -421,7 +430,7 @@ async fn apply(
     changes: RemoteChanges,
     cmd: &mpsc::UnboundedSender<Cmd>,
 ) -> Result<(), String> {
-    if doc != ctx.stock_id && doc != ctx.catalog_id {
+    if doc != ctx.stock_id && doc != ctx.catalog_id && doc != ctx.orders_id {
         // HQ's changes of other stores' documents share HQ's topic; not ours, not an error.
         return Ok(());
     }
@@ -510,14 +519,18 @@ async fn on_heads(
     let behind = local::lock(&ctx.docs)
         .doc(&doc)
         .is_some_and(|d| wire::is_behind(d, &heads));
-    if *scope == Scope::Hq && doc == ctx.stock_id {
+    if *scope == Scope::Hq && (doc == ctx.stock_id || doc == ctx.orders_id) {
         let docs = ctx.docs.clone();
         let acked_heads = heads.clone();
+        let acked_doc = doc.clone();
         let removed = ctx
             .store
             .write(move |conn| {
                 let guard = local::lock(&docs);
-                local::acknowledge(conn, guard.stock().core(), &acked_heads).map_err(to_store_error)
+                let Some(core) = guard.doc(&acked_doc) else {
+                    return Ok(0);
+                };
+                local::acknowledge(conn, core, &acked_heads).map_err(to_store_error)
             })
             .await
             .map_err(|e| e.to_string())?;
@@ -537,6 +550,8 @@ struct Sent {
     heads: BTreeMap<DocId, Vec<ChangeHash>>,
     /// Per peer: own changes it lacked at the previous tick.
     lacking: BTreeMap<String, BTreeSet<ChangeHash>>,
+    /// Orders changes that were waiting in the outbox at the previous tick.
+    orders_waiting: BTreeSet<ChangeHash>,
 }
 
 async fn publish_loop(
@@ -563,6 +578,7 @@ async fn publish_loop(
                     sent = Sent::default();
                     needs.insert(ctx.stock_id.clone());
                     needs.insert(ctx.catalog_id.clone());
+                    needs.insert(ctx.orders_id.clone());
                 }
                 Some(Cmd::Need(doc)) => { needs.insert(doc); }
                 Some(Cmd::NextEpoch(epoch)) => next_epoch = Some(epoch),
@@ -620,6 +636,7 @@ async fn publish_round(
         publish(ctx, &ctx.changes_topic, payload, false).await?;
     }
     sent.changes.extend(fresh);
+    publish_orders_outbox(ctx, sent, on_tick).await?;
     publish_heads(ctx, sent).await?;
     for doc in needs {
         send_need(ctx, doc).await?;
@@ -670,10 +687,50 @@ fn stalled_peers(ctx: &Ctx, stock: &SyncDoc, sent: &mut Sent) -> Vec<Vec<ChangeH
     resend
 }
 
+/// Sends the orders changes in the outbox not yet sent on this connection. They stay in the
+/// outbox until HQ's heads of the orders document include them; one still waiting a full
+/// resend interval later is offered again (orders changes are rare, and HQ ignores a
+/// change it has).
+async fn publish_orders_outbox(
+    ctx: &Ctx,
+    sent: &mut Sent,
+    on_tick: bool,
+) -> Result<(), PublishError> {
+    let outbox = ctx
+        .store
+        .read({
+            let id = ctx.orders_id.clone();
+            move |conn| persist::outbox(conn, &id, 0).map_err(to_store_error)
+        })
+        .await
+        .unwrap_or_default();
+    if on_tick {
+        let waiting: BTreeSet<ChangeHash> = outbox.iter().map(|e| e.hash).collect();
+        for stalled in waiting.intersection(&sent.orders_waiting) {
+            sent.changes.remove(stalled);
+        }
+        sent.orders_waiting = waiting;
+    }
+    let fresh: Vec<ChangeHash> = outbox
+        .iter()
+        .map(|e| e.hash)
+        .filter(|h| !sent.changes.contains(h))
+        .collect();
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let messages = changes_or_log(local::lock(&ctx.docs).orders().core(), &fresh);
+    for payload in messages {
+        publish(ctx, &ctx.orders_changes_topic, payload, false).await?;
+    }
+    sent.changes.extend(fresh);
+    Ok(())
+}
+
 async fn publish_heads(ctx: &Ctx, sent: &mut Sent) -> Result<(), PublishError> {
     let current: Vec<(DocId, Vec<ChangeHash>, Vec<u8>)> = {
         let docs = local::lock(&ctx.docs);
-        [docs.stock().core(), docs.catalog().core()]
+        [docs.stock().core(), docs.catalog().core(), docs.orders().core()]
             .into_iter()
             .filter_map(|doc| {
                 let encoded = wire::heads_message(doc).encode().ok()?;

@@ -2,6 +2,7 @@
 //! unused items in one binary are expected.
 #![allow(dead_code)]
 
+pub mod faultproxy;
 pub mod mosquitto;
 pub mod node;
 pub mod pki;

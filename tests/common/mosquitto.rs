@@ -131,6 +131,14 @@ impl Mosquitto {
         let _ = child.wait();
     }
 
+    /// Crash: SIGKILL, no chance to save persistence. [`Self::restart`] brings it back.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Stops and starts again on the same port with the same persistence directory.
     pub fn restart(&mut self) {
         self.stop();

@@ -140,6 +140,16 @@ pub struct StoreNode {
 
 impl StoreNode {
     pub fn start(store: &str, node: &str, broker: &BrokerAccess) -> StoreNode {
+        StoreNode::start_with(store, node, broker, "")
+    }
+
+    /// `sync_extra` goes into the `[sync]` table (e.g. `reconnect_max_ms = 1000`).
+    pub fn start_with(
+        store: &str,
+        node: &str,
+        broker: &BrokerAccess,
+        sync_extra: &str,
+    ) -> StoreNode {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let config = dir.path().join("storenode.toml");
@@ -164,6 +174,7 @@ token = "{TOKEN_POS1}"
 
 [sync]
 resend_interval_ms = 500
+{sync_extra}
 {broker}"#,
             data = dir.path().display(),
             broker = broker.toml(),
