@@ -1,4 +1,5 @@
-//! A store node's documents (its store's stock, HQ's catalog) and their mapping to SQLite.
+//! A store node's documents (its store's stock and orders, HQ's catalog) and their mapping
+//! to SQLite. Orders: see `local_orders.rs`.
 //!
 //! # Stock keys
 //! The stock document holds per-writer totals per key (see [`super::doc_stock`]). On-hand
@@ -138,8 +139,12 @@ impl NodeDocs {
             writer.clone(),
         )?)?;
         let orders_id = DocId::new(store, DocKind::Orders)?;
-        let orders =
-            OrdersDoc::from_core(persist::load_or_genesis(conn, &orders_id, 0, writer.clone())?)?;
+        let orders = OrdersDoc::from_core(persist::load_or_genesis(
+            conn,
+            &orders_id,
+            0,
+            writer.clone(),
+        )?)?;
         let movement_mark = persist::state_get(conn, KEY_MOVEMENT_MARK)?.unwrap_or(0);
         let order_event_mark = persist::state_get(conn, orders::KEY_ORDER_EVENT_MARK)?.unwrap_or(0);
         Ok(Self {

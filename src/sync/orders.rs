@@ -29,8 +29,9 @@ use std::collections::BTreeMap;
 
 use super::doc_stock::Movement;
 
-/// Order status.
+/// Order status (serialised as its lower-case name, as the store's API shows it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum OrderStatus {
     Placed,
     Reserved,

@@ -5,7 +5,8 @@
 //!   write (the hook turns them into `peer` movements in the same transaction), HQ's heads
 //!   empty the outbox (end-to-end acknowledgement) and reveal when this node is behind;
 //! - the **publisher** sends new outbox changes (one by one when few, as bundles when a
-//!   backlog built up offline), the retained heads, and `Need` requests; on a timer it
+//!   backlog built up offline), the orders changes (click-and-collect status events, see
+//!   `local_orders.rs`), the retained heads, and `Need` requests; on a timer it
 //!   re-offers the changes a peer (HQ or another lane) still lacks after a full interval,
 //!   which is how lanes converge with each other while HQ is down.
 //!
@@ -730,13 +731,17 @@ async fn publish_orders_outbox(
 async fn publish_heads(ctx: &Ctx, sent: &mut Sent) -> Result<(), PublishError> {
     let current: Vec<(DocId, Vec<ChangeHash>, Vec<u8>)> = {
         let docs = local::lock(&ctx.docs);
-        [docs.stock().core(), docs.catalog().core(), docs.orders().core()]
-            .into_iter()
-            .filter_map(|doc| {
-                let encoded = wire::heads_message(doc).encode().ok()?;
-                Some((doc.id().clone(), doc.heads(), encoded))
-            })
-            .collect()
+        [
+            docs.stock().core(),
+            docs.catalog().core(),
+            docs.orders().core(),
+        ]
+        .into_iter()
+        .filter_map(|doc| {
+            let encoded = wire::heads_message(doc).encode().ok()?;
+            Some((doc.id().clone(), doc.heads(), encoded))
+        })
+        .collect()
     };
     for (doc, heads, payload) in current {
         if sent.heads.get(&doc) == Some(&heads) {

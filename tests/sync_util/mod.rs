@@ -480,3 +480,57 @@ impl HqNode {
         (status, reply.json().unwrap_or(serde_json::Value::Null))
     }
 }
+
+impl StoreNode {
+    /// `(status, body)` of a POS API `POST` (for the orders API).
+    pub fn post_json(
+        &self,
+        path: &str,
+        key: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        self.post(path, key, body)
+    }
+
+    /// `(status, body)` of a POS API `GET`.
+    pub fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let reply = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN_POS1)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .expect("GET");
+        let status = reply.status().as_u16();
+        (status, reply.json().unwrap_or(serde_json::Value::Null))
+    }
+}
+
+impl HqNode {
+    /// `(status, body)` of an HQ API `POST`.
+    pub fn post_json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let reply = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(HQ_TOKEN)
+            .timeout(Duration::from_secs(10))
+            .json(&body)
+            .send()
+            .expect("POST hq");
+        let status = reply.status().as_u16();
+        (status, reply.json().unwrap_or(serde_json::Value::Null))
+    }
+
+    /// `(status, body)` of an HQ API `GET`.
+    pub fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let reply = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(HQ_TOKEN)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .expect("GET hq");
+        let status = reply.status().as_u16();
+        (status, reply.json().unwrap_or(serde_json::Value::Null))
+    }
+}

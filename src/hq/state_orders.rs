@@ -1,0 +1,343 @@
+//! Online click-and-collect orders at HQ: HQ writes them into the store's orders document
+//! (order id `hq:{order id}`), stores fold everyone's status events, HQ shows the result.
+//!
+//! The pickup code is hashed as the store hashes it ([`store_orders::pickup_code_hash`])
+//! before anything is stored: neither the code nor personal data enter CRDT history, which
+//! cannot be erased.
+
+use std::collections::BTreeMap;
+
+use rusqlite::OptionalExtension;
+
+use super::{HqError, HqState, Outgoing};
+use crate::store::orders as store_orders;
+use crate::sync::doc::{DocId, DocKind, WriterId};
+use crate::sync::orders::{OrderEvent, OrderStatus};
+use crate::sync::orders_doc::{OrderFacts, OrdersDoc, OrdersError};
+use crate::sync::payload::SyncMessage;
+use crate::sync::persist;
+use crate::sync::service::kind_id;
+use crate::sync::topics::{Id, Scope};
+use crate::sync::wire::WireError;
+
+const HQ_ORDER_PREFIX: &str = "hq:";
+const MAX_LINES: usize = 200;
+
+/// `POST /v1/orders`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewHqOrder {
+    pub order_id: String,
+    pub store: String,
+    pub lines: Vec<OrderLine>,
+    /// The code the web shop shows the customer; hashed at once, never stored.
+    pub pickup_code: Option<String>,
+    /// Or the hash the shop computed itself (64 hex digits, as the store computes it).
+    pub pickup_code_hash: Option<String>,
+    pub hold_hours: Option<u32>,
+    #[serde(default = "web")]
+    pub channel: String,
+    /// The lane that reserves and fulfils the order (`None`: a lane HQ has seen, online
+    /// ones first).
+    pub node: Option<String>,
+}
+
+fn web() -> String {
+    "web".to_owned()
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderLine {
+    pub sku: String,
+    pub quantity: i64,
+}
+
+/// Why HQ refused an order (422 or 409 over HTTP).
+#[derive(Debug, thiserror::Error)]
+pub enum OrderRefused {
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("order {0:?} already exists")]
+    Exists(String),
+    #[error("store {0:?} has no lane HQ knows of; name one in `node`")]
+    NoLane(String),
+    #[error(transparent)]
+    Hq(#[from] HqError),
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> OrderRefused {
+    OrderRefused::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// `GET /v1/orders/{id}`: the folded status and the whole history.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HqOrderView {
+    pub order_id: String,
+    pub store: String,
+    pub channel: String,
+    pub created_at_ms: i64,
+    pub fulfilment: String,
+    pub lines: BTreeMap<String, i64>,
+    pub status: Option<OrderStatus>,
+    pub decided_by: Option<OrderEvent>,
+    /// Every writer's status events, oldest first.
+    pub history: Vec<OrderEvent>,
+}
+
+impl HqState {
+    pub(super) fn load_orders_docs(&mut self) -> Result<(), HqError> {
+        let stores: Vec<String> = {
+            let mut stmt = self.conn.prepare("SELECT store FROM hq_store")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for store in stores {
+            let id = DocId::new(&store, DocKind::Orders)?;
+            if let Some(doc) = persist::load_doc(&self.conn, &id, 0, self.writer.clone())? {
+                self.docs.insert(id, doc);
+            }
+        }
+        Ok(())
+    }
+
+    /// Places an online order for a store: one change in its orders document, published
+    /// to the store (which may be offline: it fetches the change when it reconnects).
+    pub fn create_order(&mut self, order: &NewHqOrder) -> Result<Vec<Outgoing>, OrderRefused> {
+        let facts = self.order_facts(order)?;
+        let id = DocId::new(&order.store, DocKind::Orders).map_err(HqError::from)?;
+        let core = match self.docs.remove(&id) {
+            Some(core) => core,
+            None => crate::sync::doc::SyncDoc::genesis(&id, 0, self.writer.clone())
+                .map_err(HqError::from)?,
+        };
+        let mut doc = OrdersDoc::from_core(core).map_err(orders_err)?;
+        let created = doc.create_order(&facts);
+        self.docs.insert(id.clone(), doc.core().clone());
+        let change = match created {
+            Ok(Some(change)) => change,
+            Ok(None) => return Ok(Vec::new()),
+            Err(OrdersError::Exists(_)) => {
+                return Err(OrderRefused::Exists(order.order_id.clone()));
+            }
+            Err(e) => return Err(orders_err(e).into()),
+        };
+        if let Err(e) = self.persist_order_change(&id, &change.bytes) {
+            // Not stored means not placed: drop the in-memory change with the document.
+            let doc = persist::load_or_genesis(&self.conn, &id, 0, self.writer.clone())
+                .map_err(HqError::from)?;
+            self.docs.insert(id, doc);
+            return Err(e.into());
+        }
+        tracing::info!(order = order.order_id, store = order.store, fulfilment = %facts.fulfilment, "online order placed");
+        let topic = self
+            .topics
+            .changes(
+                &Scope::Hq,
+                &kind_id(DocKind::Orders).map_err(HqError::from)?,
+                &Id::new(self.writer.as_str()).map_err(HqError::from)?,
+            )
+            .to_string();
+        let payload = SyncMessage::Changes {
+            doc: id.clone(),
+            epoch: 0,
+            changes: vec![change.bytes],
+        }
+        .encode()
+        .map_err(|e| HqError::from(WireError::from(e)))?;
+        Ok(vec![
+            Outgoing {
+                topic,
+                payload,
+                retain: false,
+            },
+            self.heads_outgoing(&id)?,
+        ])
+    }
+
+    fn persist_order_change(&mut self, id: &DocId, bytes: &[u8]) -> Result<(), HqError> {
+        let Some(doc) = self.docs.get(id) else {
+            return Ok(());
+        };
+        let now = crate::store::now_utc();
+        let tx = self.conn.unchecked_transaction()?;
+        persist::persist_change(&tx, doc, bytes, false, &now)?;
+        // The store row makes HQ load this orders document again after a restart.
+        tx.execute(
+            "INSERT INTO hq_store (store, epoch) VALUES (?1, 0) ON CONFLICT(store) DO NOTHING",
+            [&id.store],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn order_facts(&self, order: &NewHqOrder) -> Result<OrderFacts, OrderRefused> {
+        if !store_orders::is_valid_order_id(&order.order_id) {
+            return Err(invalid(
+                "order_id",
+                "must be 1 to 64 letters, digits, '-', '_' or '.'",
+            ));
+        }
+        Ok(OrderFacts {
+            order_id: format!("{HQ_ORDER_PREFIX}{}", order.order_id),
+            channel: order.channel.clone(),
+            created_at_ms: crate::sync::hook::now_ms(),
+            pickup_code_hash: pickup_hash(order)?,
+            fulfilment: self.fulfilment_lane(order)?,
+            lines: order_lines(&order.lines)?,
+            hold_hours: order.hold_hours,
+        })
+    }
+
+    fn fulfilment_lane(&self, order: &NewHqOrder) -> Result<WriterId, OrderRefused> {
+        let named = match &order.node {
+            Some(node) => Some(format!("{}.{node}", order.store)),
+            None => self
+                .conn
+                .query_row(
+                    "SELECT writer FROM hq_writer_status WHERE store = ?1
+                     ORDER BY online DESC, writer LIMIT 1",
+                    [&order.store],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()
+                .map_err(HqError::from)?,
+        };
+        let Some(writer) = named else {
+            return Err(OrderRefused::NoLane(order.store.clone()));
+        };
+        WriterId::new(&writer).map_err(|e| invalid("node", e.to_string()))
+    }
+
+    /// The order with id `order_id` (as given to `POST /v1/orders`), from any store.
+    pub fn order_view(&self, order_id: &str) -> Option<HqOrderView> {
+        let doc_order_id = format!("{HQ_ORDER_PREFIX}{order_id}");
+        self.docs
+            .iter()
+            .filter(|(id, _)| id.kind == DocKind::Orders)
+            .find_map(|(id, core)| {
+                let doc = OrdersDoc::from_core(core.clone()).ok()?;
+                let facts = doc.facts(&doc_order_id)?;
+                let mut history = doc.events(&doc_order_id);
+                history.sort_by(|a, b| {
+                    (a.at_ms, &a.writer, a.status).cmp(&(b.at_ms, &b.writer, b.status))
+                });
+                let state = doc.state(&doc_order_id);
+                Some(HqOrderView {
+                    order_id: order_id.to_owned(),
+                    store: id.store.clone(),
+                    channel: facts.channel,
+                    created_at_ms: facts.created_at_ms,
+                    fulfilment: facts.fulfilment.as_str().to_owned(),
+                    lines: facts.lines,
+                    status: state.as_ref().map(|s| s.status),
+                    decided_by: state.map(|s| s.decided_by),
+                    history,
+                })
+            })
+    }
+}
+
+fn orders_err(e: OrdersError) -> HqError {
+    HqError::Doc(crate::sync::doc::DocError::NotOurDocument(e.to_string()))
+}
+
+/// The pickup-code hash from exactly one of `pickup_code` and `pickup_code_hash`.
+fn pickup_hash(order: &NewHqOrder) -> Result<[u8; 32], OrderRefused> {
+    let hex_hash = match (&order.pickup_code, &order.pickup_code_hash) {
+        (Some(code), None) => {
+            let code = code.trim();
+            if code.len() < 4 || code.len() > 32 {
+                return Err(invalid("pickup_code", "must be 4 to 32 characters"));
+            }
+            store_orders::pickup_code_hash(&order.order_id, code)
+        }
+        (None, Some(hash)) => hash.to_ascii_lowercase(),
+        _ => {
+            return Err(invalid(
+                "pickup_code",
+                "give exactly one of pickup_code and pickup_code_hash",
+            ));
+        }
+    };
+    hex::decode(&hex_hash)
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or_else(|| invalid("pickup_code_hash", "must be 64 hex digits (SHA-256)"))
+}
+
+fn order_lines(lines: &[OrderLine]) -> Result<BTreeMap<String, i64>, OrderRefused> {
+    if lines.is_empty() || lines.len() > MAX_LINES {
+        return Err(invalid(
+            "lines",
+            format!("an order needs 1 to {MAX_LINES} lines"),
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for line in lines {
+        if line.quantity <= 0 {
+            return Err(invalid("lines", "quantity must be positive"));
+        }
+        let total: &mut i64 = out.entry(line.sku.clone()).or_default();
+        *total = total.saturating_add(line.quantity);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(code: Option<&str>, hash: Option<&str>) -> NewHqOrder {
+        NewHqOrder {
+            order_id: "web-1".into(),
+            store: "s1".into(),
+            lines: vec![OrderLine {
+                sku: "MILK".into(),
+                quantity: 2,
+            }],
+            pickup_code: code.map(str::to_owned),
+            pickup_code_hash: hash.map(str::to_owned),
+            hold_hours: None,
+            channel: web(),
+            node: Some("lane1".into()),
+        }
+    }
+
+    #[test]
+    fn the_pickup_code_is_hashed_as_the_store_hashes_it() {
+        let hashed = pickup_hash(&request(Some(" 4711 "), None)).unwrap();
+        assert_eq!(
+            hex::encode(hashed),
+            store_orders::pickup_code_hash("web-1", "4711")
+        );
+        let given = store_orders::pickup_code_hash("web-1", "4711");
+        assert_eq!(pickup_hash(&request(None, Some(&given))).unwrap(), hashed);
+        assert!(pickup_hash(&request(None, None)).is_err());
+        assert!(pickup_hash(&request(Some("4711"), Some(&given))).is_err());
+        assert!(pickup_hash(&request(None, Some("abc"))).is_err());
+    }
+
+    #[test]
+    fn an_order_is_placed_once_and_shows_placed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut hq = HqState::open(&dir.path().join("hq.db"), "t", 1).unwrap();
+        let order = request(Some("4711"), None);
+        let messages = hq.create_order(&order).unwrap();
+        assert_eq!(messages.len(), 2, "the change and HQ's retained heads");
+        assert!(matches!(
+            hq.create_order(&order),
+            Err(OrderRefused::Exists(_))
+        ));
+        let view = hq.order_view("web-1").unwrap();
+        assert_eq!(view.status, Some(OrderStatus::Placed));
+        assert_eq!(view.fulfilment, "s1.lane1");
+        assert_eq!(view.lines, BTreeMap::from([("MILK".to_owned(), 2)]));
+        drop(hq);
+        let again = HqState::open(&dir.path().join("hq.db"), "t", 1).unwrap();
+        assert_eq!(again.order_view("web-1"), Some(view), "survives a restart");
+    }
+}
