@@ -63,8 +63,8 @@ fn overselling_is_allowed_and_flagged() {
     assert_eq!(reply.status, 201, "{}", reply.body);
     assert_eq!(reply.body["negative_stock"][0]["sku"], "SHIRT");
     assert_eq!(reply.body["negative_stock"][0]["on_hand"], -1);
-    let metrics = api
-        .http
+    // A fresh client: the server closes the connection after refusing the oversized body.
+    let metrics = reqwest::blocking::Client::new()
         .get(format!("{}/metrics", node.base))
         .send()
         .unwrap()
@@ -289,6 +289,140 @@ fn bad_input_gets_a_clear_4xx() {
         metrics.contains("storenode_sales_total 0"),
         "no bad request recorded a sale"
     );
+}
+
+#[test]
+fn hostile_bodies_get_a_clear_4xx_and_change_nothing() {
+    let node = NodeProcess::start();
+    let api = node.client();
+    receive(&api, "MILK", 10);
+    let huge = "9223372036854775808"; // i64::MAX + 1
+    // (case, route, body, field the error must name, if any)
+    let cases: Vec<(&str, &str, String, Option<&str>)> = vec![
+        ("array at the top", "/v1/sales", "[]".into(), None),
+        ("string at the top", "/v1/sales", r#""sale""#.into(), None),
+        ("number at the top", "/v1/sales", "42".into(), None),
+        ("null at the top", "/v1/sales", "null".into(), None),
+        ("empty body", "/v1/sales", String::new(), None),
+        (
+            "lines not an array",
+            "/v1/sales",
+            r#"{"lines":{},"payments":[]}"#.into(),
+            Some("lines"),
+        ),
+        (
+            "quantity beyond i64",
+            "/v1/sales",
+            format!(r#"{{"lines":[{{"sku":"MILK","quantity":{huge}}}],"payments":[]}}"#),
+            Some("lines[0].quantity"),
+        ),
+        (
+            "quantity as a float",
+            "/v1/sales",
+            r#"{"lines":[{"sku":"MILK","quantity":1.5}],"payments":[]}"#.into(),
+            Some("lines[0].quantity"),
+        ),
+        (
+            "quantity 1e30",
+            "/v1/receipts",
+            r#"{"lines":[{"sku":"MILK","quantity":1e30}]}"#.into(),
+            Some("lines[0].quantity"),
+        ),
+        (
+            "quantity i64::MAX (total overflows)",
+            "/v1/sales",
+            sale("SHIRT", i64::MAX, 100).to_string(),
+            None,
+        ),
+        (
+            "receipt of i64::MAX onto stock",
+            "/v1/receipts",
+            json!({ "lines": [{ "sku": "MILK", "quantity": i64::MAX }] }).to_string(),
+            None,
+        ),
+        (
+            "amount beyond i64",
+            "/v1/sales",
+            format!(
+                r#"{{"lines":[{{"sku":"MILK","quantity":1}}],"payments":[{{"method":"cash","amount_minor":{huge}}}]}}"#
+            ),
+            Some("payments[0].amount_minor"),
+        ),
+        (
+            "negative payment",
+            "/v1/sales",
+            sale("MILK", 1, -500).to_string(),
+            Some("payments[0].amount_minor"),
+        ),
+        (
+            "payments overflowing when summed",
+            "/v1/sales",
+            json!({ "lines": [{ "sku": "MILK", "quantity": 1 }],
+                    "payments": [{ "method": "cash", "amount_minor": i64::MAX },
+                                 { "method": "card", "amount_minor": i64::MAX }] })
+            .to_string(),
+            None,
+        ),
+        (
+            "NUL in SKU",
+            "/v1/sales",
+            sale("MI\u{0}LK", 1, 200).to_string(),
+            None,
+        ),
+        (
+            "control chars in SKU",
+            "/v1/sales",
+            sale("MILK\u{7}\u{1b}[2J", 1, 200).to_string(),
+            None,
+        ),
+        (
+            "10 000-char SKU",
+            "/v1/sales",
+            sale(&"X".repeat(10_000), 1, 200).to_string(),
+            None,
+        ),
+        (
+            "not UTF-8",
+            "/v1/sales",
+            String::from_utf8_lossy(b"{\"lines\":[{\"sku\":\"\xff\xfe\"}]}").into_owned(),
+            None,
+        ),
+    ];
+    for (n, (name, route, body, field)) in cases.into_iter().enumerate() {
+        let reply = api.post_raw(route, Some(&format!("hostile-{n}")), body.into_bytes());
+        assert!(
+            (400..500).contains(&reply.status),
+            "{name}: got {} {}",
+            reply.status,
+            reply.body
+        );
+        assert!(
+            reply.body["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{name}: no clear message in {}",
+            reply.body
+        );
+        if let Some(field) = field {
+            let got = reply.body["field"].as_str().unwrap_or_default();
+            assert!(
+                got.starts_with(field),
+                "{name}: field {got:?} in {}",
+                reply.body
+            );
+        }
+    }
+    // Raw invalid UTF-8 bytes (not lossily converted).
+    let raw = api.post_raw(
+        "/v1/sales",
+        Some("hostile-raw"),
+        b"{\"lines\":[{\"sku\":\"\xff\xfe\",\"quantity\":1}],\"payments\":[]}".to_vec(),
+    );
+    assert_eq!(raw.status, 400, "{}", raw.body);
+    assert_eq!(on_hand(&api, "MILK"), 10, "no hostile request moved stock");
+    assert_eq!(on_hand(&api, "SHIRT"), 0);
+    let log = node.log();
+    assert!(!log.contains("panicked"), "{log}");
 }
 
 #[test]

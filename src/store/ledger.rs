@@ -67,6 +67,7 @@ impl StockLevel {
 
 /// Appends a movement and updates the SKU's level; returns the new level.
 pub fn record(conn: &Connection, m: &Movement<'_>, at: &str) -> Result<StockLevel, StoreError> {
+    check_fits(conn, m)?;
     conn.prepare_cached(
         "INSERT INTO stock_movement (sku, kind, on_hand_delta, reserved_delta, ref_type, ref_id, terminal, at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -98,6 +99,28 @@ pub fn record(conn: &Connection, m: &Movement<'_>, at: &str) -> Result<StockLeve
             },
         )?;
     Ok(level)
+}
+
+/// Refuses (422) a movement that would overflow the SKU's level. SQLite turns an
+/// overflowing integer sum into a float, which could no longer be read back as a level.
+fn check_fits(conn: &Connection, m: &Movement<'_>) -> Result<(), StoreError> {
+    let (on_hand, reserved): (i64, i64) = conn
+        .prepare_cached("SELECT on_hand, reserved FROM stock_level WHERE sku = ?1")?
+        .query_row([m.sku], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?
+        .unwrap_or((0, 0));
+    let fits = on_hand.checked_add(m.on_hand_delta).is_some()
+        && reserved.checked_add(m.reserved_delta).is_some();
+    if fits {
+        return Ok(());
+    }
+    Err(StoreError::unprocessable(
+        "quantity",
+        format!(
+            "stock of {} would overflow: {on_hand} on hand, {} more",
+            m.sku, m.on_hand_delta
+        ),
+    ))
 }
 
 pub fn level(conn: &Connection, sku: &str) -> Result<StockLevel, StoreError> {
@@ -178,6 +201,23 @@ mod tests {
             ref_id: "1",
             terminal: "t1",
         }
+    }
+
+    #[test]
+    fn a_movement_that_would_overflow_the_level_is_refused_and_not_recorded() {
+        // Regression (tests/api.rs hostile bodies): this was a 500 with a float in SQLite.
+        let conn = memory_db();
+        record(&conn, &movement("A", MovementKind::Receipt, 10), "t").unwrap();
+        let err = record(&conn, &movement("A", MovementKind::Receipt, i64::MAX), "t").unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Unprocessable { reason, .. } if reason.contains("overflow")),
+            "{err}"
+        );
+        assert_eq!(level(&conn, "A").unwrap().on_hand, 10);
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM stock_movement", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1, "the refused movement is not in the ledger");
     }
 
     #[test]

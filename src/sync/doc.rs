@@ -509,7 +509,7 @@ impl SyncDoc {
         bytes: &[u8],
         allowed: &BTreeSet<WriterId>,
     ) -> Result<WriterId, AuthError> {
-        let change = Change::try_from(bytes).map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let change = decode_change(bytes).map_err(AuthError::Malformed)?;
         self.check_decoded(&change, allowed)
     }
 
@@ -616,7 +616,7 @@ pub fn bundle_authors(bundle: &[u8]) -> Result<BTreeSet<WriterId>, AuthError> {
 
 /// The writer who authored an encoded change.
 pub fn change_author(bytes: &[u8]) -> Result<WriterId, AuthError> {
-    let change = Change::try_from(bytes).map_err(|e| AuthError::Malformed(e.to_string()))?;
+    let change = decode_change(bytes).map_err(AuthError::Malformed)?;
     WriterId::from_actor(change.actor_id())
         .map_err(|_| AuthError::UnknownAuthor(change.actor_id().to_hex_string()))
 }
@@ -637,12 +637,21 @@ fn decode_changes<B: AsRef<[u8]>>(encoded: &[B]) -> Result<Vec<Change>, DocError
         .iter()
         .enumerate()
         .map(|(index, bytes)| {
-            Change::try_from(bytes.as_ref()).map_err(|e| DocError::MalformedChange {
-                index,
-                reason: e.to_string(),
-            })
+            decode_change(bytes.as_ref())
+                .map_err(|reason| DocError::MalformedChange { index, reason })
         })
         .collect()
+}
+
+/// Decodes one change and verifies its chunk checksum. `Change::try_from` does not check
+/// the checksum (bytes 4..8, the first four bytes of the change hash), so without this a
+/// flipped bit in, say, the actor would pass as a different, well-formed change.
+fn decode_change(bytes: &[u8]) -> Result<Change, String> {
+    let change = Change::try_from(bytes).map_err(|e| e.to_string())?;
+    if bytes.get(4..8) != change.hash().0.get(..4) {
+        return Err("checksum does not match the change's contents".into());
+    }
+    Ok(change)
 }
 
 fn decode_bundle(bundle: &[u8]) -> Result<Vec<Change>, DocError> {
@@ -829,6 +838,32 @@ mod tests {
             SyncDoc::load(b"not automerge", w("hq")),
             Err(DocError::Load(_))
         ));
+    }
+
+    #[test]
+    fn a_change_with_any_flipped_bit_is_refused_and_applies_nothing() {
+        // Regression (found by tests/hostile_input.rs): automerge does not check a change's
+        // checksum, so a flipped actor byte used to be applied as another writer's change.
+        let mut author = SyncDoc::genesis(&stock_id(), 1, w("s001.lane2")).unwrap();
+        let change = author
+            .commit::<DocError, _>(1, "t", |tx| {
+                tx.put(ROOT, "x", 1_i64)?;
+                Ok(())
+            })
+            .unwrap()
+            .unwrap();
+        let allowed = [w("s001.lane2")].into_iter().collect();
+        for index in 0..change.bytes.len() {
+            let mut bad = change.bytes.clone();
+            bad[index] ^= 0x01;
+            let mut peer = SyncDoc::genesis(&stock_id(), 1, w("s001.lane1")).unwrap();
+            let before = peer.heads();
+            assert!(peer.apply_changes(&[bad.clone()]).is_err(), "byte {index}");
+            assert_eq!(peer.heads(), before, "byte {index}");
+            assert!(peer.check_change(&bad, &allowed).is_err(), "byte {index}");
+        }
+        let mut peer = SyncDoc::genesis(&stock_id(), 1, w("s001.lane1")).unwrap();
+        assert_eq!(peer.apply_changes(&[change.bytes]).unwrap().applied, 1);
     }
 
     #[test]
