@@ -4,15 +4,18 @@
 //! `SOAK=1` (or `POWER_CUT_CYCLES=N`) runs more power-cut cycles than the CI default of 50.
 
 mod common;
+mod sync_util;
 
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::mosquitto::{Mosquitto, MosquittoOptions};
 use common::node::{Api, NodeProcess, TOKEN_POS1, TOKEN_POS2, binary};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
+use sync_util::{BrokerAccess, HqNode, wait_for};
 
 fn cycles() -> usize {
     if let Some(n) = std::env::var("POWER_CUT_CYCLES")
@@ -80,24 +83,37 @@ fn till(
     (acknowledged, unknown)
 }
 
-#[test]
-fn power_cuts_under_load_lose_no_acknowledged_sale() {
+fn seeded_rng() -> rand::rngs::StdRng {
     let seed: u64 = std::env::var("SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random);
     println!("power-cut seed {seed} (rerun with SEED={seed})");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut node = NodeProcess::start();
-    let receipt = node.client().post("/v1/receipts", "opening", &json!({ "lines": [{ "sku": "MILK", "quantity": 1_000_000 }, { "sku": "SHIRT", "quantity": 1_000_000 }] }));
-    assert_eq!(receipt.status, 201);
+    rand::rngs::StdRng::seed_from_u64(seed)
+}
 
-    let mut acknowledged: BTreeMap<String, String> = BTreeMap::new();
-    let cycles = cycles();
+fn open_stock(node: &NodeProcess) {
+    let opening = json!({ "lines": [{ "sku": "MILK", "quantity": 1_000_000 }, { "sku": "SHIRT", "quantity": 1_000_000 }] });
+    assert_eq!(
+        node.client()
+            .post("/v1/receipts", "opening", &opening)
+            .status,
+        201
+    );
+}
+
+/// `cycles` power cuts at random moments while two tills sell; after each restart the tills
+/// retry what was in flight with the same key. Returns every acknowledged key → sale id.
+fn cut_power_repeatedly(
+    node: &mut NodeProcess,
+    cycles: usize,
+    rng: &mut rand::rngs::StdRng,
+) -> BTreeMap<String, String> {
+    let mut acknowledged = BTreeMap::new();
     for cycle in 0..cycles {
         let stop = AtomicBool::new(false);
         let kill_after = Duration::from_millis(rng.random_range(20..250));
-        let (results, ()) = std::thread::scope(|s| {
+        let results = std::thread::scope(|s| {
             let tills: Vec<_> = [TOKEN_POS1, TOKEN_POS2]
                 .into_iter()
                 .enumerate()
@@ -110,13 +126,10 @@ fn power_cuts_under_load_lose_no_acknowledged_sale() {
             std::thread::sleep(kill_after);
             node.kill();
             stop.store(true, Ordering::Relaxed);
-            (
-                tills
-                    .into_iter()
-                    .map(|t| t.join().unwrap())
-                    .collect::<Vec<_>>(),
-                (),
-            )
+            tills
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .collect::<Vec<_>>()
         });
         node.spawn();
         for ((acked, unknown), token) in results.into_iter().zip([TOKEN_POS1, TOKEN_POS2]) {
@@ -128,19 +141,20 @@ fn power_cuts_under_load_lose_no_acknowledged_sale() {
             for key in unknown {
                 let retry = api.post("/v1/sales", &key, &sale_body());
                 assert_eq!(retry.status, 201, "retry of {key}: {}", retry.body);
-                acknowledged.insert(
-                    key,
-                    retry.body["sale_id"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                );
+                let sale_id = retry.body["sale_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                acknowledged.insert(key, sale_id);
             }
         }
     }
-    let status = node.terminate().expect("running");
-    assert!(status.success());
+    acknowledged
+}
 
+/// Every acknowledged sale exactly once, nothing else; stock equals the sum of the ledger.
+/// Returns the number of sales.
+fn check_database(node: &NodeProcess, acknowledged: &BTreeMap<String, String>) -> i64 {
     let db = rusqlite::Connection::open(node.dir.path().join("store.db")).unwrap();
     let sales: i64 = db
         .query_row("SELECT count(*) FROM sale", [], |r| r.get(0))
@@ -176,10 +190,74 @@ fn power_cuts_under_load_lose_no_acknowledged_sale() {
         )
         .unwrap();
     assert_eq!(milk, 1_000_000 - sales);
+    sales
+}
+
+#[test]
+fn power_cuts_under_load_lose_no_acknowledged_sale() {
+    let mut rng = seeded_rng();
+    let mut node = NodeProcess::start();
+    open_stock(&node);
+    let cycles = cycles();
+    let acknowledged = cut_power_repeatedly(&mut node, cycles, &mut rng);
+    assert!(node.terminate().expect("running").success());
+    check_database(&node, &acknowledged);
     println!(
         "{cycles} power cuts, {} acknowledged sales, none lost or doubled",
         acknowledged.len()
     );
+}
+
+/// The same with sync on: the outbox and CRDT document change in the same transaction as
+/// each sale, so after the cuts HQ converges on exactly the node's stock and the outbox
+/// drains.
+#[test]
+fn power_cuts_with_sync_keep_sqlite_outbox_and_hq_in_agreement() {
+    let mut rng = seeded_rng();
+    let broker = Mosquitto::start(MosquittoOptions::plain());
+    let access = BrokerAccess::Plain {
+        port: broker.port(),
+    };
+    let hq = HqNode::start(&access, "");
+    let sync = format!(
+        "[sync]\nbroker = \"mqtt://127.0.0.1:{}\"\nresend_interval_ms = 500\nreconnect_max_ms = 1000\n",
+        broker.port()
+    );
+    let mut node = NodeProcess::start_with(&sync);
+    open_stock(&node);
+    let cycles = (cycles() / 2).max(10);
+    let acknowledged = cut_power_repeatedly(&mut node, cycles, &mut rng);
+    let api = node.client();
+    let on_hand = |sku: &str| api.get(&format!("/v1/stock/{sku}")).body["on_hand"].as_i64();
+    for sku in ["MILK", "SHIRT"] {
+        let local = on_hand(sku);
+        wait_for(
+            &format!("HQ shows s1/{sku} = {local:?}"),
+            Duration::from_secs(60),
+            || (hq.on_hand("s1", sku) == local).then_some(()),
+        );
+    }
+    wait_for("outbox drained", Duration::from_secs(60), || {
+        let metrics = api
+            .http
+            .get(format!("{}/metrics", node.base))
+            .send()
+            .ok()?
+            .text()
+            .ok()?;
+        metrics
+            .lines()
+            .any(|l| l == "storenode_sync_outbox_length 0")
+            .then_some(())
+    });
+    assert!(node.terminate().expect("running").success());
+    let sales = check_database(&node, &acknowledged);
+    assert_eq!(
+        hq.on_hand("s1", "MILK"),
+        Some(1_000_000 - sales),
+        "HQ shows every sale once"
+    );
+    println!("{cycles} power cuts with sync, {sales} sales, HQ agrees");
 }
 
 /// Mounts a small tmpfs for the node's data, so the disk can really fill up.
