@@ -382,6 +382,113 @@ fn full_disk_refuses_writes_with_503_keeps_reads_and_recovers() {
     assert_eq!(ready["components"]["store"]["state"], "ok", "{ready}");
 }
 
+/// An ext4 image on a loop device, mounted with `errors=remount-ro`, so the kernel can turn
+/// the file system read-only under the running node (as it does on a failing SD card).
+struct Ext4Image {
+    mount: std::path::PathBuf,
+    device: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Ext4Image {
+    fn mount() -> Option<Self> {
+        let dir = tempfile::tempdir().ok()?;
+        let image = dir.path().join("disk.img");
+        let mount = dir.path().join("mnt");
+        std::fs::create_dir(&mount).ok()?;
+        let run = |cmd: &mut Command| cmd.output().is_ok_and(|o| o.status.success());
+        let made = run(Command::new("truncate").args(["-s", "32M"]).arg(&image))
+            && run(Command::new("mkfs.ext4").args(["-q"]).arg(&image))
+            && run(Command::new("mount")
+                .args(["-o", "loop,errors=remount-ro"])
+                .arg(&image)
+                .arg(&mount));
+        if !made {
+            println!("SKIPPED: cannot mount an ext4 image on a loop device (needs root)");
+            return None;
+        }
+        let source = Command::new("findmnt")
+            .args(["-no", "SOURCE"])
+            .arg(&mount)
+            .output()
+            .ok()?;
+        let device = String::from_utf8_lossy(&source.stdout).trim().to_string();
+        Some(Self {
+            mount,
+            device,
+            _dir: dir,
+        })
+    }
+
+    /// What ext4 does on an I/O error with `errors=remount-ro`: read-only at once, open
+    /// files included.
+    fn fail(&self) {
+        let name = self.device.rsplit('/').next().unwrap_or_default();
+        std::fs::write(
+            format!("/sys/fs/ext4/{name}/trigger_fs_error"),
+            "storenode test\n",
+        )
+        .expect("trigger an ext4 error");
+    }
+}
+
+impl Drop for Ext4Image {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
+        let _ = Command::new("losetup").arg("-d").arg(&self.device).status();
+    }
+}
+
+#[test]
+fn read_only_file_system_refuses_writes_with_503_and_keeps_reads() {
+    let Some(disk) = Ext4Image::mount() else {
+        return;
+    };
+    let mut node = NodeProcess::start_with(&format!(
+        "\n[database]\npath = \"{}/store.db\"\n",
+        disk.mount.display()
+    ));
+    let api = node.client();
+    assert_eq!(
+        api.post(
+            "/v1/receipts",
+            "r",
+            &json!({ "lines": [{ "sku": "MILK", "quantity": 100 }] })
+        )
+        .status,
+        201
+    );
+    disk.fail();
+    let refused = api.post("/v1/sales", "ro-1", &sale_body());
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(
+        refused.body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("disk"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        api.get("/v1/stock/MILK").body["on_hand"],
+        100,
+        "reads still work"
+    );
+    let ready = api
+        .http
+        .get(format!("{}/readyz", node.base))
+        .send()
+        .unwrap()
+        .json::<serde_json::Value>()
+        .unwrap();
+    assert_eq!(ready["components"]["store"]["state"], "degraded", "{ready}");
+    assert!(
+        node.log().contains("refuses writes"),
+        "the refusal is logged"
+    );
+    node.kill();
+}
+
 #[test]
 fn corrupted_database_is_refused_at_start() {
     let mut node = NodeProcess::start();
