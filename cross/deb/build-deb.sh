@@ -53,7 +53,7 @@ install -D -m 0644 "$root/systemd/storenode-hq.service" "$pkg/lib/systemd/system
 install -D -m 0644 "$root/config/storenode.example.toml" "$pkg/etc/storenode/storenode.toml"
 install -D -m 0644 "$udev_rules" "$pkg/lib/udev/rules.d/99-storenode.rules"
 install -D -m 0644 "$root/config/storenode.example.toml" "$pkg/usr/share/doc/storenode/storenode.example.toml"
-[ -f "$root/docs/ops.md" ] && install -D -m 0644 "$root/docs/ops.md" "$pkg/usr/share/doc/storenode/ops.md"
+# Field-operations docs live in README.md (IT and technician sections).
 cat >"$pkg/usr/share/doc/storenode/copyright" <<COPYRIGHT
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: storenode

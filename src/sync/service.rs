@@ -480,7 +480,7 @@ async fn move_to_epoch(
             let now = crate::store::now_utc();
             let mut guard = local::lock(&docs);
             if guard.epoch().checked_add(1) != Some(epoch) {
-                return Ok(false); // two epochs ahead: HQ refuses that (see docs/sync.md)
+                return Ok(false); // two epochs ahead: HQ refuses that (see README, "Epochs: bounded history")
             }
             guard
                 .move_to_epoch(conn, epoch, &changes, super::hook::now_ms(), &now)
