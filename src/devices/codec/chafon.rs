@@ -570,23 +570,8 @@ pub fn next_host_command(buf: &mut BytesMut) -> Option<HostCommand> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::devices::codec::test_support::{bytes, decode_all};
     use proptest::prelude::*;
-
-    fn bytes(hex_str: &str) -> Vec<u8> {
-        hex::decode(hex_str.replace(' ', "")).unwrap()
-    }
-
-    fn decode_all(codec: &mut ChafonCodec, input: &[u8]) -> Vec<ReaderEvent> {
-        let mut buf = BytesMut::from(input);
-        let mut events = Vec::new();
-        while let Some(event) = codec.decode(&mut buf).unwrap() {
-            events.push(event);
-        }
-        while let Some(event) = codec.decode_eof(&mut buf).unwrap() {
-            events.push(event);
-        }
-        events
-    }
 
     fn epcs(events: &[ReaderEvent]) -> Vec<String> {
         events

@@ -381,23 +381,8 @@ pub fn next_host_command(buf: &mut BytesMut) -> Option<HostCommand> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::devices::codec::test_support::{bytes, decode_all};
     use proptest::prelude::*;
-
-    fn bytes(hex_str: &str) -> Vec<u8> {
-        hex::decode(hex_str.replace(' ', "")).unwrap()
-    }
-
-    fn decode_all(codec: &mut M100Codec, input: &[u8]) -> Vec<ReaderEvent> {
-        let mut buf = BytesMut::from(input);
-        let mut events = Vec::new();
-        while let Some(event) = codec.decode(&mut buf).unwrap() {
-            events.push(event);
-        }
-        while let Some(event) = codec.decode_eof(&mut buf).unwrap() {
-            events.push(event);
-        }
-        events
-    }
 
     const CANONICAL: &str =
         "BB 02 22 00 11 C9 34 00 30 75 1F EB 70 5C 59 04 E3 D5 0D 70 3A 76 EF 7E";

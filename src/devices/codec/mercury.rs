@@ -635,23 +635,8 @@ pub fn next_host_command(buf: &mut BytesMut) -> Option<HostCommand> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::devices::codec::test_support::{bytes, decode_all};
     use proptest::prelude::*;
-
-    fn bytes(hex_str: &str) -> Vec<u8> {
-        hex::decode(hex_str.replace([' ', '\n'], "")).unwrap()
-    }
-
-    fn decode_all(codec: &mut MercuryCodec, input: &[u8]) -> Vec<ReaderEvent> {
-        let mut buf = BytesMut::from(input);
-        let mut events = Vec::new();
-        while let Some(event) = codec.decode(&mut buf).unwrap() {
-            events.push(event);
-        }
-        while let Some(event) = codec.decode_eof(&mut buf).unwrap() {
-            events.push(event);
-        }
-        events
-    }
 
     const RECORD: &str =
         "FF 28 22 00 00 10 00 1B 01 FF 01 01 C4 11 0E 16 40 00 00 01 27 00 00 05 00 00 0F 00 80

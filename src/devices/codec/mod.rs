@@ -14,6 +14,8 @@ pub mod chafon;
 pub mod crc;
 pub mod m100;
 pub mod mercury;
+#[cfg(test)]
+mod test_support;
 
 use std::fmt;
 use std::str::FromStr;
