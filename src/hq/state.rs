@@ -666,13 +666,19 @@ fn write_stock_rows(
     Ok(())
 }
 
+/// HQ's schema steps: entry `i` moves `user_version` from `i` to `i + 1`. Append only.
+const MIGRATIONS: &[&str] = &[
+    // 1: sync state (documents, outbox) and the chain-wide stock.
+    concat!(include_str!("../sync/schema.sql"), include_str!("schema.sql")),
+];
+
 fn migrate(conn: &Connection) -> Result<(), HqError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version == 0 {
+    let done = usize::try_from(version).unwrap_or(usize::MAX);
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(done) {
         let tx = conn.unchecked_transaction()?;
-        tx.execute_batch(include_str!("../sync/schema.sql"))?;
-        tx.execute_batch(include_str!("schema.sql"))?;
-        tx.pragma_update(None, "user_version", 1)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i64::try_from(index + 1).unwrap_or(i64::MAX))?;
         tx.commit()?;
     }
     Ok(())
