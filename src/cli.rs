@@ -61,6 +61,18 @@ pub enum Command {
         #[command(subcommand)]
         action: DiagAction,
     },
+    /// Customer data (GDPR): erase a customer's data at HQ and every store.
+    Privacy {
+        #[command(subcommand)]
+        action: PrivacyAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PrivacyAction {
+    /// Erase the customer data of an order, or of every order with an e-mail or phone,
+    /// through HQ's API; prints the erased orders, never the data.
+    Erase(crate::privacy::cli::EraseArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -185,6 +197,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     action: CatalogAction::Import { file },
                 }) => runtime()?.block_on(crate::hq::catalog_import(&config, file)),
             }
+        }
+        Command::Privacy {
+            action: PrivacyAction::Erase(args),
+        } => {
+            let report = runtime()?.block_on(crate::privacy::cli::erase(args))?;
+            print!("{report}");
+            Ok(())
         }
         Command::Demo(args) => {
             // The chain demo tells its story on stdout; only warnings (e.g. the store going

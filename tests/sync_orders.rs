@@ -165,3 +165,213 @@ fn an_order_the_store_cannot_take_comes_back_cancelled() {
 fn pickup_hash_hex(order_id: &str, code: &str) -> String {
     storenode::store::orders::pickup_code_hash(order_id, code)
 }
+
+fn ok(what: &str, (status, body): (u16, Value)) -> Value {
+    assert!((200..300).contains(&status), "{what}: {status} {body}");
+    body
+}
+
+fn store_stock(node: &StoreNode, sku: &str) -> (i64, i64) {
+    let (_, body) = node.get_json(&format!("/v1/stock/{sku}"));
+    (
+        body["on_hand"].as_i64().unwrap_or(i64::MIN),
+        body["reserved"].as_i64().unwrap_or(i64::MIN),
+    )
+}
+
+#[test]
+fn a_store_taken_order_reaches_hq_and_any_lane_collects_it() {
+    let broker = Mosquitto::start(MosquittoOptions::plain());
+    let direct = BrokerAccess::Plain {
+        port: broker.port(),
+    };
+    let hq = HqNode::start(&direct, "");
+    let lane1 = StoreNode::start("s1", "lane1", &direct);
+    let lane2 = StoreNode::start("s1", "lane2", &direct);
+    lane1.receive("r1", "MILK", 10);
+    let order = json!({ "order_id": "pos-1", "pickup_code": "2468",
+                        "lines": [{ "sku": "MILK", "quantity": 3 }] });
+    ok(
+        "take order at lane1",
+        lane1.post_json("/v1/orders", "o1", order),
+    );
+
+    // HQ and the other lane see it under its shared id; lane2 holds no units for it.
+    let shared = "s1.lane1:pos-1";
+    let view = hq_shows_status(&hq, shared, "reserved");
+    assert_eq!(view["fulfilment"], "s1.lane1", "{view}");
+    let (_, listed) = hq.get_json("/v1/orders?store=s1");
+    assert_eq!(listed["orders"][0]["order_id"], shared, "{listed}");
+    let copy = store_shows_status(&lane2, shared, "reserved");
+    assert_eq!(copy["fulfilment"], "s1.lane1", "{copy}");
+    let (status, _) = lane2.post_json(
+        &format!("/v1/orders/{shared}/pick"),
+        "p2",
+        json!({ "sku": "MILK", "quantity": 3 }),
+    );
+    assert_eq!(status, 409, "only the lane holding the units picks");
+
+    ok(
+        "pick at lane1",
+        lane1.post_json(
+            "/v1/orders/pos-1/pick",
+            "p1",
+            json!({ "sku": "MILK", "quantity": 3 }),
+        ),
+    );
+    ok(
+        "ready at lane1",
+        lane1.post_json("/v1/orders/pos-1/ready", "ready1", json!({})),
+    );
+    store_shows_status(&lane2, shared, "ready");
+
+    // The customer walks up to lane 2.
+    let collect = format!("/v1/orders/{shared}/collect");
+    let (status, _) = lane2.post_json(&collect, "c-bad", json!({ "pickup_code": "1111" }));
+    assert_eq!(status, 422, "wrong pickup code");
+    ok(
+        "collect at lane2",
+        lane2.post_json(&collect, "c2", json!({ "pickup_code": "2468" })),
+    );
+
+    // Lane 1 settles the units exactly once; HQ sees the hand-over and the stock.
+    let settled = store_shows_status(&lane1, "pos-1", "collected");
+    assert_eq!(
+        history_statuses(&settled).last().map(String::as_str),
+        Some("collected")
+    );
+    wait_for("lane1 sold the units once", CONVERGE, || {
+        (store_stock(&lane1, "MILK") == (7, 0)).then_some(())
+    });
+    let at_hq = hq_shows_status(&hq, shared, "collected");
+    assert_eq!(at_hq["decided_by"]["writer"], "s1.lane2", "{at_hq}");
+    wait_for("HQ and lane2 show 7 on hand", CONVERGE, || {
+        (hq.on_hand("s1", "MILK") == Some(7) && store_stock(&lane2, "MILK").0 == 7).then_some(())
+    });
+}
+
+#[test]
+fn a_cancel_at_hq_releases_the_units_and_a_concurrent_collect_wins() {
+    let broker = Mosquitto::start(MosquittoOptions::plain());
+    let direct = BrokerAccess::Plain {
+        port: broker.port(),
+    };
+    let proxy = Proxy::start(broker.port());
+    let hq = HqNode::start(&direct, "");
+    let store = StoreNode::start("s1", "lane1", &BrokerAccess::Plain { port: proxy.port });
+    store.receive("r1", "MILK", 10);
+    for id in ["web-a", "web-b"] {
+        let order = json!({ "order_id": id, "store": "s1", "node": "lane1", "pickup_code": "4711",
+                            "lines": [{ "sku": "MILK", "quantity": 2 }] });
+        assert_eq!(hq.post_json("/v1/orders", order).0, 201);
+        store_shows_status(&store, id, "reserved");
+    }
+    assert_eq!(store_stock(&store, "MILK"), (10, 4));
+    for step in ["pick", "ready"] {
+        let body = if step == "pick" {
+            json!({ "sku": "MILK", "quantity": 2 })
+        } else {
+            json!({})
+        };
+        ok(
+            step,
+            store.post_json(
+                &format!("/v1/orders/web-b/{step}"),
+                &format!("{step}-b"),
+                body,
+            ),
+        );
+    }
+    hq_shows_status(&hq, "web-b", "ready");
+
+    // Cut off: the web shop cancels both; meanwhile the customer collects web-b in store.
+    proxy.cut();
+    let cancelled = hq.post_json("/v1/orders/web-a/cancel", json!({}));
+    assert_eq!(cancelled.0, 200, "{}", cancelled.1);
+    assert_eq!(cancelled.1["status"], "cancelled");
+    assert_eq!(hq.post_json("/v1/orders/web-b/cancel", json!({})).0, 200);
+    assert_eq!(hq.post_json("/v1/orders/nope/cancel", json!({})).0, 404);
+    ok(
+        "collect web-b offline",
+        store.post_json(
+            "/v1/orders/web-b/collect",
+            "c-b",
+            json!({ "pickup_code": "4711" }),
+        ),
+    );
+    assert_eq!(
+        store_stock(&store, "MILK"),
+        (8, 2),
+        "web-a still held while cut off"
+    );
+
+    // Reconnect: web-a's units are released; web-b stays collected (collected wins).
+    proxy.restore();
+    store_shows_status(&store, "web-a", "cancelled");
+    wait_for("units released once", CONVERGE, || {
+        (store_stock(&store, "MILK") == (8, 0)).then_some(())
+    });
+    let b = hq_shows_status(&hq, "web-b", "collected");
+    assert_eq!(b["decided_by"]["writer"], "s1.lane1", "{b}");
+    assert_eq!(
+        hq.post_json("/v1/orders/web-b/cancel", json!({})).0,
+        409,
+        "a collected order cannot be cancelled"
+    );
+    wait_for("HQ stock", CONVERGE, || {
+        (hq.on_hand("s1", "MILK") == Some(8) && reserved_at_hq(&hq, "s1", "MILK") == Some(0))
+            .then_some(())
+    });
+    let (_, a) = store.get_json("/v1/orders/web-a");
+    assert_eq!(history_statuses(&a), ["reserved", "cancelled"], "{a}");
+}
+
+#[test]
+fn ship_from_store_fulfils_a_web_order_from_store_stock() {
+    let broker = Mosquitto::start(MosquittoOptions::plain());
+    let direct = BrokerAccess::Plain {
+        port: broker.port(),
+    };
+    let hq = HqNode::start(&direct, "");
+    let store = StoreNode::start("s1", "lane1", &direct);
+    store.receive("r1", "MILK", 5);
+    let order = json!({ "order_id": "ship-1", "store": "s1", "node": "lane1", "pickup_code": "0000",
+                        "delivery": "ship", "lines": [{ "sku": "MILK", "quantity": 2 }] });
+    assert_eq!(hq.post_json("/v1/orders", order).0, 201);
+    let view = store_shows_status(&store, "ship-1", "reserved");
+    assert_eq!(view["delivery"], "ship", "{view}");
+    ok(
+        "pick",
+        store.post_json(
+            "/v1/orders/ship-1/pick",
+            "p",
+            json!({ "sku": "MILK", "quantity": 2 }),
+        ),
+    );
+    ok(
+        "ready",
+        store.post_json("/v1/orders/ship-1/ready", "r", json!({})),
+    );
+    let (status, _) = store.post_json(
+        "/v1/orders/ship-1/collect",
+        "c",
+        json!({ "pickup_code": "0000" }),
+    );
+    assert_eq!(status, 409, "a ship order is not collected");
+    let (status, _) = store.post_json("/v1/orders/ship-1/ship", "s0", json!({ "carrier": "" }));
+    assert_eq!(status, 422, "carrier named");
+    ok(
+        "ship",
+        store.post_json(
+            "/v1/orders/ship-1/ship",
+            "s1",
+            json!({ "carrier": "DHL", "tracking": "JJD0001" }),
+        ),
+    );
+    assert_eq!(store_stock(&store, "MILK"), (3, 0));
+    let at_hq = hq_shows_status(&hq, "ship-1", "shipped");
+    assert_eq!(at_hq["delivery"], "ship", "{at_hq}");
+    wait_for("HQ stock after shipping", CONVERGE, || {
+        (hq.on_hand("s1", "MILK") == Some(3)).then_some(())
+    });
+}

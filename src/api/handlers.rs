@@ -23,7 +23,7 @@ use crate::store::catalog;
 use crate::store::inventory::{self, AdjustmentRequest, CountRequest, ReceiptRequest};
 use crate::store::ledger;
 use crate::store::orders::{
-    self, CancelRequest, CollectRequest, NewOrder, OrderStatus, PickRequest,
+    self, CancelRequest, CollectRequest, ShipRequest, NewOrder, OrderStatus, PickRequest,
 };
 use crate::store::sales::{self, ReturnRequest, SaleReceipt, SaleRequest};
 
@@ -350,6 +350,21 @@ pub async fn collect_order(
         .run(
             &state,
             move |conn, ctx| orders::collect(conn, ctx, &order_id, &request),
+            count_order_write,
+        )
+        .await
+}
+
+pub async fn ship_order(
+    State(state): State<AppState>,
+    Path(order_id): Path<String>,
+    write: WriteRequest,
+) -> Result<Response, ApiError> {
+    let request: ShipRequest = write.parse()?;
+    write
+        .run(
+            &state,
+            move |conn, ctx| orders::ship(conn, ctx, &order_id, &request),
             count_order_write,
         )
         .await

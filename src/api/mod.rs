@@ -4,10 +4,13 @@
 //! through [`write::idempotent`], which requires an `Idempotency-Key` header.
 
 mod auth;
+mod epcis;
 mod error;
 mod handlers;
 pub mod json;
 pub mod openapi;
+mod privacy;
+mod transfers;
 mod write;
 
 use std::sync::Arc;
@@ -65,7 +68,14 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{order_id}/ready", post(handlers::ready_order))
         .route("/orders/{order_id}/collect", post(handlers::collect_order))
         .route("/orders/{order_id}/cancel", post(handlers::cancel_order))
-        .route("/events", get(handlers::live_events));
+        .route("/orders/{order_id}/customer", get(privacy::get_customer).put(privacy::put_customer).delete(privacy::erase_customer))
+        .route("/orders/{order_id}/ship", post(handlers::ship_order))
+        .route("/events", get(handlers::live_events))
+        .route("/transfers", get(transfers::list_transfers).post(transfers::create_transfer))
+        .route("/transfers/{transfer_id}", get(transfers::get_transfer))
+        .route("/transfers/{transfer_id}/receive", post(transfers::receive_transfer))
+        .route("/transfers/{transfer_id}/cancel", post(transfers::cancel_transfer))
+        .route("/epcis/events", get(epcis::events));
     Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(handlers::healthz))

@@ -52,6 +52,14 @@ fn order_action(summary: &str, schema: &str) -> Value {
     op
 }
 
+fn transfer_action(summary: &str, schema: &str) -> Value {
+    let mut op = write_op(summary, schema, "Transfer");
+    if let Some(params) = op["parameters"].as_array_mut() {
+        params.push(json!({ "name": "transfer_id", "in": "path", "required": true, "schema": { "type": "string" } }));
+    }
+    op
+}
+
 fn item_ref(extra: Value) -> Value {
     let mut properties = json!({
         "sku": { "type": "string" },
@@ -91,7 +99,21 @@ pub fn document() -> Value {
             "/v1/orders/{order_id}/ready": { "post": order_action("Mark a fully picked order ready", "Empty") },
             "/v1/orders/{order_id}/collect": { "post": order_action("Hand over with the pickup code", "CollectRequest") },
             "/v1/orders/{order_id}/cancel": { "post": order_action("Cancel; releases the reservation", "CancelRequest") },
+            "/v1/orders/{order_id}/ship": { "post": order_action("Ship-from-store: hand a ready order to the carrier", "ShipRequest") },
+            "/v1/orders/{order_id}/customer": {
+                "get": read_op("The order's customer data (404 with erased_at after erasure)", &[("order_id", "path")]),
+                "put": order_action("Store the order's customer data (kept out of sync history; published to HQ)", "Customer"),
+                "delete": order_action("Erase the order's customer data here (GDPR); HQ and the other lanes follow", "Empty")
+            },
             "/v1/events": { "get": read_op("Live scans and tag events (Server-Sent Events)", &[("device", "query")]) },
+            "/v1/transfers": {
+                "get": read_op("Store-to-store transfers, newest first", &[("direction", "query"), ("status", "query"), ("limit", "query")]),
+                "post": write_op("Dispatch a transfer to another store (units leave on-hand now)", "NewTransfer", "Transfer")
+            },
+            "/v1/transfers/{transfer_id}": { "get": read_op("One transfer (chain-wide or local id) with lines, discrepancy and history", &[("transfer_id", "path")]) },
+            "/v1/transfers/{transfer_id}/receive": { "post": transfer_action("Receive an inbound transfer with the scanned quantities (short or over recorded)", "TransferLines") },
+            "/v1/transfers/{transfer_id}/cancel": { "post": transfer_action("Cancel an outbound transfer still in transit (units come back)", "Empty") },
+            "/v1/epcis/events": { "get": read_op("Receipts, counts, sales, RFID reads and exit alerts as a GS1 EPCIS 2.0 EPCISDocument (ObjectEvents, CBV 2.0); from/to RFC 3339 (from inclusive, to exclusive), limit 1-1000 (default 100), after = cursor from the Link rel=next header", &[("from", "query"), ("to", "query"), ("limit", "query"), ("after", "query")]) },
             "/v1/openapi.json": { "get": { "summary": "This document", "security": [], "responses": { "200": { "description": "OK" } } } },
             "/healthz": { "get": { "summary": "Liveness", "security": [], "responses": { "200": { "description": "alive" } } } },
             "/readyz": { "get": { "summary": "Readiness with component states", "security": [], "responses": { "200": { "description": "ready" }, "503": { "description": "not ready" } } } },
@@ -113,6 +135,14 @@ pub fn document() -> Value {
             "schemas": {
                 "Error": error,
                 "Empty": { "type": "object", "additionalProperties": false },
+                "NewTransfer": { "type": "object", "required": ["transfer_id", "to_store", "lines"], "additionalProperties": false, "properties": {
+                    "transfer_id": { "type": "string" }, "to_store": { "type": "string" },
+                    "lines": { "type": "array", "minItems": 1, "items": item_ref(json!({ "quantity": { "type": "integer", "minimum": 1 } })) } } },
+                "TransferLines": { "type": "object", "required": ["lines"], "additionalProperties": false, "properties": {
+                    "lines": { "type": "array", "items": item_ref(json!({ "quantity": { "type": "integer", "minimum": 0 } })) } } },
+                "Transfer": { "type": "object", "properties": { "transfer_id": { "type": "string" }, "local_id": { "type": "string" },
+                    "direction": { "enum": ["outbound", "inbound"] }, "from_store": { "type": "string" }, "to_store": { "type": "string" },
+                    "status": { "enum": ["in_transit", "received", "cancelled"] }, "lines": { "type": "array" }, "history": { "type": "array" } } },
                 "SaleRequest": { "type": "object", "required": ["lines", "payments"], "additionalProperties": false, "properties": {
                     "lines": { "type": "array", "minItems": 1, "items": item_ref(json!({
                         "quantity": { "type": "integer", "minimum": 1 },
@@ -135,12 +165,20 @@ pub fn document() -> Value {
                 "StockWriteResult": { "type": "object", "properties": { "reference": { "type": "string" }, "changes": { "type": "array" } } },
                 "NewOrder": { "type": "object", "required": ["order_id", "pickup_code", "lines"], "properties": {
                     "order_id": { "type": "string" }, "channel": { "type": "string" }, "pickup_code": { "type": "string" }, "hold_hours": { "type": "integer" },
+                    "delivery": { "enum": ["collect", "ship"] },
                     "lines": { "type": "array", "items": item_ref(json!({ "quantity": { "type": "integer", "minimum": 1 } })) } } },
                 "Order": { "type": "object", "properties": { "order_id": { "type": "string" },
-                    "status": { "enum": ["reserved", "picking", "ready", "collected", "cancelled", "expired"] }, "lines": { "type": "array" }, "history": { "type": "array" } } },
+                    "status": { "enum": ["reserved", "picking", "ready", "collected", "shipped", "cancelled", "expired"] },
+                    "delivery": { "enum": ["collect", "ship"] }, "fulfilment": { "type": ["string", "null"], "description": "the lane holding the units, when another lane" },
+                    "doc_id": { "type": ["string", "null"] }, "lines": { "type": "array" }, "history": { "type": "array" } } },
                 "PickRequest": item_ref(json!({ "quantity": { "type": "integer", "minimum": 1 } })),
                 "CollectRequest": { "type": "object", "required": ["pickup_code"], "properties": { "pickup_code": { "type": "string" } } },
-                "CancelRequest": { "type": "object", "properties": { "reason": { "type": "string" } } }
+                "ShipRequest": { "type": "object", "required": ["carrier"], "properties": { "carrier": { "type": "string" }, "tracking": { "type": "string" } } },
+                "CancelRequest": { "type": "object", "properties": { "reason": { "type": "string" } } },
+                "Customer": { "type": "object", "required": ["name", "phone", "email"], "additionalProperties": false, "properties": {
+                    "name": { "type": "string", "maxLength": 200 }, "phone": { "type": "string", "description": "5 to 20 digits; spaces, '-', '(', ')', '.', a leading '+'" },
+                    "email": { "type": "string", "format": "email", "maxLength": 254 },
+                    "address": { "type": "string", "maxLength": 500, "description": "Delivery address (ship-from-store)" } } }
             }
         }
     })

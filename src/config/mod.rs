@@ -66,6 +66,8 @@ pub struct NodeConfig {
     pub currency: String,
     /// Where the daemon listens for `storenode diag` (mode 0660).
     pub control_socket: PathBuf,
+    /// The store's GLN (checked: 13 digits, check digit), for EPCIS locations.
+    pub gln: Option<String>,
 }
 
 impl NodeConfig {

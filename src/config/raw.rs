@@ -44,6 +44,8 @@ pub struct RawNode {
     pub currency: String,
     /// Unix socket of `storenode diag`; defaults to `{data_dir}/control.sock`.
     pub control_socket: Option<PathBuf>,
+    /// The store's GLN (13 digits): EPCIS locations become GS1 Digital Link URIs.
+    pub gln: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -247,6 +249,7 @@ impl RawConfig {
                 data_dir: data_dir.to_path_buf(),
                 currency: default_currency(),
                 control_socket: None,
+                gln: None,
             },
             log: RawLog::default(),
             api: RawApi {
@@ -290,6 +293,9 @@ impl RawConfig {
             .as_ref()
             .map_or_else(|| data_dir.join("control.sock"), |p| resolve(file, p));
         check_socket_path(&control_socket).map_err(|r| invalid("node.control_socket", r))?;
+        if let Some(gln) = &self.node.gln {
+            crate::epcis::check_gln(gln).map_err(|e| invalid("node.gln", e.to_string()))?;
+        }
 
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid(
@@ -385,6 +391,7 @@ impl RawConfig {
                 data_dir,
                 currency: self.node.currency,
                 control_socket,
+                gln: self.node.gln,
             },
             log: LogConfig {
                 level: self.log.level,

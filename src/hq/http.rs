@@ -4,7 +4,9 @@
 //! - `POST /v1/catalog` `{"items": [...]}`: publish catalog items and prices to every store;
 //! - `POST /v1/epochs/{store}`: open the next stock epoch of a store (bounded history);
 //! - `POST /v1/orders`: place an online click-and-collect order at a store;
-//! - `GET /v1/orders/{id}`: its current status (folded from every writer) and history.
+//! - `GET /v1/orders/{id}`: its current status (folded from every writer) and history;
+//! - customer data and GDPR erasure (`PUT|GET /v1/orders/{id}/customer`,
+//!   `POST /v1/privacy/erase`, `GET /v1/privacy/erasures/{order_id}`): see [`super::privacy`].
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -14,7 +16,8 @@ use axum::{Json, Router};
 use subtle::ConstantTimeEq;
 use tokio::sync::mpsc;
 
-use super::state::{NewHqOrder, OrderRefused, Outgoing};
+use super::state::{CancelRefused, NewHqOrder, OrderRefused, Outgoing};
+use crate::sync::orders::OrderStatus;
 use super::{SharedHq, lock};
 use crate::config::Secret;
 use crate::sync::doc_catalog::CatalogItem;
@@ -24,6 +27,8 @@ pub struct HttpState {
     pub hq: SharedHq,
     pub token: Secret,
     pub publish: mpsc::UnboundedSender<Outgoing>,
+    /// Customer data and erasure (`super::privacy`).
+    pub privacy: super::privacy::SharedPrivacy,
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -32,12 +37,21 @@ pub fn router(state: HttpState) -> Router {
         .route("/v1/stock/{store}/{sku}", get(one_sku))
         .route("/v1/catalog", post(publish_catalog))
         .route("/v1/epochs/{store}", post(open_epoch))
-        .route("/v1/orders", post(place_order))
+        .route("/v1/orders", post(place_order).get(list_orders))
         .route("/v1/orders/{id}", get(one_order))
+        .route("/v1/transfers", get(super::http_transfers::store_transfers))
+        .route("/v1/transfers/{id}", get(super::http_transfers::one_transfer))
+        .route("/v1/orders/{id}/cancel", post(cancel_order))
+        .route(
+            "/v1/orders/{id}/customer",
+            get(super::privacy::get_customer).put(super::privacy::put_customer),
+        )
+        .route("/v1/privacy/erase", post(super::privacy::erase))
+        .route("/v1/privacy/erasures/{order_id}", get(super::privacy::erasure))
         .with_state(state)
 }
 
-fn authorised(state: &HttpState, headers: &HeaderMap) -> Result<(), Box<Response>> {
+pub(super) fn authorised(state: &HttpState, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let given = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -53,7 +67,7 @@ fn authorised(state: &HttpState, headers: &HeaderMap) -> Result<(), Box<Response
     }
 }
 
-fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
+pub(super) fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
     (status, Json(serde_json::json!({ "error": detail.into() }))).into_response()
 }
 
@@ -192,6 +206,64 @@ async fn place_order(
         Ok(Err(e @ OrderRefused::Hq(_))) => {
             problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
         }
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrdersQuery {
+    store: String,
+    status: Option<String>,
+}
+
+async fn list_orders(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Query(query): Query<OrdersQuery>,
+) -> Response {
+    if let Err(denied) = authorised(&state, &headers) {
+        return *denied;
+    }
+    let status = match query.status.as_deref().map(OrderStatus::parse) {
+        Some(None) => return problem(StatusCode::BAD_REQUEST, "status: unknown order status"),
+        Some(Some(status)) => Some(status),
+        None => None,
+    };
+    let hq = state.hq.clone();
+    let found =
+        tokio::task::spawn_blocking(move || lock(&hq).store_orders(&query.store, status)).await;
+    match found {
+        Ok(orders) => Json(serde_json::json!({ "orders": orders })).into_response(),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn cancel_order(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Path(order_id): Path<String>,
+) -> Response {
+    if let Err(denied) = authorised(&state, &headers) {
+        return *denied;
+    }
+    let hq = state.hq.clone();
+    let id = order_id.clone();
+    let cancelled = tokio::task::spawn_blocking(move || {
+        let mut hq = lock(&hq);
+        hq.cancel_order(&id).map(|messages| (messages, hq.order_view(&id)))
+    })
+    .await;
+    match cancelled {
+        Ok(Ok((messages, view))) => {
+            for m in messages {
+                let _ = state.publish.send(m);
+            }
+            Json(view).into_response()
+        }
+        Ok(Err(CancelRefused::Unknown(_))) => problem(StatusCode::NOT_FOUND, "no such order"),
+        Ok(Err(e @ CancelRefused::Closed(_))) => problem(StatusCode::CONFLICT, e.to_string()),
+        Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

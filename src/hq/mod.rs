@@ -4,6 +4,8 @@
 //! the web shop over HTTP ([`http`]).
 
 pub mod http;
+mod http_transfers;
+pub mod privacy;
 pub mod state;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -39,6 +41,8 @@ pub enum HqRunError {
     Transport(#[from] crate::sync::transport::TransportError),
     #[error("topic: {0}")]
     Topic(#[from] crate::sync::topics::TopicError),
+    #[error(transparent)]
+    Privacy(#[from] privacy::HqPrivacyError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -61,6 +65,10 @@ impl Hq {
         let state = HqState::open(&cfg.data_dir.join("hq.db"), &cfg.tenant, cfg.safety_stock)?;
         let topics = state.topics().clone();
         let state = Arc::new(Mutex::new(state));
+        let privacy = Arc::new(Mutex::new(privacy::HqPrivacy::open(
+            &cfg.data_dir.join("hq.db"),
+            topics.clone(),
+        )?));
         let mut transport = TransportConfig::new("hq", &cfg.broker.host, cfg.broker.port);
         if let Some(files) = &cfg.broker.tls {
             transport.tls = Some(crate::sync::tls::client_config(files)?);
@@ -83,6 +91,7 @@ impl Hq {
             (topics.changes_filter(None), q),
             (topics.requests_filter(), q),
             (topics.status_filter(None), q),
+            (topics.pii_filter(None, None), q),
         ];
         let shutdown = CancellationToken::new();
         let (mqtt, incoming, transport_task) = MqttTransport::start(transport, shutdown.clone())?;
@@ -102,11 +111,13 @@ impl Hq {
             hq: state.clone(),
             token: cfg.token.clone(),
             publish: publish.clone(),
+            privacy: privacy.clone(),
         };
         let stop = shutdown.clone();
         let tasks = vec![
             tokio::spawn(receive(
                 state.clone(),
+                privacy,
                 incoming,
                 publish.clone(),
                 metrics.clone(),
@@ -211,6 +222,7 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 
 async fn receive(
     state: SharedHq,
+    privacy: privacy::SharedPrivacy,
     mut incoming: mpsc::Receiver<Incoming>,
     publish: mpsc::UnboundedSender<Outgoing>,
     metrics: Arc<WireMetrics>,
@@ -232,6 +244,10 @@ async fn receive(
             Some(Incoming::Disconnected { reason }) => {
                 tracing::warn!(reason, "HQ lost the broker");
                 Vec::new()
+            }
+            Some(Incoming::Message { topic, payload, .. }) if privacy::is_pii_topic(&topic) => {
+                metrics.count_in(payload.len());
+                privacy::on_message(&privacy, topic, payload).await
             }
             Some(Incoming::Message { topic, payload, .. }) => {
                 metrics.count_in(payload.len());

@@ -166,7 +166,12 @@ impl HqState {
         {
             self.record_status(store.as_str(), writer.as_str(), payload == ONLINE)
                 .map_err(|e| Rejected::Apply(e.to_string()))?;
-            return Ok(Vec::new());
+            // A lane of the store is known now: transfers waiting for a receiver can go.
+            return Ok(if payload == ONLINE {
+                self.relay_pending_to(store.as_str())
+            } else {
+                Vec::new()
+            });
         }
         if matches!(topic, Topic::Status { .. }) {
             return Ok(Vec::new()); // HQ's own retained status, echoed by its subscription
@@ -322,8 +327,13 @@ impl HqState {
             .map_err(|e| Rejected::Apply(e.to_string()))?;
         self.drop_closed_epochs(id)
             .map_err(|e| Rejected::Apply(e.to_string()))?;
+        // Store-to-store transfers in an orders document: HQ relays them to the other store.
+        let mut out = self.relay_transfers(id);
         self.heads_outgoing(id)
-            .map(|o| vec![o])
+            .map(|o| {
+                out.push(o);
+                out
+            })
             .map_err(|e| Rejected::Apply(e.to_string()))
     }
 
@@ -431,8 +441,9 @@ impl HqState {
         .map_err(WireError::from)?;
         let changes_topic = self
             .topics
-            .changes(
+            .changes_about(
                 &Scope::Hq,
+                &scope_of(&id)?,
                 &kind_id(DocKind::Stock)?,
                 &Id::new(self.writer.as_str())?,
             )
@@ -644,7 +655,11 @@ enum Incoming {
 
 #[path = "state_orders.rs"]
 mod orders;
-pub use orders::{HqOrderView, NewHqOrder, OrderLine, OrderRefused};
+
+#[path = "state_transfers.rs"]
+mod transfers;
+pub use transfers::{HqTransferLine, HqTransferSummary, HqTransferView, InTransit};
+pub use orders::{CancelRefused, HqOrderView, NewHqOrder, OrderLine, OrderRefused};
 
 fn stock_err(e: crate::sync::doc_stock::StockError) -> DocError {
     DocError::NotOurDocument(e.to_string())
@@ -670,6 +685,10 @@ fn write_stock_rows(
 const MIGRATIONS: &[&str] = &[
     // 1: sync state (documents, outbox) and the chain-wide stock.
     concat!(include_str!("../sync/schema.sql"), include_str!("schema.sql")),
+    // Customer personal data of orders and erasure tombstones. Owned by `hq::privacy`.
+    include_str!("../privacy/hq_schema.sql"),
+    // Store-to-store transfers. Owned by `hq::state::transfers`.
+    include_str!("transfers.sql"),
 ];
 
 fn migrate(conn: &Connection) -> Result<(), HqError> {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use rusqlite::OptionalExtension;
 
 use super::{HqError, HqState, Outgoing};
-use crate::store::orders as store_orders;
+use crate::store::orders::{self as store_orders, Delivery};
 use crate::sync::doc::{DocId, DocKind, WriterId};
 use crate::sync::orders::{OrderEvent, OrderStatus};
 use crate::sync::orders_doc::{OrderFacts, OrdersDoc, OrdersError};
@@ -35,6 +35,9 @@ pub struct NewHqOrder {
     /// Or the hash the shop computed itself (64 hex digits, as the store computes it).
     pub pickup_code_hash: Option<String>,
     pub hold_hours: Option<u32>,
+    /// `collect` (default) or `ship` (ship-from-store).
+    #[serde(default)]
+    pub delivery: Delivery,
     #[serde(default = "web")]
     pub channel: String,
     /// The lane that reserves and fulfils the order (`None`: a lane HQ has seen, online
@@ -79,6 +82,7 @@ pub struct HqOrderView {
     pub order_id: String,
     pub store: String,
     pub channel: String,
+    pub delivery: Delivery,
     pub created_at_ms: i64,
     pub fulfilment: String,
     pub lines: BTreeMap<String, i64>,
@@ -125,26 +129,37 @@ impl HqState {
             }
             Err(e) => return Err(orders_err(e).into()),
         };
-        if let Err(e) = self.persist_order_change(&id, &change.bytes) {
-            // Not stored means not placed: drop the in-memory change with the document.
-            let doc = persist::load_or_genesis(&self.conn, &id, 0, self.writer.clone())
-                .map_err(HqError::from)?;
-            self.docs.insert(id, doc);
-            return Err(e.into());
-        }
+        let outgoing = self.commit_order_change(&id, change.bytes)?;
         tracing::info!(order = order.order_id, store = order.store, fulfilment = %facts.fulfilment, "online order placed");
+        Ok(outgoing)
+    }
+
+    /// Stores one change HQ made in an orders document and returns the messages that
+    /// publish it (the change, and HQ's retained heads). A change that cannot be stored is
+    /// dropped with the in-memory document: not stored means not made.
+    fn commit_order_change(
+        &mut self,
+        id: &DocId,
+        bytes: Vec<u8>,
+    ) -> Result<Vec<Outgoing>, HqError> {
+        if let Err(e) = self.persist_order_change(id, &bytes) {
+            let doc = persist::load_or_genesis(&self.conn, id, 0, self.writer.clone())?;
+            self.docs.insert(id.clone(), doc);
+            return Err(e);
+        }
         let topic = self
             .topics
-            .changes(
+            .changes_about(
                 &Scope::Hq,
-                &kind_id(DocKind::Orders).map_err(HqError::from)?,
-                &Id::new(self.writer.as_str()).map_err(HqError::from)?,
+                &crate::sync::service::scope_of(id)?,
+                &kind_id(DocKind::Orders)?,
+                &Id::new(self.writer.as_str())?,
             )
             .to_string();
         let payload = SyncMessage::Changes {
             doc: id.clone(),
             epoch: 0,
-            changes: vec![change.bytes],
+            changes: vec![bytes],
         }
         .encode()
         .map_err(|e| HqError::from(WireError::from(e)))?;
@@ -154,8 +169,60 @@ impl HqState {
                 payload,
                 retain: false,
             },
-            self.heads_outgoing(&id)?,
+            self.heads_outgoing(id)?,
         ])
+    }
+
+    /// `POST /v1/orders/{id}/cancel`: HQ's cancel event (the web shop's customer cancelled).
+    /// The fold decides at every node: a collect or ship anywhere still wins, and the lane
+    /// holding the units releases them when the cancel reaches it.
+    pub fn cancel_order(&mut self, order_id: &str) -> Result<Vec<Outgoing>, CancelRefused> {
+        let (id, doc_order_id) = self
+            .find_order(order_id)
+            .ok_or_else(|| CancelRefused::Unknown(order_id.to_owned()))?;
+        let core = self
+            .docs
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| CancelRefused::Unknown(order_id.to_owned()))?;
+        let mut doc = OrdersDoc::from_core(core).map_err(orders_err)?;
+        if let Some(state) = doc.state(&doc_order_id).filter(|s| s.status.is_closed()) {
+            return Err(CancelRefused::Closed(state.status));
+        }
+        let change = doc
+            .record_status(
+                &doc_order_id,
+                OrderStatus::Cancelled,
+                crate::sync::hook::now_ms(),
+            )
+            .map_err(orders_err)?;
+        self.docs.insert(id.clone(), doc.core().clone());
+        let Some(change) = change else {
+            return Ok(Vec::new()); // HQ had cancelled it already
+        };
+        let outgoing = self.commit_order_change(&id, change.bytes)?;
+        tracing::info!(order = order_id, store = id.store, "order cancelled at HQ");
+        Ok(outgoing)
+    }
+
+    /// The orders document and document id of `order_id`: an id given to `POST /v1/orders`,
+    /// or a store-taken order's `{writer}:{id}`.
+    fn find_order(&self, order_id: &str) -> Option<(DocId, String)> {
+        let doc_order_id = if order_id.contains(':') {
+            order_id.to_owned()
+        } else {
+            format!("{HQ_ORDER_PREFIX}{order_id}")
+        };
+        self.docs
+            .iter()
+            .filter(|(id, _)| id.kind == DocKind::Orders)
+            .find(|(_, core)| {
+                OrdersDoc::from_core((*core).clone())
+                    .ok()
+                    .and_then(|doc| doc.facts(&doc_order_id))
+                    .is_some()
+            })
+            .map(|(id, _)| (id.clone(), doc_order_id))
     }
 
     fn persist_order_change(&mut self, id: &DocId, bytes: &[u8]) -> Result<(), HqError> {
@@ -189,6 +256,7 @@ impl HqState {
             fulfilment: self.fulfilment_lane(order)?,
             lines: order_lines(&order.lines)?,
             hold_hours: order.hold_hours,
+            delivery: order.delivery,
         })
     }
 
@@ -212,33 +280,65 @@ impl HqState {
         WriterId::new(&writer).map_err(|e| invalid("node", e.to_string()))
     }
 
-    /// The order with id `order_id` (as given to `POST /v1/orders`), from any store.
+    /// The order with id `order_id` (as given to `POST /v1/orders`, or a store-taken
+    /// order's `{writer}:{id}`), from any store.
     pub fn order_view(&self, order_id: &str) -> Option<HqOrderView> {
-        let doc_order_id = format!("{HQ_ORDER_PREFIX}{order_id}");
-        self.docs
-            .iter()
-            .filter(|(id, _)| id.kind == DocKind::Orders)
-            .find_map(|(id, core)| {
-                let doc = OrdersDoc::from_core(core.clone()).ok()?;
-                let facts = doc.facts(&doc_order_id)?;
-                let mut history = doc.events(&doc_order_id);
-                history.sort_by(|a, b| {
-                    (a.at_ms, &a.writer, a.status).cmp(&(b.at_ms, &b.writer, b.status))
-                });
-                let state = doc.state(&doc_order_id);
-                Some(HqOrderView {
-                    order_id: order_id.to_owned(),
-                    store: id.store.clone(),
-                    channel: facts.channel,
-                    created_at_ms: facts.created_at_ms,
-                    fulfilment: facts.fulfilment.as_str().to_owned(),
-                    lines: facts.lines,
-                    status: state.as_ref().map(|s| s.status),
-                    decided_by: state.map(|s| s.decided_by),
-                    history,
-                })
-            })
+        let (id, doc_order_id) = self.find_order(order_id)?;
+        let doc = OrdersDoc::from_core(self.docs.get(&id)?.clone()).ok()?;
+        view_of(&doc, &id.store, &doc_order_id)
     }
+
+    /// Every order of `store` (HQ's and the store's own), optionally in one status.
+    pub fn store_orders(&self, store: &str, status: Option<OrderStatus>) -> Vec<HqOrderView> {
+        let Ok(id) = DocId::new(store, DocKind::Orders) else {
+            return Vec::new();
+        };
+        let Some(doc) = self
+            .docs
+            .get(&id)
+            .and_then(|core| OrdersDoc::from_core(core.clone()).ok())
+        else {
+            return Vec::new();
+        };
+        doc.order_ids()
+            .iter()
+            .filter_map(|doc_order_id| view_of(&doc, store, doc_order_id))
+            .filter(|view| status.is_none() || view.status == status)
+            .collect()
+    }
+}
+
+fn view_of(doc: &OrdersDoc, store: &str, doc_order_id: &str) -> Option<HqOrderView> {
+    let facts = doc.facts(doc_order_id)?;
+    let mut history = doc.events(doc_order_id);
+    history.sort_by(|a, b| (a.at_ms, &a.writer, a.status).cmp(&(b.at_ms, &b.writer, b.status)));
+    let state = doc.state(doc_order_id);
+    Some(HqOrderView {
+        order_id: doc_order_id
+            .strip_prefix(HQ_ORDER_PREFIX)
+            .unwrap_or(doc_order_id)
+            .to_owned(),
+        store: store.to_owned(),
+        channel: facts.channel,
+        delivery: facts.delivery,
+        created_at_ms: facts.created_at_ms,
+        fulfilment: facts.fulfilment.as_str().to_owned(),
+        lines: facts.lines,
+        status: state.as_ref().map(|s| s.status),
+        decided_by: state.map(|s| s.decided_by),
+        history,
+    })
+}
+
+/// Why HQ refused a cancel (404 or 409 over HTTP).
+#[derive(Debug, thiserror::Error)]
+pub enum CancelRefused {
+    #[error("order {0:?} is unknown")]
+    Unknown(String),
+    #[error("the order is already {}", .0.as_str())]
+    Closed(OrderStatus),
+    #[error(transparent)]
+    Hq(#[from] HqError),
 }
 
 fn orders_err(e: OrdersError) -> HqError {
@@ -302,6 +402,7 @@ mod tests {
             pickup_code: code.map(str::to_owned),
             pickup_code_hash: hash.map(str::to_owned),
             hold_hours: None,
+            delivery: Delivery::Collect,
             channel: web(),
             node: Some("lane1".into()),
         }

@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod ledger;
 pub mod orders;
 pub mod sales;
+pub mod transfers;
 mod schema;
 mod writer;
 
@@ -278,6 +279,10 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        // Deleted rows are overwritten with zeros, so erased customer data (src/privacy)
+        // does not linger in free pages of the file.
+        conn.pragma_update(None, "secure_delete", "ON")
             .map_err(open_err)?;
     }
     conn.pragma_update(None, "foreign_keys", "ON")

@@ -27,6 +27,8 @@ pub enum OrderStatus {
     Picking,
     Ready,
     Collected,
+    /// Ship-from-store: handed to the carrier.
+    Shipped,
     Cancelled,
     Expired,
 }
@@ -38,6 +40,7 @@ impl OrderStatus {
             Self::Picking => "picking",
             Self::Ready => "ready",
             Self::Collected => "collected",
+            Self::Shipped => "shipped",
             Self::Cancelled => "cancelled",
             Self::Expired => "expired",
         }
@@ -49,6 +52,7 @@ impl OrderStatus {
             Self::Picking,
             Self::Ready,
             Self::Collected,
+            Self::Shipped,
             Self::Cancelled,
             Self::Expired,
         ]
@@ -60,7 +64,42 @@ impl OrderStatus {
     pub fn is_open(self) -> bool {
         matches!(self, Self::Reserved | Self::Picking | Self::Ready)
     }
+
+    /// The units went to the customer (collected or shipped).
+    pub fn is_handed_over(self) -> bool {
+        matches!(self, Self::Collected | Self::Shipped)
+    }
 }
+
+/// How the customer gets the goods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Delivery {
+    /// Click-and-collect: picked up at a lane with the pickup code.
+    #[default]
+    Collect,
+    /// Ship-from-store: packed and handed to a carrier.
+    Ship,
+}
+
+impl Delivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Collect => "collect",
+            Self::Ship => "ship",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [Self::Collect, Self::Ship]
+            .into_iter()
+            .find(|d| d.as_str() == value)
+    }
+}
+
+/// The terminal named in the history for status changes copied from the orders document
+/// (another lane's or HQ's decision). Such events are not published again.
+pub const MIRROR_ACTOR: &str = "mirror";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,6 +110,8 @@ pub struct NewOrder {
     /// Shown to the customer by the web shop; only its hash is stored.
     pub pickup_code: String,
     pub hold_hours: Option<u32>,
+    #[serde(default)]
+    pub delivery: Delivery,
     pub lines: Vec<OrderLineRequest>,
 }
 
@@ -105,6 +146,14 @@ pub struct CollectRequest {
     pub pickup_code: String,
 }
 
+/// `POST /v1/orders/{id}/ship`: the parcel left with a carrier.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShipRequest {
+    pub carrier: String,
+    pub tracking: Option<String>,
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
@@ -116,6 +165,12 @@ pub struct OrderView {
     pub order_id: String,
     pub status: OrderStatus,
     pub channel: String,
+    pub delivery: Delivery,
+    /// The lane holding the units, when it is another lane of this store (pick and mark
+    /// ready there; collect and cancel anywhere).
+    pub fulfilment: Option<String>,
+    /// The order's id in the store's orders document, once shared with HQ.
+    pub doc_id: Option<String>,
     pub created_at: String,
     pub hold_until: String,
     pub lines: Vec<OrderLineView>,
@@ -202,7 +257,7 @@ pub fn create(
         ));
     }
     let hash = pickup_hash(&order.order_id, code);
-    insert_order(conn, ctx, order, &hash)
+    insert_order(conn, ctx, order, &hash, None)
 }
 
 /// The pickup-code hash the store keeps for `order_id` (hex SHA-256). HQ hashes the code
@@ -216,7 +271,10 @@ pub fn pickup_code_hash(order_id: &str, code: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HqOrder {
     pub order_id: String,
+    /// The id in the orders document (`hq:{order_id}`).
+    pub doc_id: String,
     pub channel: String,
+    pub delivery: Delivery,
     pub hold_hours: Option<u32>,
     /// (sku, quantity)
     pub lines: Vec<(String, i64)>,
@@ -244,6 +302,7 @@ pub fn create_from_hq(
         channel: order.channel.clone(),
         pickup_code: String::new(),
         hold_hours: order.hold_hours,
+        delivery: order.delivery,
         lines: order
             .lines
             .iter()
@@ -254,7 +313,13 @@ pub fn create_from_hq(
             })
             .collect(),
     };
-    insert_order(conn, ctx, &request, &pickup_code_hash.to_ascii_lowercase())
+    insert_order(
+        conn,
+        ctx,
+        &request,
+        &pickup_code_hash.to_ascii_lowercase(),
+        Some(&order.doc_id),
+    )
 }
 
 /// Validates and inserts an order with its lines, reservations and first event.
@@ -263,6 +328,7 @@ fn insert_order(
     ctx: &WriteContext<'_>,
     order: &NewOrder,
     pickup_code_hash: &str,
+    doc_id: Option<&str>,
 ) -> Result<OrderView, StoreError> {
     if order.lines.is_empty() || order.lines.len() > MAX_LINES {
         return Err(StoreError::unprocessable(
@@ -289,15 +355,17 @@ fn insert_order(
         )));
     }
     conn.prepare_cached(
-        "INSERT INTO cc_order (id, status, channel, pickup_code_hash, created_at, hold_until, updated_at)
-         VALUES (?1, 'reserved', ?2, ?3, ?4, ?5, ?4)",
+        "INSERT INTO cc_order (id, status, channel, pickup_code_hash, created_at, hold_until, updated_at, delivery, doc_id)
+         VALUES (?1, 'reserved', ?2, ?3, ?4, ?5, ?4, ?6, ?7)",
     )?
     .execute(params![
         order.order_id,
         order.channel,
         pickup_code_hash,
         ctx.now,
-        hold_until(ctx.now, hours)?
+        hold_until(ctx.now, hours)?,
+        order.delivery.as_str(),
+        doc_id,
     ])?;
     for (i, line) in order.lines.iter().enumerate() {
         let field = format!("lines[{i}]");
@@ -383,15 +451,27 @@ fn lines(conn: &Connection, order_id: &str) -> Result<Vec<OrderLineView>, StoreE
 pub fn get(conn: &Connection, order_id: &str) -> Result<Option<OrderView>, StoreError> {
     let head = conn
         .prepare_cached(
-            "SELECT status, channel, created_at, hold_until FROM cc_order WHERE id = ?1",
+            "SELECT status, channel, created_at, hold_until, delivery, fulfilment, doc_id
+             FROM cc_order WHERE id = ?1",
         )?
         .query_row([order_id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get::<_, String>(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
         })
         .optional()?;
-    let Some((status, channel, created_at, hold_until)) = head else {
+    let Some((status, channel, created_at, hold_until, delivery, fulfilment, doc_id)) = head else {
         return Ok(None);
     };
+    let delivery = Delivery::parse(&delivery).ok_or_else(|| {
+        StoreError::Inconsistent(format!("order {order_id} has delivery {delivery:?}"))
+    })?;
     let status = OrderStatus::parse(&status).ok_or_else(|| {
         StoreError::Inconsistent(format!("order {order_id} has status {status:?}"))
     })?;
@@ -418,6 +498,9 @@ pub fn get(conn: &Connection, order_id: &str) -> Result<Option<OrderView>, Store
         order_id: order_id.to_string(),
         status,
         channel,
+        delivery,
+        fulfilment,
+        doc_id,
         created_at,
         hold_until,
         lines: lines(conn, order_id)?,
@@ -492,6 +575,7 @@ pub fn pick(
         "pick",
         order_id,
     )?;
+    require_fulfilled_here(conn, order_id, "pick")?;
     positive("quantity", request.quantity)?;
     let item = catalog::resolve(
         conn,
@@ -547,6 +631,7 @@ pub fn mark_ready(
         "mark ready",
         order_id,
     )?;
+    require_fulfilled_here(conn, order_id, "mark ready")?;
     let missing: i64 = lines(conn, order_id)?
         .iter()
         .map(|l| l.quantity - l.picked)
@@ -561,8 +646,9 @@ pub fn mark_ready(
     get(conn, order_id)?.ok_or_else(|| StoreError::not_found(format!("order {order_id:?}")))
 }
 
-/// Hands the order over at any lane: the pickup code must match; the reserved units leave
-/// the store (a sale movement) and the hold is released.
+/// Hands the order over at any lane: the pickup code must match. At the lane holding the
+/// units they leave the store (a sale movement) and the hold is released; at another lane
+/// the status is recorded and that lane settles the units when it learns of it.
 pub fn collect(
     conn: &Connection,
     ctx: &WriteContext<'_>,
@@ -571,33 +657,145 @@ pub fn collect(
 ) -> Result<OrderView, StoreError> {
     let status = status_of(conn, order_id)?;
     require(status, &[OrderStatus::Ready], "collect", order_id)?;
+    require_delivery(conn, order_id, Delivery::Collect, "collect")?;
     let stored: String = conn
         .prepare_cached("SELECT pickup_code_hash FROM cc_order WHERE id = ?1")?
         .query_row([order_id], |r| r.get(0))?;
-    let given = pickup_hash(order_id, &request.pickup_code);
+    let given = pickup_hash(
+        pickup_code_key(conn, order_id)?.as_str(),
+        &request.pickup_code,
+    );
     if !bool::from(stored.as_bytes().ct_eq(given.as_bytes())) {
         return Err(StoreError::unprocessable(
             "pickup_code",
             "does not match this order",
         ));
     }
-    for line in lines(conn, order_id)? {
-        ledger::record(
-            conn,
-            &Movement {
-                sku: &line.sku,
-                kind: MovementKind::Sale,
-                on_hand_delta: -line.quantity,
-                reserved_delta: -line.quantity,
-                ref_type: "order",
-                ref_id: order_id,
-                terminal: ctx.terminal,
-            },
-            ctx.now,
-        )?;
-    }
-    add_event(conn, ctx, order_id, OrderStatus::Collected, None)?;
+    hand_over(conn, ctx, order_id, status, OrderStatus::Collected, None)?;
     get(conn, order_id)?.ok_or_else(|| StoreError::not_found(format!("order {order_id:?}")))
+}
+
+/// Ship-from-store: the packed order left with a carrier (fulfilling lane only).
+pub fn ship(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    order_id: &str,
+    request: &ShipRequest,
+) -> Result<OrderView, StoreError> {
+    let status = status_of(conn, order_id)?;
+    require(status, &[OrderStatus::Ready], "ship", order_id)?;
+    require_delivery(conn, order_id, Delivery::Ship, "ship")?;
+    require_fulfilled_here(conn, order_id, "ship")?;
+    let carrier = request.carrier.trim();
+    if carrier.is_empty() || carrier.len() > 64 {
+        return Err(StoreError::unprocessable(
+            "carrier",
+            "must be 1 to 64 characters",
+        ));
+    }
+    let tracking = request.tracking.as_deref().map(str::trim).unwrap_or("");
+    if tracking.len() > 64 {
+        return Err(StoreError::unprocessable(
+            "tracking",
+            "must be at most 64 characters",
+        ));
+    }
+    let note = if tracking.is_empty() {
+        carrier.to_owned()
+    } else {
+        format!("{carrier} {tracking}")
+    };
+    hand_over(
+        conn,
+        ctx,
+        order_id,
+        status,
+        OrderStatus::Shipped,
+        Some(&note),
+    )?;
+    get(conn, order_id)?.ok_or_else(|| StoreError::not_found(format!("order {order_id:?}")))
+}
+
+/// The order id the pickup code was hashed with: HQ hashes with its own order id, which is
+/// the local id of an HQ order and the part after `{writer}:` of another lane's order.
+fn pickup_code_key(conn: &Connection, order_id: &str) -> Result<String, StoreError> {
+    let doc_id: Option<String> = conn
+        .prepare_cached("SELECT doc_id FROM cc_order WHERE id = ?1")?
+        .query_row([order_id], |r| r.get(0))?;
+    Ok(match doc_id.as_deref().and_then(|d| d.split_once(':')) {
+        Some((_, local)) => local.to_owned(),
+        None => order_id.to_owned(),
+    })
+}
+
+/// Records the hand-over; the lane holding the units also moves them out of stock
+/// (`from` tells whether they are still held or were released by a withdrawal).
+fn hand_over(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    order_id: &str,
+    from: OrderStatus,
+    to: OrderStatus,
+    note: Option<&str>,
+) -> Result<(), StoreError> {
+    if fulfilment_of(conn, order_id)?.is_none() {
+        let still_held = from.is_open();
+        for line in lines(conn, order_id)? {
+            ledger::record(
+                conn,
+                &Movement {
+                    sku: &line.sku,
+                    kind: MovementKind::Sale,
+                    on_hand_delta: -line.quantity,
+                    reserved_delta: if still_held { -line.quantity } else { 0 },
+                    ref_type: "order",
+                    ref_id: order_id,
+                    terminal: ctx.terminal,
+                },
+                ctx.now,
+            )?;
+        }
+    }
+    add_event(conn, ctx, order_id, to, note)
+}
+
+fn fulfilment_of(conn: &Connection, order_id: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT fulfilment FROM cc_order WHERE id = ?1")?
+        .query_row([order_id], |r| r.get(0))
+        .optional()?
+        .flatten())
+}
+
+fn require_fulfilled_here(
+    conn: &Connection,
+    order_id: &str,
+    action: &str,
+) -> Result<(), StoreError> {
+    match fulfilment_of(conn, order_id)? {
+        None => Ok(()),
+        Some(lane) => Err(StoreError::Conflict(format!(
+            "order {order_id:?} is held by lane {lane}: {action} it there"
+        ))),
+    }
+}
+
+fn require_delivery(
+    conn: &Connection,
+    order_id: &str,
+    expected: Delivery,
+    action: &str,
+) -> Result<(), StoreError> {
+    let delivery: String = conn
+        .prepare_cached("SELECT delivery FROM cc_order WHERE id = ?1")?
+        .query_row([order_id], |r| r.get(0))?;
+    if delivery == expected.as_str() {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!(
+            "order {order_id:?} is a {delivery} order: cannot {action} it"
+        )))
+    }
 }
 
 pub fn cancel(
@@ -631,8 +829,10 @@ fn close_open(
             to.as_str()
         )));
     }
-    for line in lines(conn, order_id)? {
-        reserve(conn, ctx, order_id, &line.sku, -line.quantity)?;
+    if fulfilment_of(conn, order_id)?.is_none() {
+        for line in lines(conn, order_id)? {
+            reserve(conn, ctx, order_id, &line.sku, -line.quantity)?;
+        }
     }
     add_event(conn, ctx, order_id, to, note)
 }
@@ -640,7 +840,8 @@ fn close_open(
 /// Expires every open order whose hold time has passed; returns their ids.
 pub fn expire_due(conn: &Connection, ctx: &WriteContext<'_>) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id FROM cc_order WHERE status IN ('reserved','picking','ready') AND hold_until < ?1 ORDER BY id",
+        "SELECT id FROM cc_order WHERE status IN ('reserved','picking','ready') AND hold_until < ?1
+         AND fulfilment IS NULL ORDER BY id",
     )?;
     let due: Vec<String> = stmt
         .query_map([ctx.now], |r| r.get(0))?
@@ -655,4 +856,170 @@ pub fn expire_due(conn: &Connection, ctx: &WriteContext<'_>) -> Result<Vec<Strin
         )?;
     }
     Ok(due)
+}
+
+/// Marks the order as shared through the orders document under `doc_id`.
+pub fn set_doc_id(conn: &Connection, order_id: &str, doc_id: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE cc_order SET doc_id = ?2 WHERE id = ?1")?
+        .execute(params![order_id, doc_id])?;
+    Ok(())
+}
+
+/// The local id of the order shared as `doc_id`, if this node has it.
+pub fn by_doc_id(conn: &Connection, doc_id: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM cc_order WHERE doc_id = ?1")?
+        .query_row([doc_id], |r| r.get(0))
+        .optional()?)
+}
+
+/// The facts a node needs to publish one of its own orders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnOrder {
+    pub order_id: String,
+    pub channel: String,
+    pub delivery: Delivery,
+    pub pickup_code_hash: String,
+    pub created_at: String,
+    pub hold_hours: u32,
+    /// (sku, quantity), summed per SKU.
+    pub lines: Vec<(String, i64)>,
+}
+
+/// An order taken at this node that is not shared yet (`doc_id` empty).
+pub fn unshared_own(conn: &Connection, order_id: &str) -> Result<Option<OwnOrder>, StoreError> {
+    let head = conn
+        .prepare_cached(
+            "SELECT channel, delivery, pickup_code_hash, created_at, hold_until FROM cc_order
+             WHERE id = ?1 AND doc_id IS NULL AND fulfilment IS NULL",
+        )?
+        .query_row([order_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })
+        .optional()?;
+    let Some((channel, delivery, hash, created_at, until)) = head else {
+        return Ok(None);
+    };
+    let mut summed: std::collections::BTreeMap<String, i64> = Default::default();
+    for line in lines(conn, order_id)? {
+        *summed.entry(line.sku).or_default() += line.quantity;
+    }
+    Ok(Some(OwnOrder {
+        order_id: order_id.to_owned(),
+        channel,
+        delivery: Delivery::parse(&delivery).unwrap_or_default(),
+        pickup_code_hash: hash,
+        hold_hours: hours_between(&created_at, &until).unwrap_or(DEFAULT_HOLD_HOURS),
+        created_at,
+        lines: summed.into_iter().collect(),
+    }))
+}
+
+fn hours_between(from: &str, to: &str) -> Option<u32> {
+    let format = &time::format_description::well_known::Rfc3339;
+    let from = time::OffsetDateTime::parse(from, format).ok()?;
+    let to = time::OffsetDateTime::parse(to, format).ok()?;
+    u32::try_from((to - from).whole_hours()).ok()
+}
+
+/// An order another lane of this store holds (or HQ placed for another lane): this node
+/// keeps a copy without reservations, so staff can find it and collect it at any lane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorOrder {
+    /// Local id: the HQ order id for HQ orders, the document id for another lane's.
+    pub order_id: String,
+    pub doc_id: String,
+    pub channel: String,
+    pub delivery: Delivery,
+    pub fulfilment: String,
+    pub pickup_code_hash: String,
+    pub created_at: String,
+    pub hold_hours: Option<u32>,
+    pub lines: Vec<(String, i64)>,
+}
+
+/// Inserts the copy of an order held by another lane (no stock effect here).
+pub fn insert_mirror(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    order: &MirrorOrder,
+    status: OrderStatus,
+) -> Result<(), StoreError> {
+    let hours = order
+        .hold_hours
+        .unwrap_or(DEFAULT_HOLD_HOURS)
+        .min(MAX_HOLD_HOURS);
+    conn.prepare_cached(
+        "INSERT INTO cc_order (id, status, channel, pickup_code_hash, created_at, hold_until,
+                               updated_at, delivery, fulfilment, doc_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        order.order_id,
+        status.as_str(),
+        order.channel,
+        order.pickup_code_hash,
+        order.created_at,
+        hold_until(&order.created_at, hours).unwrap_or_else(|_| order.created_at.clone()),
+        ctx.now,
+        order.delivery.as_str(),
+        order.fulfilment,
+        order.doc_id,
+    ])?;
+    for (i, (sku, quantity)) in order.lines.iter().enumerate() {
+        conn.prepare_cached(
+            "INSERT INTO cc_order_line (order_id, line_no, sku, quantity) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![order.order_id, i as i64 + 1, sku, quantity])?;
+    }
+    conn.prepare_cached(
+        "INSERT INTO cc_order_event (order_id, status, at, actor, note) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        order.order_id,
+        status.as_str(),
+        ctx.now,
+        MIRROR_ACTOR,
+        Some(order.fulfilment.as_str())
+    ])?;
+    Ok(())
+}
+
+/// Brings the local status to `target`, decided elsewhere (the folded status of the orders
+/// document). The lane holding the units settles them: a hand-over sells them (also after a
+/// local cancel: collected wins), a withdrawal releases the hold. Progress statuses are
+/// the holding lane's own decisions and only copied to other lanes. Returns whether
+/// anything changed.
+pub fn follow(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    order_id: &str,
+    target: OrderStatus,
+    decided_by: &str,
+) -> Result<bool, StoreError> {
+    let local = status_of(conn, order_id)?;
+    if local == target || local.is_handed_over() {
+        return Ok(false);
+    }
+    let here = fulfilment_of(conn, order_id)?.is_none();
+    let note = Some(decided_by);
+    let mirror = WriteContext {
+        terminal: MIRROR_ACTOR,
+        ..*ctx
+    };
+    match target {
+        t if t.is_handed_over() => hand_over(conn, &mirror, order_id, local, t, note)?,
+        OrderStatus::Cancelled | OrderStatus::Expired if local.is_open() => {
+            close_open(conn, &mirror, order_id, target, note)?;
+        }
+        _ if here || !local.is_open() => return Ok(false),
+        progress => add_event(conn, &mirror, order_id, progress, note)?,
+    }
+    Ok(true)
 }

@@ -156,6 +156,14 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../devices/schema.sql"),
     // 3: sync state (CRDT documents, outbox, peers' heads). Owned by `sync`.
     include_str!("../sync/schema.sql"),
+    // 4: orders shared with HQ and the store's other lanes. Owned by `store::orders`.
+    include_str!("orders_shared.sql"),
+    // EPCIS event log (triggers on receipts, counts, sales, tag reads). Owned by `epcis`.
+    include_str!("../epcis/schema.sql"),
+    // Store-to-store transfers. Owned by `store::transfers`.
+    include_str!("transfers.sql"),
+    // Customer personal data of orders, outside CRDT history; erasable. Owned by `privacy`.
+    include_str!("../privacy/schema.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -61,6 +61,10 @@ impl SyncHook {
         let now = crate::store::now_utc();
         let at_ms = now_ms();
         let mut docs = local::lock(docs);
+        // Before the stock change: the transfer movements it books go out in this commit.
+        if docs.sync_transfers(conn, &now)? {
+            self.produced = true;
+        }
         if docs.record_local_movements(conn, at_ms, &now)?.is_some() {
             self.metrics.changes.fetch_add(1, Ordering::Relaxed);
             self.produced = true;

@@ -264,7 +264,7 @@ impl NodeDocs {
             if is_stock {
                 self.stock_needs_reconcile = true;
             } else if is_orders {
-                self.materialise_hq_orders(conn, now)?;
+                self.materialise_orders(conn, now)?;
             } else {
                 self.write_catalog(conn, now)?;
             }
@@ -393,6 +393,9 @@ impl NodeDocs {
 
 #[path = "local_orders.rs"]
 mod orders;
+
+#[path = "local_transfers.rs"]
+mod transfers;
 
 /// Whether an epoch document holds HQ's base change (the only change HQ makes in it).
 fn has_epoch_base(doc: &StockDoc) -> bool {

@@ -1,26 +1,33 @@
-//! Click-and-collect orders between a store node's SQLite and its orders document.
+//! Click-and-collect and ship-from-store orders between a store node's SQLite and its
+//! orders document.
 //!
-//! - **HQ → store**: an order HQ placed (document id `hq:{order id}`) whose fulfilment writer
-//!   is this node is created in SQLite with its reservation ([`orders::create_from_hq`]),
-//!   so staff see it on the POS API. One node per order (the fulfilment writer) creates it,
-//!   so a store with several lanes reserves the units once. An order the store cannot take
-//!   (unknown SKU, bad hold time) is recorded as `cancelled` by this writer instead, so HQ
-//!   learns it was refused.
-//! - **store → HQ**: every status event of such an order (`cc_order_event`) is recorded in
-//!   the document by this writer, in the commit that made it (the sync hook), and leaves
-//!   through the outbox like a stock change. HQ folds all writers' events with
-//!   [`crate::sync::orders::fold_status`].
+//! - **Orders taken here** (`POST /v1/orders` on this node) enter the document as
+//!   `{writer}:{local id}` with this node as fulfilment writer, in the commit that created
+//!   them, so HQ and the store's other lanes see them.
+//! - **Orders HQ placed** (`hq:{order id}`) whose fulfilment writer is this node are created
+//!   in SQLite with their reservation ([`orders::create_from_hq`]): one node per order
+//!   reserves the units. An order the store cannot take (unknown SKU, bad hold time) is
+//!   recorded as `cancelled` by this writer instead, so HQ learns it was refused.
+//! - **Orders another lane holds** get a copy here without reservation
+//!   ([`orders::insert_mirror`]), so the customer can collect at any lane.
+//! - **Status**: every status event committed here (`cc_order_event`) is recorded in the
+//!   document by this writer in the same commit (the sync hook). After remote changes, each
+//!   order's local status follows the document's fold ([`orders::follow`]): the lane holding
+//!   the units settles a collect, ship, cancel or expiry decided elsewhere (HQ's cancel,
+//!   another lane's collect), other lanes copy the status. Copied events carry the actor
+//!   [`orders::MIRROR_ACTOR`] and are not published again.
 //!
-//! The document's stock effect is not applied here: the store's own reservation and sale
-//! movements already reach the stock document through the hook.
+//! The document's stock effect is not applied here: the holding lane's reservation and sale
+//! movements reach the stock document through the hook like any other movement.
 
 use rusqlite::Connection;
 
 use super::{LocalError, NodeDocs};
 use crate::store::StoreError;
-use crate::store::orders::{self as store_orders, HqOrder};
+use crate::store::orders::{self as store_orders, HqOrder, MirrorOrder, OwnOrder};
 use crate::store::sales::WriteContext;
-use crate::sync::orders::OrderStatus;
+use crate::sync::doc::WriterId;
+use crate::sync::orders::{OrderState, OrderStatus};
 use crate::sync::orders_doc::OrderFacts;
 use crate::sync::persist;
 
@@ -32,33 +39,75 @@ pub const HQ_ORDER_PREFIX: &str = "hq:";
 const SYNC_TERMINAL: &str = "sync";
 
 impl NodeDocs {
-    /// Creates in SQLite the HQ orders this node fulfils and has not handled yet.
-    pub(super) fn materialise_hq_orders(
+    /// Brings SQLite in line with the orders document after remote changes: adopts orders
+    /// this node does not have yet and makes every known one follow the folded status.
+    pub(super) fn materialise_orders(
         &mut self,
         conn: &Connection,
         now: &str,
     ) -> Result<(), LocalError> {
         for doc_order_id in self.orders.order_ids() {
-            let Some(local_id) = doc_order_id.strip_prefix(HQ_ORDER_PREFIX) else {
+            let (Some(facts), Some(state)) = (
+                self.orders.facts(&doc_order_id),
+                self.orders.state(&doc_order_id),
+            ) else {
                 continue;
             };
-            let Some(facts) = self.orders.facts(&doc_order_id) else {
-                continue;
-            };
-            let handled = self
-                .orders
-                .events(&doc_order_id)
-                .iter()
-                .any(|e| e.writer == self.writer.as_str());
-            if facts.fulfilment != self.writer
-                || handled
-                || store_orders::get(conn, local_id)?.is_some()
-            {
-                continue;
+            match self.local_id_of(conn, &doc_order_id)? {
+                Some(local_id) => follow_fold(conn, &self.writer, &local_id, &state, now)?,
+                None => self.adopt(conn, &doc_order_id, &facts, &state, now)?,
             }
-            self.create_local(conn, &facts, local_id, now)?;
         }
         Ok(())
+    }
+
+    /// The local id of a shared order; links an HQ order created before orders carried
+    /// their document id.
+    fn local_id_of(
+        &self,
+        conn: &Connection,
+        doc_order_id: &str,
+    ) -> Result<Option<String>, LocalError> {
+        if let Some(local) = store_orders::by_doc_id(conn, doc_order_id)? {
+            return Ok(Some(local));
+        }
+        let Some(local) = doc_order_id.strip_prefix(HQ_ORDER_PREFIX) else {
+            return Ok(None);
+        };
+        let Some(view) = store_orders::get(conn, local)? else {
+            return Ok(None);
+        };
+        if view.doc_id.is_some() || view.fulfilment.is_some() {
+            return Ok(None);
+        }
+        store_orders::set_doc_id(conn, local, doc_order_id)?;
+        Ok(Some(local.to_owned()))
+    }
+
+    fn adopt(
+        &mut self,
+        conn: &Connection,
+        doc_order_id: &str,
+        facts: &OrderFacts,
+        state: &OrderState,
+        now: &str,
+    ) -> Result<(), LocalError> {
+        let handled = self
+            .orders
+            .events(doc_order_id)
+            .iter()
+            .any(|e| e.writer == self.writer.as_str());
+        if handled || state.status.is_closed() {
+            return Ok(()); // refused before, or nothing left to do at any lane
+        }
+        if facts.fulfilment != self.writer {
+            return mirror(conn, doc_order_id, facts, state, now);
+        }
+        match doc_order_id.strip_prefix(HQ_ORDER_PREFIX) {
+            Some(local_id) => self.create_local(conn, facts, local_id, doc_order_id, now),
+            // Our own order, gone from SQLite (restored backup): nothing to re-create.
+            None => Ok(()),
+        }
     }
 
     fn create_local(
@@ -66,10 +115,13 @@ impl NodeDocs {
         conn: &Connection,
         facts: &OrderFacts,
         local_id: &str,
+        doc_order_id: &str,
         now: &str,
     ) -> Result<(), LocalError> {
         let order = HqOrder {
             order_id: local_id.to_owned(),
+            doc_id: doc_order_id.to_owned(),
+            delivery: facts.delivery,
             channel: facts.channel.clone(),
             hold_hours: facts.hold_hours,
             lines: facts.lines.clone().into_iter().collect(),
@@ -78,13 +130,7 @@ impl NodeDocs {
             prices_include_tax: true,
             classes: Vec::new(),
         };
-        let ctx = WriteContext {
-            terminal: SYNC_TERMINAL,
-            writer_id: self.writer.as_str(),
-            currency: "",
-            tax: &tax,
-            now,
-        };
+        let ctx = sync_context(self.writer.as_str(), &tax, now);
         conn.execute_batch("SAVEPOINT hq_order")?;
         let hash = hex::encode(facts.pickup_code_hash);
         match store_orders::create_from_hq(conn, &ctx, &order, &hash) {
@@ -129,13 +175,15 @@ impl NodeDocs {
         };
         let mut produced = false;
         for event in events {
-            let doc_order_id = format!("{HQ_ORDER_PREFIX}{}", event.order_id);
             let Some(status) = OrderStatus::parse(&event.status) else {
                 continue;
             };
-            if self.orders.facts(&doc_order_id).is_none() {
-                continue; // a store-only order: not shared with HQ
+            if event.actor == store_orders::MIRROR_ACTOR {
+                continue; // copied from the document: already there
             }
+            let Some(doc_order_id) = self.shared_id(conn, &event.order_id, now)? else {
+                continue;
+            };
             let at_ms = rfc3339_ms(&event.at).unwrap_or_else(crate::sync::hook::now_ms);
             let before = self.orders.core().heads();
             self.record_own_status(conn, &doc_order_id, status, at_ms, now)?;
@@ -144,6 +192,44 @@ impl NodeDocs {
         persist::state_set(conn, KEY_ORDER_EVENT_MARK, last)?;
         self.order_event_mark = last;
         Ok(produced)
+    }
+
+    /// The document id of local order `order_id`, sharing it first if it was taken here.
+    fn shared_id(
+        &mut self,
+        conn: &Connection,
+        order_id: &str,
+        now: &str,
+    ) -> Result<Option<String>, LocalError> {
+        let Some(view) = store_orders::get(conn, order_id)? else {
+            return Ok(None);
+        };
+        if let Some(doc_id) = view.doc_id {
+            return Ok(Some(doc_id));
+        }
+        let hq_id = format!("{HQ_ORDER_PREFIX}{order_id}");
+        if view.fulfilment.is_none() && self.orders.facts(&hq_id).is_some() {
+            store_orders::set_doc_id(conn, order_id, &hq_id)?; // an HQ order from before
+            return Ok(Some(hq_id));
+        }
+        let Some(own) = store_orders::unshared_own(conn, order_id)? else {
+            return Ok(None);
+        };
+        let doc_order_id = format!("{}:{order_id}", self.writer.as_str());
+        let Some(facts) = own_facts(&own, &doc_order_id, &self.writer) else {
+            tracing::warn!(
+                order = order_id,
+                "order not shared: its stored facts are malformed"
+            );
+            return Ok(None);
+        };
+        if let Some(change) = self.orders.create_order(&facts)? {
+            let core = self.orders.core();
+            persist::persist_change(conn, core, &change.bytes, false, now)?;
+            persist::outbox_push(conn, core.id(), core.epoch(), &change.hash, now)?;
+        }
+        store_orders::set_doc_id(conn, order_id, &doc_order_id)?;
+        Ok(Some(doc_order_id))
     }
 
     fn record_own_status(
@@ -169,11 +255,12 @@ struct EventRow {
     order_id: String,
     status: String,
     at: String,
+    actor: String,
 }
 
 fn events_since(conn: &Connection, mark: i64) -> Result<Vec<EventRow>, LocalError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, order_id, status, at FROM cc_order_event WHERE id > ?1 ORDER BY id",
+        "SELECT id, order_id, status, at, actor FROM cc_order_event WHERE id > ?1 ORDER BY id",
     )?;
     let rows = stmt.query_map([mark], |r| {
         Ok(EventRow {
@@ -181,6 +268,7 @@ fn events_since(conn: &Connection, mark: i64) -> Result<Vec<EventRow>, LocalErro
             order_id: r.get(1)?,
             status: r.get(2)?,
             at: r.get(3)?,
+            actor: r.get(4)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -190,4 +278,123 @@ fn rfc3339_ms(at: &str) -> Option<i64> {
     let parsed =
         time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()?;
     i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+fn sync_context<'a>(
+    writer: &'a str,
+    tax: &'a crate::config::TaxConfig,
+    now: &'a str,
+) -> WriteContext<'a> {
+    WriteContext {
+        terminal: SYNC_TERMINAL,
+        writer_id: writer,
+        currency: "",
+        tax,
+        now,
+    }
+}
+
+/// Makes the local status of a shared order follow the document's fold.
+fn follow_fold(
+    conn: &Connection,
+    writer: &WriterId,
+    local_id: &str,
+    state: &OrderState,
+    now: &str,
+) -> Result<(), LocalError> {
+    let Some(target) = local_status(state.status) else {
+        return Ok(());
+    };
+    let tax = crate::config::TaxConfig {
+        prices_include_tax: true,
+        classes: Vec::new(),
+    };
+    let ctx = sync_context(writer.as_str(), &tax, now);
+    if store_orders::follow(conn, &ctx, local_id, target, &state.decided_by.writer)? {
+        tracing::info!(
+            order = local_id,
+            status = target.as_str(),
+            decided_by = state.decided_by.writer,
+            "order status decided at another node"
+        );
+    }
+    Ok(())
+}
+
+/// Copies an order another lane holds, in its folded status.
+fn mirror(
+    conn: &Connection,
+    doc_order_id: &str,
+    facts: &OrderFacts,
+    state: &OrderState,
+    now: &str,
+) -> Result<(), LocalError> {
+    let Some(status) = local_status(state.status) else {
+        return Ok(());
+    };
+    let local_id = doc_order_id
+        .strip_prefix(HQ_ORDER_PREFIX)
+        .unwrap_or(doc_order_id);
+    if store_orders::get(conn, local_id)?.is_some() {
+        tracing::warn!(
+            order = doc_order_id,
+            "order id already used here; not mirrored"
+        );
+        return Ok(());
+    }
+    let order = MirrorOrder {
+        order_id: local_id.to_owned(),
+        doc_id: doc_order_id.to_owned(),
+        channel: facts.channel.clone(),
+        delivery: facts.delivery,
+        fulfilment: facts.fulfilment.as_str().to_owned(),
+        pickup_code_hash: hex::encode(facts.pickup_code_hash),
+        created_at: ms_rfc3339(facts.created_at_ms),
+        hold_hours: facts.hold_hours,
+        lines: facts.lines.clone().into_iter().collect(),
+    };
+    let tax = crate::config::TaxConfig {
+        prices_include_tax: true,
+        classes: Vec::new(),
+    };
+    let ctx = sync_context("", &tax, now);
+    store_orders::insert_mirror(conn, &ctx, &order, status)?;
+    Ok(())
+}
+
+/// The store's status for a folded one (`Placed`: the holding lane has not reserved yet,
+/// which other lanes show as reserved).
+fn local_status(status: OrderStatus) -> Option<store_orders::OrderStatus> {
+    use store_orders::OrderStatus as Local;
+    Some(match status {
+        OrderStatus::Placed | OrderStatus::Reserved => Local::Reserved,
+        OrderStatus::Picking => Local::Picking,
+        OrderStatus::Ready => Local::Ready,
+        OrderStatus::Collected => Local::Collected,
+        OrderStatus::Shipped => Local::Shipped,
+        OrderStatus::Cancelled => Local::Cancelled,
+        OrderStatus::Expired => Local::Expired,
+    })
+}
+
+fn own_facts(own: &OwnOrder, doc_order_id: &str, writer: &WriterId) -> Option<OrderFacts> {
+    Some(OrderFacts {
+        order_id: doc_order_id.to_owned(),
+        channel: own.channel.clone(),
+        created_at_ms: rfc3339_ms(&own.created_at)?,
+        pickup_code_hash: hex::decode(&own.pickup_code_hash).ok()?.try_into().ok()?,
+        fulfilment: writer.clone(),
+        lines: own.lines.iter().cloned().collect(),
+        hold_hours: Some(own.hold_hours),
+        delivery: own.delivery,
+    })
+}
+
+fn ms_rfc3339(ms: i64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let pattern = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    at.format(&pattern).unwrap_or_else(|_| ms.to_string())
 }

@@ -15,5 +15,7 @@ pub mod persist;
 pub mod service;
 pub mod tls;
 pub mod topics;
+pub mod transfers;
+pub mod transfers_doc;
 pub mod transport;
 pub mod wire;

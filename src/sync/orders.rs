@@ -8,8 +8,8 @@
 //! # Status fold
 //! Status changes are append-only events from any writer. The current status is a pure
 //! function of the *set* of events ([`fold_status`]):
-//! 1. any `Collected` event → `Collected` (the customer walked out with the goods; nothing
-//!    can undo that);
+//! 1. any hand-over event (`Collected`, or `Shipped` for ship-from-store) → the earliest of
+//!    those (the goods left with the customer or the carrier; nothing can undo that);
 //! 2. else any `Cancelled`/`Expired` → the earliest of those by (time, writer, status);
 //! 3. else the furthest progress status reached: `Placed < Reserved < Picking < Ready`.
 //!
@@ -38,17 +38,19 @@ pub enum OrderStatus {
     Picking,
     Ready,
     Collected,
+    Shipped,
     Cancelled,
     Expired,
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 7] = [
+    pub const ALL: [OrderStatus; 8] = [
         Self::Placed,
         Self::Reserved,
         Self::Picking,
         Self::Ready,
         Self::Collected,
+        Self::Shipped,
         Self::Cancelled,
         Self::Expired,
     ];
@@ -60,6 +62,7 @@ impl OrderStatus {
             Self::Picking => "picking",
             Self::Ready => "ready",
             Self::Collected => "collected",
+            Self::Shipped => "shipped",
             Self::Cancelled => "cancelled",
             Self::Expired => "expired",
         }
@@ -69,8 +72,17 @@ impl OrderStatus {
         Self::ALL.into_iter().find(|status| status.as_str() == s)
     }
 
-    fn is_withdrawal(self) -> bool {
+    pub fn is_withdrawal(self) -> bool {
         matches!(self, Self::Cancelled | Self::Expired)
+    }
+
+    pub fn is_handed_over(self) -> bool {
+        matches!(self, Self::Collected | Self::Shipped)
+    }
+
+    /// No further status can change the fold's result class (handed over or withdrawn).
+    pub fn is_closed(self) -> bool {
+        self.is_handed_over() || self.is_withdrawal()
     }
 
     /// What this status means for the order's units.
@@ -79,7 +91,7 @@ impl OrderStatus {
             Self::Placed => StockEffect::None,
             Self::Reserved | Self::Picking => StockEffect::Reserved,
             Self::Ready => StockEffect::Removed,
-            Self::Collected => StockEffect::Sold,
+            Self::Collected | Self::Shipped => StockEffect::Sold,
             Self::Cancelled | Self::Expired => StockEffect::Released,
         }
     }
@@ -107,12 +119,12 @@ pub fn fold_status<'a, I>(events: I) -> Option<OrderState>
 where
     I: IntoIterator<Item = &'a OrderEvent>,
 {
-    let mut earliest_collected: Option<&OrderEvent> = None;
+    let mut earliest_handover: Option<&OrderEvent> = None;
     let mut earliest_withdrawal: Option<&OrderEvent> = None;
     let mut furthest_progress: Option<&OrderEvent> = None;
     for event in events {
         let slot = match event.status {
-            OrderStatus::Collected => &mut earliest_collected,
+            s if s.is_handed_over() => &mut earliest_handover,
             s if s.is_withdrawal() => &mut earliest_withdrawal,
             _ => {
                 keep_if(&mut furthest_progress, event, |new, old| {
@@ -123,7 +135,7 @@ where
         };
         keep_if(slot, event, |new, old| time_key(new) < time_key(old));
     }
-    earliest_collected
+    earliest_handover
         .or(earliest_withdrawal)
         .or(furthest_progress)
         .map(|event| OrderState {

@@ -3,7 +3,8 @@
 //! Layout:
 //! ```text
 //! orders/{order_id}                      map, made by the creating writer
-//!   channel, created_at, pickup_code_hash (hex), fulfilment (writer id), hold_hours?
+//!   channel, created_at, pickup_code_hash (hex), fulfilment (writer id), hold_hours?,
+//!   delivery? ("ship"; absent: "collect")
 //!   lines/{sku} = qty
 //! writers/{w}/order_events/{order_id}    map, made by w
 //!   {status} = at_ms                      first time w saw/recorded that status
@@ -25,6 +26,7 @@ use super::doc::{
     int_entries, map_at, map_keys, order_id_belongs_to, str_at,
 };
 use super::orders::{OrderEvent, OrderState, OrderStatus, fold_status};
+use crate::store::orders::Delivery;
 
 const KEY_EVENTS: &str = "order_events";
 const KEY_LINES: &str = "lines";
@@ -71,6 +73,7 @@ pub struct OrderFacts {
     pub lines: BTreeMap<String, i64>,
     /// How long the store holds the units (`None`: the store's default).
     pub hold_hours: Option<u32>,
+    pub delivery: Delivery,
 }
 
 /// The orders document of one store and epoch.
@@ -133,6 +136,9 @@ impl OrdersDoc {
             if let Some(hours) = facts.hold_hours {
                 tx.put(&order, "hold_hours", i64::from(hours))?;
             }
+            if facts.delivery != Delivery::Collect {
+                tx.put(&order, "delivery", facts.delivery.as_str())?;
+            }
             let lines = tx.put_object(&order, KEY_LINES, ObjType::Map)?;
             for (sku, qty) in &facts.lines {
                 tx.put(&lines, sku.as_str(), *qty)?;
@@ -185,6 +191,10 @@ impl OrdersDoc {
             fulfilment: WriterId::new(&str_at(doc, &order, "fulfilment")?).ok()?,
             lines,
             hold_hours: int_at(doc, &order, "hold_hours").and_then(|h| u32::try_from(h).ok()),
+            delivery: match str_at(doc, &order, "delivery") {
+                Some(d) => Delivery::parse(&d)?,
+                None => Delivery::Collect,
+            },
         })
     }
 
@@ -307,6 +317,7 @@ mod tests {
             fulfilment: w("s001.lane1"),
             lines: BTreeMap::from([("sku1".to_owned(), 2)]),
             hold_hours: Some(24),
+            delivery: Delivery::Collect,
         }
     }
 

@@ -112,6 +112,8 @@ struct Ctx {
     /// Where this writer publishes its heads of the stock and the catalog document.
     heads_topics: BTreeMap<DocId, String>,
     shared: Arc<Shared>,
+    /// Customer data beside the documents (`crate::privacy::link`).
+    pii: Arc<crate::privacy::link::PiiLink>,
 }
 
 #[derive(Debug)]
@@ -158,8 +160,21 @@ impl SyncService {
             retain: true,
         });
         transport.subscriptions = subscriptions(&topics, &scope, &me);
+        let store_segment = Id::new(store_id)?;
+        transport.subscriptions.push((
+            crate::privacy::link::subscription(&topics, &store_segment),
+            QoS::AtLeastOnce,
+        ));
         let shutdown = CancellationToken::new();
         let (mqtt, incoming, transport_task) = MqttTransport::start(transport, shutdown.clone())?;
+        let (pii, pii_task) = crate::privacy::link::PiiLink::start(
+            store.clone(),
+            mqtt.clone(),
+            topics.clone(),
+            &store_segment,
+            writer.as_str(),
+            shutdown.clone(),
+        )?;
         let shared = Arc::new(Shared::default());
         let stock_id = DocId::new(store_id, DocKind::Stock)?;
         let catalog_id = DocId::new(CATALOG_STORE, DocKind::Catalog)?;
@@ -190,6 +205,7 @@ impl SyncService {
             orders_changes_topic,
             heads_topics,
             shared: shared.clone(),
+            pii,
         });
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let receiver = tokio::spawn(receive(ctx.clone(), incoming, cmd_tx, shutdown.clone()));
@@ -202,7 +218,7 @@ impl SyncService {
         ));
         Ok(Self {
             shutdown,
-            tasks: Mutex::new(vec![receiver, publisher, transport_task]),
+            tasks: Mutex::new(vec![receiver, publisher, transport_task, pii_task]),
             shared,
             docs,
             store,
@@ -290,14 +306,21 @@ fn to_store_error(e: impl std::fmt::Display) -> crate::store::StoreError {
     crate::store::StoreError::Inconsistent(format!("sync: {e}"))
 }
 
-fn subscriptions(topics: &TopicSpace, scope: &Scope, me: &Id) -> Vec<(String, QoS)> {
+/// What a lane subscribes to: its store's topics and HQ's that concern its store, never
+/// another store's (the broker ACL enforces the same).
+pub fn subscriptions(topics: &TopicSpace, scope: &Scope, me: &Id) -> Vec<(String, QoS)> {
     let q = QoS::AtLeastOnce;
     vec![
         // Other lanes of this store.
         (topics.changes_filter(Some(scope)), q),
         (topics.heads_filter(Some(scope), Some(scope)), q),
-        // HQ's documents, HQ's acknowledgements of ours, HQ's catalog heads, HQ's status.
+        // HQ's documents (catalog), HQ's changes of this store's documents (orders, epoch
+        // announcements), HQ's acknowledgements of ours, HQ's catalog heads, HQ's status.
         (topics.changes_filter(Some(&Scope::Hq)), q),
+        (
+            topics.changes_about_filter(Some(&Scope::Hq), Some(scope)),
+            q,
+        ),
         (topics.heads_filter(Some(&Scope::Hq), Some(scope)), q),
         (topics.heads_filter(Some(&Scope::Hq), Some(&Scope::Hq)), q),
         (topics.status_filter(Some(&Scope::Hq)), q),
@@ -343,6 +366,9 @@ async fn handle_message(
     cmd: &mpsc::UnboundedSender<Cmd>,
 ) -> Result<(), String> {
     let topic = topics::parse(topic).map_err(|e| e.to_string())?;
+    if let Topic::Pii { .. } = &topic {
+        return ctx.pii.on_message(&topic, payload).await;
+    }
     if let Topic::Status { scope, .. } = &topic {
         if *scope == Scope::Hq {
             let online = payload == ONLINE;

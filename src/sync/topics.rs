@@ -9,16 +9,23 @@
 //! | topic                                                          | who writes          | QoS | retained | meaning                                                     |
 //! |----------------------------------------------------------------|---------------------|-----|----------|-------------------------------------------------------------|
 //! | `storenode/v1/{t}/{scope}/changes/{doc}/{writer}`              | writers of `scope`  | 1   | no       | new automerge changes of `scope`'s document `doc`           |
+//! | `storenode/v1/{t}/hq/changes/{store}/{doc}/{writer}`           | HQ only             | 1   | no       | HQ's changes of `store`'s document `doc` (orders, epochs)  |
 //! | `storenode/v1/{t}/{scope}/heads/{doc_scope}/{doc}/{writer}`    | writers of `scope`  | 1   | yes      | the heads `writer` holds of document (`doc_scope`, `doc`)    |
 //! | `storenode/v1/{t}/{scope}/status/{writer}`                     | writers of `scope`  | 1   | yes      | `online` on connect; last will `offline`                    |
 //! | `storenode/v1/{t}/{scope}/req/{writer}`                        | writers of `scope`  | 1   | no       | `writer` asks HQ for missing changes (MQTT 5 response topic) |
 //! | `storenode/v1/{t}/{scope}/resp/{writer}`                       | HQ only             | 1   | no       | HQ's answer to `writer`'s request                           |
+//! | `storenode/v1/{t}/{scope}/pii/{store}/{order}`                 | HQ, lanes of `store`| 1   | yes      | customer data of `store`'s order, or its erasure tombstone (src/privacy) |
+//! | `storenode/v1/{t}/{scope}/epcis/{writer}`                      | writers of `scope`  | 1   | no       | a batch of `writer`'s EPCIS 2.0 events (src/sync/epcis_link.rs) |
+//! | `storenode/v1/{t}/hq/epcis-ack/{store}/{writer}`               | HQ only             | 1   | yes      | the last EPCIS event sequence of `writer` that HQ stored     |
 //!
 //! Who uses what:
 //! - a store's lanes publish `changes` and `heads` of their store's documents under their
 //!   own scope; the other lanes and HQ subscribe to them;
 //! - HQ publishes catalog, prices and online orders as documents of scope `hq`
-//!   (`storenode/v1/{t}/hq/changes/catalog/{hq-writer}`), and announces what it has of
+//!   (`storenode/v1/{t}/hq/changes/catalog/{hq-writer}`); its changes of a store's own
+//!   documents (online orders, stock epoch announcements) name the store
+//!   (`storenode/v1/{t}/hq/changes/{store}/orders/{hq-writer}`), so a store subscribes only
+//!   to its own and the ACL denies it the others'; and announces what it has of
 //!   every store document with `storenode/v1/{t}/hq/heads/{store}/{doc}/{hq-writer}`: that
 //!   retained message is the end-to-end acknowledgement which lets a store drop a change
 //!   from its durable outbox;
@@ -64,7 +71,7 @@ pub enum TopicError {
     #[error("topic {topic:?} does not start with {PREFIX:?}")]
     WrongPrefix { topic: String },
     #[error(
-        "topic {topic:?} has an unknown kind {kind:?} (expected changes, heads, status, req or resp)"
+        "topic {topic:?} has an unknown kind {kind:?} (expected changes, heads, status, req, resp, pii, epcis or epcis-ack)"
     )]
     UnknownKind { topic: String, kind: String },
     #[error("topic {topic:?} has {found} segments, a {kind} topic has {expected}")]
@@ -173,10 +180,14 @@ impl fmt::Display for Scope {
 /// A parsed storenode topic. `Display` renders the topic string; [`parse`] reads it back.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Topic {
-    /// New changes of `scope`'s document `doc`, published by `writer`.
+    /// New changes of `doc_scope`'s document `doc`, published by `writer` of `scope`.
+    /// `doc_scope` is the publisher's own scope except for HQ's changes of a store's
+    /// documents (its orders, epoch announcements), which carry the store in the topic so a
+    /// store subscribes to, and the ACL lets it read, only its own.
     Changes {
         tenant: Id,
         scope: Scope,
+        doc_scope: Scope,
         doc: Id,
         writer: Id,
     },
@@ -206,13 +217,37 @@ pub enum Topic {
         scope: Scope,
         writer: Id,
     },
+    /// Retained: customer data (personal data, kept out of CRDT history) of `store`'s order
+    /// `order`, or its erasure tombstone. See `crate::privacy`.
+    Pii {
+        tenant: Id,
+        scope: Scope,
+        store: Id,
+        order: Id,
+    },
+    /// A batch of `writer`'s EPCIS events, published under its store's scope.
+    Epcis {
+        tenant: Id,
+        scope: Scope,
+        writer: Id,
+    },
+    /// Retained: the last EPCIS event sequence of `store`'s `writer` that HQ (`scope`) stored.
+    EpcisAck {
+        tenant: Id,
+        scope: Scope,
+        store: Id,
+        writer: Id,
+    },
 }
 
 impl Topic {
     /// Whether messages on this topic are published retained (the latest state matters,
     /// not the history).
     pub fn is_retained(&self) -> bool {
-        matches!(self, Topic::Heads { .. } | Topic::Status { .. })
+        matches!(
+            self,
+            Topic::Heads { .. } | Topic::Status { .. } | Topic::Pii { .. } | Topic::EpcisAck { .. }
+        )
     }
 
     pub fn tenant(&self) -> &Id {
@@ -221,7 +256,10 @@ impl Topic {
             | Topic::Heads { tenant, .. }
             | Topic::Status { tenant, .. }
             | Topic::Request { tenant, .. }
-            | Topic::Response { tenant, .. } => tenant,
+            | Topic::Response { tenant, .. }
+            | Topic::Pii { tenant, .. }
+            | Topic::Epcis { tenant, .. }
+            | Topic::EpcisAck { tenant, .. } => tenant,
         }
     }
 
@@ -232,7 +270,10 @@ impl Topic {
             | Topic::Heads { scope, .. }
             | Topic::Status { scope, .. }
             | Topic::Request { scope, .. }
-            | Topic::Response { scope, .. } => scope,
+            | Topic::Response { scope, .. }
+            | Topic::Pii { scope, .. }
+            | Topic::Epcis { scope, .. }
+            | Topic::EpcisAck { scope, .. } => scope,
         }
     }
 }
@@ -243,9 +284,22 @@ impl fmt::Display for Topic {
             Topic::Changes {
                 tenant,
                 scope,
+                doc_scope,
                 doc,
                 writer,
-            } => write!(f, "{PREFIX}/{tenant}/{scope}/{CHANGES}/{doc}/{writer}"),
+            } if doc_scope == scope => {
+                write!(f, "{PREFIX}/{tenant}/{scope}/{CHANGES}/{doc}/{writer}")
+            }
+            Topic::Changes {
+                tenant,
+                scope,
+                doc_scope,
+                doc,
+                writer,
+            } => write!(
+                f,
+                "{PREFIX}/{tenant}/{scope}/{CHANGES}/{doc_scope}/{doc}/{writer}"
+            ),
             Topic::Heads {
                 tenant,
                 scope,
@@ -271,6 +325,23 @@ impl fmt::Display for Topic {
                 scope,
                 writer,
             } => write!(f, "{PREFIX}/{tenant}/{scope}/{RESPONSE}/{writer}"),
+            Topic::Pii {
+                tenant,
+                scope,
+                store,
+                order,
+            } => write!(f, "{PREFIX}/{tenant}/{scope}/{PII}/{store}/{order}"),
+            Topic::Epcis {
+                tenant,
+                scope,
+                writer,
+            } => write!(f, "{PREFIX}/{tenant}/{scope}/{EPCIS}/{writer}"),
+            Topic::EpcisAck {
+                tenant,
+                scope,
+                store,
+                writer,
+            } => write!(f, "{PREFIX}/{tenant}/{scope}/{EPCIS_ACK}/{store}/{writer}"),
         }
     }
 }
@@ -280,6 +351,9 @@ const HEADS: &str = "heads";
 const STATUS: &str = "status";
 const REQUEST: &str = "req";
 const RESPONSE: &str = "resp";
+const PII: &str = "pii";
+const EPCIS: &str = "epcis";
+const EPCIS_ACK: &str = "epcis-ack";
 
 /// Segments before the kind-specific part: `storenode`, `v1`, tenant, scope, kind.
 const HEADER_SEGMENTS: usize = 5;
@@ -313,7 +387,15 @@ pub fn parse(topic: &str) -> Result<Topic, TopicError> {
         CHANGES => match ids {
             [doc, writer] => Ok(Topic::Changes {
                 tenant,
+                doc_scope: scope.clone(),
                 scope,
+                doc: Id::new(*doc)?,
+                writer: Id::new(*writer)?,
+            }),
+            [doc_scope, doc, writer] => Ok(Topic::Changes {
+                tenant,
+                scope,
+                doc_scope: Scope::parse(doc_scope)?,
                 doc: Id::new(*doc)?,
                 writer: Id::new(*writer)?,
             }),
@@ -328,6 +410,32 @@ pub fn parse(topic: &str) -> Result<Topic, TopicError> {
                 writer: Id::new(*writer)?,
             }),
             _ => Err(count_error(HEADS, 3)),
+        },
+        PII => match ids {
+            [store, order] => Ok(Topic::Pii {
+                tenant,
+                scope,
+                store: Id::new(*store)?,
+                order: Id::new(*order)?,
+            }),
+            _ => Err(count_error(PII, 2)),
+        },
+        EPCIS => match ids {
+            [writer] => Ok(Topic::Epcis {
+                tenant,
+                scope,
+                writer: Id::new(*writer)?,
+            }),
+            _ => Err(count_error(EPCIS, 1)),
+        },
+        EPCIS_ACK => match ids {
+            [store, writer] => Ok(Topic::EpcisAck {
+                tenant,
+                scope,
+                store: Id::new(*store)?,
+                writer: Id::new(*writer)?,
+            }),
+            _ => Err(count_error(EPCIS_ACK, 2)),
         },
         STATUS | REQUEST | RESPONSE => {
             let [writer] = ids else {
@@ -389,9 +497,15 @@ impl TopicSpace {
     }
 
     pub fn changes(&self, scope: &Scope, doc: &Id, writer: &Id) -> Topic {
+        self.changes_about(scope, scope, doc, writer)
+    }
+
+    /// Changes `scope` publishes of `doc_scope`'s document: HQ's of a store's orders.
+    pub fn changes_about(&self, scope: &Scope, doc_scope: &Scope, doc: &Id, writer: &Id) -> Topic {
         Topic::Changes {
             tenant: self.tenant.clone(),
             scope: scope.clone(),
+            doc_scope: doc_scope.clone(),
             doc: doc.clone(),
             writer: writer.clone(),
         }
@@ -438,6 +552,16 @@ impl TopicSpace {
         format!("{PREFIX}/{tenant}/{scope}/{CHANGES}/+/+")
     }
 
+    /// Changes `scope` publishes of documents of `doc_scope` (another scope than its own).
+    /// A store reads HQ's changes of its own documents with
+    /// `changes_about_filter(Some(&Scope::Hq), Some(&own))`.
+    pub fn changes_about_filter(&self, scope: Option<&Scope>, doc_scope: Option<&Scope>) -> String {
+        let tenant = &self.tenant;
+        let scope = scope_or_any(scope);
+        let doc_scope = scope_or_any(doc_scope);
+        format!("{PREFIX}/{tenant}/{scope}/{CHANGES}/{doc_scope}/+/+")
+    }
+
     /// Heads published under `scope` about documents of `doc_scope` (`None`: any).
     /// A store watching HQ's acknowledgements uses `heads_filter(Some(&Scope::Hq), Some(&own))`.
     pub fn heads_filter(&self, scope: Option<&Scope>, doc_scope: Option<&Scope>) -> String {
@@ -452,6 +576,52 @@ impl TopicSpace {
         let tenant = &self.tenant;
         let scope = scope_or_any(scope);
         format!("{PREFIX}/{tenant}/{scope}/{STATUS}/+")
+    }
+
+    pub fn pii(&self, scope: &Scope, store: &Id, order: &Id) -> Topic {
+        Topic::Pii {
+            tenant: self.tenant.clone(),
+            scope: scope.clone(),
+            store: store.clone(),
+            order: order.clone(),
+        }
+    }
+
+    /// Customer data published under `scope` about orders of `store` (`None`: any).
+    /// A store lane reads HQ's with `pii_filter(Some(&Scope::Hq), Some(&own))`.
+    pub fn pii_filter(&self, scope: Option<&Scope>, store: Option<&Id>) -> String {
+        let tenant = &self.tenant;
+        let scope = scope_or_any(scope);
+        let store = store.map_or("+", Id::as_str);
+        format!("{PREFIX}/{tenant}/{scope}/{PII}/{store}/+")
+    }
+
+    pub fn epcis(&self, scope: &Scope, writer: &Id) -> Topic {
+        Topic::Epcis {
+            tenant: self.tenant.clone(),
+            scope: scope.clone(),
+            writer: writer.clone(),
+        }
+    }
+
+    pub fn epcis_ack(&self, store: &Id, writer: &Id) -> Topic {
+        Topic::EpcisAck {
+            tenant: self.tenant.clone(),
+            scope: Scope::Hq,
+            store: store.clone(),
+            writer: writer.clone(),
+        }
+    }
+
+    /// EPCIS event batches of every store's writers: HQ's subscription.
+    pub fn epcis_filter(&self) -> String {
+        let tenant = &self.tenant;
+        format!("{PREFIX}/{tenant}/+/{EPCIS}/+")
+    }
+
+    /// HQ's acknowledgement of one writer's EPCIS events: that writer's subscription.
+    pub fn epcis_ack_filter(&self, store: &Id, writer: &Id) -> String {
+        self.epcis_ack(store, writer).to_string()
     }
 
     /// Every writer's requests: HQ's subscription.
@@ -523,6 +693,32 @@ mod tests {
     }
 
     #[test]
+    fn epcis_topics_round_trip() {
+        let t = space();
+        let batch = t.epcis(&store("s042"), &id("s042.lane1"));
+        assert_eq!(batch.to_string(), "storenode/v1/acme/s042/epcis/s042.lane1");
+        assert!(!batch.is_retained());
+        assert_eq!(parse(&batch.to_string()), Ok(batch));
+        let ack = t.epcis_ack(&id("s042"), &id("s042.lane1"));
+        assert_eq!(
+            ack.to_string(),
+            "storenode/v1/acme/hq/epcis-ack/s042/s042.lane1"
+        );
+        assert!(ack.is_retained());
+        assert_eq!(ack.scope(), &Scope::Hq);
+        assert_eq!(parse(&ack.to_string()), Ok(ack));
+        assert_eq!(t.epcis_filter(), "storenode/v1/acme/+/epcis/+");
+        assert!(matches!(
+            parse("storenode/v1/acme/s042/epcis/a/b"),
+            Err(TopicError::WrongSegmentCount { .. })
+        ));
+        assert!(matches!(
+            parse("storenode/v1/acme/hq/epcis-ack/s042"),
+            Err(TopicError::WrongSegmentCount { .. })
+        ));
+    }
+
+    #[test]
     fn parses_hq_heads_of_a_store_document() {
         let topic = parse("storenode/v1/acme/hq/heads/s042/stock/hq1").unwrap();
         assert_eq!(
@@ -537,6 +733,31 @@ mod tests {
         );
         assert!(topic.is_retained());
         assert_eq!(topic.scope(), &Scope::Hq);
+    }
+
+    #[test]
+    fn hq_changes_of_a_store_document_name_the_store() {
+        let t = space();
+        let topic = t.changes_about(&Scope::Hq, &store("s042"), &id("orders"), &id("hq"));
+        assert_eq!(
+            topic.to_string(),
+            "storenode/v1/acme/hq/changes/s042/orders/hq"
+        );
+        assert_eq!(parse(&topic.to_string()), Ok(topic));
+        assert_eq!(
+            t.changes_about_filter(Some(&Scope::Hq), Some(&store("s042"))),
+            "storenode/v1/acme/hq/changes/s042/+/+"
+        );
+        // The own-scope form keeps the short layout (catalog, a lane's own documents).
+        assert_eq!(
+            t.changes_about(&Scope::Hq, &Scope::Hq, &id("catalog"), &id("hq"))
+                .to_string(),
+            "storenode/v1/acme/hq/changes/catalog/hq"
+        );
+        assert_eq!(
+            parse("storenode/v1/acme/s1/changes/s1/stock/w"),
+            Ok(t.changes(&store("s1"), &id("stock"), &id("w")))
+        );
     }
 
     #[test]
@@ -611,6 +832,31 @@ mod tests {
     }
 
     #[test]
+    fn pii_topics_round_trip_and_filter() {
+        let t = space();
+        let topic = t.pii(&Scope::Hq, &id("s042"), &id("web-1"));
+        assert_eq!(
+            topic.to_string(),
+            "storenode/v1/acme/hq/pii/s042/web-1"
+        );
+        assert_eq!(parse(&topic.to_string()), Ok(topic.clone()));
+        assert!(topic.is_retained());
+        assert_eq!(
+            t.pii_filter(Some(&Scope::Hq), Some(&id("s042"))),
+            "storenode/v1/acme/hq/pii/s042/+"
+        );
+        assert_eq!(t.pii_filter(None, None), "storenode/v1/acme/+/pii/+/+");
+        assert!(matches!(
+            parse("storenode/v1/acme/hq/pii/s042"),
+            Err(TopicError::WrongSegmentCount { kind: "pii", .. })
+        ));
+        assert!(matches!(
+            parse("storenode/v1/acme/hq/pii/s042/hq:web-1"),
+            Err(TopicError::InvalidIdChar { found: ':', .. })
+        ));
+    }
+
+    #[test]
     fn rejects_unknown_kind() {
         assert!(matches!(
             parse("storenode/v1/acme/s1/gossip/w"),
@@ -661,6 +907,7 @@ mod tests {
                 0 => Topic::Changes {
                     tenant,
                     scope,
+                    doc_scope,
                     doc,
                     writer,
                 },

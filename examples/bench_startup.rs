@@ -1,0 +1,420 @@
+//! Start-up benchmark (issue 11, item A). Not a test: it prints a table.
+//!
+//! ```sh
+//! cargo run --release --example bench_startup              # 1,000,000 past movements
+//! cargo run --release --example bench_startup -- --quick   # 100,000
+//! ```
+//!
+//! In one run, three nodes of store `s1`, each restarted [`REPEATS`] times:
+//! - **empty**: no past movements (the baseline);
+//! - **one epoch**: N past movements over 10,000 SKUs, all in the stock document's epoch 0
+//!   (HQ synced, no epoch switch);
+//! - **after an epoch switch**: the same N movements, then HQ opens epoch 1 and the node
+//!   moves over, so its document holds only the base and its carry-over.
+//!
+//! Measured per restart, in process: *start to ready* (`Node::start` returned: store open,
+//! API listening, `/readyz` 200) and *start to sync-ready* (the sync documents are loaded
+//! and the sync service runs). The movements are written in commits of 100, as a busy store
+//! would, each becoming one automerge change. The median of the repeats is printed. After
+//! each restart the node's document must agree with its SQLite stock (checked, not timed).
+//!
+//! The broker is `/usr/sbin/mosquitto` on a free loopback port when installed, else the
+//! embedded broker (rumqttd).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use storenode::config::{Config, Secret};
+use storenode::daemon::Node;
+use storenode::hq::Hq;
+use storenode::store::catalog::{self, Item};
+use storenode::store::ledger::{self, Movement, MovementKind};
+use storenode::sync::config::{BrokerConfig, HqConfig, SyncConfig};
+
+const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+const MOVEMENTS_PER_COMMIT: usize = 100;
+const SKUS: usize = 10_000;
+const STORE: &str = "s1";
+const REPEATS: usize = 5;
+const LIMIT: Duration = Duration::from_secs(600);
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Case {
+    Empty,
+    OneEpoch,
+    AfterSwitch,
+}
+
+impl Case {
+    fn name(self, past: usize) -> String {
+        match self {
+            Case::Empty => "0 movements".into(),
+            Case::OneEpoch => format!("{past} movements, one epoch"),
+            Case::AfterSwitch => format!("{past} movements, after an epoch switch"),
+        }
+    }
+}
+
+struct Row {
+    name: String,
+    ready: Duration,
+    sync_ready: Duration,
+    doc_bytes: u64,
+}
+
+fn main() -> BenchResult<()> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    storenode::telemetry::init("warn", storenode::config::LogFormat::Human);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(if quick { 100_000 } else { 1_000_000 }))
+}
+
+async fn run(past: usize) -> BenchResult<()> {
+    let broker = Broker::start()?;
+    println!("broker: {} on {}", broker.kind, broker.addr);
+    let mut rows = Vec::new();
+    for case in [Case::Empty, Case::OneEpoch, Case::AfterSwitch] {
+        let row = measure(broker.addr, case, past).await?;
+        eprintln!(
+            "done: {}: ready {:.0} ms, sync-ready {:.0} ms",
+            row.name,
+            ms(row.ready),
+            ms(row.sync_ready)
+        );
+        rows.push(row);
+    }
+    println!(
+        "\n{:<44} {:>14} {:>20} {:>16}",
+        "node holding", "start→ready", "start→sync-ready", "stock doc KiB"
+    );
+    for r in &rows {
+        println!(
+            "{:<44} {:>11.0} ms {:>17.0} ms {:>16}",
+            r.name,
+            ms(r.ready),
+            ms(r.sync_ready),
+            r.doc_bytes / 1024
+        );
+    }
+    println!(
+        "medians of {REPEATS} restarts; movements over {SKUS} SKUs in commits of \
+         {MOVEMENTS_PER_COMMIT}; stock doc: last full save + changes logged since"
+    );
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+async fn measure(broker: SocketAddr, case: Case, past: usize) -> BenchResult<Row> {
+    let dir = tempfile::tempdir()?;
+    let store_dir = dir.path().join("store");
+    let hq = start_hq(dir.path(), broker).await?;
+    {
+        let node = start_node(&store_dir, broker).await?;
+        wait_sync_ready(&node).await?;
+        add_catalog(&node, SKUS).await?;
+        let movements = if case == Case::Empty { 0 } else { past };
+        let mut done = 0;
+        while done < movements {
+            let n = (10 * 1000).min(movements - done);
+            make_movements(&node, done, n).await?;
+            done += n;
+            eprintln!(
+                "{}: {done} / {movements} movements written",
+                case.name(past)
+            );
+        }
+        wait_drained(&node).await?;
+        if case == Case::AfterSwitch {
+            switch_epoch(&hq, &node).await?;
+        }
+        node.stop().await;
+    }
+    let mut ready = Vec::new();
+    let mut sync_ready = Vec::new();
+    let mut doc_bytes = 0;
+    for _ in 0..REPEATS {
+        let began = Instant::now();
+        let node = start_node(&store_dir, broker).await?;
+        ready.push(began.elapsed());
+        wait_sync_ready(&node).await?;
+        sync_ready.push(began.elapsed());
+        doc_bytes = stored_doc_bytes(&node).await?;
+        check_doc_matches_sqlite(&node).await?;
+        node.stop().await;
+    }
+    hq.stop().await;
+    Ok(Row {
+        name: case.name(past),
+        ready: median(ready),
+        sync_ready: median(sync_ready),
+        doc_bytes,
+    })
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times.get(times.len() / 2).copied().unwrap_or_default()
+}
+
+async fn wait_sync_ready(node: &Node) -> BenchResult<()> {
+    let sync = node.sync.as_ref().ok_or("node has no sync")?;
+    let deadline = Instant::now() + LIMIT;
+    while !sync.service().is_loaded() {
+        if Instant::now() > deadline {
+            return Err("sync documents did not load".into());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(())
+}
+
+/// Until HQ acknowledged every change (the outbox is empty).
+async fn wait_drained(node: &Node) -> BenchResult<()> {
+    let sync = node.sync.as_ref().ok_or("node has no sync")?;
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let diag = sync.service().refresh_diag().await;
+        if diag.connected && diag.outbox_pending == 0 && !diag.stock_heads.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err("HQ did not acknowledge the store's changes".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// HQ opens epoch 1 of the store; waits until the node moved over and HQ has its carry-over.
+async fn switch_epoch(hq: &Hq, node: &Node) -> BenchResult<()> {
+    let (epoch, messages) = storenode::hq::lock(&hq.state).open_epoch(STORE)?;
+    hq.send(messages);
+    let sync = node.sync.as_ref().ok_or("node has no sync")?;
+    let deadline = Instant::now() + LIMIT;
+    while sync.service().refresh_diag().await.epoch != epoch {
+        if Instant::now() > deadline {
+            return Err("the node did not move to the new epoch".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_drained(node).await
+}
+
+/// The stored form of the stock document: the last full save plus the changes logged since.
+async fn stored_doc_bytes(node: &Node) -> BenchResult<u64> {
+    let bytes: i64 = node
+        .state
+        .store
+        .read(|conn| {
+            Ok(conn.query_row(
+                "SELECT (SELECT COALESCE(sum(length(saved)), 0) FROM sync_doc
+                          WHERE doc_key LIKE '%/stock')
+                      + (SELECT COALESCE(sum(length(bytes)), 0) FROM sync_change
+                          WHERE doc_key LIKE '%/stock')",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await?;
+    Ok(bytes.unsigned_abs())
+}
+
+/// The loaded document's store-wide stock equals SQLite's, SKU by SKU.
+async fn check_doc_matches_sqlite(node: &Node) -> BenchResult<()> {
+    let sync = node.sync.as_ref().ok_or("node has no sync")?;
+    let docs = sync.service().docs().ok_or("sync not running")?;
+    let in_doc = storenode::sync::local::levels_by_sku(
+        &storenode::sync::local::lock(docs).stock().stock_levels(),
+    );
+    let in_sqlite: std::collections::BTreeMap<String, i64> = node
+        .state
+        .store
+        .read(|conn| ledger::page(conn, "", 100_000))
+        .await?
+        .into_iter()
+        .filter(|r| r.on_hand != 0)
+        .map(|r| (r.sku, r.on_hand))
+        .collect();
+    let in_doc: std::collections::BTreeMap<String, i64> = in_doc
+        .into_iter()
+        .map(|(sku, (on_hand, _))| (sku, on_hand))
+        .filter(|(_, q)| *q != 0)
+        .collect();
+    if in_doc != in_sqlite {
+        return Err("the loaded stock document disagrees with SQLite".into());
+    }
+    Ok(())
+}
+
+fn broker_config(addr: SocketAddr) -> BrokerConfig {
+    BrokerConfig {
+        host: addr.ip().to_string(),
+        port: addr.port(),
+        tls: None,
+    }
+}
+
+async fn start_hq(dir: &Path, broker: SocketAddr) -> BenchResult<Hq> {
+    Ok(Hq::start(&HqConfig {
+        tenant: "bench".into(),
+        data_dir: dir.join("hq"),
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        token: Secret::new("bench-token-0123456789".to_owned()),
+        broker: broker_config(broker),
+        safety_stock: 0,
+        embedded_broker: None,
+        epoch_interval: None,
+    })
+    .await?)
+}
+
+async fn start_node(dir: &Path, broker: SocketAddr) -> BenchResult<Node> {
+    std::fs::create_dir_all(dir)?;
+    let mut config = Config::demo(dir, SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    config.node.tenant = "bench".into();
+    config.node.store_id = STORE.into();
+    config.sync = Some(SyncConfig {
+        broker: broker_config(broker),
+        resend_interval: Duration::from_millis(500),
+        reconnect_max: Duration::from_millis(500),
+    });
+    Ok(Node::start(config).await?)
+}
+
+fn sku(i: usize) -> String {
+    format!("SKU-{i:05}")
+}
+
+async fn add_catalog(node: &Node, skus: usize) -> BenchResult<()> {
+    node.state
+        .store
+        .write(move |conn| {
+            let now = storenode::store::now_utc();
+            for i in 0..skus {
+                let item = Item {
+                    sku: sku(i),
+                    name: format!("Item {i}"),
+                    price_minor: 100,
+                    currency: "EUR".into(),
+                    tax_class: "standard".into(),
+                    variable_measure: false,
+                    gtins: Vec::new(),
+                };
+                catalog::upsert(conn, &item, &now)?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(())
+}
+
+/// `count` movements from `first` on (SKU `i % SKUS`), in commits of 100: every 7th a
+/// receipt of 5, the rest single-unit sales.
+async fn make_movements(node: &Node, first: usize, count: usize) -> BenchResult<()> {
+    let mut done = 0;
+    while done < count {
+        let n = MOVEMENTS_PER_COMMIT.min(count - done);
+        let start = first + done;
+        node.state
+            .store
+            .write(move |conn| {
+                let now = storenode::store::now_utc();
+                for i in start..start + n {
+                    let s = sku(i % SKUS);
+                    let receipt = i.is_multiple_of(7);
+                    let m = Movement {
+                        sku: &s,
+                        kind: if receipt {
+                            MovementKind::Receipt
+                        } else {
+                            MovementKind::Sale
+                        },
+                        on_hand_delta: if receipt { 5 } else { -1 },
+                        reserved_delta: 0,
+                        ref_type: "bench",
+                        ref_id: "bench",
+                        terminal: "bench",
+                    };
+                    ledger::record(conn, &m, &now)?;
+                }
+                Ok(())
+            })
+            .await?;
+        done += n;
+    }
+    Ok(())
+}
+
+/// A broker for the whole run: Mosquitto if installed, else the embedded one.
+struct Broker {
+    addr: SocketAddr,
+    kind: &'static str,
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    fn start() -> BenchResult<Self> {
+        let dir = tempfile::tempdir()?;
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        if Path::new(MOSQUITTO).exists() {
+            let conf = dir.path().join("mosquitto.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                     max_packet_size 262144\nlog_dest none\n",
+                    addr.port()
+                ),
+            )?;
+            let child = Command::new(MOSQUITTO)
+                .arg("-c")
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?;
+            wait_listening(addr)?;
+            return Ok(Self {
+                addr,
+                kind: "mosquitto",
+                child: Some(child),
+                _dir: dir,
+            });
+        }
+        let _broker = storenode::hq::broker::EmbeddedBroker::start(addr)?;
+        Ok(Self {
+            addr,
+            kind: "embedded (rumqttd)",
+            child: None,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn wait_listening(addr: SocketAddr) -> BenchResult<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(format!("broker not listening on {addr}").into())
+}

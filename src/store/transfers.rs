@@ -1,0 +1,907 @@
+//! Store-to-store transfers at one node: dispatch (units out), receipt at the other store
+//! (units in, short or over recorded as a discrepancy), cancel before receipt (units back).
+//!
+//! The status's stock effect ([`crate::sync::transfers`]) is booked as `transfer` ledger
+//! movements by difference to what this node already booked for the line
+//! (`transfer_line.booked`), so however often a status is applied (replays, a cancel
+//! overruled by a concurrent receipt) every unit moves exactly once. Every status change is
+//! a `transfer_event` row; the sync hook writes own events into the orders document in the
+//! same commit ([`crate::sync::local`]).
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use super::catalog;
+use super::ledger::{self, Movement, MovementKind};
+use super::orders::is_valid_order_id;
+use super::sales::{WriteContext, positive};
+use crate::sync::transfers::{TransferStatus, discrepancy, receiver_effect, sender_effect, settle};
+
+const MAX_LINES: usize = 200;
+const REF_TYPE: &str = "transfer";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Outbound,
+    Inbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Outbound => "outbound",
+            Self::Inbound => "inbound",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Outbound, Self::Inbound]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
+}
+
+/// `POST /v1/transfers`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTransfer {
+    pub transfer_id: String,
+    pub to_store: String,
+    pub lines: Vec<TransferLineRequest>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferLineRequest {
+    pub sku: Option<String>,
+    pub gtin: Option<String>,
+    pub quantity: i64,
+}
+
+/// `POST /v1/transfers/{id}/receive`: the scanned quantities.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiveRequest {
+    pub lines: Vec<TransferLineRequest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferView {
+    /// Chain-wide id: `{dispatching lane}:{local id}` (print it on the delivery note).
+    pub transfer_id: String,
+    pub local_id: String,
+    pub direction: Direction,
+    pub from_store: String,
+    pub to_store: String,
+    pub status: TransferStatus,
+    pub created_at: String,
+    pub lines: Vec<TransferLineView>,
+    pub history: Vec<TransferEventView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferLineView {
+    pub sku: String,
+    pub dispatched: i64,
+    pub received: Option<i64>,
+    /// received − dispatched, once received.
+    pub discrepancy: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferEventView {
+    pub status: TransferStatus,
+    pub at: String,
+    pub actor: String,
+}
+
+/// What the sync side needs to create an inbound transfer.
+#[derive(Debug, Clone)]
+pub struct Inbound<'a> {
+    pub transfer_id: &'a str,
+    pub from_store: &'a str,
+    pub to_store: &'a str,
+    pub created_at: &'a str,
+    pub lines: &'a BTreeMap<String, i64>,
+}
+
+/// Dispatches a transfer from this node's store (`store_id`): status `in_transit`, the units
+/// leave on-hand at once.
+pub fn create(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    store_id: &str,
+    request: &NewTransfer,
+) -> Result<TransferView, StoreError> {
+    if !is_valid_order_id(&request.transfer_id) {
+        return Err(StoreError::unprocessable(
+            "transfer_id",
+            "must be 1 to 64 letters, digits, '-', '_' or '.'",
+        ));
+    }
+    if crate::sync::doc::DocId::new(&request.to_store, crate::sync::doc::DocKind::Orders).is_err() {
+        return Err(StoreError::unprocessable(
+            "to_store",
+            "not a valid store id",
+        ));
+    }
+    if request.to_store == store_id {
+        return Err(StoreError::unprocessable(
+            "to_store",
+            "a transfer goes to another store",
+        ));
+    }
+    let id = format!("{}:{}", ctx.writer_id, request.transfer_id);
+    if exists(conn, &id)? {
+        return Err(StoreError::Conflict(format!(
+            "transfer {:?} already exists",
+            request.transfer_id
+        )));
+    }
+    let lines = resolve_lines(conn, &request.lines, None, true)?;
+    conn.prepare_cached(
+        "INSERT INTO transfer (id, local_id, direction, from_store, to_store, status, created_at, updated_at)
+         VALUES (?1, ?2, 'outbound', ?3, ?4, 'in_transit', ?5, ?5)",
+    )?
+    .execute(params![id, request.transfer_id, store_id, request.to_store, ctx.now])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO transfer_line (transfer_id, sku, dispatched) VALUES (?1, ?2, ?3)",
+    )?;
+    for (sku, qty) in &lines {
+        insert.execute(params![id, sku, qty])?;
+    }
+    add_event(
+        conn,
+        &id,
+        TransferStatus::InTransit,
+        ctx.now,
+        ctx.terminal,
+        false,
+    )?;
+    book(conn, &id, ctx.terminal, ctx.now)?;
+    tracing::info!(transfer = %id, to_store = request.to_store, lines = lines.len(), "transfer dispatched");
+    get(conn, &id)?.ok_or_else(|| StoreError::Inconsistent("transfer vanished".into()))
+}
+
+/// Books the receipt of an inbound transfer with the scanned quantities.
+pub fn receive(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    lookup: &str,
+    request: &ReceiveRequest,
+) -> Result<TransferView, StoreError> {
+    let (id, direction, status) = find(conn, lookup)?;
+    if direction != Direction::Inbound {
+        return Err(StoreError::Conflict(format!(
+            "transfer {lookup:?} is outbound: it is received at the other store"
+        )));
+    }
+    check_open(lookup, status)?;
+    let expected = line_quantities(conn, &id, "dispatched")?;
+    let counted = resolve_lines(conn, &request.lines, Some(&expected), false)?;
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO transfer_line (transfer_id, sku, dispatched, received) VALUES (?1, ?2, 0, ?3)
+         ON CONFLICT(transfer_id, sku) DO UPDATE SET received = excluded.received",
+    )?;
+    for sku in expected.keys().chain(counted.keys()) {
+        upsert.execute(params![id, sku, counted.get(sku).copied().unwrap_or(0)])?;
+    }
+    set_status(conn, &id, TransferStatus::Received, ctx.now)?;
+    add_event(
+        conn,
+        &id,
+        TransferStatus::Received,
+        ctx.now,
+        ctx.terminal,
+        false,
+    )?;
+    book(conn, &id, ctx.terminal, ctx.now)?;
+    let short: i64 = discrepancy(&expected, &counted).values().sum();
+    tracing::info!(transfer = %id, discrepancy = short, "transfer received");
+    get(conn, &id)?.ok_or_else(|| StoreError::Inconsistent("transfer vanished".into()))
+}
+
+/// Cancels an outbound transfer still in transit: the units come back on hand.
+pub fn cancel(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    lookup: &str,
+) -> Result<TransferView, StoreError> {
+    let (id, direction, status) = find(conn, lookup)?;
+    if direction != Direction::Outbound {
+        return Err(StoreError::Conflict(format!(
+            "transfer {lookup:?} is inbound: only the sending store cancels it"
+        )));
+    }
+    check_open(lookup, status)?;
+    set_status(conn, &id, TransferStatus::Cancelled, ctx.now)?;
+    add_event(
+        conn,
+        &id,
+        TransferStatus::Cancelled,
+        ctx.now,
+        ctx.terminal,
+        false,
+    )?;
+    book(conn, &id, ctx.terminal, ctx.now)?;
+    tracing::info!(transfer = %id, "transfer cancelled");
+    get(conn, &id)?.ok_or_else(|| StoreError::Inconsistent("transfer vanished".into()))
+}
+
+fn check_open(lookup: &str, status: TransferStatus) -> Result<(), StoreError> {
+    match status {
+        TransferStatus::InTransit => Ok(()),
+        other => Err(StoreError::Conflict(format!(
+            "transfer {lookup:?} is already {}",
+            other.as_str()
+        ))),
+    }
+}
+
+/// Creates an inbound transfer this node receives (from the orders document). Returns
+/// `false` if it already exists.
+pub fn create_inbound(
+    conn: &Connection,
+    inbound: &Inbound<'_>,
+    status: TransferStatus,
+    now: &str,
+) -> Result<bool, StoreError> {
+    if exists(conn, inbound.transfer_id)? {
+        return Ok(false);
+    }
+    let local_id = inbound
+        .transfer_id
+        .split_once(':')
+        .map_or(inbound.transfer_id, |(_, local)| local);
+    conn.prepare_cached(
+        "INSERT INTO transfer (id, local_id, direction, from_store, to_store, status, created_at, updated_at)
+         VALUES (?1, ?2, 'inbound', ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        inbound.transfer_id,
+        local_id,
+        inbound.from_store,
+        inbound.to_store,
+        status.as_str(),
+        inbound.created_at,
+        now
+    ])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO transfer_line (transfer_id, sku, dispatched) VALUES (?1, ?2, ?3)",
+    )?;
+    for (sku, qty) in inbound.lines {
+        insert.execute(params![inbound.transfer_id, sku, qty])?;
+    }
+    add_event(
+        conn,
+        inbound.transfer_id,
+        TransferStatus::InTransit,
+        inbound.created_at,
+        "sync",
+        true,
+    )?;
+    if status != TransferStatus::InTransit {
+        add_event(conn, inbound.transfer_id, status, now, "sync", true)?;
+    }
+    tracing::info!(
+        transfer = inbound.transfer_id,
+        from_store = inbound.from_store,
+        status = status.as_str(),
+        "inbound transfer announced"
+    );
+    Ok(true)
+}
+
+/// Applies a status decided in the orders document (another writer's event): updates the
+/// status and received lines and books the difference. Returns whether anything changed.
+pub fn apply_remote_status(
+    conn: &Connection,
+    id: &str,
+    status: TransferStatus,
+    received: Option<&BTreeMap<String, i64>>,
+    actor: &str,
+    now: &str,
+) -> Result<bool, StoreError> {
+    let Some(current) = status_of(conn, id)? else {
+        return Ok(false);
+    };
+    if current == status {
+        return Ok(false);
+    }
+    if let (TransferStatus::Received, Some(lines)) = (status, received) {
+        let mut upsert = conn.prepare_cached(
+            "INSERT INTO transfer_line (transfer_id, sku, dispatched, received) VALUES (?1, ?2, 0, ?3)
+             ON CONFLICT(transfer_id, sku) DO UPDATE SET received = excluded.received",
+        )?;
+        for (sku, qty) in lines {
+            upsert.execute(params![id, sku, qty])?;
+        }
+        conn.prepare_cached(
+            "UPDATE transfer_line SET received = 0 WHERE transfer_id = ?1 AND received IS NULL",
+        )?
+        .execute([id])?;
+    }
+    set_status(conn, id, status, now)?;
+    add_event(conn, id, status, now, actor, true)?;
+    book(conn, id, "sync", now)?;
+    tracing::info!(
+        transfer = id,
+        status = status.as_str(),
+        decided_by = actor,
+        "transfer status from sync"
+    );
+    Ok(true)
+}
+
+/// Books `effect(status) − booked` for every line of the transfer as `transfer` movements.
+fn book(conn: &Connection, id: &str, terminal: &str, now: &str) -> Result<(), StoreError> {
+    let (direction, status) = direction_and_status(conn, id)?;
+    let target = match direction {
+        Direction::Outbound => sender_effect(status, &line_quantities(conn, id, "dispatched")?),
+        Direction::Inbound => receiver_effect(status, &line_quantities(conn, id, "received")?),
+    };
+    let booked = line_quantities(conn, id, "booked")?;
+    for (sku, delta) in settle(&target, &booked) {
+        ledger::record(
+            conn,
+            &Movement {
+                sku: &sku,
+                kind: MovementKind::Transfer,
+                on_hand_delta: delta,
+                reserved_delta: 0,
+                ref_type: REF_TYPE,
+                ref_id: id,
+                terminal,
+            },
+            now,
+        )?;
+        conn.prepare_cached(
+            "UPDATE transfer_line SET booked = booked + ?3 WHERE transfer_id = ?1 AND sku = ?2",
+        )?
+        .execute(params![id, sku, delta])?;
+    }
+    Ok(())
+}
+
+/// Per SKU, the value of `column` (`dispatched`, `received` or `booked`); NULLs omitted.
+fn line_quantities(
+    conn: &Connection,
+    id: &str,
+    column: &'static str,
+) -> Result<BTreeMap<String, i64>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT sku, {column} FROM transfer_line WHERE transfer_id = ?1 AND {column} IS NOT NULL"
+    ))?;
+    let rows = stmt.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Resolves request lines to SKU → quantity. `known`: SKUs of the transfer, accepted by SKU
+/// even if this store's catalog lacks them. `positive_only`: dispatch needs quantity > 0;
+/// a receipt may count 0.
+fn resolve_lines(
+    conn: &Connection,
+    lines: &[TransferLineRequest],
+    known: Option<&BTreeMap<String, i64>>,
+    positive_only: bool,
+) -> Result<BTreeMap<String, i64>, StoreError> {
+    if lines.len() > MAX_LINES || (positive_only && lines.is_empty()) {
+        return Err(StoreError::unprocessable(
+            "lines",
+            format!("a transfer has 1 to {MAX_LINES} lines"),
+        ));
+    }
+    let mut out: BTreeMap<String, i64> = BTreeMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        let field = format!("lines[{i}]");
+        let sku = match (&line.sku, known) {
+            (Some(sku), Some(known)) if known.contains_key(sku) && line.gtin.is_none() => {
+                sku.clone()
+            }
+            _ => catalog::resolve(conn, &field, line.sku.as_deref(), line.gtin.as_deref())?.sku,
+        };
+        let quantity = if positive_only {
+            positive(&format!("{field}.quantity"), line.quantity)?
+        } else if line.quantity < 0 {
+            return Err(StoreError::unprocessable(
+                format!("{field}.quantity"),
+                "must not be negative",
+            ));
+        } else {
+            line.quantity
+        };
+        let total = out.entry(sku).or_insert(0);
+        *total = total
+            .checked_add(quantity)
+            .ok_or_else(|| StoreError::unprocessable(format!("{field}.quantity"), "too large"))?;
+    }
+    Ok(out)
+}
+
+fn exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM transfer WHERE id = ?1")?
+        .query_row([id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+fn status_of(conn: &Connection, id: &str) -> Result<Option<TransferStatus>, StoreError> {
+    let text: Option<String> = conn
+        .prepare_cached("SELECT status FROM transfer WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    text.map(|t| parse_status(&t)).transpose()
+}
+
+fn parse_status(text: &str) -> Result<TransferStatus, StoreError> {
+    TransferStatus::parse(text)
+        .ok_or_else(|| StoreError::Inconsistent(format!("transfer status {text:?}")))
+}
+
+fn parse_direction(text: &str) -> Result<Direction, StoreError> {
+    Direction::parse(text)
+        .ok_or_else(|| StoreError::Inconsistent(format!("transfer direction {text:?}")))
+}
+
+fn direction_and_status(
+    conn: &Connection,
+    id: &str,
+) -> Result<(Direction, TransferStatus), StoreError> {
+    let (d, s): (String, String) = conn
+        .prepare_cached("SELECT direction, status FROM transfer WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok((parse_direction(&d)?, parse_status(&s)?))
+}
+
+/// The transfer a path names: its chain-wide id, or a local id that names exactly one.
+fn find(
+    conn: &Connection,
+    lookup: &str,
+) -> Result<(String, Direction, TransferStatus), StoreError> {
+    let id = resolve_id(conn, lookup)?
+        .ok_or_else(|| StoreError::not_found(format!("transfer {lookup:?}")))?;
+    let (direction, status) = direction_and_status(conn, &id)?;
+    Ok((id, direction, status))
+}
+
+fn resolve_id(conn: &Connection, lookup: &str) -> Result<Option<String>, StoreError> {
+    if exists(conn, lookup)? {
+        return Ok(Some(lookup.to_owned()));
+    }
+    let mut stmt = conn.prepare_cached("SELECT id FROM transfer WHERE local_id = ?1 LIMIT 2")?;
+    let ids: Vec<String> = stmt
+        .query_map([lookup], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    match ids.as_slice() {
+        [one] => Ok(Some(one.clone())),
+        [] => Ok(None),
+        _ => Err(StoreError::Conflict(format!(
+            "local id {lookup:?} names several transfers: use the full transfer_id"
+        ))),
+    }
+}
+
+fn set_status(
+    conn: &Connection,
+    id: &str,
+    status: TransferStatus,
+    now: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE transfer SET status = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![id, status.as_str(), now])?;
+    Ok(())
+}
+
+fn add_event(
+    conn: &Connection,
+    id: &str,
+    status: TransferStatus,
+    at: &str,
+    actor: &str,
+    shared: bool,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO transfer_event (transfer_id, status, at, actor, shared) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![id, status.as_str(), at, actor, i64::from(shared)])?;
+    Ok(())
+}
+
+/// One transfer with lines and history, by chain-wide or unambiguous local id.
+pub fn get(conn: &Connection, lookup: &str) -> Result<Option<TransferView>, StoreError> {
+    let Some(id) = resolve_id(conn, lookup)? else {
+        return Ok(None);
+    };
+    let row = conn
+        .prepare_cached(
+            "SELECT local_id, direction, from_store, to_store, status, created_at FROM transfer WHERE id = ?1",
+        )?
+        .query_row([&id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+    let (local_id, direction, from_store, to_store, status, created_at) = row;
+    let mut stmt = conn.prepare_cached(
+        "SELECT sku, dispatched, received FROM transfer_line WHERE transfer_id = ?1 ORDER BY sku",
+    )?;
+    let lines = stmt
+        .query_map([&id], |r| {
+            let dispatched: i64 = r.get(1)?;
+            let received: Option<i64> = r.get(2)?;
+            Ok(TransferLineView {
+                sku: r.get(0)?,
+                dispatched,
+                received,
+                discrepancy: received.map(|q| q - dispatched),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT status, at, actor FROM transfer_event WHERE transfer_id = ?1 ORDER BY id",
+    )?;
+    let raw: Vec<(String, String, String)> = stmt
+        .query_map([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let history = raw
+        .into_iter()
+        .map(|(s, at, actor)| {
+            Ok(TransferEventView {
+                status: parse_status(&s)?,
+                at,
+                actor,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(Some(TransferView {
+        transfer_id: id,
+        local_id,
+        direction: parse_direction(&direction)?,
+        from_store,
+        to_store,
+        status: parse_status(&status)?,
+        created_at,
+        lines,
+        history,
+    }))
+}
+
+/// Transfers, newest first, optionally by direction and status.
+pub fn list(
+    conn: &Connection,
+    direction: Option<Direction>,
+    status: Option<TransferStatus>,
+    limit: u32,
+) -> Result<Vec<TransferView>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM transfer WHERE (?1 IS NULL OR direction = ?1) AND (?2 IS NULL OR status = ?2)
+         ORDER BY created_at DESC, id LIMIT ?3",
+    )?;
+    let ids: Vec<String> = stmt
+        .query_map(
+            params![
+                direction.map(Direction::as_str),
+                status.map(TransferStatus::as_str),
+                limit
+            ],
+            |r| r.get(0),
+        )?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(view) = get(conn, &id)? {
+            out.push(view);
+        }
+    }
+    Ok(out)
+}
+
+/// An own event not yet written into the orders document.
+#[derive(Debug, Clone)]
+pub struct UnsharedEvent {
+    pub event_id: i64,
+    pub transfer_id: String,
+    pub status: TransferStatus,
+    pub at: String,
+}
+
+/// Own events not yet in the orders document, oldest first.
+pub fn unshared_events(conn: &Connection) -> Result<Vec<UnsharedEvent>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, transfer_id, status, at FROM transfer_event WHERE shared = 0 ORDER BY id",
+    )?;
+    let raw: Vec<(i64, String, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    raw.into_iter()
+        .map(|(event_id, transfer_id, status, at)| {
+            Ok(UnsharedEvent {
+                event_id,
+                transfer_id,
+                status: parse_status(&status)?,
+                at,
+            })
+        })
+        .collect()
+}
+
+pub fn mark_shared(conn: &Connection, event_id: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE transfer_event SET shared = 1 WHERE id = ?1")?
+        .execute([event_id])?;
+    Ok(())
+}
+
+/// `(from_store, to_store, created_at, dispatched lines, received lines)` of a transfer.
+pub type TransferRecord = (
+    String,
+    String,
+    String,
+    BTreeMap<String, i64>,
+    BTreeMap<String, i64>,
+);
+
+pub fn record_of(conn: &Connection, id: &str) -> Result<Option<TransferRecord>, StoreError> {
+    let row: Option<(String, String, String)> = conn
+        .prepare_cached("SELECT from_store, to_store, created_at FROM transfer WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((from, to, created)) = row else {
+        return Ok(None);
+    };
+    let dispatched = line_quantities(conn, id, "dispatched")?
+        .into_iter()
+        .filter(|(_, q)| *q > 0)
+        .collect();
+    Ok(Some((
+        from,
+        to,
+        created,
+        dispatched,
+        line_quantities(conn, id, "received")?,
+    )))
+}
+
+/// Status of a transfer this node has, if any.
+pub fn status(conn: &Connection, id: &str) -> Result<Option<TransferStatus>, StoreError> {
+    status_of(conn, id)
+}
+
+/// The orders-document heads the transfers were last reconciled at.
+pub fn doc_mark(conn: &Connection) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT heads FROM transfer_doc_mark WHERE id = 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?)
+}
+
+pub fn set_doc_mark(conn: &Connection, heads: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO transfer_doc_mark (id, heads) VALUES (1, ?1)
+         ON CONFLICT(id) DO UPDATE SET heads = excluded.heads",
+    )?
+    .execute([heads])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TaxConfig;
+    use crate::store::testing::memory_db;
+
+    fn ctx<'a>(tax: &'a TaxConfig, now: &'a str) -> WriteContext<'a> {
+        WriteContext {
+            terminal: "pos1",
+            writer_id: "s1.lane1",
+            currency: "EUR",
+            tax,
+            now,
+        }
+    }
+
+    fn tax() -> TaxConfig {
+        TaxConfig {
+            prices_include_tax: true,
+            classes: Vec::new(),
+        }
+    }
+
+    fn seed(conn: &Connection) {
+        conn.execute_batch(
+            "INSERT INTO item (sku, name, price_minor, currency, tax_class, updated_at)
+             VALUES ('MILK', 'Milk', 100, 'EUR', 'standard', 'x');",
+        )
+        .unwrap();
+        ledger::record(
+            conn,
+            &Movement {
+                sku: "MILK",
+                kind: MovementKind::Receipt,
+                on_hand_delta: 20,
+                reserved_delta: 0,
+                ref_type: "receipt",
+                ref_id: "r1",
+                terminal: "pos1",
+            },
+            "x",
+        )
+        .unwrap();
+    }
+
+    fn on_hand(conn: &Connection) -> i64 {
+        conn.query_row(
+            "SELECT on_hand FROM stock_level WHERE sku = 'MILK'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    fn line(sku: &str, quantity: i64) -> TransferLineRequest {
+        TransferLineRequest {
+            sku: Some(sku.into()),
+            gtin: None,
+            quantity,
+        }
+    }
+
+    fn dispatch(conn: &Connection, id: &str, qty: i64) -> TransferView {
+        let tax = tax();
+        let request = NewTransfer {
+            transfer_id: id.into(),
+            to_store: "s2".into(),
+            lines: vec![line("MILK", qty)],
+        };
+        create(conn, &ctx(&tax, "2026-01-01T00:00:00.000Z"), "s1", &request).unwrap()
+    }
+
+    #[test]
+    fn dispatch_and_cancel_move_the_units_out_and_back_once() {
+        let conn = memory_db();
+        seed(&conn);
+        let view = dispatch(&conn, "t1", 5);
+        assert_eq!(view.transfer_id, "s1.lane1:t1");
+        assert_eq!(view.status, TransferStatus::InTransit);
+        assert_eq!(on_hand(&conn), 15);
+        let tax = tax();
+        let c = ctx(&tax, "2026-01-01T01:00:00.000Z");
+        let cancelled = cancel(&conn, &c, "t1").unwrap();
+        assert_eq!(cancelled.status, TransferStatus::Cancelled);
+        assert_eq!(on_hand(&conn), 20);
+        assert!(matches!(
+            cancel(&conn, &c, "t1"),
+            Err(StoreError::Conflict(_))
+        ));
+        // A receipt at the other store, learned later, overrules the cancel: out again, once.
+        let got = BTreeMap::from([("MILK".to_owned(), 5)]);
+        let id = "s1.lane1:t1";
+        assert!(
+            apply_remote_status(&conn, id, TransferStatus::Received, Some(&got), "hq", "t")
+                .unwrap()
+        );
+        assert!(
+            !apply_remote_status(&conn, id, TransferStatus::Received, Some(&got), "hq", "t")
+                .unwrap()
+        );
+        assert_eq!(on_hand(&conn), 15);
+        assert!(ledger::verify(&conn).unwrap().is_empty());
+        let unshared: Vec<_> = unshared_events(&conn)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.status)
+            .collect();
+        assert_eq!(
+            unshared,
+            [TransferStatus::InTransit, TransferStatus::Cancelled]
+        );
+    }
+
+    #[test]
+    fn bad_dispatches_are_refused() {
+        let conn = memory_db();
+        seed(&conn);
+        dispatch(&conn, "t1", 5);
+        let tax = tax();
+        let c = ctx(&tax, "now");
+        let same = NewTransfer {
+            transfer_id: "t1".into(),
+            to_store: "s2".into(),
+            lines: vec![line("MILK", 1)],
+        };
+        assert!(matches!(
+            create(&conn, &c, "s1", &same),
+            Err(StoreError::Conflict(_))
+        ));
+        let to_self = NewTransfer {
+            transfer_id: "t2".into(),
+            to_store: "s1".into(),
+            lines: vec![line("MILK", 1)],
+        };
+        assert!(matches!(
+            create(&conn, &c, "s1", &to_self),
+            Err(StoreError::Unprocessable { .. })
+        ));
+        let zero = NewTransfer {
+            transfer_id: "t3".into(),
+            to_store: "s2".into(),
+            lines: vec![line("MILK", 0)],
+        };
+        assert!(matches!(
+            create(&conn, &c, "s1", &zero),
+            Err(StoreError::Unprocessable { .. })
+        ));
+        let unknown = NewTransfer {
+            transfer_id: "t4".into(),
+            to_store: "s2".into(),
+            lines: vec![line("NOPE", 1)],
+        };
+        assert!(matches!(
+            create(&conn, &c, "s1", &unknown),
+            Err(StoreError::NotFound { .. })
+        ));
+        assert_eq!(on_hand(&conn), 15, "only t1 moved stock");
+    }
+
+    #[test]
+    fn an_inbound_transfer_is_received_short_with_a_discrepancy() {
+        let conn = memory_db();
+        seed(&conn);
+        let lines = BTreeMap::from([("MILK".to_owned(), 5), ("TEA".to_owned(), 2)]);
+        let inbound = Inbound {
+            transfer_id: "s9.lane1:t7",
+            from_store: "s9",
+            to_store: "s1",
+            created_at: "2026-01-01T00:00:00.000Z",
+            lines: &lines,
+        };
+        assert!(create_inbound(&conn, &inbound, TransferStatus::InTransit, "now").unwrap());
+        assert!(!create_inbound(&conn, &inbound, TransferStatus::InTransit, "now").unwrap());
+        assert_eq!(on_hand(&conn), 20, "nothing booked before receipt");
+        let tax = tax();
+        let c = ctx(&tax, "now");
+        assert!(matches!(
+            cancel(&conn, &c, "t7"),
+            Err(StoreError::Conflict(_))
+        ));
+        // TEA is not in this store's catalog but is on the transfer: accepted by SKU.
+        let request = ReceiveRequest {
+            lines: vec![line("MILK", 4), line("TEA", 2)],
+        };
+        let view = receive(&conn, &c, "t7", &request).unwrap();
+        assert_eq!(view.status, TransferStatus::Received);
+        assert_eq!(view.lines[0].discrepancy, Some(-1));
+        assert_eq!(view.lines[1].discrepancy, Some(0));
+        assert_eq!(on_hand(&conn), 24);
+        assert!(matches!(
+            receive(&conn, &c, "t7", &request),
+            Err(StoreError::Conflict(_))
+        ));
+        // A cancel relayed later changes nothing: received wins.
+        assert_eq!(
+            status(&conn, "s9.lane1:t7").unwrap(),
+            Some(TransferStatus::Received)
+        );
+        assert!(ledger::verify(&conn).unwrap().is_empty());
+        assert_eq!(
+            list(&conn, Some(Direction::Inbound), None, 10)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            list(&conn, Some(Direction::Outbound), None, 10)
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

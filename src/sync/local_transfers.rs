@@ -1,0 +1,160 @@
+//! Store-to-store transfers between a node's SQLite and its store's orders document.
+//!
+//! Runs in the sync hook, inside the group commit, *before* the own movements become the
+//! stock change (so the transfer movements booked here go out in the same commit):
+//! - **own events → document**: each `transfer_event` this node recorded (dispatch,
+//!   cancel, receipt) is written into the orders document (dispatch also writes the facts)
+//!   and put in the outbox; HQ relays it to the other store;
+//! - **document → SQLite** (only when the document's heads moved): an inbound transfer HQ
+//!   addressed to this lane is created; a status decided by another writer (a receipt at
+//!   the other store, a cancel by the sender) is applied and its stock effect booked by
+//!   difference ([`crate::store::transfers::apply_remote_status`]).
+
+use std::collections::BTreeMap;
+
+use rusqlite::Connection;
+
+use super::{LocalError, NodeDocs};
+use crate::store::StoreError;
+use crate::store::transfers::{self as store_transfers, Inbound, UnsharedEvent};
+use crate::sync::doc::hash_to_hex;
+use crate::sync::persist;
+use crate::sync::transfers::TransferStatus;
+use crate::sync::transfers_doc::{TransferDocError, TransferFacts};
+
+fn doc_err(e: TransferDocError) -> LocalError {
+    LocalError::Store(StoreError::Inconsistent(format!("transfers document: {e}")))
+}
+
+impl NodeDocs {
+    /// Both directions (see the module docs). Returns whether a change was produced.
+    pub fn sync_transfers(&mut self, conn: &Connection, now: &str) -> Result<bool, LocalError> {
+        let mut produced = false;
+        for event in store_transfers::unshared_events(conn)? {
+            produced |= self.share_event(conn, &event, now)?;
+            store_transfers::mark_shared(conn, event.event_id)?;
+        }
+        let heads: Vec<String> = self.orders.core().heads().iter().map(hash_to_hex).collect();
+        let heads = heads.join(",");
+        if store_transfers::doc_mark(conn)?.as_deref() != Some(heads.as_str()) {
+            self.apply_doc_transfers(conn, now)?;
+            store_transfers::set_doc_mark(conn, &heads)?;
+        }
+        Ok(produced)
+    }
+
+    fn share_event(
+        &mut self,
+        conn: &Connection,
+        event: &UnsharedEvent,
+        now: &str,
+    ) -> Result<bool, LocalError> {
+        let Some((from, to, created, dispatched, received)) =
+            store_transfers::record_of(conn, &event.transfer_id)?
+        else {
+            return Ok(false);
+        };
+        let at_ms = rfc3339_ms(&event.at).unwrap_or_else(crate::sync::hook::now_ms);
+        let mut changes = Vec::new();
+        if event.status == TransferStatus::InTransit {
+            let facts = TransferFacts {
+                transfer_id: event.transfer_id.clone(),
+                from_store: from,
+                to_store: to,
+                created_at_ms: rfc3339_ms(&created).unwrap_or(at_ms),
+                receiver: None,
+                lines: dispatched,
+            };
+            changes.push(self.orders.put_transfer(&facts).map_err(doc_err)?);
+        }
+        if self.orders.transfer_facts(&event.transfer_id).is_none() {
+            // Not in the document (e.g. a transfer made before sync was set up): stays local.
+            return Ok(false);
+        }
+        let recorded = match event.status {
+            TransferStatus::Received => {
+                self.orders
+                    .record_transfer_received(&event.transfer_id, &received, at_ms)
+            }
+            status => self
+                .orders
+                .record_transfer_status(&event.transfer_id, status, at_ms),
+        };
+        changes.push(recorded.map_err(doc_err)?);
+        let mut produced = false;
+        for change in changes.into_iter().flatten() {
+            let core = self.orders.core();
+            persist::persist_change(conn, core, &change.bytes, false, now)?;
+            persist::outbox_push(conn, core.id(), core.epoch(), &change.hash, now)?;
+            produced = true;
+        }
+        Ok(produced)
+    }
+
+    /// Creates inbound transfers addressed to this lane and applies statuses other writers
+    /// decided for transfers this node has.
+    fn apply_doc_transfers(&mut self, conn: &Connection, now: &str) -> Result<(), LocalError> {
+        let store = self.orders.core().id().store.clone();
+        for id in self.orders.transfer_ids() {
+            let Some(facts) = self.orders.transfer_facts(&id) else {
+                continue;
+            };
+            let Some(state) = self.orders.transfer_state(&id) else {
+                continue;
+            };
+            let mine = facts.dispatcher().as_ref() == Some(&self.writer)
+                || facts.receiver.as_ref() == Some(&self.writer);
+            if !mine {
+                continue;
+            }
+            let inbound = facts.receiver.as_ref() == Some(&self.writer) && facts.to_store == store;
+            let have = store_transfers::status(conn, &id)?;
+            if have.is_none() && inbound {
+                let created = rfc3339(facts.created_at_ms);
+                let record = Inbound {
+                    transfer_id: &id,
+                    from_store: &facts.from_store,
+                    to_store: &facts.to_store,
+                    created_at: &created,
+                    lines: &facts.lines,
+                };
+                // A receipt by this lane is only ever made through SQLite first, so a new
+                // inbound transfer is in transit or already cancelled by the sender.
+                let status = match state.status {
+                    TransferStatus::Received => TransferStatus::InTransit,
+                    other => other,
+                };
+                store_transfers::create_inbound(conn, &record, status, now)?;
+                continue;
+            }
+            if have.is_some() && have != Some(state.status) {
+                let received: Option<BTreeMap<String, i64>> = self.orders.transfer_received(&id);
+                store_transfers::apply_remote_status(
+                    conn,
+                    &id,
+                    state.status,
+                    received.as_ref(),
+                    &state.decided_by.writer,
+                    now,
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn rfc3339_ms(at: &str) -> Option<i64> {
+    let parsed =
+        time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+fn rfc3339(ms: i64) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
