@@ -61,6 +61,7 @@ impl Node {
         let sync = match (sync_setup, &config.sync) {
             (Some(setup), Some(cfg)) => Some(
                 setup
+                    .with_gln(config.node.gln.as_deref())
                     .start(
                         cfg,
                         &config.node.tenant,

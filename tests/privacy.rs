@@ -109,10 +109,14 @@ fn hq_put_customer(hq: &HqNode, order: &str, who: &Person) -> (u16, Value) {
 }
 
 fn store_has_customer(node: &StoreNode, order: &str, who: &Person) {
-    wait_for(&format!("store has the customer of {order}"), CONVERGE, || {
-        let (status, body) = node.get_json(&format!("/v1/orders/{order}/customer"));
-        (status == 200 && body["customer"]["email"] == who.email).then_some(())
-    });
+    wait_for(
+        &format!("store has the customer of {order}"),
+        CONVERGE,
+        || {
+            let (status, body) = node.get_json(&format!("/v1/orders/{order}/customer"));
+            (status == 200 && body["customer"]["email"] == who.email).then_some(())
+        },
+    );
 }
 
 fn store_erased(node: &StoreNode, order: &str) -> Value {
@@ -123,10 +127,14 @@ fn store_erased(node: &StoreNode, order: &str) -> Value {
 }
 
 fn hq_confirmed(hq: &HqNode, order: &str) -> Value {
-    wait_for(&format!("store confirms erasure of {order}"), CONVERGE, || {
-        let (status, body) = hq.get_json(&format!("/v1/privacy/erasures/{order}"));
-        (status == 200 && body["erasures"][0]["store_confirmed"] == true).then_some(body)
-    })
+    wait_for(
+        &format!("store confirms erasure of {order}"),
+        CONVERGE,
+        || {
+            let (status, body) = hq.get_json(&format!("/v1/privacy/erasures/{order}"));
+            (status == 200 && body["erasures"][0]["store_confirmed"] == true).then_some(body)
+        },
+    )
 }
 
 /// `storenode privacy erase` against HQ: (exit code, stdout, stderr).
@@ -181,7 +189,10 @@ fn retained_pii(port: u16) -> Vec<(String, Vec<u8>)> {
         match connection.recv_timeout(Duration::from_secs(1)) {
             Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => subscribed = true,
             Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
-                seen.push((String::from_utf8_lossy(&p.topic).into_owned(), p.payload.to_vec()));
+                seen.push((
+                    String::from_utf8_lossy(&p.topic).into_owned(),
+                    p.payload.to_vec(),
+                ));
             }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => panic!("reading retained messages: {e}"),
@@ -227,7 +238,10 @@ fn customer_data_travels_beside_the_documents_and_erasure_reaches_every_copy() {
     assert_eq!(status, 201, "{body}");
     let (status, body) = store_put_customer(&store, "shop-1", "c-shop-1", &BOB);
     assert_eq!(status, 201, "{body}");
-    assert!(!body.to_string().contains(BOB.email), "no PII in the stored answer: {body}");
+    assert!(
+        !body.to_string().contains(BOB.email),
+        "no PII in the stored answer: {body}"
+    );
     wait_for("HQ has the store's customer", CONVERGE, || {
         let (status, body) = hq.get_json("/v1/orders/shop-1/customer?store=s1");
         (status == 200 && body["customer"]["address"] == BOB.address.unwrap_or("")).then_some(())
@@ -251,7 +265,10 @@ fn customer_data_travels_beside_the_documents_and_erasure_reaches_every_copy() {
     assert!(out.contains("order web-1  store s1"), "{out}");
     assert!(out.contains("not confirmed"), "{out}");
     for secret in ALICE.secrets() {
-        assert!(!out.contains(secret) && !err.contains(secret), "CLI printed PII: {out}{err}");
+        assert!(
+            !out.contains(secret) && !err.contains(secret),
+            "CLI printed PII: {out}{err}"
+        );
     }
     let (status, body) = hq.get_json("/v1/orders/web-1/customer");
     assert_eq!(status, 404, "{body}");
@@ -262,7 +279,11 @@ fn customer_data_travels_beside_the_documents_and_erasure_reaches_every_copy() {
     store_erased(&store, "web-1");
     let state = hq_confirmed(&hq, "web-1");
     assert_eq!(state["erasures"][0]["confirmed_by"], "s1.lane1", "{state}");
-    assert_eq!(hq_put_customer(&hq, "web-1", &ALICE).0, 409, "erased stays erased");
+    assert_eq!(
+        hq_put_customer(&hq, "web-1", &ALICE).0,
+        409,
+        "erased stays erased"
+    );
 
     // The order's business facts stay, at the store and at HQ.
     let (status, order) = store.get_json("/v1/orders/web-1");
@@ -271,7 +292,10 @@ fn customer_data_travels_beside_the_documents_and_erasure_reaches_every_copy() {
     assert!(order.to_string().contains("MILK"), "{order}");
     let (status, view) = hq.get_json("/v1/orders/web-1");
     assert_eq!(status, 200, "{view}");
-    assert!(view["history"].as_array().is_some_and(|h| !h.is_empty()), "{view}");
+    assert!(
+        view["history"].as_array().is_some_and(|h| !h.is_empty()),
+        "{view}"
+    );
 
     // Erasure of the store-taken order by order id: HQ, the store, and the store's own
     // retained message (overwritten by its tombstone).
@@ -280,7 +304,11 @@ fn customer_data_travels_beside_the_documents_and_erasure_reaches_every_copy() {
     assert!(out.contains("order shop-1  store s1"), "{out}");
     store_erased(&store, "shop-1");
     hq_confirmed(&hq, "shop-1");
-    assert_eq!(store.get_json("/v1/orders/shop-1").0, 200, "the order stays");
+    assert_eq!(
+        store.get_json("/v1/orders/shop-1").0,
+        200,
+        "the order stays"
+    );
     assert_eq!(
         store_put_customer(&store, "shop-1", "c-shop-1b", &BOB).0,
         409,
@@ -291,7 +319,10 @@ fn customer_data_travels_beside_the_documents_and_erasure_reaches_every_copy() {
     let shop2 = json!({ "order_id": "shop-2", "pickup_code": "5678",
                         "lines": [{ "sku": "MILK", "quantity": 1 }] });
     assert_eq!(store.post_json("/v1/orders", "o-shop-2", shop2).0, 201);
-    assert_eq!(store_put_customer(&store, "shop-2", "c-shop-2", &CAROL).0, 201);
+    assert_eq!(
+        store_put_customer(&store, "shop-2", "c-shop-2", &CAROL).0,
+        201
+    );
     wait_for("HQ has shop-2's customer", CONVERGE, || {
         (hq.get_json("/v1/orders/shop-2/customer?store=s1").0 == 200).then_some(())
     });
@@ -320,7 +351,11 @@ fn customer_data_travels_beside_the_documents_and_erasure_reaches_every_copy() {
 
     // The broker keeps only tombstones.
     let retained = retained_pii(broker.port());
-    assert!(retained.len() >= 3, "{} retained pii messages", retained.len());
+    assert!(
+        retained.len() >= 3,
+        "{} retained pii messages",
+        retained.len()
+    );
     for (topic, payload) in &retained {
         let text = String::from_utf8_lossy(payload);
         assert!(text.contains("erased_at"), "{topic}: not a tombstone");
@@ -333,7 +368,10 @@ fn customer_data_travels_beside_the_documents_and_erasure_reaches_every_copy() {
 
     // No log ever showed personal data.
     let logs = format!("{}\n{}", store.log(), hq.log());
-    assert!(logs.contains("customer data erased"), "the logs do record erasures");
+    assert!(
+        logs.contains("customer data erased"),
+        "the logs do record erasures"
+    );
     for who in [&ALICE, &BOB, &CAROL] {
         for secret in who.secrets() {
             assert!(!logs.contains(secret), "a log shows personal data");
@@ -342,12 +380,24 @@ fn customer_data_travels_beside_the_documents_and_erasure_reaches_every_copy() {
 
     // The raw database files (with their WAL) no longer hold an erased e-mail.
     for who in [&ALICE, &BOB, &CAROL] {
-        assert!(!contains(&raw_db(&store_db), who.email), "store file holds {}", who.email);
-        assert!(!contains(&raw_db(&hq_db), who.email), "HQ file holds {}", who.email);
+        assert!(
+            !contains(&raw_db(&store_db), who.email),
+            "store file holds {}",
+            who.email
+        );
+        assert!(
+            !contains(&raw_db(&hq_db), who.email),
+            "HQ file holds {}",
+            who.email
+        );
     }
     store.stop();
     for who in [&ALICE, &BOB, &CAROL] {
-        assert!(!contains(&raw_db(&store_db), who.email), "after stop: {}", who.email);
+        assert!(
+            !contains(&raw_db(&store_db), who.email),
+            "after stop: {}",
+            who.email
+        );
     }
 }
 
@@ -384,7 +434,10 @@ fn customer_data_and_erasure_pass_the_broker_acl() {
     let shop1 = json!({ "order_id": "shop-1", "pickup_code": "1234",
                         "lines": [{ "sku": "MILK", "quantity": 1 }] });
     assert_eq!(store.post_json("/v1/orders", "o-shop-1", shop1).0, 201);
-    assert_eq!(store_put_customer(&store, "shop-1", "c-shop-1", &BOB).0, 201);
+    assert_eq!(
+        store_put_customer(&store, "shop-1", "c-shop-1", &BOB).0,
+        201
+    );
     wait_for("HQ has the store's customer", CONVERGE, || {
         (hq.get_json("/v1/orders/shop-1/customer?store=s1").0 == 200).then_some(())
     });
@@ -414,7 +467,9 @@ fn customer_data_and_erasure_pass_the_broker_acl() {
         );
         let shutdown = tokio_util::sync::CancellationToken::new();
         let (handle, _incoming, task) = MqttTransport::start(cfg, shutdown.clone()).unwrap();
-        wait_for("s2 connected", CONVERGE, || handle.is_connected().then_some(()));
+        wait_for("s2 connected", CONVERGE, || {
+            handle.is_connected().then_some(())
+        });
         let tomb = br#"{"erased_at":"2026-01-01T00:00:00Z"}"#.to_vec();
         for (topic, allowed) in [
             (format!("storenode/v1/{TENANT}/s2/pii/s2/shop-9"), true),

@@ -48,6 +48,21 @@ fn history_statuses(view: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+fn online_escrow_at_hq(hq: &HqNode, store: &str, sku: &str) -> Option<i64> {
+    let (status, body) = hq.stock(store, sku);
+    (status == 200)
+        .then(|| body["online_escrow"].as_i64())
+        .flatten()
+}
+
+/// Grants `quantity` to the online channel at the store and waits until HQ can promise it.
+fn grant_and_wait(hq: &HqNode, store: &StoreNode, store_id: &str, sku: &str, quantity: i64) {
+    store.grant_online(&format!("grant-{sku}-{quantity}"), sku, quantity);
+    wait_for("HQ sees the grant", CONVERGE, || {
+        (online_escrow_at_hq(hq, store_id, sku) == Some(quantity)).then_some(())
+    });
+}
+
 fn reserved_at_hq(hq: &HqNode, store: &str, sku: &str) -> Option<i64> {
     let (status, body) = hq.stock(store, sku);
     (status == 200).then(|| body["reserved"].as_i64()).flatten()
@@ -66,6 +81,7 @@ fn hq_orders_reach_the_store_and_status_flows_back_across_a_partition() {
     wait_for("HQ knows store 1", CONVERGE, || {
         (hq.on_hand("s1", "MILK") == Some(20)).then_some(())
     });
+    grant_and_wait(&hq, &store, "s1", "MILK", 3);
 
     // HQ picks the fulfilment lane itself once it has seen the store's lane online.
     let web1 = json!({ "order_id": "web-1", "store": "s1", "pickup_code": "4711",
@@ -148,17 +164,107 @@ fn an_order_the_store_cannot_take_comes_back_cancelled() {
     };
     let hq = HqNode::start(&direct, "");
     let store = StoreNode::start("s1", "lane1", &direct);
+    store.receive("r1", "MILK", 5);
+    grant_and_wait(&hq, &store, "s1", "MILK", 2);
+    // A hold time the store does not accept (at most 30 days).
     let order = json!({ "order_id": "web-9", "store": "s1", "node": "lane1",
-                        "pickup_code": "1234",
-                        "lines": [{ "sku": "NOT-IN-CATALOG", "quantity": 1 }] });
+                        "pickup_code": "1234", "hold_hours": 9999,
+                        "lines": [{ "sku": "MILK", "quantity": 1 }] });
     assert_eq!(hq.post_json("/v1/orders", order).0, 201);
     let view = hq_shows_status(&hq, "web-9", "cancelled");
     assert_eq!(view["decided_by"]["writer"], "s1.lane1", "{view}");
     assert_eq!(store.get_json("/v1/orders/web-9").0, 404);
-    // Malformed orders never reach a store.
+    // HQ promises nothing that was not granted, and sends no malformed order.
+    let unknown = json!({ "order_id": "web-10", "store": "s1", "node": "lane1",
+                          "pickup_code": "1234", "lines": [{ "sku": "NOT-IN-CATALOG", "quantity": 1 }] });
+    assert_eq!(hq.post_json("/v1/orders", unknown).0, 409);
     let bad = json!({ "order_id": "web 10", "store": "s1", "node": "lane1",
                       "pickup_code": "1234", "lines": [{ "sku": "MILK", "quantity": 1 }] });
     assert_eq!(hq.post_json("/v1/orders", bad).0, 422);
+}
+
+#[test]
+fn the_web_shop_promises_only_the_escrow_while_a_store_is_cut_off() {
+    let broker = Mosquitto::start(MosquittoOptions::plain());
+    let direct = BrokerAccess::Plain {
+        port: broker.port(),
+    };
+    let proxy = Proxy::start(broker.port());
+    let hq = HqNode::start(&direct, "");
+    let store = StoreNode::start("s1", "lane1", &BrokerAccess::Plain { port: proxy.port });
+    store.receive("r1", "MILK", 10);
+    grant_and_wait(&hq, &store, "s1", "MILK", 5);
+    // HQ gives one unit back; the store sees it free again.
+    let (status, body) = hq.post_json("/v1/escrow/s1/MILK/return", json!({ "quantity": 1 }));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["remaining"], 4);
+    assert_eq!(
+        hq.post_json("/v1/escrow/s1/MILK/return", json!({ "quantity": 9 }))
+            .0,
+        409
+    );
+    wait_for("store sees the return", CONVERGE, || {
+        let (_, stock) = store.get_json("/v1/stock/MILK");
+        (stock["online_escrow"] == 4 && stock["store_free"] == 6).then_some(())
+    });
+
+    // Partition. The store sells its share; the web shop sells the escrow; neither more.
+    proxy.cut();
+    for i in 0..6 {
+        store.sell(&format!("sale-{i}"), "MILK", 1);
+    }
+    let (status, body) = store.post_json(
+        "/v1/sales",
+        "sale-7",
+        json!({ "lines": [{ "sku": "MILK", "quantity": 1 }],
+                "payments": [{ "method": "cash", "amount_minor": 1000 }] }),
+    );
+    assert_eq!(
+        status, 409,
+        "the till cannot sell units held for the web: {body}"
+    );
+    assert_eq!(
+        store
+            .post_json(
+                "/v1/escrow/grants",
+                "g-more",
+                json!({ "sku": "MILK", "quantity": 1 })
+            )
+            .0,
+        409,
+        "nothing free to grant"
+    );
+    for (id, qty) in [("web-1", 3), ("web-2", 1)] {
+        let order = json!({ "order_id": id, "store": "s1", "node": "lane1", "pickup_code": "4711",
+                            "lines": [{ "sku": "MILK", "quantity": qty }] });
+        let (status, body) = hq.post_json("/v1/orders", order);
+        assert_eq!(status, 201, "{id}: {body}");
+    }
+    let one_more = json!({ "order_id": "web-3", "store": "s1", "node": "lane1", "pickup_code": "4711",
+                           "lines": [{ "sku": "MILK", "quantity": 1 }] });
+    let (status, body) = hq.post_json("/v1/orders", one_more);
+    assert_eq!(status, 409, "HQ promises only the escrow: {body}");
+    let (_, figure) = hq.stock("s1", "MILK");
+    assert_eq!(figure["online_escrow"], 0, "{figure}");
+    assert_eq!(
+        figure["on_hand"], 10,
+        "HQ has not heard of the offline sales: {figure}"
+    );
+
+    // Heal: every unit was promised once, and stock never went below zero.
+    proxy.restore();
+    store_shows_status(&store, "web-1", "reserved");
+    store_shows_status(&store, "web-2", "reserved");
+    wait_for("store and HQ converge", CONVERGE, || {
+        let (_, stock) = store.get_json("/v1/stock/MILK");
+        let converged = stock["on_hand"] == 4
+            && stock["reserved"] == 4
+            && stock["online_escrow"] == 0
+            && stock["store_free"] == 0
+            && hq.on_hand("s1", "MILK") == Some(4)
+            && reserved_at_hq(&hq, "s1", "MILK") == Some(4);
+        converged.then_some(())
+    });
 }
 
 /// The store's pickup-code hash: SHA-256 of `order_id`, a zero byte and the code.
@@ -260,6 +366,7 @@ fn a_cancel_at_hq_releases_the_units_and_a_concurrent_collect_wins() {
     let hq = HqNode::start(&direct, "");
     let store = StoreNode::start("s1", "lane1", &BrokerAccess::Plain { port: proxy.port });
     store.receive("r1", "MILK", 10);
+    grant_and_wait(&hq, &store, "s1", "MILK", 4);
     for id in ["web-a", "web-b"] {
         let order = json!({ "order_id": id, "store": "s1", "node": "lane1", "pickup_code": "4711",
                             "lines": [{ "sku": "MILK", "quantity": 2 }] });
@@ -335,6 +442,7 @@ fn ship_from_store_fulfils_a_web_order_from_store_stock() {
     let hq = HqNode::start(&direct, "");
     let store = StoreNode::start("s1", "lane1", &direct);
     store.receive("r1", "MILK", 5);
+    grant_and_wait(&hq, &store, "s1", "MILK", 2);
     let order = json!({ "order_id": "ship-1", "store": "s1", "node": "lane1", "pickup_code": "0000",
                         "delivery": "ship", "lines": [{ "sku": "MILK", "quantity": 2 }] });
     assert_eq!(hq.post_json("/v1/orders", order).0, 201);

@@ -20,6 +20,7 @@ use super::error::ApiError;
 use super::write::WriteRequest;
 use crate::metrics::Metrics;
 use crate::store::catalog;
+use crate::store::escrow;
 use crate::store::inventory::{self, AdjustmentRequest, CountRequest, ReceiptRequest};
 use crate::store::ledger;
 use crate::store::orders::{
@@ -148,11 +149,24 @@ pub async fn stock_one(
             let Some(item) = catalog::find(conn, &lookup)? else {
                 return Ok(None);
             };
-            Ok(Some((item.sku.clone(), ledger::level(conn, &item.sku)?)))
+            Ok(Some((
+                item.sku.clone(),
+                ledger::level(conn, &item.sku)?,
+                escrow::get(conn, &item.sku)?,
+            )))
         })
         .await?
         .ok_or_else(|| ApiError::not_found(format!("item {sku:?} not found")))?;
-    Ok(Json(json!({ "sku": level.0, "on_hand": level.1.on_hand, "reserved": level.1.reserved, "available": level.1.available() })).into_response())
+    let (sku, stock, held) = level;
+    Ok(Json(json!({
+        "sku": sku,
+        "on_hand": stock.on_hand,
+        "reserved": stock.reserved,
+        "available": stock.available(),
+        "online_escrow": held.online_remaining,
+        "store_free": held.store_free,
+    }))
+    .into_response())
 }
 
 pub async fn create_sale(
@@ -220,6 +234,28 @@ pub async fn create_receipt(
         .await
 }
 
+pub async fn grant_escrow(
+    State(state): State<AppState>,
+    write: WriteRequest,
+) -> Result<Response, ApiError> {
+    let request: escrow::GrantRequest = write.parse()?;
+    write
+        .run(
+            &state,
+            move |conn, ctx| escrow::grant(conn, ctx, &request),
+            count_stock_write,
+        )
+        .await
+}
+
+pub async fn list_escrow(
+    State(state): State<AppState>,
+    _t: TerminalId,
+) -> Result<Response, ApiError> {
+    let rows = state.store.read(escrow::list).await?;
+    Ok(Json(json!({ "escrow": rows })).into_response())
+}
+
 fn count_stock_write<T>(m: &Metrics, _: &T) {
     m.stock_writes.inc();
 }
@@ -271,7 +307,7 @@ pub async fn list_orders(
     let status = match q.status.as_deref() {
         None => None,
         Some(s) => Some(OrderStatus::parse(s).ok_or_else(|| {
-            ApiError::bad_request(Some("status".into()), format!("status {s:?} is not one of reserved, picking, ready, collected, cancelled, expired"))
+            ApiError::bad_request(Some("status".into()), format!("status {s:?} is not one of reserved, picking, ready, collected, shipped, cancelled, expired"))
         })?),
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);

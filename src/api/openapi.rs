@@ -71,11 +71,76 @@ fn item_ref(extra: Value) -> Value {
     json!({ "type": "object", "additionalProperties": false, "properties": properties, "description": "Give exactly one of sku or gtin." })
 }
 
+/// `/v1/orders/{order_id}/customer` (customer data, `crate::privacy`); outside `document`'s
+/// one `json!` so that stays under the macro recursion limit.
+fn customer_ops() -> Value {
+    json!({
+        "get": read_op("The order's customer data (404 with erased_at after erasure)", &[("order_id", "path")]),
+        "put": order_action("Store the order's customer data (kept out of sync history; published to HQ)", "Customer"),
+        "delete": order_action("Erase the order's customer data here (GDPR); HQ and the other lanes follow", "Empty")
+    })
+}
+
+fn customer_schema() -> Value {
+    json!({ "type": "object", "required": ["name", "phone", "email"], "additionalProperties": false, "properties": {
+        "name": { "type": "string", "maxLength": 200 }, "phone": { "type": "string", "description": "5 to 20 digits; spaces, '-', '(', ')', '.', a leading '+'" },
+        "email": { "type": "string", "format": "email", "maxLength": 254 },
+        "address": { "type": "string", "maxLength": 500, "description": "Delivery address (ship-from-store)" } } })
+}
+
 pub fn document() -> Value {
+    let mut doc = base_document();
+    // Merged in rather than written inside the big `json!` of `base_document`, which is at
+    // the macro's recursion limit.
+    merge(&mut doc["paths"], transfer_paths());
+    merge(&mut doc["components"]["schemas"], transfer_schemas());
+    merge(&mut doc["paths"], epcis_paths());
+    doc
+}
+
+/// `GET /v1/epcis/events` (`crate::epcis`).
+fn epcis_paths() -> Value {
+    json!({
+        "/v1/epcis/events": { "get": read_op("Receipts, counts, sales, RFID reads and exit alerts as a GS1 EPCIS 2.0 EPCISDocument (ObjectEvents, CBV 2.0). from/to: RFC 3339 (from inclusive, to exclusive); limit 1-1000 (default 100); after: the cursor of the Link rel=next header", &[("from", "query"), ("to", "query"), ("limit", "query"), ("after", "query")]) }
+    })
+}
+
+fn merge(into: &mut Value, more: Value) {
+    if let (Some(into), Value::Object(more)) = (into.as_object_mut(), more) {
+        into.extend(more);
+    }
+}
+
+fn transfer_paths() -> Value {
+    json!({
+        "/v1/transfers": {
+            "get": read_op("Store-to-store transfers, newest first", &[("direction", "query"), ("status", "query"), ("limit", "query")]),
+            "post": write_op("Dispatch a transfer to another store (units leave on-hand now)", "NewTransfer", "Transfer")
+        },
+        "/v1/transfers/{transfer_id}": { "get": read_op("One transfer (chain-wide or local id) with lines, discrepancy and history", &[("transfer_id", "path")]) },
+        "/v1/transfers/{transfer_id}/receive": { "post": transfer_action("Receive an inbound transfer with the scanned quantities (short or over recorded)", "TransferLines") },
+        "/v1/transfers/{transfer_id}/cancel": { "post": transfer_action("Cancel an outbound transfer still in transit (units come back)", "Empty") },
+    })
+}
+
+fn transfer_schemas() -> Value {
+    json!({
+        "NewTransfer": { "type": "object", "required": ["transfer_id", "to_store", "lines"], "additionalProperties": false, "properties": {
+            "transfer_id": { "type": "string" }, "to_store": { "type": "string" },
+            "lines": { "type": "array", "minItems": 1, "items": item_ref(json!({ "quantity": { "type": "integer", "minimum": 1 } })) } } },
+        "TransferLines": { "type": "object", "required": ["lines"], "additionalProperties": false, "properties": {
+            "lines": { "type": "array", "items": item_ref(json!({ "quantity": { "type": "integer", "minimum": 0 } })) } } },
+        "Transfer": { "type": "object", "properties": { "transfer_id": { "type": "string" }, "local_id": { "type": "string" },
+            "direction": { "enum": ["outbound", "inbound"] }, "from_store": { "type": "string" }, "to_store": { "type": "string" },
+            "status": { "enum": ["in_transit", "received", "cancelled"] }, "lines": { "type": "array" }, "history": { "type": "array" } } },
+    })
+}
+
+fn base_document() -> Value {
     let error = json!({ "type": "object", "required": ["error", "message"], "properties": {
         "error": { "type": "string" }, "message": { "type": "string" }, "field": { "type": "string" } } });
     let resp = |d: &str| json!({ "description": d, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": { "title": "storenode POS API", "version": env!("CARGO_PKG_VERSION"),
                   "description": "Local API of a store node for POS terminals and handhelds. Money is in integer minor units; times are UTC (RFC 3339)." },
@@ -99,20 +164,8 @@ pub fn document() -> Value {
             "/v1/orders/{order_id}/ready": { "post": order_action("Mark a fully picked order ready", "Empty") },
             "/v1/orders/{order_id}/collect": { "post": order_action("Hand over with the pickup code", "CollectRequest") },
             "/v1/orders/{order_id}/cancel": { "post": order_action("Cancel; releases the reservation", "CancelRequest") },
-            "/v1/orders/{order_id}/ship": { "post": order_action("Ship-from-store: hand a ready order to the carrier", "ShipRequest") },
-            "/v1/orders/{order_id}/customer": {
-                "get": read_op("The order's customer data (404 with erased_at after erasure)", &[("order_id", "path")]),
-                "put": order_action("Store the order's customer data (kept out of sync history; published to HQ)", "Customer"),
-                "delete": order_action("Erase the order's customer data here (GDPR); HQ and the other lanes follow", "Empty")
-            },
+            "/v1/orders/{order_id}/customer": customer_ops(),
             "/v1/events": { "get": read_op("Live scans and tag events (Server-Sent Events)", &[("device", "query")]) },
-            "/v1/transfers": {
-                "get": read_op("Store-to-store transfers, newest first", &[("direction", "query"), ("status", "query"), ("limit", "query")]),
-                "post": write_op("Dispatch a transfer to another store (units leave on-hand now)", "NewTransfer", "Transfer")
-            },
-            "/v1/transfers/{transfer_id}": { "get": read_op("One transfer (chain-wide or local id) with lines, discrepancy and history", &[("transfer_id", "path")]) },
-            "/v1/transfers/{transfer_id}/receive": { "post": transfer_action("Receive an inbound transfer with the scanned quantities (short or over recorded)", "TransferLines") },
-            "/v1/transfers/{transfer_id}/cancel": { "post": transfer_action("Cancel an outbound transfer still in transit (units come back)", "Empty") },
             "/v1/epcis/events": { "get": read_op("Receipts, counts, sales, RFID reads and exit alerts as a GS1 EPCIS 2.0 EPCISDocument (ObjectEvents, CBV 2.0); from/to RFC 3339 (from inclusive, to exclusive), limit 1-1000 (default 100), after = cursor from the Link rel=next header", &[("from", "query"), ("to", "query"), ("limit", "query"), ("after", "query")]) },
             "/v1/openapi.json": { "get": { "summary": "This document", "security": [], "responses": { "200": { "description": "OK" } } } },
             "/healthz": { "get": { "summary": "Liveness", "security": [], "responses": { "200": { "description": "alive" } } } },
@@ -135,14 +188,6 @@ pub fn document() -> Value {
             "schemas": {
                 "Error": error,
                 "Empty": { "type": "object", "additionalProperties": false },
-                "NewTransfer": { "type": "object", "required": ["transfer_id", "to_store", "lines"], "additionalProperties": false, "properties": {
-                    "transfer_id": { "type": "string" }, "to_store": { "type": "string" },
-                    "lines": { "type": "array", "minItems": 1, "items": item_ref(json!({ "quantity": { "type": "integer", "minimum": 1 } })) } } },
-                "TransferLines": { "type": "object", "required": ["lines"], "additionalProperties": false, "properties": {
-                    "lines": { "type": "array", "items": item_ref(json!({ "quantity": { "type": "integer", "minimum": 0 } })) } } },
-                "Transfer": { "type": "object", "properties": { "transfer_id": { "type": "string" }, "local_id": { "type": "string" },
-                    "direction": { "enum": ["outbound", "inbound"] }, "from_store": { "type": "string" }, "to_store": { "type": "string" },
-                    "status": { "enum": ["in_transit", "received", "cancelled"] }, "lines": { "type": "array" }, "history": { "type": "array" } } },
                 "SaleRequest": { "type": "object", "required": ["lines", "payments"], "additionalProperties": false, "properties": {
                     "lines": { "type": "array", "minItems": 1, "items": item_ref(json!({
                         "quantity": { "type": "integer", "minimum": 1 },
@@ -173,15 +218,35 @@ pub fn document() -> Value {
                     "doc_id": { "type": ["string", "null"] }, "lines": { "type": "array" }, "history": { "type": "array" } } },
                 "PickRequest": item_ref(json!({ "quantity": { "type": "integer", "minimum": 1 } })),
                 "CollectRequest": { "type": "object", "required": ["pickup_code"], "properties": { "pickup_code": { "type": "string" } } },
-                "ShipRequest": { "type": "object", "required": ["carrier"], "properties": { "carrier": { "type": "string" }, "tracking": { "type": "string" } } },
                 "CancelRequest": { "type": "object", "properties": { "reason": { "type": "string" } } },
-                "Customer": { "type": "object", "required": ["name", "phone", "email"], "additionalProperties": false, "properties": {
-                    "name": { "type": "string", "maxLength": 200 }, "phone": { "type": "string", "description": "5 to 20 digits; spaces, '-', '(', ')', '.', a leading '+'" },
-                    "email": { "type": "string", "format": "email", "maxLength": 254 },
-                    "address": { "type": "string", "maxLength": 500, "description": "Delivery address (ship-from-store)" } } }
+                "Customer": customer_schema()
             }
         }
-    })
+    });
+    add_omnichannel(&mut doc);
+    doc
+}
+
+/// Ship-from-store and the online escrow (kept apart: one `json!` this size hits the
+/// macro recursion limit).
+fn add_omnichannel(doc: &mut Value) {
+    let paths = [
+        ("/v1/orders/{order_id}/ship", json!({ "post": order_action("Ship-from-store: hand a ready order to the carrier", "ShipRequest") })),
+        ("/v1/escrow", json!({ "get": read_op("The online channel's escrow per SKU: granted, consumed, returned, online_remaining, store_free", &[]) })),
+        ("/v1/escrow/grants", json!({ "post": write_op("Grant free units to the online channel (the tills cannot sell them)", "GrantRequest", "Escrow") })),
+    ];
+    for (path, op) in paths {
+        doc["paths"][path] = op;
+    }
+    let schemas = [
+        ("ShipRequest", json!({ "type": "object", "required": ["carrier"], "properties": { "carrier": { "type": "string" }, "tracking": { "type": "string" } } })),
+        ("GrantRequest", item_ref(json!({ "quantity": { "type": "integer", "minimum": 1 } }))),
+        ("Escrow", json!({ "type": "object", "properties": { "sku": { "type": "string" }, "granted": { "type": "integer" }, "consumed": { "type": "integer" },
+            "returned": { "type": "integer" }, "online_remaining": { "type": "integer" }, "store_free": { "type": "integer" } } })),
+    ];
+    for (name, schema) in schemas {
+        doc["components"]["schemas"][name] = schema;
+    }
 }
 
 #[cfg(test)]

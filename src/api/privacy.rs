@@ -11,6 +11,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
 use serde_json::json;
 
 use super::AppState;
@@ -20,6 +21,11 @@ use super::write::WriteRequest;
 use crate::privacy::store::{self as pii_store, Lookup};
 use crate::privacy::{Customer, link};
 use crate::store::StoreError;
+
+/// `GET`, `PUT` and `DELETE` of `/v1/orders/{order_id}/customer`.
+pub fn customer_routes() -> MethodRouter<AppState> {
+    get(get_customer).put(put_customer).delete(erase_customer)
+}
 
 fn count_order_write<T>(m: &crate::metrics::Metrics, _: &T) {
     m.order_writes.inc();

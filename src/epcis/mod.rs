@@ -5,6 +5,7 @@
 //! reads SQLite (the `epcis_event` log, filled by triggers in the same transaction as each
 //! business fact, see `schema.sql`).
 
+pub mod batch;
 mod event;
 pub mod source;
 

@@ -6,7 +6,9 @@
 //! - `POST /v1/orders`: place an online click-and-collect order at a store;
 //! - `GET /v1/orders/{id}`: its current status (folded from every writer) and history;
 //! - customer data and GDPR erasure (`PUT|GET /v1/orders/{id}/customer`,
-//!   `POST /v1/privacy/erase`, `GET /v1/privacy/erasures/{order_id}`): see [`super::privacy`].
+//!   `POST /v1/privacy/erase`, `GET /v1/privacy/erasures/{order_id}`): see [`super::privacy`];
+//! - `GET /v1/epcis/events?store=S&from=&to=&limit=&after=`: stores' EPCIS 2.0 events, see
+//!   [`super::epcis`].
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -29,6 +31,8 @@ pub struct HttpState {
     pub publish: mpsc::UnboundedSender<Outgoing>,
     /// Customer data and erasure (`super::privacy`).
     pub privacy: super::privacy::SharedPrivacy,
+    /// Stores' EPCIS events (`super::epcis`).
+    pub epcis: super::epcis::SharedEpcis,
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -42,12 +46,18 @@ pub fn router(state: HttpState) -> Router {
         .route("/v1/transfers", get(super::http_transfers::store_transfers))
         .route("/v1/transfers/{id}", get(super::http_transfers::one_transfer))
         .route("/v1/orders/{id}/cancel", post(cancel_order))
+        .route("/v1/escrow/{store}", get(store_escrow))
+        .route("/v1/escrow/{store}/{sku}/return", post(return_escrow))
         .route(
             "/v1/orders/{id}/customer",
             get(super::privacy::get_customer).put(super::privacy::put_customer),
         )
         .route("/v1/privacy/erase", post(super::privacy::erase))
-        .route("/v1/privacy/erasures/{order_id}", get(super::privacy::erasure))
+        .route(
+            "/v1/privacy/erasures/{order_id}",
+            get(super::privacy::erasure),
+        )
+        .route("/v1/epcis/events", get(super::epcis::events))
         .with_state(state)
 }
 
@@ -199,7 +209,9 @@ async fn place_order(
             });
             (StatusCode::CREATED, Json(body)).into_response()
         }
-        Ok(Err(e @ OrderRefused::Exists(_))) => problem(StatusCode::CONFLICT, e.to_string()),
+        Ok(Err(e @ (OrderRefused::Exists(_) | OrderRefused::NotGranted { .. }))) => {
+            problem(StatusCode::CONFLICT, e.to_string())
+        }
         Ok(Err(e @ (OrderRefused::Invalid { .. } | OrderRefused::NoLane(_)))) => {
             problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
         }
@@ -263,6 +275,69 @@ async fn cancel_order(
         }
         Ok(Err(CancelRefused::Unknown(_))) => problem(StatusCode::NOT_FOUND, "no such order"),
         Ok(Err(e @ CancelRefused::Closed(_))) => problem(StatusCode::CONFLICT, e.to_string()),
+        Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn store_escrow(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Path(store): Path<String>,
+) -> Response {
+    if let Err(denied) = authorised(&state, &headers) {
+        return *denied;
+    }
+    let hq = state.hq.clone();
+    let id = store.clone();
+    match tokio::task::spawn_blocking(move || lock(&hq).store_escrow(&id)).await {
+        Ok(totals) => {
+            let skus: Vec<_> = totals
+                .into_iter()
+                .map(|(sku, t)| serde_json::json!({ "sku": sku, "granted": t.granted,
+                    "consumed": t.consumed, "returned": t.returned, "remaining": t.remaining() }))
+                .collect();
+            Json(serde_json::json!({ "store": store, "escrow": skus })).into_response()
+        }
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReturnRequest {
+    quantity: i64,
+}
+
+async fn return_escrow(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Path((store, sku)): Path<(String, String)>,
+    Json(request): Json<ReturnRequest>,
+) -> Response {
+    if let Err(denied) = authorised(&state, &headers) {
+        return *denied;
+    }
+    let hq = state.hq.clone();
+    let returned = tokio::task::spawn_blocking(move || {
+        let mut hq = lock(&hq);
+        hq.return_escrow(&store, &sku, request.quantity)
+            .map(|messages| (messages, hq.escrow_of(&store, &sku)))
+    })
+    .await;
+    match returned {
+        Ok(Ok((messages, totals))) => {
+            for m in messages {
+                let _ = state.publish.send(m);
+            }
+            Json(serde_json::json!({ "granted": totals.granted, "consumed": totals.consumed,
+                "returned": totals.returned, "remaining": totals.remaining() }))
+            .into_response()
+        }
+        Ok(Err(e @ OrderRefused::NotGranted { .. })) => problem(StatusCode::CONFLICT, e.to_string()),
+        Ok(Err(e @ OrderRefused::Invalid { .. })) => {
+            problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+        }
         Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

@@ -3,6 +3,7 @@
 //! with retained heads, answers `Need` requests, publishes the catalog, and serves stock to
 //! the web shop over HTTP ([`http`]).
 
+pub mod epcis;
 pub mod http;
 mod http_transfers;
 pub mod privacy;
@@ -43,6 +44,8 @@ pub enum HqRunError {
     Topic(#[from] crate::sync::topics::TopicError),
     #[error(transparent)]
     Privacy(#[from] privacy::HqPrivacyError),
+    #[error(transparent)]
+    Epcis(#[from] epcis::HqEpcisError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -69,6 +72,10 @@ impl Hq {
             &cfg.data_dir.join("hq.db"),
             topics.clone(),
         )?));
+        let epcis = Arc::new(Mutex::new(epcis::HqEpcis::open(
+            &cfg.data_dir.join("hq.db"),
+            topics.clone(),
+        )?));
         let mut transport = TransportConfig::new("hq", &cfg.broker.host, cfg.broker.port);
         if let Some(files) = &cfg.broker.tls {
             transport.tls = Some(crate::sync::tls::client_config(files)?);
@@ -92,6 +99,7 @@ impl Hq {
             (topics.requests_filter(), q),
             (topics.status_filter(None), q),
             (topics.pii_filter(None, None), q),
+            (topics.epcis_filter(), q),
         ];
         let shutdown = CancellationToken::new();
         let (mqtt, incoming, transport_task) = MqttTransport::start(transport, shutdown.clone())?;
@@ -112,12 +120,14 @@ impl Hq {
             token: cfg.token.clone(),
             publish: publish.clone(),
             privacy: privacy.clone(),
+            epcis: epcis.clone(),
         };
         let stop = shutdown.clone();
         let tasks = vec![
             tokio::spawn(receive(
                 state.clone(),
                 privacy,
+                epcis,
                 incoming,
                 publish.clone(),
                 metrics.clone(),
@@ -223,6 +233,7 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 async fn receive(
     state: SharedHq,
     privacy: privacy::SharedPrivacy,
+    epcis: epcis::SharedEpcis,
     mut incoming: mpsc::Receiver<Incoming>,
     publish: mpsc::UnboundedSender<Outgoing>,
     metrics: Arc<WireMetrics>,
@@ -237,9 +248,11 @@ async fn receive(
             None => return,
             Some(Incoming::Connected) => {
                 let state = state.clone();
-                tokio::task::spawn_blocking(move || lock(&state).all_heads())
+                let mut out = tokio::task::spawn_blocking(move || lock(&state).all_heads())
                     .await
-                    .unwrap_or_default()
+                    .unwrap_or_default();
+                out.extend(privacy::tombstones(&privacy).await);
+                out
             }
             Some(Incoming::Disconnected { reason }) => {
                 tracing::warn!(reason, "HQ lost the broker");
@@ -248,6 +261,10 @@ async fn receive(
             Some(Incoming::Message { topic, payload, .. }) if privacy::is_pii_topic(&topic) => {
                 metrics.count_in(payload.len());
                 privacy::on_message(&privacy, topic, payload).await
+            }
+            Some(Incoming::Message { topic, payload, .. }) if epcis::is_epcis_topic(&topic) => {
+                metrics.count_in(payload.len());
+                epcis::on_message(&epcis, topic, payload).await
             }
             Some(Incoming::Message { topic, payload, .. }) => {
                 metrics.count_in(payload.len());

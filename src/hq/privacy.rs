@@ -175,7 +175,11 @@ impl EraseRequest {
         if self.store.is_some() && self.order_id.is_none() {
             return Err("store narrows an order_id; give it with order_id".into());
         }
-        if self.phone.as_deref().is_some_and(|p| privacy::phone_key(p).is_empty()) {
+        if self
+            .phone
+            .as_deref()
+            .is_some_and(|p| privacy::phone_key(p).is_empty())
+        {
             return Err("phone has no digits".into());
         }
         Ok(())
@@ -185,7 +189,10 @@ impl EraseRequest {
 /// A customer lookup at HQ.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HqLookup {
-    Found { store: String, customer: Customer },
+    Found {
+        store: String,
+        customer: Customer,
+    },
     Erased(ErasureView),
     Unknown,
     /// The same order id at several stores: name the store.
@@ -259,7 +266,10 @@ impl HqPrivacy {
                     .collect::<Vec<_>>();
                 Ok(match erased.len() {
                     0 => HqLookup::Unknown,
-                    1 => erased.into_iter().next().map_or(HqLookup::Unknown, HqLookup::Erased),
+                    1 => erased
+                        .into_iter()
+                        .next()
+                        .map_or(HqLookup::Unknown, HqLookup::Erased),
                     _ => HqLookup::Ambiguous,
                 })
             }
@@ -349,6 +359,25 @@ impl HqPrivacy {
         Ok(targets.into_iter().collect())
     }
 
+    fn recent_tombstones(&self) -> Result<Vec<Outgoing>, HqPrivacyError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT store, order_id, erased_at FROM hq_customer_erasure
+             ORDER BY erased_at DESC LIMIT ?1",
+        )?;
+        let rows = stmt
+            .query_map([REPUBLISH_TOMBSTONES], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.iter()
+            .map(|(store, order_id, erased_at)| self.tombstone(store, order_id, erased_at))
+            .collect()
+    }
+
     fn tombstone(
         &self,
         store: &str,
@@ -368,7 +397,11 @@ impl HqPrivacy {
 
     /// A store lane's retained `pii` message: its customer (kept unless erased) or its
     /// tombstone (the confirmation of an erasure, or an erasure made at the store).
-    pub fn handle(&mut self, topic: &Topic, payload: &[u8]) -> Result<Vec<Outgoing>, HqPrivacyError> {
+    pub fn handle(
+        &mut self,
+        topic: &Topic,
+        payload: &[u8],
+    ) -> Result<Vec<Outgoing>, HqPrivacyError> {
         let Topic::Pii {
             scope: Scope::Store(scope),
             store,
@@ -379,19 +412,31 @@ impl HqPrivacy {
             return Ok(Vec::new()); // HQ's own retained messages, echoed by its subscription
         };
         if scope != store {
-            return Err(PrivacyError::Payload("a store published about another store".into()).into());
+            return Err(
+                PrivacyError::Payload("a store published about another store".into()).into(),
+            );
         }
         let (store, order_id) = (store.as_str(), order.as_str());
         match PiiPayload::decode(payload)? {
             PiiPayload::Cleared => Ok(Vec::new()),
             PiiPayload::Customer(customer) => {
-                if erasure_of(&self.conn, store, order_id)?.is_none() {
+                let known = matches!(
+                    self.lookup(order_id, Some(store))?,
+                    HqLookup::Found { customer: ref c, .. } if *c == customer
+                );
+                if !known && erasure_of(&self.conn, store, order_id)?.is_none() {
                     upsert(&self.conn, store, order_id, &customer, "store")?;
-                    tracing::info!(order = order_id, store, "customer data received from a store");
+                    tracing::info!(
+                        order = order_id,
+                        store,
+                        "customer data received from a store"
+                    );
                 }
                 Ok(Vec::new())
             }
-            PiiPayload::Erased { erased_at, by } => self.store_erased(store, order_id, &erased_at, by),
+            PiiPayload::Erased { erased_at, by } => {
+                self.store_erased(store, order_id, &erased_at, by)
+            }
         }
     }
 
@@ -424,7 +469,11 @@ impl HqPrivacy {
         )?;
         tx.commit()?;
         self.checkpoint();
-        tracing::info!(order = order_id, store, "customer data erased at the store; erased at HQ too");
+        tracing::info!(
+            order = order_id,
+            store,
+            "customer data erased at the store; erased at HQ too"
+        );
         // The other lanes of the store learn it from HQ's tombstone.
         Ok(vec![self.tombstone(store, order_id, erased_at)?])
     }
@@ -440,13 +489,39 @@ impl HqPrivacy {
     }
 }
 
+/// Erasure tombstones republished each time HQ connects, newest first: a broker that lost
+/// its retained messages (restart without persistence) still tells a lane that was offline
+/// during an erasure. Identical retained messages are harmless.
+pub const REPUBLISH_TOMBSTONES: u32 = 10_000;
+
+/// HQ's tombstones to publish again on connect (see [`REPUBLISH_TOMBSTONES`]).
+pub async fn tombstones(privacy: &SharedPrivacy) -> Vec<Outgoing> {
+    let privacy = privacy.clone();
+    let listed = tokio::task::spawn_blocking(move || lock(&privacy).recent_tombstones()).await;
+    match listed {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot list erasure tombstones to republish");
+            Vec::new()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "tombstone listing failed");
+            Vec::new()
+        }
+    }
+}
+
 /// Whether a received topic is a `pii` one (routed here, not to the documents).
 pub fn is_pii_topic(topic: &str) -> bool {
     matches!(topics::parse(topic), Ok(Topic::Pii { .. }))
 }
 
 /// Handles a store's `pii` message off the async runtime; returns what to publish.
-pub async fn on_message(privacy: &SharedPrivacy, topic: String, payload: bytes::Bytes) -> Vec<Outgoing> {
+pub async fn on_message(
+    privacy: &SharedPrivacy,
+    topic: String,
+    payload: bytes::Bytes,
+) -> Vec<Outgoing> {
     let privacy = privacy.clone();
     let shown = topic.clone();
     let handled = tokio::task::spawn_blocking(move || {
@@ -477,7 +552,10 @@ pub struct StoreQuery {
 
 fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "customer data request failed");
-    problem(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see HQ's log")
+    problem(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error; see HQ's log",
+    )
 }
 
 fn send(state: &HttpState, messages: Vec<Outgoing>) {
@@ -510,7 +588,12 @@ pub async fn put_customer(
         Some(store) => store,
         None => match hq_order_store(&state, &order_id).await {
             Some(store) => store,
-            None => return problem(StatusCode::NOT_FOUND, "no such HQ order; name its store with ?store="),
+            None => {
+                return problem(
+                    StatusCode::NOT_FOUND,
+                    "no such HQ order; name its store with ?store=",
+                );
+            }
         },
     };
     let privacy = state.privacy.clone();
@@ -543,7 +626,8 @@ pub async fn get_customer(
     let privacy = state.privacy.clone();
     let id = order_id.clone();
     let found =
-        tokio::task::spawn_blocking(move || lock(&privacy).lookup(&id, query.store.as_deref())).await;
+        tokio::task::spawn_blocking(move || lock(&privacy).lookup(&id, query.store.as_deref()))
+            .await;
     match found {
         Ok(Ok(HqLookup::Found { store, customer })) => Json(serde_json::json!({
             "order_id": order_id, "store": store, "customer": customer
@@ -557,10 +641,13 @@ pub async fn get_customer(
             })),
         )
             .into_response(),
-        Ok(Ok(HqLookup::Unknown)) => problem(StatusCode::NOT_FOUND, "no customer data for this order"),
-        Ok(Ok(HqLookup::Ambiguous)) => {
-            problem(StatusCode::CONFLICT, "this order id exists at several stores; add ?store=")
+        Ok(Ok(HqLookup::Unknown)) => {
+            problem(StatusCode::NOT_FOUND, "no customer data for this order")
         }
+        Ok(Ok(HqLookup::Ambiguous)) => problem(
+            StatusCode::CONFLICT,
+            "this order id exists at several stores; add ?store=",
+        ),
         Ok(Err(e)) => internal(e),
         Err(e) => internal(e),
     }
@@ -582,7 +669,8 @@ pub async fn erase(
         None => None,
     };
     let privacy = state.privacy.clone();
-    let erased = tokio::task::spawn_blocking(move || lock(&privacy).erase(&request, hq_store)).await;
+    let erased =
+        tokio::task::spawn_blocking(move || lock(&privacy).erase(&request, hq_store)).await;
     match erased {
         Ok(Ok((views, messages))) => {
             send(&state, messages);
@@ -608,8 +696,9 @@ pub async fn erasure(
         Ok(Ok(views)) if views.is_empty() => {
             problem(StatusCode::NOT_FOUND, "no erasure recorded for this order")
         }
-        Ok(Ok(views)) => Json(serde_json::json!({ "order_id": order_id, "erasures": views }))
-            .into_response(),
+        Ok(Ok(views)) => {
+            Json(serde_json::json!({ "order_id": order_id, "erasures": views })).into_response()
+        }
         Ok(Err(e)) => internal(e),
         Err(e) => internal(e),
     }
@@ -629,7 +718,13 @@ mod tests {
     }
 
     fn alice() -> Customer {
-        Customer::new("Alice Example", "+46 70 123 45 67", "Alice@Example.com", None).unwrap()
+        Customer::new(
+            "Alice Example",
+            "+46 70 123 45 67",
+            "Alice@Example.com",
+            None,
+        )
+        .unwrap()
     }
 
     fn store_topic(store: &str, order: &str) -> Topic {
@@ -663,7 +758,10 @@ mod tests {
             PiiPayload::Erased { .. }
         ));
         assert!(!String::from_utf8_lossy(&out[0].payload).contains("alice"));
-        assert!(matches!(hq.lookup("web-1", None).unwrap(), HqLookup::Erased(_)));
+        assert!(matches!(
+            hq.lookup("web-1", None).unwrap(),
+            HqLookup::Erased(_)
+        ));
         assert!(matches!(
             hq.put("s1", "web-1", &alice()),
             Err(HqPrivacyError::Erased { .. })
@@ -673,7 +771,8 @@ mod tests {
             erased_at: "2026-01-01T00:00:00Z".into(),
             by: Some("s1.lane1".into()),
         };
-        hq.handle(&store_topic("s1", "web-1"), &tomb.encode()).unwrap();
+        hq.handle(&store_topic("s1", "web-1"), &tomb.encode())
+            .unwrap();
         let view = &hq.erasures("web-1").unwrap()[0];
         assert!(view.store_confirmed);
         assert_eq!(view.confirmed_by.as_deref(), Some("s1.lane1"));
@@ -683,7 +782,10 @@ mod tests {
             &PiiPayload::Customer(alice()).encode(),
         )
         .unwrap();
-        assert!(matches!(hq.lookup("web-1", None).unwrap(), HqLookup::Erased(_)));
+        assert!(matches!(
+            hq.lookup("web-1", None).unwrap(),
+            HqLookup::Erased(_)
+        ));
     }
 
     #[test]
@@ -718,7 +820,20 @@ mod tests {
         let (views, out) = hq.erase(&by_order, Some("s1".into())).unwrap();
         assert_eq!(views[0].store, "s1");
         assert_eq!(out[0].topic, "storenode/v1/t/hq/pii/s1/web-7");
-        assert!(hq.erase(&EraseRequest::default(), None).unwrap().0.is_empty());
+        assert!(
+            hq.erase(&EraseRequest::default(), None)
+                .unwrap()
+                .0
+                .is_empty()
+        );
+        // Both tombstones are republished when HQ connects; no personal data in them.
+        let again = hq.recent_tombstones().unwrap();
+        assert_eq!(again.len(), 2);
+        assert!(
+            again
+                .iter()
+                .all(|m| m.retain && !String::from_utf8_lossy(&m.payload).contains("example"))
+        );
     }
 
     #[test]

@@ -90,6 +90,9 @@ pub struct StoreSku {
     pub reserved: i64,
     pub safety_stock: i64,
     pub available_to_sell: i64,
+    /// Units granted to the online channel and not yet promised: what the web shop may
+    /// promise now, also while the store is cut off (see `sync::escrow`).
+    pub online_escrow: i64,
     /// RFC 3339 time of the store's last change HQ applied (`null`: never synced).
     pub as_of: Option<String>,
     /// Whether any writer of the store is online (retained status).
@@ -616,6 +619,7 @@ impl HqState {
             out.push(StoreSku {
                 store: store.to_owned(),
                 available_to_sell: (on_hand - reserved - self.safety_stock).max(0),
+                online_escrow: self.escrow_of(store, &sku).remaining().max(0),
                 sku,
                 on_hand,
                 reserved,
@@ -689,6 +693,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../privacy/hq_schema.sql"),
     // Store-to-store transfers. Owned by `hq::state::transfers`.
     include_str!("transfers.sql"),
+    // EPCIS events of every store writer. Owned by `hq::epcis`.
+    include_str!("../epcis/hq_schema.sql"),
 ];
 
 fn migrate(conn: &Connection) -> Result<(), HqError> {

@@ -12,6 +12,7 @@ use rusqlite::OptionalExtension;
 use super::{HqError, HqState, Outgoing};
 use crate::store::orders::{self as store_orders, Delivery};
 use crate::sync::doc::{DocId, DocKind, WriterId};
+use crate::sync::escrow::{EscrowField, EscrowTotals};
 use crate::sync::orders::{OrderEvent, OrderStatus};
 use crate::sync::orders_doc::{OrderFacts, OrdersDoc, OrdersError};
 use crate::sync::payload::SyncMessage;
@@ -65,6 +66,10 @@ pub enum OrderRefused {
     Exists(String),
     #[error("store {0:?} has no lane HQ knows of; name one in `node`")]
     NoLane(String),
+    #[error(
+        "only {available} of {sku} are granted to the online channel at this store; the store grants more with POST /v1/escrow/grants"
+    )]
+    NotGranted { sku: String, available: i64 },
     #[error(transparent)]
     Hq(#[from] HqError),
 }
@@ -119,7 +124,18 @@ impl HqState {
                 .map_err(HqError::from)?,
         };
         let mut doc = OrdersDoc::from_core(core).map_err(orders_err)?;
-        let created = doc.create_order(&facts);
+        let short = facts.lines.iter().find_map(|(sku, qty)| {
+            let available = doc.escrow_of(sku).remaining();
+            (available < *qty).then(|| OrderRefused::NotGranted {
+                sku: sku.clone(),
+                available: available.max(0),
+            })
+        });
+        if let Some(refused) = short {
+            self.docs.insert(id, doc.core().clone());
+            return Err(refused);
+        }
+        let created = doc.create_order_consuming_escrow(&facts);
         self.docs.insert(id.clone(), doc.core().clone());
         let change = match created {
             Ok(Some(change)) => change,
@@ -203,6 +219,61 @@ impl HqState {
         let outgoing = self.commit_order_change(&id, change.bytes)?;
         tracing::info!(order = order_id, store = id.store, "order cancelled at HQ");
         Ok(outgoing)
+    }
+
+    /// The online escrow of (store, sku) as HQ sees it.
+    pub fn escrow_of(&self, store: &str, sku: &str) -> EscrowTotals {
+        self.store_orders_doc(store)
+            .map(|doc| doc.escrow_of(sku))
+            .unwrap_or_default()
+    }
+
+    /// Every SKU's escrow at `store`.
+    pub fn store_escrow(&self, store: &str) -> BTreeMap<String, EscrowTotals> {
+        self.store_orders_doc(store)
+            .map(|doc| doc.escrow_totals())
+            .unwrap_or_default()
+    }
+
+    fn store_orders_doc(&self, store: &str) -> Option<OrdersDoc> {
+        let id = DocId::new(store, DocKind::Orders).ok()?;
+        OrdersDoc::from_core(self.docs.get(&id)?.clone()).ok()
+    }
+
+    /// `POST /v1/escrow/{store}/{sku}/return`: gives unused online units back to the store.
+    pub fn return_escrow(
+        &mut self,
+        store: &str,
+        sku: &str,
+        quantity: i64,
+    ) -> Result<Vec<Outgoing>, OrderRefused> {
+        if quantity <= 0 {
+            return Err(invalid("quantity", "must be positive"));
+        }
+        let id = DocId::new(store, DocKind::Orders).map_err(HqError::from)?;
+        let Some(core) = self.docs.get(&id).cloned() else {
+            return Err(OrderRefused::NotGranted {
+                sku: sku.to_owned(),
+                available: 0,
+            });
+        };
+        let mut doc = OrdersDoc::from_core(core).map_err(orders_err)?;
+        let available = doc.escrow_of(sku).remaining();
+        if available < quantity {
+            return Err(OrderRefused::NotGranted {
+                sku: sku.to_owned(),
+                available: available.max(0),
+            });
+        }
+        let entries = [(sku.to_owned(), EscrowField::Returned, quantity)];
+        let change = doc
+            .add_escrow(&entries, crate::sync::hook::now_ms())
+            .map_err(orders_err)?;
+        self.docs.insert(id.clone(), doc.core().clone());
+        match change {
+            Some(change) => Ok(self.commit_order_change(&id, change.bytes)?),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// The orders document and document id of `order_id`: an id given to `POST /v1/orders`,

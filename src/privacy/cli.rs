@@ -48,7 +48,13 @@ pub async fn erase(args: &EraseArgs) -> anyhow::Result<String> {
         "order_id": args.order, "store": args.store, "email": args.email, "phone": args.phone,
     });
     let body = strip_nulls(body);
-    let (status, answer) = post(&args.hq_url, "/v1/privacy/erase", token.trim(), &serde_json::to_vec(&body)?).await?;
+    let (status, answer) = post(
+        &args.hq_url,
+        "/v1/privacy/erase",
+        token.trim(),
+        &serde_json::to_vec(&body)?,
+    )
+    .await?;
     let answer: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
     if status != 200 {
         let detail = answer["error"].as_str().unwrap_or("no detail").to_owned();
@@ -135,7 +141,10 @@ mod tests {
 
     #[test]
     fn urls_and_reports() {
-        assert_eq!(authority("http://127.0.0.1:8443/").unwrap(), "127.0.0.1:8443");
+        assert_eq!(
+            authority("http://127.0.0.1:8443/").unwrap(),
+            "127.0.0.1:8443"
+        );
         assert!(authority("https://hq:8443").is_err());
         assert!(authority("http://hq").is_err());
         let answer = serde_json::json!({ "erased": [

@@ -83,6 +83,15 @@ impl PiiLink {
         }
         let payload = PiiPayload::decode(payload).map_err(|e| e.to_string())?;
         let order_id = order.as_str().to_owned();
+        let (id, seen) = (order_id.clone(), payload.clone());
+        let changes = self
+            .store
+            .read(move |conn| pii_store::would_apply(conn, &id, &seen))
+            .await
+            .map_err(|e| e.to_string())?;
+        if !changes {
+            return Ok(()); // redelivered at a reconnect: nothing to write
+        }
         let applied = self
             .store
             .write(move |conn| {
@@ -126,7 +135,7 @@ impl PiiLink {
     async fn publish_pending(&self) -> Result<(), String> {
         let pending = self
             .store
-            .read(|conn| pii_store::pending(conn))
+            .read(pii_store::pending)
             .await
             .map_err(|e| e.to_string())?;
         for item in pending {
@@ -157,7 +166,8 @@ impl PiiLink {
             other => other.clone(),
         };
         let topic = self.topics.pii(&self.scope, &self.store_id, &order);
-        let mut message = OutgoingMessage::new(topic.to_string(), payload.encode(), QoS::AtLeastOnce);
+        let mut message =
+            OutgoingMessage::new(topic.to_string(), payload.encode(), QoS::AtLeastOnce);
         message.retain = true;
         self.mqtt
             .publish_message(message)

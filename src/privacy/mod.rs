@@ -155,7 +155,10 @@ fn check_text(
         return Err(invalid(field, "is required"));
     }
     if value.chars().count() > max_chars {
-        return Err(invalid(field, format!("longer than {max_chars} characters")));
+        return Err(invalid(
+            field,
+            format!("longer than {max_chars} characters"),
+        ));
     }
     if value
         .chars()

@@ -124,6 +124,24 @@ pub enum Applied {
     Ignored,
 }
 
+/// Whether [`apply_from_hq`] would change anything: checked on a reader first, because every
+/// retained message comes again at each reconnect and a write costs an fsync.
+pub fn would_apply(
+    conn: &Connection,
+    order_id: &str,
+    payload: &PiiPayload,
+) -> Result<bool, StoreError> {
+    Ok(match payload {
+        PiiPayload::Cleared => false,
+        PiiPayload::Erased { .. } => erased_at(conn, order_id)?.is_none(),
+        PiiPayload::Customer(customer) => match get(conn, order_id)? {
+            Lookup::Erased { .. } => false,
+            Lookup::Found(known) => known != *customer,
+            Lookup::Unknown => true,
+        },
+    })
+}
+
 /// Applies HQ's retained message about an order of this store.
 pub fn apply_from_hq(
     conn: &Connection,
@@ -243,7 +261,13 @@ mod tests {
     use crate::store::testing::memory_db;
 
     fn alice() -> Customer {
-        Customer::new("Alice Example", "+46 70 123 45 67", "alice@example.com", None).unwrap()
+        Customer::new(
+            "Alice Example",
+            "+46 70 123 45 67",
+            "alice@example.com",
+            None,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -261,7 +285,10 @@ mod tests {
             "idempotent"
         );
         assert!(matches!(get(&conn, "o1").unwrap(), Lookup::Erased { .. }));
-        assert!(matches!(put(&conn, "o1", &alice()), Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            put(&conn, "o1", &alice()),
+            Err(StoreError::Conflict(_))
+        ));
         let from_hq = PiiPayload::Customer(alice());
         assert_eq!(
             apply_from_hq(&conn, "o1", &from_hq, "now").unwrap(),
@@ -291,15 +318,22 @@ mod tests {
             apply_from_hq(&conn, "w1", &from_hq, "t2").unwrap(),
             Applied::Ignored
         );
-        assert!(pending(&conn).unwrap().is_empty(), "HQ's own: not republished");
+        assert!(
+            pending(&conn).unwrap().is_empty(),
+            "HQ's own: not republished"
+        );
+        assert!(!would_apply(&conn, "w1", &from_hq).unwrap(), "a redelivery");
         let tomb = PiiPayload::Erased {
             erased_at: "2026-01-01T00:00:00Z".into(),
             by: None,
         };
+        assert!(would_apply(&conn, "w1", &tomb).unwrap());
         assert_eq!(
             apply_from_hq(&conn, "w1", &tomb, "t3").unwrap(),
             Applied::Erased
         );
+        assert!(!would_apply(&conn, "w1", &tomb).unwrap());
+        assert!(!would_apply(&conn, "w1", &from_hq).unwrap());
         assert_eq!(
             get(&conn, "w1").unwrap(),
             Lookup::Erased {

@@ -42,7 +42,10 @@ fn invalid_fields_are_named_and_never_echoed() {
         let err = Customer::new(name, phone, email, None).unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with(&format!("customer.{field}:")), "{text}");
-        assert!(!text.contains("SECRET") && !text.contains("secret"), "{text}");
+        assert!(
+            !text.contains("SECRET") && !text.contains("secret"),
+            "{text}"
+        );
     }
     let long = "x".repeat(MAX_NAME_CHARS + 1);
     assert!(Customer::new(long, "0701234567", "a@b.se", None).is_err());

@@ -164,6 +164,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("transfers.sql"),
     // Customer personal data of orders, outside CRDT history; erasable. Owned by `privacy`.
     include_str!("../privacy/schema.sql"),
+    // Escrow of the online channel (grants, and the totals sync learns). Owned by `store::escrow`.
+    include_str!("escrow.sql"),
 ];
 
 /// The schema version this binary writes.

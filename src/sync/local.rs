@@ -265,6 +265,7 @@ impl NodeDocs {
                 self.stock_needs_reconcile = true;
             } else if is_orders {
                 self.materialise_orders(conn, now)?;
+                self.refresh_escrow(conn)?;
             } else {
                 self.write_catalog(conn, now)?;
             }
@@ -393,6 +394,9 @@ impl NodeDocs {
 
 #[path = "local_orders.rs"]
 mod orders;
+
+#[path = "local_escrow.rs"]
+mod escrow;
 
 #[path = "local_transfers.rs"]
 mod transfers;

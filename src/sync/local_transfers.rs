@@ -158,3 +158,142 @@ fn rfc3339(ms: i64) -> String {
         .and_then(|t| t.format(&format).ok())
         .unwrap_or_else(|| ms.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::config::TaxConfig;
+    use crate::store::BatchHook;
+    use crate::store::ledger::{self, Movement, MovementKind};
+    use crate::store::sales::WriteContext;
+    use crate::store::transfers::{NewTransfer, TransferLineRequest};
+    use crate::sync::doc::{DocId, DocKind, WriterId};
+    use crate::sync::hook::{DocsSlot, SyncHook};
+    use crate::sync::local::{self, RemoteChanges, SharedDocs};
+    use crate::sync::orders_doc::OrdersDoc;
+
+    fn setup() -> (Connection, SyncHook, SharedDocs) {
+        let conn = crate::store::testing::memory_db();
+        conn.execute_batch(
+            "INSERT INTO item (sku, name, price_minor, currency, tax_class, updated_at)
+             VALUES ('MILK', 'Milk', 100, 'EUR', 'standard', 'x');",
+        )
+        .unwrap();
+        let writer = WriterId::new("s1.lane1").unwrap();
+        let docs = Arc::new(Mutex::new(NodeDocs::load(&conn, "s1", writer).unwrap()));
+        let slot: DocsSlot = Arc::default();
+        let _ = slot.set(docs.clone());
+        let hook = SyncHook::new(slot, "s1", Arc::default(), Arc::default());
+        (conn, hook, docs)
+    }
+
+    fn commit(conn: &Connection, hook: &mut SyncHook, writes: impl FnOnce(&Connection)) {
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        writes(conn);
+        hook.before_commit(conn).unwrap();
+        conn.execute_batch("COMMIT").unwrap();
+        hook.after_commit();
+    }
+
+    fn ctx<'a>(tax: &'a TaxConfig) -> WriteContext<'a> {
+        WriteContext {
+            terminal: "pos1",
+            writer_id: "s1.lane1",
+            currency: "EUR",
+            tax,
+            now: "2026-01-01T00:00:00.000Z",
+        }
+    }
+
+    fn on_hand(conn: &Connection) -> i64 {
+        conn.query_row(
+            "SELECT on_hand FROM stock_level WHERE sku = 'MILK'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn dispatch_cancel_and_a_relayed_receipt_reach_both_documents_once() {
+        let (conn, mut hook, docs) = setup();
+        let tax = TaxConfig {
+            prices_include_tax: true,
+            classes: Vec::new(),
+        };
+        commit(&conn, &mut hook, |c| {
+            let receipt = Movement {
+                sku: "MILK",
+                kind: MovementKind::Receipt,
+                on_hand_delta: 20,
+                reserved_delta: 0,
+                ref_type: "receipt",
+                ref_id: "r1",
+                terminal: "pos1",
+            };
+            ledger::record(c, &receipt, "now").unwrap();
+        });
+        commit(&conn, &mut hook, |c| {
+            let request = NewTransfer {
+                transfer_id: "t1".into(),
+                to_store: "s2".into(),
+                lines: vec![TransferLineRequest {
+                    sku: Some("MILK".into()),
+                    gtin: None,
+                    quantity: 5,
+                }],
+            };
+            store_transfers::create(c, &ctx(&tax), "s1", &request).unwrap();
+        });
+        {
+            let guard = local::lock(&docs);
+            // The facts and the event in the orders document, the movement in the stock
+            // document, in the same commit.
+            assert_eq!(
+                guard.orders().transfer_ids(),
+                vec!["s1.lane1:t1".to_owned()]
+            );
+            assert_eq!(
+                guard.orders().transfer_state("s1.lane1:t1").unwrap().status,
+                TransferStatus::InTransit
+            );
+            assert_eq!(guard.stock().stock("MILK"), 15);
+        }
+        let orders_id = DocId::new("s1", DocKind::Orders).unwrap();
+        assert_eq!(persist::outbox(&conn, &orders_id, 0).unwrap().len(), 2);
+        commit(&conn, &mut hook, |c| {
+            store_transfers::cancel(c, &ctx(&tax), "t1").unwrap();
+        });
+        assert_eq!(on_hand(&conn), 20);
+        assert_eq!(local::lock(&docs).stock().stock("MILK"), 20);
+
+        // HQ relays the other store's receipt (which crossed the cancel), twice.
+        let mut hq = OrdersDoc::genesis("s1", 0, WriterId::hq()).unwrap();
+        let ours = local::lock(&docs)
+            .orders()
+            .core()
+            .changes_since(&hq.core().heads());
+        hq.core_mut().apply_changes(&ours).unwrap();
+        let got = BTreeMap::from([("MILK".to_owned(), 5)]);
+        let relayed = hq
+            .record_transfer_received("s1.lane1:t1", &got, 99)
+            .unwrap()
+            .unwrap();
+        for _ in 0..2 {
+            let change = RemoteChanges::Changes(vec![relayed.bytes.clone()]);
+            commit(&conn, &mut hook, |c| {
+                local::lock(&docs)
+                    .apply_remote(c, &orders_id, 0, &change, "now")
+                    .unwrap();
+            });
+        }
+        let view = store_transfers::get(&conn, "t1").unwrap().unwrap();
+        assert_eq!(view.status, TransferStatus::Received);
+        assert_eq!(view.lines[0].received, Some(5));
+        assert_eq!(on_hand(&conn), 15, "booked out again, once");
+        assert_eq!(local::lock(&docs).stock().stock("MILK"), 15);
+        assert!(ledger::verify(&conn).unwrap().is_empty());
+    }
+}

@@ -36,6 +36,8 @@ pub struct SyncSetup {
     slot: DocsSlot,
     notify: Arc<Notify>,
     hook_metrics: Arc<HookMetrics>,
+    /// The store's GLN, for the EPCIS events published to HQ.
+    gln: Option<String>,
 }
 
 impl SyncSetup {
@@ -49,9 +51,16 @@ impl SyncSetup {
                 slot,
                 notify,
                 hook_metrics,
+                gln: None,
             },
             Box::new(hook),
         )
+    }
+
+    /// The store's GLN (`node.gln`), for the EPCIS events published to HQ.
+    pub fn with_gln(mut self, gln: Option<&str>) -> Self {
+        self.gln = gln.map(str::to_owned);
+        self
     }
 
     /// Step 2, once the store is open: checks the configuration, then loads the documents
@@ -86,6 +95,7 @@ impl SyncSetup {
             cfg: cfg.clone(),
             tenant: tenant.to_owned(),
             store_id: store_id.to_owned(),
+            gln: self.gln,
             writer,
             store,
             slot: self.slot,
@@ -109,6 +119,7 @@ struct Loader {
     cfg: SyncConfig,
     tenant: String,
     store_id: String,
+    gln: Option<String>,
     writer: WriterId,
     store: Store,
     slot: DocsSlot,
@@ -147,6 +158,7 @@ impl Loader {
             &self.cfg,
             &self.tenant,
             &self.store_id,
+            self.gln.as_deref(),
             self.writer.clone(),
             self.store.clone(),
             docs,

@@ -112,6 +112,28 @@ impl OrdersDoc {
 
     /// Creates an order (one change) and records `Placed` by this writer at its creation time.
     pub fn create_order(&mut self, facts: &OrderFacts) -> Result<Option<LocalChange>, OrdersError> {
+        self.create(facts, false)
+    }
+
+    /// Creates an online order and consumes its units from the online escrow in the same
+    /// change (see [`super::escrow`]): whoever sees the order sees the consumption.
+    pub fn create_order_consuming_escrow(
+        &mut self,
+        facts: &OrderFacts,
+    ) -> Result<Option<LocalChange>, OrdersError> {
+        self.create(facts, true)
+    }
+
+    /// The root `writers` map.
+    pub(super) fn writers_map(&self) -> Result<automerge::ObjId, OrdersError> {
+        self.genesis_map(KEY_WRITERS)
+    }
+
+    fn create(
+        &mut self,
+        facts: &OrderFacts,
+        consume_escrow: bool,
+    ) -> Result<Option<LocalChange>, OrdersError> {
         let writer = self.core.writer().clone();
         if facts.order_id.len() > MAX_ORDER_ID_LEN || !order_id_belongs_to(&facts.order_id, &writer)
         {
@@ -142,6 +164,14 @@ impl OrdersDoc {
             let lines = tx.put_object(&order, KEY_LINES, ObjType::Map)?;
             for (sku, qty) in &facts.lines {
                 tx.put(&lines, sku.as_str(), *qty)?;
+            }
+            if consume_escrow {
+                let consumed: Vec<_> = facts
+                    .lines
+                    .iter()
+                    .map(|(sku, qty)| (sku.clone(), super::escrow::EscrowField::Consumed, *qty))
+                    .collect();
+                super::escrow::put_escrow(tx, &writers, &writer, &consumed)?;
             }
             put_event(
                 tx,

@@ -50,6 +50,8 @@ pub enum ServiceError {
     Tls(#[from] super::tls::TlsError),
     #[error("MQTT transport: {0}")]
     Transport(#[from] super::transport::TransportError),
+    #[error("EPCIS: {0}")]
+    Epcis(#[from] crate::epcis::EpcisError),
 }
 
 /// What `diag sync` and the metrics show.
@@ -114,6 +116,8 @@ struct Ctx {
     shared: Arc<Shared>,
     /// Customer data beside the documents (`crate::privacy::link`).
     pii: Arc<crate::privacy::link::PiiLink>,
+    /// EPCIS events to HQ (`super::epcis_link`).
+    epcis: Arc<super::epcis_link::EpcisLink>,
 }
 
 #[derive(Debug)]
@@ -127,11 +131,15 @@ enum Cmd {
 
 impl SyncService {
     /// Starts the transport and the tasks. `changed` is notified by the hook after commits
-    /// that produced a change.
+    /// that produced a change. `gln`: the store's GLN for EPCIS locations.
+    // The node's identity, its store and the GLN are separate facts of the configuration;
+    // bundling them into a struct for this one call would only move the list.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         cfg: &SyncConfig,
         tenant: &str,
         store_id: &str,
+        gln: Option<&str>,
         writer: WriterId,
         store: Store,
         docs: SharedDocs,
@@ -165,6 +173,10 @@ impl SyncService {
             crate::privacy::link::subscription(&topics, &store_segment),
             QoS::AtLeastOnce,
         ));
+        transport.subscriptions.push((
+            super::epcis_link::subscription(&topics, &store_segment, &me),
+            QoS::AtLeastOnce,
+        ));
         let shutdown = CancellationToken::new();
         let (mqtt, incoming, transport_task) = MqttTransport::start(transport, shutdown.clone())?;
         let (pii, pii_task) = crate::privacy::link::PiiLink::start(
@@ -173,6 +185,19 @@ impl SyncService {
             topics.clone(),
             &store_segment,
             writer.as_str(),
+            shutdown.clone(),
+        )?;
+        let node_id = writer
+            .as_str()
+            .strip_prefix(&format!("{store_id}."))
+            .unwrap_or(writer.as_str());
+        let (epcis, epcis_task) = super::epcis_link::EpcisLink::start(
+            store.clone(),
+            mqtt.clone(),
+            &topics,
+            &store_segment,
+            &me,
+            crate::epcis::Origin::new(tenant, store_id, node_id, gln)?,
             shutdown.clone(),
         )?;
         let shared = Arc::new(Shared::default());
@@ -206,6 +231,7 @@ impl SyncService {
             heads_topics,
             shared: shared.clone(),
             pii,
+            epcis,
         });
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let receiver = tokio::spawn(receive(ctx.clone(), incoming, cmd_tx, shutdown.clone()));
@@ -218,7 +244,13 @@ impl SyncService {
         ));
         Ok(Self {
             shutdown,
-            tasks: Mutex::new(vec![receiver, publisher, transport_task, pii_task]),
+            tasks: Mutex::new(vec![
+                receiver,
+                publisher,
+                transport_task,
+                pii_task,
+                epcis_task,
+            ]),
             shared,
             docs,
             store,
@@ -368,6 +400,9 @@ async fn handle_message(
     let topic = topics::parse(topic).map_err(|e| e.to_string())?;
     if let Topic::Pii { .. } = &topic {
         return ctx.pii.on_message(&topic, payload).await;
+    }
+    if let Topic::EpcisAck { .. } = &topic {
+        return ctx.epcis.on_message(&topic, payload).await;
     }
     if let Topic::Status { scope, .. } = &topic {
         if *scope == Scope::Hq {

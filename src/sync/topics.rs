@@ -835,10 +835,7 @@ mod tests {
     fn pii_topics_round_trip_and_filter() {
         let t = space();
         let topic = t.pii(&Scope::Hq, &id("s042"), &id("web-1"));
-        assert_eq!(
-            topic.to_string(),
-            "storenode/v1/acme/hq/pii/s042/web-1"
-        );
+        assert_eq!(topic.to_string(), "storenode/v1/acme/hq/pii/s042/web-1");
         assert_eq!(parse(&topic.to_string()), Ok(topic.clone()));
         assert!(topic.is_retained());
         assert_eq!(

@@ -11,6 +11,9 @@
 //! 2. else any `Cancelled` → `Cancelled` (earliest);
 //! 3. else any `InTransit` → `InTransit`.
 //!
+//! "Earliest" is by (time, HQ last, writer): HQ's events are copies of a store's with the
+//! same time, so the store's own event is named as the decider.
+//!
 //! Each rule is a min over the set, so the result ignores arrival order and duplicates
 //! (property-tested below) and a merge of two replicas folds like the set union.
 //!
@@ -22,6 +25,8 @@
 //! receipt) move every unit exactly once.
 
 use std::collections::BTreeMap;
+
+use super::doc::HQ_WRITER;
 
 /// Status of a transfer (serialised lower-case with `_`).
 #[derive(
@@ -80,7 +85,7 @@ pub fn fold_status(events: &[TransferEvent]) -> Option<TransferState> {
     let decided_by = events
         .iter()
         .filter(|e| e.status.rank() == top)
-        .min_by(|a, b| (a.at_ms, &a.writer).cmp(&(b.at_ms, &b.writer)))?
+        .min_by_key(|e| (e.at_ms, e.writer == HQ_WRITER, &e.writer))?
         .clone();
     Some(TransferState {
         status: decided_by.status,
@@ -187,6 +192,9 @@ mod tests {
             fold_status(&events).unwrap().decided_by,
             ev(Received, 7, "b")
         );
+        // HQ's copy of an event has the same time: the store's own event is named.
+        let copies = [ev(Received, 7, "hq"), ev(Received, 7, "s2.lane1")];
+        assert_eq!(fold_status(&copies).unwrap().decided_by.writer, "s2.lane1");
     }
 
     #[test]

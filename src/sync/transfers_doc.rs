@@ -114,10 +114,10 @@ impl OrdersDoc {
             return Err(TransferDocError::ForeignId(facts.transfer_id.clone()));
         }
         facts.validate()?;
-        if self.facts_by(&writer, &facts.transfer_id).is_some() {
+        if self.tr_facts_by(&writer, &facts.transfer_id).is_some() {
             return Ok(None);
         }
-        let writers = self.writers_map()?;
+        let writers = self.tr_writers_map()?;
         self.core_mut()
             .commit(facts.created_at_ms, "transfer", |tx| {
                 let own = child_map(tx, &writers, writer.as_str())?;
@@ -169,8 +169,8 @@ impl OrdersDoc {
             return Err(TransferDocError::Unknown(transfer_id.to_owned()));
         }
         let writer = self.core().writer().clone();
-        let had_lines = received.is_some() && self.received_by(&writer, transfer_id).is_some();
-        let writers = self.writers_map()?;
+        let had_lines = received.is_some() && self.tr_received_by(&writer, transfer_id).is_some();
+        let writers = self.tr_writers_map()?;
         self.core_mut().commit(at_ms, "transfer-status", |tx| {
             let own = child_map(tx, &writers, writer.as_str())?;
             let events = child_map(tx, &own, KEY_EVENTS)?;
@@ -192,9 +192,9 @@ impl OrdersDoc {
     /// Every transfer id any writer wrote facts for, sorted, without duplicates.
     pub fn transfer_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self
-            .writer_ids()
+            .tr_writer_ids()
             .iter()
-            .filter_map(|w| self.own_map(w, KEY_TRANSFERS))
+            .filter_map(|w| self.tr_own_map(w, KEY_TRANSFERS))
             .flat_map(|m| map_keys(self.core().automerge(), &m, None))
             .collect();
         ids.sort();
@@ -205,12 +205,12 @@ impl OrdersDoc {
     /// The facts of a transfer: the dispatcher's, else HQ's copy (which names the receiver).
     /// HQ's copy wins for `receiver`, which only HQ sets.
     pub fn transfer_facts(&self, transfer_id: &str) -> Option<TransferFacts> {
-        let from_hq = self.facts_by(&WriterId::hq(), transfer_id);
+        let from_hq = self.tr_facts_by(&WriterId::hq(), transfer_id);
         let owner = transfer_id
             .split_once(':')
             .and_then(|(w, _)| WriterId::new(w).ok())
             .filter(|w| !w.is_hq());
-        let from_owner = owner.and_then(|w| self.facts_by(&w, transfer_id));
+        let from_owner = owner.and_then(|w| self.tr_facts_by(&w, transfer_id));
         match (from_owner, from_hq) {
             (Some(mut own), Some(hq)) => {
                 own.receiver = hq.receiver;
@@ -228,9 +228,9 @@ impl OrdersDoc {
         let dispatcher = facts.dispatcher();
         let doc = self.core().automerge();
         let mut out = Vec::new();
-        for writer in self.writer_ids() {
+        for writer in self.tr_writer_ids() {
             let Some(per) = self
-                .own_map(&writer, KEY_EVENTS)
+                .tr_own_map(&writer, KEY_EVENTS)
                 .and_then(|m| map_at(doc, &m, transfer_id))
             else {
                 continue;
@@ -262,8 +262,8 @@ impl OrdersDoc {
         let facts = self.transfer_facts(transfer_id)?;
         facts
             .receiver
-            .and_then(|r| self.received_by(&r, transfer_id))
-            .or_else(|| self.received_by(&WriterId::hq(), transfer_id))
+            .and_then(|r| self.tr_received_by(&r, transfer_id))
+            .or_else(|| self.tr_received_by(&WriterId::hq(), transfer_id))
     }
 
     /// The folded state of a transfer.
@@ -275,7 +275,7 @@ impl OrdersDoc {
     pub fn own_transfer_statuses(&self, transfer_id: &str) -> Vec<TransferStatus> {
         let writer = self.core().writer().clone();
         let doc = self.core().automerge();
-        self.own_map(&writer, KEY_EVENTS)
+        self.tr_own_map(&writer, KEY_EVENTS)
             .and_then(|m| map_at(doc, &m, transfer_id))
             .map(|per| {
                 int_entries(doc, &per, None)
@@ -286,12 +286,12 @@ impl OrdersDoc {
             .unwrap_or_default()
     }
 
-    fn facts_by(&self, writer: &WriterId, transfer_id: &str) -> Option<TransferFacts> {
+    fn tr_facts_by(&self, writer: &WriterId, transfer_id: &str) -> Option<TransferFacts> {
         if !writer.is_hq() && !order_id_belongs_to(transfer_id, writer) {
             return None;
         }
         let doc = self.core().automerge();
-        let map = map_at(doc, &self.own_map(writer, KEY_TRANSFERS)?, transfer_id)?;
+        let map = map_at(doc, &self.tr_own_map(writer, KEY_TRANSFERS)?, transfer_id)?;
         let lines = map_at(doc, &map, KEY_LINES)
             .map(|l| int_entries(doc, &l, None).into_iter().collect())
             .unwrap_or_default();
@@ -305,13 +305,13 @@ impl OrdersDoc {
         })
     }
 
-    fn received_by(&self, writer: &WriterId, transfer_id: &str) -> Option<BTreeMap<String, i64>> {
+    fn tr_received_by(&self, writer: &WriterId, transfer_id: &str) -> Option<BTreeMap<String, i64>> {
         let doc = self.core().automerge();
-        let map = map_at(doc, &self.own_map(writer, KEY_RECEIVED)?, transfer_id)?;
+        let map = map_at(doc, &self.tr_own_map(writer, KEY_RECEIVED)?, transfer_id)?;
         Some(int_entries(doc, &map, None).into_iter().collect())
     }
 
-    fn own_map(&self, writer: &WriterId, key: &str) -> Option<automerge::ObjId> {
+    fn tr_own_map(&self, writer: &WriterId, key: &str) -> Option<automerge::ObjId> {
         map_at(
             self.core().automerge(),
             &self.core().writer_map(writer)?,
@@ -319,7 +319,7 @@ impl OrdersDoc {
         )
     }
 
-    fn writer_ids(&self) -> Vec<WriterId> {
+    fn tr_writer_ids(&self) -> Vec<WriterId> {
         let Some(writers) = self.core().root_map(KEY_WRITERS) else {
             return Vec::new();
         };
@@ -329,7 +329,7 @@ impl OrdersDoc {
             .collect()
     }
 
-    fn writers_map(&self) -> Result<automerge::ObjId, TransferDocError> {
+    fn tr_writers_map(&self) -> Result<automerge::ObjId, TransferDocError> {
         self.core()
             .root_map(KEY_WRITERS)
             .ok_or_else(|| DocError::NotOurDocument("no writers map".to_owned()).into())

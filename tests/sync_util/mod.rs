@@ -251,6 +251,16 @@ resend_interval_ms = 500
         assert_eq!(status, 201, "{body}");
     }
 
+    /// Grants `quantity` of `sku` to the online channel (the escrow HQ's orders draw on).
+    pub fn grant_online(&self, key: &str, sku: &str, quantity: i64) {
+        let (status, body) = self.post(
+            "/v1/escrow/grants",
+            key,
+            json!({ "sku": sku, "quantity": quantity }),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+
     /// Sells `quantity` of `sku`, paying in cash (overpaying; change is given).
     pub fn sell(&self, key: &str, sku: &str, quantity: i64) {
         let (status, body) = self.post(

@@ -164,6 +164,7 @@ pub fn record_sale(
             },
             ctx.now,
         )?;
+        crate::store::escrow::check_sale(conn, &line.item.sku, level)?;
         if level.on_hand < 0
             && !negative_stock
                 .iter()
