@@ -67,6 +67,8 @@ struct Row {
     /// `PRAGMA quick_check` alone on the same file, node stopped: the store's own check at
     /// open, part of "start to ready" and growing with the database.
     quick_check: Duration,
+    /// `Store::open` alone (quick_check, migrations, writer thread), node stopped.
+    store_open: Duration,
     sync_ready: Duration,
     doc_bytes: u64,
 }
@@ -95,14 +97,20 @@ async fn run(past: usize) -> BenchResult<()> {
         rows.push(row);
     }
     println!(
-        "\n{:<44} {:>14} {:>18} {:>20} {:>16}",
-        "node holding", "start→ready", "(quick_check)", "start→sync-ready", "stock doc KiB"
+        "\n{:<44} {:>14} {:>16} {:>16} {:>20} {:>16}",
+        "node holding",
+        "start→ready",
+        "(store open)",
+        "(quick_check)",
+        "start→sync-ready",
+        "stock doc KiB"
     );
     for r in &rows {
         println!(
-            "{:<44} {:>11.0} ms {:>15.0} ms {:>17.0} ms {:>16}",
+            "{:<44} {:>11.0} ms {:>13.0} ms {:>13.0} ms {:>17.0} ms {:>16}",
             r.name,
             ms(r.ready),
+            ms(r.store_open),
             ms(r.quick_check),
             ms(r.sync_ready),
             r.doc_bytes / 1024
@@ -152,6 +160,7 @@ async fn measure(broker: SocketAddr, case: Case, past: usize) -> BenchResult<Row
     let mut ready = Vec::new();
     let mut sync_ready = Vec::new();
     let mut quick_check = Vec::new();
+    let mut store_open = Vec::new();
     let mut doc_bytes = 0;
     for _ in 0..REPEATS {
         let began = Instant::now();
@@ -164,15 +173,32 @@ async fn measure(broker: SocketAddr, case: Case, past: usize) -> BenchResult<Row
         let db = node.state.config.database.path.clone();
         node.stop().await;
         quick_check.push(time_quick_check(&db)?);
+        store_open.push(time_store_open(&db).await?);
     }
     hq.stop().await;
     Ok(Row {
         name: case.name(past),
         ready: median(ready),
         quick_check: median(quick_check),
+        store_open: median(store_open),
         sync_ready: median(sync_ready),
         doc_bytes,
     })
+}
+
+async fn time_store_open(db: &Path) -> BenchResult<Duration> {
+    let began = Instant::now();
+    let store = storenode::store::Store::open(
+        storenode::store::StoreOptions {
+            path: db.to_owned(),
+            max_batch: 64,
+            writer_id: format!("{STORE}.bench"),
+        },
+        Box::new(storenode::store::NoHook),
+    )?;
+    let took = began.elapsed();
+    store.close().await;
+    Ok(took)
 }
 
 fn time_quick_check(db: &Path) -> BenchResult<Duration> {
@@ -312,6 +338,7 @@ async fn start_node(dir: &Path, broker: SocketAddr) -> BenchResult<Node> {
         broker: broker_config(broker),
         resend_interval: Duration::from_millis(500),
         reconnect_max: Duration::from_millis(500),
+        online_escrow_units: 0,
     });
     Ok(Node::start(config).await?)
 }

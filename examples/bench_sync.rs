@@ -299,6 +299,7 @@ async fn start_node(dir: &Path, broker: SocketAddr) -> BenchResult<Node> {
         resend_interval: Duration::from_millis(500),
         // Reconnect promptly after the cut: the figure is catch-up, not backoff.
         reconnect_max: Duration::from_millis(500),
+        online_escrow_units: 0,
     });
     let node = Node::start(config).await?;
     // The sync documents load in the background; the figures start once sync runs.

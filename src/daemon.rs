@@ -18,6 +18,9 @@ use crate::store::sales::WriteContext;
 use crate::store::{NoHook, Store, StoreOptions};
 
 const ORDER_EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the online escrow is topped up to `sync.online_escrow_units` (after receipts,
+/// released orders and HQ's returns free units).
+const ESCROW_TOP_UP_INTERVAL: Duration = Duration::from_secs(15);
 
 /// A running node, for `run`, `demo`, `bench` and the tests.
 pub struct Node {
@@ -122,6 +125,10 @@ impl Node {
             }
         });
         tasks.spawn(expire_orders(state.clone(), shutdown.clone()));
+        let escrow_units = config.sync.as_ref().map_or(0, |s| s.online_escrow_units);
+        if escrow_units > 0 {
+            tasks.spawn(top_up_escrow(state.clone(), escrow_units, shutdown.clone()));
+        }
         tasks.spawn(crate::control::server::serve(
             control,
             crate::control::ControlContext {
@@ -209,6 +216,38 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         _ = int.recv() => {}
     }
     Ok(())
+}
+
+/// Keeps `units` of every SKU granted to the online channel, as far as free stock allows.
+async fn top_up_escrow(state: AppState, units: i64, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(ESCROW_TOP_UP_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let config = state.config.clone();
+        let writer_id = state.store.writer_id().to_string();
+        let granted = state
+            .store
+            .write(move |conn| {
+                let now = crate::store::now_utc();
+                let ctx = WriteContext {
+                    terminal: "escrow",
+                    writer_id: &writer_id,
+                    currency: &config.node.currency,
+                    tax: &config.tax,
+                    now: &now,
+                };
+                crate::store::escrow::top_up(conn, &ctx, units)
+            })
+            .await;
+        match granted {
+            Ok(0) => {}
+            Ok(skus) => tracing::info!(skus, units, "granted units to the online channel"),
+            Err(e) => tracing::warn!(error = %e, "online escrow top-up failed; will retry"),
+        }
+    }
 }
 
 /// Releases the reservations of click-and-collect orders whose hold time has passed.

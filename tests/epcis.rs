@@ -499,3 +499,27 @@ fn events_reach_hq_across_a_partition_and_are_stored_once() {
         "{body}"
     );
 }
+
+#[test]
+fn a_wrong_gln_stops_the_node_at_config_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("storenode.toml");
+    let text = common::node::config_text(dir.path(), common::node::free_port(), "").replacen(
+        "node_id = \"lane1\"",
+        "node_id = \"lane1\"\ngln = \"4012345000008\"",
+        1,
+    );
+    std::fs::write(&config, text).expect("write config");
+    let out = Command::new(binary())
+        .args([
+            "--config",
+            config.to_str().unwrap_or_default(),
+            "config",
+            "check",
+        ])
+        .output()
+        .expect("run config check");
+    assert_eq!(out.status.code(), Some(2), "a configuration error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("node.gln"), "{stderr}");
+}

@@ -137,6 +137,16 @@ fn hq_confirmed(hq: &HqNode, order: &str) -> Value {
     )
 }
 
+/// Grants `quantity` MILK to the online channel at the store and waits until HQ can
+/// promise it (HQ places online orders only within the store's grant).
+fn grant_milk(hq: &HqNode, store: &StoreNode, quantity: i64) {
+    store.grant_online("grant-milk", "MILK", quantity);
+    wait_for("HQ sees the grant", CONVERGE, || {
+        let (status, body) = hq.stock("s1", "MILK");
+        (status == 200 && body["online_escrow"] == quantity).then_some(())
+    });
+}
+
 /// `storenode privacy erase` against HQ: (exit code, stdout, stderr).
 fn cli_erase(hq: &HqNode, selector: &[&str]) -> (i32, String, String) {
     let token = hq.dir.path().join("hq-token");
@@ -218,6 +228,7 @@ fn customer_data_travels_beside_the_documents_and_erasure_reaches_every_copy() {
     wait_for("HQ knows store 1", CONVERGE, || {
         (hq.on_hand("s1", "MILK") == Some(20)).then_some(())
     });
+    grant_milk(&hq, &store, 2);
 
     // An online order placed at HQ, with its customer: the customer reaches the store,
     // beside the order (not in its document).
@@ -426,6 +437,7 @@ fn customer_data_and_erasure_pass_the_broker_acl() {
     wait_for("HQ knows store 1", CONVERGE, || {
         (hq.on_hand("s1", "MILK") == Some(5)).then_some(())
     });
+    grant_milk(&hq, &store, 1);
     let web1 = json!({ "order_id": "web-1", "store": "s1", "node": "lane1", "pickup_code": "4711",
                        "lines": [{ "sku": "MILK", "quantity": 1 }] });
     assert_eq!(hq.post_json("/v1/orders", web1).0, 201);

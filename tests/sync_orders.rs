@@ -296,11 +296,18 @@ fn a_store_taken_order_reaches_hq_and_any_lane_collects_it() {
     let lane2 = StoreNode::start("s1", "lane2", &direct);
     lane1.receive("r1", "MILK", 10);
     let order = json!({ "order_id": "pos-1", "pickup_code": "2468",
+                        "customer": { "name": "Max Muster", "phone": "0170 1234567", "email": "max@example.com" },
                         "lines": [{ "sku": "MILK", "quantity": 3 }] });
-    ok(
+    let taken = ok(
         "take order at lane1",
         lane1.post_json("/v1/orders", "o1", order),
     );
+    assert!(!taken.to_string().contains("Max Muster"), "{taken}");
+    // The customer travels beside the order (erasable), not in it.
+    wait_for("HQ has the customer", CONVERGE, || {
+        let (status, body) = hq.get_json("/v1/orders/pos-1/customer");
+        (status == 200 && body.to_string().contains("max@example.com")).then_some(())
+    });
 
     // HQ and the other lane see it under its shared id; lane2 holds no units for it.
     let shared = "s1.lane1:pos-1";
@@ -443,11 +450,23 @@ fn ship_from_store_fulfils_a_web_order_from_store_stock() {
     let store = StoreNode::start("s1", "lane1", &direct);
     store.receive("r1", "MILK", 5);
     grant_and_wait(&hq, &store, "s1", "MILK", 2);
+    let customer = json!({ "name": "Erika Mustermann", "phone": "+49 30 1234567",
+                           "email": "erika@example.com", "address": "Heidestrasse 17, 51147 Koeln" });
     let order = json!({ "order_id": "ship-1", "store": "s1", "node": "lane1", "pickup_code": "0000",
-                        "delivery": "ship", "lines": [{ "sku": "MILK", "quantity": 2 }] });
-    assert_eq!(hq.post_json("/v1/orders", order).0, 201);
+                        "delivery": "ship", "customer": customer,
+                        "lines": [{ "sku": "MILK", "quantity": 2 }] });
+    let (status, placed) = hq.post_json("/v1/orders", order);
+    assert_eq!(status, 201, "{placed}");
     let view = store_shows_status(&store, "ship-1", "reserved");
     assert_eq!(view["delivery"], "ship", "{view}");
+    // The address reaches the store beside the order, never inside it.
+    let address = wait_for("store has the delivery address", CONVERGE, || {
+        let (status, body) = store.get_json("/v1/orders/ship-1/customer");
+        (status == 200).then_some(body)
+    });
+    assert!(address.to_string().contains("Heidestrasse 17"), "{address}");
+    assert!(!view.to_string().contains("Erika"), "{view}");
+    assert!(!placed.to_string().contains("Erika"), "{placed}");
     ok(
         "pick",
         store.post_json(
@@ -482,4 +501,10 @@ fn ship_from_store_fulfils_a_web_order_from_store_stock() {
     wait_for("HQ stock after shipping", CONVERGE, || {
         (hq.on_hand("s1", "MILK") == Some(3)).then_some(())
     });
+    for log in [store.log(), hq.log()] {
+        assert!(
+            !log.contains("Erika") && !log.contains("erika@"),
+            "personal data in a log"
+        );
+    }
 }

@@ -186,6 +186,7 @@ async fn start_store(dir: &Path, id: &str, broker: SocketAddr) -> anyhow::Result
         resend_interval: RESEND,
         // A store cut off for seconds retries within a second of the link coming back.
         reconnect_max: Duration::from_secs(1),
+        online_escrow_units: 0,
     });
     let node = Node::start(config).await?;
     seed(&node).await?;

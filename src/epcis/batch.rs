@@ -109,7 +109,7 @@ pub fn event_id(event: &Value) -> Option<&str> {
 
 /// Splits log rows (`seq`, its event if any), in `seq` order after `after`, into batches
 /// whose encoding stays under `max_bytes`. One event is never split; the largest (a sale of
-/// the maximum 2000 EPC lines) is far below the cap.
+/// the maximum 500 lines, all EPCs: about 19 KB) is far below the cap.
 pub fn split(after: i64, rows: Vec<(i64, Option<Value>)>, max_bytes: usize) -> Vec<Batch> {
     let budget = max_bytes.saturating_sub(OVERHEAD);
     let mut batches = Vec::new();

@@ -19,10 +19,10 @@ use subtle::ConstantTimeEq;
 use tokio::sync::mpsc;
 
 use super::state::{CancelRefused, NewHqOrder, OrderRefused, Outgoing};
-use crate::sync::orders::OrderStatus;
 use super::{SharedHq, lock};
 use crate::config::Secret;
 use crate::sync::doc_catalog::CatalogItem;
+use crate::sync::orders::OrderStatus;
 
 #[derive(Clone)]
 pub struct HttpState {
@@ -44,7 +44,10 @@ pub fn router(state: HttpState) -> Router {
         .route("/v1/orders", post(place_order).get(list_orders))
         .route("/v1/orders/{id}", get(one_order))
         .route("/v1/transfers", get(super::http_transfers::store_transfers))
-        .route("/v1/transfers/{id}", get(super::http_transfers::one_transfer))
+        .route(
+            "/v1/transfers/{id}",
+            get(super::http_transfers::one_transfer),
+        )
         .route("/v1/orders/{id}/cancel", post(cancel_order))
         .route("/v1/escrow/{store}", get(store_escrow))
         .route("/v1/escrow/{store}/{sku}/return", post(return_escrow))
@@ -202,6 +205,28 @@ async fn place_order(
             for m in messages {
                 let _ = state.publish.send(m);
             }
+            if let Some(customer) = &order.customer {
+                // The order stands without its customer data if storing that fails.
+                let stored = super::privacy::lock(&state.privacy).put(
+                    &order.store,
+                    &order.order_id,
+                    customer,
+                );
+                match stored {
+                    Ok(messages) => {
+                        for m in messages {
+                            let _ = state.publish.send(m);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(order = order.order_id, error = %e, "customer data of a new order not stored");
+                        return problem(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            format!("order placed, customer data not stored: {e}"),
+                        );
+                    }
+                }
+            }
             let body = serde_json::json!({
                 "order_id": order.order_id,
                 "store": order.store,
@@ -263,7 +288,8 @@ async fn cancel_order(
     let id = order_id.clone();
     let cancelled = tokio::task::spawn_blocking(move || {
         let mut hq = lock(&hq);
-        hq.cancel_order(&id).map(|messages| (messages, hq.order_view(&id)))
+        hq.cancel_order(&id)
+            .map(|messages| (messages, hq.order_view(&id)))
     })
     .await;
     match cancelled {
@@ -294,8 +320,10 @@ async fn store_escrow(
         Ok(totals) => {
             let skus: Vec<_> = totals
                 .into_iter()
-                .map(|(sku, t)| serde_json::json!({ "sku": sku, "granted": t.granted,
-                    "consumed": t.consumed, "returned": t.returned, "remaining": t.remaining() }))
+                .map(|(sku, t)| {
+                    serde_json::json!({ "sku": sku, "granted": t.granted,
+                    "consumed": t.consumed, "returned": t.returned, "remaining": t.remaining() })
+                })
                 .collect();
             Json(serde_json::json!({ "store": store, "escrow": skus })).into_response()
         }
@@ -330,11 +358,15 @@ async fn return_escrow(
             for m in messages {
                 let _ = state.publish.send(m);
             }
-            Json(serde_json::json!({ "granted": totals.granted, "consumed": totals.consumed,
-                "returned": totals.returned, "remaining": totals.remaining() }))
+            Json(
+                serde_json::json!({ "granted": totals.granted, "consumed": totals.consumed,
+                "returned": totals.returned, "remaining": totals.remaining() }),
+            )
             .into_response()
         }
-        Ok(Err(e @ OrderRefused::NotGranted { .. })) => problem(StatusCode::CONFLICT, e.to_string()),
+        Ok(Err(e @ OrderRefused::NotGranted { .. })) => {
+            problem(StatusCode::CONFLICT, e.to_string())
+        }
         Ok(Err(e @ OrderRefused::Invalid { .. })) => {
             problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
         }

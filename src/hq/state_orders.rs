@@ -44,6 +44,10 @@ pub struct NewHqOrder {
     /// The lane that reserves and fulfils the order (`None`: a lane HQ has seen, online
     /// ones first).
     pub node: Option<String>,
+    /// Name, phone, e-mail (and address for ship-from-store): kept beside the documents,
+    /// never in them, so it can be erased (`crate::hq::privacy`).
+    #[serde(default)]
+    pub customer: Option<crate::privacy::Customer>,
 }
 
 fn web() -> String {
@@ -476,6 +480,7 @@ mod tests {
             delivery: Delivery::Collect,
             channel: web(),
             node: Some("lane1".into()),
+            customer: None,
         }
     }
 

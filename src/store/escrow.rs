@@ -112,15 +112,7 @@ pub fn grant(
             item.sku
         )));
     }
-    conn.prepare_cached(
-        "INSERT INTO escrow_grant (sku, quantity, terminal, at) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![item.sku, quantity, ctx.terminal, ctx.now])?;
-    conn.prepare_cached(
-        "INSERT INTO escrow_level (sku, granted) VALUES (?1, ?2)
-         ON CONFLICT(sku) DO UPDATE SET granted = granted + excluded.granted",
-    )?
-    .execute(params![item.sku, quantity])?;
+    grant_units(conn, ctx, &item.sku, quantity)?;
     view(conn, &item.sku)
 }
 
@@ -136,6 +128,55 @@ pub fn check_sale(conn: &Connection, sku: &str, stock: StockLevel) -> Result<(),
         escrow.remaining(),
         free_units(stock, escrow).saturating_neg()
     )))
+}
+
+/// SKUs granted per top-up at most: one top-up is one change, kept well under the sync
+/// message cap; the rest follow at the next top-up.
+const TOP_UP_BATCH: i64 = 500;
+
+/// Grants free units so that up to `target` units of every SKU are held for the online
+/// channel (the store's policy, `sync.online_escrow_units`). Returns the SKUs granted to.
+pub fn top_up(conn: &Connection, ctx: &WriteContext<'_>, target: i64) -> Result<usize, StoreError> {
+    if target <= 0 {
+        return Ok(0);
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT sku, free, held FROM (
+             SELECT s.sku AS sku,
+                    MAX(COALESCE(e.granted - e.consumed - e.returned, 0), 0) AS held,
+                    s.on_hand - s.reserved
+                      - MAX(COALESCE(e.granted - e.consumed - e.returned, 0), 0) AS free
+             FROM stock_level s LEFT JOIN escrow_level e ON e.sku = s.sku)
+         WHERE free > 0 AND held < ?1 ORDER BY sku LIMIT ?2",
+    )?;
+    let due: Vec<(String, i64, i64)> = stmt
+        .query_map(params![target, TOP_UP_BATCH], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    for (sku, free, held) in &due {
+        let quantity = (target - held).min(*free);
+        grant_units(conn, ctx, sku, quantity)?;
+    }
+    Ok(due.len())
+}
+
+fn grant_units(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    sku: &str,
+    quantity: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO escrow_grant (sku, quantity, terminal, at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![sku, quantity, ctx.terminal, ctx.now])?;
+    conn.prepare_cached(
+        "INSERT INTO escrow_level (sku, granted) VALUES (?1, ?2)
+         ON CONFLICT(sku) DO UPDATE SET granted = granted + excluded.granted",
+    )?
+    .execute(params![sku, quantity])?;
+    Ok(())
 }
 
 /// This node's grants with id above `mark`, as (id, sku, quantity).
@@ -250,5 +291,29 @@ mod tests {
             vec![(1, "MILK".to_owned(), 2)]
         );
         assert_eq!(list(&conn).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn top_up_keeps_the_target_held_within_free_stock() {
+        let conn = with_milk(3);
+        let tax = TaxConfig {
+            prices_include_tax: true,
+            classes: Vec::new(),
+        };
+        let ctx = WriteContext {
+            terminal: "escrow",
+            writer_id: "s1.n1",
+            currency: "EUR",
+            tax: &tax,
+            now: NOW,
+        };
+        assert_eq!(top_up(&conn, &ctx, 2).unwrap(), 1);
+        assert_eq!(level(&conn, "MILK").unwrap().remaining(), 2);
+        assert_eq!(top_up(&conn, &ctx, 2).unwrap(), 0, "already at target");
+        // A larger target takes only what is still free.
+        assert_eq!(top_up(&conn, &ctx, 10).unwrap(), 1);
+        let view = get(&conn, "MILK").unwrap();
+        assert_eq!((view.online_remaining, view.store_free), (3, 0));
+        assert_eq!(top_up(&conn, &ctx, 10).unwrap(), 0, "nothing free");
     }
 }

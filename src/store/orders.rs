@@ -113,6 +113,10 @@ pub struct NewOrder {
     #[serde(default)]
     pub delivery: Delivery,
     pub lines: Vec<OrderLineRequest>,
+    /// Kept beside the order for pickup or delivery, erasable; never in the reply, the
+    /// history or the orders document.
+    #[serde(default)]
+    pub customer: Option<crate::privacy::Customer>,
 }
 
 fn default_channel() -> String {
@@ -257,7 +261,11 @@ pub fn create(
         ));
     }
     let hash = pickup_hash(&order.order_id, code);
-    insert_order(conn, ctx, order, &hash, None)
+    let view = insert_order(conn, ctx, order, &hash, None)?;
+    if let Some(customer) = &order.customer {
+        crate::privacy::store::put(conn, &order.order_id, customer)?;
+    }
+    Ok(view)
 }
 
 /// The pickup-code hash the store keeps for `order_id` (hex SHA-256). HQ hashes the code
@@ -303,6 +311,7 @@ pub fn create_from_hq(
         pickup_code: String::new(),
         hold_hours: order.hold_hours,
         delivery: order.delivery,
+        customer: None,
         lines: order
             .lines
             .iter()

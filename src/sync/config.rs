@@ -35,6 +35,9 @@ pub struct RawSync {
     pub resend_interval_ms: Option<u64>,
     /// Longest wait between reconnect attempts (random, doubling from 0.5 s). Default 60000.
     pub reconnect_max_ms: Option<u64>,
+    /// Keep this many units of every SKU granted to the online channel, as far as free
+    /// stock allows (see `sync::escrow`). Default 0: grants only by `POST /v1/escrow/grants`.
+    pub online_escrow_units: Option<i64>,
 }
 
 /// Validated sync configuration; `None` in [`crate::config::Config`] when sync is off.
@@ -44,6 +47,8 @@ pub struct SyncConfig {
     pub resend_interval: Duration,
     /// Cap of the reconnect backoff (with jitter).
     pub reconnect_max: Duration,
+    /// Units per SKU the node keeps granted to the online channel (0: manual grants only).
+    pub online_escrow_units: i64,
 }
 
 impl RawSync {
@@ -70,10 +75,19 @@ impl RawSync {
                 "must be between 500 and 3600000".into(),
             ));
         }
+        let online_escrow_units = self.online_escrow_units.unwrap_or(0);
+        if !(0..=1_000_000).contains(&online_escrow_units) {
+            return Err(invalid(
+                file,
+                "sync.online_escrow_units",
+                "must be between 0 and 1000000".into(),
+            ));
+        }
         Ok(SyncConfig {
             broker,
             resend_interval: Duration::from_millis(resend_ms),
             reconnect_max: Duration::from_millis(reconnect_ms),
+            online_escrow_units,
         })
     }
 }
@@ -327,6 +341,7 @@ mod tests {
             key_file: files("c.key"),
             resend_interval_ms: None,
             reconnect_max_ms: None,
+            online_escrow_units: None,
         }
         .validate(Path::new("/etc/storenode/storenode.toml"))
     }

@@ -649,13 +649,12 @@ mod tests {
         install(&store, &setup.slot, "s1", writer(), docs, seen)
             .await
             .unwrap();
-        let installed = local::lock(setup.slot.get().unwrap());
-        assert_eq!(installed.epoch(), 3, "reloaded, not the stale copy");
-        assert_eq!(
-            installed.stock().core().id(),
-            &DocId::new("s1", DocKind::Stock).unwrap()
-        );
-        drop(installed);
+        let (epoch, id) = {
+            let installed = local::lock(setup.slot.get().unwrap());
+            (installed.epoch(), installed.stock().core().id().clone())
+        };
+        assert_eq!(epoch, 3, "reloaded, not the stale copy");
+        assert_eq!(id, DocId::new("s1", DocKind::Stock).unwrap());
         store.close().await;
     }
 
@@ -682,6 +681,7 @@ mod tests {
             },
             resend_interval: Duration::from_millis(200),
             reconnect_max: Duration::from_millis(200),
+            online_escrow_units: 0,
         };
         let sync = setup
             .start(&cfg, "t", "s1", "lane1", store.clone(), health.clone())
