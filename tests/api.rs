@@ -580,6 +580,19 @@ fn counts_record_the_difference_and_stock_pages() {
     assert_eq!(count.status, 201, "{}", count.body);
     assert_eq!(count.body["changes"][0]["delta"], -3);
     assert_eq!(on_hand(&api, "MILK"), 5);
+    // A count that finds what the system holds is still an observation: EPCIS shows it.
+    let same = api.post(
+        "/v1/counts",
+        "c-same",
+        &json!({ "lines": [{ "sku": "MILK", "counted": 5 }] }),
+    );
+    assert_eq!(same.body["changes"][0]["delta"], 0, "{}", same.body);
+    assert_eq!(on_hand(&api, "MILK"), 5);
+    let events = api.get("/v1/epcis/events");
+    let counts = events.body["epcisBody"]["eventList"]
+        .as_array()
+        .map(|list| list.iter().filter(|e| e["bizStep"] == "cycle_counting").count());
+    assert_eq!(counts, Some(2), "{}", events.body);
     let negative = api.post(
         "/v1/counts",
         "c2",

@@ -147,19 +147,17 @@ pub fn record_count(
         }
         let current = ledger::level(conn, &item.sku)?.on_hand;
         let delta = line.counted - current;
-        let on_hand = if delta == 0 {
-            current
-        } else {
-            movement(
-                conn,
-                ctx,
-                &item.sku,
-                MovementKind::Count,
-                delta,
-                "count",
-                &reference,
-            )?
-        };
+        // Recorded even when nothing changed: a count is an observation (audit trail, and
+        // the EPCIS cycle-counting event); a zero delta moves no stock and no sync entry.
+        let on_hand = movement(
+            conn,
+            ctx,
+            &item.sku,
+            MovementKind::Count,
+            delta,
+            "count",
+            &reference,
+        )?;
         changes.push(StockChange {
             sku: item.sku,
             delta,
