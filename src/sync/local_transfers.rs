@@ -99,16 +99,20 @@ impl NodeDocs {
             let Some(facts) = self.orders.transfer_facts(&id) else {
                 continue;
             };
-            let Some(state) = self.orders.transfer_state(&id) else {
-                continue;
-            };
             let mine = facts.dispatcher().as_ref() == Some(&self.writer)
                 || facts.receiver.as_ref() == Some(&self.writer);
             if !mine {
                 continue;
             }
-            let inbound = facts.receiver.as_ref() == Some(&self.writer) && facts.to_store == store;
             let have = store_transfers::status(conn, &id)?;
+            // Nothing overrules a receipt: settled transfers cost no fold.
+            if have == Some(TransferStatus::Received) {
+                continue;
+            }
+            let Some(state) = self.orders.transfer_state(&id) else {
+                continue;
+            };
+            let inbound = facts.receiver.as_ref() == Some(&self.writer) && facts.to_store == store;
             if have.is_none() && inbound {
                 let created = rfc3339(facts.created_at_ms);
                 let record = Inbound {

@@ -305,7 +305,11 @@ impl OrdersDoc {
         })
     }
 
-    fn tr_received_by(&self, writer: &WriterId, transfer_id: &str) -> Option<BTreeMap<String, i64>> {
+    fn tr_received_by(
+        &self,
+        writer: &WriterId,
+        transfer_id: &str,
+    ) -> Option<BTreeMap<String, i64>> {
         let doc = self.core().automerge();
         let map = map_at(doc, &self.tr_own_map(writer, KEY_RECEIVED)?, transfer_id)?;
         Some(int_entries(doc, &map, None).into_iter().collect())
