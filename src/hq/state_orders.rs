@@ -128,6 +128,10 @@ impl HqState {
                 .map_err(HqError::from)?,
         };
         let mut doc = OrdersDoc::from_core(core).map_err(orders_err)?;
+        if doc.facts(&facts.order_id).is_some() {
+            self.docs.insert(id, doc.core().clone());
+            return Err(OrderRefused::Exists(order.order_id.clone()));
+        }
         let short = facts.lines.iter().find_map(|(sku, qty)| {
             let available = doc.escrow_of(sku).remaining();
             (available < *qty).then(|| OrderRefused::NotGranted {
@@ -498,11 +502,31 @@ mod tests {
         assert!(pickup_hash(&request(None, Some("abc"))).is_err());
     }
 
+    /// Lane 1 of store s1 grants `units` MILK to the online channel; HQ receives it.
+    fn grant(hq: &mut HqState, units: i64) {
+        let id = DocId::new("s1", DocKind::Orders).unwrap();
+        let mut lane = OrdersDoc::genesis("s1", 0, WriterId::new("s1.lane1").unwrap()).unwrap();
+        let entries = [("MILK".to_owned(), EscrowField::Granted, units)];
+        let change = lane.add_escrow(&entries, 1).unwrap().unwrap();
+        let mut doc = OrdersDoc::genesis("s1", 0, WriterId::hq()).unwrap();
+        doc.core_mut().apply_changes(&[&change.bytes]).unwrap();
+        hq.docs.insert(id.clone(), doc.core().clone());
+        hq.persist_order_change(&id, &change.bytes).unwrap();
+    }
+
     #[test]
     fn an_order_is_placed_once_and_shows_placed() {
         let dir = tempfile::tempdir().unwrap();
         let mut hq = HqState::open(&dir.path().join("hq.db"), "t", 1).unwrap();
         let order = request(Some("4711"), None);
+        assert!(
+            matches!(
+                hq.create_order(&order),
+                Err(OrderRefused::NotGranted { available: 0, .. })
+            ),
+            "nothing granted to the online channel yet"
+        );
+        grant(&mut hq, 3);
         let messages = hq.create_order(&order).unwrap();
         assert_eq!(messages.len(), 2, "the change and HQ's retained heads");
         assert!(matches!(
@@ -516,5 +540,10 @@ mod tests {
         drop(hq);
         let again = HqState::open(&dir.path().join("hq.db"), "t", 1).unwrap();
         assert_eq!(again.order_view("web-1"), Some(view), "survives a restart");
+        assert_eq!(
+            again.escrow_of("s1", "MILK").remaining(),
+            1,
+            "2 of 3 consumed"
+        );
     }
 }
