@@ -372,8 +372,7 @@ impl HqState {
             params![id.store, crate::sync::hook::now_ms(), doc.epoch()],
         )?;
         if id.kind == DocKind::Stock {
-            let stock = StockDoc::from_core(doc.clone()).map_err(|e| HqError::Doc(stock_err(e)))?;
-            write_stock_rows(&tx, &id.store, &levels_by_sku(&stock.stock_levels()))?;
+            write_stock_rows(&tx, &id.store, &levels_by_sku(&changed_levels(doc, incoming)?))?;
         }
         tx.commit()?;
         Ok(())
@@ -667,6 +666,28 @@ pub use orders::{CancelRefused, HqOrderView, NewHqOrder, OrderLine, OrderRefused
 
 fn stock_err(e: crate::sync::doc_stock::StockError) -> DocError {
     DocError::NotOurDocument(e.to_string())
+}
+
+/// The levels an incoming message can have changed: only the SKUs its changes touch, read
+/// from the document in place (recomputing every SKU from a clone made each change cost
+/// O(history + SKUs) and fell behind on a busy chain). A bundle (catch-up) recomputes all.
+fn changed_levels(doc: &SyncDoc, incoming: &Incoming) -> Result<BTreeMap<String, i64>, HqError> {
+    let touched = match incoming {
+        Incoming::Changes(changes) => crate::sync::doc::touched_keys(changes),
+        Incoming::Bundle(_) => None,
+    };
+    let Some(touched) = touched else {
+        let stock = StockDoc::from_core(doc.clone()).map_err(|e| HqError::Doc(stock_err(e)))?;
+        return Ok(stock.stock_levels());
+    };
+    let keys = touched
+        .iter()
+        .flat_map(|key| {
+            let (sku, _) = crate::sync::local::split_key(key);
+            [sku.to_owned(), crate::sync::local::reserved_key(sku)]
+        })
+        .collect();
+    Ok(StockDoc::levels_of_keys(doc, &keys))
 }
 
 fn write_stock_rows(

@@ -632,6 +632,20 @@ pub fn hash_from_hex(text: &str) -> Option<ChangeHash> {
     Some(ChangeHash(bytes))
 }
 
+/// The map keys the operations of `encoded` write (`None` if one does not decode): lets a
+/// reader recompute only what a change can have touched.
+pub fn touched_keys<B: AsRef<[u8]>>(encoded: &[B]) -> Option<std::collections::BTreeSet<String>> {
+    let mut keys = std::collections::BTreeSet::new();
+    for change in decode_changes(encoded).ok()? {
+        for op in change.decode().operations {
+            if let automerge::legacy::Key::Map(key) = op.key {
+                keys.insert(key.to_string());
+            }
+        }
+    }
+    Some(keys)
+}
+
 fn decode_changes<B: AsRef<[u8]>>(encoded: &[B]) -> Result<Vec<Change>, DocError> {
     encoded
         .iter()

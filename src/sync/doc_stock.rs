@@ -136,6 +136,39 @@ impl StockDoc {
         self.levels(None)
     }
 
+    /// The levels of just `keys` (base plus every writer's total), read from a borrowed
+    /// stock document: what a reader recomputes after a change touched those keys. Keys no
+    /// writer holds are left out.
+    pub fn levels_of_keys(
+        core: &SyncDoc,
+        keys: &std::collections::BTreeSet<String>,
+    ) -> BTreeMap<String, i64> {
+        let doc = core.automerge();
+        let mut maps: Vec<ObjId> = core.root_map(KEY_BASE).into_iter().collect();
+        if let Some(writers) = core.root_map(KEY_WRITERS) {
+            for writer in map_keys(doc, &writers, None) {
+                if let Some(stock) =
+                    map_at(doc, &writers, &writer).and_then(|own| map_at(doc, &own, KEY_STOCK))
+                {
+                    maps.push(stock);
+                }
+            }
+        }
+        let mut levels = BTreeMap::new();
+        for key in keys {
+            let mut found = None;
+            for map in &maps {
+                if let Some(qty) = int_at(doc, map, key) {
+                    found = Some(found.unwrap_or(0_i64).saturating_add(qty));
+                }
+            }
+            if let Some(level) = found {
+                levels.insert(key.clone(), level);
+            }
+        }
+        levels
+    }
+
     /// Stock of every SKU as of `heads` (historical read; used to compute an epoch's base).
     pub fn stock_levels_at(&self, heads: &[ChangeHash]) -> BTreeMap<String, i64> {
         self.levels(Some(heads))

@@ -496,3 +496,31 @@ fn bundles_carry_a_backlog_and_corrupt_bundles_change_nothing() {
     expected.insert("y".into(), 1);
     assert_eq!(b.stock_levels(), expected);
 }
+
+#[test]
+fn levels_of_touched_keys_match_the_full_recompute() {
+    let mut a = lane(1);
+    let mut b = lane(2);
+    a.apply_movements(&[mv("a", 5), mv("b#r", 2)], 1).unwrap();
+    let from_b = b
+        .apply_movements(&[mv("a", -1), mv("c", 7)], 2)
+        .unwrap()
+        .unwrap();
+    a.core_mut().apply_changes(&[&from_b.bytes]).unwrap();
+    let touched = crate::sync::doc::touched_keys(&[&from_b.bytes]).unwrap();
+    assert!(
+        touched.contains("a") && touched.contains("c"),
+        "{touched:?}"
+    );
+    let keys: BTreeSet<String> = ["a", "b#r", "c", "missing"]
+        .iter()
+        .map(|k| (*k).to_owned())
+        .collect();
+    let partial = StockDoc::levels_of_keys(a.core(), &keys);
+    let full = a.stock_levels();
+    assert_eq!(partial.get("missing"), None);
+    for key in ["a", "b#r", "c"] {
+        assert_eq!(partial.get(key), full.get(key), "{key}");
+    }
+    assert_eq!(partial["a"], 4);
+}
