@@ -21,7 +21,7 @@ use crate::sync::doc::{DocError, DocId, DocKind, SyncDoc, WriterId};
 use crate::sync::orders_doc::OrdersDoc;
 use crate::sync::payload::SyncMessage;
 use crate::sync::persist;
-use crate::sync::service::kind_id;
+use crate::sync::service::{kind_id, scope_of};
 use crate::sync::topics::{Id, Scope};
 use crate::sync::transfers::{TransferEvent, TransferStatus, discrepancy, fold_status};
 use crate::sync::transfers_doc::{TransferDocError, TransferFacts};
@@ -286,8 +286,9 @@ impl HqState {
     ) -> Result<Vec<Outgoing>, HqError> {
         let topic = self
             .topics
-            .changes(
+            .changes_about(
                 &Scope::Hq,
+                &scope_of(id)?,
                 &kind_id(DocKind::Orders)?,
                 &Id::new(self.writer.as_str())?,
             )
