@@ -446,8 +446,9 @@ fn ship_from_store_fulfils_a_web_order_from_store_stock() {
     let direct = BrokerAccess::Plain {
         port: broker.port(),
     };
+    let proxy = Proxy::start(broker.port());
     let hq = HqNode::start(&direct, "");
-    let store = StoreNode::start("s1", "lane1", &direct);
+    let store = StoreNode::start("s1", "lane1", &BrokerAccess::Plain { port: proxy.port });
     store.receive("r1", "MILK", 5);
     grant_and_wait(&hq, &store, "s1", "MILK", 2);
     let customer = json!({ "name": "Erika Mustermann", "phone": "+49 30 1234567",
@@ -467,6 +468,8 @@ fn ship_from_store_fulfils_a_web_order_from_store_stock() {
     assert!(address.to_string().contains("Heidestrasse 17"), "{address}");
     assert!(!view.to_string().contains("Erika"), "{view}");
     assert!(!placed.to_string().contains("Erika"), "{placed}");
+    // The store's link fails while staff pick, pack and ship.
+    proxy.cut();
     ok(
         "pick",
         store.post_json(
@@ -496,6 +499,8 @@ fn ship_from_store_fulfils_a_web_order_from_store_stock() {
         ),
     );
     assert_eq!(store_stock(&store, "MILK"), (3, 0));
+    assert_eq!(hq_status(&hq, "ship-1").as_deref(), Some("reserved"));
+    proxy.restore();
     let at_hq = hq_shows_status(&hq, "ship-1", "shipped");
     assert_eq!(at_hq["delivery"], "ship", "{at_hq}");
     wait_for("HQ stock after shipping", CONVERGE, || {
