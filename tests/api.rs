@@ -591,7 +591,11 @@ fn counts_record_the_difference_and_stock_pages() {
     let events = api.get("/v1/epcis/events");
     let counts = events.body["epcisBody"]["eventList"]
         .as_array()
-        .map(|list| list.iter().filter(|e| e["bizStep"] == "cycle_counting").count());
+        .map(|list| {
+            list.iter()
+                .filter(|e| e["bizStep"] == "cycle_counting")
+                .count()
+        });
     assert_eq!(counts, Some(2), "{}", events.body);
     let negative = api.post(
         "/v1/counts",

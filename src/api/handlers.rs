@@ -24,7 +24,7 @@ use crate::store::escrow;
 use crate::store::inventory::{self, AdjustmentRequest, CountRequest, ReceiptRequest};
 use crate::store::ledger;
 use crate::store::orders::{
-    self, CancelRequest, CollectRequest, ShipRequest, NewOrder, OrderStatus, PickRequest,
+    self, CancelRequest, CollectRequest, NewOrder, OrderStatus, PickRequest, ShipRequest,
 };
 use crate::store::sales::{self, ReturnRequest, SaleReceipt, SaleRequest};
 

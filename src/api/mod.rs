@@ -73,10 +73,19 @@ pub fn router(state: AppState) -> Router {
         .route("/escrow", get(handlers::list_escrow))
         .route("/escrow/grants", post(handlers::grant_escrow))
         .route("/events", get(handlers::live_events))
-        .route("/transfers", get(transfers::list_transfers).post(transfers::create_transfer))
+        .route(
+            "/transfers",
+            get(transfers::list_transfers).post(transfers::create_transfer),
+        )
         .route("/transfers/{transfer_id}", get(transfers::get_transfer))
-        .route("/transfers/{transfer_id}/receive", post(transfers::receive_transfer))
-        .route("/transfers/{transfer_id}/cancel", post(transfers::cancel_transfer))
+        .route(
+            "/transfers/{transfer_id}/receive",
+            post(transfers::receive_transfer),
+        )
+        .route(
+            "/transfers/{transfer_id}/cancel",
+            post(transfers::cancel_transfer),
+        )
         .route("/epcis/events", get(epcis::events));
     Router::new()
         .nest("/v1", v1)

@@ -231,18 +231,36 @@ fn base_document() -> Value {
 /// macro recursion limit).
 fn add_omnichannel(doc: &mut Value) {
     let paths = [
-        ("/v1/orders/{order_id}/ship", json!({ "post": order_action("Ship-from-store: hand a ready order to the carrier", "ShipRequest") })),
-        ("/v1/escrow", json!({ "get": read_op("The online channel's escrow per SKU: granted, consumed, returned, online_remaining, store_free", &[]) })),
-        ("/v1/escrow/grants", json!({ "post": write_op("Grant free units to the online channel (the tills cannot sell them)", "GrantRequest", "Escrow") })),
+        (
+            "/v1/orders/{order_id}/ship",
+            json!({ "post": order_action("Ship-from-store: hand a ready order to the carrier", "ShipRequest") }),
+        ),
+        (
+            "/v1/escrow",
+            json!({ "get": read_op("The online channel's escrow per SKU: granted, consumed, returned, online_remaining, store_free", &[]) }),
+        ),
+        (
+            "/v1/escrow/grants",
+            json!({ "post": write_op("Grant free units to the online channel (the tills cannot sell them)", "GrantRequest", "Escrow") }),
+        ),
     ];
     for (path, op) in paths {
         doc["paths"][path] = op;
     }
     let schemas = [
-        ("ShipRequest", json!({ "type": "object", "required": ["carrier"], "properties": { "carrier": { "type": "string" }, "tracking": { "type": "string" } } })),
-        ("GrantRequest", item_ref(json!({ "quantity": { "type": "integer", "minimum": 1 } }))),
-        ("Escrow", json!({ "type": "object", "properties": { "sku": { "type": "string" }, "granted": { "type": "integer" }, "consumed": { "type": "integer" },
-            "returned": { "type": "integer" }, "online_remaining": { "type": "integer" }, "store_free": { "type": "integer" } } })),
+        (
+            "ShipRequest",
+            json!({ "type": "object", "required": ["carrier"], "properties": { "carrier": { "type": "string" }, "tracking": { "type": "string" } } }),
+        ),
+        (
+            "GrantRequest",
+            item_ref(json!({ "quantity": { "type": "integer", "minimum": 1 } })),
+        ),
+        (
+            "Escrow",
+            json!({ "type": "object", "properties": { "sku": { "type": "string" }, "granted": { "type": "integer" }, "consumed": { "type": "integer" },
+            "returned": { "type": "integer" }, "online_remaining": { "type": "integer" }, "store_free": { "type": "integer" } } }),
+        ),
     ];
     for (name, schema) in schemas {
         doc["components"]["schemas"][name] = schema;

@@ -42,6 +42,8 @@ pub enum HqError {
     Topic(#[from] topics::TopicError),
     #[error(transparent)]
     Epoch(#[from] EpochError),
+    #[error(transparent)]
+    OrdersEpoch(#[from] crate::sync::epoch_orders::OrdersEpochError),
     #[error("no stock document of store {0:?} yet (it never synced)")]
     UnknownStore(String),
     #[error("store {0:?} has writers that have not moved to its current epoch yet")]
@@ -251,14 +253,16 @@ impl HqState {
     /// Whether `epoch` of `store` is one HQ already closed: its writers carry their work
     /// after the cut into the next epoch themselves, so late changes of it are dropped.
     fn is_closed_epoch(&self, id: &DocId, epoch: u32) -> bool {
-        id.kind == DocKind::Stock && epoch < self.epochs.get(&id.store).copied().unwrap_or(0)
+        id.kind != DocKind::Catalog && epoch < self.current_epoch(id)
     }
 
-    /// The epoch HQ accepts for `id`: only stock documents roll over into epochs.
+    /// The epoch HQ accepts for `id`: stock and orders documents roll over into epochs
+    /// (together, each with its own number; see `state_orders.rs`), the catalog does not.
     fn current_epoch(&self, id: &DocId) -> u32 {
         match id.kind {
             DocKind::Stock => self.epochs.get(&id.store).copied().unwrap_or(0),
-            DocKind::Orders | DocKind::Catalog => 0,
+            DocKind::Orders => self.docs.get(id).map_or(0, SyncDoc::epoch),
+            DocKind::Catalog => 0,
         }
     }
 
@@ -372,7 +376,11 @@ impl HqState {
             params![id.store, crate::sync::hook::now_ms(), doc.epoch()],
         )?;
         if id.kind == DocKind::Stock {
-            write_stock_rows(&tx, &id.store, &levels_by_sku(&changed_levels(doc, incoming)?))?;
+            write_stock_rows(
+                &tx,
+                &id.store,
+                &levels_by_sku(&changed_levels(doc, incoming)?),
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -405,9 +413,10 @@ impl HqState {
             return Err(HqError::UnknownStore(store.to_owned()));
         };
         // One epoch at a time: a writer still on E-1 could not carry over into E+1.
-        if old.core().epoch() > 0 && !all_moved_over(&old) {
+        if (old.core().epoch() > 0 && !all_moved_over(&old)) || !self.orders_moved_over(store) {
             return Err(HqError::EpochPending(store.to_owned()));
         }
+        let orders = self.rolled_orders(store)?;
         let cut = old.core().heads();
         let plan = EpochPlan::at_cut(&old, &cut)?;
         let new = open_next_epoch(
@@ -425,7 +434,9 @@ impl HqState {
             params![store, plan.epoch],
         )?;
         write_stock_rows(&tx, store, &levels_by_sku(&new.stock_levels()))?;
+        self.save_rolled_orders(&tx, &orders, &now)?;
         tx.commit()?;
+        let orders_out = self.install_rolled_orders(orders)?;
         self.docs.insert(id.clone(), new.core().clone());
         self.epochs.insert(store.to_owned(), plan.epoch);
         tracing::info!(
@@ -450,17 +461,16 @@ impl HqState {
                 &Id::new(self.writer.as_str())?,
             )
             .to_string();
-        Ok((
-            plan.epoch,
-            vec![
-                Outgoing {
-                    topic: changes_topic,
-                    payload: announce,
-                    retain: false,
-                },
-                self.heads_outgoing(&id)?,
-            ],
-        ))
+        let mut out = vec![
+            Outgoing {
+                topic: changes_topic,
+                payload: announce,
+                retain: false,
+            },
+            self.heads_outgoing(&id)?,
+        ];
+        out.extend(orders_out);
+        Ok((plan.epoch, out))
     }
 
     /// Stores whose stock document HQ keeps (for the epoch timer).
@@ -475,6 +485,9 @@ impl HqState {
     /// Deletes the stored history of epochs before the current one once every writer named
     /// in the cut has carried over: nobody can need it any more.
     fn drop_closed_epochs(&mut self, id: &DocId) -> Result<(), HqError> {
+        if id.kind == DocKind::Orders {
+            return self.drop_closed_orders_epochs(id);
+        }
         if id.kind != DocKind::Stock {
             return Ok(());
         }
@@ -661,8 +674,8 @@ mod orders;
 
 #[path = "state_transfers.rs"]
 mod transfers;
-pub use transfers::{HqTransferLine, HqTransferSummary, HqTransferView, InTransit};
 pub use orders::{CancelRefused, HqOrderView, NewHqOrder, OrderLine, OrderRefused};
+pub use transfers::{HqTransferLine, HqTransferSummary, HqTransferView, InTransit};
 
 fn stock_err(e: crate::sync::doc_stock::StockError) -> DocError {
     DocError::NotOurDocument(e.to_string())
@@ -709,13 +722,18 @@ fn write_stock_rows(
 /// HQ's schema steps: entry `i` moves `user_version` from `i` to `i + 1`. Append only.
 const MIGRATIONS: &[&str] = &[
     // 1: sync state (documents, outbox) and the chain-wide stock.
-    concat!(include_str!("../sync/schema.sql"), include_str!("schema.sql")),
+    concat!(
+        include_str!("../sync/schema.sql"),
+        include_str!("schema.sql")
+    ),
     // Customer personal data of orders and erasure tombstones. Owned by `hq::privacy`.
     include_str!("../privacy/hq_schema.sql"),
     // Store-to-store transfers. Owned by `hq::state::transfers`.
     include_str!("transfers.sql"),
     // EPCIS events of every store writer. Owned by `hq::epcis`.
     include_str!("../epcis/hq_schema.sql"),
+    // Orders closed at an orders epoch cut. Owned by `hq::state::orders`.
+    include_str!("closed_orders.sql"),
 ];
 
 fn migrate(conn: &Connection) -> Result<(), HqError> {
@@ -724,7 +742,11 @@ fn migrate(conn: &Connection) -> Result<(), HqError> {
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(done) {
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i64::try_from(index + 1).unwrap_or(i64::MAX))?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(index + 1).unwrap_or(i64::MAX),
+        )?;
         tx.commit()?;
     }
     Ok(())
@@ -822,7 +844,11 @@ mod tests {
             .unwrap();
         let (epoch, announce) = hq.open_epoch("s1").unwrap();
         assert_eq!(epoch, 1);
-        assert_eq!(announce.len(), 2, "EpochAnnounce and retained heads");
+        assert_eq!(
+            announce.len(),
+            4,
+            "EpochAnnounce and retained heads, of the stock and of the orders document"
+        );
         assert_eq!(hq.stock("s1", "A").unwrap().unwrap().on_hand, 10, "base");
         // The writer's post-cut change of epoch 0 is dropped: it carries it over itself.
         let late = hq

@@ -12,8 +12,9 @@ use rusqlite::OptionalExtension;
 use super::{HqError, HqState, Outgoing};
 use crate::store::orders::{self as store_orders, Delivery};
 use crate::sync::doc::{DocId, DocKind, WriterId};
+use crate::sync::epoch_orders::{OrdersCut, open_next_orders_epoch, orders_all_moved_over};
 use crate::sync::escrow::{EscrowField, EscrowTotals};
-use crate::sync::orders::{OrderEvent, OrderStatus};
+use crate::sync::orders::{OrderEvent, OrderStatus, fold_status};
 use crate::sync::orders_doc::{OrderFacts, OrdersDoc, OrdersError};
 use crate::sync::payload::SyncMessage;
 use crate::sync::persist;
@@ -110,11 +111,196 @@ impl HqState {
         };
         for store in stores {
             let id = DocId::new(&store, DocKind::Orders)?;
-            if let Some(doc) = persist::load_doc(&self.conn, &id, 0, self.writer.clone())? {
+            let epoch = self.stored_orders_epoch(&id)?;
+            if let Some(doc) = persist::load_doc(&self.conn, &id, epoch, self.writer.clone())? {
                 self.docs.insert(id, doc);
             }
         }
         Ok(())
+    }
+
+    /// The newest epoch of an orders document HQ has stored (0 if none).
+    fn stored_orders_epoch(&self, id: &DocId) -> Result<u32, HqError> {
+        let epoch: Option<i64> = self.conn.query_row(
+            "SELECT max(epoch) FROM (SELECT epoch FROM sync_doc WHERE doc_key = ?1
+             UNION ALL SELECT epoch FROM sync_change WHERE doc_key = ?1)",
+            [persist::doc_key(id)],
+            |r| r.get(0),
+        )?;
+        Ok(epoch.and_then(|e| u32::try_from(e).ok()).unwrap_or(0))
+    }
+
+    /// The epoch of HQ's orders document of `id`'s store (0 before it has one).
+    pub(super) fn orders_epoch(&self, id: &DocId) -> u32 {
+        self.docs
+            .get(id)
+            .map_or(0, crate::sync::doc::SyncDoc::epoch)
+    }
+
+    /// Whether every store writer named in the cut of the store's current orders epoch has
+    /// carried over (always true in epoch 0), so the next epoch may open.
+    pub(super) fn orders_moved_over(&self, store: &str) -> bool {
+        self.store_orders_doc(store)
+            .is_none_or(|doc| orders_all_moved_over(&doc))
+    }
+
+    /// The next epoch of a store's orders document, built at HQ's current heads (from the
+    /// genesis if HQ has none yet), and the closed orders it leaves out.
+    pub(super) fn rolled_orders(&self, store: &str) -> Result<RolledOrders, HqError> {
+        let id = DocId::new(store, DocKind::Orders)?;
+        let old = match self.store_orders_doc(store) {
+            Some(doc) => doc,
+            None => OrdersDoc::genesis(store, 0, self.writer.clone()).map_err(orders_err)?,
+        };
+        let (new, cut) =
+            open_next_orders_epoch(&old, self.writer.clone(), crate::sync::hook::now_ms())?;
+        let closed = cut
+            .dropped
+            .iter()
+            .filter_map(|doc_order_id| {
+                let archived = Archived::of(&old, doc_order_id)?;
+                Some((doc_order_id.clone(), serde_json::to_string(&archived).ok()?))
+            })
+            .collect();
+        Ok(RolledOrders {
+            id,
+            old_epoch: old.core().epoch(),
+            new,
+            cut,
+            closed,
+        })
+    }
+
+    /// Stores the new orders epoch and the closed orders' final views (inside HQ's epoch
+    /// transaction, with the stock switch).
+    pub(super) fn save_rolled_orders(
+        &self,
+        tx: &rusqlite::Connection,
+        rolled: &RolledOrders,
+        now: &str,
+    ) -> Result<(), HqError> {
+        persist::save_doc(tx, rolled.new.core(), now)?;
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO hq_closed_order (doc_order_id, store, epoch, archived)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(doc_order_id) DO UPDATE SET archived = excluded.archived,
+                 epoch = excluded.epoch",
+        )?;
+        for (doc_order_id, archived) in &rolled.closed {
+            insert.execute(rusqlite::params![
+                doc_order_id,
+                rolled.id.store,
+                rolled.old_epoch,
+                archived
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Switches HQ to the new orders epoch; returns its retained heads (the announcement a
+    /// lane finds, also after being offline) and an `EpochAnnounce`.
+    pub(super) fn install_rolled_orders(
+        &mut self,
+        rolled: RolledOrders,
+    ) -> Result<Vec<Outgoing>, HqError> {
+        let RolledOrders { id, new, cut, .. } = rolled;
+        tracing::info!(
+            store = id.store,
+            epoch = cut.epoch,
+            writers = cut.writer_cut.len(),
+            closed = cut.dropped.len(),
+            "opened a new orders epoch"
+        );
+        self.docs.insert(id.clone(), new.core().clone());
+        let announce = SyncMessage::EpochAnnounce {
+            doc: id.clone(),
+            epoch: cut.epoch,
+            cut_heads: Vec::new(),
+        }
+        .encode()
+        .map_err(|e| HqError::from(WireError::from(e)))?;
+        Ok(vec![
+            Outgoing {
+                topic: self.orders_changes_topic(&id)?,
+                payload: announce,
+                retain: false,
+            },
+            self.heads_outgoing(&id)?,
+        ])
+    }
+
+    /// Deletes an orders document's older epochs once every writer in the cut moved over.
+    pub(super) fn drop_closed_orders_epochs(&mut self, id: &DocId) -> Result<(), HqError> {
+        let epoch = self.orders_epoch(id);
+        if epoch == 0 || !self.orders_moved_over(&id.store) {
+            return Ok(());
+        }
+        let key = persist::doc_key(id);
+        let dropped = self.conn.execute(
+            "DELETE FROM sync_doc WHERE doc_key = ?1 AND epoch < ?2",
+            rusqlite::params![key, epoch],
+        )? + self.conn.execute(
+            "DELETE FROM sync_change WHERE doc_key = ?1 AND epoch < ?2",
+            rusqlite::params![key, epoch],
+        )?;
+        if dropped > 0 {
+            tracing::info!(
+                store = id.store,
+                epoch,
+                "every writer moved over; older orders epochs dropped"
+            );
+        }
+        Ok(())
+    }
+
+    fn orders_changes_topic(&self, id: &DocId) -> Result<String, HqError> {
+        Ok(self
+            .topics
+            .changes_about(
+                &Scope::Hq,
+                &crate::sync::service::scope_of(id)?,
+                &kind_id(DocKind::Orders)?,
+                &Id::new(self.writer.as_str())?,
+            )
+            .to_string())
+    }
+
+    /// A closed order HQ archived at an epoch cut.
+    fn archived_view(&self, doc_order_id: &str) -> Option<HqOrderView> {
+        let (store, archived): (String, String) = self
+            .conn
+            .query_row(
+                "SELECT store, archived FROM hq_closed_order WHERE doc_order_id = ?1",
+                [doc_order_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .ok()??;
+        serde_json::from_str::<Archived>(&archived)
+            .ok()
+            .map(|a| a.view(&store, doc_order_id))
+    }
+
+    /// Every closed order of `store` HQ archived at epoch cuts.
+    fn archived_of_store(&self, store: &str) -> Vec<HqOrderView> {
+        let rows: Vec<(String, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT doc_order_id, archived FROM hq_closed_order WHERE store = ?1
+                 ORDER BY doc_order_id",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([store], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()
+            })
+            .unwrap_or_default();
+        rows.into_iter()
+            .filter_map(|(id, archived)| {
+                serde_json::from_str::<Archived>(&archived)
+                    .ok()
+                    .map(|a| a.view(store, &id))
+            })
+            .collect()
     }
 
     /// Places an online order for a store: one change in its orders document, published
@@ -167,7 +353,8 @@ impl HqState {
         bytes: Vec<u8>,
     ) -> Result<Vec<Outgoing>, HqError> {
         if let Err(e) = self.persist_order_change(id, &bytes) {
-            let doc = persist::load_or_genesis(&self.conn, id, 0, self.writer.clone())?;
+            let epoch = self.orders_epoch(id);
+            let doc = persist::load_or_genesis(&self.conn, id, epoch, self.writer.clone())?;
             self.docs.insert(id.clone(), doc);
             return Err(e);
         }
@@ -182,7 +369,7 @@ impl HqState {
             .to_string();
         let payload = SyncMessage::Changes {
             doc: id.clone(),
-            epoch: 0,
+            epoch: self.orders_epoch(id),
             changes: vec![bytes],
         }
         .encode()
@@ -287,11 +474,7 @@ impl HqState {
     /// The orders document and document id of `order_id`: an id given to `POST /v1/orders`,
     /// or a store-taken order's `{writer}:{id}`.
     fn find_order(&self, order_id: &str) -> Option<(DocId, String)> {
-        let doc_order_id = if order_id.contains(':') {
-            order_id.to_owned()
-        } else {
-            format!("{HQ_ORDER_PREFIX}{order_id}")
-        };
+        let doc_order_id = doc_order_id_of(order_id);
         self.docs
             .iter()
             .filter(|(id, _)| id.kind == DocKind::Orders)
@@ -362,7 +545,9 @@ impl HqState {
     /// The order with id `order_id` (as given to `POST /v1/orders`, or a store-taken
     /// order's `{writer}:{id}`), from any store.
     pub fn order_view(&self, order_id: &str) -> Option<HqOrderView> {
-        let (id, doc_order_id) = self.find_order(order_id)?;
+        let Some((id, doc_order_id)) = self.find_order(order_id) else {
+            return self.archived_view(&doc_order_id_of(order_id));
+        };
         let doc = OrdersDoc::from_core(self.docs.get(&id)?.clone()).ok()?;
         view_of(&doc, &id.store, &doc_order_id)
     }
@@ -372,41 +557,107 @@ impl HqState {
         let Ok(id) = DocId::new(store, DocKind::Orders) else {
             return Vec::new();
         };
-        let Some(doc) = self
+        let live = self
             .docs
             .get(&id)
             .and_then(|core| OrdersDoc::from_core(core.clone()).ok())
-        else {
-            return Vec::new();
-        };
-        doc.order_ids()
-            .iter()
-            .filter_map(|doc_order_id| view_of(&doc, store, doc_order_id))
+            .map(|doc| {
+                doc.order_ids()
+                    .iter()
+                    .filter_map(|doc_order_id| view_of(&doc, store, doc_order_id))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        self.archived_of_store(store)
+            .into_iter()
+            .chain(live)
             .filter(|view| status.is_none() || view.status == status)
             .collect()
     }
 }
 
+/// The document id of an order id given to HQ's API (`hq:` added to HQ's own ids).
+fn doc_order_id_of(order_id: &str) -> String {
+    if order_id.contains(':') {
+        order_id.to_owned()
+    } else {
+        format!("{HQ_ORDER_PREFIX}{order_id}")
+    }
+}
+
+/// A store's next orders epoch, built but not yet stored or switched to.
+pub(super) struct RolledOrders {
+    id: DocId,
+    old_epoch: u32,
+    new: OrdersDoc,
+    cut: OrdersCut,
+    /// (document order id, [`Archived`] as JSON) of the orders left out.
+    closed: Vec<(String, String)>,
+}
+
+/// The final facts and history of an order closed at an epoch cut, as HQ keeps it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Archived {
+    channel: String,
+    delivery: Delivery,
+    created_at_ms: i64,
+    fulfilment: String,
+    lines: BTreeMap<String, i64>,
+    /// (status, at_ms, writer) of every writer's events.
+    history: Vec<(String, i64, String)>,
+}
+
+impl Archived {
+    fn of(doc: &OrdersDoc, doc_order_id: &str) -> Option<Self> {
+        let facts = doc.facts(doc_order_id)?;
+        Some(Self {
+            channel: facts.channel,
+            delivery: facts.delivery,
+            created_at_ms: facts.created_at_ms,
+            fulfilment: facts.fulfilment.as_str().to_owned(),
+            lines: facts.lines,
+            history: doc
+                .events(doc_order_id)
+                .into_iter()
+                .map(|e| (e.status.as_str().to_owned(), e.at_ms, e.writer))
+                .collect(),
+        })
+    }
+
+    fn view(self, store: &str, doc_order_id: &str) -> HqOrderView {
+        let mut history: Vec<OrderEvent> = self
+            .history
+            .into_iter()
+            .filter_map(|(status, at_ms, writer)| {
+                Some(OrderEvent {
+                    status: OrderStatus::parse(&status)?,
+                    at_ms,
+                    writer,
+                })
+            })
+            .collect();
+        history.sort_by(|a, b| (a.at_ms, &a.writer, a.status).cmp(&(b.at_ms, &b.writer, b.status)));
+        let state = fold_status(&history);
+        HqOrderView {
+            order_id: doc_order_id
+                .strip_prefix(HQ_ORDER_PREFIX)
+                .unwrap_or(doc_order_id)
+                .to_owned(),
+            store: store.to_owned(),
+            channel: self.channel,
+            delivery: self.delivery,
+            created_at_ms: self.created_at_ms,
+            fulfilment: self.fulfilment,
+            lines: self.lines,
+            status: state.as_ref().map(|s| s.status),
+            decided_by: state.map(|s| s.decided_by),
+            history,
+        }
+    }
+}
+
 fn view_of(doc: &OrdersDoc, store: &str, doc_order_id: &str) -> Option<HqOrderView> {
-    let facts = doc.facts(doc_order_id)?;
-    let mut history = doc.events(doc_order_id);
-    history.sort_by(|a, b| (a.at_ms, &a.writer, a.status).cmp(&(b.at_ms, &b.writer, b.status)));
-    let state = doc.state(doc_order_id);
-    Some(HqOrderView {
-        order_id: doc_order_id
-            .strip_prefix(HQ_ORDER_PREFIX)
-            .unwrap_or(doc_order_id)
-            .to_owned(),
-        store: store.to_owned(),
-        channel: facts.channel,
-        delivery: facts.delivery,
-        created_at_ms: facts.created_at_ms,
-        fulfilment: facts.fulfilment.as_str().to_owned(),
-        lines: facts.lines,
-        status: state.as_ref().map(|s| s.status),
-        decided_by: state.map(|s| s.decided_by),
-        history,
-    })
+    Some(Archived::of(doc, doc_order_id)?.view(store, doc_order_id))
 }
 
 /// Why HQ refused a cancel (404 or 409 over HTTP).
@@ -545,5 +796,130 @@ mod tests {
             1,
             "2 of 3 consumed"
         );
+    }
+
+    fn orders_message(epoch: u32, changes: Vec<Vec<u8>>) -> Vec<u8> {
+        SyncMessage::Changes {
+            doc: DocId::new("s1", DocKind::Orders).unwrap(),
+            epoch,
+            changes,
+        }
+        .encode()
+        .unwrap()
+    }
+
+    #[test]
+    fn an_epoch_switch_archives_closed_orders_and_keeps_open_ones_and_the_escrow() {
+        const ORDERS_TOPIC: &str = "storenode/v1/t/s1/changes/orders/s1.lane1";
+        const STOCK_TOPIC: &str = "storenode/v1/t/s1/changes/stock/s1.lane1";
+        let dir = tempfile::tempdir().unwrap();
+        let mut hq = HqState::open(&dir.path().join("hq.db"), "t", 1).unwrap();
+        let lane1 = WriterId::new("s1.lane1").unwrap();
+        let orders_id = DocId::new("s1", DocKind::Orders).unwrap();
+        grant(&mut hq, 5);
+        for id in ["web-1", "web-2"] {
+            let mut order = request(Some("4711"), None);
+            order.order_id = id.into();
+            hq.create_order(&order).unwrap();
+        }
+        // Lane 1 collects web-1 and HQ learns it; it also has a stock document.
+        let mut lane = OrdersDoc::genesis("s1", 0, lane1.clone()).unwrap();
+        let hq_changes = hq.docs[&orders_id].changes_since(&[]);
+        lane.core_mut().apply_changes(&hq_changes).unwrap();
+        let collected = lane
+            .record_status("hq:web-1", OrderStatus::Collected, 5)
+            .unwrap()
+            .unwrap();
+        hq.handle(ORDERS_TOPIC, &orders_message(0, vec![collected.bytes]))
+            .unwrap();
+        let mut stock = crate::sync::doc_stock::StockDoc::genesis("s1", 0, lane1.clone()).unwrap();
+        let moved = stock
+            .apply_movements(
+                &[crate::sync::doc_stock::Movement {
+                    sku: "MILK".into(),
+                    delta: 9,
+                }],
+                1,
+            )
+            .unwrap()
+            .unwrap();
+        let stock_message = SyncMessage::Changes {
+            doc: DocId::new("s1", DocKind::Stock).unwrap(),
+            epoch: 0,
+            changes: vec![moved.bytes],
+        };
+        hq.handle(STOCK_TOPIC, &stock_message.encode().unwrap())
+            .unwrap();
+
+        let (epoch, out) = hq.open_epoch("s1").unwrap();
+        assert_eq!(epoch, 1);
+        assert!(out.iter().any(|o| o.retain && o.topic.contains("/orders/")));
+        let live = OrdersDoc::from_core(hq.docs[&orders_id].clone()).unwrap();
+        assert_eq!(live.core().epoch(), 1);
+        assert_eq!(live.order_ids(), vec!["hq:web-2".to_owned()]);
+        let collected_view = hq.order_view("web-1").unwrap();
+        assert_eq!(collected_view.status, Some(OrderStatus::Collected));
+        assert_eq!(
+            hq.order_view("web-2").unwrap().status,
+            Some(OrderStatus::Placed)
+        );
+        assert_eq!(hq.store_orders("s1", None).len(), 2);
+        assert_eq!(hq.store_orders("s1", Some(OrderStatus::Collected)).len(), 1);
+        assert_eq!(
+            hq.escrow_of("s1", "MILK").remaining(),
+            1,
+            "5 granted, 4 consumed"
+        );
+
+        // A late epoch-0 change is ignored; lane 1 carries its post-cut work itself.
+        let late = lane
+            .record_status("hq:web-2", OrderStatus::Reserved, 7)
+            .unwrap()
+            .unwrap();
+        assert!(
+            hq.handle(ORDERS_TOPIC, &orders_message(0, vec![late.bytes]))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(matches!(hq.open_epoch("s1"), Err(HqError::EpochPending(_))));
+        let mut next = OrdersDoc::genesis("s1", 1, lane1).unwrap();
+        next.core_mut()
+            .apply_changes(&hq.docs[&orders_id].changes_since(&[]))
+            .unwrap();
+        let carried = crate::sync::epoch_orders::carry_over_orders(&lane, &mut next, 9)
+            .unwrap()
+            .unwrap();
+        assert!(
+            !hq.handle(ORDERS_TOPIC, &orders_message(1, vec![carried.bytes]))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            hq.order_view("web-2").unwrap().status,
+            Some(OrderStatus::Reserved)
+        );
+        assert!(hq.orders_moved_over("s1"));
+
+        drop(hq);
+        let again = HqState::open(&dir.path().join("hq.db"), "t", 1).unwrap();
+        assert_eq!(
+            again.order_view("web-1"),
+            Some(collected_view),
+            "survives a restart"
+        );
+        assert_eq!(
+            again.order_view("web-2").unwrap().status,
+            Some(OrderStatus::Reserved)
+        );
+        assert_eq!(again.escrow_of("s1", "MILK").remaining(), 1);
+        let old_rows: i64 = again
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sync_change WHERE doc_key = 's1/orders' AND epoch = 0",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(old_rows, 0, "epoch 0 of the orders document is dropped");
     }
 }

@@ -295,7 +295,7 @@ impl HqState {
             .to_string();
         let payload = SyncMessage::Changes {
             doc: id.clone(),
-            epoch: 0,
+            epoch: self.orders_epoch(id),
             changes,
         }
         .encode()

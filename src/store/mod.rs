@@ -14,8 +14,8 @@ pub mod inventory;
 pub mod ledger;
 pub mod orders;
 pub mod sales;
-pub mod transfers;
 mod schema;
+pub mod transfers;
 mod writer;
 
 use std::path::{Path, PathBuf};

@@ -19,17 +19,19 @@
 //!
 //! # Layout in the store's orders document
 //! `writers/{w}/escrow/{sku}/{granted|consumed|returned} = total`, each writer adding to its
-//! own entries (store lanes write `granted`, HQ writes `consumed` and `returned`).
+//! own entries (store lanes write `granted`, HQ writes `consumed` and `returned`). In an
+//! epoch ≥ 1 a writer's totals are its base entry (at HQ's cut) plus its live entry (its
+//! carry-over `now − at cut` and what it added since), see [`super::epoch_orders`].
 
 use std::collections::BTreeMap;
 
 use automerge::ObjType;
 use automerge::transaction::Transactable;
 
-use super::doc::{LocalChange, WriterId, int_at, map_at, map_keys};
+use super::doc::{LocalChange, WriterId, int_at, int_entries, map_at, map_at_heads, map_keys};
 use super::orders_doc::{OrdersDoc, OrdersError};
 
-const KEY_ESCROW: &str = "escrow";
+pub(super) const KEY_ESCROW: &str = "escrow";
 
 /// One of the three totals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +42,12 @@ pub enum EscrowField {
 }
 
 impl EscrowField {
+    pub const ALL: [EscrowField; 3] = [Self::Granted, Self::Consumed, Self::Returned];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Granted => "granted",
@@ -65,7 +73,7 @@ impl EscrowTotals {
             .saturating_sub(self.returned)
     }
 
-    fn add(&mut self, field: &str, value: i64) {
+    pub(super) fn add(&mut self, field: &str, value: i64) {
         let slot = match field {
             "granted" => &mut self.granted,
             "consumed" => &mut self.consumed,
@@ -93,42 +101,75 @@ impl OrdersDoc {
         })
     }
 
-    /// Escrow totals per SKU over every writer.
+    /// Escrow totals per SKU over every writer (this epoch's entries plus HQ's base).
     pub fn escrow_totals(&self) -> BTreeMap<String, EscrowTotals> {
-        let doc = self.core().automerge();
         let mut totals: BTreeMap<String, EscrowTotals> = BTreeMap::new();
-        let Some(writers) = self.core().root_map(super::doc::KEY_WRITERS) else {
-            return totals;
-        };
-        for writer in map_keys(doc, &writers, None) {
-            let Some(escrow) =
-                map_at(doc, &writers, &writer).and_then(|w| map_at(doc, &w, KEY_ESCROW))
-            else {
-                continue;
-            };
-            for sku in map_keys(doc, &escrow, None) {
-                let Some(entry) = map_at(doc, &escrow, &sku) else {
-                    continue;
-                };
+        for per_sku in self.escrow_by_writer().into_values() {
+            for (sku, t) in per_sku {
                 let slot = totals.entry(sku).or_default();
-                for field in [
-                    EscrowField::Granted,
-                    EscrowField::Consumed,
-                    EscrowField::Returned,
-                ] {
-                    if let Some(value) = int_at(doc, &entry, field.as_str()) {
-                        slot.add(field.as_str(), value);
-                    }
-                }
+                slot.granted = slot.granted.saturating_add(t.granted);
+                slot.consumed = slot.consumed.saturating_add(t.consumed);
+                slot.returned = slot.returned.saturating_add(t.returned);
             }
         }
         totals
+    }
+
+    /// Per writer and SKU: its totals (its own entries plus what HQ's base carried for it).
+    pub fn escrow_by_writer(&self) -> BTreeMap<WriterId, BTreeMap<String, EscrowTotals>> {
+        let doc = self.core().automerge();
+        let mut out: BTreeMap<WriterId, BTreeMap<String, EscrowTotals>> = BTreeMap::new();
+        for (writer, own) in self.writer_maps() {
+            let Some(escrow) = map_at(doc, &own, KEY_ESCROW) else {
+                continue;
+            };
+            let per_sku = out.entry(writer).or_default();
+            for (sku, entry) in escrow_entries(doc, &escrow, None) {
+                let slot = per_sku.entry(sku).or_default();
+                for (field, value) in entry {
+                    slot.add(&field, value);
+                }
+            }
+        }
+        out
+    }
+
+    /// `writer`'s own entries of this epoch (not the base) as of `heads` (`None`: now):
+    /// sku → field → total. Used to carry a writer's post-cut grants into the next epoch.
+    pub fn own_escrow_at(
+        &self,
+        writer: &WriterId,
+        heads: Option<&[automerge::ChangeHash]>,
+    ) -> BTreeMap<String, BTreeMap<String, i64>> {
+        let doc = self.core().automerge();
+        let Some(writers) = self.core().root_map(super::doc::KEY_WRITERS) else {
+            return BTreeMap::new();
+        };
+        map_at_heads(doc, &writers, writer.as_str(), heads)
+            .and_then(|own| map_at_heads(doc, &own, KEY_ESCROW, heads))
+            .map(|escrow| escrow_entries(doc, &escrow, heads))
+            .unwrap_or_default()
     }
 
     /// The escrow of one SKU.
     pub fn escrow_of(&self, sku: &str) -> EscrowTotals {
         self.escrow_totals().remove(sku).unwrap_or_default()
     }
+}
+
+/// sku → field → total of an `escrow` map as of `heads` (`None`: now).
+fn escrow_entries(
+    doc: &automerge::Automerge,
+    escrow: &automerge::ObjId,
+    heads: Option<&[automerge::ChangeHash]>,
+) -> BTreeMap<String, BTreeMap<String, i64>> {
+    map_keys(doc, escrow, heads)
+        .into_iter()
+        .filter_map(|sku| {
+            let entry = map_at_heads(doc, escrow, &sku, heads)?;
+            Some((sku, int_entries(doc, &entry, heads).into_iter().collect()))
+        })
+        .collect()
 }
 
 /// Adds `entries` to `writer`'s own escrow totals inside a transaction.

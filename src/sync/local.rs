@@ -31,6 +31,9 @@ use super::persist::{self, KEY_EPOCH, KEY_MOVEMENT_MARK, PersistError};
 use crate::store::catalog::{self, Item};
 use crate::store::ledger::{self, MovementKind};
 
+/// `sync_state` key of the orders document's epoch.
+pub const KEY_ORDERS_EPOCH: &str = "orders_epoch";
+
 /// Suffix of the reserved-units key of a SKU in the stock document.
 pub const RESERVED_SUFFIX: &str = "#r";
 
@@ -84,6 +87,8 @@ pub enum LocalError {
     Epoch(#[from] super::epoch::EpochError),
     #[error("orders document: {0}")]
     Orders(#[from] OrdersError),
+    #[error("orders epoch switch: {0}")]
+    OrdersEpoch(#[from] super::epoch_orders::OrdersEpochError),
 }
 
 /// What to apply from the network.
@@ -101,7 +106,8 @@ pub struct NodeDocs {
     epoch: u32,
     stock: StockDoc,
     catalog: CatalogDoc,
-    /// The store's click-and-collect orders (no epochs: always epoch 0).
+    /// The store's orders document. It rolls into epochs like the stock document (HQ
+    /// switches both together) but moves over on its own, once HQ's orders base arrives.
     orders: OrdersDoc,
     movement_mark: i64,
     /// Highest `cc_order_event.id` already recorded in the orders document.
@@ -138,11 +144,14 @@ impl NodeDocs {
             0,
             writer.clone(),
         )?)?;
+        let orders_epoch = persist::state_get(conn, KEY_ORDERS_EPOCH)?
+            .and_then(|e| u32::try_from(e).ok())
+            .unwrap_or(0);
         let orders_id = DocId::new(store, DocKind::Orders)?;
         let orders = OrdersDoc::from_core(persist::load_or_genesis(
             conn,
             &orders_id,
-            0,
+            orders_epoch,
             writer.clone(),
         )?)?;
         let movement_mark = persist::state_get(conn, KEY_MOVEMENT_MARK)?.unwrap_or(0);
@@ -229,7 +238,13 @@ impl NodeDocs {
     ) -> Result<ApplyOutcome, LocalError> {
         let is_stock = id == self.stock.core().id();
         let is_orders = id == self.orders.core().id();
-        let current = if is_stock { self.epoch } else { 0 };
+        let current = if is_stock {
+            self.epoch
+        } else if is_orders {
+            self.orders.core().epoch()
+        } else {
+            0
+        };
         if !is_stock && !is_orders && id != self.catalog.core().id() {
             return Err(LocalError::ForeignDoc(id.clone()));
         }
@@ -322,6 +337,56 @@ impl NodeDocs {
         self.stock = next;
         self.epoch = epoch;
         self.stock_needs_reconcile = true;
+        Ok(true)
+    }
+
+    /// Moves the orders document to epoch `epoch` (= its current + 1) given changes of that
+    /// epoch from HQ; `false`, changing nothing, while they lack HQ's base. As for stock, in
+    /// one transaction: the new document with this writer's carry-over
+    /// ([`super::epoch_orders::carry_over_orders`]) is saved, the old epoch's history and
+    /// outbox are deleted, and the epoch is stored; then SQLite follows the new document.
+    pub fn move_orders_to_epoch(
+        &mut self,
+        conn: &Connection,
+        epoch: u32,
+        changes: &RemoteChanges,
+        at_ms: i64,
+        now: &str,
+    ) -> Result<bool, LocalError> {
+        let id = self.orders.core().id().clone();
+        let current = self.orders.core().epoch();
+        if current.checked_add(1) != Some(epoch) {
+            return Err(LocalError::OtherEpoch {
+                doc: persist::doc_key(&id),
+                got: epoch,
+                current,
+            });
+        }
+        let mut next = OrdersDoc::genesis(&id.store, epoch, self.writer.clone())?;
+        match changes {
+            RemoteChanges::Changes(list) => next.core_mut().apply_changes(list)?,
+            RemoteChanges::Bundle(bundle) => next.core_mut().apply_bundle(bundle)?,
+        };
+        if !next.core().missing_deps().is_empty() || !next.has_base() {
+            return Ok(false);
+        }
+        let carried = super::epoch_orders::carry_over_orders(&self.orders, &mut next, at_ms)?;
+        persist::save_doc(conn, next.core(), now)?;
+        let key = persist::doc_key(&id);
+        for table in ["sync_doc", "sync_change", "sync_outbox"] {
+            conn.execute(
+                &format!("DELETE FROM {table} WHERE doc_key = ?1 AND epoch < ?2"),
+                params![key, epoch],
+            )?;
+        }
+        if let Some(change) = &carried {
+            persist::outbox_push(conn, &id, epoch, &change.hash, now)?;
+        }
+        persist::state_set(conn, KEY_ORDERS_EPOCH, i64::from(epoch))?;
+        self.orders = next;
+        self.settle_closed_at_cut(conn, now)?;
+        self.materialise_orders(conn, now)?;
+        self.refresh_escrow(conn)?;
         Ok(true)
     }
 

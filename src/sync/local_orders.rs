@@ -61,6 +61,22 @@ impl NodeDocs {
         Ok(())
     }
 
+    /// After moving to a new orders epoch: orders HQ closed at the cut and left out follow
+    /// their decision here too (this lane may have been offline when another lane handed
+    /// the order over, and still hold its units).
+    pub(super) fn settle_closed_at_cut(
+        &mut self,
+        conn: &Connection,
+        now: &str,
+    ) -> Result<(), LocalError> {
+        for (doc_order_id, state) in self.orders.closed_at_cut() {
+            if let Some(local_id) = self.local_id_of(conn, &doc_order_id)? {
+                follow_fold(conn, &self.writer, &local_id, &state, now)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The local id of a shared order; links an HQ order created before orders carried
     /// their document id.
     fn local_id_of(
@@ -240,8 +256,19 @@ impl NodeDocs {
         at_ms: i64,
         now: &str,
     ) -> Result<(), LocalError> {
-        let Some(change) = self.orders.record_status(doc_order_id, status, at_ms)? else {
-            return Ok(());
+        let change = match self.orders.record_status(doc_order_id, status, at_ms) {
+            Ok(Some(change)) => change,
+            Ok(None) => return Ok(()),
+            // Closed before the last epoch cut and left out of the document: its outcome is
+            // settled and shown at HQ; a late event has nothing left to change.
+            Err(crate::sync::orders_doc::OrdersError::Unknown(_)) => {
+                tracing::debug!(
+                    order = doc_order_id,
+                    "status of an order closed before the cut not shared"
+                );
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
         };
         let core = self.orders.core();
         persist::persist_change(conn, core, &change.bytes, false, now)?;

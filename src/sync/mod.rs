@@ -6,6 +6,7 @@ pub mod doc_catalog;
 pub mod doc_stock;
 pub mod epcis_link;
 pub mod epoch;
+pub mod epoch_orders;
 pub mod escrow;
 pub mod hook;
 pub mod local;

@@ -8,6 +8,8 @@
 //!   lines/{sku} = qty
 //! writers/{w}/order_events/{order_id}    map, made by w
 //!   {status} = at_ms                      first time w saw/recorded that status
+//! writers/{hq}/base/...                   epochs ≥ 1: the state at HQ's cut, in the same
+//!                                         layout per writer (see [`super::epoch_orders`])
 //! ```
 //! Order ids are `{creating writer}:{local id}`, so creation never conflicts and HQ can
 //! check the creator owns the key. Events are a per-writer set keyed by status: a writer
@@ -28,7 +30,13 @@ use super::doc::{
 use super::orders::{OrderEvent, OrderState, OrderStatus, fold_status};
 use crate::store::orders::Delivery;
 
-const KEY_EVENTS: &str = "order_events";
+pub(super) const KEY_EVENTS: &str = "order_events";
+/// Under `writers/{hq}`: the base HQ writes once when it opens an epoch (see
+/// [`super::epoch_orders`]), with `cut`, `orders` and `writers` inside.
+pub(super) const KEY_BASE: &str = "base";
+pub(super) const KEY_BASE_CUT: &str = "cut";
+pub(super) const KEY_BASE_ORDERS: &str = "orders";
+pub(super) const KEY_BASE_WRITERS: &str = "writers";
 const KEY_LINES: &str = "lines";
 /// Longest order id accepted (bytes).
 pub const MAX_ORDER_ID_LEN: usize = 128;
@@ -146,25 +154,7 @@ impl OrdersDoc {
         let orders = self.genesis_map(KEY_ORDERS)?;
         let writers = self.genesis_map(KEY_WRITERS)?;
         self.core.commit(facts.created_at_ms, "order", |tx| {
-            let order = tx.put_object(&orders, facts.order_id.as_str(), ObjType::Map)?;
-            tx.put(&order, "channel", facts.channel.as_str())?;
-            tx.put(&order, "created_at", facts.created_at_ms)?;
-            tx.put(
-                &order,
-                "pickup_code_hash",
-                hex::encode(facts.pickup_code_hash),
-            )?;
-            tx.put(&order, "fulfilment", facts.fulfilment.as_str())?;
-            if let Some(hours) = facts.hold_hours {
-                tx.put(&order, "hold_hours", i64::from(hours))?;
-            }
-            if facts.delivery != Delivery::Collect {
-                tx.put(&order, "delivery", facts.delivery.as_str())?;
-            }
-            let lines = tx.put_object(&order, KEY_LINES, ObjType::Map)?;
-            for (sku, qty) in &facts.lines {
-                tx.put(&lines, sku.as_str(), *qty)?;
-            }
+            put_facts(tx, &orders, facts)?;
             if consume_escrow {
                 let consumed: Vec<_> = facts
                     .lines
@@ -202,54 +192,40 @@ impl OrdersDoc {
         })
     }
 
-    /// The facts of an order, if present and well formed.
+    /// The facts of an order, if present and well formed: written by its creator in this
+    /// epoch, or carried in HQ's base (see [`super::epoch_orders`]).
     pub fn facts(&self, order_id: &str) -> Option<OrderFacts> {
         let doc = self.core.automerge();
-        let order = map_at(doc, &self.core.root_map(KEY_ORDERS)?, order_id)?;
-        let hash: [u8; 32] = hex::decode(str_at(doc, &order, "pickup_code_hash")?)
-            .ok()?
-            .try_into()
-            .ok()?;
-        let lines = map_at(doc, &order, KEY_LINES)
-            .map(|l| int_entries(doc, &l, None).into_iter().collect())
-            .unwrap_or_default();
-        Some(OrderFacts {
-            order_id: order_id.to_owned(),
-            channel: str_at(doc, &order, "channel")?,
-            created_at_ms: int_at(doc, &order, "created_at")?,
-            pickup_code_hash: hash,
-            fulfilment: WriterId::new(&str_at(doc, &order, "fulfilment")?).ok()?,
-            lines,
-            hold_hours: int_at(doc, &order, "hold_hours").and_then(|h| u32::try_from(h).ok()),
-            delivery: match str_at(doc, &order, "delivery") {
-                Some(d) => Delivery::parse(&d)?,
-                None => Delivery::Collect,
-            },
-        })
-    }
-
-    /// All order ids, sorted.
-    pub fn order_ids(&self) -> Vec<String> {
-        self.core
+        let live = self
+            .core
             .root_map(KEY_ORDERS)
-            .map(|orders| map_keys(self.core.automerge(), &orders, None))
-            .unwrap_or_default()
+            .and_then(|orders| map_at(doc, &orders, order_id));
+        let order = live.or_else(|| map_at(doc, &self.base_child(KEY_BASE_ORDERS)?, order_id))?;
+        read_facts(doc, &order, order_id)
     }
 
-    /// Every writer's events for `order_id`.
+    /// All order ids (this epoch's and the base's), sorted.
+    pub fn order_ids(&self) -> Vec<String> {
+        let doc = self.core.automerge();
+        let mut ids: Vec<String> = [
+            self.core.root_map(KEY_ORDERS),
+            self.base_child(KEY_BASE_ORDERS),
+        ]
+        .into_iter()
+        .flatten()
+        .flat_map(|map| map_keys(doc, &map, None))
+        .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// Every writer's events for `order_id` (this epoch's and, under the same writer ids,
+    /// those HQ's base says each writer had recorded before the cut).
     pub fn events(&self, order_id: &str) -> Vec<OrderEvent> {
         let doc = self.core.automerge();
-        let Some(writers) = self.core.root_map(KEY_WRITERS) else {
-            return Vec::new();
-        };
         let mut events = Vec::new();
-        for writer in map_keys(doc, &writers, None) {
-            let Some(own) = self.core.writer_map(&match WriterId::new(&writer) {
-                Ok(id) => id,
-                Err(_) => continue,
-            }) else {
-                continue;
-            };
+        for (writer, own) in self.writer_maps() {
             let Some(per_order) =
                 map_at(doc, &own, KEY_EVENTS).and_then(|e| map_at(doc, &e, order_id))
             else {
@@ -260,12 +236,47 @@ impl OrdersDoc {
                     events.push(OrderEvent {
                         status,
                         at_ms,
-                        writer: writer.clone(),
+                        writer: writer.as_str().to_owned(),
                     });
                 }
             }
         }
         events
+    }
+
+    /// Every writer's maps: its own `writers/{w}` and, in an epoch after the first, the
+    /// copy of it HQ's base holds (`writers/{hq}/base/writers/{w}`). Readers sum or merge
+    /// both under the writer's own id, so the usual trust rules apply to base entries.
+    pub(super) fn writer_maps(&self) -> Vec<(WriterId, automerge::ObjId)> {
+        let doc = self.core.automerge();
+        [
+            self.core.root_map(KEY_WRITERS),
+            self.base_child(KEY_BASE_WRITERS),
+        ]
+        .into_iter()
+        .flatten()
+        .flat_map(|parent| {
+            map_keys(doc, &parent, None)
+                .into_iter()
+                .filter_map(move |key| {
+                    let writer = WriterId::new(&key).ok()?;
+                    Some((writer, map_at(doc, &parent, &key)?))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+    }
+
+    /// `writers/{hq}/base/{key}`: part of the base HQ wrote when it opened this epoch.
+    pub(super) fn base_child(&self, key: &str) -> Option<automerge::ObjId> {
+        let doc = self.core.automerge();
+        let base = map_at(doc, &self.core.writer_map(&WriterId::hq())?, KEY_BASE)?;
+        map_at(doc, &base, key)
+    }
+
+    /// Whether HQ's base of this epoch is present (always absent in epoch 0).
+    pub fn has_base(&self) -> bool {
+        self.base_child(KEY_BASE_CUT).is_some()
     }
 
     /// The folded state of `order_id`.
@@ -278,6 +289,62 @@ impl OrdersDoc {
             .root_map(key)
             .ok_or_else(|| DocError::NotOurDocument(format!("no {key} map")).into())
     }
+}
+
+/// The facts stored in the map `order`, if well formed.
+fn read_facts(
+    doc: &automerge::Automerge,
+    order: &automerge::ObjId,
+    order_id: &str,
+) -> Option<OrderFacts> {
+    let hash: [u8; 32] = hex::decode(str_at(doc, order, "pickup_code_hash")?)
+        .ok()?
+        .try_into()
+        .ok()?;
+    let lines = map_at(doc, order, KEY_LINES)
+        .map(|l| int_entries(doc, &l, None).into_iter().collect())
+        .unwrap_or_default();
+    Some(OrderFacts {
+        order_id: order_id.to_owned(),
+        channel: str_at(doc, order, "channel")?,
+        created_at_ms: int_at(doc, order, "created_at")?,
+        pickup_code_hash: hash,
+        fulfilment: WriterId::new(&str_at(doc, order, "fulfilment")?).ok()?,
+        lines,
+        hold_hours: int_at(doc, order, "hold_hours").and_then(|h| u32::try_from(h).ok()),
+        delivery: match str_at(doc, order, "delivery") {
+            Some(d) => Delivery::parse(&d)?,
+            None => Delivery::Collect,
+        },
+    })
+}
+
+/// Writes `facts` as the map `parent[order_id]` (the order's creator, or HQ's base).
+pub(super) fn put_facts(
+    tx: &mut automerge::transaction::Transaction<'_>,
+    parent: &automerge::ObjId,
+    facts: &OrderFacts,
+) -> Result<(), OrdersError> {
+    let order = tx.put_object(parent, facts.order_id.as_str(), ObjType::Map)?;
+    tx.put(&order, "channel", facts.channel.as_str())?;
+    tx.put(&order, "created_at", facts.created_at_ms)?;
+    tx.put(
+        &order,
+        "pickup_code_hash",
+        hex::encode(facts.pickup_code_hash),
+    )?;
+    tx.put(&order, "fulfilment", facts.fulfilment.as_str())?;
+    if let Some(hours) = facts.hold_hours {
+        tx.put(&order, "hold_hours", i64::from(hours))?;
+    }
+    if facts.delivery != Delivery::Collect {
+        tx.put(&order, "delivery", facts.delivery.as_str())?;
+    }
+    let lines = tx.put_object(&order, KEY_LINES, ObjType::Map)?;
+    for (sku, qty) in &facts.lines {
+        tx.put(&lines, sku.as_str(), *qty)?;
+    }
+    Ok(())
 }
 
 fn validate_lines(facts: &OrderFacts) -> Result<(), OrdersError> {
@@ -299,7 +366,7 @@ fn validate_lines(facts: &OrderFacts) -> Result<(), OrdersError> {
     Ok(())
 }
 
-fn put_event(
+pub(super) fn put_event(
     tx: &mut automerge::transaction::Transaction<'_>,
     writers: &automerge::ObjId,
     writer: &WriterId,
@@ -317,7 +384,7 @@ fn put_event(
     Ok(())
 }
 
-fn child_map(
+pub(super) fn child_map(
     tx: &mut automerge::transaction::Transaction<'_>,
     parent: &automerge::ObjId,
     key: &str,

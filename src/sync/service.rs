@@ -125,8 +125,8 @@ enum Cmd {
     Connected,
     Need(DocId),
     HeadsChanged,
-    /// HQ opened this stock epoch (current + 1): ask HQ for its document.
-    NextEpoch(u32),
+    /// HQ opened this epoch (current + 1) of the stock or orders document: ask HQ for it.
+    NextEpoch(DocId, u32),
 }
 
 impl SyncService {
@@ -478,11 +478,19 @@ fn message_name(m: &SyncMessage) -> &'static str {
 
 /// Asks for the next stock epoch when HQ announces one this node is not on yet.
 fn announce_epoch(ctx: &Ctx, doc: &DocId, epoch: u32, cmd: &mpsc::UnboundedSender<Cmd>) {
-    let current = local::lock(&ctx.docs).epoch();
-    if *doc == ctx.stock_id && epoch > current {
-        tracing::info!(writer = %ctx.writer, current, epoch, "HQ opened a new stock epoch");
-        let _ = cmd.send(Cmd::NextEpoch(epoch));
+    if *doc != ctx.stock_id && *doc != ctx.orders_id {
+        return;
     }
+    let current = epoch_of(ctx, doc);
+    if epoch > current {
+        tracing::info!(writer = %ctx.writer, doc = %persist::doc_key(doc), current, epoch, "HQ opened a new epoch");
+        let _ = cmd.send(Cmd::NextEpoch(doc.clone(), epoch));
+    }
+}
+
+/// The epoch this node is on for `doc` (stock and orders roll; the catalog stays at 0).
+fn epoch_of(ctx: &Ctx, doc: &DocId) -> u32 {
+    local::lock(&ctx.docs).doc(doc).map_or(0, SyncDoc::epoch)
 }
 
 async fn apply(
@@ -496,13 +504,13 @@ async fn apply(
         // HQ's changes of other stores' documents share HQ's topic; not ours, not an error.
         return Ok(());
     }
-    if doc == ctx.stock_id {
-        let current = local::lock(&ctx.docs).epoch();
+    if doc == ctx.stock_id || doc == ctx.orders_id {
+        let current = epoch_of(ctx, &doc);
         if epoch < current {
             return Ok(()); // a closed epoch: its writers carried their work over
         }
         if epoch > current {
-            return move_to_epoch(ctx, epoch, changes, cmd).await;
+            return move_to_epoch(ctx, doc, epoch, changes, cmd).await;
         }
     }
     let docs = ctx.docs.clone();
@@ -527,34 +535,47 @@ async fn apply(
     Ok(())
 }
 
-/// Changes of a newer stock epoch: move over if they hold HQ's base, else ask HQ for it.
+/// Changes of a newer epoch of the stock or orders document: move over if they hold HQ's
+/// base, else ask HQ for it.
 async fn move_to_epoch(
     ctx: &Ctx,
+    doc: DocId,
     epoch: u32,
     changes: RemoteChanges,
     cmd: &mpsc::UnboundedSender<Cmd>,
 ) -> Result<(), String> {
     let docs = ctx.docs.clone();
+    let is_stock = doc == ctx.stock_id;
     let moved = ctx
         .store
         .write(move |conn| {
             let now = crate::store::now_utc();
             let mut guard = local::lock(&docs);
-            if guard.epoch().checked_add(1) != Some(epoch) {
+            let current = if is_stock {
+                guard.epoch()
+            } else {
+                guard.orders().core().epoch()
+            };
+            if current.checked_add(1) != Some(epoch) {
                 return Ok(false); // two epochs ahead: HQ refuses that (see README, "Epochs: bounded history")
             }
-            guard
-                .move_to_epoch(conn, epoch, &changes, super::hook::now_ms(), &now)
-                .map_err(to_store_error)
+            let at_ms = super::hook::now_ms();
+            if is_stock {
+                guard.move_to_epoch(conn, epoch, &changes, at_ms, &now)
+            } else {
+                guard.move_orders_to_epoch(conn, epoch, &changes, at_ms, &now)
+            }
+            .map_err(to_store_error)
         })
         .await
         .map_err(|e| e.to_string())?;
     if moved {
-        tracing::info!(writer = %ctx.writer, epoch, "moved to stock epoch {epoch}");
-        lock(&ctx.shared.peer_heads).retain(|(doc, _), _| *doc != ctx.stock_id);
+        let kind = if is_stock { "stock" } else { "orders" };
+        tracing::info!(writer = %ctx.writer, epoch, "moved to {kind} epoch {epoch}");
+        lock(&ctx.shared.peer_heads).retain(|(d, _), _| *d != doc);
         let _ = cmd.send(Cmd::HeadsChanged);
     } else {
-        let _ = cmd.send(Cmd::NextEpoch(epoch));
+        let _ = cmd.send(Cmd::NextEpoch(doc, epoch));
     }
     Ok(())
 }
@@ -629,7 +650,7 @@ async fn publish_loop(
     loop {
         let mut needs: BTreeSet<DocId> = BTreeSet::new();
         let mut on_tick = false;
-        let mut next_epoch = None;
+        let mut next_epoch: Option<(DocId, u32)> = None;
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = changed.notified() => {}
@@ -643,15 +664,15 @@ async fn publish_loop(
                     needs.insert(ctx.orders_id.clone());
                 }
                 Some(Cmd::Need(doc)) => { needs.insert(doc); }
-                Some(Cmd::NextEpoch(epoch)) => next_epoch = Some(epoch),
+                Some(Cmd::NextEpoch(doc, epoch)) => next_epoch = Some((doc, epoch)),
                 Some(Cmd::HeadsChanged) => {}
             },
         }
         if !ctx.mqtt.is_connected() {
             continue;
         }
-        if let Some(epoch) = next_epoch
-            && let Err(e) = send_epoch_need(&ctx, epoch).await
+        if let Some((doc, epoch)) = next_epoch
+            && let Err(e) = send_epoch_need(&ctx, &doc, epoch).await
         {
             tracing::warn!(error = %e, epoch, "cannot ask HQ for the new epoch; retried on its next heads");
         }
@@ -762,7 +783,8 @@ async fn publish_orders_outbox(
         .store
         .read({
             let id = ctx.orders_id.clone();
-            move |conn| persist::outbox(conn, &id, 0).map_err(to_store_error)
+            let epoch = epoch_of(ctx, &id);
+            move |conn| persist::outbox(conn, &id, epoch).map_err(to_store_error)
         })
         .await
         .unwrap_or_default();
@@ -835,10 +857,10 @@ async fn send_need(ctx: &Ctx, doc: &DocId) -> Result<(), PublishError> {
     send(ctx, message).await
 }
 
-/// Asks HQ for stock epoch `epoch` from its deterministic genesis.
-async fn send_epoch_need(ctx: &Ctx, epoch: u32) -> Result<(), PublishError> {
+/// Asks HQ for epoch `epoch` of `doc` from its deterministic genesis.
+async fn send_epoch_need(ctx: &Ctx, doc: &DocId, epoch: u32) -> Result<(), PublishError> {
     let reply_to = ctx.topics.response(&ctx.scope, &ctx.me).to_string();
-    let Ok(genesis) = SyncDoc::genesis(&ctx.stock_id, epoch, ctx.writer.clone()) else {
+    let Ok(genesis) = SyncDoc::genesis(doc, epoch, ctx.writer.clone()) else {
         return Ok(());
     };
     let Ok(payload) = wire::need_message(&genesis, &reply_to).encode() else {

@@ -12,6 +12,9 @@
 //! writers/{w}/transfer_received/{transfer id}
 //!   {sku} = qty                                  what the receiving lane counted in
 //! ```
+//! In an epoch ≥ 1 each writer's entries at HQ's cut are in HQ's base under the writer's
+//! own id (`writers/{hq}/base/writers/{w}/...`, see [`super::epoch_orders`]); the readers
+//! merge them with the live ones, so the rules below apply to both.
 //! Transfer ids are `{dispatching writer}:{local id}`, chain-unique. Readers only believe
 //! facts and `in_transit`/`cancelled` from the id's owner or HQ, and `received` (with its
 //! lines) from the receiving lane HQ named or HQ, so a lane cannot forge another's part.
@@ -30,9 +33,9 @@ use super::doc::{
 use super::orders_doc::OrdersDoc;
 use super::transfers::{TransferEvent, TransferState, TransferStatus, fold_status};
 
-const KEY_TRANSFERS: &str = "transfers";
-const KEY_EVENTS: &str = "transfer_events";
-const KEY_RECEIVED: &str = "transfer_received";
+pub(super) const KEY_TRANSFERS: &str = "transfers";
+pub(super) const KEY_EVENTS: &str = "transfer_events";
+pub(super) const KEY_RECEIVED: &str = "transfer_received";
 const KEY_LINES: &str = "lines";
 /// Longest transfer id (writer + ':' + local id) accepted.
 pub const MAX_TRANSFER_ID_LEN: usize = 140;
@@ -122,18 +125,7 @@ impl OrdersDoc {
             .commit(facts.created_at_ms, "transfer", |tx| {
                 let own = child_map(tx, &writers, writer.as_str())?;
                 let all = child_map(tx, &own, KEY_TRANSFERS)?;
-                let map = tx.put_object(&all, facts.transfer_id.as_str(), ObjType::Map)?;
-                tx.put(&map, "from", facts.from_store.as_str())?;
-                tx.put(&map, "to", facts.to_store.as_str())?;
-                tx.put(&map, "created_at", facts.created_at_ms)?;
-                if let Some(receiver) = &facts.receiver {
-                    tx.put(&map, "receiver", receiver.as_str())?;
-                }
-                let lines = tx.put_object(&map, KEY_LINES, ObjType::Map)?;
-                for (sku, qty) in &facts.lines {
-                    tx.put(&lines, sku.as_str(), *qty)?;
-                }
-                Ok(())
+                put_transfer_facts(tx, &all, facts)
             })
     }
 
@@ -194,7 +186,7 @@ impl OrdersDoc {
         let mut ids: Vec<String> = self
             .tr_writer_ids()
             .iter()
-            .filter_map(|w| self.tr_own_map(w, KEY_TRANSFERS))
+            .flat_map(|w| self.tr_own_maps(w, KEY_TRANSFERS))
             .flat_map(|m| map_keys(self.core().automerge(), &m, None))
             .collect();
         ids.sort();
@@ -226,16 +218,9 @@ impl OrdersDoc {
             return Vec::new();
         };
         let dispatcher = facts.dispatcher();
-        let doc = self.core().automerge();
         let mut out = Vec::new();
         for writer in self.tr_writer_ids() {
-            let Some(per) = self
-                .tr_own_map(&writer, KEY_EVENTS)
-                .and_then(|m| map_at(doc, &m, transfer_id))
-            else {
-                continue;
-            };
-            for (status, at_ms) in int_entries(doc, &per, None) {
+            for (status, at_ms) in self.tr_events_by(&writer, transfer_id) {
                 let Some(status) = TransferStatus::parse(&status) else {
                     continue;
                 };
@@ -274,24 +259,46 @@ impl OrdersDoc {
     /// Statuses this writer itself recorded for the transfer.
     pub fn own_transfer_statuses(&self, transfer_id: &str) -> Vec<TransferStatus> {
         let writer = self.core().writer().clone();
-        let doc = self.core().automerge();
-        self.tr_own_map(&writer, KEY_EVENTS)
-            .and_then(|m| map_at(doc, &m, transfer_id))
-            .map(|per| {
-                int_entries(doc, &per, None)
-                    .into_iter()
-                    .filter_map(|(s, _)| TransferStatus::parse(&s))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.tr_events_by(&writer, transfer_id)
+            .keys()
+            .filter_map(|s| TransferStatus::parse(s))
+            .collect()
     }
 
-    fn tr_facts_by(&self, writer: &WriterId, transfer_id: &str) -> Option<TransferFacts> {
+    /// `writer`'s status entries for a transfer (this epoch's and the base's, earliest time
+    /// kept), unchecked: the readers above decide what to believe.
+    pub(super) fn tr_events_by(
+        &self,
+        writer: &WriterId,
+        transfer_id: &str,
+    ) -> BTreeMap<String, i64> {
+        let doc = self.core().automerge();
+        let mut out: BTreeMap<String, i64> = BTreeMap::new();
+        for map in self.tr_own_maps(writer, KEY_EVENTS) {
+            let Some(per) = map_at(doc, &map, transfer_id) else {
+                continue;
+            };
+            for (status, at_ms) in int_entries(doc, &per, None) {
+                let slot = out.entry(status).or_insert(at_ms);
+                *slot = (*slot).min(at_ms);
+            }
+        }
+        out
+    }
+
+    pub(super) fn tr_facts_by(
+        &self,
+        writer: &WriterId,
+        transfer_id: &str,
+    ) -> Option<TransferFacts> {
         if !writer.is_hq() && !order_id_belongs_to(transfer_id, writer) {
             return None;
         }
         let doc = self.core().automerge();
-        let map = map_at(doc, &self.tr_own_map(writer, KEY_TRANSFERS)?, transfer_id)?;
+        let map = self
+            .tr_own_maps(writer, KEY_TRANSFERS)
+            .into_iter()
+            .find_map(|m| map_at(doc, &m, transfer_id))?;
         let lines = map_at(doc, &map, KEY_LINES)
             .map(|l| int_entries(doc, &l, None).into_iter().collect())
             .unwrap_or_default();
@@ -305,32 +312,36 @@ impl OrdersDoc {
         })
     }
 
-    fn tr_received_by(
+    pub(super) fn tr_received_by(
         &self,
         writer: &WriterId,
         transfer_id: &str,
     ) -> Option<BTreeMap<String, i64>> {
         let doc = self.core().automerge();
-        let map = map_at(doc, &self.tr_own_map(writer, KEY_RECEIVED)?, transfer_id)?;
+        let map = self
+            .tr_own_maps(writer, KEY_RECEIVED)
+            .into_iter()
+            .find_map(|m| map_at(doc, &m, transfer_id))?;
         Some(int_entries(doc, &map, None).into_iter().collect())
     }
 
-    fn tr_own_map(&self, writer: &WriterId, key: &str) -> Option<automerge::ObjId> {
-        map_at(
-            self.core().automerge(),
-            &self.core().writer_map(writer)?,
-            key,
-        )
+    /// `writer`'s map `key`: its own, then the copy in HQ's base (see
+    /// [`OrdersDoc::writer_maps`]).
+    fn tr_own_maps(&self, writer: &WriterId, key: &str) -> Vec<automerge::ObjId> {
+        let doc = self.core().automerge();
+        self.writer_maps()
+            .into_iter()
+            .filter(|(w, _)| w == writer)
+            .filter_map(|(_, own)| map_at(doc, &own, key))
+            .collect()
     }
 
-    fn tr_writer_ids(&self) -> Vec<WriterId> {
-        let Some(writers) = self.core().root_map(KEY_WRITERS) else {
-            return Vec::new();
-        };
-        map_keys(self.core().automerge(), &writers, None)
-            .iter()
-            .filter_map(|w| WriterId::new(w).ok())
-            .collect()
+    /// Every writer with a map, live or in the base, sorted, without duplicates.
+    pub(super) fn tr_writer_ids(&self) -> Vec<WriterId> {
+        let mut ids: Vec<WriterId> = self.writer_maps().into_iter().map(|(w, _)| w).collect();
+        ids.sort();
+        ids.dedup();
+        ids
     }
 
     fn tr_writers_map(&self) -> Result<automerge::ObjId, TransferDocError> {
@@ -338,6 +349,26 @@ impl OrdersDoc {
             .root_map(KEY_WRITERS)
             .ok_or_else(|| DocError::NotOurDocument("no writers map".to_owned()).into())
     }
+}
+
+/// Writes `facts` as the map `parent[transfer id]` (a writer's `transfers`, or HQ's base).
+pub(super) fn put_transfer_facts(
+    tx: &mut automerge::transaction::Transaction<'_>,
+    parent: &automerge::ObjId,
+    facts: &TransferFacts,
+) -> Result<(), TransferDocError> {
+    let map = tx.put_object(parent, facts.transfer_id.as_str(), ObjType::Map)?;
+    tx.put(&map, "from", facts.from_store.as_str())?;
+    tx.put(&map, "to", facts.to_store.as_str())?;
+    tx.put(&map, "created_at", facts.created_at_ms)?;
+    if let Some(receiver) = &facts.receiver {
+        tx.put(&map, "receiver", receiver.as_str())?;
+    }
+    let lines = tx.put_object(&map, KEY_LINES, ObjType::Map)?;
+    for (sku, qty) in &facts.lines {
+        tx.put(&lines, sku.as_str(), *qty)?;
+    }
+    Ok(())
 }
 
 fn child_map(
