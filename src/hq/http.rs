@@ -2,7 +2,7 @@
 //! - `GET /v1/stock/{store}/{sku}`: one figure, with `available_to_sell`, `as_of`, `online`;
 //! - `GET /v1/stock?store=S`: every SKU of a store;
 //! - `POST /v1/catalog` `{"items": [...]}`: publish catalog items and prices to every store;
-//! - `POST /v1/epochs/{store}`: open the next stock epoch of a store (bounded history);
+//! - `POST /v1/epochs/{store}`: open the next epoch of a store's stock and orders documents (bounded history);
 //! - `POST /v1/orders`: place an online click-and-collect order at a store;
 //! - `GET /v1/orders/{id}`: its current status (folded from every writer) and history;
 //! - customer data and GDPR erasure (`PUT|GET /v1/orders/{id}/customer`,
