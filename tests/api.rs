@@ -278,8 +278,9 @@ fn bad_input_gets_a_clear_4xx() {
             );
         }
     }
-    let metrics = api
-        .http
+    // A fresh connection: after a 413 the server closes the one the client would reuse
+    // from its pool, and a request sent on it meanwhile fails (IncompleteMessage).
+    let metrics = reqwest::blocking::Client::new()
         .get(format!("{}/metrics", node.base))
         .send()
         .unwrap()
