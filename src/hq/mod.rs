@@ -28,6 +28,9 @@ use state::{HqState, Outgoing};
 
 pub type SharedHq = Arc<Mutex<HqState>>;
 
+/// Most queued messages HQ handles in one go (one lock, one batch per document).
+const MAX_BATCH: usize = 64;
+
 pub fn lock(hq: &SharedHq) -> MutexGuard<'_, HqState> {
     hq.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -239,10 +242,15 @@ async fn receive(
     metrics: Arc<WireMetrics>,
     shutdown: CancellationToken,
 ) {
+    // An event taken off the queue while collecting a batch, handled next.
+    let mut lookahead: Option<Incoming> = None;
     loop {
-        let event = tokio::select! {
-            () = shutdown.cancelled() => return,
-            event = incoming.recv() => event,
+        let event = match lookahead.take() {
+            Some(event) => Some(event),
+            None => tokio::select! {
+                () = shutdown.cancelled() => return,
+                event = incoming.recv() => event,
+            },
         };
         let answers = match event {
             None => return,
@@ -268,17 +276,41 @@ async fn receive(
             }
             Some(Incoming::Message { topic, payload, .. }) => {
                 metrics.count_in(payload.len());
+                // Take what else is already queued, so changes of one document apply as one
+                // batch (`HqState::handle_many`).
+                let mut batch = vec![(topic, payload.to_vec())];
+                while batch.len() < MAX_BATCH {
+                    match incoming.try_recv() {
+                        Ok(Incoming::Message { topic, payload, .. })
+                            if !privacy::is_pii_topic(&topic) && !epcis::is_epcis_topic(&topic) =>
+                        {
+                            metrics.count_in(payload.len());
+                            batch.push((topic, payload.to_vec()));
+                        }
+                        Ok(other) => {
+                            lookahead = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
                 let state = state.clone();
-                let shown = topic.clone();
+                let shown: Vec<String> = batch.iter().map(|(topic, _)| topic.clone()).collect();
                 let handled =
-                    tokio::task::spawn_blocking(move || lock(&state).handle(&topic, &payload))
-                        .await;
+                    tokio::task::spawn_blocking(move || lock(&state).handle_many(&batch)).await;
                 match handled {
-                    Ok(Ok(answers)) => answers,
-                    Ok(Err(rejected)) => {
-                        metrics.reject();
-                        tracing::warn!(topic = shown, reason = %rejected, "HQ rejected a sync message");
-                        Vec::new()
+                    Ok(results) => {
+                        let mut answers = Vec::new();
+                        for (topic, result) in shown.iter().zip(results) {
+                            match result {
+                                Ok(more) => answers.extend(more),
+                                Err(rejected) => {
+                                    metrics.reject();
+                                    tracing::warn!(topic, reason = %rejected, "HQ rejected a sync message");
+                                }
+                            }
+                        }
+                        answers
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "HQ message handler panicked");

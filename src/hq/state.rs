@@ -160,6 +160,58 @@ impl HqState {
         &self.topics
     }
 
+    /// Handles messages received together. Consecutive changes of one store document are
+    /// applied as one batch: automerge's apply costs about the same for one change as for
+    /// many on a large document, so a busy HQ keeps up (see `examples/bench_hq_ingest.rs`).
+    /// A batch that is refused is retried message by message, so one bad message never
+    /// costs the others. Returns one result per message, in order.
+    pub fn handle_many(
+        &mut self,
+        messages: &[(String, Vec<u8>)],
+    ) -> Vec<Result<Vec<Outgoing>, Rejected>> {
+        let mut results = Vec::with_capacity(messages.len());
+        let mut start = 0;
+        while start < messages.len() {
+            let key = batch_key(&messages[start]);
+            let mut end = start + 1;
+            while key.is_some() && end < messages.len() && batch_key(&messages[end]) == key {
+                end += 1;
+            }
+            match key {
+                Some((store, doc, epoch)) if end - start > 1 => {
+                    let changes = messages[start..end]
+                        .iter()
+                        .filter_map(|(_, payload)| match SyncMessage::decode(payload) {
+                            Ok(SyncMessage::Changes { changes, .. }) => Some(changes),
+                            _ => None,
+                        })
+                        .flatten()
+                        .collect();
+                    let batched = self.check_scope(&store, &doc).and_then(|()| {
+                        self.apply_store_changes(&doc, epoch, Incoming::Changes(changes))
+                    });
+                    match batched {
+                        Ok(answers) => {
+                            results.push(Ok(answers));
+                            results.extend((start + 1..end).map(|_| Ok(Vec::new())));
+                        }
+                        Err(_) => results.extend(
+                            messages[start..end]
+                                .iter()
+                                .map(|(topic, payload)| self.handle(topic, payload)),
+                        ),
+                    }
+                }
+                _ => {
+                    let (topic, payload) = &messages[start];
+                    results.push(self.handle(topic, payload));
+                }
+            }
+            start = end;
+        }
+        results
+    }
+
     /// Handles one received message; returns what to publish.
     pub fn handle(&mut self, topic: &str, payload: &[u8]) -> Result<Vec<Outgoing>, Rejected> {
         let topic = topics::parse(topic)?;
@@ -703,6 +755,25 @@ fn changed_levels(doc: &SyncDoc, incoming: &Incoming) -> Result<BTreeMap<String,
     Ok(StockDoc::levels_of_keys(doc, &keys))
 }
 
+/// The (store, document, epoch) of a message that carries changes of a store document and
+/// may be batched with its neighbours; `None` for anything else.
+fn batch_key((topic, payload): &(String, Vec<u8>)) -> Option<(Id, DocId, u32)> {
+    if payload.len() > MAX_MESSAGE_BYTES {
+        return None;
+    }
+    let Ok(Topic::Changes {
+        scope: Scope::Store(store),
+        ..
+    }) = topics::parse(topic)
+    else {
+        return None;
+    };
+    match SyncMessage::decode(payload) {
+        Ok(SyncMessage::Changes { doc, epoch, .. }) => Some((store, doc, epoch)),
+        _ => None,
+    }
+}
+
 fn write_stock_rows(
     conn: &Connection,
     store: &str,
@@ -812,6 +883,40 @@ mod tests {
             hq.handle(S1_TOPIC, &other),
             Err(Rejected::WrongStore { .. })
         ));
+    }
+
+    #[test]
+    fn queued_messages_apply_as_one_batch_and_a_bad_one_costs_only_itself() {
+        let (_dir, mut hq) = hq();
+        let good = change("s1.lane1", "s1", "A", &[5, -1, -1]);
+        let forged = message("s1", change("s2.lane1", "s1", "A", &[-50]));
+        let messages: Vec<(String, Vec<u8>)> = vec![
+            (S1_TOPIC.into(), message("s1", vec![good[0].clone()])),
+            (S1_TOPIC.into(), message("s1", vec![good[1].clone()])),
+            (S1_TOPIC.into(), forged),
+            (S1_TOPIC.into(), message("s1", vec![good[2].clone()])),
+            (S1_TOPIC.into(), message("s1", vec![good[2].clone()])),
+        ];
+        let results = hq.handle_many(&messages);
+        assert_eq!(results.len(), 5);
+        assert!(
+            matches!(results[2], Err(Rejected::Unauthorised(_))),
+            "{:?}",
+            results[2].as_ref().err()
+        );
+        let accepted = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(accepted, 4, "the others are applied");
+        assert_eq!(hq.stock("s1", "A").unwrap().map(|s| s.on_hand), Some(3));
+        // A clean batch: one answer set (HQ's heads) for all of it.
+        let more = change("s1.lane2", "s1", "A", &[1, 1]);
+        let clean: Vec<(String, Vec<u8>)> = more
+            .into_iter()
+            .map(|c| (S1_TOPIC.replace("lane1", "lane2"), message("s1", vec![c])))
+            .collect();
+        let results = hq.handle_many(&clean);
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(results[1].as_ref().map(Vec::len).ok(), Some(0));
+        assert_eq!(hq.stock("s1", "A").unwrap().map(|s| s.on_hand), Some(5));
     }
 
     #[test]
