@@ -698,6 +698,19 @@ fn read_identity(doc: &Automerge) -> Result<(DocId, u32), DocError> {
 }
 
 /// The map at `obj[key]`, if it is a map.
+/// The map under `key` in `parent`, made if it is not there yet.
+pub fn child_map(
+    tx: &mut automerge::transaction::Transaction<'_>,
+    parent: &ObjId,
+    key: &str,
+) -> Result<ObjId, automerge::AutomergeError> {
+    use automerge::transaction::Transactable;
+    match map_at(tx, parent, key) {
+        Some(map) => Ok(map),
+        None => tx.put_object(parent, key, ObjType::Map),
+    }
+}
+
 pub fn map_at<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<ObjId> {
     match doc.get(obj, key) {
         Ok(Some((Value::Object(ObjType::Map), id))) => Some(id),

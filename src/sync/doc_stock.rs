@@ -14,10 +14,11 @@
 //! new total, not an automerge `Counter`: increments on one counter get slower with every
 //! increment, a put of a total does not (see the `perf` test).
 
+use super::doc::child_map;
 use std::collections::BTreeMap;
 
 use automerge::transaction::{Transactable, Transaction};
-use automerge::{ChangeHash, ObjId, ObjType, ROOT};
+use automerge::{ChangeHash, ObjId, ROOT};
 
 use super::doc::{
     DocError, DocId, DocKind, KEY_BASE, KEY_CUT, KEY_WRITERS, LocalChange, SyncDoc, WriterId,
@@ -402,16 +403,8 @@ fn add_to_own_totals(
 fn own_map(tx: &mut Transaction<'_>, writer: &WriterId) -> Result<ObjId, StockError> {
     let writers = map_at(tx, &ROOT, KEY_WRITERS)
         .ok_or_else(|| DocError::NotOurDocument("no writers map".to_owned()))?;
-    child_map(tx, &writers, writer.as_str())
+    Ok(child_map(tx, &writers, writer.as_str())?)
 }
-
-fn child_map(tx: &mut Transaction<'_>, parent: &ObjId, key: &str) -> Result<ObjId, StockError> {
-    match map_at(tx, parent, key) {
-        Some(map) => Ok(map),
-        None => Ok(tx.put_object(parent, key, ObjType::Map)?),
-    }
-}
-
 #[cfg(test)]
 #[path = "doc_stock_tests.rs"]
 mod tests;

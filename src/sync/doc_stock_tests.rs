@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
 use crate::sync::doc::{ApplyOutcome, AuthError, change_author};
+use automerge::ObjType;
 
 fn w(id: &str) -> WriterId {
     WriterId::new(id).unwrap()

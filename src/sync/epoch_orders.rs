@@ -29,6 +29,7 @@
 //! escrow totals now − at the cut, its transfer facts, events and receipts, and the marker
 //! `writers/{w}/carried_from = E`. Escrow per writer is then `base + (now − cut) = now`.
 
+use super::doc::child_map;
 use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::transaction::{Transactable, Transaction};
@@ -42,7 +43,7 @@ use super::escrow::{EscrowField, KEY_ESCROW};
 use super::orders::{OrderState, OrderStatus, fold_status};
 use super::orders_doc::{
     KEY_BASE, KEY_BASE_CUT, KEY_BASE_ORDERS, KEY_BASE_WRITERS, KEY_EVENTS, OrderFacts, OrdersDoc,
-    OrdersError, child_map, put_facts,
+    OrdersError, put_facts,
 };
 use super::transfers_doc::{
     KEY_EVENTS as KEY_TR_EVENTS, KEY_RECEIVED, KEY_TRANSFERS, TransferDocError, TransferFacts,

@@ -23,9 +23,9 @@
 //! epoch ≥ 1 a writer's totals are its base entry (at HQ's cut) plus its live entry (its
 //! carry-over `now − at cut` and what it added since), see [`super::epoch_orders`].
 
+use super::doc::child_map;
 use std::collections::BTreeMap;
 
-use automerge::ObjType;
 use automerge::transaction::Transactable;
 
 use super::doc::{LocalChange, WriterId, int_at, int_entries, map_at, map_at_heads, map_keys};
@@ -190,18 +190,6 @@ pub(super) fn put_escrow(
     }
     Ok(())
 }
-
-fn child_map(
-    tx: &mut automerge::transaction::Transaction<'_>,
-    parent: &automerge::ObjId,
-    key: &str,
-) -> Result<automerge::ObjId, OrdersError> {
-    match map_at(tx, parent, key) {
-        Some(map) => Ok(map),
-        None => Ok(tx.put_object(parent, key, ObjType::Map)?),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

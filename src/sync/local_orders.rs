@@ -142,10 +142,7 @@ impl NodeDocs {
             hold_hours: facts.hold_hours,
             lines: facts.lines.clone().into_iter().collect(),
         };
-        let tax = crate::config::TaxConfig {
-            prices_include_tax: true,
-            classes: Vec::new(),
-        };
+        let tax = no_tax();
         let ctx = sync_context(self.writer.as_str(), &tax, now);
         conn.execute_batch("SAVEPOINT hq_order")?;
         let hash = hex::encode(facts.pickup_code_hash);
@@ -332,10 +329,7 @@ fn follow_fold(
     let Some(target) = local_status(state.status) else {
         return Ok(());
     };
-    let tax = crate::config::TaxConfig {
-        prices_include_tax: true,
-        classes: Vec::new(),
-    };
+    let tax = no_tax();
     let ctx = sync_context(writer.as_str(), &tax, now);
     if store_orders::follow(conn, &ctx, local_id, target, &state.decided_by.writer)? {
         tracing::info!(
@@ -380,10 +374,7 @@ fn mirror(
         hold_hours: facts.hold_hours,
         lines: facts.lines.clone().into_iter().collect(),
     };
-    let tax = crate::config::TaxConfig {
-        prices_include_tax: true,
-        classes: Vec::new(),
-    };
+    let tax = no_tax();
     let ctx = sync_context("", &tax, now);
     store_orders::insert_mirror(conn, &ctx, &order, status)?;
     Ok(())
@@ -424,4 +415,12 @@ fn ms_rfc3339(ms: i64) -> String {
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );
     at.format(&pattern).unwrap_or_else(|_| ms.to_string())
+}
+
+/// Sync's writes (reservations, status changes) price nothing: no tax classes apply.
+pub(super) fn no_tax() -> crate::config::TaxConfig {
+    crate::config::TaxConfig {
+        prices_include_tax: true,
+        classes: Vec::new(),
+    }
 }

@@ -223,10 +223,7 @@ mod tests {
     #[test]
     fn dispatch_cancel_and_a_relayed_receipt_reach_both_documents_once() {
         let (conn, mut hook, docs) = setup();
-        let tax = TaxConfig {
-            prices_include_tax: true,
-            classes: Vec::new(),
-        };
+        let tax = crate::sync::local::orders::no_tax();
         commit(&conn, &mut hook, |c| {
             let receipt = Movement {
                 sku: "MILK",

@@ -18,6 +18,7 @@
 //! names, phones and e-mails live beside the document (keyed by order id) where they can be
 //! erased; the document only holds a hash of the pickup code.
 
+use super::doc::child_map;
 use std::collections::BTreeMap;
 
 use automerge::ObjType;
@@ -383,18 +384,6 @@ pub(super) fn put_event(
     }
     Ok(())
 }
-
-pub(super) fn child_map(
-    tx: &mut automerge::transaction::Transaction<'_>,
-    parent: &automerge::ObjId,
-    key: &str,
-) -> Result<automerge::ObjId, OrdersError> {
-    match map_at(tx, parent, key) {
-        Some(map) => Ok(map),
-        None => Ok(tx.put_object(parent, key, ObjType::Map)?),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;

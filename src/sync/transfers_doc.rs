@@ -21,6 +21,7 @@
 //! Why not a `transfers` root map: a new root map would change the genesis bytes of every
 //! existing orders document, and non-HQ writers may not add root keys.
 
+use super::doc::child_map;
 use std::collections::BTreeMap;
 
 use automerge::ObjType;
@@ -370,18 +371,6 @@ pub(super) fn put_transfer_facts(
     }
     Ok(())
 }
-
-fn child_map(
-    tx: &mut automerge::transaction::Transaction<'_>,
-    parent: &automerge::ObjId,
-    key: &str,
-) -> Result<automerge::ObjId, TransferDocError> {
-    match map_at(tx, parent, key) {
-        Some(map) => Ok(map),
-        None => Ok(tx.put_object(parent, key, ObjType::Map)?),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
