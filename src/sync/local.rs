@@ -322,17 +322,7 @@ impl NodeDocs {
             return Ok(false);
         }
         let carried = super::epoch::carry_over(&self.stock, &mut next, at_ms)?;
-        persist::save_doc(conn, next.core(), now)?;
-        let key = persist::doc_key(&id);
-        for table in ["sync_doc", "sync_change", "sync_outbox"] {
-            conn.execute(
-                &format!("DELETE FROM {table} WHERE doc_key = ?1 AND epoch < ?2"),
-                params![key, epoch],
-            )?;
-        }
-        if let Some(change) = &carried {
-            persist::outbox_push(conn, &id, epoch, &change.hash, now)?;
-        }
+        persist::replace_epoch(conn, next.core(), carried.as_ref().map(|c| &c.hash), now)?;
         persist::state_set(conn, KEY_EPOCH, i64::from(epoch))?;
         self.stock = next;
         self.epoch = epoch;
@@ -371,17 +361,7 @@ impl NodeDocs {
             return Ok(false);
         }
         let carried = super::epoch_orders::carry_over_orders(&self.orders, &mut next, at_ms)?;
-        persist::save_doc(conn, next.core(), now)?;
-        let key = persist::doc_key(&id);
-        for table in ["sync_doc", "sync_change", "sync_outbox"] {
-            conn.execute(
-                &format!("DELETE FROM {table} WHERE doc_key = ?1 AND epoch < ?2"),
-                params![key, epoch],
-            )?;
-        }
-        if let Some(change) = &carried {
-            persist::outbox_push(conn, &id, epoch, &change.hash, now)?;
-        }
+        persist::replace_epoch(conn, next.core(), carried.as_ref().map(|c| &c.hash), now)?;
         persist::state_set(conn, KEY_ORDERS_EPOCH, i64::from(epoch))?;
         self.orders = next;
         self.settle_closed_at_cut(conn, now)?;

@@ -165,6 +165,28 @@ pub fn persist_change(
     Ok(())
 }
 
+/// Makes `doc` (a new epoch) the stored document: saves it, deletes the older epochs'
+/// history and outbox, and queues the writer's carry-over change, if any.
+pub fn replace_epoch(
+    conn: &Connection,
+    doc: &SyncDoc,
+    carried: Option<&ChangeHash>,
+    now: &str,
+) -> Result<(), PersistError> {
+    save_doc(conn, doc, now)?;
+    let key = doc_key(doc.id());
+    for table in ["sync_doc", "sync_change", "sync_outbox"] {
+        conn.execute(
+            &format!("DELETE FROM {table} WHERE doc_key = ?1 AND epoch < ?2"),
+            rusqlite::params![key, doc.epoch()],
+        )?;
+    }
+    if let Some(hash) = carried {
+        outbox_push(conn, doc.id(), doc.epoch(), hash, now)?;
+    }
+    Ok(())
+}
+
 /// Puts an own change into the outbox.
 pub fn outbox_push(
     conn: &Connection,
