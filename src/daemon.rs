@@ -114,13 +114,16 @@ impl Node {
             events,
             extra_metrics,
             started: std::time::Instant::now(),
+            shutdown: shutdown.clone(),
+            pickup: Arc::new(api::lockout::PickupLockout::new(
+                config.api.limits.pickup_max_failures,
+                config.api.limits.pickup_lockout,
+            )),
+            public_limits: Arc::default(),
         };
         let serve_state = state.clone();
-        let stop = shutdown.clone();
         tasks.spawn(async move {
-            if let Err(e) =
-                api::serve(listener, serve_state, async move { stop.cancelled().await }).await
-            {
+            if let Err(e) = api::serve(listener, serve_state).await {
                 tracing::error!(error = %e, "API server failed");
             }
         });

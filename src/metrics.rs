@@ -93,6 +93,11 @@ pub struct Metrics {
     pub idempotent_replays: Counter,
     pub auth_failures: Counter,
     pub rate_limited: Counter,
+    /// `/metrics` and `/readyz` requests refused by their rate limit.
+    pub public_rate_limited: Counter,
+    /// Wrong pickup codes, and collects refused because of the lockout they caused.
+    pub pickup_code_failures: Counter,
+    pub pickup_lockouts: Counter,
     pub write_errors: Counter,
     pub writes_refused_disk: Counter,
     pub write_latency: Histogram,
@@ -167,6 +172,24 @@ impl Metrics {
             "storenode_rate_limited_total",
             "Requests refused by a terminal's rate limit.",
             self.rate_limited.get(),
+        );
+        counter(
+            out,
+            "storenode_public_rate_limited_total",
+            "Requests to /metrics and /readyz refused by their rate limit.",
+            self.public_rate_limited.get(),
+        );
+        counter(
+            out,
+            "storenode_pickup_code_failures_total",
+            "Collects refused for a wrong pickup code.",
+            self.pickup_code_failures.get(),
+        );
+        counter(
+            out,
+            "storenode_pickup_lockouts_total",
+            "Collects refused because too many wrong pickup codes were tried for the order or from the terminal.",
+            self.pickup_lockouts.get(),
         );
         counter(
             out,

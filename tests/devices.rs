@@ -243,6 +243,11 @@ mod rfid {
     const TAGS: usize = 40;
 
     fn config(dir: &Path, link: &Path) -> Config {
+        config_with(dir, link, "")
+    }
+
+    /// `reader_extra`: more keys of the door reader's table.
+    fn config_with(dir: &Path, link: &Path, reader_extra: &str) -> Config {
         let text = format!(
             r#"
 [node]
@@ -261,6 +266,7 @@ protocol = "m100"
 region = "eu"
 power_cdbm = 2000
 exit = true
+{reader_extra}
 "#,
             dir = dir.display(),
             link = link.display()
@@ -379,6 +385,120 @@ exit = true
         node.stop().await;
     }
 
+    /// Presence events seen so far: (kind or tag event, EPC hex).
+    type Seen = Vec<(String, String)>;
+
+    /// Reads events into `seen` until `done(seen)`; panics after [`WAIT`].
+    async fn events_until(
+        events: &mut broadcast::Receiver<LiveEvent>,
+        seen: &mut Seen,
+        what: &str,
+        done: impl Fn(&Seen) -> bool,
+    ) {
+        let deadline = Instant::now() + WAIT;
+        while !done(seen) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {seen:?}"
+            );
+            let Some(event) = next_event(events, Duration::from_millis(500)).await else {
+                continue;
+            };
+            let body: Value = serde_json::from_str(&event.json).expect("event json");
+            let kind = match (event.kind, body["event"].as_str()) {
+                ("tag", Some(e)) => e.to_string(),
+                (kind, _) => kind.to_string(),
+            };
+            seen.push((kind, body["epc"].as_str().unwrap_or_default().into()));
+        }
+    }
+
+    fn count(seen: &Seen, kind: &str) -> usize {
+        seen.iter().filter(|(k, _)| k == kind).count()
+    }
+
+    /// Simulates the reader on `master` with `tags` until `stop`.
+    fn simulate(
+        master: tokio_serial::SerialStream,
+        tags: Vec<Vec<u8>>,
+        stop: &CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut sim = RfidSim::new(ReaderProtocol::M100, tags, 2, 0.0, 3);
+            let _ = run_rfid(master, &mut sim, 200.0, None, &stop).await;
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn presence_resumes_after_an_unplug_and_a_silent_port_shows_stalled() {
+        const N: usize = 4;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let link = dir.path().join("reader0");
+        let (master, slave) = pty_at(&link).expect("pty");
+        let node = Node::start(config_with(
+            dir.path(),
+            &link,
+            "absence_secs = 2\nstall_secs = 3",
+        ))
+        .await
+        .expect("node");
+        let mut events = node.state.events.subscribe();
+        let tags = sample_epcs(N, 5);
+        let stop = CancellationToken::new();
+        let sim = simulate(master, tags.clone(), &stop);
+        let mut seen = Seen::new();
+        events_until(&mut events, &mut seen, "tags entering", |s| {
+            count(s, "enter") == N && count(s, "exit_alert") == N
+        })
+        .await;
+
+        // Unplug for longer than `absence`: the reader sees nothing, so its tags leave.
+        stop.cancel();
+        sim.await.expect("simulator");
+        drop(slave);
+        events_until(
+            &mut events,
+            &mut seen,
+            "tags leaving while unplugged",
+            |s| count(s, "leave") == N,
+        )
+        .await;
+
+        // Back with the same tags in the field: they enter again, unsold ones alert again.
+        let (master, slave) = pty_at(&link).expect("second pty");
+        let stop = CancellationToken::new();
+        let sim = simulate(master, tags.clone(), &stop);
+        events_until(&mut events, &mut seen, "tags entering again", |s| {
+            count(s, "enter") == 2 * N && count(s, "exit_alert") == 2 * N
+        })
+        .await;
+        stop.cancel();
+        sim.await.expect("simulator");
+        drop(slave);
+
+        // A port that opens but never answers shows as stalled.
+        let (_silent_master, _slave) = pty_at(&link).expect("silent pty");
+        let door = node.devices.get("door").expect("door status").clone();
+        let deadline = Instant::now() + WAIT;
+        while !door.is_stalled() {
+            assert!(
+                Instant::now() < deadline,
+                "the silent reader never showed stalled"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let component = node.state.health.snapshot()["device:door"].clone();
+        assert!(component.detail.starts_with("stalled"), "{component:?}");
+        let mut metrics = String::new();
+        node.devices.render(&mut metrics);
+        assert!(
+            metrics.contains("storenode_device_stalled{device=\"door\"} 1"),
+            "{metrics}"
+        );
+        node.stop().await;
+    }
+
     /// Sells a T-shirt carrying `epc` through the real sale path.
     async fn mark_sold(node: &Node, epc: &str) {
         let config = node.state.config.clone();
@@ -387,6 +507,10 @@ exit = true
         node.state
             .store
             .write(move |conn| {
+                // A tag is sold only on a line of its own item: the T-shirt carries its GTIN.
+                let gtin = storenode::gs1::decode_epc_hex(&epc)
+                    .ok()
+                    .and_then(|e| e.gtin14().map(|g| g.as_str().to_string()));
                 let item = storenode::store::catalog::Item {
                     sku: "SHIRT".into(),
                     name: "T-shirt".into(),
@@ -394,7 +518,7 @@ exit = true
                     currency: "EUR".into(),
                     tax_class: "standard".into(),
                     variable_measure: false,
-                    gtins: vec![],
+                    gtins: gtin.into_iter().collect(),
                 };
                 storenode::store::catalog::upsert(conn, &item, "t")?;
                 let request: storenode::store::sales::SaleRequest = serde_json::from_value(json!({

@@ -86,8 +86,40 @@ fn start_node(shelf: &std::path::Path, door: &std::path::Path) -> NodeProcess {
         1,
     );
     std::fs::write(&node.config, text).expect("write config");
+    give_shirt_the_door_tags_gtin(&node);
     node.spawn();
     node
+}
+
+/// A tag is sold only on a line of its own item: the T-shirt sold with the door's first tag
+/// gets that tag's GTIN (the simulated tags are random SGTINs).
+fn give_shirt_the_door_tags_gtin(node: &NodeProcess) {
+    let tag = hex::encode_upper(&sample_epcs(1, 22)[0]);
+    let gtin = decode_epc_hex(&tag)
+        .ok()
+        .and_then(|e| e.gtin14().map(|g| g.as_str().to_string()))
+        .expect("the door's first tag is an SGTIN");
+    let catalog = common::node::CATALOG_CSV.replace(
+        "5901234123457|96385074",
+        &format!("5901234123457|96385074|{gtin}"),
+    );
+    let file = node.dir.path().join("catalog-door.csv");
+    std::fs::write(&file, catalog).expect("write catalog");
+    let import = Command::new(binary())
+        .args([
+            "--config",
+            node.config.to_str().unwrap_or_default(),
+            "catalog",
+            "import",
+        ])
+        .arg(&file)
+        .output()
+        .expect("run catalog import");
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
 }
 
 fn epc_uri(hex: &str) -> String {

@@ -5,17 +5,16 @@
 //! through timing. Tokens never reach a log line: only the terminal id does.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Instant;
 
 use axum::extract::FromRequestParts;
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::ApiError;
+use super::limits::{TokenBucket, too_many};
 use crate::config::Terminal;
 
 /// The terminal a request was authenticated as.
@@ -24,14 +23,7 @@ pub struct TerminalId(pub String);
 
 pub struct Auth {
     terminals: Vec<(String, [u8; 32])>,
-    buckets: HashMap<String, Mutex<Bucket>>,
-    rate_per_sec: f64,
-    burst: f64,
-}
-
-struct Bucket {
-    tokens: f64,
-    last: Instant,
+    buckets: HashMap<String, TokenBucket>,
 }
 
 fn digest(token: &str) -> [u8; 32] {
@@ -40,7 +32,6 @@ fn digest(token: &str) -> [u8; 32] {
 
 impl Auth {
     pub fn new(terminals: &[Terminal], rate_per_sec: u32, burst: u32) -> Self {
-        let now = Instant::now();
         Self {
             terminals: terminals
                 .iter()
@@ -48,18 +39,8 @@ impl Auth {
                 .collect(),
             buckets: terminals
                 .iter()
-                .map(|t| {
-                    (
-                        t.id.clone(),
-                        Mutex::new(Bucket {
-                            tokens: f64::from(burst),
-                            last: now,
-                        }),
-                    )
-                })
+                .map(|t| (t.id.clone(), TokenBucket::new(rate_per_sec, burst)))
                 .collect(),
-            rate_per_sec: f64::from(rate_per_sec),
-            burst: f64::from(burst),
         }
     }
 
@@ -78,21 +59,9 @@ impl Auth {
     /// Takes one request from the terminal's bucket; `Err(seconds)` to wait when empty.
     /// One terminal flooding the API uses up its own bucket only; others are unaffected.
     pub fn admit(&self, terminal: &str) -> Result<(), u64> {
-        let Some(bucket) = self.buckets.get(terminal) else {
-            return Ok(());
-        };
-        let Ok(mut bucket) = bucket.lock() else {
-            return Ok(());
-        };
-        let now = Instant::now();
-        let refill = now.duration_since(bucket.last).as_secs_f64() * self.rate_per_sec;
-        bucket.tokens = (bucket.tokens + refill).min(self.burst);
-        bucket.last = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - bucket.tokens) / self.rate_per_sec).ceil().max(1.0) as u64)
+        match self.buckets.get(terminal) {
+            Some(bucket) => bucket.take(),
+            None => Ok(()),
         }
     }
 }
@@ -108,8 +77,7 @@ impl FromRequestParts<AppState> for TerminalId {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+            .and_then(bearer_token);
         let Some(terminal) = token.and_then(|t| state.auth.authenticate(t)) else {
             state.metrics.auth_failures.inc();
             tracing::warn!(path = %parts.uri.path(), "request refused: missing or invalid bearer token");
@@ -117,17 +85,20 @@ impl FromRequestParts<AppState> for TerminalId {
         };
         if let Err(wait) = state.auth.admit(terminal) {
             state.metrics.rate_limited.inc();
-            return Err(ApiError {
-                retry_after_secs: Some(wait),
-                ..ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    format!("terminal {terminal} sends too many requests; retry in {wait} s"),
-                )
-            });
+            return Err(too_many(&format!("the API by terminal {terminal}"), wait));
         }
         Ok(TerminalId(terminal.to_string()))
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
+/// (RFC 9110 §11.1), so `bearer` and `BEARER` are accepted as well.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]
@@ -155,6 +126,16 @@ mod tests {
         assert_eq!(auth.authenticate("token-two-0123456789"), Some("pos2"));
         assert_eq!(auth.authenticate("token-two-012345678"), None);
         assert_eq!(auth.authenticate(""), None);
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer abc", "bearer abc", "BEARER  abc ", "BeArEr abc"] {
+            assert_eq!(bearer_token(value), Some("abc"), "{value:?}");
+        }
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
     }
 
     #[test]

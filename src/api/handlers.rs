@@ -33,6 +33,10 @@ pub async fn healthz() -> impl IntoResponse {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    if let Err(wait) = state.public_limits.readyz.take() {
+        state.metrics.public_rate_limited.inc();
+        return super::limits::too_many("/readyz", wait).into_response();
+    }
     // A store refusing writes (degraded) keeps its state until a write succeeds; a store that
     // cannot even be read is down.
     let store_ok = state.store.read(catalog::count).await;
@@ -63,6 +67,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    if let Err(wait) = state.public_limits.metrics.take() {
+        state.metrics.public_rate_limited.inc();
+        return super::limits::too_many("/metrics", wait).into_response();
+    }
     let mut out = String::with_capacity(4096);
     state.metrics.render(&mut out);
     let negative = state.store.read(ledger::negative_count).await.unwrap_or(0);
@@ -381,14 +389,19 @@ pub async fn collect_order(
     Path(order_id): Path<String>,
     write: WriteRequest,
 ) -> Result<Response, ApiError> {
+    let terminal = write.terminal().to_string();
+    super::pickup::check(&state, &order_id, &terminal)?;
     let request: CollectRequest = write.parse()?;
-    write
+    let order = order_id.clone();
+    let result = write
         .run(
             &state,
-            move |conn, ctx| orders::collect(conn, ctx, &order_id, &request),
+            move |conn, ctx| orders::collect(conn, ctx, &order, &request),
             count_order_write,
         )
-        .await
+        .await;
+    super::pickup::record(&state, &order_id, &terminal, &result);
+    result
 }
 
 pub async fn ship_order(
@@ -447,5 +460,7 @@ pub async fn live_events(
         }
         Some(Ok(Event::default().event(event.kind).data(event.json)))
     });
+    // The stream ends when the node stops, so a connected till does not hold the shutdown up.
+    let stream = futures_util::StreamExt::take_until(stream, state.shutdown.cancelled_owned());
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

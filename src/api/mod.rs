@@ -8,8 +8,12 @@ mod epcis;
 mod error;
 mod handlers;
 pub mod json;
+mod limits;
+pub mod lockout;
 pub mod openapi;
+mod pickup;
 mod privacy;
+mod server;
 mod transfers;
 mod write;
 
@@ -20,6 +24,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 
 pub use auth::Auth;
@@ -43,13 +48,25 @@ pub struct AppState {
     /// Extra metrics from subsystems (devices, sync), appended to `/metrics`.
     pub extra_metrics: Arc<dyn Fn(&mut String) + Send + Sync>,
     pub started: std::time::Instant,
+    /// Fired when the node stops: long-lived responses (the event stream) end on it.
+    pub shutdown: CancellationToken,
+    /// Wrong pickup codes per order and per terminal (brute-force lockout).
+    pub pickup: Arc<lockout::PickupLockout>,
+    /// Rates of the endpoints that need no token.
+    pub public_limits: Arc<limits::PublicLimits>,
 }
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.api.max_body_bytes;
     let timeout = Duration::from_millis(state.config.api.request_timeout_ms);
+    // Rendered once: the document is the same for every caller, and the endpoint needs no
+    // token, so a flood of it must not cost a JSON rendering per request.
+    let openapi = openapi::rendered();
     let v1 = Router::new()
-        .route("/openapi.json", get(openapi::serve))
+        .route(
+            "/openapi.json",
+            get(move || std::future::ready(openapi.clone())),
+        )
         .route("/items/{key}", get(handlers::get_item))
         .route("/stock", get(handlers::stock_page))
         .route("/stock/{sku}", get(handlers::stock_one))
@@ -101,13 +118,10 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then finishes in-flight requests.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+/// Serves until `state.shutdown` fires, then finishes in-flight requests (bounded); see
+/// [`server`] for the connection limits.
+pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+    let limits = state.config.api.limits.clone();
+    let shutdown = state.shutdown.clone();
+    server::serve(listener, router(state), &limits, shutdown).await
 }

@@ -53,6 +53,11 @@ impl FromRequest<AppState> for WriteRequest {
 }
 
 impl WriteRequest {
+    /// The terminal the request was authenticated as.
+    pub fn terminal(&self) -> &str {
+        &self.terminal.0
+    }
+
     /// The body as `T`; an empty body is read as `{}` for writes whose fields are optional.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         super::json::parse(&self.body)

@@ -91,7 +91,20 @@ pub struct ApiConfig {
     /// Requests per second each terminal may send (token bucket), and its burst.
     pub rate_per_terminal: u32,
     pub burst_per_terminal: u32,
+    pub limits: ApiLimits,
     pub terminals: Vec<Terminal>,
+}
+
+/// Limits that keep hostile or broken clients from exhausting the node.
+#[derive(Debug, Clone)]
+pub struct ApiLimits {
+    /// A connection must send a request's headers within this (also bounds idle keep-alive).
+    pub header_read_timeout: std::time::Duration,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// Wrong pickup codes (per order, and per terminal) before collecting is locked.
+    pub pickup_max_failures: u32,
+    pub pickup_lockout: std::time::Duration,
 }
 
 /// A POS terminal or handheld allowed to call the API.

@@ -2,12 +2,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::{
-    ApiConfig, Config, ConfigError, DatabaseConfig, LogConfig, NodeConfig, Secret, TaxConfig,
-    Terminal,
+    ApiConfig, ApiLimits, Config, ConfigError, DatabaseConfig, LogConfig, NodeConfig, Secret,
+    TaxConfig, Terminal,
 };
 
 #[derive(Debug, Deserialize)]
@@ -90,6 +91,14 @@ pub struct RawApi {
     pub rate_per_terminal: u32,
     #[serde(default = "default_burst_per_terminal")]
     pub burst_per_terminal: u32,
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    #[serde(default = "default_pickup_max_failures")]
+    pub pickup_max_failures: u32,
+    #[serde(default = "default_pickup_lockout_secs")]
+    pub pickup_lockout_secs: u64,
     #[serde(default)]
     pub terminals: Vec<RawTerminal>,
 }
@@ -102,6 +111,10 @@ impl Default for RawApi {
             request_timeout_ms: default_request_timeout_ms(),
             rate_per_terminal: default_rate_per_terminal(),
             burst_per_terminal: default_burst_per_terminal(),
+            header_read_timeout_ms: default_header_read_timeout_ms(),
+            max_connections: default_max_connections(),
+            pickup_max_failures: default_pickup_max_failures(),
+            pickup_lockout_secs: default_pickup_lockout_secs(),
             terminals: Vec::new(),
         }
     }
@@ -173,6 +186,18 @@ fn default_rate_per_terminal() -> u32 {
 }
 fn default_burst_per_terminal() -> u32 {
     400
+}
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_max_connections() -> usize {
+    256
+}
+fn default_pickup_max_failures() -> u32 {
+    5
+}
+fn default_pickup_lockout_secs() -> u64 {
+    900
 }
 fn default_true() -> bool {
     true
@@ -337,6 +362,7 @@ impl RawConfig {
                 "must be at least 1".into(),
             ));
         }
+        let limits = self.api_limits(file)?;
         let terminals = self.validate_terminals(file)?;
 
         let max_batch = self.database.max_batch.unwrap_or(512);
@@ -403,6 +429,7 @@ impl RawConfig {
                 request_timeout_ms: self.api.request_timeout_ms,
                 rate_per_terminal: self.api.rate_per_terminal,
                 burst_per_terminal: self.api.burst_per_terminal,
+                limits,
                 terminals,
             },
             database: DatabaseConfig {
@@ -413,6 +440,40 @@ impl RawConfig {
                 prices_include_tax: self.tax.prices_include_tax,
                 classes,
             },
+        })
+    }
+
+    /// Connection and brute-force limits of the API (`[api]`), checked for sane ranges.
+    fn api_limits(&self, file: &Path) -> Result<ApiLimits, ConfigError> {
+        let invalid = |key: &str, reason: &str| ConfigError::Invalid {
+            file: file.to_path_buf(),
+            key: format!("api.{key}"),
+            reason: reason.to_string(),
+        };
+        let api = &self.api;
+        if !(100..=300_000).contains(&api.header_read_timeout_ms) {
+            return Err(invalid(
+                "header_read_timeout_ms",
+                "must be between 100 and 300000",
+            ));
+        }
+        if !(8..=65_536).contains(&api.max_connections) {
+            return Err(invalid("max_connections", "must be between 8 and 65536"));
+        }
+        if !(1..=1000).contains(&api.pickup_max_failures) {
+            return Err(invalid("pickup_max_failures", "must be between 1 and 1000"));
+        }
+        if !(1..=86_400).contains(&api.pickup_lockout_secs) {
+            return Err(invalid(
+                "pickup_lockout_secs",
+                "must be between 1 and 86400",
+            ));
+        }
+        Ok(ApiLimits {
+            header_read_timeout: Duration::from_millis(api.header_read_timeout_ms),
+            max_connections: api.max_connections,
+            pickup_max_failures: api.pickup_max_failures,
+            pickup_lockout: Duration::from_secs(api.pickup_lockout_secs),
         })
     }
 

@@ -60,6 +60,7 @@ pub struct RawReader {
     pub antennas: Option<Vec<u8>>,
     pub rssi_enter_dbm: Option<i16>,
     pub absence_secs: Option<u64>,
+    pub stall_secs: Option<u64>,
     pub poll_interval_ms: Option<u64>,
     #[serde(default)]
     pub exit: bool,
@@ -115,6 +116,8 @@ pub struct ReaderConfig {
     pub antennas: Vec<u8>,
     pub rssi_enter_dbm: i16,
     pub absence: Duration,
+    /// An open port without a single frame for this long shows the reader as stalled.
+    pub stall_after: Duration,
     /// Interval of inventory commands for polling protocols (Chafon).
     pub poll_interval: Duration,
     /// An exit gate: an unsold tag entering here raises an alert.
@@ -123,6 +126,8 @@ pub struct ReaderConfig {
 }
 
 const DEFAULT_RSSI_ENTER_DBM: i16 = -70;
+/// Readers answer polls and probes within seconds; half a minute of nothing is a stall.
+const DEFAULT_STALL_SECS: u64 = 30;
 const DEFAULT_ABSENCE_SECS: u64 = 30;
 const DEFAULT_POLL_INTERVAL_MS: u64 = 200;
 const MAX_ID_LEN: usize = 32;
@@ -401,6 +406,10 @@ impl RawReader {
         if !(1..=86_400).contains(&absence_secs) {
             return Err(keys.invalid("absence_secs", "must be between 1 and 86400"));
         }
+        let stall_secs = self.stall_secs.unwrap_or(DEFAULT_STALL_SECS);
+        if !(1..=86_400).contains(&stall_secs) {
+            return Err(keys.invalid("stall_secs", "must be between 1 and 86400"));
+        }
         Ok(ReaderConfig {
             id: self.id,
             serial,
@@ -410,6 +419,7 @@ impl RawReader {
             antennas,
             rssi_enter_dbm,
             absence: Duration::from_secs(absence_secs),
+            stall_after: Duration::from_secs(stall_secs),
             poll_interval,
             exit: self.exit,
             profile: self.profile,

@@ -250,9 +250,16 @@ pub fn epc_item(conn: &Connection, epc_hex: &str) -> Result<Option<EpcItem>, Sto
 
 /// Marks the EPC of a sale line sold (a no-op for lines without an EPC). Called by
 /// `store::sales::record_sale` inside the sale's write; `epc` is validated uppercase hex.
+///
+/// The tag must belong to the line's item: an SGTIN's GTIN must be one of the item's GTINs,
+/// a tag of another scheme (GIAI, SSCC, unknown) must be commissioned to the item in
+/// `epc_item`. A tag already sold is refused (409): otherwise a jacket's tag scanned on a
+/// milk line would be marked sold and pass the exit reader without an alarm.
 pub fn mark_sold(
     conn: &Connection,
+    field: &str,
     epc: Option<&str>,
+    item: &Item,
     sale_id: i64,
     now: &str,
 ) -> Result<(), StoreError> {
@@ -260,8 +267,10 @@ pub fn mark_sold(
         return Ok(());
     };
     let bytes = hex::decode(epc_hex)
-        .map_err(|e| StoreError::unprocessable("epc", format!("not hex: {e}")))?;
+        .map_err(|e| StoreError::unprocessable(field, format!("not hex: {e}")))?;
     let decoded = decode_epc(&bytes);
+    let known = known_tag(conn, decoded.hex())?;
+    check_sellable(field, &decoded, known.as_ref(), item)?;
     conn.prepare_cached(
         "INSERT INTO epc_item (epc, scheme, gtin14, serial, state, sold_sale_id, sold_at)
          VALUES (?1, ?2, ?3, ?4, 'sold', ?5, ?6)
@@ -277,6 +286,64 @@ pub fn mark_sold(
         now
     ])?;
     Ok(())
+}
+
+/// What the item-level inventory knows of a tag: its state and the item it is commissioned to.
+struct KnownTag {
+    state: EpcState,
+    sku: Option<String>,
+}
+
+fn known_tag(conn: &Connection, epc_hex: &str) -> Result<Option<KnownTag>, StoreError> {
+    let row: Option<(String, Option<String>)> = conn
+        .prepare_cached("SELECT state, sku FROM epc_item WHERE epc = ?1")?
+        .query_row([epc_hex], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    row.map(|(state, sku)| {
+        Ok(KnownTag {
+            state: EpcState::parse(&state)?,
+            sku,
+        })
+    })
+    .transpose()
+}
+
+/// Whether a tag may be sold on a line of `item` (pure: the caller looked the tag up).
+fn check_sellable(
+    field: &str,
+    epc: &Epc,
+    known: Option<&KnownTag>,
+    item: &Item,
+) -> Result<(), StoreError> {
+    if known.is_some_and(|k| k.state == EpcState::Sold) {
+        return Err(StoreError::Conflict(format!(
+            "{field}: tag {} is already sold",
+            epc.hex()
+        )));
+    }
+    match epc.gtin14() {
+        Some(gtin) if item.gtins.iter().any(|g| g == gtin.as_str()) => Ok(()),
+        Some(gtin) => Err(StoreError::unprocessable(
+            field,
+            format!(
+                "tag {} is GTIN {}, which is not item {}",
+                epc.hex(),
+                gtin.as_str(),
+                item.sku
+            ),
+        )),
+        None if known.and_then(|k| k.sku.as_deref()) == Some(item.sku.as_str()) => Ok(()),
+        None => Err(StoreError::unprocessable(
+            field,
+            format!(
+                "tag {} ({}) is not commissioned to item {}; only SGTIN tags of the item's GTINs \
+                 or tags commissioned to it can be sold on its line",
+                epc.hex(),
+                epc.scheme_name(),
+                item.sku
+            ),
+        )),
+    }
 }
 
 /// A returned sale line puts its EPC (if it had one) back in the store. Called by
@@ -322,17 +389,56 @@ mod tests {
         }
     }
 
-    fn with_item(conn: &Connection) {
-        let item = Item {
+    fn tee(gtins: &[&str]) -> Item {
+        Item {
             sku: "TEE".into(),
             name: "T-shirt".into(),
             price_minor: 1299,
             currency: "EUR".into(),
             tax_class: "standard".into(),
             variable_measure: false,
-            gtins: vec!["80614141123458".into()],
-        };
-        catalog::upsert(conn, &item, "t").unwrap();
+            gtins: gtins.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    fn with_item(conn: &Connection) {
+        catalog::upsert(conn, &tee(&["80614141123458"]), "t").unwrap();
+    }
+
+    fn sell(conn: &Connection, epc: &str, item: &Item) -> Result<(), StoreError> {
+        mark_sold(conn, "lines[0].epc", Some(epc), item, 7, "t")
+    }
+
+    #[test]
+    fn only_a_tag_of_the_lines_item_is_sold_and_only_once() {
+        let conn = memory_db();
+        let wrong = sell(&conn, TDS_EPC, &tee(&["04006381333931"]));
+        assert!(
+            matches!(&wrong, Err(StoreError::Unprocessable { field, .. }) if field == "lines[0].epc"),
+            "{wrong:?}"
+        );
+        assert!(matches!(
+            sell(&conn, TDS_EPC, &tee(&[])),
+            Err(StoreError::Unprocessable { .. })
+        ));
+        sell(&conn, TDS_EPC, &tee(&["80614141123458"])).unwrap();
+        let again = sell(&conn, TDS_EPC, &tee(&["80614141123458"]));
+        assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    }
+
+    #[test]
+    fn a_tag_of_another_scheme_sells_only_on_the_item_it_is_commissioned_to() {
+        let conn = memory_db();
+        let unknown = "E28011704000021D35AE4008";
+        let refused = sell(&conn, unknown, &tee(&[]));
+        assert!(matches!(refused, Err(StoreError::Unprocessable { .. })));
+        conn.execute(
+            "INSERT INTO epc_item (epc, scheme, sku, state) VALUES (?1, 'unknown', 'TEE', 'in_store')",
+            [unknown],
+        )
+        .unwrap();
+        sell(&conn, unknown, &tee(&[])).unwrap();
+        assert_eq!(epc_state(&conn, unknown).unwrap(), Some(EpcState::Sold));
     }
 
     fn state(conn: &Connection) -> Option<EpcState> {
@@ -360,7 +466,7 @@ mod tests {
         assert!(out[0].exit_alert);
         assert_eq!(state(&conn), Some(EpcState::Left));
 
-        mark_sold(&conn, Some(TDS_EPC), 7, "t").unwrap();
+        sell(&conn, TDS_EPC, &tee(&["80614141123458"])).unwrap();
         let out = apply_tag_events(&conn, &[tag(PresenceKind::Enter, true)]).unwrap();
         assert!(!out[0].exit_alert);
         assert_eq!(state(&conn), Some(EpcState::Sold));

@@ -135,6 +135,9 @@ impl ReaderDriver {
         let (read_half, mut writer) = tokio::io::split(port);
         let mut framed = FramedRead::new(read_half, ReaderCodec::new(protocol));
         let mut stats = StatsDelta::default();
+        // Before the first read of this connection refreshes them: tags unseen for `absence`
+        // (while the port was down) leave now, so the same tags enter again.
+        self.sweep_absent();
         for command in self.init_commands()? {
             write_frame(&mut writer, &command).await?;
             self.await_reply(&mut framed, &mut stats).await?;
@@ -158,7 +161,9 @@ impl ReaderDriver {
                 }
                 item = framed.next() => {
                     let event = item.ok_or(DriverError::Closed)??;
-                    link.heard(Instant::now());
+                    let now = Instant::now();
+                    link.heard(now);
+                    self.status.heard(now);
                     self.on_event(event);
                     self.absorb_stats(&mut stats, &framed);
                 }
@@ -168,12 +173,17 @@ impl ReaderDriver {
                     }
                     self.check_link(&mut link, &mut writer).await?;
                 }
-                _ = sweep.tick() => {
-                    for event in self.tracker.sweep(Instant::now()) {
-                        self.emit(event);
-                    }
-                }
+                _ = sweep.tick() => self.sweep_absent(),
             }
+        }
+    }
+
+    /// Emits Leave for tags unseen for `absence`. Runs while the port is down too: a reader
+    /// that cannot read sees no tag, so its tags leave on time (and enter again, with exit
+    /// alerts, when it is back) instead of staying present through the outage.
+    pub fn sweep_absent(&mut self) {
+        for event in self.tracker.sweep(Instant::now()) {
+            self.emit(event);
         }
     }
 
@@ -198,7 +208,9 @@ impl ReaderDriver {
         stats: &mut StatsDelta,
     ) -> Result<(), DriverError> {
         if let Ok(item) = tokio::time::timeout(INIT_REPLY_WAIT, framed.next()).await {
-            self.on_event(item.ok_or(DriverError::Closed)??);
+            let event = item.ok_or(DriverError::Closed)??;
+            self.status.heard(Instant::now());
+            self.on_event(event);
             self.absorb_stats(stats, framed);
         }
         Ok(())

@@ -6,6 +6,7 @@ use std::fmt::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::codec::{DecodeStats, ReaderInfo};
 use crate::metrics::Counter;
@@ -50,6 +51,13 @@ pub struct DeviceStatus {
     connected: AtomicBool,
     /// What the reader said about itself at the last connect (diag shows it).
     firmware: Mutex<Option<ReaderInfo>>,
+    /// Readers only: an open port silent this long is stalled (scanners are silent between
+    /// scans, so they never stall).
+    stall_after: Option<Duration>,
+    /// The last frame, or the last (re)connect after the port was missing: the start of the
+    /// current silence. Kept across the reconnects a silent reader causes.
+    last_heard: Mutex<Instant>,
+    stalled: AtomicBool,
 }
 
 impl DeviceStatus {
@@ -61,7 +69,46 @@ impl DeviceStatus {
             counters: DeviceCounters::default(),
             connected: AtomicBool::new(false),
             firmware: Mutex::new(None),
+            stall_after: None,
+            last_heard: Mutex::new(Instant::now()),
+            stalled: AtomicBool::new(false),
         }
+    }
+
+    /// This device shows as stalled after `after` of silence on an open port.
+    pub fn with_stall_after(mut self, after: Duration) -> Self {
+        self.stall_after = Some(after);
+        self
+    }
+
+    /// A frame arrived (or the port came back after being missing): silence starts again.
+    pub fn heard(&self, now: Instant) {
+        if let Ok(mut last) = self.last_heard.lock() {
+            *last = (*last).max(now);
+        }
+    }
+
+    pub fn silent_for(&self, now: Instant) -> Duration {
+        self.last_heard
+            .lock()
+            .map(|last| now.saturating_duration_since(*last))
+            .unwrap_or_default()
+    }
+
+    pub fn is_stalled(&self) -> bool {
+        self.stalled.load(Ordering::Relaxed)
+    }
+
+    /// Re-evaluates the stall with the port open; `Some(stalled)` when it changed.
+    pub fn check_stall(&self, now: Instant) -> Option<bool> {
+        let after = self.stall_after?;
+        let stalled = self.silent_for(now) >= after;
+        (self.stalled.swap(stalled, Ordering::Relaxed) != stalled).then_some(stalled)
+    }
+
+    /// The port is gone: the device is down, not stalled.
+    pub fn clear_stall(&self) {
+        self.stalled.store(false, Ordering::Relaxed);
     }
 
     pub fn set_connected(&self, connected: bool) {
@@ -211,6 +258,19 @@ impl DeviceRegistry {
                 u8::from(d.is_connected())
             );
         }
+        let name = "storenode_device_stalled";
+        let _ = writeln!(
+            out,
+            "# HELP {name} 1 while a reader's port is open but it sends nothing.\n# TYPE {name} gauge"
+        );
+        for d in self.devices.iter().filter(|d| d.stall_after.is_some()) {
+            let _ = writeln!(
+                out,
+                "{name}{{device=\"{}\"}} {}",
+                d.id,
+                u8::from(d.is_stalled())
+            );
+        }
         for (suffix, help, field) in COUNTERS {
             let name = format!("storenode_device_{suffix}");
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -267,6 +327,25 @@ mod tests {
             out.contains("storenode_device_scans_total{device=\"s0\"} 3"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn a_reader_stalls_after_its_silence_and_recovers_on_a_frame() {
+        let status = DeviceStatus::new("r", DeviceKind::Reader, "/dev/x".into())
+            .with_stall_after(Duration::from_secs(10));
+        let t0 = Instant::now();
+        status.heard(t0);
+        assert_eq!(status.check_stall(t0 + Duration::from_secs(9)), None);
+        assert_eq!(status.check_stall(t0 + Duration::from_secs(10)), Some(true));
+        assert_eq!(status.check_stall(t0 + Duration::from_secs(11)), None);
+        assert!(status.is_stalled());
+        status.heard(t0 + Duration::from_secs(12));
+        assert_eq!(
+            status.check_stall(t0 + Duration::from_secs(12)),
+            Some(false)
+        );
+        let scanner = DeviceStatus::new("s", DeviceKind::Scanner, "/dev/y".into());
+        assert_eq!(scanner.check_stall(t0 + Duration::from_secs(3600)), None);
     }
 
     #[test]

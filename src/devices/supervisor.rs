@@ -3,6 +3,7 @@
 //! rest of the node works on. Device components are never critical: sales go on without
 //! a scanner.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,10 @@ use crate::store::Store;
 
 /// A connection that lasted this long was healthy: the next failure retries quickly again.
 const STABLE_CONNECTION: Duration = Duration::from_secs(10);
+/// How often absent tags are swept while a reader's port is down.
+const SWEEP_WHILE_DOWN: Duration = Duration::from_secs(1);
+/// How often an open port is checked for a stall.
+const STALL_CHECK: Duration = Duration::from_secs(1);
 
 /// What the device layer needs from the node.
 pub struct DeviceContext {
@@ -46,6 +51,17 @@ impl Driver {
         match self {
             Driver::Scanner(driver) => driver.run(port, shutdown).await,
             Driver::Reader(driver) => driver.run(port, shutdown).await,
+        }
+    }
+
+    /// Runs between connection attempts: a reader's absent tags still leave on time.
+    async fn while_down(&mut self) -> Infallible {
+        let mut tick = tokio::time::interval(SWEEP_WHILE_DOWN);
+        loop {
+            tick.tick().await;
+            if let Driver::Reader(driver) = self {
+                driver.sweep_absent();
+            }
         }
     }
 }
@@ -79,11 +95,10 @@ pub fn start(
         supervised.push((driver, scanner.serial.clone(), status));
     }
     for reader in &config.readers {
-        let status = Arc::new(DeviceStatus::new(
-            &reader.id,
-            DeviceKind::Reader,
-            reader.serial.path.clone(),
-        ));
+        let status = Arc::new(
+            DeviceStatus::new(&reader.id, DeviceKind::Reader, reader.serial.path.clone())
+                .with_stall_after(reader.stall_after),
+        );
         let driver = Driver::Reader(Box::new(ReaderDriver::new(
             reader.clone(),
             pipeline.clone(),
@@ -120,6 +135,7 @@ async fn supervise(
     );
     let mut backoff = Backoff::default();
     let mut opened_before = false;
+    let mut port_was_missing = true;
     while !shutdown.is_cancelled() {
         match port::open(&serial) {
             Ok(stream) => {
@@ -127,21 +143,35 @@ async fn supervise(
                     status.counters.reconnects.inc();
                 }
                 opened_before = true;
+                if port_was_missing {
+                    // Silence is counted from here, not from before the port went missing.
+                    status.heard(Instant::now());
+                    port_was_missing = false;
+                }
                 status.set_connected(true);
-                health.set(
-                    &component,
-                    State::Ok,
-                    format!("connected on {port_name}"),
-                    false,
-                );
+                if !status.is_stalled() {
+                    health.set(
+                        &component,
+                        State::Ok,
+                        format!("connected on {port_name}"),
+                        false,
+                    );
+                }
                 tracing::info!(device = %status.id, port = %port_name, "device connected");
                 let since = Instant::now();
-                let result = driver.run(stream, &shutdown).await;
+                let result = tokio::select! {
+                    result = driver.run(stream, &shutdown) => result,
+                    never = watch_stall(&status, &health, &component, &port_name) => match never {},
+                };
                 status.set_connected(false);
                 match result {
                     Ok(()) => break,
                     Err(e) => {
-                        health.set(&component, State::Down, e.to_string(), false);
+                        // A stalled reader keeps showing as stalled through the reconnects
+                        // its silence causes.
+                        if !status.is_stalled() {
+                            health.set(&component, State::Down, e.to_string(), false);
+                        }
                         tracing::warn!(device = %status.id, port = %port_name, error = %e, "device connection lost; reopening");
                         if since.elapsed() >= STABLE_CONNECTION {
                             backoff.reset();
@@ -149,15 +179,57 @@ async fn supervise(
                     }
                 }
             }
-            Err(e) => report_unavailable(&health, &component, &status.id, &e),
+            Err(e) => {
+                port_was_missing = true;
+                status.clear_stall();
+                report_unavailable(&health, &component, &status.id, &e);
+            }
         }
         let delay = backoff.next_delay(&mut rand::rng());
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(delay) => {}
+            never = driver.while_down() => match never {},
         }
     }
     status.set_connected(false);
+}
+
+/// While the port is open: a reader silent for its `stall_secs` shows as stalled (health
+/// degraded, metric, WARN once), and as connected again once a frame arrives.
+async fn watch_stall(
+    status: &DeviceStatus,
+    health: &Health,
+    component: &str,
+    port_name: &str,
+) -> Infallible {
+    let mut tick = tokio::time::interval(STALL_CHECK);
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        match status.check_stall(now) {
+            Some(true) => {
+                let silent_secs = status.silent_for(now).as_secs();
+                health.set(
+                    component,
+                    State::Degraded,
+                    format!("stalled: {port_name} is open but nothing arrived for {silent_secs} s"),
+                    false,
+                );
+                tracing::warn!(device = %status.id, port = port_name, silent_secs, "device stalled: port open, no data");
+            }
+            Some(false) => {
+                health.set(
+                    component,
+                    State::Ok,
+                    format!("connected on {port_name}"),
+                    false,
+                );
+                tracing::info!(device = %status.id, port = port_name, "device talks again");
+            }
+            None => {}
+        }
+    }
 }
 
 /// Logs a missing port once per change of reason, not on every retry.

@@ -118,6 +118,9 @@ struct Inner {
     writer_id: String,
     jobs: mpsc::Sender<writer::Job>,
     readers: Mutex<Vec<Connection>>,
+    /// One permit per pooled reader: async reads beyond the pool wait here instead of each
+    /// opening a connection on its own blocking thread (a flood once made 500 threads).
+    read_slots: Arc<tokio::sync::Semaphore>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -152,6 +155,7 @@ impl Store {
                 writer_id: options.writer_id,
                 jobs,
                 readers: Mutex::new(Vec::new()),
+                read_slots: Arc::new(tokio::sync::Semaphore::new(READER_POOL_SIZE)),
                 writer_thread: Mutex::new(Some(thread)),
             }),
         })
@@ -189,13 +193,26 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || store.read_blocking(op))
+        // Held by the blocking task itself, so a caller that gives up (a request timeout)
+        // does not free the slot while its read still runs.
+        let slot = self
+            .inner
+            .read_slots
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|e| StoreError::Unavailable(format!("reader task failed: {e}")))?
+            .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            store.read_blocking(op)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("reader task failed: {e}")))?
     }
 
-    /// The same as [`Store::read`], for code already on a blocking thread.
+    /// The same as [`Store::read`], for code already on a blocking thread (not bounded by the
+    /// async read slots: its callers are the node's own few tasks, not clients).
     pub fn read_blocking<T>(
         &self,
         op: impl FnOnce(&Connection) -> Result<T, StoreError>,

@@ -150,7 +150,14 @@ pub fn record_sale(
     for (index, line) in priced.into_iter().enumerate() {
         let line_no = index as u32 + 1;
         insert_line(conn, id, line_no, &line)?;
-        crate::devices::persist::mark_sold(conn, line.epc.as_deref(), id, ctx.now)?;
+        crate::devices::persist::mark_sold(
+            conn,
+            &format!("lines[{index}].epc"),
+            line.epc.as_deref(),
+            &line.item,
+            id,
+            ctx.now,
+        )?;
         let level = ledger::record(
             conn,
             &Movement {
