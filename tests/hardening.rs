@@ -226,7 +226,7 @@ fn metrics_and_readyz_floods_are_rate_limited() {
     let node = NodeProcess::start();
     let http = reqwest::blocking::Client::new();
     for path in ["/metrics", "/readyz"] {
-        let statuses: Vec<u16> = (0..200)
+        let statuses: Vec<u16> = (0..400)
             .map(|_| {
                 http.get(format!("{}{path}", node.base))
                     .send()

@@ -60,8 +60,8 @@ pub struct PublicLimits {
 impl Default for PublicLimits {
     fn default() -> Self {
         Self {
-            metrics: TokenBucket::new(5, 20),
-            readyz: TokenBucket::new(20, 50),
+            metrics: TokenBucket::new(10, 30),
+            readyz: TokenBucket::new(50, 100),
         }
     }
 }
