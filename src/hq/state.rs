@@ -17,7 +17,7 @@ use crate::sync::epoch::{EpochError, EpochPlan, all_moved_over, open_next_epoch}
 use crate::sync::local::levels_by_sku;
 use crate::sync::payload::{MAX_MESSAGE_BYTES, SyncMessage};
 use crate::sync::persist::{self, PersistError};
-use crate::sync::service::{ONLINE, kind_id, scope_of};
+use crate::sync::service::{is_online, kind_id, scope_of};
 use crate::sync::topics::{self, Id, Scope, Topic, TopicSpace};
 use crate::sync::wire::{self, WireError};
 
@@ -221,10 +221,11 @@ impl HqState {
             ..
         } = &topic
         {
-            self.record_status(store.as_str(), writer.as_str(), payload == ONLINE)
+            let online = is_online(payload);
+            self.record_status(store.as_str(), writer.as_str(), online)
                 .map_err(|e| Rejected::Apply(e.to_string()))?;
             // A lane of the store is known now: transfers waiting for a receiver can go.
-            return Ok(if payload == ONLINE {
+            return Ok(if online {
                 self.relay_pending_to(store.as_str())
             } else {
                 Vec::new()

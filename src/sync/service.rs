@@ -71,6 +71,11 @@ pub struct SyncDiag {
     pub bytes_out: u64,
     pub rejected: u64,
     pub denied: u64,
+    /// This incarnation waits to catch up with HQ before it writes (see
+    /// `NodeDocs::require_adoption`); sales continue meanwhile.
+    pub adopting: bool,
+    /// The broker refused the last publish (PUBACK 135): nothing this node sends arrives.
+    pub publish_denied: bool,
 }
 
 /// State shared by the two tasks and the handle.
@@ -83,6 +88,11 @@ struct Shared {
     metrics: WireMetrics,
     /// The last [`SyncService::refresh_diag`] result, for synchronous readers (metrics).
     last_diag: Mutex<Option<SyncDiag>>,
+    /// The broker echoed this incarnation's own `online` status: every retained message of
+    /// the subscription (HQ's heads) was delivered before it.
+    own_status_seen: std::sync::atomic::AtomicBool,
+    /// The last publish came back with PUBACK 135 (cleared by the next accepted one).
+    publish_denied: std::sync::atomic::AtomicBool,
 }
 
 /// A running sync service.
@@ -164,7 +174,7 @@ impl SyncService {
         });
         transport.online = Some(StatusMessage {
             topic: status_topic,
-            payload: Bytes::from_static(ONLINE),
+            payload: Bytes::from(online_claim(&writer)),
             retain: true,
         });
         transport.subscriptions = subscriptions(&topics, &scope, &me);
@@ -288,6 +298,11 @@ impl SyncService {
         let hq_heads = self.hq_heads(stock.id());
         let m = &self.shared.metrics;
         SyncDiag {
+            adopting: docs.is_adopting(),
+            publish_denied: self
+                .shared
+                .publish_denied
+                .load(std::sync::atomic::Ordering::Relaxed),
             connected: self.mqtt.is_connected(),
             hq_online: self
                 .shared
@@ -357,7 +372,23 @@ pub fn subscriptions(topics: &TopicSpace, scope: &Scope, me: &Id) -> Vec<(String
         (topics.heads_filter(Some(&Scope::Hq), Some(&Scope::Hq)), q),
         (topics.status_filter(Some(&Scope::Hq)), q),
         (topics.response(scope, me).to_string(), q),
+        // Its own status: the echo of its `online` marks the end of the retained messages.
+        (topics.status(scope, me).to_string(), q),
     ]
+}
+
+/// The retained `online` status of a lane, naming its incarnation: `online {incarnation}`.
+/// HQ reads every payload starting with `online` as online.
+pub fn online_claim(writer: &WriterId) -> Vec<u8> {
+    match writer.incarnation() {
+        Some(inc) => format!("online {inc}").into_bytes(),
+        None => ONLINE.to_vec(),
+    }
+}
+
+/// Whether a status payload says online (a lane's names its incarnation after a space).
+pub fn is_online(payload: &[u8]) -> bool {
+    payload == ONLINE || payload.starts_with(b"online ")
 }
 
 async fn receive(
@@ -380,11 +411,19 @@ async fn receive(
             Some(Incoming::Disconnected { reason }) => {
                 tracing::warn!(writer = %ctx.writer, reason, "sync offline; sales continue");
             }
-            Some(Incoming::Message { topic, payload, .. }) => {
+            Some(Incoming::Message {
+                topic,
+                payload,
+                retain,
+                ..
+            }) => {
                 ctx.shared.metrics.count_in(payload.len());
-                if let Err(reason) = handle_message(&ctx, &topic, &payload, &cmd).await {
+                if let Err(reason) = handle_message(&ctx, &topic, &payload, retain, &cmd).await {
                     ctx.shared.metrics.reject();
                     tracing::warn!(topic, reason, "sync message rejected");
+                }
+                if let Err(e) = try_adopt(&ctx).await {
+                    tracing::warn!(error = %e, "cannot finish catching up with HQ; retried");
                 }
             }
         }
@@ -395,6 +434,7 @@ async fn handle_message(
     ctx: &Ctx,
     topic: &str,
     payload: &[u8],
+    retain: bool,
     cmd: &mpsc::UnboundedSender<Cmd>,
 ) -> Result<(), String> {
     let topic = topics::parse(topic).map_err(|e| e.to_string())?;
@@ -404,7 +444,12 @@ async fn handle_message(
     if let Topic::EpcisAck { .. } = &topic {
         return ctx.epcis.on_message(&topic, payload).await;
     }
-    if let Topic::Status { scope, .. } = &topic {
+    if let Topic::Status { scope, writer, .. } = &topic {
+        if *writer == ctx.me && !retain && payload == online_claim(&ctx.writer).as_slice() {
+            ctx.shared
+                .own_status_seen
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         if *scope == Scope::Hq {
             let online = payload == ONLINE;
             let was_online = ctx
@@ -622,6 +667,54 @@ async fn on_heads(
     }
     if behind && *scope == Scope::Hq {
         let _ = cmd.send(Cmd::Need(doc));
+    }
+    Ok(())
+}
+
+/// Ends this incarnation's wait ([`local::NodeDocs::require_adoption`]) once it holds every
+/// change HQ has of the stock and orders documents: HQ's retained heads arrived before the
+/// echo of this node's own status, and every hash in them is in the documents (a `Need`
+/// fetched what was missing). No heads from HQ (a store it does not know yet, or heads of a
+/// newer epoch, which the epoch switch handles) means nothing to wait for. The commit that
+/// ends the wait records everything sold meanwhile, on top of the totals caught up.
+async fn try_adopt(ctx: &Ctx) -> Result<(), String> {
+    let seen = ctx
+        .shared
+        .own_status_seen
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if !seen || !local::lock(&ctx.docs).is_adopting() {
+        return Ok(());
+    }
+    let hq_heads: Vec<(DocId, Vec<ChangeHash>)> = {
+        let heads = lock(&ctx.shared.peer_heads);
+        [&ctx.stock_id, &ctx.orders_id]
+            .into_iter()
+            .filter_map(|id| {
+                let key = (id.clone(), super::doc::HQ_WRITER.to_owned());
+                heads.get(&key).map(|h| (id.clone(), h.clone()))
+            })
+            .collect()
+    };
+    let docs = ctx.docs.clone();
+    let adopted = ctx
+        .store
+        .write(move |_conn| {
+            let mut guard = local::lock(&docs);
+            let caught_up = hq_heads.iter().all(|(id, heads)| {
+                guard
+                    .doc(id)
+                    .is_none_or(|doc| doc.known_heads(heads).len() == heads.len())
+            });
+            if caught_up && guard.is_adopting() {
+                guard.finish_adoption();
+                return Ok(true);
+            }
+            Ok(false)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if adopted {
+        tracing::info!(writer = %ctx.writer, incarnation = ctx.writer.incarnation(), "caught up with HQ; this incarnation writes from now on");
     }
     Ok(())
 }
@@ -889,6 +982,9 @@ async fn send(ctx: &Ctx, message: OutgoingMessage) -> Result<(), PublishError> {
     match ctx.mqtt.publish_message(message).await {
         Ok(_) => {
             ctx.shared.metrics.count_out(size);
+            ctx.shared
+                .publish_denied
+                .store(false, std::sync::atomic::Ordering::Relaxed);
             Ok(())
         }
         Err(PublishError::Denied) => {
@@ -896,6 +992,9 @@ async fn send(ctx: &Ctx, message: OutgoingMessage) -> Result<(), PublishError> {
                 .metrics
                 .denied
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ctx.shared
+                .publish_denied
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             tracing::error!(
                 topic,
                 "broker denied the publish (PUBACK 135): check this store's certificate and the broker ACL"
