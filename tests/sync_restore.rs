@@ -13,9 +13,11 @@ use sync_util::{BrokerAccess, HqNode, Proxy, StoreNode, wait_for};
 const CONVERGE: Duration = Duration::from_secs(60);
 
 fn node_shows(node: &StoreNode, sku: &str, expected: i64) {
-    wait_for(&format!("the lane shows {sku} = {expected}"), CONVERGE, || {
-        (node.on_hand(sku) == expected).then_some(())
-    });
+    wait_for(
+        &format!("the lane shows {sku} = {expected}"),
+        CONVERGE,
+        || (node.on_hand(sku) == expected).then_some(()),
+    );
 }
 
 fn hq_shows(hq: &HqNode, store: &str, sku: &str, expected: i64) {

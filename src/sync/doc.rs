@@ -217,7 +217,9 @@ impl WriterId {
             Some((id, inc)) => {
                 let hex = !inc.is_empty()
                     && inc.len() <= MAX_INCARNATION_LEN
-                    && inc.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+                    && inc
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
                 if !hex {
                     return Err(invalid());
                 }
