@@ -707,6 +707,7 @@ mod tests {
             resend_interval: Duration::from_millis(200),
             reconnect_max: Duration::from_millis(200),
             online_escrow_units: 0,
+            lanes: None,
         };
         let sync = setup
             .start(&cfg, "t", "s1", "lane1", store.clone(), health.clone())

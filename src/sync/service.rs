@@ -128,6 +128,9 @@ struct Ctx {
     pii: Arc<crate::privacy::link::PiiLink>,
     /// EPCIS events to HQ (`super::epcis_link`).
     epcis: Arc<super::epcis_link::EpcisLink>,
+    /// Writers allowed to change this store's documents besides HQ (`sync.lanes`, this
+    /// node included); `None`: any.
+    lanes: Option<BTreeSet<WriterId>>,
 }
 
 #[derive(Debug)]
@@ -225,6 +228,7 @@ impl SyncService {
             let topic = topics.heads(&scope, &scope_of(doc)?, &kind_id(doc.kind)?, &me);
             heads_topics.insert(doc.clone(), topic.to_string());
         }
+        let writer_for_lanes = writer.clone();
         let ctx = Arc::new(Ctx {
             store: store.clone(),
             docs: docs.clone(),
@@ -242,6 +246,7 @@ impl SyncService {
             shared: shared.clone(),
             pii,
             epcis,
+            lanes: provisioned_writers(cfg, store_id, &writer_for_lanes)?,
         });
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let receiver = tokio::spawn(receive(ctx.clone(), incoming, cmd_tx, shutdown.clone()));
@@ -550,6 +555,7 @@ async fn apply(
         return Ok(());
     }
     if doc == ctx.stock_id || doc == ctx.orders_id {
+        check_authors(ctx, &changes)?;
         let current = epoch_of(ctx, &doc);
         if epoch < current {
             return Ok(()); // a closed epoch: its writers carried their work over
@@ -578,6 +584,46 @@ async fn apply(
         let _ = cmd.send(Cmd::HeadsChanged);
     }
     Ok(())
+}
+
+/// `sync.lanes` as writer ids, with this node's own.
+fn provisioned_writers(
+    cfg: &SyncConfig,
+    store_id: &str,
+    me: &WriterId,
+) -> Result<Option<BTreeSet<WriterId>>, ServiceError> {
+    let Some(nodes) = &cfg.lanes else {
+        return Ok(None);
+    };
+    let mut writers = nodes
+        .iter()
+        .map(|node| WriterId::new(&format!("{store_id}.{node}")))
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    writers.insert(me.clone());
+    Ok(Some(writers))
+}
+
+/// Refuses (all or nothing) changes of this store's documents written by a writer that is
+/// neither HQ nor a provisioned lane: applied, it would count here and its dependants
+/// could never reach HQ, which refuses it too.
+fn check_authors(ctx: &Ctx, changes: &RemoteChanges) -> Result<(), String> {
+    let Some(lanes) = &ctx.lanes else {
+        return Ok(());
+    };
+    let authors = match changes {
+        RemoteChanges::Changes(list) => list
+            .iter()
+            .map(|c| super::doc::change_author(c))
+            .collect::<Result<BTreeSet<_>, _>>(),
+        RemoteChanges::Bundle(bundle) => super::doc::bundle_authors(bundle),
+    }
+    .map_err(|e| e.to_string())?;
+    match authors.iter().find(|w| !w.is_hq() && !lanes.contains(w)) {
+        Some(stranger) => Err(format!(
+            "change by {stranger}, which is not a provisioned lane of this store (sync.lanes)"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Changes of a newer epoch of the stock or orders document: move over if they hold HQ's

@@ -1,6 +1,7 @@
-//! A lane whose database goes back in time (`diag restore` of an earlier backup) sells
-//! before it has caught up with HQ, then syncs again: real Mosquitto, real binaries, a
-//! cuttable proxy for the lane's network. Every wait is bounded; nothing asserts on timing.
+//! Who may write as a lane: a lane whose database goes back in time (`diag restore` of an
+//! earlier backup) sells before it has caught up with HQ, then syncs again; a lane that is
+//! not provisioned is refused. Real Mosquitto, real binaries, a cuttable proxy for the
+//! lane's network. Every wait is bounded; nothing asserts on timing.
 
 mod common;
 mod sync_util;
@@ -77,4 +78,35 @@ fn a_lane_restored_from_a_backup_that_sells_offline_syncs_again() {
         "HQ refused a change:\n{}",
         hq.log()
     );
+}
+
+/// Regression: HQ took a change about store s1 from any `s1.{node}` writer, so a made-up
+/// lane (a box with s1's certificate and another node id) added 5,000 units.
+#[test]
+fn a_lane_that_is_not_provisioned_is_refused_by_hq_and_by_the_other_lanes() {
+    let broker = Mosquitto::start(MosquittoOptions::plain());
+    let direct = BrokerAccess::Plain {
+        port: broker.port(),
+    };
+    let hq = HqNode::start(&direct, "lanes = { s1 = [\"lane1\"] }\n");
+    let lane = StoreNode::start_with("s1", "lane1", &direct, "lanes = [\"lane1\"]");
+    let ghost = StoreNode::start("s1", "ghost", &direct);
+    lane.receive("r1", "MILK", 100);
+    hq_shows(&hq, "s1", "MILK", 100);
+
+    ghost.receive("g1", "MILK", 5_000);
+    wait_for("HQ refuses the ghost lane", CONVERGE, || {
+        hq.log()
+            .contains("writer s1.ghost may not write")
+            .then_some(())
+    });
+    wait_for("the lane refuses the ghost lane", CONVERGE, || {
+        lane.log()
+            .contains("change by s1.ghost, which is not a provisioned lane")
+            .then_some(())
+    });
+    lane.sell("s1", "MILK", 1);
+    hq_shows(&hq, "s1", "MILK", 99);
+    node_shows(&lane, "MILK", 99);
+    assert!(lane.metric("storenode_sync_rejected_total").unwrap_or(0) > 0);
 }
