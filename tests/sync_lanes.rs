@@ -110,3 +110,37 @@ fn a_lane_that_is_not_provisioned_is_refused_by_hq_and_by_the_other_lanes() {
     node_shows(&lane, "MILK", 99);
     assert!(lane.metric("storenode_sync_rejected_total").unwrap_or(0) > 0);
 }
+
+/// Regression: a second box with the same store and node id (a clone) synced as the same
+/// writer, fighting the first over the MQTT client id.
+#[test]
+fn a_second_live_box_with_the_same_writer_id_is_refused_and_the_first_syncs_on() {
+    let broker = Mosquitto::start(MosquittoOptions::plain());
+    let direct = BrokerAccess::Plain {
+        port: broker.port(),
+    };
+    let hq = HqNode::start(&direct, "");
+    let first = StoreNode::start("s1", "lane1", &direct);
+    first.receive("r1", "MILK", 100);
+    hq_shows(&hq, "s1", "MILK", 100);
+
+    let clone = StoreNode::start("s1", "lane1", &direct);
+    wait_for("the clone refuses to sync", CONVERGE, || {
+        clone.log().contains("refuses to sync").then_some(())
+    });
+    wait_for("the clone's /readyz says why", CONVERGE, || {
+        clone
+            .readyz()
+            .contains("another box is live as writer s1.lane1")
+            .then_some(())
+    });
+    clone.sell("clone-sale", "MILK", 1);
+    first.sell("first-sale", "MILK", 2);
+    // The first box syncs on; the clone's sale never reaches HQ.
+    hq_shows(&hq, "s1", "MILK", 98);
+    node_shows(&first, "MILK", 98);
+    first.sell("first-sale-2", "MILK", 1);
+    hq_shows(&hq, "s1", "MILK", 97);
+    node_shows(&first, "MILK", 97);
+    assert!(!first.log().contains("refuses to sync"), "{}", first.log());
+}

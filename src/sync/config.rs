@@ -393,6 +393,7 @@ mod tests {
             resend_interval_ms: None,
             reconnect_max_ms: None,
             online_escrow_units: None,
+            lanes: None,
         }
         .validate(Path::new("/etc/storenode/storenode.toml"))
     }

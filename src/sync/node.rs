@@ -468,7 +468,9 @@ async fn report_health(
             _ = tick.tick() => {}
         }
         let diag = service.refresh_diag().await;
-        let (state, detail) = if diag.connected && diag.publish_denied {
+        let (state, detail) = if let Some(reason) = &diag.clone_refused {
+            (State::Down, reason.clone())
+        } else if diag.connected && diag.publish_denied {
             (
                 State::Down,
                 format!(

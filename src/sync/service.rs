@@ -23,6 +23,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::claim::{Claim, Verdict, judge};
 use super::config::SyncConfig;
 use super::doc::{DocId, DocKind, SyncDoc, WriterId};
 use super::doc_catalog::CATALOG_STORE;
@@ -76,6 +77,8 @@ pub struct SyncDiag {
     pub adopting: bool,
     /// The broker refused the last publish (PUBACK 135): nothing this node sends arrives.
     pub publish_denied: bool,
+    /// Set when another box is live as this writer: this one stopped syncing, and why.
+    pub clone_refused: Option<String>,
 }
 
 /// State shared by the two tasks and the handle.
@@ -93,6 +96,8 @@ struct Shared {
     own_status_seen: std::sync::atomic::AtomicBool,
     /// The last publish came back with PUBACK 135 (cleared by the next accepted one).
     publish_denied: std::sync::atomic::AtomicBool,
+    /// Another box is live as this writer and started first: why this one stopped syncing.
+    refused: Mutex<Option<String>>,
 }
 
 /// A running sync service.
@@ -131,6 +136,11 @@ struct Ctx {
     /// Writers allowed to change this store's documents besides HQ (`sync.lanes`, this
     /// node included); `None`: any.
     lanes: Option<BTreeSet<WriterId>>,
+    /// This incarnation's retained status and where it goes (`sync::claim`).
+    claim: Claim,
+    status_topic: String,
+    /// Stops the service when a clone was detected.
+    shutdown: CancellationToken,
 }
 
 #[derive(Debug)]
@@ -140,6 +150,8 @@ enum Cmd {
     HeadsChanged,
     /// HQ opened this epoch (current + 1) of the stock or orders document: ask HQ for it.
     NextEpoch(DocId, u32),
+    /// Publish this incarnation's retained status claim again (`sync::claim`).
+    ClaimAgain,
 }
 
 impl SyncService {
@@ -161,8 +173,17 @@ impl SyncService {
         let topics = TopicSpace::new(Id::new(tenant)?);
         let scope = Scope::store(Id::new(store_id)?)?;
         let me = Id::new(writer.as_str())?;
-        let mut transport =
-            TransportConfig::new(writer.as_str(), &cfg.broker.host, cfg.broker.port);
+        let claim = Claim {
+            incarnation: writer.incarnation().unwrap_or("0").to_owned(),
+            started_ms: super::hook::now_ms(),
+        };
+        // Its own client id per incarnation: a clone connects beside this box (and is told
+        // to stop, see `sync::claim`) instead of taking its session over again and again.
+        let client_id = match writer.incarnation() {
+            Some(inc) => format!("{writer}~{inc}"),
+            None => writer.to_string(),
+        };
+        let mut transport = TransportConfig::new(client_id, &cfg.broker.host, cfg.broker.port);
         if let Some(files) = &cfg.broker.tls {
             transport.tls = Some(super::tls::client_config(files)?);
         }
@@ -176,8 +197,8 @@ impl SyncService {
             retain: true,
         });
         transport.online = Some(StatusMessage {
-            topic: status_topic,
-            payload: Bytes::from(online_claim(&writer)),
+            topic: status_topic.clone(),
+            payload: Bytes::from(claim.encode()),
             retain: true,
         });
         transport.subscriptions = subscriptions(&topics, &scope, &me);
@@ -247,6 +268,9 @@ impl SyncService {
             pii,
             epcis,
             lanes: provisioned_writers(cfg, store_id, &writer_for_lanes)?,
+            claim,
+            status_topic,
+            shutdown: shutdown.clone(),
         });
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let receiver = tokio::spawn(receive(ctx.clone(), incoming, cmd_tx, shutdown.clone()));
@@ -303,6 +327,7 @@ impl SyncService {
         let hq_heads = self.hq_heads(stock.id());
         let m = &self.shared.metrics;
         SyncDiag {
+            clone_refused: lock(&self.shared.refused).clone(),
             adopting: docs.is_adopting(),
             publish_denied: self
                 .shared
@@ -382,16 +407,7 @@ pub fn subscriptions(topics: &TopicSpace, scope: &Scope, me: &Id) -> Vec<(String
     ]
 }
 
-/// The retained `online` status of a lane, naming its incarnation: `online {incarnation}`.
-/// HQ reads every payload starting with `online` as online.
-pub fn online_claim(writer: &WriterId) -> Vec<u8> {
-    match writer.incarnation() {
-        Some(inc) => format!("online {inc}").into_bytes(),
-        None => ONLINE.to_vec(),
-    }
-}
-
-/// Whether a status payload says online (a lane's names its incarnation after a space).
+/// Whether a status payload says online (a lane's carries its claim, `sync::claim`).
 pub fn is_online(payload: &[u8]) -> bool {
     payload == ONLINE || payload.starts_with(b"online ")
 }
@@ -450,10 +466,8 @@ async fn handle_message(
         return ctx.epcis.on_message(&topic, payload).await;
     }
     if let Topic::Status { scope, writer, .. } = &topic {
-        if *writer == ctx.me && !retain && payload == online_claim(&ctx.writer).as_slice() {
-            ctx.shared
-                .own_status_seen
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+        if *writer == ctx.me {
+            on_own_status(ctx, payload, retain, cmd);
         }
         if *scope == Scope::Hq {
             let online = payload == ONLINE;
@@ -717,6 +731,29 @@ async fn on_heads(
     Ok(())
 }
 
+/// What this incarnation heard on its own status topic (see `sync::claim`).
+fn on_own_status(ctx: &Ctx, payload: &[u8], retain: bool, cmd: &mpsc::UnboundedSender<Cmd>) {
+    match judge(&ctx.claim, payload, retain) {
+        Verdict::Mine => ctx
+            .shared
+            .own_status_seen
+            .store(true, std::sync::atomic::Ordering::Relaxed),
+        Verdict::ClaimAgain => {
+            let _ = cmd.send(Cmd::ClaimAgain);
+        }
+        Verdict::Ignore => {}
+        Verdict::Yield(earlier) => {
+            let reason = format!(
+                "another box is live as writer {} (incarnation {}, started at unix ms {}); this one (incarnation {}) refuses to sync: give one of them another node id, or stop it",
+                ctx.writer, earlier.incarnation, earlier.started_ms, ctx.claim.incarnation
+            );
+            tracing::error!(writer = %ctx.writer, incarnation = %ctx.claim.incarnation, other = %earlier.incarnation, "{reason}");
+            *lock(&ctx.shared.refused) = Some(reason);
+            ctx.shutdown.cancel();
+        }
+    }
+}
+
 /// Ends this incarnation's wait ([`local::NodeDocs::require_adoption`]) once it holds every
 /// change HQ has of the stock and orders documents: HQ's retained heads arrived before the
 /// echo of this node's own status, and every hash in them is in the documents (a `Need`
@@ -805,6 +842,13 @@ async fn publish_loop(
                 Some(Cmd::Need(doc)) => { needs.insert(doc); }
                 Some(Cmd::NextEpoch(doc, epoch)) => next_epoch = Some((doc, epoch)),
                 Some(Cmd::HeadsChanged) => {}
+                Some(Cmd::ClaimAgain) => {
+                    let claim = ctx.claim.encode();
+                    if let Err(e) = publish(&ctx, &ctx.status_topic, claim, true).await {
+                        tracing::warn!(error = %e, "cannot publish the status claim again");
+                    }
+                    continue;
+                }
             },
         }
         if !ctx.mqtt.is_connected() {

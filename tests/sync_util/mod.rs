@@ -315,6 +315,16 @@ resend_interval_ms = 500
             .unwrap_or_default()
     }
 
+    /// The body of `/readyz`.
+    pub fn readyz(&self) -> String {
+        self.http
+            .get(format!("{}/readyz", self.base))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_default()
+    }
+
     /// A metric's value from `/metrics`.
     pub fn metric(&self, name: &str) -> Option<i64> {
         self.metrics().lines().find_map(|l| {
