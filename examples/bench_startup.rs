@@ -325,6 +325,7 @@ async fn start_hq(dir: &Path, broker: SocketAddr) -> BenchResult<Hq> {
         safety_stock: 0,
         embedded_broker: None,
         epoch_interval: None,
+        lanes: Default::default(),
     })
     .await?)
 }
@@ -339,6 +340,7 @@ async fn start_node(dir: &Path, broker: SocketAddr) -> BenchResult<Node> {
         resend_interval: Duration::from_millis(500),
         reconnect_max: Duration::from_millis(500),
         online_escrow_units: 0,
+        lanes: None,
     });
     Ok(Node::start(config).await?)
 }

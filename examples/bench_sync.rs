@@ -285,6 +285,7 @@ async fn start_hq(dir: &Path, broker: SocketAddr) -> BenchResult<Hq> {
         safety_stock: 0,
         embedded_broker: None,
         epoch_interval: None,
+        lanes: Default::default(),
     })
     .await?)
 }
@@ -300,6 +301,7 @@ async fn start_node(dir: &Path, broker: SocketAddr) -> BenchResult<Node> {
         // Reconnect promptly after the cut: the figure is catch-up, not backoff.
         reconnect_max: Duration::from_millis(500),
         online_escrow_units: 0,
+        lanes: None,
     });
     let node = Node::start(config).await?;
     // The sync documents load in the background; the figures start once sync runs.

@@ -133,3 +133,22 @@ async fn a_store_writing_another_stores_topic_is_denied_and_sees_it() {
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
 }
+
+/// Regression: with a certificate the ACL does not match (here another store's), the broker
+/// refused every publish (PUBACK 135) while `/readyz` said sync was ok ("connected").
+#[test]
+fn readyz_shows_sync_down_while_the_broker_refuses_every_publish() {
+    let pki = Pki::new("denied");
+    let broker = Mosquitto::start(MosquittoOptions::mtls(&pki, TENANT));
+    let lane = StoreNode::start("s1", "lane1", &access(broker.port(), &pki.client("s2")));
+    lane.receive("r1", "MILK", 10);
+    wait_for(
+        "/readyz shows the refused publishes",
+        Duration::from_secs(60),
+        || {
+            let body = lane.readyz();
+            body.contains("PUBACK 135").then_some(body)
+        },
+    );
+    assert!(lane.metric("storenode_sync_denied_total").unwrap_or(0) > 0);
+}

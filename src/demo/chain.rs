@@ -163,6 +163,7 @@ fn hq_config(dir: &Path, broker: SocketAddr) -> HqConfig {
         safety_stock: SAFETY_STOCK,
         embedded_broker: None,
         epoch_interval: None,
+        lanes: Default::default(),
     }
 }
 
@@ -187,6 +188,7 @@ async fn start_store(dir: &Path, id: &str, broker: SocketAddr) -> anyhow::Result
         // A store cut off for seconds retries within a second of the link coming back.
         reconnect_max: Duration::from_secs(1),
         online_escrow_units: 0,
+        lanes: None,
     });
     let node = Node::start(config).await?;
     seed(&node).await?;

@@ -68,7 +68,8 @@ pub struct Hq {
 
 impl Hq {
     pub async fn start(cfg: &HqConfig) -> Result<Self, HqRunError> {
-        let state = HqState::open(&cfg.data_dir.join("hq.db"), &cfg.tenant, cfg.safety_stock)?;
+        let state = HqState::open(&cfg.data_dir.join("hq.db"), &cfg.tenant, cfg.safety_stock)?
+            .with_lanes(cfg.lanes.clone());
         let topics = state.topics().clone();
         let state = Arc::new(Mutex::new(state));
         let privacy = Arc::new(Mutex::new(privacy::HqPrivacy::open(

@@ -17,7 +17,7 @@ use crate::sync::epoch::{EpochError, EpochPlan, all_moved_over, open_next_epoch}
 use crate::sync::local::levels_by_sku;
 use crate::sync::payload::{MAX_MESSAGE_BYTES, SyncMessage};
 use crate::sync::persist::{self, PersistError};
-use crate::sync::service::{ONLINE, kind_id, scope_of};
+use crate::sync::service::{is_online, kind_id, scope_of};
 use crate::sync::topics::{self, Id, Scope, Topic, TopicSpace};
 use crate::sync::wire::{self, WireError};
 
@@ -108,6 +108,9 @@ pub struct HqState {
     docs: BTreeMap<DocId, SyncDoc>,
     epochs: BTreeMap<String, u32>,
     safety_stock: i64,
+    /// Provisioned lanes per store (`[hq.lanes]`); a store not listed takes any of its
+    /// `{store}.{node}` writers.
+    lanes: BTreeMap<String, BTreeSet<WriterId>>,
 }
 
 impl HqState {
@@ -132,9 +135,17 @@ impl HqState {
             docs: BTreeMap::new(),
             epochs: BTreeMap::new(),
             safety_stock,
+            lanes: BTreeMap::new(),
         };
         state.load_docs()?;
         Ok(state)
+    }
+
+    /// Takes changes about each listed store only from its provisioned lanes: a certificate
+    /// of store S can publish as any `S.{node}`, so without this a made-up lane would count.
+    pub fn with_lanes(mut self, lanes: BTreeMap<String, BTreeSet<WriterId>>) -> Self {
+        self.lanes = lanes;
+        self
     }
 
     fn load_docs(&mut self) -> Result<(), HqError> {
@@ -221,10 +232,11 @@ impl HqState {
             ..
         } = &topic
         {
-            self.record_status(store.as_str(), writer.as_str(), payload == ONLINE)
+            let online = is_online(payload);
+            self.record_status(store.as_str(), writer.as_str(), online)
                 .map_err(|e| Rejected::Apply(e.to_string()))?;
             // A lane of the store is known now: transfers waiting for a receiver can go.
-            return Ok(if payload == ONLINE {
+            return Ok(if online {
                 self.relay_pending_to(store.as_str())
             } else {
                 Vec::new()
@@ -352,12 +364,15 @@ impl HqState {
             return Ok(Vec::new());
         }
         let prefix = format!("{store}.");
+        let provisioned = self.lanes.get(&store).cloned();
         let doc = self.doc_for(id, epoch)?;
-        // Every change about store S must come from one of S's writers (`S.{node}`).
+        // Every change about store S must come from one of S's writers (`S.{node}`), and
+        // from one of its provisioned lanes when HQ has the list.
         let allowed_of = |authors: BTreeSet<WriterId>| -> BTreeSet<WriterId> {
             authors
                 .into_iter()
                 .filter(|w| w.as_str().starts_with(&prefix))
+                .filter(|w| provisioned.as_ref().is_none_or(|lanes| lanes.contains(w)))
                 .collect()
         };
         let outcome = match &incoming {

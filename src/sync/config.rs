@@ -4,12 +4,14 @@
 //! `key_file` (mutual TLS), and plain `mqtt://` is accepted only towards a loopback address
 //! (a broker on the same machine: tests, the demo's embedded broker).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::doc::WriterId;
 use super::tls::TlsFiles;
 use crate::config::ConfigError;
 use crate::config::Secret;
@@ -38,6 +40,9 @@ pub struct RawSync {
     /// Keep this many units of every SKU granted to the online channel, as far as free
     /// stock allows (see `sync::escrow`). Default 0: grants only by `POST /v1/escrow/grants`.
     pub online_escrow_units: Option<i64>,
+    /// The node ids of this store's provisioned lanes (`["lane1", "lane2"]`): changes of
+    /// this store's documents by any other writer (HQ aside) are refused. Default: any.
+    pub lanes: Option<Vec<String>>,
 }
 
 /// Validated sync configuration; `None` in [`crate::config::Config`] when sync is off.
@@ -49,6 +54,8 @@ pub struct SyncConfig {
     pub reconnect_max: Duration,
     /// Units per SKU the node keeps granted to the online channel (0: manual grants only).
     pub online_escrow_units: i64,
+    /// Node ids of the store's provisioned lanes; `None`: every `{store}.{node}` writer.
+    pub lanes: Option<BTreeSet<String>>,
 }
 
 impl RawSync {
@@ -83,7 +90,21 @@ impl RawSync {
                 "must be between 0 and 1000000".into(),
             ));
         }
+        let lanes = self
+            .lanes
+            .map(|nodes| {
+                nodes
+                    .into_iter()
+                    .map(|node| {
+                        super::topics::Id::new(node.clone())
+                            .map(|_| node)
+                            .map_err(|e| invalid(file, "sync.lanes", e.to_string()))
+                    })
+                    .collect::<Result<BTreeSet<_>, _>>()
+            })
+            .transpose()?;
         Ok(SyncConfig {
+            lanes,
             broker,
             resend_interval: Duration::from_millis(resend_ms),
             reconnect_max: Duration::from_millis(reconnect_ms),
@@ -114,6 +135,10 @@ pub struct RawHq {
     pub embedded_broker: Option<String>,
     /// Open a new stock epoch every this many seconds (0: only on `POST /v1/epochs/{store}`).
     pub epoch_interval_s: Option<u64>,
+    /// The lanes provisioned per store (`[hq.lanes]`, `s1 = ["lane1", "lane2"]`): HQ takes
+    /// changes about a listed store only from these lanes. Stores not listed accept any
+    /// `{store}.{node}` writer, as before.
+    pub lanes: Option<BTreeMap<String, Vec<String>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -126,6 +151,8 @@ pub struct HqConfig {
     pub safety_stock: i64,
     pub embedded_broker: Option<SocketAddr>,
     pub epoch_interval: Option<Duration>,
+    /// Per store, the writer ids (`{store}.{node}`) of its provisioned lanes.
+    pub lanes: BTreeMap<String, BTreeSet<WriterId>>,
 }
 
 impl RawHq {
@@ -196,7 +223,9 @@ impl RawHq {
             return Err(invalid(file, "hq.safety_stock", "must be >= 0".into()));
         }
         let data_dir = resolve(file, &self.data_dir.unwrap_or_else(|| PathBuf::from(".")));
+        let lanes = provisioned_lanes(file, self.lanes.unwrap_or_default())?;
         Ok(HqConfig {
+            lanes,
             tenant,
             data_dir,
             listen,
@@ -210,6 +239,28 @@ impl RawHq {
                 .map(Duration::from_secs),
         })
     }
+}
+
+/// `[hq.lanes]` as writer ids, each checked.
+fn provisioned_lanes(
+    file: &Path,
+    raw: BTreeMap<String, Vec<String>>,
+) -> Result<BTreeMap<String, BTreeSet<WriterId>>, ConfigError> {
+    raw.into_iter()
+        .map(|(store, nodes)| {
+            let key = format!("hq.lanes.{store}");
+            super::topics::Id::new(store.clone())
+                .map_err(|e| invalid(file, &key, e.to_string()))?;
+            let writers = nodes
+                .iter()
+                .map(|node| {
+                    WriterId::new(&format!("{store}.{node}"))
+                        .map_err(|e| invalid(file, &key, e.to_string()))
+                })
+                .collect::<Result<BTreeSet<_>, _>>()?;
+            Ok((store, writers))
+        })
+        .collect()
 }
 
 /// A file holding only an `[hq]` section: `storenode hq --config hq.toml`.
@@ -342,6 +393,7 @@ mod tests {
             resend_interval_ms: None,
             reconnect_max_ms: None,
             online_escrow_units: None,
+            lanes: None,
         }
         .validate(Path::new("/etc/storenode/storenode.toml"))
     }

@@ -2,17 +2,18 @@
 //!
 //! # Writers and actors
 //! Every node that writes (a store lane such as `s001.lane1`, or `hq`) is a *writer* with a
-//! stable [`WriterId`]. Its automerge actor id is the UTF-8 bytes of the writer id itself,
-//! not a hash of it: that is just as deterministic (the same writer has the same actor after
-//! a restart), cannot collide, and lets HQ read the author of a change directly
-//! ([`change_author`]) without a lookup table. A node recovers its own sequence number by
-//! loading its saved document ([`SyncDoc::load`]) before it writes again.
+//! stable [`WriterId`]; its entries live under `writers/{id}`. Each start of a lane is a new
+//! *incarnation* with its own automerge actor `{id}~{random hex}` ([`WriterId::actor`]);
+//! HQ and writers from before incarnations use the id's bytes. HQ reads the writer of a
+//! change from its actor ([`change_author`]) without a lookup table.
 //!
-//! A writer must never write from a state that lacks its own earlier changes: the same
-//! actor making a second, different change with the same sequence number is rejected by
-//! every peer (automerge's duplicate-sequence check). A node that lost its disk therefore
-//! either gets its document back from HQ before writing, or comes back as a new writer id
-//! (e.g. `s001.lane1.r2`).
+//! The same actor making a second, different change with the same sequence number is
+//! rejected by every peer for good (automerge's duplicate-sequence check). A database
+//! restored from a backup is behind what its writer already published, so writing from it
+//! with the old actor would do exactly that; a fresh actor per incarnation never can. Its
+//! puts must still come after the earlier incarnations' ones (the totals are registers),
+//! which the lane ensures by catching up before its first write (`local::NodeDocs`,
+//! "adoption").
 //!
 //! # Genesis
 //! One document exists per (store, kind, epoch). Every node builds the identical genesis
@@ -102,15 +103,64 @@ pub enum AuthError {
     OutOfScope { writer: String, what: String },
 }
 
-/// A stable writer identity (a store lane or HQ).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-pub struct WriterId(String);
+/// A stable writer identity (a store lane or HQ), and the incarnation that writes as it.
+///
+/// Two writers are equal when their ids are: the incarnation only chooses the automerge
+/// actor ([`Self::actor`]), so a writer's entries stay under `writers/{id}` whichever of
+/// its incarnations wrote them.
+#[derive(Clone, Debug)]
+pub struct WriterId {
+    id: String,
+    /// `None`: the actor is the id itself (HQ, and every writer before incarnations).
+    incarnation: Option<String>,
+}
+
+impl PartialEq for WriterId {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for WriterId {}
+
+impl PartialOrd for WriterId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for WriterId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.id.cmp(&other.id)
+    }
+}
+
+impl std::hash::Hash for WriterId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+impl serde::Serialize for WriterId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.id)
+    }
+}
+
+/// Separates a writer id from its incarnation in an actor id (`s1.lane1~3f9c…`); never
+/// part of a writer id.
+pub const INCARNATION_SEPARATOR: char = '~';
+/// Longest incarnation accepted in an actor id (hex digits).
+const MAX_INCARNATION_LEN: usize = 32;
 
 impl WriterId {
     /// Validates `id`: 1-64 bytes of `a-z 0-9 . - _`.
     pub fn new(id: &str) -> Result<Self, DocError> {
         if is_valid_name(id, MAX_WRITER_ID_LEN) {
-            Ok(Self(id.to_owned()))
+            Ok(Self {
+                id: id.to_owned(),
+                incarnation: None,
+            })
         } else {
             Err(DocError::InvalidWriterId(id.to_owned()))
         }
@@ -118,33 +168,78 @@ impl WriterId {
 
     /// The HQ writer.
     pub fn hq() -> Self {
-        Self(HQ_WRITER.to_owned())
+        Self {
+            id: HQ_WRITER.to_owned(),
+            incarnation: None,
+        }
+    }
+
+    /// This writer as a new, random incarnation: a fresh automerge actor, so sequence
+    /// numbers an earlier incarnation used (say, one whose database was later restored
+    /// from a backup) are never used again with other content.
+    pub fn new_incarnation(&self) -> Self {
+        let nonce: u64 = rand::random();
+        Self {
+            id: self.id.clone(),
+            incarnation: Some(format!("{nonce:016x}")),
+        }
+    }
+
+    /// This incarnation's id (`None` for a writer whose actor is its id).
+    pub fn incarnation(&self) -> Option<&str> {
+        self.incarnation.as_deref()
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.id
     }
 
     pub fn is_hq(&self) -> bool {
-        self.0 == HQ_WRITER
+        self.id == HQ_WRITER
     }
 
-    /// The automerge actor of this writer: the id's bytes.
+    /// The automerge actor of this incarnation: `{id}~{incarnation}`, or the id's bytes.
     pub fn actor(&self) -> ActorId {
-        ActorId::from(self.0.as_bytes())
+        match &self.incarnation {
+            Some(inc) => {
+                ActorId::from(format!("{}{INCARNATION_SEPARATOR}{inc}", self.id).as_bytes())
+            }
+            None => ActorId::from(self.id.as_bytes()),
+        }
     }
 
-    /// The writer behind an actor id, if the actor is a valid writer id.
+    /// The writer (and incarnation) behind an actor id, if it is one of ours.
     pub fn from_actor(actor: &ActorId) -> Result<Self, DocError> {
-        let text = std::str::from_utf8(actor.to_bytes())
-            .map_err(|_| DocError::InvalidWriterId(actor.to_hex_string()))?;
-        Self::new(text)
+        let invalid = || DocError::InvalidWriterId(actor.to_hex_string());
+        let text = std::str::from_utf8(actor.to_bytes()).map_err(|_| invalid())?;
+        match text.split_once(INCARNATION_SEPARATOR) {
+            None => Self::new(text),
+            Some((id, inc)) => {
+                let hex = !inc.is_empty()
+                    && inc.len() <= MAX_INCARNATION_LEN
+                    && inc
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+                if !hex {
+                    return Err(invalid());
+                }
+                Ok(Self {
+                    incarnation: Some(inc.to_owned()),
+                    ..Self::new(id)?
+                })
+            }
+        }
+    }
+
+    /// Whether `actor` is any incarnation of this writer.
+    pub fn owns_actor(&self, actor: &ActorId) -> bool {
+        Self::from_actor(actor).is_ok_and(|w| w == *self)
     }
 }
 
 impl fmt::Display for WriterId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.id)
     }
 }
 
@@ -358,11 +453,10 @@ impl SyncDoc {
     /// node has fetched the changes behind HQ's heads the answer is exact.
     pub fn own_changes_not_in(&self, hq_heads: &[ChangeHash]) -> Vec<ChangeHash> {
         let known = self.known_heads(hq_heads);
-        let own = self.writer.actor();
         self.doc
             .get_changes_meta(&known)
             .into_iter()
-            .filter(|meta| meta.actor.as_ref() == &own)
+            .filter(|meta| self.writer.owns_actor(meta.actor.as_ref()))
             .map(|meta| meta.hash)
             .collect()
     }
@@ -559,8 +653,8 @@ impl GenesisScope {
             return Err(out_of_scope("the document root".to_owned()));
         };
         if obj.1.to_bytes() != GENESIS_ACTOR {
-            // An object made by a writer: only its maker may write inside it.
-            return if obj.1 == writer.actor() {
+            // An object made by a writer: only its maker (any incarnation) may write in it.
+            return if writer.owns_actor(&obj.1) {
                 Ok(())
             } else {
                 Err(out_of_scope(format!("an object of {}", obj.1)))

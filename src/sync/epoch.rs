@@ -80,7 +80,7 @@ impl EpochPlan {
     }
 }
 
-/// Each writer's highest-sequence change inside the causal past of `heads`.
+/// Each writer's latest change (any incarnation) inside the causal past of `heads`.
 fn last_change_per_writer(doc: &StockDoc, heads: &[ChangeHash]) -> BTreeMap<WriterId, ChangeHash> {
     let automerge = doc.core().automerge();
     let after_cut: BTreeSet<ChangeHash> = automerge
@@ -97,9 +97,12 @@ fn last_change_per_writer(doc: &StockDoc, heads: &[ChangeHash]) -> BTreeMap<Writ
         let Ok(writer) = WriterId::from_actor(meta.actor.as_ref()) else {
             continue;
         };
-        let entry = last.entry(writer).or_insert((meta.seq, meta.hash));
-        if meta.seq > entry.0 {
-            *entry = (meta.seq, meta.hash);
+        // By op counter, not sequence number: a writer's incarnations are distinct actors,
+        // each with its own sequence, and a later one's changes follow the earlier ones'
+        // (it catches up before it writes), so their ops count higher.
+        let entry = last.entry(writer).or_insert((meta.max_op, meta.hash));
+        if meta.max_op > entry.0 {
+            *entry = (meta.max_op, meta.hash);
         }
     }
     last.into_iter().map(|(w, (_, hash))| (w, hash)).collect()

@@ -264,7 +264,7 @@ fn base_per_writer(old: &OrdersDoc, kept: &[String]) -> BTreeMap<WriterId, Write
     parts
 }
 
-/// Each store writer's highest-sequence change in `doc` (HQ's cut is its current heads).
+/// Each store writer's latest change (any incarnation) in `doc` (HQ's cut is its current heads).
 /// HQ itself is left out: it switches at the cut and has no work after it to carry.
 fn last_change_per_writer(doc: &OrdersDoc) -> BTreeMap<WriterId, ChangeHash> {
     let mut last: BTreeMap<WriterId, (u64, ChangeHash)> = BTreeMap::new();
@@ -276,9 +276,12 @@ fn last_change_per_writer(doc: &OrdersDoc) -> BTreeMap<WriterId, ChangeHash> {
         if writer.is_hq() {
             continue;
         }
-        let entry = last.entry(writer).or_insert((meta.seq, meta.hash));
-        if meta.seq > entry.0 {
-            *entry = (meta.seq, meta.hash);
+        // By op counter, not sequence number: a writer's incarnations are distinct actors,
+        // each with its own sequence, and a later one's changes follow the earlier ones'
+        // (it catches up before it writes), so their ops count higher.
+        let entry = last.entry(writer).or_insert((meta.max_op, meta.hash));
+        if meta.max_op > entry.0 {
+            *entry = (meta.max_op, meta.hash);
         }
     }
     last.into_iter().map(|(w, (_, hash))| (w, hash)).collect()

@@ -61,6 +61,11 @@ impl SyncHook {
         let now = crate::store::now_utc();
         let at_ms = now_ms();
         let mut docs = local::lock(docs);
+        if docs.is_adopting() {
+            // Not caught up with HQ yet: no own change, and no peer rows either (they move
+            // the high-water mark past the own movements still to be recorded).
+            return Ok(());
+        }
         // Before the stock change: the transfer movements it books go out in this commit.
         if docs.sync_transfers(conn, &now)? {
             self.produced = true;
@@ -88,8 +93,14 @@ impl SyncHook {
         };
         let mut docs = local::lock(docs);
         let writer = docs.writer().clone();
+        let adopting = docs.is_adopting();
         match NodeDocs::load(conn, &self.store_id, writer) {
-            Ok(fresh) => *docs = fresh,
+            Ok(mut fresh) => {
+                if adopting {
+                    fresh.require_adoption();
+                }
+                *docs = fresh;
+            }
             Err(e) => tracing::error!(error = %e, "cannot reload sync documents from SQLite"),
         }
     }

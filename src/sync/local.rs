@@ -114,6 +114,9 @@ pub struct NodeDocs {
     order_event_mark: i64,
     /// Other writers' changes were applied: SQLite needs `peer` movements.
     stock_needs_reconcile: bool,
+    /// This incarnation has not caught up with HQ yet and must not write (see
+    /// [`Self::require_adoption`]).
+    adopting: bool,
 }
 
 pub type SharedDocs = Arc<Mutex<NodeDocs>>;
@@ -165,7 +168,29 @@ impl NodeDocs {
             movement_mark,
             order_event_mark,
             stock_needs_reconcile: false,
+            adopting: false,
         })
+    }
+
+    /// Holds back every own write until [`Self::finish_adoption`]. A lane's database may be
+    /// behind what its writer already published (restored from a backup, or copied to a
+    /// replacement box); its totals are registers, so a put made before catching up would
+    /// be concurrent with the earlier incarnation's later puts and one of them would be
+    /// lost. Until then the high-water marks stay where they are, so the first commit after
+    /// the adoption records everything sold meanwhile, once, on top of the totals the
+    /// document holds for this writer by then (including those only HQ had).
+    pub fn require_adoption(&mut self) {
+        self.adopting = true;
+    }
+
+    /// This incarnation holds everything HQ has: it may write from now on.
+    pub fn finish_adoption(&mut self) {
+        self.adopting = false;
+    }
+
+    /// Whether own writes are still held back ([`Self::require_adoption`]).
+    pub fn is_adopting(&self) -> bool {
+        self.adopting
     }
 
     pub fn writer(&self) -> &WriterId {

@@ -1,5 +1,6 @@
 //! Offline-first sync with HQ: automerge CRDT documents carried over MQTT.
 
+pub mod claim;
 pub mod config;
 pub mod doc;
 pub mod doc_catalog;

@@ -75,7 +75,8 @@ impl SyncSetup {
         store: Store,
         health: Arc<Health>,
     ) -> anyhow::Result<NodeSync> {
-        let writer = WriterId::new(&format!("{store_id}.{node_id}"))?;
+        // A new incarnation per start: a fresh automerge actor, see `sync::doc`.
+        let writer = WriterId::new(&format!("{store_id}.{node_id}"))?.new_incarnation();
         // What would make the service refuse to start is checked now, so a wrong
         // certificate or id still stops the node at start instead of leaving it unsynced.
         if let Some(files) = &cfg.broker.tls {
@@ -134,7 +135,7 @@ impl Loader {
         let began = Instant::now();
         let loaded = tokio::select! {
             () = self.shutdown.cancelled() => return,
-            loaded = load_and_install(&self.store, &self.slot, &self.store_id, self.writer.clone()) => loaded,
+            loaded = load_and_install(&self.store, &self.slot, &self.store_id, self.writer.clone(), true) => loaded,
         };
         if let Err(e) = loaded {
             tracing::error!(error = %e, "sync documents cannot be loaded; sales continue unsynced");
@@ -235,7 +236,9 @@ fn load_snapshot(
 }
 
 /// Loads the documents outside the writer thread, then installs them in `slot` inside a
-/// write, so the first commit with them (this one) records everything above the marks.
+/// write, so the first commit with them (this one) records everything above the marks;
+/// with `adopt_first`, not before the service saw this incarnation catch up with HQ
+/// ([`NodeDocs::require_adoption`]).
 /// Nothing but the hook and the service writes the sync tables, and neither does before
 /// the install; should the tables have changed anyway, the install reloads under the
 /// writer rather than install a stale copy.
@@ -244,12 +247,13 @@ pub async fn load_and_install(
     slot: &DocsSlot,
     store_id: &str,
     writer: WriterId,
+    adopt_first: bool,
 ) -> Result<(), StoreError> {
     let (id, w) = (store_id.to_owned(), writer.clone());
     let (docs, seen) = store
         .read(move |conn| load_snapshot(conn, &id, w).map_err(inconsistent))
         .await?;
-    install(store, slot, store_id, writer, docs, seen).await
+    install(store, slot, store_id, writer, (docs, seen), adopt_first).await
 }
 
 /// Puts documents read at `seen` into `slot`, inside a write (see [`load_and_install`]).
@@ -258,18 +262,21 @@ async fn install(
     slot: &DocsSlot,
     store_id: &str,
     writer: WriterId,
-    docs: NodeDocs,
-    seen: Fingerprint,
+    (docs, seen): (NodeDocs, Fingerprint),
+    adopt_first: bool,
 ) -> Result<(), StoreError> {
     let (id, slot) = (store_id.to_owned(), slot.clone());
     store
         .write(move |conn| {
-            let docs = if fingerprint(conn)? == seen {
+            let mut docs = if fingerprint(conn)? == seen {
                 docs
             } else {
                 tracing::warn!("sync tables changed while loading; reloading under the writer");
                 NodeDocs::load(conn, &id, writer).map_err(inconsistent)?
             };
+            if adopt_first {
+                docs.require_adoption();
+            }
             let _ = slot.set(Arc::new(Mutex::new(docs)));
             Ok(())
         })
@@ -461,7 +468,25 @@ async fn report_health(
             _ = tick.tick() => {}
         }
         let diag = service.refresh_diag().await;
-        let (state, detail) = if diag.connected {
+        let (state, detail) = if let Some(reason) = &diag.clone_refused {
+            (State::Down, reason.clone())
+        } else if diag.connected && diag.publish_denied {
+            (
+                State::Down,
+                format!(
+                    "the broker refuses this node's publishes (PUBACK 135): check its certificate and the broker ACL; {} change(s) queued",
+                    diag.outbox_pending
+                ),
+            )
+        } else if diag.connected && diag.adopting {
+            (
+                State::Degraded,
+                format!(
+                    "catching up with HQ before this lane writes again (new incarnation); sales continue; {} change(s) queued",
+                    diag.outbox_pending
+                ),
+            )
+        } else if diag.connected {
             (
                 State::Ok,
                 format!("connected; {} change(s) awaiting HQ", diag.outbox_pending),
@@ -478,6 +503,8 @@ async fn report_health(
         if health.set(COMPONENT, state, detail, false) {
             tracing::info!(
                 connected = diag.connected,
+                adopting = diag.adopting,
+                publish_denied = diag.publish_denied,
                 outbox = diag.outbox_pending,
                 "sync state changed"
             );
@@ -575,7 +602,7 @@ mod tests {
         {
             // A first life with sync: some history in the document.
             let (store, setup) = open(dir.path());
-            load_and_install(&store, &setup.slot, "s1", writer())
+            load_and_install(&store, &setup.slot, "s1", writer(), false)
                 .await
                 .unwrap();
             sell(&store, 1).await;
@@ -610,7 +637,7 @@ mod tests {
 
         // What is stored equals what was in memory: nothing recorded twice.
         let (store, setup) = open(dir.path());
-        load_and_install(&store, &setup.slot, "s1", writer())
+        load_and_install(&store, &setup.slot, "s1", writer(), false)
             .await
             .unwrap();
         assert_eq!(own_total(&setup.slot), -15);
@@ -646,7 +673,7 @@ mod tests {
             })
             .await
             .unwrap();
-        install(&store, &setup.slot, "s1", writer(), docs, seen)
+        install(&store, &setup.slot, "s1", writer(), (docs, seen), false)
             .await
             .unwrap();
         let (epoch, id) = {
@@ -682,6 +709,7 @@ mod tests {
             resend_interval: Duration::from_millis(200),
             reconnect_max: Duration::from_millis(200),
             online_escrow_units: 0,
+            lanes: None,
         };
         let sync = setup
             .start(&cfg, "t", "s1", "lane1", store.clone(), health.clone())

@@ -23,6 +23,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::claim::{Claim, Verdict, judge};
 use super::config::SyncConfig;
 use super::doc::{DocId, DocKind, SyncDoc, WriterId};
 use super::doc_catalog::CATALOG_STORE;
@@ -71,6 +72,13 @@ pub struct SyncDiag {
     pub bytes_out: u64,
     pub rejected: u64,
     pub denied: u64,
+    /// This incarnation waits to catch up with HQ before it writes (see
+    /// `NodeDocs::require_adoption`); sales continue meanwhile.
+    pub adopting: bool,
+    /// The broker refused the last publish (PUBACK 135): nothing this node sends arrives.
+    pub publish_denied: bool,
+    /// Set when another box is live as this writer: this one stopped syncing, and why.
+    pub clone_refused: Option<String>,
 }
 
 /// State shared by the two tasks and the handle.
@@ -83,6 +91,13 @@ struct Shared {
     metrics: WireMetrics,
     /// The last [`SyncService::refresh_diag`] result, for synchronous readers (metrics).
     last_diag: Mutex<Option<SyncDiag>>,
+    /// The broker echoed this incarnation's own `online` status: every retained message of
+    /// the subscription (HQ's heads) was delivered before it.
+    own_status_seen: std::sync::atomic::AtomicBool,
+    /// The last publish came back with PUBACK 135 (cleared by the next accepted one).
+    publish_denied: std::sync::atomic::AtomicBool,
+    /// Another box is live as this writer and started first: why this one stopped syncing.
+    refused: Mutex<Option<String>>,
 }
 
 /// A running sync service.
@@ -118,6 +133,14 @@ struct Ctx {
     pii: Arc<crate::privacy::link::PiiLink>,
     /// EPCIS events to HQ (`super::epcis_link`).
     epcis: Arc<super::epcis_link::EpcisLink>,
+    /// Writers allowed to change this store's documents besides HQ (`sync.lanes`, this
+    /// node included); `None`: any.
+    lanes: Option<BTreeSet<WriterId>>,
+    /// This incarnation's retained status and where it goes (`sync::claim`).
+    claim: Claim,
+    status_topic: String,
+    /// Stops the service when a clone was detected.
+    shutdown: CancellationToken,
 }
 
 #[derive(Debug)]
@@ -127,6 +150,8 @@ enum Cmd {
     HeadsChanged,
     /// HQ opened this epoch (current + 1) of the stock or orders document: ask HQ for it.
     NextEpoch(DocId, u32),
+    /// Publish this incarnation's retained status claim again (`sync::claim`).
+    ClaimAgain,
 }
 
 impl SyncService {
@@ -148,8 +173,17 @@ impl SyncService {
         let topics = TopicSpace::new(Id::new(tenant)?);
         let scope = Scope::store(Id::new(store_id)?)?;
         let me = Id::new(writer.as_str())?;
-        let mut transport =
-            TransportConfig::new(writer.as_str(), &cfg.broker.host, cfg.broker.port);
+        let claim = Claim {
+            incarnation: writer.incarnation().unwrap_or("0").to_owned(),
+            started_ms: super::hook::now_ms(),
+        };
+        // Its own client id per incarnation: a clone connects beside this box (and is told
+        // to stop, see `sync::claim`) instead of taking its session over again and again.
+        let client_id = match writer.incarnation() {
+            Some(inc) => format!("{writer}~{inc}"),
+            None => writer.to_string(),
+        };
+        let mut transport = TransportConfig::new(client_id, &cfg.broker.host, cfg.broker.port);
         if let Some(files) = &cfg.broker.tls {
             transport.tls = Some(super::tls::client_config(files)?);
         }
@@ -163,8 +197,8 @@ impl SyncService {
             retain: true,
         });
         transport.online = Some(StatusMessage {
-            topic: status_topic,
-            payload: Bytes::from_static(ONLINE),
+            topic: status_topic.clone(),
+            payload: Bytes::from(claim.encode()),
             retain: true,
         });
         transport.subscriptions = subscriptions(&topics, &scope, &me);
@@ -215,6 +249,7 @@ impl SyncService {
             let topic = topics.heads(&scope, &scope_of(doc)?, &kind_id(doc.kind)?, &me);
             heads_topics.insert(doc.clone(), topic.to_string());
         }
+        let writer_for_lanes = writer.clone();
         let ctx = Arc::new(Ctx {
             store: store.clone(),
             docs: docs.clone(),
@@ -232,6 +267,10 @@ impl SyncService {
             shared: shared.clone(),
             pii,
             epcis,
+            lanes: provisioned_writers(cfg, store_id, &writer_for_lanes)?,
+            claim,
+            status_topic,
+            shutdown: shutdown.clone(),
         });
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let receiver = tokio::spawn(receive(ctx.clone(), incoming, cmd_tx, shutdown.clone()));
@@ -288,6 +327,12 @@ impl SyncService {
         let hq_heads = self.hq_heads(stock.id());
         let m = &self.shared.metrics;
         SyncDiag {
+            clone_refused: lock(&self.shared.refused).clone(),
+            adopting: docs.is_adopting(),
+            publish_denied: self
+                .shared
+                .publish_denied
+                .load(std::sync::atomic::Ordering::Relaxed),
             connected: self.mqtt.is_connected(),
             hq_online: self
                 .shared
@@ -357,7 +402,14 @@ pub fn subscriptions(topics: &TopicSpace, scope: &Scope, me: &Id) -> Vec<(String
         (topics.heads_filter(Some(&Scope::Hq), Some(&Scope::Hq)), q),
         (topics.status_filter(Some(&Scope::Hq)), q),
         (topics.response(scope, me).to_string(), q),
+        // Its own status: the echo of its `online` marks the end of the retained messages.
+        (topics.status(scope, me).to_string(), q),
     ]
+}
+
+/// Whether a status payload says online (a lane's carries its claim, `sync::claim`).
+pub fn is_online(payload: &[u8]) -> bool {
+    payload == ONLINE || payload.starts_with(b"online ")
 }
 
 async fn receive(
@@ -380,11 +432,19 @@ async fn receive(
             Some(Incoming::Disconnected { reason }) => {
                 tracing::warn!(writer = %ctx.writer, reason, "sync offline; sales continue");
             }
-            Some(Incoming::Message { topic, payload, .. }) => {
+            Some(Incoming::Message {
+                topic,
+                payload,
+                retain,
+                ..
+            }) => {
                 ctx.shared.metrics.count_in(payload.len());
-                if let Err(reason) = handle_message(&ctx, &topic, &payload, &cmd).await {
+                if let Err(reason) = handle_message(&ctx, &topic, &payload, retain, &cmd).await {
                     ctx.shared.metrics.reject();
                     tracing::warn!(topic, reason, "sync message rejected");
+                }
+                if let Err(e) = try_adopt(&ctx).await {
+                    tracing::warn!(error = %e, "cannot finish catching up with HQ; retried");
                 }
             }
         }
@@ -395,6 +455,7 @@ async fn handle_message(
     ctx: &Ctx,
     topic: &str,
     payload: &[u8],
+    retain: bool,
     cmd: &mpsc::UnboundedSender<Cmd>,
 ) -> Result<(), String> {
     let topic = topics::parse(topic).map_err(|e| e.to_string())?;
@@ -404,7 +465,10 @@ async fn handle_message(
     if let Topic::EpcisAck { .. } = &topic {
         return ctx.epcis.on_message(&topic, payload).await;
     }
-    if let Topic::Status { scope, .. } = &topic {
+    if let Topic::Status { scope, writer, .. } = &topic {
+        if *writer == ctx.me {
+            on_own_status(ctx, payload, retain, cmd);
+        }
         if *scope == Scope::Hq {
             let online = payload == ONLINE;
             let was_online = ctx
@@ -505,6 +569,7 @@ async fn apply(
         return Ok(());
     }
     if doc == ctx.stock_id || doc == ctx.orders_id {
+        check_authors(ctx, &changes)?;
         let current = epoch_of(ctx, &doc);
         if epoch < current {
             return Ok(()); // a closed epoch: its writers carried their work over
@@ -533,6 +598,46 @@ async fn apply(
         let _ = cmd.send(Cmd::HeadsChanged);
     }
     Ok(())
+}
+
+/// `sync.lanes` as writer ids, with this node's own.
+fn provisioned_writers(
+    cfg: &SyncConfig,
+    store_id: &str,
+    me: &WriterId,
+) -> Result<Option<BTreeSet<WriterId>>, ServiceError> {
+    let Some(nodes) = &cfg.lanes else {
+        return Ok(None);
+    };
+    let mut writers = nodes
+        .iter()
+        .map(|node| WriterId::new(&format!("{store_id}.{node}")))
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    writers.insert(me.clone());
+    Ok(Some(writers))
+}
+
+/// Refuses (all or nothing) changes of this store's documents written by a writer that is
+/// neither HQ nor a provisioned lane: applied, it would count here and its dependants
+/// could never reach HQ, which refuses it too.
+fn check_authors(ctx: &Ctx, changes: &RemoteChanges) -> Result<(), String> {
+    let Some(lanes) = &ctx.lanes else {
+        return Ok(());
+    };
+    let authors = match changes {
+        RemoteChanges::Changes(list) => list
+            .iter()
+            .map(|c| super::doc::change_author(c))
+            .collect::<Result<BTreeSet<_>, _>>(),
+        RemoteChanges::Bundle(bundle) => super::doc::bundle_authors(bundle),
+    }
+    .map_err(|e| e.to_string())?;
+    match authors.iter().find(|w| !w.is_hq() && !lanes.contains(w)) {
+        Some(stranger) => Err(format!(
+            "change by {stranger}, which is not a provisioned lane of this store (sync.lanes)"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Changes of a newer epoch of the stock or orders document: move over if they hold HQ's
@@ -626,6 +731,77 @@ async fn on_heads(
     Ok(())
 }
 
+/// What this incarnation heard on its own status topic (see `sync::claim`).
+fn on_own_status(ctx: &Ctx, payload: &[u8], retain: bool, cmd: &mpsc::UnboundedSender<Cmd>) {
+    match judge(&ctx.claim, payload, retain) {
+        Verdict::Mine => ctx
+            .shared
+            .own_status_seen
+            .store(true, std::sync::atomic::Ordering::Relaxed),
+        Verdict::ClaimAgain => {
+            let _ = cmd.send(Cmd::ClaimAgain);
+        }
+        Verdict::Ignore => {}
+        Verdict::Yield(earlier) => {
+            let reason = format!(
+                "another box is live as writer {} (incarnation {}, started at unix ms {}); this one (incarnation {}) refuses to sync: give one of them another node id, or stop it",
+                ctx.writer, earlier.incarnation, earlier.started_ms, ctx.claim.incarnation
+            );
+            tracing::error!(writer = %ctx.writer, incarnation = %ctx.claim.incarnation, other = %earlier.incarnation, "{reason}");
+            *lock(&ctx.shared.refused) = Some(reason);
+            ctx.shutdown.cancel();
+        }
+    }
+}
+
+/// Ends this incarnation's wait ([`local::NodeDocs::require_adoption`]) once it holds every
+/// change HQ has of the stock and orders documents: HQ's retained heads arrived before the
+/// echo of this node's own status, and every hash in them is in the documents (a `Need`
+/// fetched what was missing). No heads from HQ (a store it does not know yet, or heads of a
+/// newer epoch, which the epoch switch handles) means nothing to wait for. The commit that
+/// ends the wait records everything sold meanwhile, on top of the totals caught up.
+async fn try_adopt(ctx: &Ctx) -> Result<(), String> {
+    let seen = ctx
+        .shared
+        .own_status_seen
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if !seen || !local::lock(&ctx.docs).is_adopting() {
+        return Ok(());
+    }
+    let hq_heads: Vec<(DocId, Vec<ChangeHash>)> = {
+        let heads = lock(&ctx.shared.peer_heads);
+        [&ctx.stock_id, &ctx.orders_id]
+            .into_iter()
+            .filter_map(|id| {
+                let key = (id.clone(), super::doc::HQ_WRITER.to_owned());
+                heads.get(&key).map(|h| (id.clone(), h.clone()))
+            })
+            .collect()
+    };
+    let docs = ctx.docs.clone();
+    let adopted = ctx
+        .store
+        .write(move |_conn| {
+            let mut guard = local::lock(&docs);
+            let caught_up = hq_heads.iter().all(|(id, heads)| {
+                guard
+                    .doc(id)
+                    .is_none_or(|doc| doc.known_heads(heads).len() == heads.len())
+            });
+            if caught_up && guard.is_adopting() {
+                guard.finish_adoption();
+                return Ok(true);
+            }
+            Ok(false)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if adopted {
+        tracing::info!(writer = %ctx.writer, incarnation = ctx.writer.incarnation(), "caught up with HQ; this incarnation writes from now on");
+    }
+    Ok(())
+}
+
 /// The publisher's memory of what it sent on the current connection.
 #[derive(Default)]
 struct Sent {
@@ -666,6 +842,13 @@ async fn publish_loop(
                 Some(Cmd::Need(doc)) => { needs.insert(doc); }
                 Some(Cmd::NextEpoch(doc, epoch)) => next_epoch = Some((doc, epoch)),
                 Some(Cmd::HeadsChanged) => {}
+                Some(Cmd::ClaimAgain) => {
+                    let claim = ctx.claim.encode();
+                    if let Err(e) = publish(&ctx, &ctx.status_topic, claim, true).await {
+                        tracing::warn!(error = %e, "cannot publish the status claim again");
+                    }
+                    continue;
+                }
             },
         }
         if !ctx.mqtt.is_connected() {
@@ -889,6 +1072,9 @@ async fn send(ctx: &Ctx, message: OutgoingMessage) -> Result<(), PublishError> {
     match ctx.mqtt.publish_message(message).await {
         Ok(_) => {
             ctx.shared.metrics.count_out(size);
+            ctx.shared
+                .publish_denied
+                .store(false, std::sync::atomic::Ordering::Relaxed);
             Ok(())
         }
         Err(PublishError::Denied) => {
@@ -896,6 +1082,9 @@ async fn send(ctx: &Ctx, message: OutgoingMessage) -> Result<(), PublishError> {
                 .metrics
                 .denied
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ctx.shared
+                .publish_denied
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             tracing::error!(
                 topic,
                 "broker denied the publish (PUBACK 135): check this store's certificate and the broker ACL"

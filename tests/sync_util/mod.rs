@@ -228,6 +228,28 @@ resend_interval_ms = 500
         self.proc.terminate();
     }
 
+    /// Starts the node again on the same configuration and data (after [`Self::stop`]).
+    pub fn restart(&mut self) {
+        self.proc.terminate();
+        self.proc = Proc::spawn(&["--config", self.config.to_str().unwrap_or_default(), "run"]);
+        self.wait_ready();
+    }
+
+    /// Runs `storenode --config … diag ARGS` and returns (success, stdout + stderr).
+    pub fn diag(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(binary())
+            .args(["--config", self.config.to_str().unwrap_or_default(), "diag"])
+            .args(args)
+            .output()
+            .expect("run diag");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
     fn post(&self, path: &str, key: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
         let reply = self
             .http
@@ -287,6 +309,16 @@ resend_interval_ms = 500
     pub fn metrics(&self) -> String {
         self.http
             .get(format!("{}/metrics", self.base))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_default()
+    }
+
+    /// The body of `/readyz`.
+    pub fn readyz(&self) -> String {
+        self.http
+            .get(format!("{}/readyz", self.base))
             .timeout(Duration::from_secs(10))
             .send()
             .and_then(|r| r.text())
