@@ -48,6 +48,16 @@ udev_rules="$root/hardware/99-storenode.rules"
 [ -x "$binary" ] || fail "no binary at $binary (cross/build.sh $arch, or pass --binary)"
 [ -f "$udev_rules" ] || fail "missing $udev_rules (the udev rules for the scanners and readers)"
 command -v dpkg-deb >/dev/null || fail "dpkg-deb missing (apt-get install dpkg)"
+# Every USB id a device profile names must be matched by the shipped udev rules.
+for profile_file in "$root"/hardware/profiles/*.toml; do
+  vid="$(sed -n 's/^vendor_id = "\(.*\)"/\1/p' "$profile_file")"
+  pid="$(sed -n 's/^product_id = "\(.*\)"/\1/p' "$profile_file")"
+  [ -n "$vid" ] || continue
+  match="ATTRS{idVendor}==\"$vid\""
+  [ -z "$pid" ] || match="$match, ATTRS{idProduct}==\"$pid\""
+  grep -qF "$match" "$udev_rules" ||
+    fail "$(basename "$profile_file") names USB id $vid:${pid:-*}, which $udev_rules does not match"
+done
 
 [ -n "$version" ] || version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)"
 [ -n "$version" ] || fail "no version in Cargo.toml"
@@ -80,10 +90,13 @@ grep -ho 'Documentation=file://[^ ]*' "$root"/systemd/*.service | sed 's#Documen
   while read -r doc; do [ -f "$pkg$doc" ] || fail "a unit points at $doc, which the package does not ship"; done
 printf 'storenode (%s) stable; urgency=medium\n\n  * Built from the storenode sources.\n\n -- storenode maintainers <maintainers@storenode.invalid>  %s\n' \
   "$version" "$(date -uR -d "@${SOURCE_DATE_EPOCH:-$(git -C "$root" log -1 --format=%ct 2>/dev/null || date +%s)}")" |
-  gzip -9n >"$pkg/usr/share/doc/storenode/changelog.Debian.gz"
+  gzip -9n >"$pkg/usr/share/doc/storenode/changelog.gz"
 cat >"$pkg/usr/share/doc/storenode/copyright" <<COPYRIGHT
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: storenode
+
+Files: *
+Copyright: 2024-2026 storenode contributors
 License: Apache-2.0
  On Debian systems the full license is in /usr/share/common-licenses/Apache-2.0.
 COPYRIGHT

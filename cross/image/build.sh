@@ -84,6 +84,7 @@ install_missing() {
   command -v sfdisk >/dev/null || packages+=(fdisk)
   if [ "$arch" != "$(dpkg --print-architecture)" ]; then
     command -v update-binfmts >/dev/null || packages+=(binfmt-support)
+    command -v arch-test >/dev/null || packages+=(arch-test)
     [ -e /usr/libexec/qemu-binfmt/aarch64-binfmt-P ] || command -v qemu-aarch64-static >/dev/null \
       || packages+=(qemu-user-static)
   fi
