@@ -12,7 +12,8 @@
 # not a conffile: `storenode provision` rewrites it, and an upgrade must never stop at
 # dpkg's conffile prompt. They enable the service, back the database up before an
 # upgrade migrates it, and keep the data on remove (purge deletes it).
-# --version overrides Cargo.toml's (tests build a "previous" package to upgrade from).
+# --version overrides Cargo.toml's (tests build a "previous" package to upgrade from, with
+# EXAMPLE_CONFIG=FILE: an example that differs, as between two releases).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 . "$root/cross/env.sh"
@@ -79,7 +80,7 @@ install -D -m 0644 "$root/systemd/storenode.service" "$pkg/lib/systemd/system/st
 install -D -m 0644 "$root/systemd/storenode-hq.service" "$pkg/lib/systemd/system/storenode-hq.service"
 install -D -m 0644 "$udev_rules" "$pkg/lib/udev/rules.d/99-storenode.rules"
 # Not under /usr/share/doc: postinst copies it, and minimal systems drop docs (path-exclude).
-install -D -m 0644 "$root/config/storenode.example.toml" "$pkg/usr/share/storenode/storenode.example.toml"
+install -D -m 0644 "${EXAMPLE_CONFIG:-$root/config/storenode.example.toml}" "$pkg/usr/share/storenode/storenode.example.toml"
 install -D -m 0644 "$root/config/hq.example.toml" "$pkg/usr/share/storenode/storenode-hq.example.toml"
 # The units' Documentation=: README.md's field operations (IT and technician sections).
 sed -n '/^## Field operations/,/^## [^F]/p' "$root/README.md" | sed '$d' >"$pkg/ops.md"

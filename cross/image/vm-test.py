@@ -180,13 +180,18 @@ def build(work, binary):
     """Two packages of the same binary (previous and current version) and the test image."""
     version = next(line.split('"')[1] for line in (ROOT / "Cargo.toml").read_text().splitlines()
                    if line.startswith("version = "))
+    # The previous release shipped a different example config, as two releases do: a
+    # package that installs it as a conffile the node rewrote stops at dpkg's prompt.
+    example = work / "previous.example.toml"
+    example.write_text((ROOT / "config/storenode.example.toml").read_text() + "# previous release\n")
     debs = {}
     for name, ver in (("prev", f"{version}~vmprev"), ("new", version)):
         out = work / f"deb-{name}"
+        env = dict(os.environ, EXAMPLE_CONFIG=str(example)) if name == "prev" else None
         debs[name] = subprocess.run(
             [str(ROOT / "cross/deb/build-deb.sh"), "native", "--binary", str(binary),
              "--out", str(out), "--version", ver],
-            check=True, capture_output=True, text=True).stdout.strip()
+            check=True, capture_output=True, text=True, env=env).stdout.strip()
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(work / "key")], check=True)
     overlay = work / "overlay"
     (overlay / "root/.ssh").mkdir(parents=True, mode=0o700)
