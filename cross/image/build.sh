@@ -108,7 +108,8 @@ enable_binfmt
 mkdir -p "$out"
 work="$(mktemp -d "$out/.build-$arch.XXXXXX")"
 rootfs="$work/rootfs"
-cleanup() { [ "$keep_rootfs" = 1 ] && echo "rootfs kept in $rootfs" >&2 || rm -rf "$work"; }
+# --one-file-system: an interrupted mmdebstrap can leave /proc or /dev mounted inside.
+cleanup() { [ "$keep_rootfs" = 1 ] && echo "rootfs kept in $rootfs" >&2 || rm -rf --one-file-system "$work"; }
 trap cleanup EXIT
 
 start=$SECONDS
