@@ -6,6 +6,10 @@
 #
 # PROFILE=<cargo profile> (default release: what the packages ship). A no-LTO profile was
 # measured and was not faster here (more codegen units cost more CPU on 2 cores).
+# The store boxes' binaries are built without the `embedded-broker` feature (the demo
+# broker, rumqttd, and the second HTTP/TLS stack it pulls in): a box uses Mosquitto, and
+# `storenode demo` / `hq.embedded_broker` are for a developer's machine.
+# FEATURES=default builds them with it.
 # When run as root, installs the missing cross toolchain and rustup targets itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,7 +54,9 @@ for arch in "${arches[@]}"; do
     exit 1
   fi
   start=$SECONDS
-  cargo build --locked --profile "$profile" --target "$triple" --bin storenode
+  features=(--no-default-features)
+  [ "${FEATURES:-}" != default ] || features=()
+  cargo build --locked --profile "$profile" --target "$triple" --bin storenode "${features[@]}"
   dir="$profile"
   binary="${CARGO_TARGET_DIR:-target}/$triple/$dir/storenode"
   size=$(stat -c %s "$binary")
