@@ -55,7 +55,7 @@ pub enum Command {
         action: Option<HqAction>,
     },
     /// Write this box's configuration, certificates and terminal tokens (IT's one command).
-    Provision(crate::provision::ProvisionArgs),
+    Provision(Box<crate::provision::ProvisionArgs>),
     /// Diagnostics for technicians: the running node, serial devices, database, network.
     Diag {
         #[command(subcommand)]
@@ -185,6 +185,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Provision(args) => {
             let done = crate::provision::run(args)?;
             print!("{}", crate::provision::render(&done));
+            if let Some(catalog) = &done.catalog {
+                // After the configuration is in place: the import needs its data_dir and
+                // tax classes; it hands the database it creates to the service user.
+                let config = Config::load(&done.config)?;
+                let report = runtime()?.block_on(crate::import::import_file(&config, catalog))?;
+                println!("{report}");
+            }
             Ok(())
         }
         Command::Diag {
