@@ -27,15 +27,19 @@ pub fn parse_passwd(passwd: &str, name: &str) -> Option<(u32, u32)> {
     })
 }
 
-/// `name (uid N)`, or `uid N` when /etc/passwd does not know it.
-pub fn describe_uid(uid: u32) -> String {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let name = passwd.lines().find_map(|line| {
+/// The user name of `uid` from /etc/passwd.
+pub fn user_name(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
         let mut fields = line.split(':');
         let name = fields.next()?;
         (fields.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
-    });
-    match name {
+    })
+}
+
+/// `name (uid N)`, or `uid N` when /etc/passwd does not know it.
+pub fn describe_uid(uid: u32) -> String {
+    match user_name(uid) {
         Some(name) => format!("{name} (uid {uid})"),
         None => format!("uid {uid}"),
     }

@@ -107,7 +107,7 @@ pub fn explain_refusal(error: &str, db: &Path) -> String {
             file.display(),
             crate::ownership::describe_uid(owner),
             crate::ownership::describe_uid(me),
-            me,
+            crate::ownership::user_name(me).unwrap_or_else(|| me.to_string()),
             db.display()
         );
     }
