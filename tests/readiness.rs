@@ -244,3 +244,36 @@ fn a_lock_held_by_another_process_makes_the_node_not_ready_until_released() {
         201
     );
 }
+
+#[test]
+fn config_check_refuses_a_certificate_for_another_store_or_ca_with_exit_2() {
+    let pki = common::pki::Pki::new("readiness");
+    let other = common::pki::Pki::new("other");
+    let cases = [
+        (pki.client("s1"), None),
+        (
+            pki.client("s2"),
+            Some("is for \"s2\" but this store is \"s1\""),
+        ),
+        (other.client("s1"), Some("does not verify against the CA")),
+    ];
+    for (client, refused) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let sync = format!(
+            "\n[sync]\nbroker = \"mqtts://127.0.0.1:8883\"\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            pki.ca_cert().display(),
+            client.cert.display(),
+            client.key.display()
+        );
+        let config = dir.path().join("storenode.toml");
+        std::fs::write(&config, config_text(dir.path(), free_port(), &sync)).unwrap();
+        let check = storenode(&config, &["config", "check"]);
+        match refused {
+            None => assert!(check.status.success(), "{}", text(&check.stderr)),
+            Some(why) => {
+                assert_eq!(check.status.code(), Some(2), "{}", text(&check.stderr));
+                assert!(text(&check.stderr).contains(why), "{}", text(&check.stderr));
+            }
+        }
+    }
+}

@@ -339,6 +339,43 @@ mod tests {
     }
 
     #[test]
+    fn sync_says_offline_since_in_human_time_within_80_columns() {
+        let now = time::macros::datetime!(2026-12-06 17:05 UTC);
+        let link = ComponentView {
+            state: "degraded".into(),
+            detail: "offline, sales continue; 12 change(s) queued".into(),
+            since: "2026-12-06T14:02:11.000Z".into(),
+            critical: false,
+        };
+        let report = SyncReport {
+            configured: true,
+            components: BTreeMap::from([("sync".to_string(), link)]),
+            metrics: BTreeMap::from([(
+                "storenode_sync_outbox_pending_changes_with_a_rather_long_metric_name".into(),
+                12.0,
+            )]),
+            details: Some(serde_json::json!({
+                "connected": false, "hq_online": false, "epoch": 0,
+                "stock_heads": ["0123456789abcdef0123456789abcdef"], "hq_stock_heads": [],
+                "outbox_pending": 12, "lag_changes_behind_hq": 3,
+                "last_hq_ack_ms": 1_796_569_320_000_i64, "bytes_in": 2048, "bytes_out": 4096,
+                "rejected": 0, "denied": 0, "documents": "loaded", "documents_load_ms": 40
+            })),
+        };
+        let text = sync_at(&report, Style::plain(), now);
+        assert!(text.starts_with("sync offline since 14:02 (3 h)"), "{text}");
+        assert!(text.contains("last HQ ack    15:02 (2 h)"), "{text}");
+        assert!(text.contains("01234567\n"), "{text}");
+        assert!(
+            !text.contains('{') && !text.contains("1796569320000"),
+            "{text}"
+        );
+        for line in text.lines() {
+            assert!(line.chars().count() <= WIDTH, "{line:?}");
+        }
+    }
+
+    #[test]
     fn failed_check_is_spelled_out() {
         let report = DbCheckReport {
             integrity: vec!["ok".into()],
