@@ -291,9 +291,15 @@ pub fn run(args: &ProvisionArgs) -> Result<Provisioned, ProvisionError> {
             .and_then(|(_, file)| file.clone())
             .map(PathBuf::from)
             .unwrap_or_else(|| tokens_dir.join(id));
-        let keep = current.is_some()
-            && !args.rotate_tokens
-            && (path.exists() || current.is_some_and(|(_, f)| f.is_none()));
+        // A token written into the configuration itself (token/token_env) is the
+        // operator's: kept, and said so when a rotation was asked for.
+        let inline = current.is_some_and(|(_, f)| f.is_none());
+        if inline && args.rotate_tokens {
+            notes.push(format!(
+                "{id}: its token is set in the configuration itself, not rotated; replace it there"
+            ));
+        }
+        let keep = inline || (current.is_some() && !args.rotate_tokens && path.exists());
         if keep {
             kept.push(id.clone());
         } else {
