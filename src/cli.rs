@@ -55,7 +55,7 @@ pub enum Command {
         action: Option<HqAction>,
     },
     /// Write this box's configuration, certificates and terminal tokens (IT's one command).
-    Provision(crate::provision::ProvisionArgs),
+    Provision(Box<crate::provision::ProvisionArgs>),
     /// Diagnostics for technicians: the running node, serial devices, database, network.
     Diag {
         #[command(subcommand)]
@@ -136,6 +136,21 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(Config::load(&cli.config)?)
 }
 
+/// The store certificate against the CA, its key and the store id (exit 2 when wrong: the
+/// broker would refuse the store).
+fn check_identity(config: &Config) -> Result<(), ConfigError> {
+    let Some(files) = config.sync.as_ref().and_then(|s| s.broker.tls.as_ref()) else {
+        return Ok(());
+    };
+    crate::health::watch::check_identity_files(files, &config.node.store_id)
+        .map(|_| ())
+        .map_err(|reason| ConfigError::Invalid {
+            file: config.file.clone(),
+            key: "sync.cert_file".into(),
+            reason,
+        })
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -153,6 +168,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             action: ConfigAction::Check,
         } => {
             let config = load_config(&cli)?;
+            check_identity(&config)?;
             print!("{}", config.explain());
             Ok(())
         }
@@ -169,6 +185,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Provision(args) => {
             let done = crate::provision::run(args)?;
             print!("{}", crate::provision::render(&done));
+            if let Some(catalog) = &done.catalog {
+                // After the configuration is in place: the import needs its data_dir and
+                // tax classes; it hands the database it creates to the service user.
+                let config = Config::load(&done.config)?;
+                let report = runtime()?.block_on(crate::import::import_file(&config, catalog))?;
+                println!("{report}");
+            }
             Ok(())
         }
         Command::Diag {

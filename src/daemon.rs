@@ -128,6 +128,16 @@ impl Node {
             }
         });
         tasks.spawn(expire_orders(state.clone(), shutdown.clone()));
+        // Write probe, disk, certificate and clock: components, figures, one log per change.
+        tasks.spawn(crate::health::watch::run(
+            crate::health::watch::Watched {
+                store: state.store.clone(),
+                health: state.health.clone(),
+                tls: config.sync.as_ref().and_then(|s| s.broker.tls.clone()),
+                store_id: config.node.store_id.clone(),
+            },
+            shutdown.clone(),
+        ));
         let escrow_units = config.sync.as_ref().map_or(0, |s| s.online_escrow_units);
         if escrow_units > 0 {
             tasks.spawn(top_up_escrow(state.clone(), escrow_units, shutdown.clone()));

@@ -201,6 +201,13 @@ pub async fn import_file(config: &Config, file: &Path) -> Result<ImportReport, I
         })
         .await;
     store.close().await;
+    // `sudo storenode catalog import` before the service's first start would otherwise
+    // leave a root-owned store.db that the service opens read-only.
+    if let Some(note) =
+        crate::ownership::hand_over_database(&config.database.path, &config.node.data_dir)
+    {
+        tracing::warn!(note = %note, "database ownership");
+    }
     Ok(ImportReport {
         imported,
         catalog_size: result?,

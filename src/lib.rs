@@ -17,6 +17,7 @@ pub mod hq;
 pub mod import;
 pub mod metrics;
 pub mod money;
+pub mod ownership;
 pub mod privacy;
 pub mod provision;
 pub mod store;

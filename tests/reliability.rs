@@ -349,10 +349,13 @@ fn full_disk_refuses_writes_with_503_keeps_reads_and_recovers() {
         .http
         .get(format!("{}/readyz", node.base))
         .send()
-        .unwrap()
-        .json::<serde_json::Value>()
         .unwrap();
-    assert_eq!(ready["components"]["store"]["state"], "degraded", "{ready}");
+    assert_eq!(ready.status(), 503, "a full disk cannot sell: not ready");
+    let ready = ready.json::<serde_json::Value>().unwrap();
+    assert!(
+        ready["reasons"].to_string().contains("disk full"),
+        "{ready}"
+    );
     assert!(node.log().contains("disk"), "the refusal is logged");
 
     std::fs::remove_file(&filler).unwrap();
@@ -481,7 +484,8 @@ fn read_only_file_system_refuses_writes_with_503_and_keeps_reads() {
         .unwrap()
         .json::<serde_json::Value>()
         .unwrap();
-    assert_eq!(ready["components"]["store"]["state"], "degraded", "{ready}");
+    assert_eq!(ready["components"]["store"]["state"], "down", "{ready}");
+    assert_eq!(ready["ready"], false, "{ready}");
     assert!(
         node.log().contains("refuses writes"),
         "the refusal is logged"

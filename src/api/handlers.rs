@@ -37,27 +37,15 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         state.metrics.public_rate_limited.inc();
         return super::limits::too_many("/readyz", wait).into_response();
     }
-    // A store refusing writes (degraded) keeps its state until a write succeeds; a store that
-    // cannot even be read is down.
-    let store_ok = state.store.read(catalog::count).await;
-    match &store_ok {
-        Ok(_) if state.health.state("store") == Some(crate::health::State::Degraded) => {}
-        Ok(items) => {
-            state.health.set(
-                "store",
-                crate::health::State::Ok,
-                format!("{items} catalog items"),
-                true,
-            );
-        }
-        Err(e) => {
-            state
-                .health
-                .set("store", crate::health::State::Down, e.to_string(), true);
-        }
-    }
+    // A real write (rate-limited) rather than the last error: a store that opened its file
+    // read-only, a full disk or a lock held elsewhere refuse the next sale, so not ready.
+    crate::health::watch::check_store(&state.store, &state.health).await;
     let ready = state.health.ready();
-    let body = json!({ "ready": ready, "components": state.health.snapshot() });
+    let body = json!({
+        "ready": ready,
+        "reasons": state.health.not_ready_reasons(),
+        "components": state.health.snapshot(),
+    });
     let status = if ready {
         StatusCode::OK
     } else {
@@ -87,6 +75,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "Seconds since the node started.",
         uptime,
     );
+    crate::health::watch::check_store(&state.store, &state.health).await;
+    state.health.render(&mut out);
     (state.extra_metrics)(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

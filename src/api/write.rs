@@ -143,8 +143,9 @@ where
     let answer = answer.map_err(|e| {
         if e.is_write_refusal() {
             state.metrics.writes_refused_disk.inc();
-            let reason = format!("writes refused: {e}");
-            if state.health.set("store", State::Degraded, reason, true) {
+            // Not ready until a write goes through again (the next sale or the probe).
+            let verdict = crate::health::watch::refused(&e.to_string(), state.store.path());
+            if state.health.set("store", State::Down, verdict.detail, true) {
                 tracing::error!(error = %e, "store refuses writes (disk full or read-only?); reads go on, retrying with each write");
             }
         }
@@ -155,7 +156,7 @@ where
         api
     })?;
     let (answer, produced) = answer;
-    if state.health.state("store") == Some(State::Degraded)
+    if state.health.state("store") == Some(State::Down)
         && state.health.set("store", State::Ok, "writes resumed", true)
     {
         tracing::info!("store accepts writes again");

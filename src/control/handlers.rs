@@ -69,12 +69,14 @@ fn view(component: &Component) -> ComponentView {
 fn metrics_text(state: &AppState) -> String {
     let mut out = String::with_capacity(4096);
     state.metrics.render(&mut out);
+    state.health.render(&mut out);
     (state.extra_metrics)(&mut out);
     out
 }
 
 async fn status(context: &ControlContext) -> StatusReport {
     let state = &context.state;
+    crate::health::watch::check_store(&state.store, &state.health).await;
     let config = &state.config;
     let db_path = state.store.path().to_path_buf();
     let db_bytes = file_len(&db_path) + file_len(&sibling(&db_path, "-wal"));

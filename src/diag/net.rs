@@ -271,12 +271,11 @@ pub fn render(report: &NetReport, style: Style) -> String {
         } else {
             style.bad("FAIL")
         };
-        out.push_str(&format!(
-            "  {mark} {:<18} {} {}\n",
-            step.name,
-            step.detail,
-            style.dim(&format!("({} ms)", step.ms))
-        ));
+        // The detail (paths, handshake) wraps under itself: every line fits 80 columns.
+        let first = format!("  {mark} {:<18} ", step.name);
+        let width = 2 + 4 + 1 + step.name.chars().count().max(18) + 1;
+        let text = format!("{} ({} ms)", step.detail, step.ms);
+        out.push_str(&super::style::wrap(&first, width, &text, 26));
     }
     out
 }

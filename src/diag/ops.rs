@@ -144,7 +144,12 @@ pub fn run(config_file: &Path, command: &OpsCommand) -> anyhow::Result<()> {
     match command {
         OpsCommand::Status(common) => {
             let status: StatusReport = call(config_file, common, Command::Status, QUICK)?;
-            emit(common, &status, |s| report::status(s, Style::detect()))
+            emit(common, &status, |s| report::status(s, Style::detect()))?;
+            if !status.ready {
+                // Exit 1, like a node that does not answer: scripts and monitors read it.
+                bail!("the node is not ready: it cannot sell (see \"why\" above)");
+            }
+            Ok(())
         }
         OpsCommand::Ports(common) => {
             let found = ports::list()?;

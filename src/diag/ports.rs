@@ -1,8 +1,6 @@
 //! `diag ports`: the serial ports of this box, with USB vendor/product ids so a technician
 //! can tell the scanner from the RFID reader. Needs no running node.
 
-use std::fmt::Write;
-
 use serde::Serialize;
 
 use super::style::Style;
@@ -83,15 +81,16 @@ pub fn render(ports: &[PortInfo], style: Style) -> String {
             .as_deref()
             .map(|s| format!(" serial {s}"))
             .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "{:<width$}  {:<9}  {:<9}  {}{}",
+        // Manufacturer, product and serial wrap under themselves within 80 columns.
+        let pad = " ".repeat(width.saturating_sub(port.name.len()));
+        let first = format!(
+            "{}{pad}  {:<9}  {:<9}  ",
             style.heading(&port.name),
             port.kind,
-            ids,
-            label.join(" "),
-            style.dim(&serial)
+            ids
         );
+        let text = format!("{}{serial}", label.join(" "));
+        out.push_str(&super::style::wrap(&first, width + 24, &text, width + 24));
     }
     out
 }

@@ -148,7 +148,7 @@ impl Store {
             other => other,
         })?;
         let (jobs, queue) = mpsc::channel(WRITE_QUEUE);
-        let thread = writer::spawn(conn, queue, options.max_batch, hook)?;
+        let thread = writer::spawn(conn, options.path.clone(), queue, options.max_batch, hook)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path: options.path,
@@ -185,6 +185,18 @@ impl Store {
         answer
             .await
             .map_err(|_| StoreError::Unavailable("the store writer stopped".into()))?
+    }
+
+    /// A real write through the writer thread's group commit (page 1 rewritten with the same
+    /// schema version, so nothing changes): fails as a sale would when the file is read-only,
+    /// locked by another process or the disk refuses. For readiness, so callers rate-limit it.
+    pub async fn probe_write(&self) -> Result<(), StoreError> {
+        self.write(|conn| {
+            let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+            conn.pragma_update(None, "user_version", version)?;
+            Ok(())
+        })
+        .await
     }
 
     /// Runs a read-only `op` on a pooled reader connection on the blocking pool.

@@ -1,5 +1,6 @@
 //! The writer thread: group commit with a savepoint per write.
 
+use std::path::PathBuf;
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
@@ -86,18 +87,20 @@ impl Job {
 
 pub fn spawn(
     conn: Connection,
+    path: PathBuf,
     queue: mpsc::Receiver<Job>,
     max_batch: usize,
     hook: Box<dyn BatchHook>,
 ) -> Result<JoinHandle<()>, StoreError> {
     std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(conn, queue, max_batch, hook))
+        .spawn(move || run(conn, &path, queue, max_batch, hook))
         .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))
 }
 
 fn run(
-    conn: Connection,
+    mut conn: Connection,
+    path: &std::path::Path,
     mut queue: mpsc::Receiver<Job>,
     max_batch: usize,
     mut hook: Box<dyn BatchHook>,
@@ -120,6 +123,7 @@ fn run(
             }
         }
         if !writes.is_empty() {
+            reopen_if_read_only(&mut conn, path);
             commit_batch(&conn, writes, hook.as_mut());
         }
         if shutdown_reply.is_some() {
@@ -143,6 +147,24 @@ fn run(
 }
 
 type WriteOp = Box<dyn WriteJob>;
+
+/// SQLite opens a file it may not write (owned by root after `sudo storenode catalog
+/// import`, say) read-only without a word, and the connection stays read-only after the
+/// owner is fixed. Before each batch a read-only writer connection is reopened, so the node
+/// recovers without a restart once the file is writable again.
+fn reopen_if_read_only(conn: &mut Connection, path: &std::path::Path) {
+    if !conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+        return;
+    }
+    match super::open_connection(path, false) {
+        Ok(fresh) if !fresh.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) => {
+            tracing::info!(path = %path.display(), "database is writable again; writer reopened it");
+            *conn = fresh;
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "reopening the read-only database failed"),
+    }
+}
 
 fn commit_batch(conn: &Connection, writes: Vec<WriteOp>, hook: &mut dyn BatchHook) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {

@@ -1,8 +1,14 @@
 //! Component health for `/readyz`, metrics and `diag status`: each subsystem (a serial port,
-//! the MQTT link, the store) reports its own state here.
+//! the MQTT link, the store) reports its own state here. [`watch`] measures what no
+//! component reports by itself (a write probe, free disk, certificate, clock); [`vitals`]
+//! holds the rules and figures.
+
+pub mod vitals;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -28,6 +34,8 @@ pub struct Component {
 #[derive(Default)]
 pub struct Health {
     components: Mutex<BTreeMap<String, Component>>,
+    vitals: Mutex<vitals::Vitals>,
+    last_probe: Mutex<Option<Instant>>,
 }
 
 impl Health {
@@ -63,6 +71,43 @@ impl Health {
             .lock()
             .map(|m| m.clone())
             .unwrap_or_default()
+    }
+
+    pub fn vitals(&self) -> vitals::Vitals {
+        self.vitals.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    pub fn update_vitals(&self, change: impl FnOnce(&mut vitals::Vitals)) {
+        if let Ok(mut v) = self.vitals.lock() {
+            change(&mut v);
+        }
+    }
+
+    /// True (and the clock restarted) when `every` has passed since the last probe: keeps
+    /// a real write per `/readyz` from turning into load.
+    pub fn probe_due(&self, every: Duration) -> bool {
+        let Ok(mut last) = self.last_probe.lock() else {
+            return false;
+        };
+        let due = last.is_none_or(|at| at.elapsed() >= every);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
+    }
+
+    /// `/metrics` lines: readiness and the vitals.
+    pub fn render(&self, out: &mut String) {
+        vitals::render(&self.vitals(), self.ready(), out);
+    }
+
+    /// Why the node is not ready: each critical component down, with its detail.
+    pub fn not_ready_reasons(&self) -> Vec<String> {
+        self.snapshot()
+            .iter()
+            .filter(|(_, c)| c.critical && c.state == State::Down)
+            .map(|(name, c)| format!("{name}: {}", c.detail))
+            .collect()
     }
 
     pub fn ready(&self) -> bool {
