@@ -78,6 +78,7 @@ if readelf -S "$binary" 2>/dev/null | grep -q '\.debug_info'; then
 fi
 install -D -m 0644 "$root/systemd/storenode.service" "$pkg/lib/systemd/system/storenode.service"
 install -D -m 0644 "$root/systemd/storenode-hq.service" "$pkg/lib/systemd/system/storenode-hq.service"
+install -D -m 0644 "$root/systemd/storenode-provision.service" "$pkg/lib/systemd/system/storenode-provision.service"
 install -D -m 0644 "$udev_rules" "$pkg/lib/udev/rules.d/99-storenode.rules"
 # Not under /usr/share/doc: postinst copies it, and minimal systems drop docs (path-exclude).
 install -D -m 0644 "${EXAMPLE_CONFIG:-$root/config/storenode.example.toml}" "$pkg/usr/share/storenode/storenode.example.toml"
