@@ -41,11 +41,36 @@ fn an_empty_database_file_is_refused_with_exit_3() {
     let catalog = dir.path().join("catalog.csv");
     std::fs::write(&catalog, CATALOG_CSV).expect("write catalog");
     let catalog = catalog.to_str().unwrap_or_default();
-    for args in [&["run"][..], &["catalog", "import", catalog][..]] {
-        let out = storenode(&config, args);
-        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", text(&out));
-        assert!(text(&out).contains("empty (0 bytes)"), "{}", text(&out));
+    // `run` is bounded: before the fix it started as an empty store and kept running.
+    let mut run = Command::new(binary())
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start run");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = run.try_wait().expect("wait run") {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = run.kill();
+            let _ = run.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = run.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
     }
+    assert_eq!(status.and_then(|s| s.code()), Some(3), "run: {stderr}");
+    assert!(stderr.contains("empty (0 bytes)"), "{stderr}");
+    let out = storenode(&config, &["catalog", "import", catalog]);
+    assert_eq!(out.status.code(), Some(3), "import: {}", text(&out));
+    assert!(text(&out).contains("empty (0 bytes)"), "{}", text(&out));
     assert_eq!(
         std::fs::metadata(dir.path().join("store.db"))
             .map(|m| m.len())
