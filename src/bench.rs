@@ -20,13 +20,13 @@ pub struct BenchArgs {
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Seconds per measurement.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = crate::cli_numbers::seconds)]
     pub seconds: u64,
-    /// Catalog size for the memory figure.
-    #[arg(long, default_value_t = 50_000)]
+    /// Catalog size for the memory figure (1 to 10000000).
+    #[arg(long, default_value_t = 50_000, value_parser = |t: &str| crate::cli_numbers::integer(t, 1..=10_000_000usize))]
     pub items: usize,
-    /// Concurrent clients to measure, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    /// Concurrent clients to measure, comma separated (1 to 10000 each).
+    #[arg(long, value_delimiter = ',', default_value = "1,16", value_parser = |t: &str| crate::cli_numbers::integer(t, 1..=10_000usize))]
     pub clients: Vec<usize>,
 }
 
@@ -155,7 +155,7 @@ async fn import_catalog(dir: &Path, config: &Path, items: usize) -> anyhow::Resu
     }
     std::fs::write(&csv, text)?;
     let config = crate::config::Config::load(config)?;
-    crate::import::import_file(&config, &csv).await?;
+    crate::import::import_file(&config, &csv, false).await?;
     Ok(())
 }
 

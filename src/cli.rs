@@ -107,6 +107,10 @@ pub enum CatalogAction {
     Import {
         /// `.csv` or `.json` file.
         file: PathBuf,
+        /// Let GTINs move from the SKU that has them to the SKU the file gives them to
+        /// (each move is listed). Without it such a file is refused.
+        #[arg(long)]
+        move_gtins: bool,
     },
 }
 
@@ -118,7 +122,7 @@ pub fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             if err.downcast_ref::<ConfigError>().is_some() {
                 ExitCode::from(EXIT_CONFIG)
-            } else if err.downcast_ref::<StoreError>().is_some_and(|e| {
+            } else if store_error(&err).is_some_and(|e| {
                 matches!(
                     e,
                     StoreError::Corrupt { .. } | StoreError::SchemaTooNewAt { .. }
@@ -130,6 +134,16 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The store's error behind `err`, also when a command wrapped it (catalog import).
+fn store_error(err: &anyhow::Error) -> Option<&StoreError> {
+    err.downcast_ref::<StoreError>().or_else(|| {
+        match err.downcast_ref::<crate::import::ImportError>() {
+            Some(crate::import::ImportError::Store(e)) => Some(e),
+            _ => None,
+        }
+    })
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -173,11 +187,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Catalog {
-            action: CatalogAction::Import { file },
+            action: CatalogAction::Import { file, move_gtins },
         } => {
             let config = load_config(&cli)?;
             crate::telemetry::init("warn", crate::config::LogFormat::Human);
-            let report = runtime()?.block_on(crate::import::import_file(&config, file))?;
+            let report =
+                runtime()?.block_on(crate::import::import_file(&config, file, *move_gtins))?;
             println!("{report}");
             Ok(())
         }
@@ -217,14 +232,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             match action {
                 None => runtime()?.block_on(crate::hq::run(config)),
                 Some(HqAction::Catalog {
-                    action: CatalogAction::Import { file },
+                    action: CatalogAction::Import { file, .. },
                 }) => runtime()?.block_on(crate::hq::catalog_import(&config, file)),
             }
         }
         Command::Privacy {
             action: PrivacyAction::Erase(args),
         } => {
-            let report = runtime()?.block_on(crate::privacy::cli::erase(args))?;
+            let report = runtime()?.block_on(crate::privacy::cli::erase(args, &cli.config))?;
             print!("{report}");
             Ok(())
         }

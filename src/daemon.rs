@@ -65,6 +65,7 @@ impl Node {
             (Some(setup), Some(cfg)) => Some(
                 setup
                     .with_gln(config.node.gln.as_deref())
+                    .with_time_zone(config.node.time_zone.clone())
                     .start(
                         cfg,
                         &config.node.tenant,

@@ -35,7 +35,7 @@ pub struct DemoArgs {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// `--single`: stop after this many seconds (default: run until Ctrl-C).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli_numbers::seconds)]
     pub seconds: Option<u64>,
 }
 

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod bench;
 pub mod cli;
+pub mod cli_numbers;
 pub mod config;
 pub mod control;
 pub mod daemon;
@@ -14,6 +15,7 @@ pub mod events;
 pub mod gs1;
 pub mod health;
 pub mod hq;
+pub mod http_client;
 pub mod import;
 pub mod metrics;
 pub mod money;

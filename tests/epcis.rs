@@ -314,6 +314,9 @@ fn store_events_export_as_valid_epcis_2_documents() {
 
     let selling = with_step(&list, "retail_selling");
     assert_eq!(selling.len(), 1, "the GTIN-less sale is not exported");
+    // ... but counted and said: the sale of apples alone, and the apple line of sale-1.
+    assert_eq!(doc["storenode:factsWithoutGtin"], 1, "{doc:#}");
+    assert_eq!(selling[0]["storenode:linesWithoutGtin"], 1);
     assert_eq!(selling[0]["disposition"], "retail_sold");
     assert_eq!(selling[0]["epcList"], json!([epc_uri(&door_tags[0])]));
     assert_eq!(
@@ -393,6 +396,77 @@ fn store_events_export_as_valid_epcis_2_documents() {
         .with_token("wrong-token-0123456789")
         .get("/v1/epcis/events");
     assert_eq!(anonymous.status, 401);
+}
+
+/// Issue 17 item 7 end to end: GTIN-14 classes for a sale by GTIN-13, the store's time zone
+/// offset, items without GTIN counted, paging whose short page is the last, UUID event IDs.
+#[test]
+fn export_as_the_standard_means_it() {
+    let mut node = NodeProcess::start();
+    node.terminate();
+    let text = std::fs::read_to_string(&node.config).expect("read config");
+    let text = text.replacen(
+        "node_id = \"lane1\"",
+        "node_id = \"lane1\"\ntime_zone = \"Europe/Berlin\"",
+        1,
+    );
+    std::fs::write(&node.config, text).expect("write config");
+    node.spawn();
+    let api = node.client();
+    let received = api.post(
+        "/v1/receipts",
+        "gr-1",
+        &json!({"lines": [{"sku": "MILK", "quantity": 100}]}),
+    );
+    assert_eq!(received.status, 201, "{:?}", received.body);
+    // 26 sales: 17 of milk by its GTIN-13 (the README's way), 9 of apples (no GTIN) between.
+    for i in 0..26 {
+        let line = if i % 3 == 0 {
+            json!({"sku": "APPLE", "weight_grams": 500})
+        } else {
+            json!({"gtin": "4006381333931", "quantity": 1})
+        };
+        let sale = api.post(
+            "/v1/sales",
+            &format!("sale-{i}"),
+            &json!({"lines": [line], "payments": [{"method": "cash", "amount_minor": 1000}]}),
+        );
+        assert_eq!(sale.status, 201, "{:?}", sale.body);
+    }
+    // 27 facts, 18 events (the receipt and 17 milk sales): pages of 9 are 9 and 9, and only
+    // the first links on.
+    let (status, first, link) = get(&node, "?limit=9");
+    assert_eq!(status, 200, "{first}");
+    validate(&first);
+    assert_eq!(events(&first).len(), 9, "{first:#}");
+    let link = link.expect("a full page with more after it links on");
+    let (status, second, last_link) = get(&node, &format!("?limit=9&after={}", next_after(&link)));
+    assert_eq!(status, 200, "{second}");
+    validate(&second);
+    assert_eq!(events(&second).len(), 9, "{second:#}");
+    assert_eq!(last_link, None, "the last page has no next link");
+    // Every fact without GTIN is counted once, in the document of its page.
+    let left_out = |d: &Value| d["storenode:factsWithoutGtin"].as_u64().unwrap_or(0);
+    assert_eq!(left_out(&first) + left_out(&second), 9);
+
+    let all: Vec<Value> = events(&first).into_iter().chain(events(&second)).collect();
+    let berlin = jiff::tz::TimeZone::get("Europe/Berlin").expect("zone");
+    for e in &all {
+        let at: jiff::Timestamp = e["eventTime"]
+            .as_str()
+            .unwrap_or_default()
+            .parse()
+            .expect("time");
+        let offset = berlin.to_offset(at).seconds();
+        let expected = format!("+{:02}:00", offset / 3600);
+        assert_eq!(e["eventTimeZoneOffset"], expected.as_str(), "{e}");
+        let id = e["eventID"].as_str().unwrap_or_default();
+        assert!(id.starts_with("urn:uuid:") && id.len() == 45, "{id}");
+        assert_eq!(
+            e["quantityList"][0]["epcClass"], "https://id.gs1.org/01/04006381333931",
+            "GTIN-14, whatever the till sent"
+        );
+    }
 }
 
 const CONVERGE: Duration = Duration::from_secs(60);

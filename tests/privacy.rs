@@ -149,12 +149,17 @@ fn grant_milk(hq: &HqNode, store: &StoreNode, quantity: i64) {
 
 /// `storenode privacy erase` against HQ: (exit code, stdout, stderr).
 fn cli_erase(hq: &HqNode, selector: &[&str]) -> (i32, String, String) {
+    cli_erase_at(hq, &hq.base, selector)
+}
+
+/// `storenode privacy erase --hq-url URL` with HQ's token (and, in `args`, e.g. `--ca-file`).
+fn cli_erase_at(hq: &HqNode, url: &str, args: &[&str]) -> (i32, String, String) {
     let token = hq.dir.path().join("hq-token");
     std::fs::write(&token, HQ_TOKEN).unwrap();
     let out = Command::new(binary())
-        .args(["privacy", "erase", "--hq-url", &hq.base, "--token-file"])
+        .args(["privacy", "erase", "--hq-url", url, "--token-file"])
         .arg(&token)
-        .args(selector)
+        .args(args)
         .output()
         .unwrap();
     (
@@ -309,9 +314,16 @@ fn customer_data_travels_beside_the_documents_and_erasure_reaches_every_copy() {
     );
 
     // Erasure of the store-taken order by order id: HQ, the store, and the store's own
-    // retained message (overwritten by its tombstone).
-    let (code, out, err) = cli_erase(&hq, &["--order", "shop-1"]);
+    // retained message (overwritten by its tombstone). Through a front that answers
+    // chunked, as a reverse proxy does: the report is read whatever the transfer encoding
+    // (the hand-written client printed "no customer data matched; nothing erased").
+    let chunked = common::front::Front::start(&hq.base, None);
+    let (code, out, err) = cli_erase_at(&hq, &chunked.base, &["--order", "shop-1"]);
     assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("erased the customer data of 1 order(s)"),
+        "{out}"
+    );
     assert!(out.contains("order shop-1  store s1"), "{out}");
     store_erased(&store, "shop-1");
     hq_confirmed(&hq, "shop-1");
@@ -453,8 +465,39 @@ fn customer_data_and_erasure_pass_the_broker_acl() {
     wait_for("HQ has the store's customer", CONVERGE, || {
         (hq.get_json("/v1/orders/shop-1/customer?store=s1").0 == 200).then_some(())
     });
-    let (code, out, err) = cli_erase(&hq, &["--order", "web-1"]);
+    // HQ behind HTTPS (the test CA's server certificate): the token never travels in
+    // clear. Plain http:// to a remote address, https:// without the chain's CA, or with
+    // another CA: refused before anything is sent (exit 1).
+    let https = common::front::Front::start(&hq.base, Some((pki.server_cert(), pki.server_key())));
+    let other_ca = common::pki::Pki::new("privacy-other-ca");
+    let ca = |p: &common::pki::Pki| p.ca_cert().to_str().unwrap_or_default().to_owned();
+    for (url, extra, why) in [
+        ("http://192.0.2.1:8443".to_owned(), Vec::new(), "in clear"),
+        (https.base.clone(), Vec::new(), "needs the chain's CA"),
+        (
+            https.base.clone(),
+            vec!["--ca-file".to_owned(), ca(&other_ca)],
+            "certificate",
+        ),
+    ] {
+        let mut args: Vec<&str> = extra.iter().map(String::as_str).collect();
+        args.extend(["--order", "web-1"]);
+        let (code, out, err) = cli_erase_at(&hq, &url, &args);
+        assert_eq!(code, 1, "{url}: {out}{err}");
+        assert!(err.contains(why), "{url}: {err}");
+    }
+    assert_eq!(
+        hq.get_json("/v1/orders/web-1/customer").0,
+        200,
+        "not erased yet"
+    );
+    let (code, out, err) = cli_erase_at(
+        &hq,
+        &https.base,
+        &["--ca-file", &ca(&pki), "--order", "web-1"],
+    );
     assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("order web-1  store s1"), "{out}");
     store_erased(&store, "web-1");
     hq_confirmed(&hq, "web-1");
     assert_eq!(

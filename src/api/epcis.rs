@@ -70,10 +70,12 @@ fn parse_query(pairs: Vec<(String, String)>) -> Result<EventQuery, ApiError> {
     Ok(EventQuery { filter, base })
 }
 
-/// This node as an EPCIS origin. The GLN was checked when the configuration was loaded.
+/// This node as an EPCIS origin. The GLN and time zone were checked when the configuration
+/// was loaded.
 fn origin(config: &Config) -> Result<Origin, ApiError> {
     let n = &config.node;
     Origin::new(&n.tenant, &n.store_id, &n.node_id, n.gln.as_deref())
+        .map(|o| o.with_time_zone(n.time_zone.clone()))
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
 }
 
@@ -98,8 +100,10 @@ fn next_link(base: &[(String, String)], after: i64) -> String {
     format!("</v1/epcis/events?{}>; rel=\"next\"", q.join("&"))
 }
 
-/// The page of events; a full page links the next one (`Link: <…&after=SEQ>; rel="next"`,
-/// as the EPCIS 2.0 REST binding pages): the EPCISDocument schema allows no extra keys.
+/// The page of events: `limit` events unless it is the last page; a page with events after
+/// it links the next one (`Link: <…&after=SEQ>; rel="next"`, as the EPCIS 2.0 REST binding
+/// pages). Facts without GTIN in the page's range are counted in the document
+/// (`storenode:factsWithoutGtin`), not silently left out.
 pub async fn events(
     State(state): State<AppState>,
     _t: TerminalId,
@@ -108,19 +112,18 @@ pub async fn events(
     let query = parse_query(pairs)?;
     let origin = origin(&state.config)?;
     let filter = query.filter.clone();
-    let rows = state
+    let page = state
         .store
-        .read(move |conn| source::rows(conn, &filter))
+        .read(move |conn| source::page(conn, &filter, &|r| epcis::build_event(&origin, r)))
         .await?;
-    let last = rows.last().map(|r| r.seq);
-    let events = rows
-        .iter()
-        .filter_map(|r| epcis::build_event(&origin, r))
-        .collect();
-    let doc = epcis::document(events, &crate::store::now_utc());
+    let doc = epcis::document(
+        page.events,
+        &crate::store::now_utc(),
+        page.facts_without_gtin,
+    );
     let mut response = Json(doc).into_response();
-    if let Some(last) = last.filter(|_| rows.len() == query.filter.limit as usize)
-        && let Ok(link) = HeaderValue::from_str(&next_link(&query.base, last))
+    if let Some(after) = page.next_after
+        && let Ok(link) = HeaderValue::from_str(&next_link(&query.base, after))
     {
         response.headers_mut().insert(header::LINK, link);
     }

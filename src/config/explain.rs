@@ -17,6 +17,11 @@ pub fn render(config: &Config) -> String {
         node.node_id,
         node.writer_id()
     );
+    let _ = writeln!(
+        out,
+        "  time zone {} (EPCIS eventTimeZoneOffset; times are stored in UTC)",
+        node.time_zone.iana_name().unwrap_or("UTC")
+    );
     let _ = writeln!(out, "  data      {}", node.data_dir.display());
     let _ = writeln!(
         out,

@@ -68,6 +68,9 @@ pub struct NodeConfig {
     pub control_socket: PathBuf,
     /// The store's GLN (checked: 13 digits, check digit), for EPCIS locations.
     pub gln: Option<String>,
+    /// The store's time zone (`node.time_zone`, IANA, default UTC): EPCIS
+    /// `eventTimeZoneOffset`. Everything is still stored in UTC.
+    pub time_zone: jiff::tz::TimeZone,
 }
 
 impl NodeConfig {
@@ -144,7 +147,21 @@ impl Config {
             file: path.to_path_buf(),
             source,
         })?;
-        Self::from_toml(path, &text)
+        let config = Self::from_toml(path, &text)?;
+        config.check_files()?;
+        Ok(config)
+    }
+
+    /// The files the configuration names exist and parse (TLS certificates and keys). Apart
+    /// from [`Self::from_toml`], which only looks at the text.
+    pub fn check_files(&self) -> Result<(), ConfigError> {
+        if let Some(sync) = &self.sync {
+            crate::sync::config::check_tls_files(&self.file, "sync", &sync.broker)?;
+        }
+        if let Some(hq) = &self.hq {
+            crate::sync::config::check_tls_files(&self.file, "hq", &hq.broker)?;
+        }
+        Ok(())
     }
 
     /// Parses and validates TOML text; `path` is used in messages and to resolve relative paths.

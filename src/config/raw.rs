@@ -47,6 +47,9 @@ pub struct RawNode {
     pub control_socket: Option<PathBuf>,
     /// The store's GLN (13 digits): EPCIS locations become GS1 Digital Link URIs.
     pub gln: Option<String>,
+    /// The store's IANA time zone (e.g. "Europe/Berlin"), for EPCIS `eventTimeZoneOffset`.
+    /// Default "UTC". Times are still stored and exported in UTC.
+    pub time_zone: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -249,6 +252,20 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// An identifier that is safe in MQTT topics, file names and metric labels.
+/// The store id HQ uses for itself (the tenant's catalog document is HQ's "store"): a store
+/// with that id would write into HQ's documents and topics.
+const RESERVED_STORE_ID: &str = crate::sync::doc_catalog::CATALOG_STORE;
+
+/// An IANA time zone name from the bundled tz database; `None` is UTC.
+fn time_zone(name: Option<&str>) -> Result<jiff::tz::TimeZone, String> {
+    match name {
+        None => Ok(jiff::tz::TimeZone::UTC),
+        Some(name) => jiff::tz::TimeZone::get(name).map_err(|_| {
+            format!("{name:?} is not an IANA time zone name like \"Europe/Berlin\" or \"UTC\"")
+        }),
+    }
+}
+
 fn check_id(value: &str) -> Result<(), String> {
     if value.is_empty() || value.len() > 64 {
         return Err("must be 1 to 64 characters".into());
@@ -275,6 +292,7 @@ impl RawConfig {
                 currency: default_currency(),
                 control_socket: None,
                 gln: None,
+                time_zone: None,
             },
             log: RawLog::default(),
             api: RawApi {
@@ -303,6 +321,12 @@ impl RawConfig {
         };
         check_id(&self.node.tenant).map_err(|r| invalid("node.tenant", r))?;
         check_id(&self.node.store_id).map_err(|r| invalid("node.store_id", r))?;
+        if self.node.store_id.eq_ignore_ascii_case(RESERVED_STORE_ID) {
+            return Err(invalid(
+                "node.store_id",
+                format!("{RESERVED_STORE_ID:?} is reserved: HQ's own topics and documents use it"),
+            ));
+        }
         check_id(&self.node.node_id).map_err(|r| invalid("node.node_id", r))?;
         let currency = &self.node.currency;
         if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
@@ -321,6 +345,8 @@ impl RawConfig {
         if let Some(gln) = &self.node.gln {
             crate::epcis::check_gln(gln).map_err(|e| invalid("node.gln", e.to_string()))?;
         }
+        let time_zone =
+            time_zone(self.node.time_zone.as_deref()).map_err(|r| invalid("node.time_zone", r))?;
 
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid(
@@ -418,6 +444,7 @@ impl RawConfig {
                 currency: self.node.currency,
                 control_socket,
                 gln: self.node.gln,
+                time_zone,
             },
             log: LogConfig {
                 level: self.log.level,

@@ -127,3 +127,90 @@ fn example_config_in_repo_is_valid() {
     let config = Config::from_toml(&path, &text);
     assert!(config.is_ok(), "{:?}", config.err());
 }
+
+#[test]
+fn store_id_hq_is_reserved() {
+    for id in ["hq", "HQ"] {
+        let err = load(&MINIMAL.replace("\"s001\"", &format!("\"{id}\"")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("node.store_id") && err.contains("reserved"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn time_zone_is_an_iana_name_default_utc() {
+    assert_eq!(
+        load(MINIMAL).unwrap().node.time_zone,
+        jiff::tz::TimeZone::UTC
+    );
+    let berlin = MINIMAL.replace("data_dir", "time_zone = \"Europe/Berlin\"\ndata_dir");
+    let config = load(&berlin).unwrap();
+    assert_eq!(config.node.time_zone.iana_name(), Some("Europe/Berlin"));
+    assert!(config.explain().contains("time zone Europe/Berlin"));
+    let err = load(&MINIMAL.replace("data_dir", "time_zone = \"+02:00x\"\ndata_dir"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("node.time_zone"), "{err}");
+}
+
+use proptest::prelude::Strategy as _;
+
+/// The numeric keys of a node's and HQ's configuration, where a value goes.
+const NUMBER_KEYS: &[(&str, &str)] = &[
+    ("api", "max_body_bytes"),
+    ("api", "request_timeout_ms"),
+    ("api", "rate_per_terminal"),
+    ("api", "burst_per_terminal"),
+    ("database", "max_batch"),
+    ("sync", "resend_interval_ms"),
+    ("sync", "reconnect_max_ms"),
+    ("sync", "online_escrow_units"),
+    ("hq", "epoch_interval_s"),
+    ("hq", "safety_stock"),
+];
+
+proptest::proptest! {
+    // Whatever number (or not-a-number) a key is given, loading answers Ok or a
+    // configuration error; it never panics, and a validated HQ interval is one the clock
+    // can add.
+    #[test]
+    fn no_number_in_the_file_panics(
+        key in 0..NUMBER_KEYS.len(),
+        value in proptest::prop_oneof![
+            proptest::num::i64::ANY.prop_map(|n| n.to_string()),
+            proptest::num::u64::ANY.prop_map(|n| n.to_string()),
+            proptest::num::f64::ANY.prop_map(|f| format!("{f:?}")),
+            proptest::prelude::Just("nan".to_string()),
+            proptest::prelude::Just("-inf".to_string()),
+            proptest::prelude::Just("18446744073709551615".to_string()),
+            "\"[ -~]{0,8}\"",
+        ],
+    ) {
+        let (section, name) = NUMBER_KEYS[key];
+        let body = match section {
+            "sync" => "broker = \"mqtt://127.0.0.1:1883\"\n",
+            "hq" => "token = \"0123456789abcdef0\"\nbroker = \"mqtt://127.0.0.1:1883\"\n",
+            _ => "",
+        };
+        let text = format!("{MINIMAL}\n[{section}]\n{body}{name} = {value}\n");
+        if let Some(every) = load(&text).ok().and_then(|c| c.hq).and_then(|h| h.epoch_interval) {
+            proptest::prop_assert!(std::time::Instant::now().checked_add(every * 2).is_some());
+        }
+        let hq = format!("[hq]\ntoken = \"0123456789abcdef0\"\nbroker = \"mqtt://127.0.0.1:1883\"\n{name} = {value}\n");
+        let parsed: Result<crate::sync::config::HqFile, _> = toml::from_str(&hq);
+        if let Ok(file) = parsed {
+            let _ = file.hq.validate(Path::new("/etc/storenode/hq.toml"));
+        }
+    }
+
+    // Any text at all: an error naming the file, never a panic.
+    #[test]
+    fn any_text_loads_or_is_refused(text in "[\\[\\]a-z_=\"0-9. \n-]{0,200}") {
+        let _ = load(&text);
+        let _ = load(&format!("{MINIMAL}{text}"));
+    }
+}

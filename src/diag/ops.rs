@@ -81,7 +81,7 @@ pub struct ProbeArgs {
     /// Serial device, e.g. /dev/ttyUSB0.
     pub port: String,
     /// Seconds to listen for scans at each baud rate (scan a barcode meanwhile).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = |t: &str| crate::cli_numbers::integer(t, 1..=3600u64))]
     pub listen_secs: u64,
     /// Only listen; send no command to the device.
     #[arg(long)]
@@ -96,7 +96,7 @@ pub struct TailArgs {
     #[arg(long)]
     pub device: Option<String>,
     /// Stop after this many seconds (default: until Ctrl-C).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli_numbers::seconds)]
     pub seconds: Option<u64>,
     #[command(flatten)]
     pub common: Common,

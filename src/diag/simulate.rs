@@ -55,22 +55,22 @@ pub struct SimulateArgs {
     #[arg(long, default_value = "5/s", value_parser = parse_rate)]
     pub rate: f64,
     /// Stop after this many seconds (default: until Ctrl-C).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli_numbers::seconds_f64)]
     pub seconds: Option<f64>,
-    /// Each tag is read this many times per inventory round (rfid).
-    #[arg(long, default_value_t = 3)]
+    /// Each tag is read this many times per inventory round (rfid), 1 to 1000.
+    #[arg(long, default_value_t = 3, value_parser = |t: &str| crate::cli_numbers::integer(t, 1..=1000u32))]
     pub duplicates: u32,
-    /// Distinct tags in the field (rfid).
-    #[arg(long, default_value_t = 20)]
+    /// Distinct tags in the field (rfid), 1 to 100000.
+    #[arg(long, default_value_t = 20, value_parser = |t: &str| crate::cli_numbers::integer(t, 1..=100_000usize))]
     pub tags: usize,
     /// Share of frames preceded by line noise or sent corrupted, 0..1.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = crate::cli_numbers::fraction)]
     pub noise: f64,
     /// Random seed: the same seed gives the same stream.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Baud rate when opening `--port`.
-    #[arg(long, default_value_t = 115_200)]
+    #[arg(long, default_value_t = 115_200, value_parser = |t: &str| crate::cli_numbers::integer(t, 50..=4_000_000u32))]
     pub baud: u32,
     /// Scanner record suffix: cr, lf, crlf, tab, none, hex:...
     #[arg(long, default_value = "crlf")]

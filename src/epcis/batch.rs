@@ -100,11 +100,12 @@ impl Ack {
     }
 }
 
-/// The `eventID` of an event, if it has a plausible one.
+/// The `eventID` of an event, if it has a plausible one: `urn:uuid:` (this version) or
+/// `ni:///` (stores running an older version, still accepted by HQ).
 pub fn event_id(event: &Value) -> Option<&str> {
     event["eventID"]
         .as_str()
-        .filter(|id| id.starts_with("ni:///") && id.len() <= 256)
+        .filter(|id| (id.starts_with("urn:uuid:") || id.starts_with("ni:///")) && id.len() <= 256)
 }
 
 /// Splits log rows (`seq`, its event if any), in `seq` order after `after`, into batches
@@ -154,7 +155,7 @@ mod tests {
     use serde_json::json;
 
     fn event(n: i64, pad: usize) -> Value {
-        json!({ "eventID": format!("ni:///sha-256;{n}"), "eventTime": "2026-01-01T00:00:00.000Z", "pad": "x".repeat(pad) })
+        json!({ "eventID": format!("urn:uuid:00000000-0000-5000-8000-{n:012}"), "eventTime": "2026-01-01T00:00:00.000Z", "pad": "x".repeat(pad) })
     }
 
     #[test]

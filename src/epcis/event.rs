@@ -1,16 +1,23 @@
 //! Rows of the EPCIS event log → EPCIS 2.0 ObjectEvents and EPCISDocuments. Pure.
 
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use super::EpcisError;
-use crate::gs1::{check_digit, decode_epc_hex, epc::Epc};
+pub use super::id::event_id;
+use crate::gs1::{check_digit, decode_epc_hex, epc::Epc, gtin::Gtin14};
 
 /// The JSON-LD context every EPCIS 2.0 document names.
 pub const CONTEXT: &str = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld";
 
-/// Times are stored and exported in UTC.
-const UTC_OFFSET: &str = "+00:00";
+/// The JSON-LD prefix of storenode's EPCIS extension fields (EPCIS 2.0 allows any field
+/// named by a URI, a prefix declared in `@context` included).
+pub const EXTENSION_PREFIX: &str = "storenode";
+const EXTENSION_NAMESPACE: &str = "urn:storenode:epcis:";
+/// On an event: its sale lines without a GTIN (no GS1 identity, so not in `quantityList`).
+pub const LINES_WITHOUT_GTIN: &str = "storenode:linesWithoutGtin";
+/// On a document: the facts of this page that name nothing with a GS1 identity (a receipt,
+/// count or sale of items without GTIN), so have no event.
+pub const FACTS_WITHOUT_GTIN: &str = "storenode:factsWithoutGtin";
 
 /// The GS1 Digital Link resolver domain used for class-level and location identifiers.
 const DL_BASE: &str = "https://id.gs1.org";
@@ -94,6 +101,22 @@ pub struct EventRow {
     pub lines: Vec<SaleLine>,
 }
 
+/// Where the store is, as configured: its GLN and its time zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    pub gln: Option<String>,
+    pub time_zone: jiff::tz::TimeZone,
+}
+
+impl Default for Site {
+    fn default() -> Self {
+        Self {
+            gln: None,
+            time_zone: jiff::tz::TimeZone::UTC,
+        }
+    }
+}
+
 /// Who and where: the identity of this node in the chain and the store's location.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
@@ -102,6 +125,9 @@ pub struct Origin {
     pub node_id: String,
     /// The store's GLN, if configured: locations become GS1 Digital Link URIs.
     pub gln: Option<String>,
+    /// The store's time zone (`node.time_zone`): each event's `eventTimeZoneOffset` is the
+    /// store's local offset at the event's time (DST included). UTC unless configured.
+    pub time_zone: jiff::tz::TimeZone,
 }
 
 impl Origin {
@@ -120,7 +146,25 @@ impl Origin {
             store_id: store_id.to_string(),
             node_id: node_id.to_string(),
             gln: gln.map(str::to_string),
+            time_zone: jiff::tz::TimeZone::UTC,
         })
+    }
+
+    /// The same origin in the store's time zone.
+    pub fn with_time_zone(mut self, time_zone: jiff::tz::TimeZone) -> Self {
+        self.time_zone = time_zone;
+        self
+    }
+
+    /// `eventTimeZoneOffset` (`+HH:MM`) of an event at `at` (RFC 3339): the store's offset
+    /// then. A time that does not parse (never written by this node) gets UTC's.
+    pub fn offset_at(&self, at: &str) -> String {
+        let seconds = at
+            .parse::<jiff::Timestamp>()
+            .map_or(0, |t| self.time_zone.to_offset(t).seconds());
+        let sign = if seconds < 0 { '-' } else { '+' };
+        let minutes = seconds.unsigned_abs() / 60;
+        format!("{sign}{:02}:{:02}", minutes / 60, minutes % 60)
     }
 
     /// The store: `https://id.gs1.org/414/{gln}`, or a storenode URN without a GLN.
@@ -176,27 +220,6 @@ fn uri_part(s: &str) -> String {
     out
 }
 
-/// A stable event ID: `ni:///sha-256;…?ver=CBV2.0` over the identity of the source row
-/// (tenant, writer, kind, row id, time), so every re-export and re-publish of one fact
-/// carries the same ID and HQ can store it once. Unlike the CBV canonical event hash it does
-/// not hash the event's content, so changing the GLN later does not duplicate old events.
-pub fn event_id(origin: &Origin, kind: EventKind, source_id: i64, at: &str) -> String {
-    let mut hash = Sha256::new();
-    for part in [
-        origin.tenant.as_str(),
-        origin.store_id.as_str(),
-        origin.node_id.as_str(),
-        kind.as_str(),
-        &source_id.to_string(),
-        at,
-    ] {
-        hash.update(part.as_bytes());
-        // A separator that cannot occur in the parts keeps ("a","bc") apart from ("ab","c").
-        hash.update([0u8]);
-    }
-    format!("ni:///sha-256;{}?ver=CBV2.0", hex::encode(hash.finalize()))
-}
-
 /// The pure identity URI of an EPC, or its TDS raw URI when it is not a known scheme.
 fn epc_uri(hex_epc: &str) -> String {
     let raw = || {
@@ -214,16 +237,19 @@ fn epc_uri(hex_epc: &str) -> String {
     }
 }
 
-/// The class of a trade item: its GTIN as a GS1 Digital Link URI (EPCIS 2.0 accepts these
-/// wherever an EPC class URN is allowed; a GTIN alone does not tell the company prefix
-/// length an `urn:epc:idpat:sgtin` would need).
-fn gtin_class(gtin14: &str) -> String {
-    format!("{DL_BASE}/01/{gtin14}")
+/// The class of a trade item: its GTIN as a GS1 Digital Link URI, always the 14-digit form
+/// GS1 Digital Link requires (a sale line may hold the GTIN-13 the till was given). EPCIS
+/// 2.0 accepts these wherever an EPC class URN is allowed; a GTIN alone does not tell the
+/// company prefix length an `urn:epc:idpat:sgtin` would need. `None`: not a valid GTIN
+/// (an old row), which has no GS1 identity either.
+fn gtin_class(gtin: &str) -> Option<String> {
+    let gtin14 = Gtin14::parse(gtin).ok()?;
+    Some(format!("{DL_BASE}/01/{}", gtin14.as_str()))
 }
 
-fn quantity_element(gtin14: &str, quantity: Option<i64>, unit: &str) -> Value {
+fn quantity_element(gtin: &str, quantity: Option<i64>, unit: &str) -> Option<Value> {
     let mut q = Map::new();
-    q.insert("epcClass".into(), json!(gtin_class(gtin14)));
+    q.insert("epcClass".into(), json!(gtin_class(gtin)?));
     if let Some(n) = quantity {
         q.insert("quantity".into(), json!(n));
         if unit == "gram" {
@@ -231,18 +257,22 @@ fn quantity_element(gtin14: &str, quantity: Option<i64>, unit: &str) -> Value {
             q.insert("uom".into(), json!("GRM"));
         }
     }
-    Value::Object(q)
+    Some(Value::Object(q))
 }
 
-/// What the event is about: EPCs (item level) and classes with quantities (SKU level).
-fn what(row: &EventRow) -> (Vec<Value>, Vec<Value>) {
+/// What the event is about: EPCs (item level), classes with quantities (SKU level), and
+/// how many sale lines name nothing with a GS1 identity.
+fn what(row: &EventRow) -> (Vec<Value>, Vec<Value>, usize) {
     let mut epcs = Vec::new();
     let mut quantities = Vec::new();
+    let mut without_gtin = 0;
     match row.kind {
         EventKind::Receipt | EventKind::Count => {
-            if let Some(g) = &row.gtin14 {
-                quantities.push(quantity_element(g, row.quantity, "piece"));
-            }
+            quantities.extend(
+                row.gtin14
+                    .as_deref()
+                    .and_then(|g| quantity_element(g, row.quantity, "piece")),
+            );
         }
         EventKind::TagRead | EventKind::ExitAlert => {
             if let Some(e) = &row.epc {
@@ -251,24 +281,25 @@ fn what(row: &EventRow) -> (Vec<Value>, Vec<Value>) {
         }
         EventKind::Sale => {
             for line in &row.lines {
-                match (&line.epc, &line.gtin14) {
+                let class =
+                    || quantity_element(line.gtin14.as_deref()?, Some(line.quantity), &line.unit);
+                match (&line.epc, class()) {
                     (Some(e), _) => epcs.push(json!(epc_uri(e))),
-                    (None, Some(g)) => {
-                        quantities.push(quantity_element(g, Some(line.quantity), &line.unit))
-                    }
-                    // An item without GTIN has no GS1 identity to report.
-                    (None, None) => {}
+                    (None, Some(q)) => quantities.push(q),
+                    // An item without GTIN has no GS1 identity to report: counted, and the
+                    // event says how many.
+                    (None, None) => without_gtin += 1,
                 }
             }
         }
     }
-    (epcs, quantities)
+    (epcs, quantities, without_gtin)
 }
 
 /// The ObjectEvent of one log row; `None` when it names nothing with a GS1 identity (an
-/// item without GTIN), which is skipped rather than exported empty.
+/// item without GTIN): no event, counted in the document ([`FACTS_WITHOUT_GTIN`]).
 pub fn build_event(origin: &Origin, row: &EventRow) -> Option<Value> {
-    let (epcs, quantities) = what(row);
+    let (epcs, quantities, without_gtin) = what(row);
     if epcs.is_empty() && quantities.is_empty() {
         return None;
     }
@@ -284,7 +315,10 @@ pub fn build_event(origin: &Origin, row: &EventRow) -> Option<Value> {
         json!(event_id(origin, row.kind, row.source_id, &row.at)),
     );
     e.insert("eventTime".into(), json!(row.at));
-    e.insert("eventTimeZoneOffset".into(), json!(UTC_OFFSET));
+    e.insert(
+        "eventTimeZoneOffset".into(),
+        json!(origin.offset_at(&row.at)),
+    );
     if !epcs.is_empty() {
         e.insert("epcList".into(), Value::Array(epcs));
     }
@@ -300,20 +334,30 @@ pub fn build_event(origin: &Origin, row: &EventRow) -> Option<Value> {
         json!({ "id": origin.read_point(reader) }),
     );
     e.insert("bizLocation".into(), json!({ "id": origin.biz_location() }));
+    if without_gtin > 0 {
+        e.insert(LINES_WITHOUT_GTIN.into(), json!(without_gtin));
+    }
     Some(Value::Object(e))
 }
 
 /// An EPCISDocument holding `events`. EPCISDocument (not EPCISQueryDocument) because it is
 /// what an EPCIS 2.0 repository's capture interface takes: the export can be posted to any
 /// repository as is, while a query document needs a named query this node does not run.
-pub fn document(events: Vec<Value>, creation_date: &str) -> Value {
-    json!({
-        "@context": [CONTEXT],
+///
+/// `facts_without_gtin`: the facts this document covers that have no event (see
+/// [`FACTS_WITHOUT_GTIN`]); said in the document when not zero.
+pub fn document(events: Vec<Value>, creation_date: &str, facts_without_gtin: usize) -> Value {
+    let mut doc = json!({
+        "@context": [CONTEXT, { EXTENSION_PREFIX: EXTENSION_NAMESPACE }],
         "type": "EPCISDocument",
         "schemaVersion": "2.0",
         "creationDate": creation_date,
         "epcisBody": { "eventList": events },
-    })
+    });
+    if facts_without_gtin > 0 {
+        doc[FACTS_WITHOUT_GTIN] = json!(facts_without_gtin);
+    }
+    doc
 }
 
 /// An RFC 3339 time (any offset) as stored in the log: UTC, milliseconds, `Z`, so text

@@ -7,11 +7,12 @@
 
 pub mod batch;
 mod event;
+mod id;
 pub mod source;
 
 pub use event::{
-    CONTEXT, EventKind, EventRow, Origin, SaleLine, build_event, check_gln, document, event_id,
-    normalize_time,
+    CONTEXT, EventKind, EventRow, FACTS_WITHOUT_GTIN, LINES_WITHOUT_GTIN, Origin, SaleLine, Site,
+    build_event, check_gln, document, event_id, normalize_time,
 };
 
 /// Errors of the EPCIS mapping and its query parameters.

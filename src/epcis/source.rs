@@ -66,6 +66,63 @@ pub fn rows(conn: &Connection, filter: &Filter) -> Result<Vec<EventRow>, StoreEr
     Ok(out)
 }
 
+/// One page of the export: up to `limit` events, the facts in its range that have no event
+/// (items without GTIN), and the cursor of the next page if there are more events.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Page {
+    pub events: Vec<serde_json::Value>,
+    pub facts_without_gtin: usize,
+    /// `Some(seq)`: more events follow; ask again with `after = seq`.
+    pub next_after: Option<i64>,
+}
+
+/// Fills a page with `filter.limit` *events* (rows that map to none are skipped and counted,
+/// not left to make the page short), reading on until one event more than the page or the
+/// end of the log: a page is short only when it is the last, and only a page with events
+/// after it has a next cursor.
+pub fn page(
+    conn: &Connection,
+    filter: &Filter,
+    build: &dyn Fn(&EventRow) -> Option<serde_json::Value>,
+) -> Result<Page, StoreError> {
+    let want = filter.limit as usize;
+    let chunk = filter.limit.saturating_add(1);
+    let mut page = Page::default();
+    // Rows without event since the last event taken: this page's only if no event follows.
+    let mut pending = 0;
+    let mut last_taken = None;
+    let mut cursor = filter.after;
+    loop {
+        let got = rows(
+            conn,
+            &Filter {
+                after: cursor,
+                limit: chunk,
+                ..filter.clone()
+            },
+        )?;
+        let exhausted = got.len() < chunk as usize;
+        for row in &got {
+            cursor = row.seq;
+            let Some(event) = build(row) else {
+                pending += 1;
+                continue;
+            };
+            if page.events.len() == want {
+                page.next_after = last_taken;
+                return Ok(page);
+            }
+            page.events.push(event);
+            page.facts_without_gtin += std::mem::take(&mut pending);
+            last_taken = Some(row.seq);
+        }
+        if exhausted || got.is_empty() {
+            page.facts_without_gtin += pending;
+            return Ok(page);
+        }
+    }
+}
+
 fn sale_lines(conn: &Connection, sale_id: i64) -> Result<Vec<SaleLine>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT COALESCE(l.gtin14, (SELECT MIN(g.gtin14) FROM item_gtin g WHERE g.sku = l.sku)),
@@ -217,6 +274,82 @@ mod tests {
         assert_eq!(kinds, [EventKind::TagRead, EventKind::ExitAlert]);
         assert_eq!(got[1].reader.as_deref(), Some("door"));
         assert_eq!(got[1].antenna, Some(2));
+    }
+
+    /// A log of `n` receipts, every third of an item without GTIN (no event).
+    fn receipts(conn: &Connection, n: usize) {
+        exec(
+            conn,
+            "INSERT INTO item VALUES ('MUG','Mug',500,'EUR','std',0,'t');
+             INSERT INTO item_gtin VALUES ('04012345000108','MUG');
+             INSERT INTO item VALUES ('BAG','Bag',10,'EUR','std',0,'t');
+             INSERT INTO stock_level VALUES ('MUG',0,0,'t'), ('BAG',0,0,'t');",
+        );
+        for i in 0..n {
+            let sku = if i % 3 == 2 { "BAG" } else { "MUG" };
+            conn.execute(
+                "INSERT INTO stock_movement (sku, kind, on_hand_delta, ref_type, ref_id, terminal, at)
+                 VALUES (?1,'receipt',1,'receipt',?2,'pos1','2026-01-01T10:00:00.000Z')",
+                params![sku, format!("DN-{i}")],
+            )
+            .unwrap();
+        }
+    }
+
+    fn build(row: &EventRow) -> Option<serde_json::Value> {
+        row.gtin14.as_ref().map(|_| serde_json::json!(row.seq))
+    }
+
+    #[test]
+    fn pages_are_full_until_the_last_and_only_a_page_with_more_links_on() {
+        let conn = memory_db();
+        // 27 facts, 18 with an event: pages of 9 are 9 and 9 events, the second without a
+        // next cursor (before: a page of 9 rows held 6 events and every page linked on).
+        receipts(&conn, 27);
+        let mut after = 0;
+        let mut pages = Vec::new();
+        for _ in 0..10 {
+            let p = page(
+                &conn,
+                &Filter {
+                    after,
+                    limit: 9,
+                    ..Filter::default()
+                },
+                &build,
+            )
+            .unwrap();
+            pages.push((p.events.len(), p.facts_without_gtin, p.next_after.is_some()));
+            match p.next_after {
+                Some(next) => after = next,
+                None => break,
+            }
+        }
+        assert_eq!(pages, [(9, 4, true), (9, 5, false)]);
+        // A limit that divides the events exactly: the last full page has no next link.
+        let all = page(
+            &conn,
+            &Filter {
+                limit: 18,
+                ..Filter::default()
+            },
+            &build,
+        )
+        .unwrap();
+        assert_eq!(
+            (all.events.len(), all.facts_without_gtin, all.next_after),
+            (18, 9, None)
+        );
+        let short = page(
+            &conn,
+            &Filter {
+                limit: 1000,
+                ..Filter::default()
+            },
+            &build,
+        )
+        .unwrap();
+        assert_eq!((short.events.len(), short.next_after), (18, None));
     }
 
     #[test]

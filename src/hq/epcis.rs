@@ -314,20 +314,28 @@ pub async fn events(
     };
     let epcis = state.epcis.clone();
     let limit = query.limit as usize;
-    let found = tokio::task::spawn_blocking(move || lock(&epcis).events(&query)).await;
-    let rows = match found {
+    // One row more than the page: a `next` link only when there is a next page, so a
+    // client may stop at the first page without one (or at a short page).
+    let probe = EventQuery {
+        limit: query.limit.saturating_add(1),
+        ..query
+    };
+    let found = tokio::task::spawn_blocking(move || lock(&epcis).events(&probe)).await;
+    let mut rows = match found {
         Ok(Ok(rows)) => rows,
         Ok(Err(e)) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
+    let more = rows.len() > limit;
+    rows.truncate(limit);
     let last = rows.last().map(|(id, _)| *id);
-    let full = rows.len() == limit;
     let doc = crate::epcis::document(
         rows.into_iter().map(|(_, e)| e).collect(),
         &crate::store::now_utc(),
+        0,
     );
     let mut response = Json(doc).into_response();
-    if let Some(link) = last.filter(|_| full).and_then(|l| next_link(&pairs, l)) {
+    if let Some(link) = last.filter(|_| more).and_then(|l| next_link(&pairs, l)) {
         response.headers_mut().insert(header::LINK, link);
     }
     response

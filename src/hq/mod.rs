@@ -405,42 +405,26 @@ pub async fn catalog_import(cfg: &HqConfig, file: &std::path::Path) -> anyhow::R
             variable_measure: i.variable_measure,
         })
         .collect();
-    let body = serde_json::to_vec(&serde_json::json!({ "items": items }))?;
-    let answer = http_post(cfg.listen, "/v1/catalog", cfg.token.expose(), &body).await?;
-    println!("{answer}");
+    let client = local_client(cfg)?;
+    let reply = client
+        .post_json("/v1/catalog", &serde_json::json!({ "items": items }))
+        .await?;
+    if !reply.is_success() {
+        anyhow::bail!("HQ refused the catalog ({}): {}", reply.status, reply.body);
+    }
+    println!("{}", reply.body);
     Ok(())
 }
 
-/// A one-shot HTTP/1.1 POST over loopback (no HTTP client crate needed for one call).
-async fn http_post(
-    addr: std::net::SocketAddr,
-    path: &str,
-    token: &str,
-    body: &[u8],
-) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::net::TcpStream::connect(addr),
-    )
-    .await??;
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await??;
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let status_ok = text.starts_with("HTTP/1.1 200");
-    let body_text = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    if status_ok {
-        Ok(body_text)
-    } else {
-        anyhow::bail!(
-            "HQ refused the catalog: {}",
-            text.lines().next().unwrap_or("")
-        )
+/// A client for this HQ's own API (`hq.listen`, plain HTTP), for the CLI on the HQ box: an
+/// unspecified listen address (`0.0.0.0`) is reached on loopback.
+pub fn local_client(cfg: &HqConfig) -> anyhow::Result<crate::http_client::HqClient> {
+    let mut addr = cfg.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
+    Ok(crate::http_client::HqClient::own_listener(
+        addr,
+        cfg.token.expose(),
+    )?)
 }

@@ -1,20 +1,24 @@
 //! `storenode privacy erase`: asks HQ to erase a customer's data (`POST /v1/privacy/erase`)
 //! and prints what was erased and whether each store confirmed. It never prints personal
-//! data: only order ids, stores and times. Plain HTTP (HQ's API listens on a private
-//! address or behind a TLS-terminating proxy); exit 0 when HQ answered, 1 otherwise.
+//! data: only order ids, stores and times. HTTPS with the chain's CA (`--ca-file`, or the
+//! `ca_file` of `--config`), or plain HTTP to a loopback address (see
+//! [`crate::http_client`]); exit 0 when HQ answered, 1 otherwise.
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::http_client::{HqClient, chain_ca};
 
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("who").required(true).args(["order", "email", "phone"])))]
 pub struct EraseArgs {
-    /// HQ's API, e.g. http://10.0.0.5:8443
+    /// HQ's API, e.g. https://hq.example.net:8443 (http:// only to a loopback address)
     #[arg(long)]
     pub hq_url: String,
+    /// CA certificate HQ's certificate must chain to (default: `ca_file` of --config).
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
     /// File holding HQ's API bearer token.
     #[arg(long)]
     pub token_file: PathBuf,
@@ -34,31 +38,38 @@ pub struct EraseArgs {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    #[error("--hq-url {0:?}: expected http://host:port")]
-    Url(String),
     #[error("HQ answered {status}: {detail}")]
     Refused { status: u16, detail: String },
 }
 
-/// Runs the erasure; returns the report to print.
-pub async fn erase(args: &EraseArgs) -> anyhow::Result<String> {
+/// Runs the erasure; returns the report to print. `config_file`: where the chain's CA is
+/// named when `--ca-file` is not given.
+pub async fn erase(args: &EraseArgs, config_file: &Path) -> anyhow::Result<String> {
     let token = std::fs::read_to_string(&args.token_file)
         .with_context(|| format!("token file {}", args.token_file.display()))?;
+    let ca = args.ca_file.clone().or_else(|| chain_ca(config_file));
+    let client = HqClient::new(&args.hq_url, &token, ca.as_deref()).context("--hq-url")?;
     let body = serde_json::json!({
         "order_id": args.order, "store": args.store, "email": args.email, "phone": args.phone,
     });
-    let body = strip_nulls(body);
-    let (status, answer) = post(
-        &args.hq_url,
-        "/v1/privacy/erase",
-        token.trim(),
-        &serde_json::to_vec(&body)?,
-    )
-    .await?;
-    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
-    if status != 200 {
+    let reply = client
+        .post_json("/v1/privacy/erase", &strip_nulls(body))
+        .await?;
+    let answer = reply.json();
+    if reply.status != 200 {
         let detail = answer["error"].as_str().unwrap_or("no detail").to_owned();
-        return Err(CliError::Refused { status, detail }.into());
+        return Err(CliError::Refused {
+            status: reply.status,
+            detail,
+        }
+        .into());
+    }
+    // An answer that is not the erasure report must not read as "nothing matched".
+    if !answer["erased"].is_array() {
+        anyhow::bail!(
+            "HQ answered 200 without an erasure report: {:?}",
+            reply.body
+        );
     }
     Ok(report(&answer))
 }
@@ -93,60 +104,12 @@ fn report(answer: &serde_json::Value) -> String {
     out
 }
 
-/// `http://host:port[/]` → `host:port`.
-fn authority(url: &str) -> Result<&str, CliError> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| CliError::Url(url.to_owned()))?;
-    let authority = rest.trim_end_matches('/');
-    if authority.is_empty() || authority.contains('/') || !authority.contains(':') {
-        return Err(CliError::Url(url.to_owned()));
-    }
-    Ok(authority)
-}
-
-/// A one-shot HTTP/1.1 POST; returns the status and the body.
-async fn post(url: &str, path: &str, token: &str, body: &[u8]) -> anyhow::Result<(u16, String)> {
-    let authority = authority(url)?;
-    let mut stream = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::net::TcpStream::connect(authority),
-    )
-    .await
-    .with_context(|| format!("connecting to {authority} timed out"))?
-    .with_context(|| format!("cannot reach HQ at {authority}"))?;
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
-        .await
-        .context("HQ did not answer within 30 s")??;
-    let text = String::from_utf8_lossy(&answer);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    Ok((status, body.to_owned()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn urls_and_reports() {
-        assert_eq!(
-            authority("http://127.0.0.1:8443/").unwrap(),
-            "127.0.0.1:8443"
-        );
-        assert!(authority("https://hq:8443").is_err());
-        assert!(authority("http://hq").is_err());
+    fn reports() {
         let answer = serde_json::json!({ "erased": [
             { "order_id": "web-1", "store": "s1", "erased_at": "2026-01-01T00:00:00.000Z", "store_confirmed": false } ] });
         let text = report(&answer);

@@ -137,6 +137,7 @@ impl Store {
                 source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
             })?;
         }
+        refuse_empty_file(&options.path)?;
         let mut conn = open_connection(&options.path, false)?;
         check_integrity(&conn, &options.path)?;
         schema::migrate(&mut conn).map_err(|e| match e {
@@ -321,6 +322,21 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
 }
 
 /// A quick structural check at start: a damaged file is refused rather than written to.
+/// SQLite takes a zero-length file for an empty database, so a store.db truncated by a
+/// full disk or a failed copy would start as an empty store (no stock, no sales) and sync
+/// that to HQ. A database this node created is never empty: refuse it like a damaged one.
+fn refuse_empty_file(path: &Path) -> Result<(), StoreError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() && meta.len() == 0 => Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: "the file is empty (0 bytes), not a storenode database; if this is a new \
+                     install with nothing in it yet, delete the file"
+                .into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn check_integrity(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let corrupt = |detail: String| StoreError::Corrupt {
         path: path.to_path_buf(),

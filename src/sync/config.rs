@@ -222,6 +222,18 @@ impl RawHq {
         if safety_stock < 0 {
             return Err(invalid(file, "hq.safety_stock", "must be >= 0".into()));
         }
+        let epoch_interval_s = self.epoch_interval_s.unwrap_or(0);
+        // A timer interval beyond this overflows the clock (it panicked at start).
+        if epoch_interval_s > crate::cli_numbers::MAX_SECONDS {
+            return Err(invalid(
+                file,
+                "hq.epoch_interval_s",
+                format!(
+                    "must be 0 (epochs only on request) or at most {} (a year)",
+                    crate::cli_numbers::MAX_SECONDS
+                ),
+            ));
+        }
         let data_dir = resolve(file, &self.data_dir.unwrap_or_else(|| PathBuf::from(".")));
         let lanes = provisioned_lanes(file, self.lanes.unwrap_or_default())?;
         Ok(HqConfig {
@@ -233,10 +245,7 @@ impl RawHq {
             broker,
             safety_stock,
             embedded_broker,
-            epoch_interval: self
-                .epoch_interval_s
-                .filter(|s| *s > 0)
-                .map(Duration::from_secs),
+            epoch_interval: (epoch_interval_s > 0).then(|| Duration::from_secs(epoch_interval_s)),
         })
     }
 }
@@ -263,6 +272,39 @@ fn provisioned_lanes(
         .collect()
 }
 
+/// The broker's TLS files exist and parse (CA, certificate, key that match), checked when
+/// the file is loaded: `config check` reports them and `run` stops with the configuration's
+/// exit code (2: systemd does not restart a node whose files are wrong).
+pub fn check_tls_files(
+    file: &Path,
+    section: &str,
+    broker: &BrokerConfig,
+) -> Result<(), ConfigError> {
+    let Some(files) = &broker.tls else {
+        return Ok(());
+    };
+    super::tls::client_config(files).map(drop).map_err(|e| {
+        let key = match &e {
+            super::tls::TlsError::Read { path, .. }
+            | super::tls::TlsError::BadPem { path, .. }
+            | super::tls::TlsError::NoCertificate { path }
+            | super::tls::TlsError::NoPrivateKey { path }
+            | super::tls::TlsError::BadCaCertificate { path, .. } => {
+                if *path == files.ca_cert {
+                    "ca_file"
+                } else if *path == files.client_key {
+                    "key_file"
+                } else {
+                    "cert_file"
+                }
+            }
+            super::tls::TlsError::BadClientIdentity { .. } => "cert_file",
+            super::tls::TlsError::Provider(_) => "broker",
+        };
+        invalid(file, &format!("{section}.{key}"), e.to_string())
+    })
+}
+
 /// A file holding only an `[hq]` section: `storenode hq --config hq.toml`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -286,7 +328,9 @@ pub fn load_hq(file: &Path) -> Result<HqConfig, ConfigError> {
             reason: e.message().to_owned(),
         }
     })?;
-    parsed.hq.validate(file)
+    let cfg = parsed.hq.validate(file)?;
+    check_tls_files(file, "hq", &cfg.broker)?;
+    Ok(cfg)
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

@@ -36,8 +36,8 @@ pub struct SyncSetup {
     slot: DocsSlot,
     notify: Arc<Notify>,
     hook_metrics: Arc<HookMetrics>,
-    /// The store's GLN, for the EPCIS events published to HQ.
-    gln: Option<String>,
+    /// The store's GLN and time zone, for the EPCIS events published to HQ.
+    site: crate::epcis::Site,
 }
 
 impl SyncSetup {
@@ -51,7 +51,7 @@ impl SyncSetup {
                 slot,
                 notify,
                 hook_metrics,
-                gln: None,
+                site: crate::epcis::Site::default(),
             },
             Box::new(hook),
         )
@@ -59,7 +59,13 @@ impl SyncSetup {
 
     /// The store's GLN (`node.gln`), for the EPCIS events published to HQ.
     pub fn with_gln(mut self, gln: Option<&str>) -> Self {
-        self.gln = gln.map(str::to_owned);
+        self.site.gln = gln.map(str::to_owned);
+        self
+    }
+
+    /// The store's time zone (`node.time_zone`), for the events' `eventTimeZoneOffset`.
+    pub fn with_time_zone(mut self, time_zone: jiff::tz::TimeZone) -> Self {
+        self.site.time_zone = time_zone;
         self
     }
 
@@ -96,7 +102,7 @@ impl SyncSetup {
             cfg: cfg.clone(),
             tenant: tenant.to_owned(),
             store_id: store_id.to_owned(),
-            gln: self.gln,
+            site: self.site,
             writer,
             store,
             slot: self.slot,
@@ -120,7 +126,7 @@ struct Loader {
     cfg: SyncConfig,
     tenant: String,
     store_id: String,
-    gln: Option<String>,
+    site: crate::epcis::Site,
     writer: WriterId,
     store: Store,
     slot: DocsSlot,
@@ -159,7 +165,7 @@ impl Loader {
             &self.cfg,
             &self.tenant,
             &self.store_id,
-            self.gln.as_deref(),
+            &self.site,
             self.writer.clone(),
             self.store.clone(),
             docs,

@@ -156,7 +156,7 @@ enum Cmd {
 
 impl SyncService {
     /// Starts the transport and the tasks. `changed` is notified by the hook after commits
-    /// that produced a change. `gln`: the store's GLN for EPCIS locations.
+    /// that produced a change. `site`: the store's GLN and time zone for EPCIS events.
     // The node's identity, its store and the GLN are separate facts of the configuration;
     // bundling them into a struct for this one call would only move the list.
     #[allow(clippy::too_many_arguments)]
@@ -164,7 +164,7 @@ impl SyncService {
         cfg: &SyncConfig,
         tenant: &str,
         store_id: &str,
-        gln: Option<&str>,
+        site: &crate::epcis::Site,
         writer: WriterId,
         store: Store,
         docs: SharedDocs,
@@ -231,7 +231,8 @@ impl SyncService {
             &topics,
             &store_segment,
             &me,
-            crate::epcis::Origin::new(tenant, store_id, node_id, gln)?,
+            crate::epcis::Origin::new(tenant, store_id, node_id, site.gln.as_deref())?
+                .with_time_zone(site.time_zone.clone()),
             shutdown.clone(),
         )?;
         let shared = Arc::new(Shared::default());

@@ -101,7 +101,8 @@ fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsErr
     Ok(certs)
 }
 
-fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
+/// The CA certificate(s) of `path` as a root store (also the CLI's HTTPS client, `crate::http_client`).
+pub fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for cert in load_certificates(path)? {
         roots

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod faultproxy;
+pub mod front;
 pub mod mosquitto;
 pub mod node;
 pub mod pki;

@@ -95,6 +95,7 @@ fn sale_mixes_epc_and_class_lines() {
     assert_eq!(e["disposition"], "retail_sold");
     assert_eq!(e["epcList"][0], "urn:epc:id:sgtin:0614141.812345.6789");
     assert_eq!(e["quantityList"].as_array().unwrap().len(), 2);
+    assert_eq!(e[LINES_WITHOUT_GTIN], 1);
     assert_eq!(e["quantityList"][1]["uom"], "GRM");
     assert_eq!(e["quantityList"][1]["quantity"], 1086);
     assert_eq!(e["bizLocation"]["id"], "urn:storenode:loc:acme:s042");
@@ -152,9 +153,9 @@ fn document_of_every_kind_validates_against_the_official_schema() {
         epc: Some("3074257BF7194E4000001A85".into()),
     }];
     events.push(build_event(&o, &sale).unwrap());
-    let doc = document(events, "2026-03-01T10:00:01.000Z");
+    let doc = document(events, "2026-03-01T10:00:01.000Z", 3);
     validate(&doc);
-    validate(&document(Vec::new(), "2026-03-01T10:00:01.000Z"));
+    validate(&document(Vec::new(), "2026-03-01T10:00:01.000Z", 0));
 }
 
 #[test]
@@ -166,36 +167,94 @@ fn schema_rejects_a_broken_document() {
         .unwrap();
     let mut e = build_event(&origin(None), &row(EventKind::Receipt)).unwrap();
     e["bizStep"] = Value::from("not a step");
-    assert!(!validator.is_valid(&document(vec![e], "2026-03-01T10:00:01.000Z")));
+    assert!(!validator.is_valid(&document(vec![e], "2026-03-01T10:00:01.000Z", 0)));
     // Formats are checked too: a location must be a URI, a time RFC 3339.
     let mut e = build_event(&origin(None), &row(EventKind::Receipt)).unwrap();
     e["readPoint"]["id"] = Value::from("lane 1");
-    assert!(!validator.is_valid(&document(vec![e], "2026-03-01T10:00:01.000Z")));
+    assert!(!validator.is_valid(&document(vec![e], "2026-03-01T10:00:01.000Z", 0)));
     let e = build_event(&origin(None), &row(EventKind::Receipt)).unwrap();
-    assert!(!validator.is_valid(&document(vec![e], "yesterday")));
+    assert!(!validator.is_valid(&document(vec![e], "yesterday", 0)));
 }
 
 #[test]
-fn event_id_is_stable_and_distinct() {
-    let o = origin(None);
-    let a = event_id(&o, EventKind::Sale, 1, "2026-03-01T10:00:00.000Z");
+fn a_sale_line_given_by_gtin_13_exports_its_gtin_14() {
+    // The README's sale: `{"gtin": "4012345000016"}` is stored as given (13 digits); the
+    // class URI is GS1 Digital Link, which takes the 14-digit GTIN only.
+    let mut r = row(EventKind::Sale);
+    r.lines = vec![SaleLine {
+        gtin14: Some("4012345000016".into()),
+        quantity: 2,
+        unit: "piece".into(),
+        epc: None,
+    }];
+    let e = build_event(&origin(None), &r).unwrap();
     assert_eq!(
-        a,
-        event_id(&o, EventKind::Sale, 1, "2026-03-01T10:00:00.000Z")
+        e["quantityList"][0]["epcClass"],
+        "https://id.gs1.org/01/04012345000016"
     );
-    assert!(a.starts_with("ni:///sha-256;") && a.ends_with("?ver=CBV2.0"));
-    assert_ne!(
-        a,
-        event_id(&o, EventKind::Receipt, 1, "2026-03-01T10:00:00.000Z")
+    let mut receipt = row(EventKind::Receipt);
+    receipt.gtin14 = Some("96385074".into());
+    let e = build_event(&origin(None), &receipt).unwrap();
+    assert_eq!(
+        e["quantityList"][0]["epcClass"],
+        "https://id.gs1.org/01/00000096385074"
     );
-    assert_ne!(
-        a,
-        event_id(&o, EventKind::Sale, 2, "2026-03-01T10:00:00.000Z")
+}
+
+#[test]
+fn event_time_zone_offset_is_the_stores_at_the_event_time() {
+    let berlin = origin(None).with_time_zone(jiff::tz::TimeZone::get("Europe/Berlin").unwrap());
+    let mut r = row(EventKind::Receipt);
+    r.at = "2026-01-15T10:00:00.000Z".into();
+    assert_eq!(
+        build_event(&berlin, &r).unwrap()["eventTimeZoneOffset"],
+        "+01:00"
     );
-    let other_lane = Origin::new("acme", "s042", "lane2", None).unwrap();
-    assert_ne!(
-        a,
-        event_id(&other_lane, EventKind::Sale, 1, "2026-03-01T10:00:00.000Z")
+    // Summer time.
+    r.at = "2026-07-15T10:00:00.000Z".into();
+    let e = build_event(&berlin, &r).unwrap();
+    assert_eq!(e["eventTimeZoneOffset"], "+02:00");
+    // The time itself stays UTC.
+    assert_eq!(e["eventTime"], "2026-07-15T10:00:00.000Z");
+    let kolkata = origin(None).with_time_zone(jiff::tz::TimeZone::get("Asia/Kolkata").unwrap());
+    assert_eq!(kolkata.offset_at("2026-07-15T10:00:00.000Z"), "+05:30");
+    let new_york =
+        origin(None).with_time_zone(jiff::tz::TimeZone::get("America/New_York").unwrap());
+    assert_eq!(new_york.offset_at("2026-01-15T10:00:00.000Z"), "-05:00");
+    validate(&document(vec![e], "2026-07-15T10:00:01.000Z", 0));
+}
+
+#[test]
+fn lines_and_facts_without_gtin_are_counted_and_said() {
+    let mut r = row(EventKind::Sale);
+    r.lines = vec![
+        SaleLine {
+            gtin14: Some("04012345000108".into()),
+            quantity: 1,
+            unit: "piece".into(),
+            epc: None,
+        },
+        SaleLine {
+            gtin14: None,
+            quantity: 500,
+            unit: "gram".into(),
+            epc: None,
+        },
+    ];
+    let e = build_event(&origin(None), &r).unwrap();
+    assert_eq!(e[LINES_WITHOUT_GTIN], 1);
+    assert_eq!(e["quantityList"].as_array().unwrap().len(), 1);
+    let whole = build_event(&origin(None), &row(EventKind::Sale));
+    assert!(whole.is_none(), "a sale of no line has no event");
+    let doc = document(vec![e], "2026-03-01T10:00:01.000Z", 2);
+    assert_eq!(doc[FACTS_WITHOUT_GTIN], 2);
+    assert_eq!(doc["@context"][1][EXTENSION_PREFIX], EXTENSION_NAMESPACE);
+    // The extension fields are URIs (a prefix the document declares): the schema accepts them.
+    validate(&doc);
+    assert!(
+        document(Vec::new(), "2026-03-01T10:00:01.000Z", 0)
+            .get(FACTS_WITHOUT_GTIN)
+            .is_none()
     );
 }
 
