@@ -3,6 +3,7 @@
 pub mod config;
 pub mod doc;
 pub mod doc_catalog;
+pub mod doc_pricing;
 pub mod doc_stock;
 pub mod epcis_link;
 pub mod epoch;
