@@ -60,3 +60,137 @@ pub(super) fn apply(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::*;
+    use crate::domain::pricing::{PricingRules, Promotion, Rule, Scope, Target, Window};
+    use crate::store::catalog::{self, Item};
+    use crate::store::testing::memory_db;
+
+    fn setup(rules: &PricingRules) -> Connection {
+        let conn = memory_db();
+        for (sku, price) in [("MILK", 119), ("SHIRT", 1299)] {
+            let item = Item {
+                sku: sku.into(),
+                name: sku.into(),
+                price_minor: price,
+                currency: "EUR".into(),
+                tax_class: "reduced".into(),
+                variable_measure: false,
+                gtins: Vec::new(),
+            };
+            catalog::upsert(&conn, &item, "t").unwrap();
+        }
+        crate::store::pricing::save_rules(&conn, rules, "t").unwrap();
+        conn
+    }
+
+    fn three_for_two(until: &str) -> PricingRules {
+        let mut rules = PricingRules::default();
+        rules.time_zones.insert("*".into(), "Europe/Berlin".into());
+        rules.promotions.push(Promotion {
+            id: "milk-3for2".into(),
+            name: "Milk 3 for 2".into(),
+            priority: 0,
+            exclusive: false,
+            scope: Scope::default(),
+            window: Window {
+                until: Some(crate::domain::pricing::LocalDateTime::parse(until).unwrap()),
+                ..Window::default()
+            },
+            rule: Rule::MultiBuy {
+                target: Target {
+                    skus: ["MILK".to_owned()].into(),
+                    categories: Default::default(),
+                },
+                group: 3,
+                percent_bp: 10_000,
+            },
+        });
+        rules
+    }
+
+    fn sale(conn: &Connection, now: &str) -> SaleReceipt {
+        let tax = TaxConfig {
+            prices_include_tax: true,
+            classes: vec![("reduced".into(), 700)],
+        };
+        let ctx = WriteContext {
+            terminal: "pos1",
+            writer_id: "s1.n1",
+            currency: "EUR",
+            tax: &tax,
+            now,
+        };
+        let line = |sku: &str, quantity| SaleLineRequest {
+            sku: Some(sku.into()),
+            gtin: None,
+            quantity: Some(quantity),
+            weight_grams: None,
+            epc: None,
+        };
+        let request = SaleRequest {
+            lines: vec![line("MILK", 3), line("SHIRT", 1)],
+            payments: vec![PaymentRequest {
+                method: PaymentMethod::Cash,
+                amount_minor: 2000,
+                reference: None,
+            }],
+        };
+        record_sale(conn, &ctx, &request).unwrap()
+    }
+
+    #[test]
+    fn receipt_names_the_promotion_and_a_return_refunds_the_paid_share() {
+        let conn = setup(&three_for_two("2026-11-23T11:01"));
+        // 10:00 UTC is 11:00 in Berlin: still inside the window.
+        let receipt = sale(&conn, "2026-11-23T10:00:00.000Z");
+        let milk = &receipt.lines[0];
+        assert_eq!((milk.unit_price_minor, milk.amount_minor), (119, 238));
+        assert_eq!(milk.discounts[0].promotion_id, "milk-3for2");
+        assert_eq!(milk.discounts[0].amount_minor, 119);
+        // 7 % contained in 2.38: 15.57 → 16, on what was paid.
+        assert_eq!(milk.tax_minor, 16);
+        assert_eq!(receipt.total_minor, 238 + 1299);
+        assert_eq!(receipt.promotions.len(), 1);
+        assert_eq!(receipt.promotions[0].amount_minor, 119);
+        let mut stored = get_sale(&conn, &receipt.sale_id).unwrap().unwrap();
+        stored.negative_stock = receipt.negative_stock.clone();
+        assert_eq!(stored, receipt);
+
+        let tax = TaxConfig {
+            prices_include_tax: true,
+            classes: vec![("reduced".into(), 700)],
+        };
+        let ctx = WriteContext {
+            terminal: "pos1",
+            writer_id: "s1.n1",
+            currency: "EUR",
+            tax: &tax,
+            now: "2026-11-23T10:05:00.000Z",
+        };
+        let give_back = |quantity| ReturnRequest {
+            sale_id: receipt.sale_id.clone(),
+            lines: vec![ReturnLineRequest {
+                line_no: 1,
+                quantity,
+            }],
+            reason: None,
+        };
+        let first = record_return(&conn, &ctx, &give_back(1)).unwrap();
+        let rest = record_return(&conn, &ctx, &give_back(2)).unwrap();
+        // One of three bottles paid 2.38 together: 0.79, and the rest exactly what is left.
+        assert_eq!(first.refund_minor, 79);
+        assert_eq!(first.refund_minor + rest.refund_minor, 238);
+    }
+
+    #[test]
+    fn an_ended_window_prices_at_the_catalog() {
+        let conn = setup(&three_for_two("2026-11-23T11:00"));
+        let receipt = sale(&conn, "2026-11-23T10:00:00.000Z");
+        assert_eq!(receipt.total_minor, 3 * 119 + 1299);
+        assert!(receipt.promotions.is_empty());
+        assert!(receipt.lines[0].discounts.is_empty());
+    }
+}
