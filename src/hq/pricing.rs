@@ -267,3 +267,7 @@ pub async fn post_quote(
         Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
+
+#[cfg(test)]
+#[path = "pricing_tests.rs"]
+mod tests;

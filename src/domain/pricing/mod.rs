@@ -52,4 +52,4 @@ pub use time::{LocalDateTime, LocalTime, Weekday};
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_prop;
+pub(crate) mod tests_prop;

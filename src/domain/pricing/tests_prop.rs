@@ -9,7 +9,7 @@ use super::tests::at;
 use super::*;
 use crate::money::Quantity;
 
-const SKUS: [&str; 6] = ["a", "b", "c", "d", "e", "w"];
+pub(crate) const SKUS: [&str; 6] = ["a", "b", "c", "d", "e", "w"];
 
 fn half_up(num: i64, den: i64) -> i64 {
     // Only non-negative amounts here: half away from zero is half up.
@@ -309,7 +309,7 @@ fn scope_and_window() -> impl Strategy<Value = (Scope, Window)> {
     })
 }
 
-fn promotions() -> impl Strategy<Value = Vec<Promotion>> {
+pub(crate) fn promotions() -> impl Strategy<Value = Vec<Promotion>> {
     proptest::collection::vec((rule(), -2i32..3, any::<bool>(), scope_and_window()), 0..8).prop_map(
         |v| {
             v.into_iter()
@@ -330,7 +330,7 @@ fn promotions() -> impl Strategy<Value = Vec<Promotion>> {
     )
 }
 
-fn price_lists() -> impl Strategy<Value = Vec<PriceList>> {
+pub(crate) fn price_lists() -> impl Strategy<Value = Vec<PriceList>> {
     let one = (
         -1i32..2,
         scope_and_window(),
@@ -374,7 +374,7 @@ fn basket() -> impl Strategy<Value = Vec<BasketLine>> {
     })
 }
 
-fn categories() -> impl Strategy<Value = BTreeMap<String, BTreeSet<String>>> {
+pub(crate) fn categories() -> impl Strategy<Value = BTreeMap<String, BTreeSet<String>>> {
     (
         proptest::sample::subsequence(SKUS.to_vec(), 0..4),
         proptest::sample::subsequence(SKUS.to_vec(), 0..4),
