@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod demo;
 pub mod devices;
 pub mod diag;
+pub mod domain;
 pub mod epcis;
 pub mod events;
 pub mod gs1;

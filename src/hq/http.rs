@@ -8,7 +8,8 @@
 //! - customer data and GDPR erasure (`PUT|GET /v1/orders/{id}/customer`,
 //!   `POST /v1/privacy/erase`, `GET /v1/privacy/erasures/{order_id}`): see [`super::privacy`];
 //! - `GET /v1/epcis/events?store=S&from=&to=&limit=&after=`: stores' EPCIS 2.0 events, see
-//!   [`super::epcis`].
+//!   [`super::epcis`];
+//! - promotions, price lists and `POST /v1/quote`: see [`super::pricing`].
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -61,6 +62,16 @@ pub fn router(state: HttpState) -> Router {
             get(super::privacy::erasure),
         )
         .route("/v1/epcis/events", get(super::epcis::events))
+        .route(
+            "/v1/promotions",
+            post(super::pricing::put_promotion).get(super::pricing::list_promotions),
+        )
+        .route(
+            "/v1/promotions/{id}/end",
+            post(super::pricing::end_promotion),
+        )
+        .route("/v1/pricing", post(super::pricing::put_pricing))
+        .route("/v1/quote", post(super::pricing::post_quote))
         .with_state(state)
 }
 

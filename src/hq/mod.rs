@@ -6,6 +6,7 @@
 pub mod epcis;
 pub mod http;
 mod http_transfers;
+pub mod pricing;
 pub mod privacy;
 pub mod state;
 

@@ -9,9 +9,11 @@ use automerge::ChangeHash;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::sync::doc::{
-    self, AuthError, DocError, DocId, DocKind, SyncDoc, WriterId, bundle_authors, change_author,
+    self, AuthError, DocError, DocId, DocKind, LocalChange, SyncDoc, WriterId, bundle_authors,
+    change_author,
 };
 use crate::sync::doc_catalog::{CATALOG_STORE, CatalogDoc, CatalogError, CatalogItem};
+use crate::sync::doc_pricing::PricingEdit;
 use crate::sync::doc_stock::StockDoc;
 use crate::sync::epoch::{EpochError, EpochPlan, all_moved_over, open_next_epoch};
 use crate::sync::local::levels_by_sku;
@@ -616,12 +618,31 @@ impl HqState {
 
     /// Publishes catalog items (one change); returns the messages to send.
     pub fn publish_catalog(&mut self, items: &[CatalogItem]) -> Result<Vec<Outgoing>, HqError> {
+        self.change_catalog(|catalog, at_ms| catalog.publish(items, &[], at_ms))
+    }
+
+    /// Publishes price lists, promotions, categories or time zones (one change).
+    pub fn edit_pricing(&mut self, edits: &[PricingEdit]) -> Result<Vec<Outgoing>, HqError> {
+        self.change_catalog(|catalog, at_ms| catalog.edit_pricing(edits, at_ms))
+    }
+
+    /// The catalog as HQ publishes it (`None` before HQ's first start finished).
+    pub fn catalog(&self) -> Option<&SyncDoc> {
+        self.docs
+            .get(&DocId::new(CATALOG_STORE, DocKind::Catalog).ok()?)
+    }
+
+    /// Makes one change to the catalog document; returns the messages that publish it.
+    fn change_catalog(
+        &mut self,
+        edit: impl FnOnce(&mut CatalogDoc, i64) -> Result<Option<LocalChange>, CatalogError>,
+    ) -> Result<Vec<Outgoing>, HqError> {
         let id = DocId::new(CATALOG_STORE, DocKind::Catalog)?;
         let Some(core) = self.docs.remove(&id) else {
             return Ok(Vec::new());
         };
         let mut catalog = CatalogDoc::from_core(core)?;
-        let result = catalog.publish(items, &[], crate::sync::hook::now_ms());
+        let result = edit(&mut catalog, crate::sync::hook::now_ms());
         let change = match result {
             Ok(change) => change,
             Err(e) => {

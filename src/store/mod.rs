@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod inventory;
 pub mod ledger;
 pub mod orders;
+pub mod pricing;
 pub mod sales;
 mod schema;
 pub mod transfers;

@@ -166,6 +166,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../privacy/schema.sql"),
     // Escrow of the online channel (grants, and the totals sync learns). Owned by `store::escrow`.
     include_str!("escrow.sql"),
+    // Pricing rules from HQ and the promotions applied to sale lines. Owned by `store::pricing`.
+    include_str!("pricing.sql"),
 ];
 
 /// The schema version this binary writes.

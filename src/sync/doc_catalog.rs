@@ -24,6 +24,8 @@ pub enum CatalogError {
     NotHq(String),
     #[error("item {sku}: {reason}")]
     InvalidItem { sku: String, reason: String },
+    #[error("pricing rules: {0}")]
+    InvalidPricing(String),
     #[error("automerge refused the write: {0}")]
     Automerge(Box<automerge::AutomergeError>),
 }
@@ -119,33 +121,7 @@ impl CatalogDoc {
 
     /// One item, if present and well formed.
     pub fn item(&self, sku: &str) -> Option<CatalogItem> {
-        let doc = self.core.automerge();
-        let obj = map_at(doc, &self.core.root_map(KEY_ITEMS)?, sku)?;
-        let gtins = match doc.get(&obj, "gtins") {
-            Ok(Some((Value::Object(ObjType::List), list))) => doc
-                .list_range(&list, ..)
-                .filter_map(|item| match item.value {
-                    automerge::ValueRef::Scalar(automerge::ScalarValueRef::Str(s)) => {
-                        Some(s.into_owned())
-                    }
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
-        let variable_measure = match doc.get(&obj, "variable_measure") {
-            Ok(Some((Value::Scalar(s), _))) => matches!(s.as_ref(), ScalarValue::Boolean(true)),
-            _ => false,
-        };
-        Some(CatalogItem {
-            sku: sku.to_owned(),
-            name: str_at(doc, &obj, "name")?,
-            price_minor: int_at(doc, &obj, "price_minor")?,
-            currency: str_at(doc, &obj, "currency")?,
-            tax_class: str_at(doc, &obj, "tax_class")?,
-            gtins,
-            variable_measure,
-        })
+        read_item(&self.core, sku)
     }
 
     /// All items, sorted by SKU.
@@ -158,6 +134,37 @@ impl CatalogDoc {
             .filter_map(|sku| self.item(sku))
             .collect()
     }
+}
+
+/// One item of a catalog document (HQ reads it without wrapping), if present and well formed.
+pub fn read_item(core: &SyncDoc, sku: &str) -> Option<CatalogItem> {
+    let doc = core.automerge();
+    let obj = map_at(doc, &core.root_map(KEY_ITEMS)?, sku)?;
+    let gtins = match doc.get(&obj, "gtins") {
+        Ok(Some((Value::Object(ObjType::List), list))) => doc
+            .list_range(&list, ..)
+            .filter_map(|item| match item.value {
+                automerge::ValueRef::Scalar(automerge::ScalarValueRef::Str(s)) => {
+                    Some(s.into_owned())
+                }
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let variable_measure = match doc.get(&obj, "variable_measure") {
+        Ok(Some((Value::Scalar(s), _))) => matches!(s.as_ref(), ScalarValue::Boolean(true)),
+        _ => false,
+    };
+    Some(CatalogItem {
+        sku: sku.to_owned(),
+        name: str_at(doc, &obj, "name")?,
+        price_minor: int_at(doc, &obj, "price_minor")?,
+        currency: str_at(doc, &obj, "currency")?,
+        tax_class: str_at(doc, &obj, "tax_class")?,
+        gtins,
+        variable_measure,
+    })
 }
 
 fn validate(item: &CatalogItem) -> Result<(), CatalogError> {

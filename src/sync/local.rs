@@ -458,6 +458,8 @@ impl NodeDocs {
                 Err(e) => tracing::warn!(error = %e, "catalog item from HQ skipped"),
             }
         }
+        // Price lists and promotions: kept for the till, which prices offline with them.
+        crate::store::pricing::save_rules(conn, &self.catalog.pricing_rules(), now)?;
         Ok(())
     }
 }

@@ -4,6 +4,7 @@ pub mod claim;
 pub mod config;
 pub mod doc;
 pub mod doc_catalog;
+pub mod doc_pricing;
 pub mod doc_stock;
 pub mod epcis_link;
 pub mod epoch;

@@ -7,7 +7,10 @@ use super::StoreError;
 use super::catalog::{self, Item};
 use super::ledger::{self, Movement, MovementKind};
 use crate::config::TaxConfig;
+use crate::domain::pricing::{AppliedPromotion, LineDiscount};
 use crate::money::{self, Quantity};
+
+mod promotions;
 
 const MAX_LINES: usize = 500;
 const MAX_PAYMENTS: usize = 20;
@@ -82,6 +85,9 @@ pub struct SaleReceipt {
     pub change_minor: i64,
     /// SKUs this sale took below zero on hand (allowed: the goods were on the counter).
     pub negative_stock: Vec<NegativeStock>,
+    /// Each promotion that took something off, and how much in all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub promotions: Vec<AppliedPromotion>,
 }
 
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
@@ -96,6 +102,9 @@ pub struct ReceiptLine {
     pub tax_class: String,
     pub tax_rate_bp: u32,
     pub tax_minor: i64,
+    /// What promotions took off this line; `amount_minor` is after them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discounts: Vec<LineDiscount>,
 }
 
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
@@ -109,10 +118,13 @@ struct PricedLine {
     gtin: Option<String>,
     quantity: i64,
     unit: &'static str,
+    /// The catalog's, or a price list's.
+    unit_price_minor: i64,
     amount_minor: i64,
     tax_rate_bp: u32,
     tax_minor: i64,
     epc: Option<String>,
+    discounts: Vec<LineDiscount>,
 }
 
 /// Records a sale: prices and taxes each line, checks the payments, writes the sale and one
@@ -132,6 +144,7 @@ pub fn record_sale(
     for (i, line) in request.lines.iter().enumerate() {
         priced.push(price_line(conn, ctx, &format!("lines[{i}]"), line)?);
     }
+    promotions::apply(conn, ctx, &mut priced)?;
     let (total, tax) = totals(ctx.tax, &priced)?;
     let (paid, change) = check_payments(&request.payments, total)?;
 
@@ -150,6 +163,7 @@ pub fn record_sale(
     for (index, line) in priced.into_iter().enumerate() {
         let line_no = index as u32 + 1;
         insert_line(conn, id, line_no, &line)?;
+        super::pricing::insert_discounts(conn, id, line_no, &line.discounts)?;
         crate::devices::persist::mark_sold(
             conn,
             &format!("lines[{index}].epc"),
@@ -190,6 +204,7 @@ pub fn record_sale(
         )?
         .execute(params![id, seq as i64 + 1, payment.method.as_str(), payment.amount_minor, payment.reference])?;
     }
+    let promotions = by_promotion(&lines);
     Ok(SaleReceipt {
         sale_id: sale_no,
         at: ctx.now.to_string(),
@@ -201,6 +216,7 @@ pub fn record_sale(
         paid_minor: paid,
         change_minor: change,
         negative_stock,
+        promotions,
     })
 }
 
@@ -234,12 +250,7 @@ fn price_line(
             item.sku, item.tax_class
         ))
     })?;
-    let tax_minor = if ctx.tax.prices_include_tax {
-        money::tax_included(amount_minor, tax_rate_bp)
-    } else {
-        money::tax_added(amount_minor, tax_rate_bp)
-    }
-    .map_err(overflow)?;
+    let tax_minor = line_tax(ctx, amount_minor, tax_rate_bp).map_err(overflow)?;
     let epc = line
         .epc
         .as_deref()
@@ -247,6 +258,7 @@ fn price_line(
         .transpose()?;
     Ok(PricedLine {
         gtin: line.gtin.clone(),
+        unit_price_minor: item.price_minor,
         item,
         quantity,
         unit,
@@ -254,7 +266,21 @@ fn price_line(
         tax_rate_bp,
         tax_minor,
         epc,
+        discounts: Vec::new(),
     })
+}
+
+/// Tax of a line amount, rounded once (`money`'s rule).
+fn line_tax(
+    ctx: &WriteContext<'_>,
+    amount_minor: i64,
+    rate_bp: u32,
+) -> Result<i64, money::MoneyError> {
+    if ctx.tax.prices_include_tax {
+        money::tax_included(amount_minor, rate_bp)
+    } else {
+        money::tax_added(amount_minor, rate_bp)
+    }
 }
 
 fn line_quantity(
@@ -387,7 +413,7 @@ fn insert_line(
         line.item.name,
         line.quantity,
         line.unit,
-        line.item.price_minor,
+        line.unit_price_minor,
         line.amount_minor,
         line.item.tax_class,
         line.tax_rate_bp,
@@ -404,11 +430,12 @@ fn receipt_line(line_no: u32, line: PricedLine) -> ReceiptLine {
         name: line.item.name,
         quantity: line.quantity,
         unit: line.unit.to_string(),
-        unit_price_minor: line.item.price_minor,
+        unit_price_minor: line.unit_price_minor,
         amount_minor: line.amount_minor,
         tax_class: line.item.tax_class,
         tax_rate_bp: line.tax_rate_bp,
         tax_minor: line.tax_minor,
+        discounts: line.discounts,
     }
 }
 
@@ -443,9 +470,12 @@ pub fn get_sale(conn: &Connection, sale_no: &str) -> Result<Option<SaleReceipt>,
                 tax_class: r.get(7)?,
                 tax_rate_bp: r.get(8)?,
                 tax_minor: r.get(9)?,
+                discounts: Vec::new(),
             })
         })?
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
+    let lines = with_discounts(conn, id, lines)?;
+    let promotions = by_promotion(&lines);
     Ok(Some(SaleReceipt {
         sale_id: sale_no.to_string(),
         at,
@@ -457,7 +487,40 @@ pub fn get_sale(conn: &Connection, sale_no: &str) -> Result<Option<SaleReceipt>,
         paid_minor,
         change_minor,
         negative_stock: Vec::new(),
+        promotions,
     }))
+}
+
+fn with_discounts(
+    conn: &Connection,
+    sale_id: i64,
+    mut lines: Vec<ReceiptLine>,
+) -> Result<Vec<ReceiptLine>, StoreError> {
+    for line in &mut lines {
+        line.discounts = super::pricing::line_discounts(conn, sale_id, line.line_no)?;
+    }
+    Ok(lines)
+}
+
+/// What each promotion took off the sale, in the order the lines first name them.
+fn by_promotion(lines: &[ReceiptLine]) -> Vec<AppliedPromotion> {
+    let mut promotions: Vec<AppliedPromotion> = Vec::new();
+    for line in lines {
+        for d in &line.discounts {
+            match promotions
+                .iter_mut()
+                .find(|p| p.promotion_id == d.promotion_id)
+            {
+                Some(p) => p.amount_minor += d.amount_minor,
+                None => promotions.push(AppliedPromotion {
+                    promotion_id: d.promotion_id.clone(),
+                    name: d.name.clone(),
+                    amount_minor: d.amount_minor,
+                }),
+            }
+        }
+    }
+    promotions
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,273 @@
+//! HQ's pricing API (bearer token, like the rest of [`super::http`]):
+//! - `POST /v1/promotions` (a promotion): create or replace it, published to every store;
+//! - `GET /v1/promotions`: the published promotions;
+//! - `POST /v1/promotions/{id}/end`: withdraw it everywhere;
+//! - `POST /v1/pricing` `{price_lists, end_price_lists, categories, time_zones}`: the rest of
+//!   the rules (price lists, category members, stores' time zones);
+//! - `POST /v1/quote` `{store, at?, lines: [{sku, quantity?, weight_grams?}]}`: prices a
+//!   basket for the web shop with the same engine and rules the store's till uses.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::http::{HttpState, authorised, problem};
+use super::lock;
+use crate::domain::pricing::{self, BasketLine, PriceContext, PriceList, PricedBasket, Promotion};
+use crate::money::Quantity;
+use crate::store::pricing::{LocalTimeError, check_zones, local_time};
+use crate::sync::doc::SyncDoc;
+use crate::sync::doc_catalog::read_item;
+use crate::sync::doc_pricing::{PricingEdit, read_rules};
+
+const MAX_QUOTE_LINES: usize = 500;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PricingBody {
+    #[serde(default)]
+    pub price_lists: Vec<PriceList>,
+    #[serde(default)]
+    pub end_price_lists: Vec<String>,
+    /// Category → its SKUs (an empty list removes the category).
+    #[serde(default)]
+    pub categories: BTreeMap<String, Vec<String>>,
+    /// Store (or `*`) → IANA time zone (`null` removes it).
+    #[serde(default)]
+    pub time_zones: BTreeMap<String, Option<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteRequest {
+    pub store: String,
+    /// UTC instant to price at (RFC 3339); now when omitted.
+    #[serde(default)]
+    pub at: Option<String>,
+    pub lines: Vec<QuoteLine>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteLine {
+    pub sku: String,
+    pub quantity: Option<i64>,
+    pub weight_grams: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Quote {
+    pub store: String,
+    /// The store's wall-clock time the rules were read at.
+    pub local_time: String,
+    #[serde(flatten)]
+    pub basket: PricedBasket,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuoteError {
+    #[error("lines: a quote needs 1 to {MAX_QUOTE_LINES} lines")]
+    Lines,
+    #[error("lines[{0}].sku: {1:?} is not in the catalog")]
+    UnknownSku(usize, String),
+    #[error("lines[{0}]: {1}")]
+    Quantity(usize, &'static str),
+    #[error(transparent)]
+    Time(#[from] LocalTimeError),
+    #[error(transparent)]
+    Pricing(#[from] pricing::PricingError),
+}
+
+/// Prices `request` with the rules and prices in HQ's catalog document.
+pub fn quote(catalog: &SyncDoc, request: &QuoteRequest, now: &str) -> Result<Quote, QuoteError> {
+    if request.lines.is_empty() || request.lines.len() > MAX_QUOTE_LINES {
+        return Err(QuoteError::Lines);
+    }
+    let rules = read_rules(catalog);
+    let mut basket = Vec::with_capacity(request.lines.len());
+    for (i, line) in request.lines.iter().enumerate() {
+        let item = read_item(catalog, &line.sku)
+            .ok_or_else(|| QuoteError::UnknownSku(i, line.sku.clone()))?;
+        let quantity = match (item.variable_measure, line.quantity, line.weight_grams) {
+            (true, None | Some(1), Some(g)) if g > 0 => Quantity::Grams(g),
+            (true, _, _) => {
+                return Err(QuoteError::Quantity(
+                    i,
+                    "sold by weight: give a positive weight_grams",
+                ));
+            }
+            (false, q, None) if q.unwrap_or(1) > 0 => Quantity::Pieces(q.unwrap_or(1)),
+            (false, _, _) => {
+                return Err(QuoteError::Quantity(
+                    i,
+                    "give a positive quantity (no weight_grams)",
+                ));
+            }
+        };
+        basket.push(BasketLine {
+            sku: item.sku,
+            quantity,
+            list_price_minor: item.price_minor,
+        });
+    }
+    let at = local_time(&rules, &request.store, request.at.as_deref().unwrap_or(now))?;
+    let priced = pricing::price_basket(
+        &rules,
+        PriceContext {
+            store: &request.store,
+            at,
+        },
+        &basket,
+    )?;
+    Ok(Quote {
+        store: request.store.clone(),
+        local_time: at.to_string(),
+        basket: priced,
+    })
+}
+
+/// Runs `edits` on HQ's catalog and sends the change to the stores.
+async fn publish(state: &HttpState, edits: Vec<PricingEdit>) -> Result<(), Response> {
+    let hq = state.hq.clone();
+    let done = tokio::task::spawn_blocking(move || lock(&hq).edit_pricing(&edits)).await;
+    match done {
+        Ok(Ok(messages)) => {
+            for m in messages {
+                let _ = state.publish.send(m);
+            }
+            Ok(())
+        }
+        Ok(Err(e)) => Err(problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())),
+        Err(e) => Err(problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+fn rules(state: &HttpState) -> pricing::PricingRules {
+    lock(&state.hq)
+        .catalog()
+        .map(read_rules)
+        .unwrap_or_default()
+}
+
+pub async fn put_promotion(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Json(promotion): Json<Promotion>,
+) -> Response {
+    if let Err(denied) = authorised(&state, &headers) {
+        return *denied;
+    }
+    let id = promotion.id.clone();
+    match publish(&state, vec![PricingEdit::PutPromotion(promotion)]).await {
+        Ok(()) => (
+            StatusCode::CREATED,
+            Json(serde_json::json!({ "promotion": id })),
+        )
+            .into_response(),
+        Err(response) => response,
+    }
+}
+
+pub async fn list_promotions(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+    if let Err(denied) = authorised(&state, &headers) {
+        return *denied;
+    }
+    let mut promotions = rules(&state).promotions;
+    promotions.sort_by(|a, b| a.id.cmp(&b.id));
+    Json(serde_json::json!({ "promotions": promotions })).into_response()
+}
+
+pub async fn end_promotion(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(denied) = authorised(&state, &headers) {
+        return *denied;
+    }
+    if !rules(&state).promotions.iter().any(|p| p.id == id) {
+        return problem(StatusCode::NOT_FOUND, format!("no promotion {id:?}"));
+    }
+    match publish(&state, vec![PricingEdit::EndPromotion(id.clone())]).await {
+        Ok(()) => Json(serde_json::json!({ "ended": id })).into_response(),
+        Err(response) => response,
+    }
+}
+
+pub async fn put_pricing(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Json(body): Json<PricingBody>,
+) -> Response {
+    if let Err(denied) = authorised(&state, &headers) {
+        return *denied;
+    }
+    let zones = pricing::PricingRules {
+        time_zones: body
+            .time_zones
+            .iter()
+            .filter_map(|(s, z)| Some((s.clone(), z.clone()?)))
+            .collect(),
+        ..Default::default()
+    };
+    if let Err(e) = check_zones(&zones) {
+        return problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
+    }
+    let edits = body
+        .price_lists
+        .into_iter()
+        .map(PricingEdit::PutPriceList)
+        .chain(
+            body.end_price_lists
+                .into_iter()
+                .map(PricingEdit::EndPriceList),
+        )
+        .chain(
+            body.categories
+                .into_iter()
+                .map(|(name, skus)| PricingEdit::PutCategory { name, skus }),
+        )
+        .chain(
+            body.time_zones
+                .into_iter()
+                .map(|(store, zone)| PricingEdit::PutTimeZone { store, zone }),
+        )
+        .collect();
+    match publish(&state, edits).await {
+        Ok(()) => Json(serde_json::json!({ "published": true })).into_response(),
+        Err(response) => response,
+    }
+}
+
+pub async fn post_quote(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Json(request): Json<QuoteRequest>,
+) -> Response {
+    if let Err(denied) = authorised(&state, &headers) {
+        return *denied;
+    }
+    let hq = state.hq.clone();
+    let now = crate::store::now_utc();
+    let quoted = tokio::task::spawn_blocking(move || {
+        let hq = lock(&hq);
+        let catalog = hq
+            .catalog()
+            .ok_or_else(|| "HQ's catalog is not loaded yet".to_owned())?;
+        quote(catalog, &request, &now).map_err(|e| e.to_string())
+    })
+    .await;
+    match quoted {
+        Ok(Ok(q)) => Json(q).into_response(),
+        Ok(Err(e)) => problem(StatusCode::UNPROCESSABLE_ENTITY, e),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+#[path = "pricing_tests.rs"]
+mod tests;
