@@ -7,7 +7,10 @@ pub mod epcis;
 pub mod http;
 mod http_transfers;
 pub mod privacy;
+mod publish;
 pub mod state;
+
+pub use publish::{catalog_import, publish_items};
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -383,63 +386,5 @@ async fn publish_loop(
                 tracing::warn!(topic = message.topic, error = %e, "HQ publish failed");
             }
         }
-    }
-}
-
-/// `storenode hq catalog import FILE`: parses the file like `catalog import` and publishes
-/// it through the running HQ's HTTP API (HQ's catalog document has one writer: the HQ
-/// process; a second writer with the same identity would fork its history).
-pub async fn catalog_import(cfg: &HqConfig, file: &std::path::Path) -> anyhow::Result<()> {
-    let text = tokio::fs::read_to_string(file).await?;
-    let items = crate::import::parse_items(file, &text, &|_| true)?;
-    let items: Vec<crate::sync::doc_catalog::CatalogItem> = items
-        .into_iter()
-        .map(|i| crate::sync::doc_catalog::CatalogItem {
-            sku: i.sku,
-            name: i.name,
-            price_minor: i.price_minor,
-            currency: i.currency,
-            tax_class: i.tax_class,
-            gtins: i.gtins,
-            variable_measure: i.variable_measure,
-        })
-        .collect();
-    let body = serde_json::to_vec(&serde_json::json!({ "items": items }))?;
-    let answer = http_post(cfg.listen, "/v1/catalog", cfg.token.expose(), &body).await?;
-    println!("{answer}");
-    Ok(())
-}
-
-/// A one-shot HTTP/1.1 POST over loopback (no HTTP client crate needed for one call).
-async fn http_post(
-    addr: std::net::SocketAddr,
-    path: &str,
-    token: &str,
-    body: &[u8],
-) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::net::TcpStream::connect(addr),
-    )
-    .await??;
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await??;
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let status_ok = text.starts_with("HTTP/1.1 200");
-    let body_text = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    if status_ok {
-        Ok(body_text)
-    } else {
-        anyhow::bail!(
-            "HQ refused the catalog: {}",
-            text.lines().next().unwrap_or("")
-        )
     }
 }
