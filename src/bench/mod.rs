@@ -1,16 +1,28 @@
-//! `storenode bench`: the POS sale path measured end to end, beside bare SQLite on the same
-//! disk with the same durability, so the README can state the ratio.
+//! `storenode bench`: the POS sale path measured end to end, as a store runs it, beside bare
+//! SQLite on the same disk with the same durability, so the README can state ratios.
 //!
-//! It spawns the real daemon (`storenode run`) on a temporary config with a 50,000-item
-//! catalog, drives 3-line sales over HTTP/1.1 keep-alive connections from this process, and
-//! reads the daemon's idle RSS from /proc. No numbers are asserted: the figures are printed.
+//! In one run: bare SQLite commits; the real daemon (`storenode run`) without sync on a
+//! locally imported catalog; and, when Mosquitto is installed, the daemon with `[sync]`
+//! against Mosquitto and a real `storenode hq` that publishes the catalog. 3-line sales of
+//! random SKUs and quantities go over HTTP/1.1 keep-alive connections from this process. For
+//! each: sales/s, p50, p99, bytes the daemon wrote to disk per sale (/proc/PID/io), and RSS
+//! (empty, with the catalog, after the sales). With sync, sale latency is also measured
+//! while HQ publishes a price change of one item and of every item. Nothing is asserted:
+//! the figures are printed.
+
+mod deploy;
+mod http;
+mod load;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use anyhow::Context;
+
+use deploy::{Daemon, Hq, catalog, sku};
+use load::{Until, drive_sales};
 
 const TOKEN: &str = "bench-token-0123456789abcdef";
 
@@ -28,6 +40,10 @@ pub struct BenchArgs {
     /// Concurrent clients to measure, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "1,16")]
     pub clients: Vec<usize>,
+    /// The storenode binary run as daemon and HQ (default: this one); lets one driver
+    /// measure an older build in the same way.
+    #[arg(long, hide = true)]
+    pub daemon_bin: Option<PathBuf>,
 }
 
 struct Summary {
@@ -35,6 +51,8 @@ struct Summary {
     elapsed: Duration,
     p50: Duration,
     p99: Duration,
+    /// Bytes written to disk per operation, where measured.
+    bytes_per: f64,
 }
 
 impl Summary {
@@ -51,6 +69,7 @@ impl Summary {
             elapsed,
             p50: at(0.50),
             p99: at(0.99),
+            bytes_per: 0.0,
         }
     }
 
@@ -66,100 +85,180 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         .tempdir_in(&base)
         .with_context(|| format!("cannot create a directory in {}", base.display()))?;
     let duration = Duration::from_secs(args.seconds.max(1));
+    let bin = match &args.daemon_bin {
+        Some(bin) => bin.clone(),
+        None => std::env::current_exe()?,
+    };
     println!(
-        "storenode bench — disk under {}, {} s per measurement\n",
+        "storenode bench — disk under {}, {} s per measurement, {} catalog items\n",
         base.display(),
-        duration.as_secs()
+        duration.as_secs(),
+        args.items
     );
-
     let bare = bare_sqlite_commits(&dir.path().join("bare.db"), duration)?;
     println!(
-        "bare SQLite (WAL, synchronous=FULL, 1 row per commit): {:.0} commits/s, p50 {:?}, p99 {:?}",
+        "bare SQLite (WAL, synchronous=FULL, 1 row per commit): {:.0} commits/s, p50 {:?}, p99 {:?}, {:.0} bytes written per commit",
         bare.rate(),
         bare.p50,
-        bare.p99
+        bare.p99,
+        bare.bytes_per
     );
-
-    let port = free_port()?;
-    let config = write_config(dir.path(), port)?;
-    import_catalog(dir.path(), &config, args.items).await?;
-    let mut daemon = tokio::process::Command::new(std::env::current_exe()?)
-        .args(["--config", &config.display().to_string(), "run"])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start the daemon")?;
-    let addr = format!("127.0.0.1:{port}");
-    wait_ready(&addr).await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let pid = daemon.id().unwrap_or(0);
-    let idle_rss = rss_kib(pid);
-    println!(
-        "daemon idle RSS with {} catalog items: {} MiB",
-        args.items,
-        idle_rss / 1024
-    );
-
-    println!("\n3-line sale through the HTTP API, durable before the reply:");
-    println!(
-        "{:>8} {:>10} {:>10} {:>10} {:>14}",
-        "clients", "sales/s", "p50", "p99", "vs bare SQLite"
-    );
-    for &clients in &args.clients {
-        let summary = drive_sales(&addr, clients.max(1), duration).await?;
-        println!(
-            "{:>8} {:>10.0} {:>10.2?} {:>10.2?} {:>13.2}x",
-            clients,
-            summary.rate(),
-            summary.p50,
-            summary.p99,
-            summary.rate() / bare.rate().max(1e-9)
-        );
+    let hq = Hq::start(&bin, dir.path()).await?;
+    if hq.is_none() {
+        println!("(no /usr/sbin/mosquitto: the sync-on rows are skipped)");
     }
-    println!("daemon RSS after the load: {} MiB", rss_kib(pid) / 1024);
-    let _ = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .await;
-    let _ = tokio::time::timeout(Duration::from_secs(10), daemon.wait()).await;
+    println!(
+        "\n3-line sale of random SKUs and quantities through the HTTP API, durable before the reply:"
+    );
+    println!(
+        "{:>5} {:>8} {:>10} {:>10} {:>10} {:>10} {:>14}",
+        "sync", "clients", "sales/s", "p50", "p99", "vs bare", "disk B/sale"
+    );
+    let mut memory = Vec::new();
+    for sync in [false, true] {
+        let broker = match (&hq, sync) {
+            (_, false) => None,
+            (Some(hq), true) => Some(hq.broker_port),
+            (None, true) => continue,
+        };
+        let name = if sync { "on" } else { "off" };
+        let local = (!sync).then_some(args.items);
+        let daemon = Daemon::start(&bin, &dir.path().join(name), broker, local).await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut rss = vec![("ready".to_string(), daemon.rss_kib())];
+        if let (Some(hq), true) = (&hq, sync) {
+            hq.publish(&catalog(args.items, 100)).await?;
+            let last = sku(args.items.max(3) - 1);
+            daemon
+                .wait_price(&last, 100, Duration::from_secs(600))
+                .await?;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            rss.push((
+                format!("HQ published {} items", args.items),
+                daemon.rss_kib(),
+            ));
+        }
+        let mut sales = 0;
+        for &clients in &args.clients {
+            let written = daemon.disk_bytes();
+            let until = Until::fixed(duration);
+            let s = drive_sales(
+                &daemon.addr,
+                clients.max(1),
+                args.items,
+                until,
+                &format!("{name}{clients}"),
+            )
+            .await?;
+            let per_sale =
+                daemon.disk_bytes().saturating_sub(written) as f64 / s.count.max(1) as f64;
+            sales += s.count;
+            println!(
+                "{:>5} {:>8} {:>10.0} {:>10.2?} {:>10.2?} {:>9.2}x {:>14.0}",
+                name,
+                clients,
+                s.rate(),
+                s.p50,
+                s.p99,
+                s.rate() / bare.rate().max(1e-9),
+                per_sale
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        rss.push((format!("after {sales} sales"), daemon.rss_kib()));
+        memory.push((name, rss));
+        if let (Some(hq), true) = (&hq, sync) {
+            catalog_change(hq, &daemon, args.items, duration).await?;
+        }
+        daemon.stop().await;
+    }
+    println!("\ndaemon RSS:");
+    for (name, rss) in memory {
+        let figures: Vec<String> = rss
+            .iter()
+            .map(|(when, kib)| format!("{when} {:.1} MiB", *kib as f64 / 1024.0))
+            .collect();
+        println!("  sync {name}: {}", figures.join("; "));
+    }
     Ok(())
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn write_config(dir: &Path, port: u16) -> anyhow::Result<PathBuf> {
-    let path = dir.join("bench.toml");
-    let text = format!(
-        "[node]\nstore_id = \"bench\"\ndata_dir = \"{}\"\n[log]\nlevel = \"warn\"\nformat = \"json\"\n[api]\nlisten = \"127.0.0.1:{port}\"\nrate_per_terminal = 1000000\nburst_per_terminal = 1000000\n[[api.terminals]]\nid = \"bench\"\ntoken = \"{TOKEN}\"\n",
-        dir.display()
+/// Sale latency (1 till) while HQ publishes a price change, beside a quiet run: the
+/// window lasts until the store sells at the new price.
+async fn catalog_change(
+    hq: &Hq,
+    daemon: &Daemon,
+    items: usize,
+    duration: Duration,
+) -> anyhow::Result<()> {
+    println!("\nsale latency (1 client, sync on) while HQ publishes a price change:");
+    println!(
+        "{:>28} {:>10} {:>10} {:>10} {:>12}",
+        "", "sales", "p50", "p99", "visible after"
     );
-    std::fs::write(&path, text)?;
-    Ok(path)
-}
-
-async fn import_catalog(dir: &Path, config: &Path, items: usize) -> anyhow::Result<()> {
-    let csv = dir.join("catalog.csv");
-    let mut text = String::from("sku,name,price_minor,currency,tax_class,variable_measure,gtins\n");
-    for i in 0..items.max(3) {
-        let body = format!("20{:010}", i);
-        let gtin = format!("{body}{}", crate::gs1::gtin::check_digit(&body)?);
-        text.push_str(&format!(
-            "SKU{i:06},Bench item {i},100,EUR,standard,false,{gtin}\n"
-        ));
+    let quiet = drive_sales(&daemon.addr, 1, items, Until::fixed(duration), "quiet").await?;
+    println!(
+        "{:>28} {:>10} {:>10.2?} {:>10.2?} {:>12}",
+        "no change", quiet.count, quiet.p50, quiet.p99, "-"
+    );
+    let one: Vec<_> = catalog(items, 100)
+        .into_iter()
+        .take(8)
+        .map(|mut i| {
+            if i.sku == sku(7) {
+                i.price_minor = 150;
+            }
+            i
+        })
+        .collect();
+    let cases = [
+        ("1 item", one, sku(7), 150),
+        (
+            "every item",
+            catalog(items, 110),
+            sku(items.max(3) - 1),
+            110,
+        ),
+    ];
+    for (label, change, probe, price) in cases {
+        let done = Arc::new(AtomicBool::new(false));
+        let until = Until {
+            min: duration,
+            done: done.clone(),
+        };
+        let publish = async {
+            let t = Instant::now();
+            hq.publish(&change).await?;
+            daemon
+                .wait_price(&probe, price, Duration::from_secs(600))
+                .await?;
+            done.store(true, Ordering::Release);
+            anyhow::Ok(t.elapsed())
+        };
+        let tag = label.replace(' ', "-");
+        let (sales, visible) =
+            tokio::join!(drive_sales(&daemon.addr, 1, items, until, &tag), publish);
+        let (sales, visible) = (sales?, visible?);
+        println!(
+            "{:>28} {:>10} {:>10.2?} {:>10.2?} {:>12.2?}",
+            label, sales.count, sales.p50, sales.p99, visible
+        );
     }
-    std::fs::write(&csv, text)?;
-    let config = crate::config::Config::load(config)?;
-    crate::import::import_file(&config, &csv).await?;
     Ok(())
 }
 
 fn bare_sqlite_commits(path: &Path, duration: Duration) -> anyhow::Result<Summary> {
+    let io = |field: &str| {
+        std::fs::read_to_string("/proc/self/io")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with(field))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+    };
+    let written = io("write_bytes:");
     let conn = rusqlite::Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -174,137 +273,8 @@ fn bare_sqlite_commits(path: &Path, duration: Duration) -> anyhow::Result<Summar
         )?;
         latencies.push(t.elapsed());
     }
-    Ok(Summary::from(latencies, start.elapsed()))
-}
-
-async fn wait_ready(addr: &str) -> anyhow::Result<()> {
-    for _ in 0..200 {
-        if let Ok(mut conn) = HttpConn::connect(addr).await
-            && conn
-                .request("GET", "/healthz", None, None)
-                .await
-                .is_ok_and(|s| s == 200)
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("the daemon did not become ready within 10 s")
-}
-
-async fn drive_sales(addr: &str, clients: usize, duration: Duration) -> anyhow::Result<Summary> {
-    let start = Instant::now();
-    let mut workers = Vec::with_capacity(clients);
-    for client in 0..clients {
-        let addr = addr.to_string();
-        workers.push(tokio::spawn(async move {
-            let mut conn = HttpConn::connect(&addr).await?;
-            let mut latencies = Vec::new();
-            let mut n = 0usize;
-            while start.elapsed() < duration {
-                let key = format!("c{clients}-{client}-{n}");
-                let first = (client * 3 + n) % 1000;
-                let body = format!(
-                    r#"{{"lines":[{{"sku":"SKU{:06}","quantity":1}},{{"sku":"SKU{:06}","quantity":2}},{{"sku":"SKU{:06}","quantity":1}}],"payments":[{{"method":"card","amount_minor":400}}]}}"#,
-                    first,
-                    first + 1,
-                    first + 2
-                );
-                let t = Instant::now();
-                let status = conn.request("POST", "/v1/sales", Some(&key), Some(&body)).await?;
-                if status != 201 {
-                    bail!("sale answered {status}");
-                }
-                latencies.push(t.elapsed());
-                n += 1;
-            }
-            anyhow::Ok(latencies)
-        }));
-    }
-    let mut all = Vec::new();
-    for worker in workers {
-        all.extend(worker.await??);
-    }
-    Ok(Summary::from(all, start.elapsed()))
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// A minimal HTTP/1.1 keep-alive client: enough for the benchmark, no client library in the
-/// daemon's dependency tree.
-struct HttpConn {
-    stream: BufReader<TcpStream>,
-    host: String,
-}
-
-impl HttpConn {
-    async fn connect(addr: &str) -> anyhow::Result<Self> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(Self {
-            stream: BufReader::new(stream),
-            host: addr.to_string(),
-        })
-    }
-
-    async fn request(
-        &mut self,
-        method: &str,
-        path: &str,
-        key: Option<&str>,
-        body: Option<&str>,
-    ) -> anyhow::Result<u16> {
-        let body = body.unwrap_or("");
-        let key = key
-            .map(|k| format!("Idempotency-Key: {k}\r\n"))
-            .unwrap_or_default();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {TOKEN}\r\n{key}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            self.host,
-            body.len()
-        );
-        let stream = self.stream.get_mut();
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body.as_bytes()).await?;
-        self.read_response().await
-    }
-
-    async fn read_response(&mut self) -> anyhow::Result<u16> {
-        let mut line = String::new();
-        self.stream.read_line(&mut line).await?;
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .context("bad status line")?;
-        let mut length = 0usize;
-        loop {
-            line.clear();
-            if self.stream.read_line(&mut line).await? == 0 {
-                bail!("connection closed");
-            }
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().context("bad content-length")?;
-            }
-        }
-        let mut body = vec![0; length];
-        self.stream.read_exact(&mut body).await?;
-        Ok(status)
-    }
+    let mut summary = Summary::from(latencies, start.elapsed());
+    summary.bytes_per =
+        io("write_bytes:").saturating_sub(written) as f64 / summary.count.max(1) as f64;
+    Ok(summary)
 }
