@@ -204,7 +204,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 // After the configuration is in place: the import needs its data_dir and
                 // tax classes; it hands the database it creates to the service user.
                 let config = Config::load(&done.config)?;
-                let report = runtime()?.block_on(crate::import::import_file(&config, catalog))?;
+                let report =
+                    runtime()?.block_on(crate::import::import_file(&config, catalog, false))?;
                 println!("{report}");
             }
             Ok(())

@@ -8,7 +8,10 @@ pub mod http;
 mod http_transfers;
 pub mod pricing;
 pub mod privacy;
+mod publish;
 pub mod state;
+
+pub use publish::{catalog_import, publish_items};
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -387,36 +390,6 @@ async fn publish_loop(
         }
     }
 }
-
-/// `storenode hq catalog import FILE`: parses the file like `catalog import` and publishes
-/// it through the running HQ's HTTP API (HQ's catalog document has one writer: the HQ
-/// process; a second writer with the same identity would fork its history).
-pub async fn catalog_import(cfg: &HqConfig, file: &std::path::Path) -> anyhow::Result<()> {
-    let text = tokio::fs::read_to_string(file).await?;
-    let items = crate::import::parse_items(file, &text, &|_| true)?;
-    let items: Vec<crate::sync::doc_catalog::CatalogItem> = items
-        .into_iter()
-        .map(|i| crate::sync::doc_catalog::CatalogItem {
-            sku: i.sku,
-            name: i.name,
-            price_minor: i.price_minor,
-            currency: i.currency,
-            tax_class: i.tax_class,
-            gtins: i.gtins,
-            variable_measure: i.variable_measure,
-        })
-        .collect();
-    let client = local_client(cfg)?;
-    let reply = client
-        .post_json("/v1/catalog", &serde_json::json!({ "items": items }))
-        .await?;
-    if !reply.is_success() {
-        anyhow::bail!("HQ refused the catalog ({}): {}", reply.status, reply.body);
-    }
-    println!("{}", reply.body);
-    Ok(())
-}
-
 /// A client for this HQ's own API (`hq.listen`, plain HTTP), for the CLI on the HQ box: an
 /// unspecified listen address (`0.0.0.0`) is reached on loopback.
 pub fn local_client(cfg: &HqConfig) -> anyhow::Result<crate::http_client::HqClient> {

@@ -124,6 +124,14 @@ impl CatalogDoc {
         read_item(&self.core, sku)
     }
 
+    /// Every SKU, sorted.
+    pub fn skus(&self) -> Vec<String> {
+        match self.core.root_map(KEY_ITEMS) {
+            Some(root_items) => map_keys(self.core.automerge(), &root_items, None),
+            None => Vec::new(),
+        }
+    }
+
     /// All items, sorted by SKU.
     pub fn items(&self) -> Vec<CatalogItem> {
         let Some(root_items) = self.core.root_map(KEY_ITEMS) else {

@@ -28,7 +28,6 @@ use super::doc_catalog::{CATALOG_STORE, CatalogDoc, CatalogError};
 use super::doc_stock::{Movement, StockDoc, StockError};
 use super::orders_doc::{OrdersDoc, OrdersError};
 use super::persist::{self, KEY_EPOCH, KEY_MOVEMENT_MARK, PersistError};
-use crate::store::catalog::{self, Item};
 use crate::store::ledger::{self, MovementKind};
 
 /// `sync_state` key of the orders document's epoch.
@@ -117,6 +116,8 @@ pub struct NodeDocs {
     /// This incarnation has not caught up with HQ yet and must not write (see
     /// [`Self::require_adoption`]).
     adopting: bool,
+    /// Catalog SKUs changed by HQ and not yet written to SQLite (`local_catalog.rs`).
+    catalog_pending: std::collections::BTreeSet<String>,
 }
 
 pub type SharedDocs = Arc<Mutex<NodeDocs>>;
@@ -159,6 +160,7 @@ impl NodeDocs {
         )?)?;
         let movement_mark = persist::state_get(conn, KEY_MOVEMENT_MARK)?.unwrap_or(0);
         let order_event_mark = persist::state_get(conn, orders::KEY_ORDER_EVENT_MARK)?.unwrap_or(0);
+        let catalog_pending = catalog_projection::pending_at_load(conn, &catalog)?;
         Ok(Self {
             writer,
             epoch,
@@ -169,6 +171,7 @@ impl NodeDocs {
             order_event_mark,
             stock_needs_reconcile: false,
             adopting: false,
+            catalog_pending,
         })
     }
 
@@ -287,6 +290,7 @@ impl NodeDocs {
         } else {
             self.catalog.core_mut()
         };
+        let before = core.heads();
         // Apply first (atomic on malformed input), then log; a failed log write makes the
         // caller's store write fail, and the rollback hook reloads the documents.
         let (outcome, bytes, bundle): (ApplyOutcome, Vec<&[u8]>, bool) = match changes {
@@ -307,7 +311,7 @@ impl NodeDocs {
                 self.materialise_orders(conn, now)?;
                 self.refresh_escrow(conn)?;
             } else {
-                self.write_catalog(conn, now)?;
+                self.queue_catalog_changes(conn, &before, now)?;
             }
         }
         Ok(outcome)
@@ -438,34 +442,14 @@ impl NodeDocs {
         }
         Ok(())
     }
-
-    /// Upserts every catalog item HQ published into the store's catalog.
-    fn write_catalog(&self, conn: &Connection, now: &str) -> Result<(), LocalError> {
-        for published in self.catalog.items() {
-            let item = Item {
-                sku: published.sku,
-                name: published.name,
-                price_minor: published.price_minor,
-                currency: published.currency,
-                tax_class: published.tax_class,
-                variable_measure: published.variable_measure,
-                gtins: published.gtins,
-            };
-            // HQ's catalog is authoritative; an item this store cannot take (bad GTIN) is
-            // skipped rather than blocking the rest.
-            match item.validated(|_| true) {
-                Ok(item) => catalog::upsert(conn, &item, now)?,
-                Err(e) => tracing::warn!(error = %e, "catalog item from HQ skipped"),
-            }
-        }
-        // Price lists and promotions: kept for the till, which prices offline with them.
-        crate::store::pricing::save_rules(conn, &self.catalog.pricing_rules(), now)?;
-        Ok(())
-    }
 }
 
 #[path = "local_orders.rs"]
 mod orders;
+
+#[path = "local_catalog.rs"]
+mod catalog_projection;
+pub use catalog_projection::{CATALOG_BATCH, KEY_CATALOG_PENDING};
 
 #[path = "local_escrow.rs"]
 mod escrow;

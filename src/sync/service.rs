@@ -419,6 +419,8 @@ async fn receive(
     cmd: mpsc::UnboundedSender<Cmd>,
     shutdown: CancellationToken,
 ) {
+    // A projection a previous run left unfinished (crash or stop mid-catalog).
+    project_catalog(&ctx, &shutdown).await;
     loop {
         let event = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -447,6 +449,41 @@ async fn receive(
                 if let Err(e) = try_adopt(&ctx).await {
                     tracing::warn!(error = %e, "cannot finish catching up with HQ; retried");
                 }
+                project_catalog(&ctx, &shutdown).await;
+            }
+        }
+    }
+}
+
+/// Writes the catalog items HQ changed into SQLite, [`local::CATALOG_BATCH`] per write job,
+/// so sales queue between the batches instead of behind the whole catalog.
+async fn project_catalog(ctx: &Ctx, shutdown: &CancellationToken) {
+    let total = local::lock(&ctx.docs).catalog_pending();
+    if total == 0 {
+        return;
+    }
+    tracing::info!(
+        items = total,
+        "projecting HQ's catalog changes into the store"
+    );
+    while !shutdown.is_cancelled() {
+        let docs = ctx.docs.clone();
+        let left = ctx
+            .store
+            .write(move |conn| {
+                let now = crate::store::now_utc();
+                local::lock(&docs)
+                    .project_catalog_batch(conn, local::CATALOG_BATCH, &now)
+                    .map_err(to_store_error)
+            })
+            .await;
+        match left {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                // Left queued (and flagged on disk): the next message or start retries.
+                tracing::warn!(error = %e, "catalog projection paused");
+                break;
             }
         }
     }

@@ -294,6 +294,19 @@ resend_interval_ms = 500
         assert_eq!(status, 201, "{body}");
     }
 
+    /// `(status, body)` of `GET /v1/items/{sku}`.
+    pub fn item(&self, sku: &str) -> (u16, serde_json::Value) {
+        let reply = self
+            .http
+            .get(format!("{}/v1/items/{sku}", self.base))
+            .bearer_auth(TOKEN_POS1)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .expect("GET item");
+        let status = reply.status().as_u16();
+        (status, reply.json().unwrap_or(serde_json::Value::Null))
+    }
+
     pub fn on_hand(&self, sku: &str) -> i64 {
         let reply = self
             .http

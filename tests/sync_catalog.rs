@@ -1,0 +1,98 @@
+//! HQ publishes a large catalog with one command, and the stores take it without stalling:
+//! `storenode hq catalog import` sends the file in chunks (one POST of it was over HQ's body
+//! limit: 413, and the CLI printed only "Broken pipe"), and a store projects only the items a
+//! change touches. Real `storenode hq` and `storenode run` over a real Mosquitto.
+
+mod common;
+mod sync_util;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::mosquitto::{Mosquitto, MosquittoOptions};
+use common::node::binary;
+use sync_util::{BrokerAccess, HqNode, StoreNode, wait_for};
+
+/// Enough items that the catalog as one JSON body is over HQ's 2 MB request limit.
+const ITEMS: usize = 20_000;
+
+fn catalog_csv(items: usize, price: impl Fn(usize) -> i64) -> String {
+    let mut text = String::from("sku,name,price_minor,currency,tax_class,variable_measure,gtins\n");
+    for i in 0..items {
+        text.push_str(&format!(
+            "BIG{i:06},Catalog item number {i} with a longish name,{},EUR,standard,false,\n",
+            price(i)
+        ));
+    }
+    text
+}
+
+fn hq_import(hq: &HqNode, file: &std::path::Path) -> std::process::Output {
+    Command::new(binary())
+        .args([
+            "--config",
+            hq.config.to_str().unwrap_or_default(),
+            "hq",
+            "catalog",
+            "import",
+        ])
+        .arg(file)
+        .output()
+        .expect("run storenode hq catalog import")
+}
+
+fn price_at(node: &StoreNode, sku: &str) -> Option<i64> {
+    let (status, body) = node.item(sku);
+    (status == 200)
+        .then(|| body["item"]["price_minor"].as_i64())
+        .flatten()
+}
+
+#[test]
+fn hq_publishes_a_large_catalog_in_one_command_and_a_price_change_reaches_the_store() {
+    let broker = Mosquitto::start(MosquittoOptions::plain());
+    let access = BrokerAccess::Plain {
+        port: broker.port(),
+    };
+    let hq = HqNode::start(&access, "");
+    let node = StoreNode::start("s1", "lane1", &access);
+
+    let file = hq.dir.path().join("big.csv");
+    std::fs::write(&file, catalog_csv(ITEMS, |_| 100)).expect("write catalog");
+    let out = hq_import(&hq, &file);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "import failed: {stderr}");
+    assert!(
+        stderr.contains(&format!("published {ITEMS}/{ITEMS} items")),
+        "progress is shown: {stderr}"
+    );
+    let last = format!("BIG{:06}", ITEMS - 1);
+    wait_for(
+        "the store has the whole catalog",
+        Duration::from_secs(120),
+        || (price_at(&node, &last) == Some(100)).then_some(()),
+    );
+    assert_eq!(price_at(&node, "BIG000000"), Some(100));
+
+    // A price change of one item: only it changes at the store.
+    let one = hq.dir.path().join("one.csv");
+    let mut text = catalog_csv(8, |_| 100);
+    text = text.replace(
+        "BIG000007,Catalog item number 7 with a longish name,100",
+        "BIG000007,Catalog item number 7 with a longish name,125",
+    );
+    std::fs::write(&one, text).expect("write price change");
+    let out = hq_import(&hq, &one);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(
+        "the new price reaches the store",
+        Duration::from_secs(60),
+        || (price_at(&node, "BIG000007") == Some(125)).then_some(()),
+    );
+    assert_eq!(price_at(&node, "BIG000006"), Some(100));
+    assert_eq!(price_at(&node, &last), Some(100));
+}
