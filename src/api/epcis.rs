@@ -98,8 +98,18 @@ fn next_link(base: &[(String, String)], after: i64) -> String {
     format!("</v1/epcis/events?{}>; rel=\"next\"", q.join("&"))
 }
 
+/// Receipts, counts, sales, RFID reads and exit alerts as a GS1 EPCIS 2.0 EPCISDocument.
+///
 /// The page of events; a full page links the next one (`Link: <…&after=SEQ>; rel="next"`,
 /// as the EPCIS 2.0 REST binding pages): the EPCISDocument schema allows no extra keys.
+#[utoipa::path(get, path = "/epcis/events", tag = "epcis",
+    params(
+        ("from" = Option<String>, Query, description = "RFC 3339, inclusive"),
+        ("to" = Option<String>, Query, description = "RFC 3339, exclusive"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        ("after" = Option<i64>, Query, description = "The cursor of the Link rel=next header"),
+    ),
+    responses((status = 200, description = "An EPCISDocument (ObjectEvents, CBV 2.0); a full page has a Link rel=next header", body = Object)))]
 pub async fn events(
     State(state): State<AppState>,
     _t: TerminalId,

@@ -4,9 +4,12 @@
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use crate::privacy::Customer;
+use crate::store::escrow::GrantRequest;
 use crate::store::inventory::{AdjustmentRequest, CountRequest, ReceiptRequest};
-use crate::store::orders::{CancelRequest, CollectRequest, NewOrder, PickRequest};
+use crate::store::orders::{CancelRequest, CollectRequest, NewOrder, PickRequest, ShipRequest};
 use crate::store::sales::{ReturnRequest, SaleRequest};
+use crate::store::transfers::{NewTransfer, ReceiveRequest};
 
 /// Every JSON request body the API accepts, one per write route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,10 +23,15 @@ pub enum RequestBody {
     Pick,
     Collect,
     Cancel,
+    Ship,
+    Grant,
+    Transfer,
+    TransferReceive,
+    Customer,
 }
 
 impl RequestBody {
-    pub const ALL: [RequestBody; 9] = [
+    pub const ALL: [RequestBody; 14] = [
         Self::Sale,
         Self::Return,
         Self::Receipt,
@@ -33,6 +41,11 @@ impl RequestBody {
         Self::Pick,
         Self::Collect,
         Self::Cancel,
+        Self::Ship,
+        Self::Grant,
+        Self::Transfer,
+        Self::TransferReceive,
+        Self::Customer,
     ];
 }
 
@@ -49,6 +62,11 @@ pub fn check_request(kind: RequestBody, body: &[u8]) -> Result<(), ApiError> {
         RequestBody::Pick => parse::<PickRequest>(body).map(drop),
         RequestBody::Collect => parse::<CollectRequest>(body).map(drop),
         RequestBody::Cancel => parse::<CancelRequest>(body).map(drop),
+        RequestBody::Ship => parse::<ShipRequest>(body).map(drop),
+        RequestBody::Grant => parse::<GrantRequest>(body).map(drop),
+        RequestBody::Transfer => parse::<NewTransfer>(body).map(drop),
+        RequestBody::TransferReceive => parse::<ReceiveRequest>(body).map(drop),
+        RequestBody::Customer => parse::<Customer>(body).map(drop),
     }
 }
 

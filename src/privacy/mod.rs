@@ -64,7 +64,7 @@ struct RawCustomer {
 
 /// A customer's contact data. Fields are private: a `Customer` always passed
 /// [`Customer::new`]'s checks.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "RawCustomer")]
 pub struct Customer {
     name: String,

@@ -21,19 +21,19 @@ pub struct WriteContext<'a> {
     pub now: &'a str,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SaleRequest {
     pub lines: Vec<SaleLineRequest>,
     pub payments: Vec<PaymentRequest>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SaleLineRequest {
     pub sku: Option<String>,
     pub gtin: Option<String>,
-    /// Pieces; omitted or 1 for a weighed item.
+    /// Pieces (required unless the item is sold by weight); omitted or 1 for a weighed item.
     pub quantity: Option<i64>,
     /// For variable-measure items: the weight sold, in grams.
     pub weight_grams: Option<i64>,
@@ -41,7 +41,7 @@ pub struct SaleLineRequest {
     pub epc: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PaymentMethod {
     Cash,
@@ -61,7 +61,7 @@ impl PaymentMethod {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentRequest {
     pub method: PaymentMethod,
@@ -69,7 +69,7 @@ pub struct PaymentRequest {
     pub reference: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SaleReceipt {
     pub sale_id: String,
     pub at: String,
@@ -84,7 +84,7 @@ pub struct SaleReceipt {
     pub negative_stock: Vec<NegativeStock>,
 }
 
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ReceiptLine {
     pub line_no: u32,
     pub sku: String,
@@ -98,7 +98,7 @@ pub struct ReceiptLine {
     pub tax_minor: i64,
 }
 
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq, utoipa::ToSchema)]
 pub struct NegativeStock {
     pub sku: String,
     pub on_hand: i64,
@@ -283,7 +283,13 @@ fn line_quantity(
                 format!("item {} is not sold by weight", item.sku),
             ));
         }
-        let quantity = line.quantity.unwrap_or(1);
+        // No default: a line without a count is a client bug, not a sale of one.
+        let quantity = line.quantity.ok_or_else(|| {
+            StoreError::unprocessable(
+                format!("{field}.quantity"),
+                "give quantity (pieces) or weight_grams (items sold by weight)",
+            )
+        })?;
         positive(&format!("{field}.quantity"), quantity)?;
         Ok((quantity, "piece"))
     }
@@ -453,7 +459,7 @@ pub fn get_sale(conn: &Connection, sale_no: &str) -> Result<Option<SaleReceipt>,
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReturnRequest {
     pub sale_id: String,
@@ -461,7 +467,7 @@ pub struct ReturnRequest {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReturnLineRequest {
     pub line_no: u32,
@@ -469,7 +475,7 @@ pub struct ReturnLineRequest {
     pub quantity: i64,
 }
 
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ReturnReceipt {
     pub return_id: String,
     pub sale_id: String,
@@ -479,7 +485,7 @@ pub struct ReturnReceipt {
     pub tax_minor: i64,
 }
 
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ReturnedLine {
     pub line_no: u32,
     pub sku: String,
