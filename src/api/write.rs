@@ -53,13 +53,14 @@ impl FromRequest<AppState> for WriteRequest {
 }
 
 impl WriteRequest {
-    /// The body as `T`; an empty body is read as `{}` for writes whose fields are optional.
+    /// The body as `T`.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         super::json::parse(&self.body)
     }
 
+    /// The body as `T`, or `T::default()` when there is none: empty, or JSON `null`.
     pub fn parse_or_empty<T: DeserializeOwned + Default>(&self) -> Result<T, ApiError> {
-        if self.body.is_empty() {
+        if self.body.is_empty() || self.body.trim_ascii() == b"null" {
             Ok(T::default())
         } else {
             self.parse()
