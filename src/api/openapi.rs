@@ -7,8 +7,6 @@
 //! security, the idempotency header of writes, the error replies) is added here by
 //! [`Conventions`] rather than repeated on each handler.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::path::{HttpMethod, Operation, Parameter, ParameterBuilder, ParameterIn};
@@ -229,24 +227,4 @@ fn add_idempotency_key(op: &mut Operation) {
     if !parameters.iter().any(|p| p.name == "Idempotency-Key") {
         parameters.push(parameter);
     }
-}
-
-/// The operations of the document, as (method, path).
-pub fn operations_of(doc: &Document) -> BTreeMap<String, Vec<&'static str>> {
-    doc.paths
-        .paths
-        .iter()
-        .map(|(path, item)| {
-            let methods = [
-                ("GET", item.get.is_some()),
-                ("PUT", item.put.is_some()),
-                ("POST", item.post.is_some()),
-                ("DELETE", item.delete.is_some()),
-            ]
-            .into_iter()
-            .filter_map(|(m, present)| present.then_some(m))
-            .collect();
-            (path.clone(), methods)
-        })
-        .collect()
 }

@@ -62,7 +62,6 @@ mod tests {
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Page {
-        #[allow(dead_code)] // read through Debug only
         after: Option<String>,
         limit: Option<u32>,
     }
@@ -77,6 +76,10 @@ mod tests {
         assert_eq!(err.field.as_deref(), Some("limit"), "{}", err.message);
         assert_eq!(parse::<Page>("limit=5").unwrap().limit, Some(5));
         assert_eq!(parse::<Page>("").unwrap().limit, None);
+        assert_eq!(
+            parse::<Page>("after=A%20B").unwrap().after.as_deref(),
+            Some("A B")
+        );
     }
 
     #[test]
