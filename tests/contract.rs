@@ -104,13 +104,23 @@ fn every_documented_operation_is_routed() {
     }
 }
 
+/// (case, method, URL, body, expected status, field named in the error)
+type Case = (
+    &'static str,
+    Method,
+    String,
+    Option<Vec<u8>>,
+    u16,
+    Option<&'static str>,
+);
+
 #[test]
 fn router_made_errors_have_the_json_shape() {
     let node = NodeProcess::start();
     let http = Client::new();
     let base = &node.base;
     let token = Some(TOKEN_POS1);
-    let cases: Vec<(&str, Method, String, Option<Vec<u8>>, u16, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "unknown route",
             Method::GET,
