@@ -522,7 +522,7 @@ exit = true
                 };
                 storenode::store::catalog::upsert(conn, &item, "t")?;
                 let request: storenode::store::sales::SaleRequest = serde_json::from_value(json!({
-                    "lines": [{"sku": "SHIRT", "epc": epc}],
+                    "lines": [{"sku": "SHIRT", "quantity": 1, "epc": epc}],
                     "payments": [{"method": "card", "amount_minor": 1299}]
                 }))
                 .map_err(|e| storenode::store::StoreError::unprocessable("test", e.to_string()))?;

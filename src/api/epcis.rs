@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::auth::TerminalId;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use crate::config::Config;
 use crate::epcis::{self, EpcisError, Origin, source};
 
@@ -65,7 +65,12 @@ fn parse_query(pairs: Vec<(String, String)>) -> Result<EventQuery, ApiError> {
     if let (Some(from), Some(to)) = (&filter.from, &filter.to)
         && from > to
     {
-        return Err(bad("to", "to: earlier than from"));
+        // Well-formed but empty window: refused as unprocessable, not malformed.
+        return Err(ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "unprocessable",
+            ..bad("to", "to: earlier than from")
+        });
     }
     Ok(EventQuery { filter, base })
 }
@@ -100,10 +105,22 @@ fn next_link(base: &[(String, String)], after: i64) -> String {
     format!("</v1/epcis/events?{}>; rel=\"next\"", q.join("&"))
 }
 
+/// Receipts, counts, sales, RFID reads and exit alerts as a GS1 EPCIS 2.0 EPCISDocument.
+///
 /// The page of events: `limit` events unless it is the last page; a page with events after
 /// it links the next one (`Link: <…&after=SEQ>; rel="next"`, as the EPCIS 2.0 REST binding
 /// pages). Facts without GTIN in the page's range are counted in the document
 /// (`storenode:factsWithoutGtin`), not silently left out.
+#[utoipa::path(get, path = "/epcis/events", tag = "epcis",
+    params(
+        ("from" = Option<String>, Query, format = DateTime, description = "RFC 3339, inclusive"),
+        ("to" = Option<String>, Query, format = DateTime, description = "RFC 3339, exclusive"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        ("after" = Option<i64>, Query, description = "The cursor of the Link rel=next header"),
+    ),
+    responses(
+        (status = 200, description = "An EPCISDocument (ObjectEvents, CBV 2.0); a page with more events after it has a Link rel=next header", body = Object),
+        (status = 422, description = "`to` earlier than `from`", body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     _t: TerminalId,

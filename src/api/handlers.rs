@@ -4,34 +4,47 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::Stream;
 use serde::Deserialize;
-use serde_json::json;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
+use utoipa::IntoParams;
 
 use super::AppState;
 use super::auth::TerminalId;
 use super::error::ApiError;
+use super::query::{self, ApiQuery};
+use super::replies::{
+    Alive, EscrowList, ItemReply, ItemStock, OrderList, Readiness, StockOne, StockPage,
+};
 use super::write::WriteRequest;
 use crate::metrics::Metrics;
 use crate::store::catalog;
 use crate::store::escrow;
-use crate::store::inventory::{self, AdjustmentRequest, CountRequest, ReceiptRequest};
+use crate::store::inventory::{
+    self, AdjustmentRequest, CountRequest, ReceiptRequest, StockWriteResult,
+};
 use crate::store::ledger;
 use crate::store::orders::{
-    self, CancelRequest, CollectRequest, NewOrder, OrderStatus, PickRequest, ShipRequest,
+    self, CancelRequest, CollectRequest, NewOrder, OrderStatus, OrderView, PickRequest, ShipRequest,
 };
-use crate::store::sales::{self, ReturnRequest, SaleReceipt, SaleRequest};
+use crate::store::sales::{self, ReturnReceipt, ReturnRequest, SaleReceipt, SaleRequest};
 
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "ops",
+    responses((status = 200, description = "Alive", body = Alive)))]
 pub async fn healthz() -> impl IntoResponse {
-    Json(json!({ "status": "ok" }))
+    Json(Alive { status: "ok" })
 }
 
+/// Readiness with component states.
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses(
+    (status = 200, description = "Ready", body = Readiness),
+    (status = 503, description = "Not ready: a critical component is down", body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     if let Err(wait) = state.public_limits.readyz.take() {
         state.metrics.public_rate_limited.inc();
@@ -41,11 +54,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     // read-only, a full disk or a lock held elsewhere refuse the next sale, so not ready.
     crate::health::watch::check_store(&state.store, &state.health).await;
     let ready = state.health.ready();
-    let body = json!({
-        "ready": ready,
-        "reasons": state.health.not_ready_reasons(),
-        "components": state.health.snapshot(),
-    });
+    let body = Readiness {
+        ready,
+        reasons: state.health.not_ready_reasons(),
+        components: state.health.snapshot(),
+    };
     let status = if ready {
         StatusCode::OK
     } else {
@@ -54,6 +67,9 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses(
+    (status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Err(wait) = state.public_limits.metrics.take() {
         state.metrics.public_rate_limited.inc();
@@ -85,6 +101,22 @@ pub async fn no_route(OriginalUri(uri): OriginalUri) -> ApiError {
     ApiError::not_found(format!("no route {}", uri.path()))
 }
 
+/// A known path with a method it does not serve (axum adds the `Allow` header).
+pub async fn method_not_allowed(
+    method: axum::http::Method,
+    OriginalUri(uri): OriginalUri,
+) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not served at {}", uri.path()),
+    )
+}
+
+/// Look an item up by SKU or any GTIN, with its stock.
+#[utoipa::path(get, path = "/items/{key}", tag = "stock",
+    params(("key" = String, Path, description = "SKU or GTIN-8/12/13/14")),
+    responses((status = 200, description = "The item and its stock", body = ItemReply)))]
 pub async fn get_item(
     State(state): State<AppState>,
     _t: TerminalId,
@@ -104,26 +136,34 @@ pub async fn get_item(
     let (item, level) = found.ok_or_else(|| {
         ApiError::not_found(format!("item {key:?} not found (tried as GTIN and SKU)"))
     })?;
-    Ok(Json(json!({
-        "item": item,
-        "stock": { "on_hand": level.on_hand, "reserved": level.reserved, "available": level.available() },
-    }))
-    .into_response())
+    let stock = ItemStock {
+        on_hand: level.on_hand,
+        reserved: level.reserved,
+        available: level.available(),
+    };
+    Ok(Json(ItemReply { item, stock }).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// The `next_after` of the previous page.
     after: Option<String>,
+    /// Page size (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
+/// A page of stock levels, ordered by SKU.
+#[utoipa::path(get, path = "/stock", tag = "stock", params(PageQuery),
+    responses((status = 200, description = "One page", body = StockPage)))]
 pub async fn stock_page(
     State(state): State<AppState>,
     _t: TerminalId,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = query::limit(q.limit)?;
     let after = q.after.unwrap_or_default();
     let rows = state
         .store
@@ -132,9 +172,17 @@ pub async fn stock_page(
     let next = (rows.len() == limit as usize)
         .then(|| rows.last().map(|r| r.sku.clone()))
         .flatten();
-    Ok(Json(json!({ "items": rows, "next_after": next })).into_response())
+    Ok(Json(StockPage {
+        items: rows,
+        next_after: next,
+    })
+    .into_response())
 }
 
+/// Stock of one SKU (or GTIN).
+#[utoipa::path(get, path = "/stock/{sku}", tag = "stock",
+    params(("sku" = String, Path, description = "SKU or GTIN")),
+    responses((status = 200, description = "Its stock and escrow", body = StockOne)))]
 pub async fn stock_one(
     State(state): State<AppState>,
     _t: TerminalId,
@@ -156,17 +204,21 @@ pub async fn stock_one(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("item {sku:?} not found")))?;
     let (sku, stock, held) = level;
-    Ok(Json(json!({
-        "sku": sku,
-        "on_hand": stock.on_hand,
-        "reserved": stock.reserved,
-        "available": stock.available(),
-        "online_escrow": held.online_remaining,
-        "store_free": held.store_free,
-    }))
+    Ok(Json(StockOne {
+        sku,
+        on_hand: stock.on_hand,
+        reserved: stock.reserved,
+        available: stock.available(),
+        online_escrow: held.online_remaining,
+        store_free: held.store_free,
+    })
     .into_response())
 }
 
+/// Record a sale (durable before the reply).
+#[utoipa::path(post, path = "/sales", tag = "sales",
+    request_body = SaleRequest,
+    responses((status = 201, description = "Done (a replay of the same key returns the first answer)", body = SaleReceipt)))]
 pub async fn create_sale(
     State(state): State<AppState>,
     write: WriteRequest,
@@ -190,6 +242,10 @@ fn count_sale(m: &Metrics, receipt: &SaleReceipt) {
     }
 }
 
+/// A recorded sale.
+#[utoipa::path(get, path = "/sales/{sale_id}", tag = "sales",
+    params(("sale_id" = String, Path)),
+    responses((status = 200, description = "The sale", body = SaleReceipt)))]
 pub async fn get_sale(
     State(state): State<AppState>,
     _t: TerminalId,
@@ -204,6 +260,10 @@ pub async fn get_sale(
         .ok_or_else(|| ApiError::not_found(format!("sale {sale_id:?} not found")))
 }
 
+/// Return goods against a sale.
+#[utoipa::path(post, path = "/returns", tag = "returns",
+    request_body = ReturnRequest,
+    responses((status = 201, description = "Done (a replay of the same key returns the first answer)", body = ReturnReceipt)))]
 pub async fn create_return(
     State(state): State<AppState>,
     write: WriteRequest,
@@ -218,6 +278,10 @@ pub async fn create_return(
         .await
 }
 
+/// Goods receipt.
+#[utoipa::path(post, path = "/receipts", tag = "receipts",
+    request_body = ReceiptRequest,
+    responses((status = 201, description = "Done (a replay of the same key returns the first answer)", body = StockWriteResult)))]
 pub async fn create_receipt(
     State(state): State<AppState>,
     write: WriteRequest,
@@ -232,6 +296,10 @@ pub async fn create_receipt(
         .await
 }
 
+/// Grant free units to the online channel (the tills cannot sell them).
+#[utoipa::path(post, path = "/escrow/grants", tag = "escrow",
+    request_body = escrow::GrantRequest,
+    responses((status = 201, description = "Done (a replay of the same key returns the first answer)", body = escrow::EscrowView)))]
 pub async fn grant_escrow(
     State(state): State<AppState>,
     write: WriteRequest,
@@ -246,12 +314,15 @@ pub async fn grant_escrow(
         .await
 }
 
+/// The online channel's escrow per SKU.
+#[utoipa::path(get, path = "/escrow", tag = "escrow",
+    responses((status = 200, description = "Escrow of every SKU that has one", body = EscrowList)))]
 pub async fn list_escrow(
     State(state): State<AppState>,
     _t: TerminalId,
 ) -> Result<Response, ApiError> {
     let rows = state.store.read(escrow::list).await?;
-    Ok(Json(json!({ "escrow": rows })).into_response())
+    Ok(Json(EscrowList { escrow: rows }).into_response())
 }
 
 fn count_stock_write<T>(m: &Metrics, _: &T) {
@@ -262,6 +333,10 @@ fn count_order_write<T>(m: &Metrics, _: &T) {
     m.order_writes.inc();
 }
 
+/// Stock count (recorded as the difference to on-hand).
+#[utoipa::path(post, path = "/counts", tag = "counts",
+    request_body = CountRequest,
+    responses((status = 201, description = "Done (a replay of the same key returns the first answer)", body = StockWriteResult)))]
 pub async fn create_count(
     State(state): State<AppState>,
     write: WriteRequest,
@@ -276,6 +351,10 @@ pub async fn create_count(
         .await
 }
 
+/// Stock adjustment with a reason.
+#[utoipa::path(post, path = "/adjustments", tag = "adjustments",
+    request_body = AdjustmentRequest,
+    responses((status = 201, description = "Done (a replay of the same key returns the first answer)", body = StockWriteResult)))]
 pub async fn create_adjustment(
     State(state): State<AppState>,
     write: WriteRequest,
@@ -290,32 +369,38 @@ pub async fn create_adjustment(
         .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct OrderQuery {
-    status: Option<String>,
+    /// Only orders in this status.
+    status: Option<OrderStatus>,
+    /// Page size (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
+/// Click-and-collect and ship-from-store orders, optionally by status.
+#[utoipa::path(get, path = "/orders", tag = "orders", params(OrderQuery),
+    responses((status = 200, description = "Orders, oldest first", body = OrderList)))]
 pub async fn list_orders(
     State(state): State<AppState>,
     _t: TerminalId,
-    Query(q): Query<OrderQuery>,
+    ApiQuery(q): ApiQuery<OrderQuery>,
 ) -> Result<Response, ApiError> {
-    let status = match q.status.as_deref() {
-        None => None,
-        Some(s) => Some(OrderStatus::parse(s).ok_or_else(|| {
-            ApiError::bad_request(Some("status".into()), format!("status {s:?} is not one of reserved, picking, ready, collected, shipped, cancelled, expired"))
-        })?),
-    };
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let status = q.status;
+    let limit = query::limit(q.limit)?;
     let rows = state
         .store
         .read(move |conn| orders::list(conn, status, limit))
         .await?;
-    Ok(Json(json!({ "orders": rows })).into_response())
+    Ok(Json(OrderList { orders: rows }).into_response())
 }
 
+/// Create an order (reserves stock).
+#[utoipa::path(post, path = "/orders", tag = "orders",
+    request_body = NewOrder,
+    responses((status = 201, description = "Done (a replay of the same key returns the first answer)", body = OrderView)))]
 pub async fn create_order(
     State(state): State<AppState>,
     write: WriteRequest,
@@ -330,6 +415,10 @@ pub async fn create_order(
         .await
 }
 
+/// One order with lines and status history.
+#[utoipa::path(get, path = "/orders/{order_id}", tag = "orders",
+    params(("order_id" = String, Path)),
+    responses((status = 200, description = "The order", body = OrderView)))]
 pub async fn get_order(
     State(state): State<AppState>,
     _t: TerminalId,
@@ -345,6 +434,11 @@ pub async fn get_order(
         .ok_or_else(|| ApiError::not_found(format!("order {order_id:?} not found")))
 }
 
+/// Pick one scanned item (a wrong item is refused).
+#[utoipa::path(post, path = "/orders/{order_id}/pick", tag = "orders",
+    params(("order_id" = String, Path)),
+    request_body = PickRequest,
+    responses((status = 201, description = "Done (a replay of the same key returns the first answer)", body = OrderView)))]
 pub async fn pick_order(
     State(state): State<AppState>,
     Path(order_id): Path<String>,
@@ -360,6 +454,10 @@ pub async fn pick_order(
         .await
 }
 
+/// Mark a fully picked order ready (no body).
+#[utoipa::path(post, path = "/orders/{order_id}/ready", tag = "orders",
+    params(("order_id" = String, Path)),
+    responses((status = 201, description = "Done (a replay of the same key returns the first answer)", body = OrderView)))]
 pub async fn ready_order(
     State(state): State<AppState>,
     Path(order_id): Path<String>,
@@ -374,6 +472,11 @@ pub async fn ready_order(
         .await
 }
 
+/// Hand over with the pickup code.
+#[utoipa::path(post, path = "/orders/{order_id}/collect", tag = "orders",
+    params(("order_id" = String, Path)),
+    request_body = CollectRequest,
+    responses((status = 201, description = "Done (a replay of the same key returns the first answer)", body = OrderView)))]
 pub async fn collect_order(
     State(state): State<AppState>,
     Path(order_id): Path<String>,
@@ -394,6 +497,11 @@ pub async fn collect_order(
     result
 }
 
+/// Ship-from-store: hand a ready order to the carrier.
+#[utoipa::path(post, path = "/orders/{order_id}/ship", tag = "orders",
+    params(("order_id" = String, Path)),
+    request_body = ShipRequest,
+    responses((status = 201, description = "Done (a replay of the same key returns the first answer)", body = OrderView)))]
 pub async fn ship_order(
     State(state): State<AppState>,
     Path(order_id): Path<String>,
@@ -409,6 +517,11 @@ pub async fn ship_order(
         .await
 }
 
+/// Cancel; releases the reservation (the body is optional).
+#[utoipa::path(post, path = "/orders/{order_id}/cancel", tag = "orders",
+    params(("order_id" = String, Path)),
+    request_body = Option<CancelRequest>,
+    responses((status = 201, description = "Done (a replay of the same key returns the first answer)", body = OrderView)))]
 pub async fn cancel_order(
     State(state): State<AppState>,
     Path(order_id): Path<String>,
@@ -424,18 +537,21 @@ pub async fn cancel_order(
         .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventQuery {
     /// Only events from this device (e.g. the scanner bound to this terminal).
     device: Option<String>,
 }
 
 /// Live scans and tag events as Server-Sent Events, optionally for one device.
+#[utoipa::path(get, path = "/events", tag = "devices", params(EventQuery),
+    responses((status = 200, description = "An endless event stream", body = String, content_type = "text/event-stream")))]
 pub async fn live_events(
     State(state): State<AppState>,
     _t: TerminalId,
-    Query(q): Query<EventQuery>,
+    ApiQuery(q): ApiQuery<EventQuery>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let stream = BroadcastStream::new(state.events.subscribe()).filter_map(move |received| {
         let event = match received {

@@ -2,11 +2,15 @@
 //! with errors naming the offending field.
 
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::error::ApiError;
+use crate::privacy::Customer;
+use crate::store::escrow::GrantRequest;
 use crate::store::inventory::{AdjustmentRequest, CountRequest, ReceiptRequest};
-use crate::store::orders::{CancelRequest, CollectRequest, NewOrder, PickRequest};
+use crate::store::orders::{CancelRequest, CollectRequest, NewOrder, PickRequest, ShipRequest};
 use crate::store::sales::{ReturnRequest, SaleRequest};
+use crate::store::transfers::{NewTransfer, ReceiveRequest};
 
 /// Every JSON request body the API accepts, one per write route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,10 +24,15 @@ pub enum RequestBody {
     Pick,
     Collect,
     Cancel,
+    Ship,
+    Grant,
+    Transfer,
+    TransferReceive,
+    Customer,
 }
 
 impl RequestBody {
-    pub const ALL: [RequestBody; 9] = [
+    pub const ALL: [RequestBody; 14] = [
         Self::Sale,
         Self::Return,
         Self::Receipt,
@@ -33,6 +42,11 @@ impl RequestBody {
         Self::Pick,
         Self::Collect,
         Self::Cancel,
+        Self::Ship,
+        Self::Grant,
+        Self::Transfer,
+        Self::TransferReceive,
+        Self::Customer,
     ];
 }
 
@@ -49,6 +63,11 @@ pub fn check_request(kind: RequestBody, body: &[u8]) -> Result<(), ApiError> {
         RequestBody::Pick => parse::<PickRequest>(body).map(drop),
         RequestBody::Collect => parse::<CollectRequest>(body).map(drop),
         RequestBody::Cancel => parse::<CancelRequest>(body).map(drop),
+        RequestBody::Ship => parse::<ShipRequest>(body).map(drop),
+        RequestBody::Grant => parse::<GrantRequest>(body).map(drop),
+        RequestBody::Transfer => parse::<NewTransfer>(body).map(drop),
+        RequestBody::TransferReceive => parse::<ReceiveRequest>(body).map(drop),
+        RequestBody::Customer => parse::<Customer>(body).map(drop),
     }
 }
 
@@ -59,21 +78,47 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             "request body is empty; a JSON object is expected",
         ));
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+    // Syntax first (serde_json refuses nesting deeper than 128), then the shape, on the tree.
+    let mut value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(None, format!("invalid JSON: {e}")))?;
+    integral_numbers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let field = (path != ".").then_some(path);
         let message = match &field {
             Some(f) => format!("{f}: {inner}"),
-            None => format!("invalid JSON: {inner}"),
+            None => format!("invalid request: {inner}"),
         };
         ApiError::bad_request(field, message)
-    })?;
-    deserializer
-        .end()
-        .map_err(|e| ApiError::bad_request(None, format!("invalid JSON after the object: {e}")))?;
-    Ok(value)
+    })
+}
+
+/// JSON has one number type: `2.0` is the integer 2 (JSON Schema's `integer` says so, and
+/// so do clients that keep every number as a double). serde refuses `2.0` for an `i64`, so
+/// integral numbers in the 64-bit range become integers here; `2.5` and `1e30` stay
+/// floats and are refused with the field named.
+fn integral_numbers(value: &mut Value) {
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        Value::Object(map) => map.values_mut().for_each(integral_numbers),
+        Value::Number(n) => {
+            let Some(f) = n.as_f64().filter(|_| n.is_f64()) else {
+                return;
+            };
+            if f.fract() != 0.0 {
+                return;
+            }
+            // In range, the casts are exact: `f` is integral.
+            if (-TWO_POW_63..TWO_POW_63).contains(&f) {
+                *value = Value::from(f as i64);
+            } else if (0.0..2.0 * TWO_POW_63).contains(&f) {
+                *value = Value::from(f as u64);
+            }
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -93,6 +138,21 @@ mod tests {
     fn unknown_field_is_refused() {
         let err = parse::<SaleRequest>(br#"{"lines":[],"payments":[],"discount":5}"#).unwrap_err();
         assert!(err.message.contains("discount"), "{}", err.message);
+    }
+
+    #[test]
+    fn integral_floats_are_integers_others_are_refused() {
+        let sale = parse::<SaleRequest>(
+            br#"{"lines":[{"sku":"A","quantity":3.0}],"payments":[{"method":"cash","amount_minor":-0.0}]}"#,
+        )
+        .unwrap();
+        assert_eq!(sale.lines[0].quantity, Some(3));
+        assert_eq!(sale.payments[0].amount_minor, 0);
+        for bad in ["1.5", "1e30", "-1e19"] {
+            let body = format!(r#"{{"lines":[{{"sku":"A","quantity":{bad}}}],"payments":[]}}"#);
+            let err = parse::<SaleRequest>(body.as_bytes()).unwrap_err();
+            assert_eq!(err.field.as_deref(), Some("lines[0].quantity"), "{bad}");
+        }
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub mod lockout;
 pub mod openapi;
 mod pickup;
 mod privacy;
+mod query;
+mod replies;
 mod server;
 mod transfers;
 mod write;
@@ -22,7 +24,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
@@ -59,62 +60,17 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.api.max_body_bytes;
     let timeout = Duration::from_millis(state.config.api.request_timeout_ms);
-    // Rendered once: the document is the same for every caller, and the endpoint needs no
-    // token, so a flood of it must not cost a JSON rendering per request.
-    let openapi = openapi::rendered();
-    let v1 = Router::new()
-        .route(
-            "/openapi.json",
-            get(move || std::future::ready(openapi.clone())),
-        )
-        .route("/items/{key}", get(handlers::get_item))
-        .route("/stock", get(handlers::stock_page))
-        .route("/stock/{sku}", get(handlers::stock_one))
-        .route("/sales", post(handlers::create_sale))
-        .route("/sales/{sale_id}", get(handlers::get_sale))
-        .route("/returns", post(handlers::create_return))
-        .route("/receipts", post(handlers::create_receipt))
-        .route("/counts", post(handlers::create_count))
-        .route("/adjustments", post(handlers::create_adjustment))
-        .route(
-            "/orders",
-            get(handlers::list_orders).post(handlers::create_order),
-        )
-        .route("/orders/{order_id}", get(handlers::get_order))
-        .route("/orders/{order_id}/pick", post(handlers::pick_order))
-        .route("/orders/{order_id}/ready", post(handlers::ready_order))
-        .route("/orders/{order_id}/collect", post(handlers::collect_order))
-        .route("/orders/{order_id}/cancel", post(handlers::cancel_order))
-        .route("/orders/{order_id}/customer", privacy::customer_routes())
-        .route("/orders/{order_id}/ship", post(handlers::ship_order))
-        .route("/escrow", get(handlers::list_escrow))
-        .route("/escrow/grants", post(handlers::grant_escrow))
-        .route("/events", get(handlers::live_events))
-        .route(
-            "/transfers",
-            get(transfers::list_transfers).post(transfers::create_transfer),
-        )
-        .route("/transfers/{transfer_id}", get(transfers::get_transfer))
-        .route(
-            "/transfers/{transfer_id}/receive",
-            post(transfers::receive_transfer),
-        )
-        .route(
-            "/transfers/{transfer_id}/cancel",
-            post(transfers::cancel_transfer),
-        )
-        .route("/epcis/events", get(epcis::events));
-    Router::new()
-        .nest("/v1", v1)
-        .route("/healthz", get(handlers::healthz))
-        .route("/readyz", get(handlers::readyz))
-        .route("/metrics", get(handlers::metrics))
+    let (routes, _doc) = openapi::routes().split_for_parts();
+    routes
         .fallback(handlers::no_route)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
+        // Outermost: also sees the replies of the layers above (413, the timeout's 503).
+        .layer(axum::middleware::map_response(error::json_errors))
         .with_state(state)
 }
 

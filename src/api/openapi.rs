@@ -1,310 +1,240 @@
-//! The OpenAPI 3.1 document of the API, served at `/v1/openapi.json`.
+//! The OpenAPI 3.1 document of the API, served at `/v1/openapi.json`, generated (utoipa)
+//! from the handlers' `#[utoipa::path]` attributes and the request and reply types'
+//! `ToSchema` derives.
 //!
-//! Written by hand (a short document, no code generator to keep in step); the test
-//! `every_route_is_documented` keeps it honest against the router.
+//! The router is built from the same declarations ([`routes`], `utoipa_axum::routes!`), so
+//! a route cannot exist without its documentation. What every route shares (bearer
+//! security, the idempotency header of writes, the error replies) is added here by
+//! [`Conventions`] rather than repeated on each handler.
 
 use axum::body::Bytes;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use utoipa::openapi::path::{HttpMethod, Operation, Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{
+    Content, ObjectBuilder, OpenApi as Document, Ref, RefOr, Required, ResponseBuilder, Type,
+};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The document rendered once, served as is by `GET /v1/openapi.json`.
-#[derive(Clone)]
-pub struct Rendered(Bytes);
+use super::error::ErrorBody;
+use super::{AppState, epcis, handlers, privacy, transfers};
 
-pub fn rendered() -> Rendered {
-    Rendered(Bytes::from(document().to_string()))
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "storenode POS API",
+        description = "Local API of a store node for POS terminals and handhelds. Money is in \
+            integer minor units; times are UTC (RFC 3339). Every error reply is an `Error` \
+            object, naming the `field` at fault when one is."
+    ),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+/// Every route of the API with its documentation; `mod.rs` adds the layers.
+pub fn routes() -> OpenApiRouter<AppState> {
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(serve))
+        .routes(routes!(handlers::get_item))
+        .routes(routes!(handlers::stock_page))
+        .routes(routes!(handlers::stock_one))
+        .routes(routes!(handlers::create_sale))
+        .routes(routes!(handlers::get_sale))
+        .routes(routes!(handlers::create_return))
+        .routes(routes!(handlers::create_receipt))
+        .routes(routes!(handlers::create_count))
+        .routes(routes!(handlers::create_adjustment))
+        .routes(routes!(handlers::list_orders, handlers::create_order))
+        .routes(routes!(handlers::get_order))
+        .routes(routes!(handlers::pick_order))
+        .routes(routes!(handlers::ready_order))
+        .routes(routes!(handlers::collect_order))
+        .routes(routes!(handlers::cancel_order))
+        .routes(routes!(handlers::ship_order))
+        .routes(routes!(
+            privacy::get_customer,
+            privacy::put_customer,
+            privacy::erase_customer
+        ))
+        .routes(routes!(handlers::list_escrow))
+        .routes(routes!(handlers::grant_escrow))
+        .routes(routes!(handlers::live_events))
+        .routes(routes!(
+            transfers::list_transfers,
+            transfers::create_transfer
+        ))
+        .routes(routes!(transfers::get_transfer))
+        .routes(routes!(transfers::receive_transfer))
+        .routes(routes!(transfers::cancel_transfer))
+        .routes(routes!(epcis::events));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/v1", v1)
+        .routes(routes!(handlers::healthz))
+        .routes(routes!(handlers::readyz))
+        .routes(routes!(handlers::metrics))
 }
 
-impl IntoResponse for Rendered {
-    fn into_response(self) -> Response {
-        ([(header::CONTENT_TYPE, "application/json")], self.0).into_response()
-    }
-}
-
-fn write_op(summary: &str, schema: &str, response: &str) -> Value {
-    json!({
-        "summary": summary,
-        "parameters": [{ "$ref": "#/components/parameters/IdempotencyKey" }],
-        "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } },
-        "responses": {
-            "201": { "description": "Done (a replay of the same key returns the first answer with header Idempotent-Replayed: true)", "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{response}") } } } },
-            "400": { "$ref": "#/components/responses/BadRequest" },
-            "401": { "$ref": "#/components/responses/Unauthorized" },
-            "404": { "$ref": "#/components/responses/NotFound" },
-            "409": { "$ref": "#/components/responses/Conflict" },
-            "422": { "$ref": "#/components/responses/Unprocessable" },
-            "429": { "$ref": "#/components/responses/RateLimited" },
-            "503": { "$ref": "#/components/responses/Unavailable" }
-        }
-    })
-}
-
-fn read_op(summary: &str, params: &[(&str, &str)]) -> Value {
-    let parameters: Vec<Value> = params
-        .iter()
-        .map(|(name, place)| json!({ "name": name, "in": place, "required": *place == "path", "schema": { "type": "string" } }))
-        .collect();
-    json!({
-        "summary": summary,
-        "parameters": parameters,
-        "responses": {
-            "200": { "description": "OK" },
-            "401": { "$ref": "#/components/responses/Unauthorized" },
-            "404": { "$ref": "#/components/responses/NotFound" }
-        }
-    })
-}
-
-fn order_action(summary: &str, schema: &str) -> Value {
-    let mut op = write_op(summary, schema, "Order");
-    if let Some(params) = op["parameters"].as_array_mut() {
-        params.push(json!({ "name": "order_id", "in": "path", "required": true, "schema": { "type": "string" } }));
-    }
-    op
-}
-
-fn transfer_action(summary: &str, schema: &str) -> Value {
-    let mut op = write_op(summary, schema, "Transfer");
-    if let Some(params) = op["parameters"].as_array_mut() {
-        params.push(json!({ "name": "transfer_id", "in": "path", "required": true, "schema": { "type": "string" } }));
-    }
-    op
-}
-
-fn item_ref(extra: Value) -> Value {
-    let mut properties = json!({
-        "sku": { "type": "string" },
-        "gtin": { "type": "string", "description": "GTIN-8/12/13/14, check digit verified" }
-    });
-    if let (Some(p), Some(e)) = (properties.as_object_mut(), extra.as_object()) {
-        p.extend(e.clone());
-    }
-    json!({ "type": "object", "additionalProperties": false, "properties": properties, "description": "Give exactly one of sku or gtin." })
-}
-
-/// `/v1/orders/{order_id}/customer` (customer data, `crate::privacy`); outside `document`'s
-/// one `json!` so that stays under the macro recursion limit.
-fn customer_ops() -> Value {
-    json!({
-        "get": read_op("The order's customer data (404 with erased_at after erasure)", &[("order_id", "path")]),
-        "put": order_action("Store the order's customer data (kept out of sync history; published to HQ)", "Customer"),
-        "delete": order_action("Erase the order's customer data here (GDPR); HQ and the other lanes follow", "Empty")
-    })
-}
-
-fn customer_schema() -> Value {
-    json!({ "type": "object", "required": ["name", "phone", "email"], "additionalProperties": false, "properties": {
-        "name": { "type": "string", "maxLength": 200 }, "phone": { "type": "string", "description": "5 to 20 digits; spaces, '-', '(', ')', '.', a leading '+'" },
-        "email": { "type": "string", "format": "email", "maxLength": 254 },
-        "address": { "type": "string", "maxLength": 500, "description": "Delivery address (ship-from-store)" } } })
-}
-
-pub fn document() -> Value {
-    let mut doc = base_document();
-    // Merged in rather than written inside the big `json!` of `base_document`, which is at
-    // the macro's recursion limit.
-    merge(&mut doc["paths"], transfer_paths());
-    merge(&mut doc["components"]["schemas"], transfer_schemas());
-    merge(&mut doc["paths"], epcis_paths());
+/// The document, as [`routes`] builds it.
+pub fn document() -> Document {
+    let mut doc = routes().into_openapi();
+    Conventions.modify(&mut doc);
     doc
 }
 
-/// `GET /v1/epcis/events` (`crate::epcis`).
-fn epcis_paths() -> Value {
-    json!({
-        "/v1/epcis/events": { "get": read_op("Receipts, counts, sales, RFID reads and exit alerts as a GS1 EPCIS 2.0 EPCISDocument (ObjectEvents, CBV 2.0). from/to: RFC 3339 (from inclusive, to exclusive); limit 1-1000 (default 100); after: the cursor of the Link rel=next header", &[("from", "query"), ("to", "query"), ("limit", "query"), ("after", "query")]) }
-    })
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "meta",
+    responses((status = 200, description = "This document (OpenAPI 3.1)", body = Object))
+)]
+pub async fn serve() -> Response {
+    // Rendered once: the document never changes while the process runs, and the endpoint
+    // needs no token, so a flood of it must not cost a JSON rendering per request.
+    static RENDERED: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    let body = RENDERED.get_or_init(|| {
+        serde_json::to_vec(&document())
+            .map(Bytes::from)
+            .unwrap_or_default()
+    });
+    ([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response()
 }
 
-fn merge(into: &mut Value, more: Value) {
-    if let (Some(into), Value::Object(more)) = (into.as_object_mut(), more) {
-        into.extend(more);
-    }
-}
+/// Paths served without a token.
+const PUBLIC: [&str; 4] = ["/v1/openapi.json", "/healthz", "/readyz", "/metrics"];
 
-fn transfer_paths() -> Value {
-    json!({
-        "/v1/transfers": {
-            "get": read_op("Store-to-store transfers, newest first", &[("direction", "query"), ("status", "query"), ("limit", "query")]),
-            "post": write_op("Dispatch a transfer to another store (units leave on-hand now)", "NewTransfer", "Transfer")
-        },
-        "/v1/transfers/{transfer_id}": { "get": read_op("One transfer (chain-wide or local id) with lines, discrepancy and history", &[("transfer_id", "path")]) },
-        "/v1/transfers/{transfer_id}/receive": { "post": transfer_action("Receive an inbound transfer with the scanned quantities (short or over recorded)", "TransferLines") },
-        "/v1/transfers/{transfer_id}/cancel": { "post": transfer_action("Cancel an outbound transfer still in transit (units come back)", "Empty") },
-    })
-}
+/// Shared responses: (status, component name, description).
+const RESPONSES: [(&str, &str, &str); 9] = [
+    (
+        "400",
+        "BadRequest",
+        "Malformed request: invalid JSON, wrong type, unknown field, bad query parameter or header (the field is named)",
+    ),
+    ("401", "Unauthorized", "Missing or wrong bearer token"),
+    ("404", "NotFound", "Unknown item, sale, order or transfer"),
+    (
+        "409",
+        "Conflict",
+        "Idempotency key reused for another request, or an order or transfer in the wrong state",
+    ),
+    (
+        "413",
+        "PayloadTooLarge",
+        "Body larger than the node's limit (api.max_body_bytes)",
+    ),
+    (
+        "422",
+        "Unprocessable",
+        "Understood but refused: zero or negative quantity, a line without quantity or weight, returning more than sold, wrong item picked",
+    ),
+    (
+        "429",
+        "RateLimited",
+        "Too many requests (this terminal, a flood of a public endpoint, or pickup codes locked out after failures); see Retry-After",
+    ),
+    ("500", "Internal", "A fault of the node; see its log"),
+    (
+        "503",
+        "Unavailable",
+        "Writes refused for now (disk full, read-only, shutting down), or the request timed out",
+    ),
+];
 
-fn transfer_schemas() -> Value {
-    json!({
-        "NewTransfer": { "type": "object", "required": ["transfer_id", "to_store", "lines"], "additionalProperties": false, "properties": {
-            "transfer_id": { "type": "string" }, "to_store": { "type": "string" },
-            "lines": { "type": "array", "minItems": 1, "items": item_ref(json!({ "quantity": { "type": "integer", "minimum": 1 } })) } } },
-        "TransferLines": { "type": "object", "required": ["lines"], "additionalProperties": false, "properties": {
-            "lines": { "type": "array", "items": item_ref(json!({ "quantity": { "type": "integer", "minimum": 0 } })) } } },
-        "Transfer": { "type": "object", "properties": { "transfer_id": { "type": "string" }, "local_id": { "type": "string" },
-            "direction": { "enum": ["outbound", "inbound"] }, "from_store": { "type": "string" }, "to_store": { "type": "string" },
-            "status": { "enum": ["in_transit", "received", "cancelled"] }, "lines": { "type": "array" }, "history": { "type": "array" } } },
-    })
-}
+/// What every route shares, added to the generated document.
+struct Conventions;
 
-fn base_document() -> Value {
-    let error = json!({ "type": "object", "required": ["error", "message"], "properties": {
-        "error": { "type": "string" }, "message": { "type": "string" }, "field": { "type": "string" } } });
-    let resp = |d: &str| json!({ "description": d, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
-    let mut doc = json!({
-        "openapi": "3.1.0",
-        "info": { "title": "storenode POS API", "version": env!("CARGO_PKG_VERSION"),
-                  "description": "Local API of a store node for POS terminals and handhelds. Money is in integer minor units; times are UTC (RFC 3339)." },
-        "security": [{ "bearer": [] }],
-        "paths": {
-            "/v1/items/{key}": { "get": read_op("Look an item up by SKU or any GTIN, with its stock", &[("key", "path")]) },
-            "/v1/stock": { "get": read_op("A page of stock levels, ordered by SKU", &[("after", "query"), ("limit", "query")]) },
-            "/v1/stock/{sku}": { "get": read_op("Stock of one SKU (or GTIN)", &[("sku", "path")]) },
-            "/v1/sales": { "post": write_op("Record a sale (durable before the reply)", "SaleRequest", "SaleReceipt") },
-            "/v1/sales/{sale_id}": { "get": read_op("A recorded sale", &[("sale_id", "path")]) },
-            "/v1/returns": { "post": write_op("Return goods against a sale", "ReturnRequest", "ReturnReceipt") },
-            "/v1/receipts": { "post": write_op("Goods receipt", "ReceiptRequest", "StockWriteResult") },
-            "/v1/counts": { "post": write_op("Stock count (recorded as the difference to on-hand)", "CountRequest", "StockWriteResult") },
-            "/v1/adjustments": { "post": write_op("Stock adjustment with a reason", "AdjustmentRequest", "StockWriteResult") },
-            "/v1/orders": {
-                "get": read_op("Click-and-collect orders, optionally by status", &[("status", "query"), ("limit", "query")]),
-                "post": write_op("Create a click-and-collect order (reserves stock)", "NewOrder", "Order")
-            },
-            "/v1/orders/{order_id}": { "get": read_op("One order with lines and status history", &[("order_id", "path")]) },
-            "/v1/orders/{order_id}/pick": { "post": order_action("Pick one scanned item (wrong item refused)", "PickRequest") },
-            "/v1/orders/{order_id}/ready": { "post": order_action("Mark a fully picked order ready", "Empty") },
-            "/v1/orders/{order_id}/collect": { "post": order_action("Hand over with the pickup code", "CollectRequest") },
-            "/v1/orders/{order_id}/cancel": { "post": order_action("Cancel; releases the reservation", "CancelRequest") },
-            "/v1/orders/{order_id}/customer": customer_ops(),
-            "/v1/events": { "get": read_op("Live scans and tag events (Server-Sent Events)", &[("device", "query")]) },
-            "/v1/epcis/events": { "get": read_op("Receipts, counts, sales, RFID reads and exit alerts as a GS1 EPCIS 2.0 EPCISDocument (ObjectEvents, CBV 2.0); from/to RFC 3339 (from inclusive, to exclusive), limit 1-1000 (default 100), after = cursor from the Link rel=next header", &[("from", "query"), ("to", "query"), ("limit", "query"), ("after", "query")]) },
-            "/v1/openapi.json": { "get": { "summary": "This document", "security": [], "responses": { "200": { "description": "OK" } } } },
-            "/healthz": { "get": { "summary": "Liveness", "security": [], "responses": { "200": { "description": "alive" } } } },
-            "/readyz": { "get": { "summary": "Readiness with component states", "security": [], "responses": { "200": { "description": "ready" }, "503": { "description": "not ready" } } } },
-            "/metrics": { "get": { "summary": "Prometheus metrics", "security": [], "responses": { "200": { "description": "text exposition format" } } } }
-        },
-        "components": {
-            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "One token per terminal, from the node's configuration" } },
-            "parameters": { "IdempotencyKey": { "name": "Idempotency-Key", "in": "header", "required": true,
-                "description": "Unique per write and terminal; a replay returns the first result and changes nothing", "schema": { "type": "string", "maxLength": 128 } } },
-            "responses": {
-                "BadRequest": resp("Malformed body: invalid JSON, wrong type, unknown field (the field is named)"),
-                "Unauthorized": resp("Missing or wrong bearer token"),
-                "NotFound": resp("Unknown item, sale or order"),
-                "Conflict": resp("Idempotency key reused for another request, or an order in the wrong state"),
-                "Unprocessable": resp("Understood but refused: zero or negative quantity, returning more than sold, wrong item picked"),
-                "RateLimited": resp("This terminal sends too many requests; see Retry-After"),
-                "Unavailable": resp("Writes refused for now (disk full, read-only, shutting down); reads still work")
-            },
-            "schemas": {
-                "Error": error,
-                "Empty": { "type": "object", "additionalProperties": false },
-                "SaleRequest": { "type": "object", "required": ["lines", "payments"], "additionalProperties": false, "properties": {
-                    "lines": { "type": "array", "minItems": 1, "items": item_ref(json!({
-                        "quantity": { "type": "integer", "minimum": 1 },
-                        "weight_grams": { "type": "integer", "minimum": 1, "description": "For variable-measure items" },
-                        "epc": { "type": "string", "description": "RFID EPC (hex) of the item sold" } })) },
-                    "payments": { "type": "array", "items": { "type": "object", "required": ["method", "amount_minor"], "additionalProperties": false, "properties": {
-                        "method": { "enum": ["cash", "card", "voucher", "other"] }, "amount_minor": { "type": "integer", "minimum": 1 }, "reference": { "type": "string" } } } } } },
-                "SaleReceipt": { "type": "object", "properties": { "sale_id": { "type": "string" }, "total_minor": { "type": "integer" }, "tax_minor": { "type": "integer" },
-                    "change_minor": { "type": "integer" }, "lines": { "type": "array" },
-                    "negative_stock": { "type": "array", "description": "SKUs this sale took below zero (allowed, flagged)" } } },
-                "ReturnRequest": { "type": "object", "required": ["sale_id", "lines"], "additionalProperties": false, "properties": {
-                    "sale_id": { "type": "string" }, "reason": { "type": "string" },
-                    "lines": { "type": "array", "items": { "type": "object", "required": ["line_no", "quantity"], "properties": { "line_no": { "type": "integer" }, "quantity": { "type": "integer", "minimum": 1 } } } } } },
-                "ReturnReceipt": { "type": "object" },
-                "ReceiptRequest": { "type": "object", "required": ["lines"], "properties": { "reference": { "type": "string" },
-                    "lines": { "type": "array", "items": item_ref(json!({ "quantity": { "type": "integer", "minimum": 1 } })) } } },
-                "CountRequest": { "type": "object", "required": ["lines"], "properties": {
-                    "lines": { "type": "array", "items": item_ref(json!({ "counted": { "type": "integer", "minimum": 0 } })) } } },
-                "AdjustmentRequest": item_ref(json!({ "delta": { "type": "integer" }, "reason": { "type": "string" } })),
-                "StockWriteResult": { "type": "object", "properties": { "reference": { "type": "string" }, "changes": { "type": "array" } } },
-                "NewOrder": { "type": "object", "required": ["order_id", "pickup_code", "lines"], "properties": {
-                    "order_id": { "type": "string" }, "channel": { "type": "string" }, "pickup_code": { "type": "string" }, "hold_hours": { "type": "integer" },
-                    "delivery": { "enum": ["collect", "ship"] },
-                    "lines": { "type": "array", "items": item_ref(json!({ "quantity": { "type": "integer", "minimum": 1 } })) } } },
-                "Order": { "type": "object", "properties": { "order_id": { "type": "string" },
-                    "status": { "enum": ["reserved", "picking", "ready", "collected", "shipped", "cancelled", "expired"] },
-                    "delivery": { "enum": ["collect", "ship"] }, "fulfilment": { "type": ["string", "null"], "description": "the lane holding the units, when another lane" },
-                    "doc_id": { "type": ["string", "null"] }, "lines": { "type": "array" }, "history": { "type": "array" } } },
-                "PickRequest": item_ref(json!({ "quantity": { "type": "integer", "minimum": 1 } })),
-                "CollectRequest": { "type": "object", "required": ["pickup_code"], "properties": { "pickup_code": { "type": "string" } } },
-                "CancelRequest": { "type": "object", "properties": { "reason": { "type": "string" } } },
-                "Customer": customer_schema()
+impl Modify for Conventions {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        for (_, name, description) in RESPONSES {
+            let response = ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    Content::new(Some(Ref::from_schema_name("Error"))),
+                )
+                .build();
+            components
+                .responses
+                .insert(name.to_string(), RefOr::T(response));
+        }
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let public = PUBLIC.contains(&path.as_str());
+            let has_path_params = path.contains('{');
+            for (method, op) in operations(item) {
+                let write = !matches!(method, HttpMethod::Get | HttpMethod::Head);
+                // Public endpoints are rate limited for all callers together.
+                let mut codes = vec!["429", "500", "503"];
+                if !public {
+                    op.security = Some(vec![SecurityRequirement::new(
+                        "bearer",
+                        Vec::<String>::new(),
+                    )]);
+                    codes.extend(["400", "401"]);
+                }
+                if has_path_params || write {
+                    codes.push("404");
+                }
+                if write {
+                    codes.extend(["409", "413", "422"]);
+                    add_idempotency_key(op);
+                }
+                for code in codes {
+                    add_response(op, code);
+                }
             }
         }
-    });
-    add_omnichannel(&mut doc);
-    doc
-}
-
-/// Ship-from-store and the online escrow (kept apart: one `json!` this size hits the
-/// macro recursion limit).
-fn add_omnichannel(doc: &mut Value) {
-    let paths = [
-        (
-            "/v1/orders/{order_id}/ship",
-            json!({ "post": order_action("Ship-from-store: hand a ready order to the carrier", "ShipRequest") }),
-        ),
-        (
-            "/v1/escrow",
-            json!({ "get": read_op("The online channel's escrow per SKU: granted, consumed, returned, online_remaining, store_free", &[]) }),
-        ),
-        (
-            "/v1/escrow/grants",
-            json!({ "post": write_op("Grant free units to the online channel (the tills cannot sell them)", "GrantRequest", "Escrow") }),
-        ),
-    ];
-    for (path, op) in paths {
-        doc["paths"][path] = op;
-    }
-    let schemas = [
-        (
-            "ShipRequest",
-            json!({ "type": "object", "required": ["carrier"], "properties": { "carrier": { "type": "string" }, "tracking": { "type": "string" } } }),
-        ),
-        (
-            "GrantRequest",
-            item_ref(json!({ "quantity": { "type": "integer", "minimum": 1 } })),
-        ),
-        (
-            "Escrow",
-            json!({ "type": "object", "properties": { "sku": { "type": "string" }, "granted": { "type": "integer" }, "consumed": { "type": "integer" },
-            "returned": { "type": "integer" }, "online_remaining": { "type": "integer" }, "store_free": { "type": "integer" } } }),
-        ),
-    ];
-    for (name, schema) in schemas {
-        doc["components"]["schemas"][name] = schema;
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+fn operations(item: &mut utoipa::openapi::PathItem) -> Vec<(HttpMethod, &mut Operation)> {
+    [
+        (HttpMethod::Get, item.get.as_mut()),
+        (HttpMethod::Put, item.put.as_mut()),
+        (HttpMethod::Post, item.post.as_mut()),
+        (HttpMethod::Delete, item.delete.as_mut()),
+    ]
+    .into_iter()
+    .filter_map(|(method, op)| op.map(|op| (method, op)))
+    .collect()
+}
 
-    #[test]
-    fn every_route_is_documented() {
-        let doc = document();
-        let paths = doc["paths"].as_object().unwrap();
-        let source = include_str!("mod.rs");
-        for line in source
-            .lines()
-            .filter(|l| l.trim_start().starts_with(".route(\""))
-        {
-            let route = line.split('"').nth(1).unwrap();
-            let full = if route.starts_with("/healthz")
-                || route.starts_with("/readyz")
-                || route.starts_with("/metrics")
-            {
-                route.to_string()
-            } else {
-                format!("/v1{route}")
-            };
-            assert!(
-                paths.contains_key(&full),
-                "route {full} missing from the OpenAPI document"
-            );
-        }
+fn add_response(op: &mut Operation, code: &str) {
+    let Some((_, name, _)) = RESPONSES.iter().find(|(c, _, _)| *c == code) else {
+        return;
+    };
+    op.responses
+        .responses
+        .entry(code.to_string())
+        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(*name)));
+}
+
+fn add_idempotency_key(op: &mut Operation) {
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(crate::store::idempotency::MAX_KEY_LEN))
+        .pattern(Some("^[!-~]+$"));
+    let parameter: Parameter = ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::True)
+        .description(Some(
+            "Unique per write and terminal (printable ASCII, no spaces); a retry with the same \
+             key and the same JSON (key order and whitespace aside) returns the first answer \
+             with header Idempotent-Replayed: true and changes nothing",
+        ))
+        .schema(Some(schema))
+        .build();
+    let parameters = op.parameters.get_or_insert_with(Vec::new);
+    if !parameters.iter().any(|p| p.name == "Idempotency-Key") {
+        parameters.push(parameter);
     }
 }

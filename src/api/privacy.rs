@@ -11,26 +11,25 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get};
 use serde_json::json;
 
 use super::AppState;
 use super::auth::TerminalId;
 use super::error::ApiError;
+use super::replies::{CustomerErased, CustomerReply, CustomerStored};
 use super::write::WriteRequest;
 use crate::privacy::store::{self as pii_store, Lookup};
 use crate::privacy::{Customer, link};
 use crate::store::StoreError;
 
-/// `GET`, `PUT` and `DELETE` of `/v1/orders/{order_id}/customer`.
-pub fn customer_routes() -> MethodRouter<AppState> {
-    get(get_customer).put(put_customer).delete(erase_customer)
-}
-
 fn count_order_write<T>(m: &crate::metrics::Metrics, _: &T) {
     m.order_writes.inc();
 }
 
+/// Store the order's customer data (kept out of sync history; published to HQ).
+#[utoipa::path(put, path = "/orders/{order_id}/customer", tag = "orders",
+    params(("order_id" = String, Path)), request_body = Customer,
+    responses((status = 201, description = "Stored (a replay of the same key returns the first answer)", body = CustomerStored)))]
 pub async fn put_customer(
     State(state): State<AppState>,
     Path(order_id): Path<String>,
@@ -45,13 +44,20 @@ pub async fn put_customer(
                     return Err(StoreError::not_found(format!("order {order_id:?}")));
                 }
                 pii_store::put(conn, &order_id, &customer)?;
-                Ok(json!({ "order_id": order_id, "customer": "stored" }))
+                Ok(CustomerStored {
+                    order_id,
+                    customer: "stored",
+                })
             },
             count_order_write,
         )
         .await
 }
 
+/// The order's customer data (404 with `erased_at` after erasure).
+#[utoipa::path(get, path = "/orders/{order_id}/customer", tag = "orders",
+    params(("order_id" = String, Path)),
+    responses((status = 200, description = "The customer", body = CustomerReply)))]
 pub async fn get_customer(
     State(state): State<AppState>,
     _t: TerminalId,
@@ -63,9 +69,7 @@ pub async fn get_customer(
         .read(move |conn| pii_store::get(conn, &lookup))
         .await?;
     Ok(match found {
-        Lookup::Found(customer) => {
-            Json(json!({ "order_id": order_id, "customer": customer })).into_response()
-        }
+        Lookup::Found(customer) => Json(CustomerReply { order_id, customer }).into_response(),
         Lookup::Erased { erased_at } => (
             StatusCode::NOT_FOUND,
             Json(json!({
@@ -83,6 +87,10 @@ pub async fn get_customer(
     })
 }
 
+/// Erase the order's customer data here (GDPR); HQ and the other lanes follow. No body.
+#[utoipa::path(delete, path = "/orders/{order_id}/customer", tag = "orders",
+    params(("order_id" = String, Path)),
+    responses((status = 201, description = "Erased (a replay of the same key returns the first answer)", body = CustomerErased)))]
 pub async fn erase_customer(
     State(state): State<AppState>,
     Path(order_id): Path<String>,
@@ -92,7 +100,10 @@ pub async fn erase_customer(
         .run(
             &state,
             move |conn, ctx| match pii_store::erase(conn, &order_id, ctx.now)? {
-                Some(erased_at) => Ok(json!({ "order_id": order_id, "erased_at": erased_at })),
+                Some(erased_at) => Ok(CustomerErased {
+                    order_id,
+                    erased_at,
+                }),
                 None => Err(StoreError::not_found(format!(
                     "customer data of order {order_id:?}"
                 ))),

@@ -1,23 +1,28 @@
 //! Store-to-store transfer routes: dispatch, receive, cancel, list, one.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
+use utoipa::IntoParams;
 
 use super::AppState;
 use super::auth::TerminalId;
 use super::error::ApiError;
+use super::query::{self, ApiQuery};
+use super::replies::TransferList;
 use super::write::WriteRequest;
 use crate::metrics::Metrics;
-use crate::store::transfers::{self, Direction, NewTransfer, ReceiveRequest};
+use crate::store::transfers::{self, Direction, NewTransfer, ReceiveRequest, TransferView};
 use crate::sync::transfers::TransferStatus;
 
 fn count_write<T>(m: &Metrics, _: &T) {
     m.stock_writes.inc();
 }
 
+/// Dispatch a transfer to another store (units leave on-hand now).
+#[utoipa::path(post, path = "/transfers", tag = "transfers", request_body = NewTransfer,
+    responses((status = 201, description = "Dispatched (a replay of the same key returns the first answer)", body = TransferView)))]
 pub async fn create_transfer(
     State(state): State<AppState>,
     write: WriteRequest,
@@ -33,6 +38,10 @@ pub async fn create_transfer(
         .await
 }
 
+/// Receive an inbound transfer with the scanned quantities (short or over recorded).
+#[utoipa::path(post, path = "/transfers/{transfer_id}/receive", tag = "transfers",
+    params(("transfer_id" = String, Path)), request_body = ReceiveRequest,
+    responses((status = 201, description = "Received (a replay of the same key returns the first answer)", body = TransferView)))]
 pub async fn receive_transfer(
     State(state): State<AppState>,
     Path(transfer_id): Path<String>,
@@ -48,6 +57,10 @@ pub async fn receive_transfer(
         .await
 }
 
+/// Cancel an outbound transfer still in transit (units come back); no body.
+#[utoipa::path(post, path = "/transfers/{transfer_id}/cancel", tag = "transfers",
+    params(("transfer_id" = String, Path)),
+    responses((status = 201, description = "Cancelled (a replay of the same key returns the first answer)", body = TransferView)))]
 pub async fn cancel_transfer(
     State(state): State<AppState>,
     Path(transfer_id): Path<String>,
@@ -62,45 +75,38 @@ pub async fn cancel_transfer(
         .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TransferQuery {
-    direction: Option<String>,
-    status: Option<String>,
+    direction: Option<Direction>,
+    status: Option<TransferStatus>,
+    /// Page size (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
+/// Store-to-store transfers, newest first.
+#[utoipa::path(get, path = "/transfers", tag = "transfers", params(TransferQuery),
+    responses((status = 200, description = "Transfers, newest first", body = TransferList)))]
 pub async fn list_transfers(
     State(state): State<AppState>,
     _t: TerminalId,
-    Query(q): Query<TransferQuery>,
+    ApiQuery(q): ApiQuery<TransferQuery>,
 ) -> Result<Response, ApiError> {
-    let direction = match q.direction.as_deref() {
-        None => None,
-        Some(d) => Some(Direction::parse(d).ok_or_else(|| {
-            ApiError::bad_request(
-                Some("direction".into()),
-                format!("direction {d:?} is not one of inbound, outbound"),
-            )
-        })?),
-    };
-    let status = match q.status.as_deref() {
-        None => None,
-        Some(s) => Some(TransferStatus::parse(s).ok_or_else(|| {
-            ApiError::bad_request(
-                Some("status".into()),
-                format!("status {s:?} is not one of in_transit, received, cancelled"),
-            )
-        })?),
-    };
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let (direction, status) = (q.direction, q.status);
+    let limit = query::limit(q.limit)?;
     let rows = state
         .store
         .read(move |conn| transfers::list(conn, direction, status, limit))
         .await?;
-    Ok(Json(json!({ "transfers": rows })).into_response())
+    Ok(Json(TransferList { transfers: rows }).into_response())
 }
 
+/// One transfer (chain-wide or local id) with lines, discrepancy and history.
+#[utoipa::path(get, path = "/transfers/{transfer_id}", tag = "transfers",
+    params(("transfer_id" = String, Path)),
+    responses((status = 200, description = "The transfer", body = TransferView)))]
 pub async fn get_transfer(
     State(state): State<AppState>,
     _t: TerminalId,

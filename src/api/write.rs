@@ -58,13 +58,14 @@ impl WriteRequest {
         &self.terminal.0
     }
 
-    /// The body as `T`; an empty body is read as `{}` for writes whose fields are optional.
+    /// The body as `T`.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         super::json::parse(&self.body)
     }
 
+    /// The body as `T`, or `T::default()` when there is none: empty, or JSON `null`.
     pub fn parse_or_empty<T: DeserializeOwned + Default>(&self) -> Result<T, ApiError> {
-        if self.body.is_empty() {
+        if self.body.is_empty() || self.body.trim_ascii() == b"null" {
             Ok(T::default())
         } else {
             self.parse()
@@ -113,7 +114,7 @@ where
 {
     let started = Instant::now();
     let key = idempotency_key(headers)?;
-    let hash = idempotency::request_hash("POST", path, body);
+    let hash = idempotency::request_hash("POST", path, &canonical_body(body));
     let config = state.config.clone();
     let writer_id = state.store.writer_id().to_string();
     let answer = state
@@ -178,6 +179,58 @@ where
     Ok(response)
 }
 
+/// The body as the idempotency fingerprint sees it: JSON re-encoded with object keys sorted
+/// and no whitespace, so a retry that serialises the same request differently (key order,
+/// spacing) is the same request. A body that is not JSON (an empty one) is taken as sent.
+pub fn canonical_body(body: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(value) => {
+            let mut out = Vec::with_capacity(body.len());
+            write_canonical(&value, &mut out);
+            out
+        }
+        Err(_) => body.to_vec(),
+    }
+}
+
+fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
+    use serde_json::Value;
+    match value {
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        // Sorted here rather than relying on serde_json's map order, which a crate in the
+        // tree may switch to insertion order (feature `preserve_order`).
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_scalar(&Value::String(key.clone()), out);
+                out.push(b':');
+                write_canonical(item, out);
+            }
+            out.push(b'}');
+        }
+        scalar => write_scalar(scalar, out),
+    }
+}
+
+fn write_scalar(value: &serde_json::Value, out: &mut Vec<u8>) {
+    // Writing a scalar `Value` into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
 fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     let field = Some("Idempotency-Key".to_string());
     let value = headers.get(IDEMPOTENCY_HEADER).ok_or_else(|| {
@@ -192,4 +245,27 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     idempotency::check_key(key)
         .map_err(|reason| ApiError::bad_request(field, format!("Idempotency-Key {reason}")))?;
     Ok(key.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_body;
+
+    #[test]
+    fn canonical_body_ignores_key_order_and_whitespace() {
+        let a = canonical_body(br#"{"lines":[{"sku":"A","quantity":2}],"payments":[]}"#);
+        let b = canonical_body(
+            b"{ \"payments\": [],\n  \"lines\": [ {\"quantity\": 2, \"sku\": \"A\"} ] }",
+        );
+        assert_eq!(a, b);
+        assert_ne!(
+            a,
+            canonical_body(br#"{"lines":[{"sku":"A","quantity":3}],"payments":[]}"#)
+        );
+        assert_ne!(
+            a,
+            canonical_body(br#"{"payments":[],"lines":[{"quantity":2,"sku":"a"}]}"#)
+        );
+        assert_eq!(canonical_body(b""), b"");
+    }
 }

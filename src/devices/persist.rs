@@ -504,7 +504,7 @@ mod tests {
             now: "2025-01-01T00:00:00.000Z",
         };
         let sale: sales::SaleRequest = serde_json::from_value(serde_json::json!({
-            "lines": [{"sku": "TEE", "epc": TDS_EPC.to_ascii_lowercase()}],
+            "lines": [{"sku": "TEE", "quantity": 1, "epc": TDS_EPC.to_ascii_lowercase()}],
             "payments": [{"method": "card", "amount_minor": 1299}]
         }))
         .unwrap();

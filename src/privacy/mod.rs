@@ -64,13 +64,35 @@ struct RawCustomer {
 
 /// A customer's contact data. Fields are private: a `Customer` always passed
 /// [`Customer::new`]'s checks.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "RawCustomer")]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+// `deny_unknown_fields` is enforced by `RawCustomer`; here it tells the OpenAPI schema.
+// The patterns describe `Customer::new`'s checks (values are trimmed first).
+#[serde(try_from = "RawCustomer", deny_unknown_fields)]
 pub struct Customer {
+    /// Not blank, no control characters.
+    #[schema(
+        max_length = 200,
+        pattern = r"^\s*[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*\s*$"
+    )]
     name: String,
+    /// 5 to 20 digits; spaces, '-', '(', ')', '.' and a leading '+'.
+    #[schema(
+        max_length = 32,
+        pattern = r"^\s*\+?[ ().-]*(?:[0-9][ ().-]*){5,20}\s*$"
+    )]
     phone: String,
+    /// `local@domain.tld`.
+    #[schema(
+        max_length = 254,
+        pattern = r#"^\s*[^@"(),:;<>\[\\\]\s\u0000-\u001f\u007f-\u009f]{1,64}@[^\W_]+(?:-+[^\W_]+)*(?:\.[^\W_]+(?:-+[^\W_]+)*)+\s*$"#
+    )]
     email: String,
+    /// Delivery address (ship-from-store); newlines allowed.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(
+        max_length = 500,
+        pattern = r"^\s*[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*\s*$"
+    )]
     address: Option<String>,
 }
 

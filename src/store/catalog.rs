@@ -7,7 +7,7 @@ use super::StoreError;
 use crate::gs1::gtin::Gtin14;
 
 /// An item as the catalog holds it and the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Item {
     pub sku: String,

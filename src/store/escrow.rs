@@ -11,7 +11,7 @@ use super::ledger::{self, StockLevel};
 use super::sales::{WriteContext, positive};
 
 /// `POST /v1/escrow/grants`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantRequest {
     pub sku: Option<String>,
@@ -20,7 +20,7 @@ pub struct GrantRequest {
 }
 
 /// The escrow of one SKU as this node sees it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EscrowLevel {
     pub granted: i64,
     pub consumed: i64,
@@ -38,7 +38,7 @@ impl EscrowLevel {
 }
 
 /// One SKU's escrow and what the store's tills may still sell.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EscrowView {
     pub sku: String,
     #[serde(flatten)]

@@ -11,7 +11,7 @@ use super::sales::{WriteContext, positive};
 
 const MAX_LINES: usize = 2000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptRequest {
     /// The supplier's delivery note or the transfer's reference.
@@ -19,7 +19,7 @@ pub struct ReceiptRequest {
     pub lines: Vec<QuantityLine>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuantityLine {
     pub sku: Option<String>,
@@ -27,13 +27,13 @@ pub struct QuantityLine {
     pub quantity: i64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CountRequest {
     pub lines: Vec<CountLine>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CountLine {
     pub sku: Option<String>,
@@ -42,7 +42,7 @@ pub struct CountLine {
     pub counted: i64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentRequest {
     pub sku: Option<String>,
@@ -52,14 +52,14 @@ pub struct AdjustmentRequest {
     pub reason: String,
 }
 
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq, utoipa::ToSchema)]
 pub struct StockChange {
     pub sku: String,
     pub delta: i64,
     pub on_hand: i64,
 }
 
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq, utoipa::ToSchema)]
 pub struct StockWriteResult {
     pub reference: String,
     pub at: String,

@@ -136,7 +136,7 @@ pub fn level(conn: &Connection, sku: &str) -> Result<StockLevel, StoreError> {
         .unwrap_or_default())
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SkuStock {
     pub sku: String,
     pub on_hand: i64,

@@ -20,7 +20,7 @@ const MAX_LINES: usize = 200;
 const DEFAULT_HOLD_HOURS: u32 = 72;
 const MAX_HOLD_HOURS: u32 = 24 * 30;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OrderStatus {
     Reserved,
@@ -72,7 +72,7 @@ impl OrderStatus {
 }
 
 /// How the customer gets the goods.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Delivery {
     /// Click-and-collect: picked up at a lane with the pickup code.
@@ -101,7 +101,7 @@ impl Delivery {
 /// (another lane's or HQ's decision). Such events are not published again.
 pub const MIRROR_ACTOR: &str = "mirror";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrder {
     pub order_id: String,
@@ -123,7 +123,7 @@ fn default_channel() -> String {
     "store".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderLineRequest {
     pub sku: Option<String>,
@@ -131,7 +131,7 @@ pub struct OrderLineRequest {
     pub quantity: i64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PickRequest {
     pub sku: Option<String>,
@@ -144,27 +144,27 @@ fn one() -> i64 {
     1
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CollectRequest {
     pub pickup_code: String,
 }
 
 /// `POST /v1/orders/{id}/ship`: the parcel left with a carrier.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShipRequest {
     pub carrier: String,
     pub tracking: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq, utoipa::ToSchema)]
 pub struct OrderView {
     pub order_id: String,
     pub status: OrderStatus,
@@ -181,7 +181,7 @@ pub struct OrderView {
     pub history: Vec<OrderEvent>,
 }
 
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq, utoipa::ToSchema)]
 pub struct OrderLineView {
     pub line_no: u32,
     pub sku: String,
@@ -189,7 +189,7 @@ pub struct OrderLineView {
     pub picked: i64,
 }
 
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq, utoipa::ToSchema)]
 pub struct OrderEvent {
     pub status: OrderStatus,
     pub at: String,
@@ -197,7 +197,7 @@ pub struct OrderEvent {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq, utoipa::ToSchema)]
 pub struct OrderSummary {
     pub order_id: String,
     pub status: OrderStatus,

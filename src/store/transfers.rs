@@ -23,7 +23,7 @@ use crate::sync::transfers::{TransferStatus, discrepancy, receiver_effect, sende
 const MAX_LINES: usize = 200;
 const REF_TYPE: &str = "transfer";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     Outbound,
@@ -46,7 +46,7 @@ impl Direction {
 }
 
 /// `POST /v1/transfers`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTransfer {
     pub transfer_id: String,
@@ -54,7 +54,7 @@ pub struct NewTransfer {
     pub lines: Vec<TransferLineRequest>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferLineRequest {
     pub sku: Option<String>,
@@ -63,13 +63,13 @@ pub struct TransferLineRequest {
 }
 
 /// `POST /v1/transfers/{id}/receive`: the scanned quantities.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiveRequest {
     pub lines: Vec<TransferLineRequest>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TransferView {
     /// Chain-wide id: `{dispatching lane}:{local id}` (print it on the delivery note).
     pub transfer_id: String,
@@ -83,7 +83,7 @@ pub struct TransferView {
     pub history: Vec<TransferEventView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TransferLineView {
     pub sku: String,
     pub dispatched: i64,
@@ -92,7 +92,7 @@ pub struct TransferLineView {
     pub discrepancy: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TransferEventView {
     pub status: TransferStatus,
     pub at: String,

@@ -50,14 +50,15 @@ pub struct PricedLine {
     pub net_minor: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// ToSchema: only a description of the shape (for the receipt in the API document), no I/O.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LineDiscount {
     pub promotion_id: String,
     pub name: String,
     pub amount_minor: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AppliedPromotion {
     pub promotion_id: String,
     pub name: String,

@@ -24,19 +24,19 @@ pub struct WriteContext<'a> {
     pub now: &'a str,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SaleRequest {
     pub lines: Vec<SaleLineRequest>,
     pub payments: Vec<PaymentRequest>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SaleLineRequest {
     pub sku: Option<String>,
     pub gtin: Option<String>,
-    /// Pieces; omitted or 1 for a weighed item.
+    /// Pieces (required unless the item is sold by weight); omitted or 1 for a weighed item.
     pub quantity: Option<i64>,
     /// For variable-measure items: the weight sold, in grams.
     pub weight_grams: Option<i64>,
@@ -44,7 +44,7 @@ pub struct SaleLineRequest {
     pub epc: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PaymentMethod {
     Cash,
@@ -64,7 +64,7 @@ impl PaymentMethod {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentRequest {
     pub method: PaymentMethod,
@@ -72,7 +72,7 @@ pub struct PaymentRequest {
     pub reference: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SaleReceipt {
     pub sale_id: String,
     pub at: String,
@@ -90,7 +90,7 @@ pub struct SaleReceipt {
     pub promotions: Vec<AppliedPromotion>,
 }
 
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ReceiptLine {
     pub line_no: u32,
     pub sku: String,
@@ -107,7 +107,7 @@ pub struct ReceiptLine {
     pub discounts: Vec<LineDiscount>,
 }
 
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq, utoipa::ToSchema)]
 pub struct NegativeStock {
     pub sku: String,
     pub on_hand: i64,
@@ -316,7 +316,13 @@ fn line_quantity(
                 format!("item {} is not sold by weight", item.sku),
             ));
         }
-        let quantity = line.quantity.unwrap_or(1);
+        // No default: a line without a count is a client bug, not a sale of one.
+        let quantity = line.quantity.ok_or_else(|| {
+            StoreError::unprocessable(
+                format!("{field}.quantity"),
+                "give quantity (pieces) or weight_grams (items sold by weight)",
+            )
+        })?;
         positive(&format!("{field}.quantity"), quantity)?;
         Ok((quantity, "piece"))
     }
@@ -523,7 +529,7 @@ fn by_promotion(lines: &[ReceiptLine]) -> Vec<AppliedPromotion> {
     promotions
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReturnRequest {
     pub sale_id: String,
@@ -531,7 +537,7 @@ pub struct ReturnRequest {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReturnLineRequest {
     pub line_no: u32,
@@ -539,7 +545,7 @@ pub struct ReturnLineRequest {
     pub quantity: i64,
 }
 
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ReturnReceipt {
     pub return_id: String,
     pub sale_id: String,
@@ -549,7 +555,7 @@ pub struct ReturnReceipt {
     pub tax_minor: i64,
 }
 
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ReturnedLine {
     pub line_no: u32,
     pub sku: String,

@@ -68,7 +68,7 @@ fn sale_prices_taxes_and_moves_stock() {
     let request = SaleRequest {
         lines: vec![
             line("MILK", Some(2), None),
-            line("SHIRT", None, None),
+            line("SHIRT", Some(1), None),
             line("APPLE", None, Some(1086)),
         ],
         payments: cash(2000),
