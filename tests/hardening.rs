@@ -43,7 +43,7 @@ fn a_sale_line_takes_only_a_tag_of_its_item_and_only_once() {
     let api = node.client();
     let tag = shirt_tag(1001);
 
-    let on_milk = api.post("/v1/sales", "s1", &sale(json!({"sku": "MILK", "epc": tag})));
+    let on_milk = api.post("/v1/sales", "s1", &sale(json!({"sku": "MILK", "quantity": 1, "epc": tag})));
     assert_eq!(on_milk.status, 422, "{}", on_milk.body);
     assert_eq!(on_milk.body["field"], "lines[0].epc", "{}", on_milk.body);
     let on_apples = api.post(
@@ -56,27 +56,27 @@ fn a_sale_line_takes_only_a_tag_of_its_item_and_only_once() {
     let giai = api.post(
         "/v1/sales",
         "s3",
-        &sale(json!({"sku": "SHIRT", "epc": asset})),
+        &sale(json!({"sku": "SHIRT", "quantity": 1, "epc": asset})),
     );
     assert_eq!(giai.status, 422, "{}", giai.body);
 
     let sold = api.post(
         "/v1/sales",
         "s4",
-        &sale(json!({"sku": "SHIRT", "epc": tag})),
+        &sale(json!({"sku": "SHIRT", "quantity": 1, "epc": tag})),
     );
     assert_eq!(sold.status, 201, "{}", sold.body);
     let again = api.post(
         "/v1/sales",
         "s5",
-        &sale(json!({"sku": "SHIRT", "epc": tag})),
+        &sale(json!({"sku": "SHIRT", "quantity": 1, "epc": tag})),
     );
     assert_eq!(again.status, 409, "a tag already sold: {}", again.body);
     let twice = api.post(
         "/v1/sales",
         "s6",
         &json!({
-            "lines": [{"sku": "SHIRT", "epc": shirt_tag(1002)}, {"sku": "SHIRT", "epc": shirt_tag(1002)}],
+            "lines": [{"sku": "SHIRT", "quantity": 1, "epc": shirt_tag(1002)}, {"sku": "SHIRT", "quantity": 1, "epc": shirt_tag(1002)}],
             "payments": [{ "method": "cash", "amount_minor": 5000 }]
         }),
     );
