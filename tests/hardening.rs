@@ -43,7 +43,11 @@ fn a_sale_line_takes_only_a_tag_of_its_item_and_only_once() {
     let api = node.client();
     let tag = shirt_tag(1001);
 
-    let on_milk = api.post("/v1/sales", "s1", &sale(json!({"sku": "MILK", "quantity": 1, "epc": tag})));
+    let on_milk = api.post(
+        "/v1/sales",
+        "s1",
+        &sale(json!({"sku": "MILK", "quantity": 1, "epc": tag})),
+    );
     assert_eq!(on_milk.status, 422, "{}", on_milk.body);
     assert_eq!(on_milk.body["field"], "lines[0].epc", "{}", on_milk.body);
     let on_apples = api.post(
