@@ -96,7 +96,17 @@ run_target --version
 # The example configuration names a token file and a token variable: give it both.
 mkdir -p "$work/tokens"
 echo "smoke-token-pos1-0123456789" >"$work/tokens/pos1"
-sed "s#/etc/storenode/tokens/pos1#$work/tokens/pos1#" config/storenode.example.toml >"$work/example.toml"
+# and the broker's TLS files, which `config check` reads and verifies (chain, key, CN = store id).
+mkdir -p "$work/tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=smoke CA" \
+  -keyout "$work/tls/ca.key" -out "$work/tls/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=s001" \
+  -keyout "$work/tls/store.key" -out "$work/tls/store.csr" 2>/dev/null
+printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n' >"$work/tls/ext"
+openssl x509 -req -in "$work/tls/store.csr" -CA "$work/tls/ca.pem" -CAkey "$work/tls/ca.key" \
+  -CAcreateserial -days 2 -extfile "$work/tls/ext" -out "$work/tls/store.pem" 2>/dev/null
+sed -e "s#/etc/storenode/tokens/pos1#$work/tokens/pos1#" -e "s#/etc/storenode/tls/#$work/tls/#" \
+  config/storenode.example.toml >"$work/example.toml"
 STORENODE_TOKEN_POS2=smoke-token-pos2-0123456789 run_target --config "$work/example.toml" config check
 
 run_node "$arch-qemu" "$qemu" -L "/usr/$prefix" "$binary"
