@@ -148,7 +148,7 @@ async fn throughput(db: &Path, tags: usize, duplicates: u32) -> anyhow::Result<f
                 pipeline.handle_tag(TagRow {
                     reader: enter.read_point.reader,
                     antenna: enter.read_point.antenna,
-                    at: storenode::store::now_utc(),
+                    at: storenode::clock::now_utc(),
                     kind: enter.kind,
                     epc: decode_epc(&enter.epc),
                     rssi: enter.rssi,

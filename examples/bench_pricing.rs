@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use storenode::config::TaxConfig;
 use storenode::domain::pricing::{
     BasketLine, LocalDateTime, PriceContext, PriceList, PricingRules, Promotion, Rule, Scope,
     Target, Window, price_basket,
 };
 use storenode::money::Quantity;
+use storenode::store::TaxConfig;
 use storenode::store::catalog::{self, Item};
 use storenode::store::sales::{
     PaymentMethod, PaymentRequest, SaleLineRequest, SaleRequest, WriteContext, record_sale,
@@ -266,7 +266,7 @@ async fn sell(store: &Store, lines: &[(usize, i64)]) -> BenchResult<Duration> {
                 prices_include_tax: true,
                 classes: vec![("standard".into(), 1900)],
             };
-            let now = storenode::store::now_utc();
+            let now = storenode::clock::now_utc();
             let ctx = WriteContext {
                 terminal: "pos1",
                 writer_id: "s1.bench",

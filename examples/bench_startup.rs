@@ -353,7 +353,7 @@ async fn add_catalog(node: &Node, skus: usize) -> BenchResult<()> {
     node.state
         .store
         .write(move |conn| {
-            let now = storenode::store::now_utc();
+            let now = storenode::clock::now_utc();
             for i in 0..skus {
                 let item = Item {
                     sku: sku(i),
@@ -382,7 +382,7 @@ async fn make_movements(node: &Node, first: usize, count: usize) -> BenchResult<
         node.state
             .store
             .write(move |conn| {
-                let now = storenode::store::now_utc();
+                let now = storenode::clock::now_utc();
                 for i in start..start + n {
                     let s = sku(i % SKUS);
                     let receipt = i.is_multiple_of(7);

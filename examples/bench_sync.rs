@@ -333,7 +333,7 @@ async fn add_catalog(node: &Node, skus: usize) -> BenchResult<()> {
     node.state
         .store
         .write(move |conn| {
-            let now = storenode::store::now_utc();
+            let now = storenode::clock::now_utc();
             for i in 0..skus {
                 let item = Item {
                     sku: sku(i),
@@ -369,7 +369,7 @@ async fn make_movements(
         node.state
             .store
             .write(move |conn| {
-                let now = storenode::store::now_utc();
+                let now = storenode::clock::now_utc();
                 for i in start..start + n {
                     let s = sku(i % skus);
                     let m = Movement {

@@ -245,7 +245,7 @@ async fn top_up_escrow(state: AppState, units: i64, shutdown: CancellationToken)
         let granted = state
             .store
             .write(move |conn| {
-                let now = crate::store::now_utc();
+                let now = crate::clock::now_utc();
                 let ctx = WriteContext {
                     terminal: "escrow",
                     writer_id: &writer_id,
@@ -277,7 +277,7 @@ async fn expire_orders(state: AppState, shutdown: CancellationToken) {
         let expired = state
             .store
             .write(move |conn| {
-                let now = crate::store::now_utc();
+                let now = crate::clock::now_utc();
                 let ctx = WriteContext {
                     terminal: "expiry",
                     writer_id: &writer_id,

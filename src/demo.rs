@@ -113,7 +113,7 @@ pub async fn seed(node: &Node) -> anyhow::Result<()> {
             if catalog::count(conn)? > 0 {
                 return Ok(());
             }
-            let now = crate::store::now_utc();
+            let now = crate::clock::now_utc();
             for (item, stock) in items {
                 let item = item.validated(|class| tax.rate_bp(class).is_some())?;
                 catalog::upsert(conn, &item, &now)?;

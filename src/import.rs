@@ -346,7 +346,7 @@ pub async fn import_file(
             if !moves.is_empty() && !move_gtins {
                 return Ok(Err(moves));
             }
-            let now = crate::store::now_utc();
+            let now = crate::clock::now_utc();
             for item in &items {
                 catalog::upsert(conn, item, &now)?;
             }

@@ -526,7 +526,7 @@ exit = true
                     "payments": [{"method": "card", "amount_minor": 1299}]
                 }))
                 .map_err(|e| storenode::store::StoreError::unprocessable("test", e.to_string()))?;
-                let now = storenode::store::now_utc();
+                let now = storenode::clock::now_utc();
                 let ctx = storenode::store::sales::WriteContext {
                     terminal: "pos1",
                     writer_id: &writer,

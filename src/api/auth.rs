@@ -104,7 +104,7 @@ fn bearer_token(value: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::settings::Secret;
 
     fn auth(rate: u32, burst: u32) -> Auth {
         let terminals = vec![

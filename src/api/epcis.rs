@@ -135,7 +135,7 @@ pub async fn events(
         .await?;
     let doc = epcis::document(
         page.events,
-        &crate::store::now_utc(),
+        &crate::clock::now_utc(),
         page.facts_without_gtin,
     );
     let mut response = Json(doc).into_response();

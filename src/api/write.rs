@@ -120,7 +120,7 @@ where
     let answer = state
         .store
         .write(move |conn| {
-            let now = crate::store::now_utc();
+            let now = crate::clock::now_utc();
             let ctx = WriteContext {
                 terminal: &terminal.0,
                 writer_id: &writer_id,

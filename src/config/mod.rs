@@ -6,40 +6,16 @@
 //! `RestartPreventExitStatus=2` does not restart a node whose configuration is wrong.
 
 mod raw;
-mod secret;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+pub use crate::settings::{ConfigError, Secret};
+pub use crate::store::TaxConfig;
 pub use raw::{LogFormat, RawConfig};
-pub use secret::Secret;
 
 /// Where `run` looks when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/storenode/storenode.toml";
-
-/// A configuration problem, always naming the file and, where known, the key.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{file}: cannot read: {source}")]
-    Read {
-        file: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{file}:{line}:{column}: key `{key}`: {reason}")]
-    Parse {
-        file: PathBuf,
-        line: usize,
-        column: usize,
-        key: String,
-        reason: String,
-    },
-    #[error("{file}: key `{key}`: {reason}")]
-    Invalid {
-        file: PathBuf,
-        key: String,
-        reason: String,
-    },
-}
 
 /// The validated configuration the node runs with.
 #[derive(Debug, Clone)]
@@ -122,22 +98,6 @@ pub struct DatabaseConfig {
     pub path: PathBuf,
     /// Most writes that share one transaction and one fsync (group commit).
     pub max_batch: usize,
-}
-
-#[derive(Debug, Clone)]
-pub struct TaxConfig {
-    pub prices_include_tax: bool,
-    /// (class name, rate in basis points: 1900 = 19.00 %)
-    pub classes: Vec<(String, u32)>,
-}
-
-impl TaxConfig {
-    pub fn rate_bp(&self, class: &str) -> Option<u32> {
-        self.classes
-            .iter()
-            .find(|(name, _)| name == class)
-            .map(|(_, rate)| *rate)
-    }
 }
 
 impl Config {

@@ -146,7 +146,7 @@ async fn db_backup(context: &ControlContext, out: Option<PathBuf>) -> Result<Bac
 
 /// `{data_dir}/backups/store-20250101T120000Z.db`: sorts by date, one per second at most.
 pub fn default_backup_path(data_dir: &std::path::Path) -> PathBuf {
-    let stamp: String = crate::store::now_utc()
+    let stamp: String = crate::clock::now_utc()
         .chars()
         .take(19)
         .filter(|c| c.is_ascii_digit() || *c == 'T')

@@ -225,7 +225,7 @@ async fn sell(node: &Node, sku: &str, quantity: i64) -> anyhow::Result<()> {
     node.state
         .store
         .write(move |conn| {
-            let now = crate::store::now_utc();
+            let now = crate::clock::now_utc();
             let ctx = WriteContext {
                 terminal: "demo",
                 writer_id: &writer_id,

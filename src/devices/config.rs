@@ -13,8 +13,8 @@ use tokio_serial::{DataBits, Parity, StopBits};
 use super::codec::barcode::{BarcodeFraming, DEFAULT_MAX_LEN};
 use super::codec::{ReaderCommands, ReaderProtocol, Region};
 use super::profiles::{self, Profile, ProfileKind};
-use crate::config::ConfigError;
 use crate::gs1::RcnRegion;
+use crate::settings::ConfigError;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -488,7 +488,7 @@ mod tests {
 
     #[test]
     fn sale_marks_the_epc_sold_and_its_return_clears_it() {
-        use crate::config::TaxConfig;
+        use crate::store::TaxConfig;
         use crate::store::sales::{self, WriteContext};
         let conn = memory_db();
         with_item(&conn);

@@ -90,7 +90,7 @@ impl Pipeline {
     pub async fn handle_scan(&self, device: &Arc<str>, data: &[u8]) -> ScanOutcome {
         let content = interpret(data, self.region);
         let item = self.resolve(&content).await;
-        let at = crate::store::now_utc();
+        let at = crate::clock::now_utc();
         let json = scan_json(device, &at, &content, item.as_ref(), self.currency_exponent);
         self.bus.publish(LiveEvent {
             kind: "scan",
@@ -283,7 +283,7 @@ impl Batcher {
     }
 }
 
-/// Same format as [`crate::store::now_utc`], so `at` columns compare as text.
+/// Same format as [`crate::clock::now_utc`], so `at` columns compare as text.
 fn utc_string(at: time::OffsetDateTime) -> String {
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"

@@ -340,7 +340,7 @@ impl ReaderDriver {
         self.pipeline.handle_tag(TagRow {
             reader: event.read_point.reader,
             antenna: event.read_point.antenna,
-            at: crate::store::now_utc(),
+            at: crate::clock::now_utc(),
             kind: event.kind,
             epc,
             rssi: event.rssi,

@@ -273,7 +273,7 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 }
 
 fn stamp() -> String {
-    crate::store::now_utc()
+    crate::clock::now_utc()
         .chars()
         .take(19)
         .filter(|c| c.is_ascii_digit() || *c == 'T')
@@ -377,7 +377,7 @@ fn run_tail(config_file: &Path, args: &TailArgs) -> anyhow::Result<()> {
             TailItem::Event { kind, device, data } => {
                 println!(
                     "{} {:<10} {:<12} {data}",
-                    style.dim(&crate::store::now_utc()),
+                    style.dim(&crate::clock::now_utc()),
                     style.heading(&kind),
                     device
                 )

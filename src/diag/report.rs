@@ -2,10 +2,11 @@
 
 use std::fmt::Write;
 
-use super::style::{Style, WIDTH, human_bytes, human_duration, human_since, human_since_ms, wrap};
+use super::style::{Style, WIDTH, human_since, human_since_ms, wrap};
 use crate::control::protocol::{
     BackupReport, ComponentView, DbCheckReport, StatusReport, SyncReport,
 };
+use crate::human;
 use std::collections::BTreeMap;
 
 /// Metrics shown by `diag status` (the rest are in `--json` and `/metrics`).
@@ -39,7 +40,7 @@ fn status_at(report: &StatusReport, style: Style, now: time::OffsetDateTime) -> 
         style.heading("storenode"),
         report.version,
         ready,
-        human_duration(report.uptime_seconds)
+        human::duration(report.uptime_seconds)
     );
     for (name, c) in &report.components {
         if c.critical && c.state == "down" {
@@ -69,7 +70,7 @@ fn status_at(report: &StatusReport, style: Style, now: time::OffsetDateTime) -> 
         &format!(
             "{} ({})",
             report.db_path.display(),
-            human_bytes(report.db_bytes)
+            human::bytes(report.db_bytes)
         ),
     );
     for (label, text) in vital_lines(&report.metrics) {
@@ -106,7 +107,7 @@ fn status_at(report: &StatusReport, style: Style, now: time::OffsetDateTime) -> 
 fn vital_lines(metrics: &BTreeMap<String, f64>) -> Vec<(&'static str, String)> {
     let mut lines = Vec::new();
     if let Some(free) = metrics.get("storenode_disk_free_bytes") {
-        lines.push(("disk", format!("{} free", human_bytes(*free as u64))));
+        lines.push(("disk", format!("{} free", human::bytes(*free as u64))));
     }
     if let Some(days) = metrics.get("storenode_certificate_days_left") {
         let days = *days as i64;
@@ -199,7 +200,7 @@ pub fn backup(report: &BackupReport, style: Style) -> String {
     format!(
         "backup written to {} ({}), quick_check {} ({} ms)\n",
         report.path.display(),
-        human_bytes(report.bytes),
+        human::bytes(report.bytes),
         style.state(&report.quick_check),
         report.elapsed_ms
     )
@@ -312,8 +313,8 @@ fn detail_lines(
             "traffic",
             format!(
                 "{} in, {} out",
-                human_bytes(i.unsigned_abs()),
-                human_bytes(o.unsigned_abs())
+                human::bytes(i.unsigned_abs()),
+                human::bytes(o.unsigned_abs())
             ),
         ));
     }

@@ -91,7 +91,7 @@ fn set_aside(database: &Path) -> Result<Option<PathBuf>, RestoreError> {
     if !database.exists() {
         return Ok(None);
     }
-    let stamp: String = crate::store::now_utc()
+    let stamp: String = crate::clock::now_utc()
         .chars()
         .take(19)
         .filter(|c| c.is_ascii_digit() || *c == 'T')

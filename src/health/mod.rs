@@ -48,7 +48,7 @@ impl Health {
         let detail = detail.into();
         let previous = map.get(name).map(|c| (c.state, c.detail == detail));
         if previous != Some((state, true)) {
-            let since = crate::store::now_utc();
+            let since = crate::clock::now_utc();
             map.insert(
                 name.to_string(),
                 Component {

@@ -47,7 +47,7 @@ impl Verdict {
 }
 
 pub fn disk(free: u64, dir: &str) -> Verdict {
-    let human = crate::diag::style::human_bytes(free);
+    let human = crate::human::bytes(free);
     if free < DISK_MIN_FREE_BYTES {
         Verdict::new(
             State::Down,
@@ -98,7 +98,7 @@ pub fn clock(synchronized: Option<bool>, offset_ms: Option<i64>) -> Option<Verdi
             State::Degraded,
             format!(
                 "clock {} {way} against NTP: sales are dated wrong; check chrony",
-                crate::diag::style::human_duration(secs.unsigned_abs())
+                crate::human::duration(secs.unsigned_abs())
             ),
             false,
         ));

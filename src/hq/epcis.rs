@@ -86,7 +86,7 @@ impl HqEpcis {
         writer: &str,
         batch: &Batch,
     ) -> Result<Received, HqEpcisError> {
-        let now = crate::store::now_utc();
+        let now = crate::clock::now_utc();
         let tx = self.conn.transaction()?;
         let mut new = 0;
         for (index, event) in batch.events.iter().enumerate() {
@@ -331,7 +331,7 @@ pub async fn events(
     let last = rows.last().map(|(id, _)| *id);
     let doc = crate::epcis::document(
         rows.into_iter().map(|(_, e)| e).collect(),
-        &crate::store::now_utc(),
+        &crate::clock::now_utc(),
         0,
     );
     let mut response = Json(doc).into_response();

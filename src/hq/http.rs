@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use super::state::{CancelRefused, NewHqOrder, OrderRefused, Outgoing};
 use super::{SharedHq, lock};
-use crate::config::Secret;
+use crate::settings::Secret;
 use crate::sync::doc_catalog::CatalogItem;
 use crate::sync::orders::OrderStatus;
 

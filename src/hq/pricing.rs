@@ -252,7 +252,7 @@ pub async fn post_quote(
         return *denied;
     }
     let hq = state.hq.clone();
-    let now = crate::store::now_utc();
+    let now = crate::clock::now_utc();
     let quoted = tokio::task::spawn_blocking(move || {
         let hq = lock(&hq);
         let catalog = hq

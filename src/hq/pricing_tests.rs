@@ -5,8 +5,8 @@
 use proptest::prelude::*;
 
 use super::{QuoteLine, QuoteRequest, quote};
-use crate::config::TaxConfig;
 use crate::domain::pricing::tests_prop::{SKUS, categories, price_lists, promotions};
+use crate::store::TaxConfig;
 use crate::store::catalog::{self, Item};
 use crate::store::sales::{
     PaymentMethod, PaymentRequest, SaleLineRequest, SaleRequest, WriteContext, record_sale,

@@ -106,7 +106,7 @@ fn upsert(
         customer.email_key(),
         customer.phone_key(),
         origin,
-        crate::store::now_utc()
+        crate::clock::now_utc()
     ])?;
     Ok(())
 }
@@ -296,7 +296,7 @@ impl HqPrivacy {
         hq_order_store: Option<String>,
     ) -> Result<(Vec<ErasureView>, Vec<Outgoing>), HqPrivacyError> {
         let targets = self.targets(request, hq_order_store)?;
-        let now = crate::store::now_utc();
+        let now = crate::clock::now_utc();
         let tx = self.conn.unchecked_transaction()?;
         for (store, order_id) in &targets {
             tx.execute(
@@ -447,7 +447,7 @@ impl HqPrivacy {
         erased_at: &str,
         by: Option<String>,
     ) -> Result<Vec<Outgoing>, HqPrivacyError> {
-        let now = crate::store::now_utc();
+        let now = crate::clock::now_utc();
         if erasure_of(&self.conn, store, order_id)?.is_some() {
             self.conn.execute(
                 "UPDATE hq_customer_erasure SET confirmed_at = ?3, confirmed_by = ?4

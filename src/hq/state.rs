@@ -429,7 +429,7 @@ impl HqState {
         let Some(doc) = self.docs.get(id) else {
             return Ok(());
         };
-        let now = crate::store::now_utc();
+        let now = crate::clock::now_utc();
         let tx = self.conn.unchecked_transaction()?;
         match incoming {
             Incoming::Changes(changes) => {
@@ -442,7 +442,7 @@ impl HqState {
         tx.execute(
             "INSERT INTO hq_store (store, last_sync_ms, epoch) VALUES (?1, ?2, ?3)
              ON CONFLICT(store) DO UPDATE SET last_sync_ms = excluded.last_sync_ms",
-            params![id.store, crate::sync::hook::now_ms(), doc.epoch()],
+            params![id.store, crate::clock::now_ms(), doc.epoch()],
         )?;
         if id.kind == DocKind::Stock {
             write_stock_rows(
@@ -488,13 +488,8 @@ impl HqState {
         let orders = self.rolled_orders(store)?;
         let cut = old.core().heads();
         let plan = EpochPlan::at_cut(&old, &cut)?;
-        let new = open_next_epoch(
-            store,
-            &plan,
-            self.writer.clone(),
-            crate::sync::hook::now_ms(),
-        )?;
-        let now = crate::store::now_utc();
+        let new = open_next_epoch(store, &plan, self.writer.clone(), crate::clock::now_ms())?;
+        let now = crate::clock::now_utc();
         let tx = self.conn.unchecked_transaction()?;
         persist::save_doc(&tx, new.core(), &now)?;
         tx.execute(
@@ -642,7 +637,7 @@ impl HqState {
             return Ok(Vec::new());
         };
         let mut catalog = CatalogDoc::from_core(core)?;
-        let result = edit(&mut catalog, crate::sync::hook::now_ms());
+        let result = edit(&mut catalog, crate::clock::now_ms());
         let change = match result {
             Ok(change) => change,
             Err(e) => {
@@ -654,7 +649,7 @@ impl HqState {
         let Some(change) = change else {
             return Ok(Vec::new());
         };
-        let now = crate::store::now_utc();
+        let now = crate::clock::now_utc();
         persist::persist_change(&self.conn, catalog.core(), &change.bytes, false, &now)?;
         let topic = self
             .topics

@@ -152,8 +152,7 @@ impl HqState {
             Some(doc) => doc,
             None => OrdersDoc::genesis(store, 0, self.writer.clone()).map_err(orders_err)?,
         };
-        let (new, cut) =
-            open_next_orders_epoch(&old, self.writer.clone(), crate::sync::hook::now_ms())?;
+        let (new, cut) = open_next_orders_epoch(&old, self.writer.clone(), crate::clock::now_ms())?;
         let closed = cut
             .dropped
             .iter()
@@ -404,7 +403,7 @@ impl HqState {
             .record_status(
                 &doc_order_id,
                 OrderStatus::Cancelled,
-                crate::sync::hook::now_ms(),
+                crate::clock::now_ms(),
             )
             .map_err(orders_err)?;
         self.docs.insert(id.clone(), doc.core().clone());
@@ -462,7 +461,7 @@ impl HqState {
         }
         let entries = [(sku.to_owned(), EscrowField::Returned, quantity)];
         let change = doc
-            .add_escrow(&entries, crate::sync::hook::now_ms())
+            .add_escrow(&entries, crate::clock::now_ms())
             .map_err(orders_err)?;
         self.docs.insert(id.clone(), doc.core().clone());
         match change {
@@ -491,7 +490,7 @@ impl HqState {
         let Some(doc) = self.docs.get(id) else {
             return Ok(());
         };
-        let now = crate::store::now_utc();
+        let now = crate::clock::now_utc();
         let tx = self.conn.unchecked_transaction()?;
         persist::persist_change(&tx, doc, bytes, false, &now)?;
         // The store row makes HQ load this orders document again after a restart.
@@ -513,7 +512,7 @@ impl HqState {
         Ok(OrderFacts {
             order_id: format!("{HQ_ORDER_PREFIX}{}", order.order_id),
             channel: order.channel.clone(),
-            created_at_ms: crate::sync::hook::now_ms(),
+            created_at_ms: crate::clock::now_ms(),
             pickup_code_hash: pickup_hash(order)?,
             fulfilment: self.fulfilment_lane(order)?,
             lines: order_lines(&order.lines)?,

@@ -267,7 +267,7 @@ impl HqState {
         let Some(change) = write(&mut doc).map_err(doc_err)? else {
             return Ok(None);
         };
-        let now = crate::store::now_utc();
+        let now = crate::clock::now_utc();
         let tx = self.conn.unchecked_transaction()?;
         persist::persist_change(&tx, doc.core(), &change.bytes, false, &now)?;
         tx.execute(
@@ -337,7 +337,7 @@ impl HqState {
                 view.receiver,
                 view.status.as_str(),
                 view.created_at_ms,
-                crate::sync::hook::now_ms(),
+                crate::clock::now_ms(),
                 i64::from(view.synced)
             ],
         )?;

@@ -95,7 +95,7 @@ impl PiiLink {
         let applied = self
             .store
             .write(move |conn| {
-                let now = crate::store::now_utc();
+                let now = crate::clock::now_utc();
                 pii_store::apply_from_hq(conn, &order_id, &payload, &now)
             })
             .await

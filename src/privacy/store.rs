@@ -26,7 +26,7 @@ pub fn put(conn: &Connection, order_id: &str, customer: &Customer) -> Result<(),
             "the customer data of order {order_id:?} was erased; it cannot be stored again"
         )));
     }
-    upsert(conn, order_id, customer, "store", &crate::store::now_utc())
+    upsert(conn, order_id, customer, "store", &crate::clock::now_utc())
 }
 
 fn upsert(

@@ -212,7 +212,7 @@ pub fn replace_levels(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::TaxConfig;
+    use crate::store::TaxConfig;
     use crate::store::catalog::Item;
     use crate::store::ledger::{Movement, MovementKind};
     use crate::store::testing::memory_db;

@@ -16,6 +16,7 @@ pub mod orders;
 pub mod pricing;
 pub mod sales;
 mod schema;
+mod tax;
 pub mod transfers;
 mod writer;
 
@@ -26,6 +27,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 pub use schema::SCHEMA_VERSION;
+pub use tax::TaxConfig;
 pub use writer::{BatchHook, NoHook};
 
 /// What a store operation can fail with. The API maps each variant to an HTTP status.
@@ -363,16 +365,6 @@ fn check_integrity(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     } else {
         Err(corrupt(verdict))
     }
-}
-
-/// Now, in UTC, as RFC 3339 with milliseconds: sortable as text.
-pub fn now_utc() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    now.format(&format)
-        .unwrap_or_else(|_| now.unix_timestamp().to_string())
 }
 
 #[cfg(test)]

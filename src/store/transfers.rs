@@ -696,7 +696,7 @@ pub fn set_doc_mark(conn: &Connection, heads: &str) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::TaxConfig;
+    use crate::store::TaxConfig;
     use crate::store::testing::memory_db;
 
     fn ctx<'a>(tax: &'a TaxConfig, now: &'a str) -> WriteContext<'a> {

@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use super::doc::WriterId;
 use super::tls::TlsFiles;
-use crate::config::ConfigError;
-use crate::config::Secret;
+use crate::settings::ConfigError;
+use crate::settings::Secret;
 
 /// Where the broker is and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]

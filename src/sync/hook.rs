@@ -58,8 +58,8 @@ impl SyncHook {
         let Some(docs) = self.docs.get() else {
             return Ok(());
         };
-        let now = crate::store::now_utc();
-        let at_ms = now_ms();
+        let now = crate::clock::now_utc();
+        let at_ms = crate::clock::now_ms();
         let mut docs = local::lock(docs);
         if docs.is_adopting() {
             // Not caught up with HQ yet: no own change, and no peer rows either (they move
@@ -131,14 +131,6 @@ impl BatchHook for SyncHook {
             self.notify.notify_one();
         }
     }
-}
-
-/// Wall-clock milliseconds for change timestamps (informational only: nothing orders by it).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

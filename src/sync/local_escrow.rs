@@ -37,9 +37,7 @@ impl NodeDocs {
             .into_iter()
             .map(|(sku, quantity)| (sku, EscrowField::Granted, quantity))
             .collect();
-        let change = self
-            .orders
-            .add_escrow(&entries, crate::sync::hook::now_ms())?;
+        let change = self.orders.add_escrow(&entries, crate::clock::now_ms())?;
         if let Some(change) = &change {
             let core = self.orders.core();
             persist::persist_change(conn, core, &change.bytes, false, now)?;

@@ -163,7 +163,7 @@ impl NodeDocs {
                     conn,
                     &facts.order_id,
                     OrderStatus::Cancelled,
-                    crate::sync::hook::now_ms(),
+                    crate::clock::now_ms(),
                     now,
                 )
             }
@@ -197,7 +197,7 @@ impl NodeDocs {
             let Some(doc_order_id) = self.shared_id(conn, &event.order_id, now)? else {
                 continue;
             };
-            let at_ms = rfc3339_ms(&event.at).unwrap_or_else(crate::sync::hook::now_ms);
+            let at_ms = rfc3339_ms(&event.at).unwrap_or_else(crate::clock::now_ms);
             let before = self.orders.core().heads();
             self.record_own_status(conn, &doc_order_id, status, at_ms, now)?;
             produced |= self.orders.core().heads() != before;
@@ -306,7 +306,7 @@ fn rfc3339_ms(at: &str) -> Option<i64> {
 
 fn sync_context<'a>(
     writer: &'a str,
-    tax: &'a crate::config::TaxConfig,
+    tax: &'a crate::store::TaxConfig,
     now: &'a str,
 ) -> WriteContext<'a> {
     WriteContext {
@@ -418,8 +418,8 @@ fn ms_rfc3339(ms: i64) -> String {
 }
 
 /// Sync's writes (reservations, status changes) price nothing: no tax classes apply.
-pub(super) fn no_tax() -> crate::config::TaxConfig {
-    crate::config::TaxConfig {
+pub(super) fn no_tax() -> crate::store::TaxConfig {
+    crate::store::TaxConfig {
         prices_include_tax: true,
         classes: Vec::new(),
     }

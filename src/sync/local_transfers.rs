@@ -54,7 +54,7 @@ impl NodeDocs {
         else {
             return Ok(false);
         };
-        let at_ms = rfc3339_ms(&event.at).unwrap_or_else(crate::sync::hook::now_ms);
+        let at_ms = rfc3339_ms(&event.at).unwrap_or_else(crate::clock::now_ms);
         let mut changes = Vec::new();
         if event.status == TransferStatus::InTransit {
             let facts = TransferFacts {
@@ -168,8 +168,8 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::config::TaxConfig;
     use crate::store::BatchHook;
+    use crate::store::TaxConfig;
     use crate::store::ledger::{self, Movement, MovementKind};
     use crate::store::sales::WriteContext;
     use crate::store::transfers::{NewTransfer, TransferLineRequest};

@@ -175,7 +175,7 @@ impl SyncService {
         let me = Id::new(writer.as_str())?;
         let claim = Claim {
             incarnation: writer.incarnation().unwrap_or("0").to_owned(),
-            started_ms: super::hook::now_ms(),
+            started_ms: crate::clock::now_ms(),
         };
         // Its own client id per incarnation: a clone connects beside this box (and is told
         // to stop, see `sync::claim`) instead of taking its session over again and again.
@@ -471,7 +471,7 @@ async fn project_catalog(ctx: &Ctx, shutdown: &CancellationToken) {
         let left = ctx
             .store
             .write(move |conn| {
-                let now = crate::store::now_utc();
+                let now = crate::clock::now_utc();
                 local::lock(&docs)
                     .project_catalog_batch(conn, local::CATALOG_BATCH, &now)
                     .map_err(to_store_error)
@@ -621,7 +621,7 @@ async fn apply(
     let outcome = ctx
         .store
         .write(move |conn| {
-            let now = crate::store::now_utc();
+            let now = crate::clock::now_utc();
             local::lock(&docs)
                 .apply_remote(conn, &id, epoch, &changes, &now)
                 .map_err(to_store_error)
@@ -692,7 +692,7 @@ async fn move_to_epoch(
     let moved = ctx
         .store
         .write(move |conn| {
-            let now = crate::store::now_utc();
+            let now = crate::clock::now_utc();
             let mut guard = local::lock(&docs);
             let current = if is_stock {
                 guard.epoch()
@@ -702,7 +702,7 @@ async fn move_to_epoch(
             if current.checked_add(1) != Some(epoch) {
                 return Ok(false); // two epochs ahead: HQ refuses that (see README, "Epochs: bounded history")
             }
-            let at_ms = super::hook::now_ms();
+            let at_ms = crate::clock::now_ms();
             if is_stock {
                 guard.move_to_epoch(conn, epoch, &changes, at_ms, &now)
             } else {
@@ -760,7 +760,7 @@ async fn on_heads(
             })
             .await
             .map_err(|e| e.to_string())?;
-        *lock(&ctx.shared.last_hq_ack_ms) = Some(super::hook::now_ms());
+        *lock(&ctx.shared.last_hq_ack_ms) = Some(crate::clock::now_ms());
         tracing::debug!(removed, "HQ acknowledged outbox changes");
     }
     if behind && *scope == Scope::Hq {

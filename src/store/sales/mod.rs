@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use super::StoreError;
 use super::catalog::{self, Item};
 use super::ledger::{self, Movement, MovementKind};
-use crate::config::TaxConfig;
 use crate::domain::pricing::{AppliedPromotion, LineDiscount};
 use crate::money::{self, Quantity};
+use crate::store::TaxConfig;
 
 mod promotions;
 

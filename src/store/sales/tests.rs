@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::TaxConfig;
+use crate::store::TaxConfig;
 use crate::store::catalog::{self, Item};
 use crate::store::ledger;
 use crate::store::testing::memory_db;
