@@ -18,9 +18,9 @@
 
 use std::time::{Duration, Instant};
 
+use storenode::crdt::doc::{DocId, DocKind, WriterId};
+use storenode::crdt::stock::{Movement, StockDoc};
 use storenode::hq::state::HqState;
-use storenode::sync::doc::{DocId, DocKind, WriterId};
-use storenode::sync::doc_stock::{Movement, StockDoc};
 use storenode::sync::payload::SyncMessage;
 use storenode::sync::service::kind_id;
 use storenode::sync::topics::{Id, Scope, TopicSpace};

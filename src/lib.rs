@@ -7,6 +7,7 @@ pub mod cli_numbers;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod crdt;
 pub mod daemon;
 pub mod demo;
 pub mod devices;

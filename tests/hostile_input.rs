@@ -9,14 +9,14 @@
 use bytes::BytesMut;
 use proptest::prelude::*;
 use storenode::api::json::{RequestBody, check_request};
+use storenode::crdt::doc::WriterId;
+use storenode::crdt::stock::{Movement, StockDoc};
 use storenode::devices::codec::ChafonLayout;
 use storenode::devices::codec::barcode::{BarcodeCodec, BarcodeFraming};
 use storenode::devices::codec::chafon::ChafonCodec;
 use storenode::devices::codec::m100::M100Codec;
 use storenode::devices::codec::mercury::MercuryCodec;
 use storenode::gs1::{self, RcnRegion};
-use storenode::sync::doc::WriterId;
-use storenode::sync::doc_stock::{Movement, StockDoc};
 use storenode::sync::payload::SyncMessage;
 use tokio_util::codec::Decoder;
 
@@ -171,7 +171,7 @@ proptest! {
         as_bundle in any::<bool>(),
     ) {
         // A well-formed envelope around bytes that are not automerge changes.
-        let doc_id = storenode::sync::doc::DocId::new("s1", storenode::sync::doc::DocKind::Stock).expect("doc id");
+        let doc_id = storenode::crdt::doc::DocId::new("s1", storenode::crdt::doc::DocKind::Stock).expect("doc id");
         // An empty bundle is a valid "nothing new"; anything else here is garbage.
         let empty_bundle = as_bundle && garbage.iter().all(Vec::is_empty);
         let message = if as_bundle {

@@ -5,9 +5,9 @@
 //! orders, transfers and catalog items out of documents peers wrote).
 
 use libfuzzer_sys::fuzz_target;
-use storenode::sync::doc::{SyncDoc, WriterId};
-use storenode::sync::doc_catalog::CatalogDoc;
-use storenode::sync::orders_doc::OrdersDoc;
+use storenode::crdt::doc::{SyncDoc, WriterId};
+use storenode::crdt::catalog::CatalogDoc;
+use storenode::crdt::orders::OrdersDoc;
 use storenode::sync::payload::SyncMessage;
 
 /// Applies the message's changes or bundle; returns whether the document refused them.

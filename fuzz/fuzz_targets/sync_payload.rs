@@ -4,8 +4,8 @@
 //! message must encode back to an equal message.
 
 use libfuzzer_sys::fuzz_target;
-use storenode::sync::doc::WriterId;
-use storenode::sync::doc_stock::StockDoc;
+use storenode::crdt::doc::WriterId;
+use storenode::crdt::stock::StockDoc;
 use storenode::sync::payload::SyncMessage;
 
 fuzz_target!(|data: &[u8]| {

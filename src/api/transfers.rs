@@ -12,9 +12,9 @@ use super::error::ApiError;
 use super::query::{self, ApiQuery};
 use super::replies::TransferList;
 use super::write::WriteRequest;
+use crate::domain::transfers::TransferStatus;
 use crate::metrics::Metrics;
 use crate::store::transfers::{self, Direction, NewTransfer, ReceiveRequest, TransferView};
-use crate::sync::transfers::TransferStatus;
 
 fn count_write<T>(m: &Metrics, _: &T) {
     m.stock_writes.inc();

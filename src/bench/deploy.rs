@@ -11,7 +11,7 @@ use tokio::process::{Child, Command};
 
 use super::TOKEN;
 use super::http::HttpConn;
-use crate::sync::doc_catalog::CatalogItem;
+use crate::crdt::catalog::CatalogItem;
 
 const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 pub const HQ_TOKEN: &str = "bench-hq-token-0123456789abcdef";

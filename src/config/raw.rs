@@ -254,7 +254,7 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 /// An identifier that is safe in MQTT topics, file names and metric labels.
 /// The store id HQ uses for itself (the tenant's catalog document is HQ's "store"): a store
 /// with that id would write into HQ's documents and topics.
-const RESERVED_STORE_ID: &str = crate::sync::doc_catalog::CATALOG_STORE;
+const RESERVED_STORE_ID: &str = crate::crdt::catalog::CATALOG_STORE;
 
 /// An IANA time zone name from the bundled tz database; `None` is UTC.
 fn time_zone(name: Option<&str>) -> Result<jiff::tz::TimeZone, String> {

@@ -1,3 +1,10 @@
 //! Pure business rules: no SQLite, no automerge, no I/O (the lowest floor, see DESIGN.md).
 
+pub mod escrow;
+pub mod orders;
 pub mod pricing;
+pub mod stock;
+pub mod transfers;
+
+/// The writer name HQ uses in every document (store writers are `{store}.{node}`).
+pub const HQ_WRITER: &str = "hq";

@@ -21,9 +21,9 @@ use tokio::sync::mpsc;
 
 use super::state::{CancelRefused, NewHqOrder, OrderRefused, Outgoing};
 use super::{SharedHq, lock};
+use crate::crdt::catalog::CatalogItem;
+use crate::domain::orders::OrderStatus;
 use crate::settings::Secret;
-use crate::sync::doc_catalog::CatalogItem;
-use crate::sync::orders::OrderStatus;
 
 #[derive(Clone)]
 pub struct HttpState {

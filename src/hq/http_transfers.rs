@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::http::{HttpState, authorised, problem};
 use super::lock;
-use crate::sync::transfers::TransferStatus;
+use crate::domain::transfers::TransferStatus;
 
 pub async fn one_transfer(
     State(state): State<HttpState>,

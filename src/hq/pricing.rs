@@ -17,12 +17,12 @@ use serde::{Deserialize, Serialize};
 
 use super::http::{HttpState, authorised, problem};
 use super::lock;
+use crate::crdt::catalog::read_item;
+use crate::crdt::doc::SyncDoc;
+use crate::crdt::pricing::{PricingEdit, read_rules};
 use crate::domain::pricing::{self, BasketLine, PriceContext, PriceList, PricedBasket, Promotion};
 use crate::money::Quantity;
 use crate::store::pricing::{LocalTimeError, check_zones, local_time};
-use crate::sync::doc::SyncDoc;
-use crate::sync::doc_catalog::read_item;
-use crate::sync::doc_pricing::{PricingEdit, read_rules};
 
 const MAX_QUOTE_LINES: usize = 500;
 

@@ -5,15 +5,15 @@
 use proptest::prelude::*;
 
 use super::{QuoteLine, QuoteRequest, quote};
+use crate::crdt::catalog::{CatalogDoc, CatalogItem};
+use crate::crdt::doc::WriterId;
+use crate::crdt::pricing::PricingEdit;
 use crate::domain::pricing::tests_prop::{SKUS, categories, price_lists, promotions};
 use crate::store::TaxConfig;
 use crate::store::catalog::{self, Item};
 use crate::store::sales::{
     PaymentMethod, PaymentRequest, SaleLineRequest, SaleRequest, WriteContext, record_sale,
 };
-use crate::sync::doc::WriterId;
-use crate::sync::doc_catalog::{CatalogDoc, CatalogItem};
-use crate::sync::doc_pricing::PricingEdit;
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]

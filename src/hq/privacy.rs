@@ -388,7 +388,7 @@ impl HqPrivacy {
             topic: pii_topic(&self.topics, store, order_id)?.to_string(),
             payload: PiiPayload::Erased {
                 erased_at: erased_at.to_owned(),
-                by: Some(crate::sync::doc::HQ_WRITER.to_owned()),
+                by: Some(crate::crdt::doc::HQ_WRITER.to_owned()),
             }
             .encode(),
             retain: true,

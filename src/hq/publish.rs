@@ -8,8 +8,8 @@
 
 use anyhow::Context;
 
+use crate::crdt::catalog::CatalogItem;
 use crate::sync::config::HqConfig;
-use crate::sync::doc_catalog::CatalogItem;
 
 /// Items per request: about 150 KB of JSON and well under one sync message per change.
 pub const CHUNK_ITEMS: usize = 1_000;

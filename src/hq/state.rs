@@ -8,14 +8,14 @@ use std::path::Path;
 use automerge::ChangeHash;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::sync::doc::{
+use crate::crdt::catalog::{CATALOG_STORE, CatalogDoc, CatalogError, CatalogItem};
+use crate::crdt::doc::{
     self, AuthError, DocError, DocId, DocKind, LocalChange, SyncDoc, WriterId, bundle_authors,
     change_author,
 };
-use crate::sync::doc_catalog::{CATALOG_STORE, CatalogDoc, CatalogError, CatalogItem};
-use crate::sync::doc_pricing::PricingEdit;
-use crate::sync::doc_stock::StockDoc;
-use crate::sync::epoch::{EpochError, EpochPlan, all_moved_over, open_next_epoch};
+use crate::crdt::epoch::{EpochError, EpochPlan, all_moved_over, open_next_epoch};
+use crate::crdt::pricing::PricingEdit;
+use crate::crdt::stock::StockDoc;
 use crate::sync::local::levels_by_sku;
 use crate::sync::payload::{MAX_MESSAGE_BYTES, SyncMessage};
 use crate::sync::persist::{self, PersistError};
@@ -45,7 +45,7 @@ pub enum HqError {
     #[error(transparent)]
     Epoch(#[from] EpochError),
     #[error(transparent)]
-    OrdersEpoch(#[from] crate::sync::epoch_orders::OrdersEpochError),
+    OrdersEpoch(#[from] crate::crdt::epoch_orders::OrdersEpochError),
     #[error("no stock document of store {0:?} yet (it never synced)")]
     UnknownStore(String),
     #[error("store {0:?} has writers that have not moved to its current epoch yet")]
@@ -760,7 +760,7 @@ mod transfers;
 pub use orders::{CancelRefused, HqOrderView, NewHqOrder, OrderLine, OrderRefused};
 pub use transfers::{HqTransferLine, HqTransferSummary, HqTransferView, InTransit};
 
-fn stock_err(e: crate::sync::doc_stock::StockError) -> DocError {
+fn stock_err(e: crate::crdt::stock::StockError) -> DocError {
     DocError::NotOurDocument(e.to_string())
 }
 
@@ -769,7 +769,7 @@ fn stock_err(e: crate::sync::doc_stock::StockError) -> DocError {
 /// O(history + SKUs) and fell behind on a busy chain). A bundle (catch-up) recomputes all.
 fn changed_levels(doc: &SyncDoc, incoming: &Incoming) -> Result<BTreeMap<String, i64>, HqError> {
     let touched = match incoming {
-        Incoming::Changes(changes) => crate::sync::doc::touched_keys(changes),
+        Incoming::Changes(changes) => crate::crdt::doc::touched_keys(changes),
         Incoming::Bundle(_) => None,
     };
     let Some(touched) = touched else {
@@ -867,7 +867,7 @@ pub use doc::HQ_WRITER;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::doc_stock::Movement;
+    use crate::domain::stock::Movement;
 
     fn hq() -> (tempfile::TempDir, HqState) {
         let dir = tempfile::tempdir().unwrap();

@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 use rusqlite::OptionalExtension;
 
 use super::{HqError, HqState, Outgoing};
+use crate::crdt::doc::{DocId, DocKind, WriterId};
+use crate::crdt::epoch_orders::{OrdersCut, open_next_orders_epoch, orders_all_moved_over};
+use crate::crdt::escrow::{EscrowField, EscrowTotals};
+use crate::crdt::orders::{OrderFacts, OrdersDoc, OrdersError};
+use crate::domain::orders::{OrderEvent, OrderStatus, fold_status};
 use crate::store::orders::{self as store_orders, Delivery};
-use crate::sync::doc::{DocId, DocKind, WriterId};
-use crate::sync::epoch_orders::{OrdersCut, open_next_orders_epoch, orders_all_moved_over};
-use crate::sync::escrow::{EscrowField, EscrowTotals};
-use crate::sync::orders::{OrderEvent, OrderStatus, fold_status};
-use crate::sync::orders_doc::{OrderFacts, OrdersDoc, OrdersError};
 use crate::sync::payload::SyncMessage;
 use crate::sync::persist;
 use crate::sync::service::kind_id;
@@ -134,7 +134,7 @@ impl HqState {
     pub(super) fn orders_epoch(&self, id: &DocId) -> u32 {
         self.docs
             .get(id)
-            .map_or(0, crate::sync::doc::SyncDoc::epoch)
+            .map_or(0, crate::crdt::doc::SyncDoc::epoch)
     }
 
     /// Whether every store writer named in the cut of the store's current orders epoch has
@@ -309,7 +309,7 @@ impl HqState {
         let id = DocId::new(&order.store, DocKind::Orders).map_err(HqError::from)?;
         let core = match self.docs.remove(&id) {
             Some(core) => core,
-            None => crate::sync::doc::SyncDoc::genesis(&id, 0, self.writer.clone())
+            None => crate::crdt::doc::SyncDoc::genesis(&id, 0, self.writer.clone())
                 .map_err(HqError::from)?,
         };
         let mut doc = OrdersDoc::from_core(core).map_err(orders_err)?;
@@ -671,7 +671,7 @@ pub enum CancelRefused {
 }
 
 fn orders_err(e: OrdersError) -> HqError {
-    HqError::Doc(crate::sync::doc::DocError::NotOurDocument(e.to_string()))
+    HqError::Doc(crate::crdt::doc::DocError::NotOurDocument(e.to_string()))
 }
 
 /// The pickup-code hash from exactly one of `pickup_code` and `pickup_code_hash`.
@@ -831,10 +831,10 @@ mod tests {
             .unwrap();
         hq.handle(ORDERS_TOPIC, &orders_message(0, vec![collected.bytes]))
             .unwrap();
-        let mut stock = crate::sync::doc_stock::StockDoc::genesis("s1", 0, lane1.clone()).unwrap();
+        let mut stock = crate::crdt::stock::StockDoc::genesis("s1", 0, lane1.clone()).unwrap();
         let moved = stock
             .apply_movements(
-                &[crate::sync::doc_stock::Movement {
+                &[crate::domain::stock::Movement {
                     sku: "MILK".into(),
                     delta: 9,
                 }],
@@ -885,7 +885,7 @@ mod tests {
         next.core_mut()
             .apply_changes(&hq.docs[&orders_id].changes_since(&[]))
             .unwrap();
-        let carried = crate::sync::epoch_orders::carry_over_orders(&lane, &mut next, 9)
+        let carried = crate::crdt::epoch_orders::carry_over_orders(&lane, &mut next, 9)
             .unwrap()
             .unwrap();
         assert!(

@@ -17,14 +17,14 @@ use std::collections::BTreeMap;
 use rusqlite::{OptionalExtension, params};
 
 use super::{HqError, HqState, Outgoing};
-use crate::sync::doc::{DocError, DocId, DocKind, SyncDoc, WriterId};
-use crate::sync::orders_doc::OrdersDoc;
+use crate::crdt::doc::{DocError, DocId, DocKind, SyncDoc, WriterId};
+use crate::crdt::orders::OrdersDoc;
+use crate::crdt::transfers::{TransferDocError, TransferFacts};
+use crate::domain::transfers::{TransferEvent, TransferStatus, discrepancy, fold_status};
 use crate::sync::payload::SyncMessage;
 use crate::sync::persist;
 use crate::sync::service::{kind_id, scope_of};
 use crate::sync::topics::{Id, Scope};
-use crate::sync::transfers::{TransferEvent, TransferStatus, discrepancy, fold_status};
-use crate::sync::transfers_doc::{TransferDocError, TransferFacts};
 use crate::sync::wire::WireError;
 
 /// `GET /v1/transfers/{id}` at HQ.
@@ -261,7 +261,7 @@ impl HqState {
     where
         F: FnOnce(
             &mut OrdersDoc,
-        ) -> Result<Option<crate::sync::doc::LocalChange>, TransferDocError>,
+        ) -> Result<Option<crate::crdt::doc::LocalChange>, TransferDocError>,
     {
         let mut doc = self.orders_doc(id)?;
         let Some(change) = write(&mut doc).map_err(doc_err)? else {

@@ -1,4 +1,4 @@
-//! The online channel's escrow at a store node (the rule is in [`crate::sync::escrow`]):
+//! The online channel's escrow at a store node (the rule is in [`crate::crdt::escrow`]):
 //! staff grant units to the web shop, the tills may not sell granted units, and sync keeps
 //! the totals other writers (HQ's consumption and returns) add.
 

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+pub use crate::domain::orders::Delivery;
+
 use super::StoreError;
 use super::catalog;
 use super::ledger::{self, Movement, MovementKind};
@@ -68,32 +70,6 @@ impl OrderStatus {
     /// The units went to the customer (collected or shipped).
     pub fn is_handed_over(self) -> bool {
         matches!(self, Self::Collected | Self::Shipped)
-    }
-}
-
-/// How the customer gets the goods.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Delivery {
-    /// Click-and-collect: picked up at a lane with the pickup code.
-    #[default]
-    Collect,
-    /// Ship-from-store: packed and handed to a carrier.
-    Ship,
-}
-
-impl Delivery {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Collect => "collect",
-            Self::Ship => "ship",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        [Self::Collect, Self::Ship]
-            .into_iter()
-            .find(|d| d.as_str() == value)
     }
 }
 

@@ -18,7 +18,9 @@ use super::catalog;
 use super::ledger::{self, Movement, MovementKind};
 use super::orders::is_valid_order_id;
 use super::sales::{WriteContext, positive};
-use crate::sync::transfers::{TransferStatus, discrepancy, receiver_effect, sender_effect, settle};
+use crate::domain::transfers::{
+    TransferStatus, discrepancy, receiver_effect, sender_effect, settle,
+};
 
 const MAX_LINES: usize = 200;
 const REF_TYPE: &str = "transfer";
@@ -123,7 +125,7 @@ pub fn create(
             "must be 1 to 64 letters, digits, '-', '_' or '.'",
         ));
     }
-    if crate::sync::doc::DocId::new(&request.to_store, crate::sync::doc::DocKind::Orders).is_err() {
+    if crate::crdt::doc::DocId::new(&request.to_store, crate::crdt::doc::DocKind::Orders).is_err() {
         return Err(StoreError::unprocessable(
             "to_store",
             "not a valid store id",

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::doc::WriterId;
 use super::tls::TlsFiles;
+use crate::crdt::doc::WriterId;
 use crate::settings::ConfigError;
 use crate::settings::Secret;
 

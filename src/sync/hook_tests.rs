@@ -4,9 +4,9 @@ use rusqlite::Connection;
 use tokio::sync::Notify;
 
 use super::*;
+use crate::crdt::doc::{DocId, DocKind, WriterId};
+use crate::crdt::stock::{Movement, StockDoc};
 use crate::store::ledger::{self, MovementKind};
-use crate::sync::doc::{DocId, DocKind, WriterId};
-use crate::sync::doc_stock::{Movement, StockDoc};
 use crate::sync::local::{self, NodeDocs, RemoteChanges, reserved_key};
 use crate::sync::persist;
 

@@ -2,7 +2,7 @@
 //! to SQLite. Orders: see `local_orders.rs`.
 //!
 //! # Stock keys
-//! The stock document holds per-writer totals per key (see [`super::doc_stock`]). On-hand
+//! The stock document holds per-writer totals per key (see [`crate::crdt::stock`]). On-hand
 //! units use the SKU as key; units reserved for click-and-collect orders use
 //! `"{sku}#r"` ([`reserved_key`]). `#` can never occur in a SKU (`store::catalog::check_sku`),
 //! so the two never collide, and reservations get the same commutative per-writer totals,
@@ -23,11 +23,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use automerge::ChangeHash;
 use rusqlite::{Connection, params};
 
-use super::doc::{ApplyOutcome, DocError, DocId, DocKind, SyncDoc, WriterId};
-use super::doc_catalog::{CATALOG_STORE, CatalogDoc, CatalogError};
-use super::doc_stock::{Movement, StockDoc, StockError};
-use super::orders_doc::{OrdersDoc, OrdersError};
 use super::persist::{self, KEY_EPOCH, KEY_MOVEMENT_MARK, PersistError};
+use crate::crdt::catalog::{CATALOG_STORE, CatalogDoc, CatalogError};
+use crate::crdt::doc::{ApplyOutcome, DocError, DocId, DocKind, SyncDoc, WriterId};
+use crate::crdt::orders::{OrdersDoc, OrdersError};
+use crate::crdt::stock::{Movement, StockDoc, StockError};
 use crate::store::ledger::{self, MovementKind};
 
 /// `sync_state` key of the orders document's epoch.
@@ -83,11 +83,11 @@ pub enum LocalError {
     #[error("message is for epoch {got} of {doc}, this node is on epoch {current}")]
     OtherEpoch { doc: String, got: u32, current: u32 },
     #[error("epoch switch: {0}")]
-    Epoch(#[from] super::epoch::EpochError),
+    Epoch(#[from] crate::crdt::epoch::EpochError),
     #[error("orders document: {0}")]
     Orders(#[from] OrdersError),
     #[error("orders epoch switch: {0}")]
-    OrdersEpoch(#[from] super::epoch_orders::OrdersEpochError),
+    OrdersEpoch(#[from] crate::crdt::epoch_orders::OrdersEpochError),
 }
 
 /// What to apply from the network.
@@ -322,7 +322,7 @@ impl NodeDocs {
     /// change (carrying over without the cut would count the pre-cut work twice).
     ///
     /// In one transaction: the new document with this writer's carry-over (its work after
-    /// the cut, [`super::epoch::carry_over`]) is saved, the old epoch's history and outbox
+    /// the cut, [`crate::crdt::epoch::carry_over`]) is saved, the old epoch's history and outbox
     /// are deleted (the carry-over replaces them), and the epoch number is stored. Own
     /// movements not yet turned into a change are picked up by the next change, in the new
     /// epoch, since the carry-over only reads the old document.
@@ -350,7 +350,7 @@ impl NodeDocs {
         if !next.core().missing_deps().is_empty() || !has_epoch_base(&next) {
             return Ok(false);
         }
-        let carried = super::epoch::carry_over(&self.stock, &mut next, at_ms)?;
+        let carried = crate::crdt::epoch::carry_over(&self.stock, &mut next, at_ms)?;
         persist::replace_epoch(conn, next.core(), carried.as_ref().map(|c| &c.hash), now)?;
         persist::state_set(conn, KEY_EPOCH, i64::from(epoch))?;
         self.stock = next;
@@ -362,7 +362,7 @@ impl NodeDocs {
     /// Moves the orders document to epoch `epoch` (= its current + 1) given changes of that
     /// epoch from HQ; `false`, changing nothing, while they lack HQ's base. As for stock, in
     /// one transaction: the new document with this writer's carry-over
-    /// ([`super::epoch_orders::carry_over_orders`]) is saved, the old epoch's history and
+    /// ([`crate::crdt::epoch_orders::carry_over_orders`]) is saved, the old epoch's history and
     /// outbox are deleted, and the epoch is stored; then SQLite follows the new document.
     pub fn move_orders_to_epoch(
         &mut self,
@@ -389,7 +389,7 @@ impl NodeDocs {
         if !next.core().missing_deps().is_empty() || !next.has_base() {
             return Ok(false);
         }
-        let carried = super::epoch_orders::carry_over_orders(&self.orders, &mut next, at_ms)?;
+        let carried = crate::crdt::epoch_orders::carry_over_orders(&self.orders, &mut next, at_ms)?;
         persist::replace_epoch(conn, next.core(), carried.as_ref().map(|c| &c.hash), now)?;
         persist::state_set(conn, KEY_ORDERS_EPOCH, i64::from(epoch))?;
         self.orders = next;

@@ -17,9 +17,9 @@ use automerge::{ChangeHash, Patch, PatchAction, Prop};
 use rusqlite::Connection;
 
 use super::{LocalError, NodeDocs};
+use crate::crdt::catalog::CatalogDoc;
+use crate::crdt::doc::KEY_ITEMS;
 use crate::store::catalog::{self, Item};
-use crate::sync::doc::KEY_ITEMS;
-use crate::sync::doc_catalog::CatalogDoc;
 use crate::sync::persist;
 
 /// `sync_state` key: 1 while catalog items may be missing from SQLite.
@@ -149,8 +149,8 @@ fn write_item(conn: &Connection, doc: &CatalogDoc, sku: &str, now: &str) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::doc::{DocId, DocKind, WriterId};
-    use crate::sync::doc_catalog::{CATALOG_STORE, CatalogItem};
+    use crate::crdt::catalog::{CATALOG_STORE, CatalogItem};
+    use crate::crdt::doc::{DocId, DocKind, WriterId};
     use crate::sync::local::RemoteChanges;
 
     fn item(i: usize, price: i64) -> CatalogItem {

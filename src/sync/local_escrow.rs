@@ -1,5 +1,5 @@
 //! The online escrow between a store node's SQLite and its orders document
-//! ([`crate::sync::escrow`] has the rule): grants made at this node are recorded in the
+//! ([`crate::crdt::escrow`] has the rule): grants made at this node are recorded in the
 //! document in the commit that made them, and the node's view of the totals
 //! (`escrow_level`) follows the document after every change to it.
 
@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use rusqlite::Connection;
 
 use super::{LocalError, NodeDocs};
+use crate::crdt::escrow::EscrowField;
 use crate::store::escrow::{self as store_escrow, EscrowLevel};
-use crate::sync::escrow::EscrowField;
 use crate::sync::persist;
 
 /// `sync_state` key of the highest `escrow_grant.id` recorded in the orders document.

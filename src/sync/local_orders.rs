@@ -23,12 +23,12 @@
 use rusqlite::Connection;
 
 use super::{LocalError, NodeDocs};
+use crate::crdt::doc::WriterId;
+use crate::crdt::orders::OrderFacts;
+use crate::domain::orders::{OrderState, OrderStatus};
 use crate::store::StoreError;
 use crate::store::orders::{self as store_orders, HqOrder, MirrorOrder, OwnOrder};
 use crate::store::sales::WriteContext;
-use crate::sync::doc::WriterId;
-use crate::sync::orders::{OrderState, OrderStatus};
-use crate::sync::orders_doc::OrderFacts;
 use crate::sync::persist;
 
 /// `sync_state` key of the highest `cc_order_event.id` recorded in the orders document.
@@ -258,7 +258,7 @@ impl NodeDocs {
             Ok(None) => return Ok(()),
             // Closed before the last epoch cut and left out of the document: its outcome is
             // settled and shown at HQ; a late event has nothing left to change.
-            Err(crate::sync::orders_doc::OrdersError::Unknown(_)) => {
+            Err(crate::crdt::orders::OrdersError::Unknown(_)) => {
                 tracing::debug!(
                     order = doc_order_id,
                     "status of an order closed before the cut not shared"

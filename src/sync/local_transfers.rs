@@ -15,12 +15,12 @@ use std::collections::BTreeMap;
 use rusqlite::Connection;
 
 use super::{LocalError, NodeDocs};
+use crate::crdt::doc::hash_to_hex;
+use crate::crdt::transfers::{TransferDocError, TransferFacts};
+use crate::domain::transfers::TransferStatus;
 use crate::store::StoreError;
 use crate::store::transfers::{self as store_transfers, Inbound, UnsharedEvent};
-use crate::sync::doc::hash_to_hex;
 use crate::sync::persist;
-use crate::sync::transfers::TransferStatus;
-use crate::sync::transfers_doc::{TransferDocError, TransferFacts};
 
 fn doc_err(e: TransferDocError) -> LocalError {
     LocalError::Store(StoreError::Inconsistent(format!("transfers document: {e}")))
@@ -168,15 +168,15 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+    use crate::crdt::doc::{DocId, DocKind, WriterId};
+    use crate::crdt::orders::OrdersDoc;
     use crate::store::BatchHook;
     use crate::store::TaxConfig;
     use crate::store::ledger::{self, Movement, MovementKind};
     use crate::store::sales::WriteContext;
     use crate::store::transfers::{NewTransfer, TransferLineRequest};
-    use crate::sync::doc::{DocId, DocKind, WriterId};
     use crate::sync::hook::{DocsSlot, SyncHook};
     use crate::sync::local::{self, RemoteChanges, SharedDocs};
-    use crate::sync::orders_doc::OrdersDoc;
 
     fn setup() -> (Connection, SyncHook, SharedDocs) {
         let conn = crate::store::testing::memory_db();

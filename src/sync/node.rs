@@ -19,11 +19,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::config::SyncConfig;
-use super::doc::WriterId;
 use super::hook::{DocsSlot, HookMetrics, SyncHook};
 use super::local::{LocalError, NodeDocs, SharedDocs};
 use super::service::{SyncDiag, SyncService};
 use super::wire::WireMetrics;
+use crate::crdt::doc::WriterId;
 use crate::health::{Health, State};
 use crate::metrics::{counter, gauge};
 use crate::store::{BatchHook, Store, StoreError};
@@ -541,9 +541,9 @@ impl crate::control::SyncInspect for SyncInspector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crdt::doc::{DocId, DocKind};
     use crate::store::StoreOptions;
     use crate::store::ledger::{self, MovementKind};
-    use crate::sync::doc::{DocId, DocKind};
     use crate::sync::local;
     use crate::sync::persist;
 

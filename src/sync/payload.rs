@@ -13,7 +13,7 @@
 //! bytes, and nothing is preallocated from a length prefix: a vector only grows as the
 //! bytes behind it are actually read, so a lying prefix cannot make us allocate.
 
-use super::doc::{DocId, DocKind, MAX_STORE_ID_LEN};
+use crate::crdt::doc::{DocId, DocKind, MAX_STORE_ID_LEN};
 
 /// Wire format version.
 pub const VERSION: u8 = 1;

@@ -9,7 +9,7 @@
 use automerge::ChangeHash;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::doc::{DocError, DocId, SyncDoc, WriterId};
+use crate::crdt::doc::{DocError, DocId, SyncDoc, WriterId};
 
 /// Logged changes after which a document is saved whole again. A save costs about as much
 /// as serialising the document; the log costs one replay per entry at start. Measured in

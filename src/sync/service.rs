@@ -25,8 +25,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::claim::{Claim, Verdict, judge};
 use super::config::SyncConfig;
-use super::doc::{DocId, DocKind, SyncDoc, WriterId};
-use super::doc_catalog::CATALOG_STORE;
 use super::local::{self, RemoteChanges, SharedDocs};
 use super::payload::{MAX_MESSAGE_BYTES, SyncMessage};
 use super::persist;
@@ -36,6 +34,8 @@ use super::transport::{
     TransportConfig,
 };
 use super::wire::{self, WireMetrics};
+use crate::crdt::catalog::CATALOG_STORE;
+use crate::crdt::doc::{DocId, DocKind, SyncDoc, WriterId};
 use crate::store::Store;
 
 pub const ONLINE: &[u8] = b"online";
@@ -46,7 +46,7 @@ pub enum ServiceError {
     #[error("invalid id for topics: {0}")]
     Topic(#[from] topics::TopicError),
     #[error("invalid writer id: {0}")]
-    Doc(#[from] super::doc::DocError),
+    Doc(#[from] crate::crdt::doc::DocError),
     #[error("TLS: {0}")]
     Tls(#[from] super::tls::TlsError),
     #[error("MQTT transport: {0}")]
@@ -370,7 +370,7 @@ impl SyncService {
 
     fn hq_heads(&self, doc: &DocId) -> Vec<ChangeHash> {
         lock(&self.shared.peer_heads)
-            .get(&(doc.clone(), super::doc::HQ_WRITER.to_owned()))
+            .get(&(doc.clone(), crate::crdt::doc::HQ_WRITER.to_owned()))
             .cloned()
             .unwrap_or_default()
     }
@@ -665,9 +665,9 @@ fn check_authors(ctx: &Ctx, changes: &RemoteChanges) -> Result<(), String> {
     let authors = match changes {
         RemoteChanges::Changes(list) => list
             .iter()
-            .map(|c| super::doc::change_author(c))
+            .map(|c| crate::crdt::doc::change_author(c))
             .collect::<Result<BTreeSet<_>, _>>(),
-        RemoteChanges::Bundle(bundle) => super::doc::bundle_authors(bundle),
+        RemoteChanges::Bundle(bundle) => crate::crdt::doc::bundle_authors(bundle),
     }
     .map_err(|e| e.to_string())?;
     match authors.iter().find(|w| !w.is_hq() && !lanes.contains(w)) {
@@ -811,7 +811,7 @@ async fn try_adopt(ctx: &Ctx) -> Result<(), String> {
         [&ctx.stock_id, &ctx.orders_id]
             .into_iter()
             .filter_map(|id| {
-                let key = (id.clone(), super::doc::HQ_WRITER.to_owned());
+                let key = (id.clone(), crate::crdt::doc::HQ_WRITER.to_owned());
                 heads.get(&key).map(|h| (id.clone(), h.clone()))
             })
             .collect()

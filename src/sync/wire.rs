@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use automerge::ChangeHash;
 
-use super::doc::{DocError, DocId, SyncDoc};
 use super::payload::{MAX_HEADS, MAX_MESSAGE_BYTES, PayloadError, SyncMessage};
+use crate::crdt::doc::{DocError, DocId, SyncDoc};
 
 /// Room left in a message for the bundle after the envelope (generous).
 const ENVELOPE_ROOM: usize = 1024;

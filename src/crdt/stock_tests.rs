@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
-use crate::sync::doc::{ApplyOutcome, AuthError, change_author};
+use crate::crdt::doc::{ApplyOutcome, AuthError, change_author};
 use automerge::ObjType;
 
 fn w(id: &str) -> WriterId {
@@ -147,7 +147,7 @@ fn concurrent_first_writes_under_separate_geneses_never_conflict() {
     b.core_mut().apply_changes(&[ca.bytes]).unwrap();
     for doc in [&a, &b] {
         assert_eq!(doc.stock("x"), 3);
-        let writers = doc.core().root_map(crate::sync::doc::KEY_WRITERS).unwrap();
+        let writers = doc.core().root_map(crate::crdt::doc::KEY_WRITERS).unwrap();
         let conflicts = automerge::ReadDoc::map_range(doc.core().automerge(), &writers, ..)
             .filter(|item| item.conflict)
             .count();
@@ -281,7 +281,7 @@ fn save_and_load_by_another_writer() {
             .apply_changes(&a.core().changes_since(&[]))
             .is_ok()
     );
-    let orders = crate::sync::doc::SyncDoc::genesis(
+    let orders = crate::crdt::doc::SyncDoc::genesis(
         &DocId::new("s001", DocKind::Orders).unwrap(),
         1,
         w("hq"),
@@ -335,7 +335,7 @@ fn hq_accepts_only_allowed_writers_inside_their_own_scope() {
     let forged = forger
         .core_mut()
         .commit::<StockError, _>(1, "forge", |tx| {
-            let writers = crate::sync::doc::map_at(tx, &ROOT, KEY_WRITERS).unwrap();
+            let writers = crate::crdt::doc::map_at(tx, &ROOT, KEY_WRITERS).unwrap();
             tx.put_object(&writers, "s001.lane1", ObjType::Map)?;
             Ok(())
         })
@@ -508,7 +508,7 @@ fn levels_of_touched_keys_match_the_full_recompute() {
         .unwrap()
         .unwrap();
     a.core_mut().apply_changes(&[&from_b.bytes]).unwrap();
-    let touched = crate::sync::doc::touched_keys(&[&from_b.bytes]).unwrap();
+    let touched = crate::crdt::doc::touched_keys(&[&from_b.bytes]).unwrap();
     assert!(
         touched.contains("a") && touched.contains("c"),
         "{touched:?}"

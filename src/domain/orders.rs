@@ -27,7 +27,35 @@
 
 use std::collections::BTreeMap;
 
-use super::doc_stock::Movement;
+use serde::{Deserialize, Serialize};
+
+use super::stock::Movement;
+
+/// How the customer gets the goods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Delivery {
+    /// Click-and-collect: picked up at a lane with the pickup code.
+    #[default]
+    Collect,
+    /// Ship-from-store: packed and handed to a carrier.
+    Ship,
+}
+
+impl Delivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Collect => "collect",
+            Self::Ship => "ship",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [Self::Collect, Self::Ship]
+            .into_iter()
+            .find(|d| d.as_str() == value)
+    }
+}
 
 /// Order status (serialised as its lower-case name, as the store's API shows it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::ChangeHash;
 
 use super::doc::WriterId;
-use super::doc_stock::{StockDoc, StockError};
+use super::stock::{StockDoc, StockError};
 
 /// Errors of an epoch switch.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::*;
-use crate::sync::doc_stock::Movement;
+use crate::domain::stock::Movement;
 
 const STORE: &str = "s001";
 

@@ -1,9 +1,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
-use crate::store::orders::Delivery;
-use crate::sync::escrow::EscrowTotals;
-use crate::sync::transfers::TransferStatus;
+use crate::crdt::escrow::EscrowTotals;
+use crate::domain::orders::Delivery;
+use crate::domain::transfers::TransferStatus;
 
 fn w(id: &str) -> WriterId {
     WriterId::new(id).unwrap()
@@ -181,7 +181,7 @@ fn closed_orders_leave_the_document_and_a_withdrawal_stays_one_epoch() {
 fn orders_and_transfers_made_after_the_cut_are_carried_once() {
     let mut hq = OrdersDoc::genesis("s1", 0, w("hq")).unwrap();
     let mut lane1 = OrdersDoc::genesis("s1", 0, w("s1.lane1")).unwrap();
-    let transfer = |id: &str| crate::sync::transfers_doc::TransferFacts {
+    let transfer = |id: &str| crate::crdt::transfers::TransferFacts {
         transfer_id: id.to_owned(),
         from_store: "s1".to_owned(),
         to_store: "s2".to_owned(),

@@ -47,7 +47,7 @@ use automerge::{
 /// Actor of the genesis change. `~` is not allowed in writer ids, so no writer can be it.
 pub const GENESIS_ACTOR: &[u8] = b"~genesis";
 /// The HQ writer id.
-pub const HQ_WRITER: &str = "hq";
+pub use crate::domain::HQ_WRITER;
 /// Longest writer id accepted (bytes). Keeps actor ids small in every change.
 pub const MAX_WRITER_ID_LEN: usize = 64;
 /// Longest store id accepted (bytes).

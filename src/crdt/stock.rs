@@ -24,20 +24,14 @@ use super::doc::{
     DocError, DocId, DocKind, KEY_BASE, KEY_CUT, KEY_WRITERS, LocalChange, SyncDoc, WriterId,
     hash_from_hex, int_at, int_entries, map_at, map_at_heads, map_keys, str_at,
 };
-use super::orders::StockEffect;
+use crate::domain::orders::StockEffect;
+pub use crate::domain::stock::Movement;
 
 /// Longest SKU accepted (bytes).
 pub const MAX_SKU_LEN: usize = 128;
 const KEY_STOCK: &str = "stock";
 const KEY_ORDER_EFFECTS: &str = "order_effects";
 const KEY_CARRIED_FROM: &str = "carried_from";
-
-/// One stock movement of a SQLite transaction: `delta` units of `sku` (sale −1, receipt +n).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Movement {
-    pub sku: String,
-    pub delta: i64,
-}
 
 /// Errors of the stock document.
 #[derive(Debug, thiserror::Error)]
@@ -237,7 +231,7 @@ impl StockDoc {
     }
 
     /// Brings an order's stock effect to `target` in one change: the movements from
-    /// [`super::orders::settle_movements`] plus the record of the effect now applied, so a
+    /// [`crate::domain::orders::settle_movements`] plus the record of the effect now applied, so a
     /// repeated call moves nothing. Only the order's fulfilment writer calls this.
     pub fn settle_order(
         &mut self,
@@ -250,7 +244,7 @@ impl StockDoc {
         if applied == target {
             return Ok(None);
         }
-        let movements = super::orders::settle_movements(applied, target, lines);
+        let movements = crate::domain::orders::settle_movements(applied, target, lines);
         let net = net_deltas(&movements)?;
         let writer = self.core.writer().clone();
         self.core.commit(at_ms, "order", |tx| {
@@ -406,5 +400,5 @@ fn own_map(tx: &mut Transaction<'_>, writer: &WriterId) -> Result<ObjId, StockEr
     Ok(child_map(tx, &writers, writer.as_str())?)
 }
 #[cfg(test)]
-#[path = "doc_stock_tests.rs"]
+#[path = "stock_tests.rs"]
 mod tests;

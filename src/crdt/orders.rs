@@ -28,8 +28,8 @@ use super::doc::{
     DocError, DocId, DocKind, KEY_ORDERS, KEY_WRITERS, LocalChange, SyncDoc, WriterId, int_at,
     int_entries, map_at, map_keys, order_id_belongs_to, str_at,
 };
-use super::orders::{OrderEvent, OrderState, OrderStatus, fold_status};
-use crate::store::orders::Delivery;
+use crate::domain::orders::Delivery;
+use crate::domain::orders::{OrderEvent, OrderState, OrderStatus, fold_status};
 
 pub(super) const KEY_EVENTS: &str = "order_events";
 /// Under `writers/{hq}`: the base HQ writes once when it opens an epoch (see
@@ -76,7 +76,7 @@ pub struct OrderFacts {
     /// SHA-256 (or similar) of the pickup code, never the code itself.
     pub pickup_code_hash: [u8; 32],
     /// The writer that turns the order's status into stock movements (see
-    /// [`super::orders::settle_movements`]).
+    /// [`crate::domain::orders::settle_movements`]).
     pub fulfilment: WriterId,
     /// sku → quantity (> 0).
     pub lines: BTreeMap<String, i64>,
@@ -357,7 +357,7 @@ fn validate_lines(facts: &OrderFacts) -> Result<(), OrdersError> {
         return Err(invalid("no lines"));
     }
     for (sku, qty) in &facts.lines {
-        if sku.is_empty() || sku.len() > super::doc_stock::MAX_SKU_LEN {
+        if sku.is_empty() || sku.len() > super::stock::MAX_SKU_LEN {
             return Err(invalid("bad sku"));
         }
         if *qty <= 0 {

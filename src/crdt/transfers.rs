@@ -31,8 +31,8 @@ use super::doc::{
     DocError, KEY_WRITERS, LocalChange, WriterId, int_at, int_entries, map_at, map_keys,
     order_id_belongs_to, str_at,
 };
-use super::orders_doc::OrdersDoc;
-use super::transfers::{TransferEvent, TransferState, TransferStatus, fold_status};
+use super::orders::OrdersDoc;
+use crate::domain::transfers::{TransferEvent, TransferState, TransferStatus, fold_status};
 
 pub(super) const KEY_TRANSFERS: &str = "transfers";
 pub(super) const KEY_EVENTS: &str = "transfer_events";
@@ -98,7 +98,7 @@ impl TransferFacts {
             return Err(invalid("needs 1 to 200 lines"));
         }
         for (sku, qty) in &self.lines {
-            if sku.is_empty() || sku.len() > super::doc_stock::MAX_SKU_LEN || *qty <= 0 {
+            if sku.is_empty() || sku.len() > super::stock::MAX_SKU_LEN || *qty <= 0 {
                 return Err(invalid("bad line"));
             }
         }

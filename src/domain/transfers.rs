@@ -26,7 +26,7 @@
 
 use std::collections::BTreeMap;
 
-use super::doc::HQ_WRITER;
+use super::HQ_WRITER;
 
 /// Status of a transfer (serialised lower-case with `_`).
 #[derive(

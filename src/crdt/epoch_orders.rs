@@ -40,15 +40,15 @@ use super::doc::{
     int_entries, map_at, map_at_heads, map_keys, order_id_belongs_to, str_at,
 };
 use super::escrow::{EscrowField, KEY_ESCROW};
-use super::orders::{OrderState, OrderStatus, fold_status};
-use super::orders_doc::{
+use super::orders::{
     KEY_BASE, KEY_BASE_CUT, KEY_BASE_ORDERS, KEY_BASE_WRITERS, KEY_EVENTS, OrderFacts, OrdersDoc,
     OrdersError, put_facts,
 };
-use super::transfers_doc::{
+use super::transfers::{
     KEY_EVENTS as KEY_TR_EVENTS, KEY_RECEIVED, KEY_TRANSFERS, TransferDocError, TransferFacts,
     put_transfer_facts,
 };
+use crate::domain::orders::{OrderState, OrderStatus, fold_status};
 
 const KEY_CARRIED_FROM: &str = "carried_from";
 const KEY_BASE_CLOSED: &str = "closed";
@@ -315,7 +315,7 @@ impl OrdersDoc {
             .filter_map(|id| {
                 let entry = map_at(doc, &closed, &id)?;
                 let status = OrderStatus::parse(&str_at(doc, &entry, "status")?)?;
-                let decided_by = super::orders::OrderEvent {
+                let decided_by = crate::domain::orders::OrderEvent {
                     status,
                     at_ms: int_at(doc, &entry, "at_ms")?,
                     writer: str_at(doc, &entry, "writer")?,
@@ -332,7 +332,7 @@ impl OrdersDoc {
     }
 
     /// The events of `order_id` as HQ's base of this epoch holds them.
-    fn base_events(&self, order_id: &str) -> Vec<super::orders::OrderEvent> {
+    fn base_events(&self, order_id: &str) -> Vec<crate::domain::orders::OrderEvent> {
         let doc = self.core().automerge();
         let Some(writers) = self.base_child(KEY_BASE_WRITERS) else {
             return Vec::new();
@@ -347,7 +347,7 @@ impl OrdersDoc {
             };
             for (status, at_ms) in int_entries(doc, &per, None) {
                 if let Some(status) = OrderStatus::parse(&status) {
-                    out.push(super::orders::OrderEvent {
+                    out.push(crate::domain::orders::OrderEvent {
                         status,
                         at_ms,
                         writer: writer.clone(),

@@ -9,8 +9,8 @@
 use automerge::ReadDoc;
 use automerge::transaction::Transactable;
 
+use super::catalog::{CatalogDoc, CatalogError};
 use super::doc::{LocalChange, SyncDoc, child_map, map_at, str_at};
-use super::doc_catalog::{CatalogDoc, CatalogError};
 use crate::domain::pricing::{PriceList, PricingRules, Promotion};
 
 const KEY_PRICING: &str = "pricing";
@@ -178,8 +178,8 @@ fn read_entry(rules: &mut PricingRules, key: &str, json: &str) -> Result<(), ser
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crdt::doc::WriterId;
     use crate::domain::pricing::{Rule, Scope, Target, Window};
-    use crate::sync::doc::WriterId;
 
     fn promo(id: &str, percent_bp: u32) -> Promotion {
         Promotion {

@@ -180,7 +180,7 @@ fn validate(item: &CatalogItem) -> Result<(), CatalogError> {
         sku: item.sku.clone(),
         reason: reason.to_owned(),
     };
-    if item.sku.is_empty() || item.sku.len() > super::doc_stock::MAX_SKU_LEN {
+    if item.sku.is_empty() || item.sku.len() > super::stock::MAX_SKU_LEN {
         return Err(invalid("sku must be 1-128 bytes"));
     }
     if item.price_minor < 0 {
