@@ -72,7 +72,7 @@ pub enum Command {
 pub enum PrivacyAction {
     /// Erase the customer data of an order, or of every order with an e-mail or phone,
     /// through HQ's API; prints the erased orders, never the data.
-    Erase(crate::privacy::cli::EraseArgs),
+    Erase(crate::hq::erase::EraseArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -240,7 +240,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Privacy {
             action: PrivacyAction::Erase(args),
         } => {
-            let report = runtime()?.block_on(crate::privacy::cli::erase(args, &cli.config))?;
+            let report = runtime()?.block_on(crate::hq::erase::erase(args, &cli.config))?;
             print!("{report}");
             Ok(())
         }

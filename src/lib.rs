@@ -24,7 +24,6 @@ pub mod import;
 pub mod metrics;
 pub mod money;
 pub mod ownership;
-pub mod privacy;
 pub mod provision;
 pub mod settings;
 pub mod store;

@@ -3,7 +3,7 @@
 //! between lanes and HQ. A decoded payload must encode back to an equal payload.
 
 use libfuzzer_sys::fuzz_target;
-use storenode::privacy::PiiPayload;
+use storenode::domain::customer::PiiPayload;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(payload) = PiiPayload::decode(data) {

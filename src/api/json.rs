@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::error::ApiError;
-use crate::privacy::Customer;
+use crate::domain::customer::Customer;
 use crate::store::escrow::GrantRequest;
 use crate::store::inventory::{AdjustmentRequest, CountRequest, ReceiptRequest};
 use crate::store::orders::{CancelRequest, CollectRequest, NewOrder, PickRequest, ShipRequest};

@@ -18,9 +18,10 @@ use super::auth::TerminalId;
 use super::error::ApiError;
 use super::replies::{CustomerErased, CustomerReply, CustomerStored};
 use super::write::WriteRequest;
-use crate::privacy::store::{self as pii_store, Lookup};
-use crate::privacy::{Customer, link};
+use crate::domain::customer::Customer;
 use crate::store::StoreError;
+use crate::store::customers::{self as pii_store, Lookup};
+use crate::sync::pii as link;
 
 fn count_order_write<T>(m: &crate::metrics::Metrics, _: &T) {
     m.order_writes.inc();

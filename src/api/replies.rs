@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::customer::Customer;
 use crate::health::Component;
-use crate::privacy::Customer;
 use crate::store::catalog::Item;
 use crate::store::escrow::EscrowView;
 use crate::store::ledger::SkuStock;

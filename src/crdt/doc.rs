@@ -51,7 +51,7 @@ pub use crate::domain::HQ_WRITER;
 /// Longest writer id accepted (bytes). Keeps actor ids small in every change.
 pub const MAX_WRITER_ID_LEN: usize = 64;
 /// Longest store id accepted (bytes).
-pub const MAX_STORE_ID_LEN: usize = 64;
+pub use crate::domain::ids::MAX_STORE_ID_LEN;
 
 /// Root map holding one map per writer, each created by that writer.
 pub const KEY_WRITERS: &str = "writers";
@@ -156,7 +156,7 @@ const MAX_INCARNATION_LEN: usize = 32;
 impl WriterId {
     /// Validates `id`: 1-64 bytes of `a-z 0-9 . - _`.
     pub fn new(id: &str) -> Result<Self, DocError> {
-        if is_valid_name(id, MAX_WRITER_ID_LEN) {
+        if crate::domain::ids::is_name(id, MAX_WRITER_ID_LEN) {
             Ok(Self {
                 id: id.to_owned(),
                 incarnation: None,
@@ -243,14 +243,6 @@ impl fmt::Display for WriterId {
     }
 }
 
-fn is_valid_name(s: &str, max_len: usize) -> bool {
-    !s.is_empty()
-        && s.len() <= max_len
-        && s.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
-        })
-}
-
 /// Which kind of document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub enum DocKind {
@@ -296,7 +288,7 @@ pub struct DocId {
 
 impl DocId {
     pub fn new(store: &str, kind: DocKind) -> Result<Self, DocError> {
-        if is_valid_name(store, MAX_STORE_ID_LEN) {
+        if crate::domain::ids::is_name(store, MAX_STORE_ID_LEN) {
             Ok(Self {
                 store: store.to_owned(),
                 kind,

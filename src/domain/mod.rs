@@ -1,6 +1,8 @@
 //! Pure business rules: no SQLite, no automerge, no I/O (the lowest floor, see DESIGN.md).
 
+pub mod customer;
 pub mod escrow;
+pub mod ids;
 pub mod orders;
 pub mod pricing;
 pub mod stock;

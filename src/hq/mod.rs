@@ -4,6 +4,7 @@
 //! the web shop over HTTP ([`http`]).
 
 pub mod epcis;
+pub mod erase;
 pub mod http;
 mod http_transfers;
 pub mod pricing;

@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use super::http::{HttpState, authorised, problem};
 use super::state::Outgoing;
-use crate::privacy::{self, Customer, PiiPayload, PrivacyError, order_segment};
+use crate::domain::customer::{self as privacy, Customer, PiiPayload, PrivacyError};
+use crate::sync::pii::order_segment;
 use crate::sync::topics::{self, Id, Scope, Topic, TopicSpace};
 
 #[derive(Debug, thiserror::Error)]
@@ -480,7 +481,7 @@ impl HqPrivacy {
 
     /// Moves erased pages out of the WAL (best effort, see `privacy::store::checkpoint`).
     fn checkpoint(&self) {
-        match crate::privacy::store::checkpoint(&self.path) {
+        match crate::store::customers::checkpoint(&self.path) {
             Ok((busy, frames, moved)) => {
                 tracing::debug!(busy, frames, moved, "HQ WAL checkpoint after erasure");
             }

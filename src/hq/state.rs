@@ -829,7 +829,7 @@ const MIGRATIONS: &[&str] = &[
         include_str!("schema.sql")
     ),
     // Customer personal data of orders and erasure tombstones. Owned by `hq::privacy`.
-    include_str!("../privacy/hq_schema.sql"),
+    include_str!("privacy.sql"),
     // Store-to-store transfers. Owned by `hq::state::transfers`.
     include_str!("transfers.sql"),
     // EPCIS events of every store writer. Owned by `hq::epcis`.

@@ -48,7 +48,7 @@ pub struct NewHqOrder {
     /// Name, phone, e-mail (and address for ship-from-store): kept beside the documents,
     /// never in them, so it can be erased (`crate::hq::privacy`).
     #[serde(default)]
-    pub customer: Option<crate::privacy::Customer>,
+    pub customer: Option<crate::domain::customer::Customer>,
 }
 
 fn web() -> String {

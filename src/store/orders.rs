@@ -92,7 +92,7 @@ pub struct NewOrder {
     /// Kept beside the order for pickup or delivery, erasable; never in the reply, the
     /// history or the orders document.
     #[serde(default)]
-    pub customer: Option<crate::privacy::Customer>,
+    pub customer: Option<crate::domain::customer::Customer>,
 }
 
 fn default_channel() -> String {
@@ -239,7 +239,7 @@ pub fn create(
     let hash = pickup_hash(&order.order_id, code);
     let view = insert_order(conn, ctx, order, &hash, None)?;
     if let Some(customer) = &order.customer {
-        crate::privacy::store::put(conn, &order.order_id, customer)?;
+        crate::store::customers::put(conn, &order.order_id, customer)?;
     }
     Ok(view)
 }

@@ -163,7 +163,7 @@ const MIGRATIONS: &[&str] = &[
     // Store-to-store transfers. Owned by `store::transfers`.
     include_str!("transfers.sql"),
     // Customer personal data of orders, outside CRDT history; erasable. Owned by `privacy`.
-    include_str!("../privacy/schema.sql"),
+    include_str!("customers.sql"),
     // Escrow of the online channel (grants, and the totals sync learns). Owned by `store::escrow`.
     include_str!("escrow.sql"),
     // Pricing rules from HQ and the promotions applied to sale lines. Owned by `store::pricing`.

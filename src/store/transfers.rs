@@ -125,7 +125,7 @@ pub fn create(
             "must be 1 to 64 letters, digits, '-', '_' or '.'",
         ));
     }
-    if crate::crdt::doc::DocId::new(&request.to_store, crate::crdt::doc::DocKind::Orders).is_err() {
+    if !crate::domain::ids::is_store_id(&request.to_store) {
         return Err(StoreError::unprocessable(
             "to_store",
             "not a valid store id",

@@ -8,6 +8,7 @@ pub mod local;
 pub mod node;
 pub mod payload;
 pub mod persist;
+pub mod pii;
 pub mod service;
 pub mod tls;
 pub mod topics;

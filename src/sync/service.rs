@@ -129,8 +129,8 @@ struct Ctx {
     /// Where this writer publishes its heads of the stock and the catalog document.
     heads_topics: BTreeMap<DocId, String>,
     shared: Arc<Shared>,
-    /// Customer data beside the documents (`crate::privacy::link`).
-    pii: Arc<crate::privacy::link::PiiLink>,
+    /// Customer data beside the documents (`crate::domain::customer::link`).
+    pii: Arc<crate::sync::pii::PiiLink>,
     /// EPCIS events to HQ (`super::epcis_link`).
     epcis: Arc<super::epcis_link::EpcisLink>,
     /// Writers allowed to change this store's documents besides HQ (`sync.lanes`, this
@@ -204,7 +204,7 @@ impl SyncService {
         transport.subscriptions = subscriptions(&topics, &scope, &me);
         let store_segment = Id::new(store_id)?;
         transport.subscriptions.push((
-            crate::privacy::link::subscription(&topics, &store_segment),
+            crate::sync::pii::subscription(&topics, &store_segment),
             QoS::AtLeastOnce,
         ));
         transport.subscriptions.push((
@@ -213,7 +213,7 @@ impl SyncService {
         ));
         let shutdown = CancellationToken::new();
         let (mqtt, incoming, transport_task) = MqttTransport::start(transport, shutdown.clone())?;
-        let (pii, pii_task) = crate::privacy::link::PiiLink::start(
+        let (pii, pii_task) = crate::sync::pii::PiiLink::start(
             store.clone(),
             mqtt.clone(),
             topics.clone(),

@@ -53,7 +53,7 @@ pub const PREFIX: &str = "storenode/v1";
 pub const HQ_SCOPE: &str = "hq";
 /// Longest id accepted in one segment. Keeps topics well below broker limits and makes
 /// the id usable as a certificate CN (at most 64 characters).
-pub const MAX_ID_LEN: usize = 64;
+pub const MAX_ID_LEN: usize = crate::domain::ids::MAX_SEGMENT_LEN;
 
 /// Why a topic or an id was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -117,7 +117,7 @@ fn validate_id(id: &str) -> Result<(), TopicError> {
 }
 
 fn is_id_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+    crate::domain::ids::is_segment_char(c)
 }
 
 impl fmt::Display for Id {

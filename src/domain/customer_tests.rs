@@ -109,14 +109,6 @@ fn payload_codec() {
     ));
 }
 
-#[test]
-fn order_segments() {
-    assert_eq!(order_segment("web-1").unwrap().as_str(), "web-1");
-    assert_eq!(order_segment("hq:web-1").unwrap().as_str(), "web-1");
-    assert!(order_segment("a/b").is_err());
-    assert!(order_segment("").is_err());
-}
-
 fn arb_customer() -> impl Strategy<Value = Customer> {
     (
         "[A-Za-zÅÄÖåäö .'-]{1,40}",

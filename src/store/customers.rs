@@ -7,7 +7,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Customer, PiiPayload};
+use crate::domain::customer::{Customer, PiiPayload};
 use crate::store::StoreError;
 
 /// What the node knows about an order's customer.

@@ -19,11 +19,11 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::store::{self as pii_store, Applied, Pending};
-use super::{PiiPayload, order_segment};
+use super::topics::{Id, Scope, Topic, TopicError, TopicSpace};
+use super::transport::{MqttHandle, OutgoingMessage, QoS};
+use crate::domain::customer::PiiPayload;
 use crate::store::Store;
-use crate::sync::topics::{Id, Scope, Topic, TopicError, TopicSpace};
-use crate::sync::transport::{MqttHandle, OutgoingMessage, QoS};
+use crate::store::customers::{self as pii_store, Applied, Pending};
 
 /// How often pending customer data and tombstones are looked for.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
@@ -193,5 +193,26 @@ pub async fn checkpoint(store: &Store) {
         }
         Ok(Err(e)) => tracing::warn!(error = %e, "WAL checkpoint after erasure failed"),
         Err(e) => tracing::warn!(error = %e, "WAL checkpoint task failed"),
+    }
+}
+/// The topic segment of an order in the `pii` topics: the store-local order id. Store order
+/// ids already obey the topic id rules (letters, digits, `-`, `_`, `.`, at most 64 bytes);
+/// a document id with a writer prefix (`hq:web-1`) is given without it, because the topic
+/// already names the store and a store's order ids are unique in its database.
+pub fn order_segment(order_id: &str) -> Result<Id, TopicError> {
+    let local = order_id.rsplit_once(':').map_or(order_id, |(_, id)| id);
+    Id::new(local)
+}
+
+#[cfg(test)]
+mod segment_tests {
+    use super::order_segment;
+
+    #[test]
+    fn order_segments() {
+        assert_eq!(order_segment("web-1").unwrap().as_str(), "web-1");
+        assert_eq!(order_segment("hq:web-1").unwrap().as_str(), "web-1");
+        assert!(order_segment("a/b").is_err());
+        assert!(order_segment("").is_err());
     }
 }

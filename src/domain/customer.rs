@@ -3,23 +3,14 @@
 //!
 //! - [`Customer`]: always valid once built (deserialising validates), and its `Debug` /
 //!   `Display` show nothing personal, so an accidental `?customer` in a log leaks nothing;
-//! - [`PiiPayload`]: what travels on the retained `pii` topics (a customer or a tombstone);
-//! - [`store`]: the node's `order_customer` table and erasure tombstones;
-//! - [`link`]: the node's MQTT side (HQ's retained customers and tombstones in, the store's
-//!   own customers and erasure confirmations out);
-//! - [`cli`]: `storenode privacy erase`, a client of HQ's erasure API.
+//! - [`PiiPayload`]: what travels on the retained `pii` topics (a customer or a tombstone).
 //!
-//! HQ's side is [`crate::hq::privacy`].
-
-pub mod cli;
-pub mod link;
-pub mod store;
+//! The node keeps them in `store::customers`, carries them in `sync::pii`; HQ's side is
+//! `hq::privacy`, and `storenode privacy erase` is `hq::erase`.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-
-use crate::sync::topics::{Id, TopicError};
 
 /// Longest name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -40,8 +31,6 @@ pub enum PrivacyError {
     Invalid { field: &'static str, reason: String },
     #[error("pii payload: {0}")]
     Payload(String),
-    #[error("order id cannot be used in a topic: {0}")]
-    Topic(#[from] TopicError),
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> PrivacyError {
@@ -326,7 +315,7 @@ impl PiiPayload {
             (Some(customer), None) => Ok(PiiPayload::Customer(customer)),
             (None, Some(erased_at)) if is_timestamp(&erased_at) => Ok(PiiPayload::Erased {
                 erased_at,
-                by: wire.by.filter(|b| Id::new(b.as_str()).is_ok()),
+                by: wire.by.filter(|b| super::ids::is_segment_id(b)),
             }),
             _ => Err(PrivacyError::Payload(
                 "needs exactly one of customer or a valid erased_at".into(),
@@ -339,14 +328,6 @@ fn is_timestamp(at: &str) -> bool {
     time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).is_ok()
 }
 
-/// The topic segment of an order in the `pii` topics: the store-local order id. Store order
-/// ids already obey the topic id rules (letters, digits, `-`, `_`, `.`, at most 64 bytes);
-/// a document id with a writer prefix (`hq:web-1`) is given without it, because the topic
-/// already names the store and a store's order ids are unique in its database.
-pub fn order_segment(order_id: &str) -> Result<Id, PrivacyError> {
-    let local = order_id.rsplit_once(':').map_or(order_id, |(_, id)| id);
-    Ok(Id::new(local)?)
-}
-
 #[cfg(test)]
+#[path = "customer_tests.rs"]
 mod tests;
