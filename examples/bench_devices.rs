@@ -26,7 +26,6 @@ use tokio_util::sync::CancellationToken;
 use storenode::config::Config;
 use storenode::daemon::Node;
 use storenode::devices::codec::{ReaderCodec, ReaderEvent, ReaderProtocol};
-use storenode::devices::persist::TagRow;
 use storenode::devices::pipeline::Pipeline;
 use storenode::devices::presence::{PresenceConfig, PresenceTracker, ReadPoint};
 use storenode::devices::sim::{RfidSim, sample_epcs};
@@ -34,6 +33,7 @@ use storenode::devices::status::DeviceRegistry;
 use storenode::diag::simulate::{pty_at, run_rfid};
 use storenode::events::EventBus;
 use storenode::gs1::{RcnRegion, decode_epc};
+use storenode::store::devices::TagRow;
 use storenode::store::{NoHook, Store, StoreOptions};
 
 const TOKEN: &str = "bench-token-0123456789";

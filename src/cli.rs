@@ -156,7 +156,7 @@ fn check_identity(config: &Config) -> Result<(), ConfigError> {
     let Some(files) = config.sync.as_ref().and_then(|s| s.broker.tls.as_ref()) else {
         return Ok(());
     };
-    crate::health::watch::check_identity_files(files, &config.node.store_id)
+    crate::probes::check_identity_files(files, &config.node.store_id)
         .map(|_| ())
         .map_err(|reason| ConfigError::Invalid {
             file: config.file.clone(),

@@ -130,8 +130,8 @@ impl Node {
         });
         tasks.spawn(expire_orders(state.clone(), shutdown.clone()));
         // Write probe, disk, certificate and clock: components, figures, one log per change.
-        tasks.spawn(crate::health::watch::run(
-            crate::health::watch::Watched {
+        tasks.spawn(crate::probes::run(
+            crate::probes::Watched {
                 store: state.store.clone(),
                 health: state.health.clone(),
                 tls: config.sync.as_ref().and_then(|s| s.broker.tls.clone()),
@@ -149,7 +149,7 @@ impl Node {
                 state: state.clone(),
                 sync: sync.as_ref().map(|s| {
                     Arc::new(crate::sync::node::SyncInspector(s.service().clone()))
-                        as Arc<dyn crate::control::SyncInspect>
+                        as Arc<dyn crate::sync::node::SyncInspect>
                 }),
             },
             shutdown.clone(),

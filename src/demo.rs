@@ -17,8 +17,7 @@ use crate::gs1::gtin::check_digit;
 use crate::store::catalog::{self, Item};
 use crate::store::ledger::{self, Movement, MovementKind};
 
-/// The demo terminal's token: public on purpose, the demo listens on loopback only.
-pub const DEMO_TOKEN: &str = "demo-token-pos1-0123456789";
+pub use crate::config::DEMO_TOKEN;
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {

@@ -27,7 +27,7 @@ pub enum HttpClientError {
     )]
     NoCa(String),
     #[error("CA certificate: {0}")]
-    Ca(#[from] crate::sync::tls::TlsError),
+    Ca(#[from] crate::tls::TlsError),
     #[error("TLS: {0}")]
     Tls(rustls::Error),
     #[error("{url}: {source}")]
@@ -99,7 +99,7 @@ fn check_url(url: &str) -> Result<(bool, String), HttpClientError> {
 
 /// The rustls configuration of the client: the chain's CA only, ring provider.
 fn tls_config(ca_file: &Path) -> Result<rustls::ClientConfig, HttpClientError> {
-    let roots = crate::sync::tls::load_roots(ca_file)?;
+    let roots = crate::tls::load_roots(ca_file)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -438,8 +438,8 @@ fn mtls(port: u16, cert: &common::pki::ClientCert) -> BrokerAccess {
 /// under HQ's `pii` topics.
 #[test]
 fn customer_data_and_erasure_pass_the_broker_acl() {
-    use storenode::sync::tls::{TlsFiles, client_config};
     use storenode::sync::transport::{MqttTransport, PublishError, QoS, TransportConfig};
+    use storenode::tls::{TlsFiles, client_config};
 
     let pki = common::pki::Pki::new("privacy-acl");
     let broker = Mosquitto::start(MosquittoOptions::mtls(&pki, TENANT));

@@ -18,9 +18,9 @@ use common::mosquitto::{Mosquitto, MosquittoOptions};
 use common::pki::{ClientCert, Pki};
 use serde_json::json;
 use storenode::sync::service::subscriptions;
-use storenode::sync::tls::{TlsFiles, client_config};
 use storenode::sync::topics::{Id, Scope, TopicSpace};
 use storenode::sync::transport::{Incoming, MqttTransport, QoS, TransportConfig};
+use storenode::tls::{TlsFiles, client_config};
 use sync_util::{BrokerAccess, HqNode, Proxy, StoreNode, TENANT, wait_for};
 use tokio_util::sync::CancellationToken;
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::mosquitto::{Mosquitto, MosquittoOptions};
 use common::pki::{ClientCert, Pki};
-use storenode::sync::tls::{TlsFiles, client_config};
 use storenode::sync::transport::{MqttTransport, PublishError, QoS, TransportConfig};
+use storenode::tls::{TlsFiles, client_config};
 use sync_util::{BrokerAccess, HqNode, StoreNode, TENANT, wait_for};
 use tokio_util::sync::CancellationToken;
 

@@ -52,7 +52,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
     // A real write (rate-limited) rather than the last error: a store that opened its file
     // read-only, a full disk or a lock held elsewhere refuse the next sale, so not ready.
-    crate::health::watch::check_store(&state.store, &state.health).await;
+    crate::probes::check_store(&state.store, &state.health).await;
     let ready = state.health.ready();
     let body = Readiness {
         ready,
@@ -91,7 +91,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "Seconds since the node started.",
         uptime,
     );
-    crate::health::watch::check_store(&state.store, &state.health).await;
+    crate::probes::check_store(&state.store, &state.health).await;
     state.health.render(&mut out);
     (state.extra_metrics)(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()

@@ -145,7 +145,7 @@ where
         if e.is_write_refusal() {
             state.metrics.writes_refused_disk.inc();
             // Not ready until a write goes through again (the next sale or the probe).
-            let verdict = crate::health::watch::refused(&e.to_string(), state.store.path());
+            let verdict = crate::probes::refused(&e.to_string(), state.store.path());
             if state.health.set("store", State::Down, verdict.detail, true) {
                 tracing::error!(error = %e, "store refuses writes (disk full or read-only?); reads go on, retrying with each write");
             }

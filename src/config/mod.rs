@@ -14,6 +14,10 @@ pub use crate::settings::{ConfigError, Secret};
 pub use crate::store::TaxConfig;
 pub use raw::{LogFormat, RawConfig};
 
+/// The demo terminal's token (the demo configuration is built here): public on purpose,
+/// the demo listens on loopback only.
+pub const DEMO_TOKEN: &str = "demo-token-pos1-0123456789";
+
 /// Where `run` looks when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/storenode/storenode.toml";
 

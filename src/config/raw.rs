@@ -299,7 +299,7 @@ impl RawConfig {
                 listen: listen.to_string(),
                 terminals: vec![RawTerminal {
                     id: "pos1".into(),
-                    token: Some(crate::demo::DEMO_TOKEN.into()),
+                    token: Some(super::DEMO_TOKEN.into()),
                     token_env: None,
                     token_file: None,
                 }],

@@ -13,12 +13,7 @@ use super::protocol::{
 };
 use crate::api::AppState;
 use crate::health::{Component, State};
-
-/// What the sync module can tell `diag sync` beyond its health and metrics: heads, pending
-/// changes, lag behind HQ. The daemon passes one when sync runs.
-pub trait SyncInspect: Send + Sync {
-    fn report(&self) -> futures_util::future::BoxFuture<'_, serde_json::Value>;
-}
+use crate::sync::node::SyncInspect;
 
 /// Everything the control server reads from the node.
 #[derive(Clone)]
@@ -76,7 +71,7 @@ fn metrics_text(state: &AppState) -> String {
 
 async fn status(context: &ControlContext) -> StatusReport {
     let state = &context.state;
-    crate::health::watch::check_store(&state.store, &state.health).await;
+    crate::probes::check_store(&state.store, &state.health).await;
     let config = &state.config;
     let db_path = state.store.path().to_path_buf();
     let db_bytes = file_len(&db_path) + file_len(&sibling(&db_path, "-wal"));
@@ -114,7 +109,7 @@ async fn db_check(context: &ControlContext) -> Result<DbCheckReport, String> {
         .state
         .store
         .read(move |conn| {
-            crate::diag::dbfile::full_check(conn, &path)
+            crate::store::file::full_check(conn, &path)
                 .map_err(|e| crate::store::StoreError::Inconsistent(e.to_string()))
         })
         .await
@@ -137,7 +132,7 @@ async fn db_backup(context: &ControlContext, out: Option<PathBuf>) -> Result<Bac
         .state
         .store
         .read(move |conn| {
-            crate::diag::dbfile::backup_online(conn, &out)
+            crate::store::file::backup_online(conn, &out)
                 .map_err(|e| crate::store::StoreError::Unavailable(e.to_string()))
         })
         .await

@@ -11,4 +11,4 @@ pub mod server;
 pub mod watchdog;
 
 pub use client::{Client, ClientError};
-pub use handlers::{ControlContext, SyncInspect};
+pub use handlers::ControlContext;

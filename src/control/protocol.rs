@@ -12,6 +12,8 @@ use std::path::PathBuf;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use crate::store::file::{BackupReport, DbCheckReport};
+
 /// Bumped when a request or a response changes incompatibly.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -134,25 +136,6 @@ pub struct StatusReport {
     /// `storenode_sync_outbox*` when the sync module reports it.
     pub outbox: Option<f64>,
     pub sync_configured: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DbCheckReport {
-    /// `["ok"]` when the database is sound, otherwise SQLite's findings.
-    pub integrity: Vec<String>,
-    /// SKUs whose stock level differs from the sum of their ledger movements.
-    pub ledger_mismatches: Vec<String>,
-    pub ok: bool,
-    pub elapsed_ms: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BackupReport {
-    pub path: PathBuf,
-    pub bytes: u64,
-    /// `PRAGMA quick_check` of the copy: "ok".
-    pub quick_check: String,
-    pub elapsed_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,9 +7,9 @@
 
 pub mod codec;
 pub mod config;
-pub mod persist;
 pub mod pipeline;
 pub mod port;
+pub mod ports;
 pub mod presence;
 pub mod profiles;
 pub mod reader;

@@ -18,7 +18,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::persist::{self, EpcState, ScanRow, TagOutcome, TagRow};
 use super::presence::PresenceKind;
 use super::status::DeviceRegistry;
 use crate::events::{EventBus, LiveEvent};
@@ -26,6 +25,7 @@ use crate::gs1::{Epc, Measure, RcnRegion, ScanContent, interpret};
 use crate::money::{self, Quantity};
 use crate::store::Store;
 use crate::store::catalog::Item;
+use crate::store::devices::{self as persist, EpcState, ScanRow, TagOutcome, TagRow};
 
 /// How long the batcher waits for more jobs after the first one.
 pub const BATCH_WINDOW: Duration = Duration::from_millis(20);

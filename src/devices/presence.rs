@@ -16,6 +16,7 @@
 //!   are evicted in one pass; each eviction queues a Leave event (delivered by the next
 //!   `sweep`) so every Enter is still paired with a Leave.
 
+pub use crate::store::devices::PresenceKind;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -53,12 +54,6 @@ impl Default for PresenceConfig {
             max_tracked: 100_000,
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PresenceKind {
-    Enter,
-    Leave,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

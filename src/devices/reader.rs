@@ -18,12 +18,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::codec::{ReaderCodec, ReaderCommands, ReaderEvent, ReaderInfo, TagRead};
 use super::config::ReaderConfig;
-use super::persist::TagRow;
 use super::pipeline::Pipeline;
 use super::port::{DriverError, LogLimiter};
 use super::presence::{PresenceConfig, PresenceEvent, PresenceKind, PresenceTracker, ReadPoint};
 use super::status::{DeviceStatus, StatsDelta};
 use crate::gs1::{Epc, decode_epc};
+use crate::store::devices::TagRow;
 
 /// A write that takes longer means the device (or a pty peer) stopped reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -67,7 +67,7 @@ pub fn create(config_file: &Path, socket: &Path, out: &Path) -> Result<BundleSum
         }),
         Err(note) => notes.push(note),
     }
-    match super::ports::list() {
+    match crate::devices::ports::list() {
         Ok(ports) => entries.push(json_entry("ports.json", &ports)),
         Err(e) => notes.push(e.to_string()),
     }

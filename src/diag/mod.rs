@@ -4,7 +4,6 @@
 //! running node through [`crate::control`] or, where no node is needed, to the hardware.
 
 pub mod bundle;
-pub mod dbfile;
 pub mod decode;
 pub mod net;
 pub mod ops;
@@ -16,4 +15,3 @@ pub mod restore;
 pub mod simulate;
 pub mod style;
 pub mod target;
-pub mod x509;

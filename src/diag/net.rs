@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::style::Style;
-use super::x509;
-use crate::sync::tls::{self, TlsFiles};
+use crate::tls::x509;
+use crate::tls::{self, TlsFiles};
 
 const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Certificates closer than this to expiry are flagged.

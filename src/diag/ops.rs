@@ -17,6 +17,7 @@ use crate::control::protocol::{
     BackupReport, Command, DbCheckReport, StatusReport, SyncReport, TailItem,
 };
 use crate::control::{Client, ClientError};
+use crate::store::file as dbfile;
 
 /// A status answer takes milliseconds; a check or backup of a large database takes longer.
 const QUICK: Duration = Duration::from_secs(10);
@@ -152,7 +153,7 @@ pub fn run(config_file: &Path, command: &OpsCommand) -> anyhow::Result<()> {
             Ok(())
         }
         OpsCommand::Ports(common) => {
-            let found = ports::list()?;
+            let found = crate::devices::ports::list()?;
             emit(common, &found, |p| ports::render(p, Style::detect()))
         }
         OpsCommand::Probe(args) => run_probe(config_file, args),
@@ -303,7 +304,7 @@ fn offline_backup(
     let conn =
         rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("cannot open {}", db.display()))?;
-    Ok(super::dbfile::backup_online(&conn, &out)?)
+    Ok(dbfile::backup_online(&conn, &out)?)
 }
 
 fn run_probe(config_file: &Path, args: &ProbeArgs) -> anyhow::Result<()> {

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::dbfile::{self, DbFileError};
 use crate::control::{Client, ClientError};
+use crate::store::file::{self as dbfile, DbFileError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {

@@ -4,7 +4,6 @@
 //! holds the rules and figures.
 
 pub mod vitals;
-pub mod watch;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

@@ -45,7 +45,7 @@ pub enum HqRunError {
     #[error(transparent)]
     State(#[from] state::HqError),
     #[error("TLS: {0}")]
-    Tls(#[from] crate::sync::tls::TlsError),
+    Tls(#[from] crate::tls::TlsError),
     #[error("MQTT transport: {0}")]
     Transport(#[from] crate::sync::transport::TransportError),
     #[error("topic: {0}")]
@@ -87,7 +87,7 @@ impl Hq {
         )?));
         let mut transport = TransportConfig::new("hq", &cfg.broker.host, cfg.broker.port);
         if let Some(files) = &cfg.broker.tls {
-            transport.tls = Some(crate::sync::tls::client_config(files)?);
+            transport.tls = Some(crate::tls::client_config(files)?);
         }
         transport.max_packet_size =
             u32::try_from(crate::sync::payload::MAX_MESSAGE_BYTES * 2).unwrap_or(u32::MAX);

@@ -108,7 +108,7 @@ pub enum ProvisionError {
     #[error("{}: {reason}", file.display())]
     File { file: PathBuf, reason: String },
     #[error("the store's certificate is refused, nothing was changed: {0}")]
-    Identity(#[from] crate::diag::x509::IdentityError),
+    Identity(#[from] crate::tls::x509::IdentityError),
     #[error("the catalog is refused, nothing was changed: {0}")]
     Catalog(String),
 }
@@ -218,7 +218,7 @@ pub fn run(args: &ProvisionArgs) -> Result<Provisioned, ProvisionError> {
     let pems = match (&args.ca, &args.cert, &args.key) {
         (Some(ca), Some(cert), Some(key)) => {
             let pems = [read(ca)?, read(cert)?, read(key)?];
-            crate::diag::x509::check_identity(
+            crate::tls::x509::check_identity(
                 &pems[0],
                 &pems[1],
                 &pems[2],
@@ -319,7 +319,7 @@ pub fn run(args: &ProvisionArgs) -> Result<Provisioned, ProvisionError> {
     };
     let mut udev_rules = None;
     if !wanted.is_empty() {
-        let found = crate::diag::ports::list().unwrap_or_default();
+        let found = crate::devices::ports::list().unwrap_or_default();
         let (text, udev_notes) = udev::rules(&wanted, &found);
         notes.extend(udev_notes);
         let target = args.udev_dir.join(udev::RULES_FILE);

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use crate::diag::ports::PortInfo;
+use crate::devices::ports::PortInfo;
 
 /// A device the provisioning wants: its configuration id and USB serial number.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,9 @@
 
 pub mod catalog;
 pub mod customers;
+pub mod devices;
 pub mod escrow;
+pub mod file;
 pub mod idempotency;
 pub mod inventory;
 pub mod ledger;

@@ -153,7 +153,7 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     "#,
     // 2: device events (scans, tag reads, item-level RFID inventory). Owned by `devices`.
-    include_str!("../devices/schema.sql"),
+    include_str!("devices.sql"),
     // 3: sync state (CRDT documents, outbox, peers' heads). Owned by `sync`.
     include_str!("../sync/schema.sql"),
     // 4: orders shared with HQ and the store's other lanes. Owned by `store::orders`.

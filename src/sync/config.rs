@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::tls::TlsFiles;
 use crate::crdt::doc::WriterId;
 use crate::settings::ConfigError;
 use crate::settings::Secret;
+use crate::tls::TlsFiles;
 
 /// Where the broker is and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,13 +283,13 @@ pub fn check_tls_files(
     let Some(files) = &broker.tls else {
         return Ok(());
     };
-    super::tls::client_config(files).map(drop).map_err(|e| {
+    crate::tls::client_config(files).map(drop).map_err(|e| {
         let key = match &e {
-            super::tls::TlsError::Read { path, .. }
-            | super::tls::TlsError::BadPem { path, .. }
-            | super::tls::TlsError::NoCertificate { path }
-            | super::tls::TlsError::NoPrivateKey { path }
-            | super::tls::TlsError::BadCaCertificate { path, .. } => {
+            crate::tls::TlsError::Read { path, .. }
+            | crate::tls::TlsError::BadPem { path, .. }
+            | crate::tls::TlsError::NoCertificate { path }
+            | crate::tls::TlsError::NoPrivateKey { path }
+            | crate::tls::TlsError::BadCaCertificate { path, .. } => {
                 if *path == files.ca_cert {
                     "ca_file"
                 } else if *path == files.client_key {
@@ -298,8 +298,8 @@ pub fn check_tls_files(
                     "cert_file"
                 }
             }
-            super::tls::TlsError::BadClientIdentity { .. } => "cert_file",
-            super::tls::TlsError::Provider(_) => "broker",
+            crate::tls::TlsError::BadClientIdentity { .. } => "cert_file",
+            crate::tls::TlsError::Provider(_) => "broker",
         };
         invalid(file, &format!("{section}.{key}"), e.to_string())
     })

@@ -10,7 +10,6 @@ pub mod payload;
 pub mod persist;
 pub mod pii;
 pub mod service;
-pub mod tls;
 pub mod topics;
 pub mod transport;
 pub mod wire;

@@ -86,7 +86,7 @@ impl SyncSetup {
         // What would make the service refuse to start is checked now, so a wrong
         // certificate or id still stops the node at start instead of leaving it unsynced.
         if let Some(files) = &cfg.broker.tls {
-            super::tls::client_config(files)?;
+            crate::tls::client_config(files)?;
         }
         super::topics::Scope::store(super::topics::Id::new(store_id)?)?;
         super::topics::Id::new(tenant)?;
@@ -520,9 +520,16 @@ async fn report_health(
 
 /// `diag sync` over the control socket: heads, pending outbox, lag behind HQ, and whether
 /// the documents are still loading.
+/// What the sync module can tell `diag sync` beyond its health and metrics: heads, pending
+/// changes, lag behind HQ. The daemon passes one when sync runs.
+pub trait SyncInspect: Send + Sync {
+    fn report(&self) -> futures_util::future::BoxFuture<'_, serde_json::Value>;
+}
+
+/// The sync service as `diag sync` sees it.
 pub struct SyncInspector(pub Arc<SyncHandle>);
 
-impl crate::control::SyncInspect for SyncInspector {
+impl SyncInspect for SyncInspector {
     fn report(&self) -> futures_util::future::BoxFuture<'_, serde_json::Value> {
         Box::pin(async move {
             let Some(service) = self.0.get() else {
@@ -701,7 +708,6 @@ mod tests {
     /// `diag sync` say "loading", the metrics say 0 and show no outbox; then the service runs.
     #[tokio::test(flavor = "current_thread")]
     async fn health_metrics_and_diag_say_loading_until_the_documents_are_loaded() {
-        use crate::control::SyncInspect;
         let dir = tempfile::tempdir().unwrap();
         let (store, setup) = open(dir.path());
         let health = Arc::new(Health::default());

@@ -48,7 +48,7 @@ pub enum ServiceError {
     #[error("invalid writer id: {0}")]
     Doc(#[from] crate::crdt::doc::DocError),
     #[error("TLS: {0}")]
-    Tls(#[from] super::tls::TlsError),
+    Tls(#[from] crate::tls::TlsError),
     #[error("MQTT transport: {0}")]
     Transport(#[from] super::transport::TransportError),
     #[error("EPCIS: {0}")]
@@ -185,7 +185,7 @@ impl SyncService {
         };
         let mut transport = TransportConfig::new(client_id, &cfg.broker.host, cfg.broker.port);
         if let Some(files) = &cfg.broker.tls {
-            transport.tls = Some(super::tls::client_config(files)?);
+            transport.tls = Some(crate::tls::client_config(files)?);
         }
         transport.max_packet_size = u32::try_from(MAX_MESSAGE_BYTES * 2).unwrap_or(u32::MAX);
         transport.backoff.max = cfg.reconnect_max;

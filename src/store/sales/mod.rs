@@ -164,7 +164,7 @@ pub fn record_sale(
         let line_no = index as u32 + 1;
         insert_line(conn, id, line_no, &line)?;
         super::pricing::insert_discounts(conn, id, line_no, &line.discounts)?;
-        crate::devices::persist::mark_sold(
+        crate::store::devices::mark_sold(
             conn,
             &format!("lines[{index}].epc"),
             line.epc.as_deref(),
@@ -665,7 +665,7 @@ pub fn record_return(
             },
             ctx.now,
         )?;
-        crate::devices::persist::mark_returned(conn, sale_id, line.line_no)?;
+        crate::store::devices::mark_returned(conn, sale_id, line.line_no)?;
         refund_total += refund;
         tax_total += tax;
         lines.push(ReturnedLine {

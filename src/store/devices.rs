@@ -1,17 +1,16 @@
 //! Device rows in the store: scans, tag presence events and item-level EPC inventory.
 //!
 //! Everything here runs on the store's writer (or a reader) connection and is called in
-//! batches by [`super::pipeline`], so one group commit carries many device events. The sale
+//! batches by `devices::pipeline`, so one group commit carries many device events. The sale
 //! path calls [`mark_sold`] and [`mark_returned`] inside its own write, so an EPC's state
 //! changes atomically with the sale that sold it.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use super::presence::PresenceKind;
+use super::StoreError;
+use super::catalog::{self, Item};
 use crate::gs1::{Epc, decode_epc};
-use crate::store::StoreError;
-use crate::store::catalog::{self, Item};
 
 /// A scan as stored in `scan_event`.
 #[derive(Debug, Clone)]
@@ -24,6 +23,13 @@ pub struct ScanRow {
     pub sku: Option<String>,
     pub valid: bool,
     pub error: Option<String>,
+}
+
+/// A tag entering or leaving a read point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PresenceKind {
+    Enter,
+    Leave,
 }
 
 /// A presence change as stored in `tag_event`; `exit` marks an exit read point.

@@ -5,6 +5,8 @@
 //! never needed. There is deliberately no way to turn certificate verification off: test
 //! setups generate a CA (see `tests/common/pki.rs`) instead.
 
+pub mod x509;
+
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};

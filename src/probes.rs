@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::vitals::{self, Verdict};
-use super::{Health, State};
-use crate::diag::x509::Identity;
+use crate::health::vitals::{self, Verdict};
+use crate::health::{Health, State};
 use crate::store::Store;
-use crate::sync::tls::TlsFiles;
+use crate::tls::TlsFiles;
+use crate::tls::x509::Identity;
 
 /// The write probe runs at most this often, however often `/readyz` is asked.
 pub const PROBE_EVERY: Duration = Duration::from_secs(5);
@@ -137,7 +137,7 @@ pub fn free_bytes(path: &Path) -> Option<u64> {
 /// certificate replaced under a running node is judged too.
 pub fn check_identity_files(files: &TlsFiles, store_id: &str) -> Result<Identity, String> {
     let read = |path: &Path| std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
-    crate::diag::x509::check_identity(
+    crate::tls::x509::check_identity(
         &read(&files.ca_cert)?,
         &read(&files.client_cert_chain)?,
         &read(&files.client_key)?,
@@ -151,7 +151,7 @@ pub fn check_identity_files(files: &TlsFiles, store_id: &str) -> Result<Identity
 fn certificate_days_left(file: &Path) -> Option<i64> {
     let pem = std::fs::read(file).ok()?;
     let der = rustls_pemfile::certs(&mut pem.as_slice()).next()?.ok()?;
-    let validity = crate::diag::x509::validity(&der).ok()?;
+    let validity = crate::tls::x509::validity(&der).ok()?;
     Some(validity.days_left(time::OffsetDateTime::now_utc()))
 }
 

@@ -8,7 +8,26 @@ use std::time::{Duration, Instant};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::control::protocol::{BackupReport, DbCheckReport};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbCheckReport {
+    /// `["ok"]` when the database is sound, otherwise SQLite's findings.
+    pub integrity: Vec<String>,
+    /// SKUs whose stock level differs from the sum of their ledger movements.
+    pub ledger_mismatches: Vec<String>,
+    pub ok: bool,
+    pub elapsed_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupReport {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// `PRAGMA quick_check` of the copy: "ok".
+    pub quick_check: String,
+    pub elapsed_ms: u64,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbFileError {
@@ -38,7 +57,7 @@ pub enum DbFileError {
         supported: u32,
     },
     #[error("ledger check failed: {0}")]
-    Ledger(#[from] crate::store::StoreError),
+    Ledger(#[from] super::StoreError),
 }
 
 /// Pages copied per backup step: small enough that the writer is not held up for long.
@@ -199,7 +218,7 @@ pub fn full_check(conn: &Connection, path: &Path) -> Result<DbCheckReport, DbFil
         .map_err(sqlite)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(sqlite)?;
-    let ledger_mismatches = crate::store::ledger::verify(conn)?;
+    let ledger_mismatches = super::ledger::verify(conn)?;
     let ok = integrity == ["ok"] && ledger_mismatches.is_empty();
     Ok(DbCheckReport {
         integrity,
