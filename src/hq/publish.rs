@@ -21,7 +21,7 @@ pub async fn catalog_import(cfg: &HqConfig, file: &std::path::Path) -> anyhow::R
     let text = tokio::fs::read_to_string(file)
         .await
         .with_context(|| format!("cannot read {}", file.display()))?;
-    let items: Vec<CatalogItem> = crate::import::parse_items(file, &text, &|_| true)?
+    let items: Vec<CatalogItem> = crate::store::catalog_file::parse_items(file, &text, &|_| true)?
         .into_iter()
         .map(|i| CatalogItem {
             sku: i.sku,

@@ -232,7 +232,7 @@ pub fn run(args: &ProvisionArgs) -> Result<Provisioned, ProvisionError> {
     if let Some(catalog) = &args.catalog {
         let text = fs::read_to_string(catalog)
             .map_err(|e| ProvisionError::Catalog(format!("{}: {e}", catalog.display())))?;
-        crate::import::parse_items(catalog, &text, &|_| true)
+        crate::store::catalog_file::parse_items(catalog, &text, &|_| true)
             .map_err(|e| ProvisionError::Catalog(e.to_string()))?;
     }
     let previous: Option<DocumentMut> = if existing {

@@ -8,6 +8,7 @@
 //! cost of the fsync is shared by every write in the batch.
 
 pub mod catalog;
+pub mod catalog_file;
 pub mod customers;
 pub mod devices;
 pub mod escrow;

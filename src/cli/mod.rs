@@ -139,8 +139,8 @@ pub fn main() -> ExitCode {
 /// The store's error behind `err`, also when a command wrapped it (catalog import).
 fn store_error(err: &anyhow::Error) -> Option<&StoreError> {
     err.downcast_ref::<StoreError>().or_else(|| {
-        match err.downcast_ref::<crate::import::ImportError>() {
-            Some(crate::import::ImportError::Store(e)) => Some(e),
+        match err.downcast_ref::<crate::store::catalog_file::ImportError>() {
+            Some(crate::store::catalog_file::ImportError::Store(e)) => Some(e),
             _ => None,
         }
     })
@@ -258,3 +258,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod numbers_tests;
