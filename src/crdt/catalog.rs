@@ -26,16 +26,9 @@ pub enum CatalogError {
     InvalidItem { sku: String, reason: String },
     #[error("pricing rules: {0}")]
     InvalidPricing(String),
-    #[error("automerge refused the write: {0}")]
-    Automerge(Box<automerge::AutomergeError>),
 }
 
-// Boxed: automerge's error is large and would bloat every `Result` (clippy result_large_err).
-impl From<automerge::AutomergeError> for CatalogError {
-    fn from(e: automerge::AutomergeError) -> Self {
-        Self::Automerge(Box::new(e))
-    }
-}
+super::doc::doc_error!(CatalogError);
 
 /// One catalog item. Money in minor units (cents).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

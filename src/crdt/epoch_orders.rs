@@ -70,7 +70,7 @@ pub enum OrdersEpochError {
     EpochOverflow,
 }
 
-// Boxed inside OrdersError already; this one is small.
+// Through OrdersError, which takes it through DocError (see `doc_error!`).
 impl From<automerge::AutomergeError> for OrdersEpochError {
     fn from(e: automerge::AutomergeError) -> Self {
         Self::Orders(e.into())

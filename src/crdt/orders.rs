@@ -55,16 +55,9 @@ pub enum OrdersError {
     Unknown(String),
     #[error("order {order} has an invalid line: {reason}")]
     InvalidLine { order: String, reason: String },
-    #[error("automerge refused the write: {0}")]
-    Automerge(Box<automerge::AutomergeError>),
 }
 
-// Boxed: automerge's error is large and would bloat every `Result` (clippy result_large_err).
-impl From<automerge::AutomergeError> for OrdersError {
-    fn from(e: automerge::AutomergeError) -> Self {
-        Self::Automerge(Box::new(e))
-    }
-}
+super::doc::doc_error!(OrdersError);
 
 /// The business facts of an order (never personal data).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

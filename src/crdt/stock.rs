@@ -42,16 +42,9 @@ pub enum StockError {
     InvalidSku(String),
     #[error("stock total of {sku} would overflow")]
     Overflow { sku: String },
-    #[error("automerge refused the write: {0}")]
-    Automerge(Box<automerge::AutomergeError>),
 }
 
-// Boxed: automerge's error is large and would bloat every `Result` (clippy result_large_err).
-impl From<automerge::AutomergeError> for StockError {
-    fn from(e: automerge::AutomergeError) -> Self {
-        Self::Automerge(Box::new(e))
-    }
-}
+super::doc::doc_error!(StockError);
 
 /// The stock document of one store and epoch.
 #[derive(Debug, Clone)]

@@ -53,16 +53,9 @@ pub enum TransferDocError {
     Unknown(String),
     #[error("transfer {id} is invalid: {reason}")]
     Invalid { id: String, reason: String },
-    #[error("automerge refused the write: {0}")]
-    Automerge(Box<automerge::AutomergeError>),
 }
 
-// Boxed: automerge's error is large (clippy result_large_err).
-impl From<automerge::AutomergeError> for TransferDocError {
-    fn from(e: automerge::AutomergeError) -> Self {
-        Self::Automerge(Box::new(e))
-    }
-}
+super::doc::doc_error!(TransferDocError);
 
 /// The business facts of a transfer.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
