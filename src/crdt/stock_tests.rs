@@ -498,6 +498,31 @@ fn bundles_carry_a_backlog_and_corrupt_bundles_change_nothing() {
     assert_eq!(b.stock_levels(), expected);
 }
 
+/// A bundle that starts after changes the receiver lacks (a lost earlier message) is not
+/// corrupt: its changes wait for their dependencies, and apply when the gap is filled.
+#[test]
+fn a_bundle_with_missing_dependencies_is_queued_not_refused() {
+    let mut a = lane(1);
+    for i in 0..10 {
+        a.apply_movements(&[mv("x", -1)], i).unwrap();
+    }
+    let gap = a.core().bundle_since(&[]).unwrap();
+    let mid = a.core().heads();
+    for i in 10..15 {
+        a.apply_movements(&[mv("x", -1)], i).unwrap();
+    }
+    let later = a.core().bundle_since(&mid).unwrap();
+    let mut b = lane(2);
+    let outcome = b.core_mut().apply_bundle(&later).unwrap();
+    assert_eq!((outcome.applied, outcome.queued), (0, 5));
+    assert!(!outcome.missing_deps.is_empty());
+    assert_eq!(b.stock_levels().get("x"), None);
+    let filled = b.core_mut().apply_bundle(&gap).unwrap();
+    assert_eq!(filled.applied, 10);
+    assert!(filled.missing_deps.is_empty());
+    assert_eq!(b.stock_levels().get("x"), Some(&-15));
+}
+
 #[test]
 fn levels_of_touched_keys_match_the_full_recompute() {
     let mut a = lane(1);
