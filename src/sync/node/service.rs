@@ -6,7 +6,7 @@
 //!   empty the outbox (end-to-end acknowledgement) and reveal when this node is behind;
 //! - the **publisher** sends new outbox changes (one by one when few, as bundles when a
 //!   backlog built up offline), the orders changes (click-and-collect status events, see
-//!   `local_orders.rs`), the retained heads, and `Need` requests; on a timer it
+//!   `sync::local`), the retained heads, and `Need` requests; on a timer it
 //!   re-offers the changes a peer (HQ or another lane) still lacks after a full interval,
 //!   which is how lanes converge with each other while HQ is down.
 //!
@@ -23,20 +23,20 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::claim::{Claim, Verdict, judge};
-use super::config::SyncConfig;
-use super::local::{self, RemoteChanges, SharedDocs};
-use super::payload::{MAX_MESSAGE_BYTES, SyncMessage};
-use super::persist;
-use super::topics::{self, Id, Scope, Topic, TopicSpace};
-use super::transport::{
-    Incoming, MqttHandle, MqttTransport, OutgoingMessage, PublishError, QoS, StatusMessage,
-    TransportConfig,
-};
-use super::wire::{self, WireMetrics};
 use crate::crdt::catalog::CATALOG_STORE;
 use crate::crdt::doc::{DocId, DocKind, SyncDoc, WriterId};
 use crate::store::Store;
+use crate::sync::config::SyncConfig;
+use crate::sync::local::{self, RemoteChanges, SharedDocs};
+use crate::sync::mqtt::claim::{Claim, Verdict, judge};
+use crate::sync::mqtt::topics::{self, Id, Scope, Topic, TopicSpace};
+use crate::sync::mqtt::transport::{
+    Incoming, MqttHandle, MqttTransport, OutgoingMessage, PublishError, QoS, StatusMessage,
+    TransportConfig,
+};
+use crate::sync::persist;
+use crate::sync::wire::payload::{MAX_MESSAGE_BYTES, SyncMessage};
+use crate::sync::wire::{self, WireMetrics};
 
 pub const ONLINE: &[u8] = b"online";
 pub const OFFLINE: &[u8] = b"offline";
@@ -50,7 +50,7 @@ pub enum ServiceError {
     #[error("TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
     #[error("MQTT transport: {0}")]
-    Transport(#[from] super::transport::TransportError),
+    Transport(#[from] crate::sync::mqtt::transport::TransportError),
     #[error("EPCIS: {0}")]
     Epcis(#[from] crate::epcis::EpcisError),
 }
@@ -130,13 +130,13 @@ struct Ctx {
     heads_topics: BTreeMap<DocId, String>,
     shared: Arc<Shared>,
     /// Customer data beside the documents (`crate::domain::customer::link`).
-    pii: Arc<crate::sync::pii::PiiLink>,
+    pii: Arc<super::pii::PiiLink>,
     /// EPCIS events to HQ (`super::epcis_link`).
     epcis: Arc<super::epcis_link::EpcisLink>,
     /// Writers allowed to change this store's documents besides HQ (`sync.lanes`, this
     /// node included); `None`: any.
     lanes: Option<BTreeSet<WriterId>>,
-    /// This incarnation's retained status and where it goes (`sync::claim`).
+    /// This incarnation's retained status and where it goes (`sync::mqtt::claim`).
     claim: Claim,
     status_topic: String,
     /// Stops the service when a clone was detected.
@@ -150,7 +150,7 @@ enum Cmd {
     HeadsChanged,
     /// HQ opened this epoch (current + 1) of the stock or orders document: ask HQ for it.
     NextEpoch(DocId, u32),
-    /// Publish this incarnation's retained status claim again (`sync::claim`).
+    /// Publish this incarnation's retained status claim again (`sync::mqtt::claim`).
     ClaimAgain,
 }
 
@@ -178,7 +178,7 @@ impl SyncService {
             started_ms: crate::clock::now_ms(),
         };
         // Its own client id per incarnation: a clone connects beside this box (and is told
-        // to stop, see `sync::claim`) instead of taking its session over again and again.
+        // to stop, see `sync::mqtt::claim`) instead of taking its session over again and again.
         let client_id = match writer.incarnation() {
             Some(inc) => format!("{writer}~{inc}"),
             None => writer.to_string(),
@@ -204,7 +204,7 @@ impl SyncService {
         transport.subscriptions = subscriptions(&topics, &scope, &me);
         let store_segment = Id::new(store_id)?;
         transport.subscriptions.push((
-            crate::sync::pii::subscription(&topics, &store_segment),
+            super::pii::subscription(&topics, &store_segment),
             QoS::AtLeastOnce,
         ));
         transport.subscriptions.push((
@@ -213,7 +213,7 @@ impl SyncService {
         ));
         let shutdown = CancellationToken::new();
         let (mqtt, incoming, transport_task) = MqttTransport::start(transport, shutdown.clone())?;
-        let (pii, pii_task) = crate::sync::pii::PiiLink::start(
+        let (pii, pii_task) = super::pii::PiiLink::start(
             store.clone(),
             mqtt.clone(),
             topics.clone(),
@@ -408,7 +408,7 @@ pub fn subscriptions(topics: &TopicSpace, scope: &Scope, me: &Id) -> Vec<(String
     ]
 }
 
-/// Whether a status payload says online (a lane's carries its claim, `sync::claim`).
+/// Whether a status payload says online (a lane's carries its claim, `sync::mqtt::claim`).
 pub fn is_online(payload: &[u8]) -> bool {
     payload == ONLINE || payload.starts_with(b"online ")
 }
@@ -769,7 +769,7 @@ async fn on_heads(
     Ok(())
 }
 
-/// What this incarnation heard on its own status topic (see `sync::claim`).
+/// What this incarnation heard on its own status topic (see `sync::mqtt::claim`).
 fn on_own_status(ctx: &Ctx, payload: &[u8], retain: bool, cmd: &mpsc::UnboundedSender<Cmd>) {
     match judge(&ctx.claim, payload, retain) {
         Verdict::Mine => ctx

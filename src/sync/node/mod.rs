@@ -19,14 +19,19 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::config::SyncConfig;
-use super::hook::{DocsSlot, HookMetrics, SyncHook};
 use super::local::{LocalError, NodeDocs, SharedDocs};
-use super::service::{SyncDiag, SyncService};
 use super::wire::WireMetrics;
 use crate::crdt::doc::WriterId;
 use crate::health::{Health, State};
 use crate::metrics::{counter, gauge};
 use crate::store::{BatchHook, Store, StoreError};
+use hook::{DocsSlot, HookMetrics, SyncHook};
+use service::{SyncDiag, SyncService};
+
+pub mod epcis_link;
+pub mod hook;
+pub mod pii;
+pub mod service;
 
 const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 const COMPONENT: &str = "sync";
@@ -81,15 +86,15 @@ impl SyncSetup {
         store: Store,
         health: Arc<Health>,
     ) -> anyhow::Result<NodeSync> {
-        // A new incarnation per start: a fresh automerge actor, see `sync::doc`.
+        // A new incarnation per start: a fresh automerge actor, see `crdt::doc`.
         let writer = WriterId::new(&format!("{store_id}.{node_id}"))?.new_incarnation();
         // What would make the service refuse to start is checked now, so a wrong
         // certificate or id still stops the node at start instead of leaving it unsynced.
         if let Some(files) = &cfg.broker.tls {
             crate::tls::client_config(files)?;
         }
-        super::topics::Scope::store(super::topics::Id::new(store_id)?)?;
-        super::topics::Id::new(tenant)?;
+        super::mqtt::topics::Scope::store(super::mqtt::topics::Id::new(store_id)?)?;
+        super::mqtt::topics::Id::new(tenant)?;
         health.set(
             COMPONENT,
             State::Degraded,

@@ -99,7 +99,7 @@ pub struct TransportConfig {
     pub client_id: String,
     pub host: String,
     pub port: u16,
-    /// `None`: plain TCP (tests, loopback). Production uses `sync::tls::client_config`.
+    /// `None`: plain TCP (tests, loopback). Production uses `crate::tls::client_config`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
     pub keep_alive: Duration,
     pub connect_timeout: Duration,

@@ -61,7 +61,7 @@ pub fn judge(mine: &Claim, payload: &[u8], retained: bool) -> Verdict {
     if retained {
         return Verdict::Ignore;
     }
-    if payload == super::service::OFFLINE {
+    if payload == crate::sync::node::service::OFFLINE {
         return Verdict::ClaimAgain;
     }
     match Claim::parse(payload) {

@@ -15,7 +15,7 @@
 //! | `storenode/v1/{t}/{scope}/req/{writer}`                        | writers of `scope`  | 1   | no       | `writer` asks HQ for missing changes (MQTT 5 response topic) |
 //! | `storenode/v1/{t}/{scope}/resp/{writer}`                       | HQ only             | 1   | no       | HQ's answer to `writer`'s request                           |
 //! | `storenode/v1/{t}/{scope}/pii/{store}/{order}`                 | HQ, lanes of `store`| 1   | yes      | customer data of `store`'s order, or its erasure tombstone (src/privacy) |
-//! | `storenode/v1/{t}/{scope}/epcis/{writer}`                      | writers of `scope`  | 1   | no       | a batch of `writer`'s EPCIS 2.0 events (src/sync/epcis_link.rs) |
+//! | `storenode/v1/{t}/{scope}/epcis/{writer}`                      | writers of `scope`  | 1   | no       | a batch of `writer`'s EPCIS 2.0 events (src/sync/node/epcis_link.rs) |
 //! | `storenode/v1/{t}/hq/epcis-ack/{store}/{writer}`               | HQ only             | 1   | yes      | the last EPCIS event sequence of `writer` that HQ stored     |
 //!
 //! Who uses what:
