@@ -5,6 +5,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::{HQ_SCOPE, MAX_ID_LEN, TopicError};
+use crate::crdt::catalog::CATALOG_STORE;
+use crate::crdt::doc::{DocId, DocKind};
 
 /// One validated topic segment (tenant, store, document or writer id).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -97,5 +99,19 @@ impl Scope {
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// The topic segment of a document kind.
+pub fn kind_id(kind: DocKind) -> Result<Id, TopicError> {
+    Id::new(kind.as_str())
+}
+
+/// The scope a document belongs to: HQ for the catalog, else its store.
+pub fn scope_of(doc: &DocId) -> Result<Scope, TopicError> {
+    if doc.store == CATALOG_STORE {
+        Ok(Scope::Hq)
+    } else {
+        Scope::store(Id::new(doc.store.clone())?)
     }
 }

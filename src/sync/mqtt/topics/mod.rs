@@ -50,7 +50,7 @@ mod id;
 mod parsing;
 mod space;
 
-pub use id::{Id, Scope};
+pub use id::{Id, Scope, kind_id, scope_of};
 pub use parsing::parse;
 pub use space::TopicSpace;
 
