@@ -38,7 +38,7 @@ pub struct RawSync {
     /// Longest wait between reconnect attempts (random, doubling from 0.5 s). Default 60000.
     pub reconnect_max_ms: Option<u64>,
     /// Keep this many units of every SKU granted to the online channel, as far as free
-    /// stock allows (see `sync::escrow`). Default 0: grants only by `POST /v1/escrow/grants`.
+    /// stock allows (see `crdt::escrow`). Default 0: grants only by `POST /v1/escrow/grants`.
     pub online_escrow_units: Option<i64>,
     /// The node ids of this store's provisioned lanes (`["lane1", "lane2"]`): changes of
     /// this store's documents by any other writer (HQ aside) are refused. Default: any.
@@ -96,7 +96,7 @@ impl RawSync {
                 nodes
                     .into_iter()
                     .map(|node| {
-                        super::topics::Id::new(node.clone())
+                        super::mqtt::topics::Id::new(node.clone())
                             .map(|_| node)
                             .map_err(|e| invalid(file, "sync.lanes", e.to_string()))
                     })
@@ -158,7 +158,7 @@ pub struct HqConfig {
 impl RawHq {
     pub fn validate(self, file: &Path) -> Result<HqConfig, ConfigError> {
         let tenant = self.tenant.unwrap_or_else(|| "acme".into());
-        super::topics::Id::new(tenant.clone())
+        super::mqtt::topics::Id::new(tenant.clone())
             .map_err(|e| invalid(file, "hq.tenant", e.to_string()))?;
         let listen_text = self.listen.unwrap_or_else(|| "127.0.0.1:8090".into());
         let listen = listen_text.parse().map_err(|_| {
@@ -258,7 +258,7 @@ fn provisioned_lanes(
     raw.into_iter()
         .map(|(store, nodes)| {
             let key = format!("hq.lanes.{store}");
-            super::topics::Id::new(store.clone())
+            super::mqtt::topics::Id::new(store.clone())
                 .map_err(|e| invalid(file, &key, e.to_string()))?;
             let writers = nodes
                 .iter()

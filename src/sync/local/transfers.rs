@@ -175,8 +175,8 @@ mod tests {
     use crate::store::ledger::{self, Movement, MovementKind};
     use crate::store::sales::WriteContext;
     use crate::store::transfers::{NewTransfer, TransferLineRequest};
-    use crate::sync::hook::{DocsSlot, SyncHook};
     use crate::sync::local::{self, RemoteChanges, SharedDocs};
+    use crate::sync::node::hook::{DocsSlot, SyncHook};
 
     fn setup() -> (Connection, SyncHook, SharedDocs) {
         let conn = crate::store::testing::memory_db();

@@ -1,5 +1,5 @@
 //! A store node's documents (its store's stock and orders, HQ's catalog) and their mapping
-//! to SQLite. Orders: see `local_orders.rs`.
+//! to SQLite. Orders: see `orders.rs`.
 //!
 //! # Stock keys
 //! The stock document holds per-writer totals per key (see [`crate::crdt::stock`]). On-hand
@@ -23,12 +23,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use automerge::ChangeHash;
 use rusqlite::{Connection, params};
 
-use super::persist::{self, KEY_EPOCH, KEY_MOVEMENT_MARK, PersistError};
 use crate::crdt::catalog::{CATALOG_STORE, CatalogDoc, CatalogError};
 use crate::crdt::doc::{ApplyOutcome, DocError, DocId, DocKind, SyncDoc, WriterId};
 use crate::crdt::orders::{OrdersDoc, OrdersError};
 use crate::crdt::stock::{Movement, StockDoc, StockError};
 use crate::store::ledger::{self, MovementKind};
+use crate::sync::persist::{self, KEY_EPOCH, KEY_MOVEMENT_MARK, PersistError};
 
 /// `sync_state` key of the orders document's epoch.
 pub const KEY_ORDERS_EPOCH: &str = "orders_epoch";
@@ -116,7 +116,7 @@ pub struct NodeDocs {
     /// This incarnation has not caught up with HQ yet and must not write (see
     /// [`Self::require_adoption`]).
     adopting: bool,
-    /// Catalog SKUs changed by HQ and not yet written to SQLite (`local_catalog.rs`).
+    /// Catalog SKUs changed by HQ and not yet written to SQLite (`catalog.rs`).
     catalog_pending: std::collections::BTreeSet<String>,
 }
 
@@ -160,7 +160,7 @@ impl NodeDocs {
         )?)?;
         let movement_mark = persist::state_get(conn, KEY_MOVEMENT_MARK)?.unwrap_or(0);
         let order_event_mark = persist::state_get(conn, orders::KEY_ORDER_EVENT_MARK)?.unwrap_or(0);
-        let catalog_pending = catalog_projection::pending_at_load(conn, &catalog)?;
+        let catalog_pending = catalog::pending_at_load(conn, &catalog)?;
         Ok(Self {
             writer,
             epoch,
@@ -444,17 +444,13 @@ impl NodeDocs {
     }
 }
 
-#[path = "local_orders.rs"]
 mod orders;
 
-#[path = "local_catalog.rs"]
-mod catalog_projection;
-pub use catalog_projection::{CATALOG_BATCH, KEY_CATALOG_PENDING};
+mod catalog;
+pub use catalog::{CATALOG_BATCH, KEY_CATALOG_PENDING};
 
-#[path = "local_escrow.rs"]
 mod escrow;
 
-#[path = "local_transfers.rs"]
 mod transfers;
 
 /// Whether an epoch document holds HQ's base change (the only change HQ makes in it).

@@ -1,12 +1,15 @@
-//! Helpers shared by the store service and HQ: turning document state into wire messages
+//! Sync messages as bytes on the wire: the binary envelope of one message ([`payload`]), and
+//! what the store service and HQ share on top of it: turning document state into messages
 //! that fit under the packet cap, and the counters both sides export.
+
+pub mod payload;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use automerge::ChangeHash;
 
-use super::payload::{MAX_HEADS, MAX_MESSAGE_BYTES, PayloadError, SyncMessage};
 use crate::crdt::doc::{DocError, DocId, SyncDoc};
+use payload::{MAX_HEADS, MAX_MESSAGE_BYTES, PayloadError, SyncMessage};
 
 /// Room left in a message for the bundle after the envelope (generous).
 const ENVELOPE_ROOM: usize = 1024;
@@ -96,7 +99,7 @@ pub fn changes_messages(doc: &SyncDoc, hashes: &[ChangeHash]) -> Result<Vec<Vec<
     }
     if hashes.len() <= MAX_SINGLE_CHANGES {
         let changes: Vec<Vec<u8>> = hashes.iter().filter_map(|h| doc.change_bytes(h)).collect();
-        let messages = super::payload::split_changes(
+        let messages = payload::split_changes(
             doc.id(),
             doc.epoch(),
             changes,

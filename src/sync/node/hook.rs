@@ -14,8 +14,8 @@ use std::sync::{Arc, OnceLock};
 use rusqlite::Connection;
 use tokio::sync::Notify;
 
-use super::local::{self, LocalError, NodeDocs, SharedDocs};
 use crate::store::{BatchHook, StoreError};
+use crate::sync::local::{self, LocalError, NodeDocs, SharedDocs};
 
 /// Counters the hook keeps for metrics.
 #[derive(Debug, Default)]

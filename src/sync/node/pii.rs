@@ -19,11 +19,11 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::topics::{Id, Scope, Topic, TopicError, TopicSpace};
-use super::transport::{MqttHandle, OutgoingMessage, QoS};
 use crate::domain::customer::PiiPayload;
 use crate::store::Store;
 use crate::store::customers::{self as pii_store, Applied, Pending};
+use crate::sync::mqtt::topics::{Id, Scope, Topic, TopicError, TopicSpace};
+use crate::sync::mqtt::transport::{MqttHandle, OutgoingMessage, QoS};
 
 /// How often pending customer data and tombstones are looked for.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);

@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::payload::MAX_MESSAGE_BYTES;
-use super::topics::{Id, Scope, Topic, TopicError, TopicSpace};
-use super::transport::{MqttHandle, QoS};
 use crate::epcis::batch::{Ack, split};
 use crate::epcis::{Origin, build_event, source};
 use crate::store::Store;
+use crate::sync::mqtt::topics::{Id, Scope, Topic, TopicError, TopicSpace};
+use crate::sync::mqtt::transport::{MqttHandle, QoS};
+use crate::sync::wire::payload::MAX_MESSAGE_BYTES;
 
 /// How often the log is looked at for new events.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);

@@ -56,12 +56,22 @@ impl Claim {
     }
 }
 
+/// HQ's retained status while connected (a lane's carries its [`Claim`] instead).
+pub const ONLINE: &[u8] = b"online";
+/// The last will of every writer, also published by a graceful stop.
+pub const OFFLINE: &[u8] = b"offline";
+
+/// Whether a status payload says online (a lane's carries its [`Claim`]).
+pub fn is_online(payload: &[u8]) -> bool {
+    payload == ONLINE || payload.starts_with(b"online ")
+}
+
 /// Decides about `payload` heard on the own status topic (`retained`: a stored message).
 pub fn judge(mine: &Claim, payload: &[u8], retained: bool) -> Verdict {
     if retained {
         return Verdict::Ignore;
     }
-    if payload == super::service::OFFLINE {
+    if payload == OFFLINE {
         return Verdict::ClaimAgain;
     }
     match Claim::parse(payload) {

@@ -1,0 +1,424 @@
+//! The receiver: drains the transport's events and applies what other lanes and HQ send
+//! (changes, heads, epoch announcements, status), validated before it touches state.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use automerge::ChangeHash;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Cmd, Ctx, epoch_of, lock, to_store_error};
+use crate::crdt::doc::{DocId, SyncDoc};
+use crate::sync::local::{self, RemoteChanges};
+use crate::sync::mqtt::claim::{ONLINE, Verdict, judge};
+use crate::sync::mqtt::topics::{self, Id, Scope, Topic};
+use crate::sync::mqtt::transport::Incoming;
+use crate::sync::persist;
+use crate::sync::wire;
+use crate::sync::wire::payload::{MAX_MESSAGE_BYTES, SyncMessage};
+
+pub(super) async fn receive(
+    ctx: Arc<Ctx>,
+    mut incoming: mpsc::Receiver<Incoming>,
+    cmd: mpsc::UnboundedSender<Cmd>,
+    shutdown: CancellationToken,
+) {
+    // A projection a previous run left unfinished (crash or stop mid-catalog).
+    project_catalog(&ctx, &shutdown).await;
+    loop {
+        let event = tokio::select! {
+            () = shutdown.cancelled() => return,
+            event = incoming.recv() => event,
+        };
+        match event {
+            None => return,
+            Some(Incoming::Connected) => {
+                tracing::info!(writer = %ctx.writer, "sync connected to the broker");
+                let _ = cmd.send(Cmd::Connected);
+            }
+            Some(Incoming::Disconnected { reason }) => {
+                tracing::warn!(writer = %ctx.writer, reason, "sync offline; sales continue");
+            }
+            Some(Incoming::Message {
+                topic,
+                payload,
+                retain,
+                ..
+            }) => {
+                ctx.shared.metrics.count_in(payload.len());
+                if let Err(reason) = handle_message(&ctx, &topic, &payload, retain, &cmd).await {
+                    ctx.shared.metrics.reject();
+                    tracing::warn!(topic, reason, "sync message rejected");
+                }
+                if let Err(e) = try_adopt(&ctx).await {
+                    tracing::warn!(error = %e, "cannot finish catching up with HQ; retried");
+                }
+                project_catalog(&ctx, &shutdown).await;
+            }
+        }
+    }
+}
+
+/// Writes the catalog items HQ changed into SQLite, [`local::CATALOG_BATCH`] per write job,
+/// so sales queue between the batches instead of behind the whole catalog.
+async fn project_catalog(ctx: &Ctx, shutdown: &CancellationToken) {
+    let total = local::lock(&ctx.docs).catalog_pending();
+    if total == 0 {
+        return;
+    }
+    tracing::info!(
+        items = total,
+        "projecting HQ's catalog changes into the store"
+    );
+    while !shutdown.is_cancelled() {
+        let docs = ctx.docs.clone();
+        let left = ctx
+            .store
+            .write(move |conn| {
+                let now = crate::clock::now_utc();
+                local::lock(&docs)
+                    .project_catalog_batch(conn, local::CATALOG_BATCH, &now)
+                    .map_err(to_store_error)
+            })
+            .await;
+        match left {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                // Left queued (and flagged on disk): the next message or start retries.
+                tracing::warn!(error = %e, "catalog projection paused");
+                break;
+            }
+        }
+    }
+}
+
+async fn handle_message(
+    ctx: &Ctx,
+    topic: &str,
+    payload: &[u8],
+    retain: bool,
+    cmd: &mpsc::UnboundedSender<Cmd>,
+) -> Result<(), String> {
+    let topic = topics::parse(topic).map_err(|e| e.to_string())?;
+    if let Topic::Pii { .. } = &topic {
+        return ctx.pii.on_message(&topic, payload).await;
+    }
+    if let Topic::EpcisAck { .. } = &topic {
+        return ctx.epcis.on_message(&topic, payload).await;
+    }
+    if let Topic::Status { scope, writer, .. } = &topic {
+        if *writer == ctx.me {
+            on_own_status(ctx, payload, retain, cmd);
+        }
+        if *scope == Scope::Hq {
+            let online = payload == ONLINE;
+            let was_online = ctx
+                .shared
+                .hq_online
+                .swap(online, std::sync::atomic::Ordering::Relaxed);
+            if online && !was_online {
+                // HQ (re)started: whatever it did not acknowledge may never have reached it
+                // (it may not know this store yet, so its heads would not ask): re-offer.
+                let _ = cmd.send(Cmd::Connected);
+            }
+        }
+        return Ok(());
+    }
+    if payload.len() > MAX_MESSAGE_BYTES {
+        return Err(format!(
+            "payload of {} bytes is over the cap",
+            payload.len()
+        ));
+    }
+    let message = SyncMessage::decode(payload).map_err(|e| e.to_string())?;
+    match (&topic, message) {
+        (Topic::Changes { writer, .. }, _) if *writer == ctx.me => Ok(()),
+        (
+            Topic::Changes { .. } | Topic::Response { .. },
+            SyncMessage::Changes {
+                doc,
+                epoch,
+                changes,
+            },
+        ) => apply(ctx, doc, epoch, RemoteChanges::Changes(changes), cmd).await,
+        (
+            Topic::Changes { .. } | Topic::Response { .. },
+            SyncMessage::Bundle { doc, epoch, bundle },
+        ) => apply(ctx, doc, epoch, RemoteChanges::Bundle(bundle), cmd).await,
+        (
+            Topic::Changes {
+                scope: Scope::Hq, ..
+            },
+            SyncMessage::EpochAnnounce { doc, epoch, .. },
+        ) => {
+            announce_epoch(ctx, &doc, epoch, cmd);
+            Ok(())
+        }
+        (Topic::Heads { writer, .. }, _) if *writer == ctx.me => Ok(()),
+        (Topic::Heads { scope, writer, .. }, SyncMessage::Heads { doc, epoch, heads }) => {
+            on_heads(
+                ctx,
+                scope,
+                writer,
+                doc,
+                epoch,
+                wire::hashes_from_wire(&heads),
+                cmd,
+            )
+            .await
+        }
+        (_, other) => Err(format!("unexpected {} on this topic", message_name(&other))),
+    }
+}
+
+fn message_name(m: &SyncMessage) -> &'static str {
+    match m {
+        SyncMessage::Changes { .. } => "Changes",
+        SyncMessage::Heads { .. } => "Heads",
+        SyncMessage::Need { .. } => "Need",
+        SyncMessage::EpochAnnounce { .. } => "EpochAnnounce",
+        SyncMessage::Bundle { .. } => "Bundle",
+    }
+}
+
+/// Asks for the next stock epoch when HQ announces one this node is not on yet.
+fn announce_epoch(ctx: &Ctx, doc: &DocId, epoch: u32, cmd: &mpsc::UnboundedSender<Cmd>) {
+    if *doc != ctx.stock_id && *doc != ctx.orders_id {
+        return;
+    }
+    let current = epoch_of(ctx, doc);
+    if epoch > current {
+        tracing::info!(writer = %ctx.writer, doc = %persist::doc_key(doc), current, epoch, "HQ opened a new epoch");
+        let _ = cmd.send(Cmd::NextEpoch(doc.clone(), epoch));
+    }
+}
+
+async fn apply(
+    ctx: &Ctx,
+    doc: DocId,
+    epoch: u32,
+    changes: RemoteChanges,
+    cmd: &mpsc::UnboundedSender<Cmd>,
+) -> Result<(), String> {
+    if doc != ctx.stock_id && doc != ctx.catalog_id && doc != ctx.orders_id {
+        // HQ's changes of other stores' documents share HQ's topic; not ours, not an error.
+        return Ok(());
+    }
+    if doc == ctx.stock_id || doc == ctx.orders_id {
+        check_authors(ctx, &changes)?;
+        let current = epoch_of(ctx, &doc);
+        if epoch < current {
+            return Ok(()); // a closed epoch: its writers carried their work over
+        }
+        if epoch > current {
+            return move_to_epoch(ctx, doc, epoch, changes, cmd).await;
+        }
+    }
+    let docs = ctx.docs.clone();
+    let id = doc.clone();
+    let outcome = ctx
+        .store
+        .write(move |conn| {
+            let now = crate::clock::now_utc();
+            local::lock(&docs)
+                .apply_remote(conn, &id, epoch, &changes, &now)
+                .map_err(to_store_error)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::debug!(doc = %persist::doc_key(&doc), applied = outcome.applied, duplicates = outcome.duplicates, queued = outcome.queued, "sync changes applied");
+    if !outcome.missing_deps.is_empty() {
+        let _ = cmd.send(Cmd::Need(doc));
+    }
+    if outcome.applied > 0 {
+        let _ = cmd.send(Cmd::HeadsChanged);
+    }
+    Ok(())
+}
+
+/// Refuses (all or nothing) changes of this store's documents written by a writer that is
+/// neither HQ nor a provisioned lane: applied, it would count here and its dependants
+/// could never reach HQ, which refuses it too.
+fn check_authors(ctx: &Ctx, changes: &RemoteChanges) -> Result<(), String> {
+    let Some(lanes) = &ctx.lanes else {
+        return Ok(());
+    };
+    let authors = match changes {
+        RemoteChanges::Changes(list) => list
+            .iter()
+            .map(|c| crate::crdt::doc::change_author(c))
+            .collect::<Result<BTreeSet<_>, _>>(),
+        RemoteChanges::Bundle(bundle) => crate::crdt::doc::bundle_authors(bundle),
+    }
+    .map_err(|e| e.to_string())?;
+    match authors.iter().find(|w| !w.is_hq() && !lanes.contains(w)) {
+        Some(stranger) => Err(format!(
+            "change by {stranger}, which is not a provisioned lane of this store (sync.lanes)"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Changes of a newer epoch of the stock or orders document: move over if they hold HQ's
+/// base, else ask HQ for it.
+async fn move_to_epoch(
+    ctx: &Ctx,
+    doc: DocId,
+    epoch: u32,
+    changes: RemoteChanges,
+    cmd: &mpsc::UnboundedSender<Cmd>,
+) -> Result<(), String> {
+    let docs = ctx.docs.clone();
+    let is_stock = doc == ctx.stock_id;
+    let moved = ctx
+        .store
+        .write(move |conn| {
+            let now = crate::clock::now_utc();
+            let mut guard = local::lock(&docs);
+            let current = if is_stock {
+                guard.epoch()
+            } else {
+                guard.orders().core().epoch()
+            };
+            if current.checked_add(1) != Some(epoch) {
+                return Ok(false); // two epochs ahead: HQ refuses that (see README, "Epochs: bounded history")
+            }
+            let at_ms = crate::clock::now_ms();
+            if is_stock {
+                guard.move_to_epoch(conn, epoch, &changes, at_ms, &now)
+            } else {
+                guard.move_orders_to_epoch(conn, epoch, &changes, at_ms, &now)
+            }
+            .map_err(to_store_error)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if moved {
+        let kind = if is_stock { "stock" } else { "orders" };
+        tracing::info!(writer = %ctx.writer, epoch, "moved to {kind} epoch {epoch}");
+        lock(&ctx.shared.peer_heads).retain(|(d, _), _| *d != doc);
+        let _ = cmd.send(Cmd::HeadsChanged);
+    } else {
+        let _ = cmd.send(Cmd::NextEpoch(doc, epoch));
+    }
+    Ok(())
+}
+
+async fn on_heads(
+    ctx: &Ctx,
+    scope: &Scope,
+    writer: &Id,
+    doc: DocId,
+    epoch: u32,
+    heads: Vec<ChangeHash>,
+    cmd: &mpsc::UnboundedSender<Cmd>,
+) -> Result<(), String> {
+    let current_epoch = local::lock(&ctx.docs).doc(&doc).map(SyncDoc::epoch);
+    if *scope == Scope::Hq && current_epoch.is_some_and(|current| epoch > current) {
+        // HQ's retained heads of a newer epoch: the announcement an offline node finds.
+        announce_epoch(ctx, &doc, epoch, cmd);
+        return Ok(());
+    }
+    if current_epoch != Some(epoch) {
+        return Ok(()); // another epoch or a document we do not keep
+    }
+    lock(&ctx.shared.peer_heads).insert((doc.clone(), writer.as_str().to_owned()), heads.clone());
+    let behind = local::lock(&ctx.docs)
+        .doc(&doc)
+        .is_some_and(|d| wire::is_behind(d, &heads));
+    if *scope == Scope::Hq && (doc == ctx.stock_id || doc == ctx.orders_id) {
+        let docs = ctx.docs.clone();
+        let acked_heads = heads.clone();
+        let acked_doc = doc.clone();
+        let removed = ctx
+            .store
+            .write(move |conn| {
+                let guard = local::lock(&docs);
+                let Some(core) = guard.doc(&acked_doc) else {
+                    return Ok(0);
+                };
+                local::acknowledge(conn, core, &acked_heads).map_err(to_store_error)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        *lock(&ctx.shared.last_hq_ack_ms) = Some(crate::clock::now_ms());
+        tracing::debug!(removed, "HQ acknowledged outbox changes");
+    }
+    if behind && *scope == Scope::Hq {
+        let _ = cmd.send(Cmd::Need(doc));
+    }
+    Ok(())
+}
+
+/// What this incarnation heard on its own status topic (see `sync::mqtt::claim`).
+fn on_own_status(ctx: &Ctx, payload: &[u8], retain: bool, cmd: &mpsc::UnboundedSender<Cmd>) {
+    match judge(&ctx.claim, payload, retain) {
+        Verdict::Mine => ctx
+            .shared
+            .own_status_seen
+            .store(true, std::sync::atomic::Ordering::Relaxed),
+        Verdict::ClaimAgain => {
+            let _ = cmd.send(Cmd::ClaimAgain);
+        }
+        Verdict::Ignore => {}
+        Verdict::Yield(earlier) => {
+            let reason = format!(
+                "another box is live as writer {} (incarnation {}, started at unix ms {}); this one (incarnation {}) refuses to sync: give one of them another node id, or stop it",
+                ctx.writer, earlier.incarnation, earlier.started_ms, ctx.claim.incarnation
+            );
+            tracing::error!(writer = %ctx.writer, incarnation = %ctx.claim.incarnation, other = %earlier.incarnation, "{reason}");
+            *lock(&ctx.shared.refused) = Some(reason);
+            ctx.shutdown.cancel();
+        }
+    }
+}
+
+/// Ends this incarnation's wait ([`local::NodeDocs::require_adoption`]) once it holds every
+/// change HQ has of the stock and orders documents: HQ's retained heads arrived before the
+/// echo of this node's own status, and every hash in them is in the documents (a `Need`
+/// fetched what was missing). No heads from HQ (a store it does not know yet, or heads of a
+/// newer epoch, which the epoch switch handles) means nothing to wait for. The commit that
+/// ends the wait records everything sold meanwhile, on top of the totals caught up.
+async fn try_adopt(ctx: &Ctx) -> Result<(), String> {
+    let seen = ctx
+        .shared
+        .own_status_seen
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if !seen || !local::lock(&ctx.docs).is_adopting() {
+        return Ok(());
+    }
+    let hq_heads: Vec<(DocId, Vec<ChangeHash>)> = {
+        let heads = lock(&ctx.shared.peer_heads);
+        [&ctx.stock_id, &ctx.orders_id]
+            .into_iter()
+            .filter_map(|id| {
+                let key = (id.clone(), crate::crdt::doc::HQ_WRITER.to_owned());
+                heads.get(&key).map(|h| (id.clone(), h.clone()))
+            })
+            .collect()
+    };
+    let docs = ctx.docs.clone();
+    let adopted = ctx
+        .store
+        .write(move |_conn| {
+            let mut guard = local::lock(&docs);
+            let caught_up = hq_heads.iter().all(|(id, heads)| {
+                guard
+                    .doc(id)
+                    .is_none_or(|doc| doc.known_heads(heads).len() == heads.len())
+            });
+            if caught_up && guard.is_adopting() {
+                guard.finish_adoption();
+                return Ok(true);
+            }
+            Ok(false)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if adopted {
+        tracing::info!(writer = %ctx.writer, incarnation = ctx.writer.incarnation(), "caught up with HQ; this incarnation writes from now on");
+    }
+    Ok(())
+}

@@ -1,0 +1,310 @@
+//! The publisher: new outbox changes, orders changes, retained heads, `Need` requests and
+//! the status claim; on a timer, the changes a peer still lacks.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use automerge::ChangeHash;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::{Cmd, Ctx, epoch_of, lock, to_store_error};
+use crate::crdt::doc::{DocId, SyncDoc};
+use crate::sync::local;
+use crate::sync::mqtt::transport::{OutgoingMessage, PublishError, QoS};
+use crate::sync::persist;
+use crate::sync::wire;
+
+/// The publisher's memory of what it sent on the current connection.
+#[derive(Default)]
+struct Sent {
+    changes: HashSet<ChangeHash>,
+    heads: BTreeMap<DocId, Vec<ChangeHash>>,
+    /// Per peer: own changes it lacked at the previous tick.
+    lacking: BTreeMap<String, BTreeSet<ChangeHash>>,
+    /// Orders changes that were waiting in the outbox at the previous tick.
+    orders_waiting: BTreeSet<ChangeHash>,
+}
+
+pub(super) async fn publish_loop(
+    ctx: Arc<Ctx>,
+    mut cmd: mpsc::UnboundedReceiver<Cmd>,
+    changed: Arc<Notify>,
+    resend: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut sent = Sent::default();
+    let mut tick = tokio::time::interval(resend);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let mut needs: BTreeSet<DocId> = BTreeSet::new();
+        let mut on_tick = false;
+        let mut next_epoch: Option<(DocId, u32)> = None;
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = changed.notified() => {}
+            _ = tick.tick() => on_tick = true,
+            next = cmd.recv() => match next {
+                None => return,
+                Some(Cmd::Connected) => {
+                    sent = Sent::default();
+                    needs.insert(ctx.stock_id.clone());
+                    needs.insert(ctx.catalog_id.clone());
+                    needs.insert(ctx.orders_id.clone());
+                }
+                Some(Cmd::Need(doc)) => { needs.insert(doc); }
+                Some(Cmd::NextEpoch(doc, epoch)) => next_epoch = Some((doc, epoch)),
+                Some(Cmd::HeadsChanged) => {}
+                Some(Cmd::ClaimAgain) => {
+                    let claim = ctx.claim.encode();
+                    if let Err(e) = publish(&ctx, &ctx.status_topic, claim, true).await {
+                        tracing::warn!(error = %e, "cannot publish the status claim again");
+                    }
+                    continue;
+                }
+            },
+        }
+        if !ctx.mqtt.is_connected() {
+            continue;
+        }
+        if let Some((doc, epoch)) = next_epoch
+            && let Err(e) = send_epoch_need(&ctx, &doc, epoch).await
+        {
+            tracing::warn!(error = %e, epoch, "cannot ask HQ for the new epoch; retried on its next heads");
+        }
+        if let Err(e) = publish_round(&ctx, &mut sent, &needs, on_tick).await
+            && !shutdown.is_cancelled()
+        {
+            tracing::warn!(error = %e, "sync publish round failed; retried later");
+        }
+    }
+}
+
+async fn publish_round(
+    ctx: &Ctx,
+    sent: &mut Sent,
+    needs: &BTreeSet<DocId>,
+    on_tick: bool,
+) -> Result<(), PublishError> {
+    let outbox = ctx
+        .store
+        .read({
+            let id = ctx.stock_id.clone();
+            let epoch = local::lock(&ctx.docs).epoch();
+            move |conn| persist::outbox(conn, &id, epoch).map_err(to_store_error)
+        })
+        .await
+        .unwrap_or_default();
+    let fresh: Vec<ChangeHash> = outbox
+        .iter()
+        .map(|e| e.hash)
+        .filter(|h| !sent.changes.contains(h))
+        .collect();
+    let mut messages = Vec::new();
+    {
+        let docs = local::lock(&ctx.docs);
+        let stock = docs.stock().core();
+        messages.extend(changes_or_log(stock, &fresh));
+        if on_tick {
+            for hashes in stalled_peers(ctx, stock, sent) {
+                messages.extend(changes_or_log(stock, &hashes));
+            }
+        }
+    }
+    for payload in messages {
+        publish(ctx, &ctx.changes_topic, payload, false).await?;
+    }
+    sent.changes.extend(fresh);
+    publish_orders_outbox(ctx, sent, on_tick).await?;
+    publish_heads(ctx, sent).await?;
+    for doc in needs {
+        send_need(ctx, doc).await?;
+    }
+    Ok(())
+}
+
+fn changes_or_log(doc: &SyncDoc, hashes: &[ChangeHash]) -> Vec<Vec<u8>> {
+    match wire::changes_messages(doc, hashes) {
+        Ok(messages) => messages,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode outbox changes");
+            Vec::new()
+        }
+    }
+}
+
+/// Own changes that a peer (HQ or another lane) lacked at the previous tick and still lacks:
+/// re-offered once per interval, so a lost message or a peer that was away is repaired
+/// without resending anything the peer has.
+fn stalled_peers(ctx: &Ctx, stock: &SyncDoc, sent: &mut Sent) -> Vec<Vec<ChangeHash>> {
+    let heads = lock(&ctx.shared.peer_heads).clone();
+    let mut resend = Vec::new();
+    for ((doc, peer), peer_heads) in heads {
+        if doc != ctx.stock_id {
+            continue;
+        }
+        let lacking: BTreeSet<ChangeHash> =
+            stock.own_changes_not_in(&peer_heads).into_iter().collect();
+        let previous = sent
+            .lacking
+            .insert(peer.clone(), lacking.clone())
+            .unwrap_or_default();
+        let stalled: Vec<ChangeHash> = stock
+            .own_changes_not_in(&peer_heads)
+            .into_iter()
+            .filter(|h| previous.contains(h))
+            .collect();
+        if !stalled.is_empty() {
+            tracing::debug!(
+                peer,
+                changes = stalled.len(),
+                "re-offering changes a peer lacks"
+            );
+            resend.push(stalled);
+        }
+    }
+    resend
+}
+
+/// Sends the orders changes in the outbox not yet sent on this connection. They stay in the
+/// outbox until HQ's heads of the orders document include them; one still waiting a full
+/// resend interval later is offered again (orders changes are rare, and HQ ignores a
+/// change it has).
+async fn publish_orders_outbox(
+    ctx: &Ctx,
+    sent: &mut Sent,
+    on_tick: bool,
+) -> Result<(), PublishError> {
+    let outbox = ctx
+        .store
+        .read({
+            let id = ctx.orders_id.clone();
+            let epoch = epoch_of(ctx, &id);
+            move |conn| persist::outbox(conn, &id, epoch).map_err(to_store_error)
+        })
+        .await
+        .unwrap_or_default();
+    if on_tick {
+        let waiting: BTreeSet<ChangeHash> = outbox.iter().map(|e| e.hash).collect();
+        for stalled in waiting.intersection(&sent.orders_waiting) {
+            sent.changes.remove(stalled);
+        }
+        sent.orders_waiting = waiting;
+    }
+    let fresh: Vec<ChangeHash> = outbox
+        .iter()
+        .map(|e| e.hash)
+        .filter(|h| !sent.changes.contains(h))
+        .collect();
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let messages = changes_or_log(local::lock(&ctx.docs).orders().core(), &fresh);
+    for payload in messages {
+        publish(ctx, &ctx.orders_changes_topic, payload, false).await?;
+    }
+    sent.changes.extend(fresh);
+    Ok(())
+}
+
+async fn publish_heads(ctx: &Ctx, sent: &mut Sent) -> Result<(), PublishError> {
+    let current: Vec<(DocId, Vec<ChangeHash>, Vec<u8>)> = {
+        let docs = local::lock(&ctx.docs);
+        [
+            docs.stock().core(),
+            docs.catalog().core(),
+            docs.orders().core(),
+        ]
+        .into_iter()
+        .filter_map(|doc| {
+            let encoded = wire::heads_message(doc).encode().ok()?;
+            Some((doc.id().clone(), doc.heads(), encoded))
+        })
+        .collect()
+    };
+    for (doc, heads, payload) in current {
+        if sent.heads.get(&doc) == Some(&heads) {
+            continue;
+        }
+        let Some(topic) = ctx.heads_topics.get(&doc) else {
+            continue;
+        };
+        publish(ctx, topic, payload, true).await?;
+        sent.heads.insert(doc, heads);
+    }
+    Ok(())
+}
+
+async fn send_need(ctx: &Ctx, doc: &DocId) -> Result<(), PublishError> {
+    let reply_to = ctx.topics.response(&ctx.scope, &ctx.me).to_string();
+    let payload = {
+        let docs = local::lock(&ctx.docs);
+        let Some(d) = docs.doc(doc) else {
+            return Ok(());
+        };
+        wire::need_message(d, &reply_to).encode()
+    };
+    let Ok(payload) = payload else {
+        return Ok(());
+    };
+    let topic = ctx.topics.request(&ctx.scope, &ctx.me).to_string();
+    let mut message = OutgoingMessage::new(topic, payload, QoS::AtLeastOnce);
+    message.response_topic = Some(reply_to);
+    send(ctx, message).await
+}
+
+/// Asks HQ for epoch `epoch` of `doc` from its deterministic genesis.
+async fn send_epoch_need(ctx: &Ctx, doc: &DocId, epoch: u32) -> Result<(), PublishError> {
+    let reply_to = ctx.topics.response(&ctx.scope, &ctx.me).to_string();
+    let Ok(genesis) = SyncDoc::genesis(doc, epoch, ctx.writer.clone()) else {
+        return Ok(());
+    };
+    let Ok(payload) = wire::need_message(&genesis, &reply_to).encode() else {
+        return Ok(());
+    };
+    let topic = ctx.topics.request(&ctx.scope, &ctx.me).to_string();
+    let mut message = OutgoingMessage::new(topic, payload, QoS::AtLeastOnce);
+    message.response_topic = Some(reply_to);
+    send(ctx, message).await
+}
+
+async fn publish(
+    ctx: &Ctx,
+    topic: &str,
+    payload: Vec<u8>,
+    retain: bool,
+) -> Result<(), PublishError> {
+    let mut message = OutgoingMessage::new(topic, payload, QoS::AtLeastOnce);
+    message.retain = retain;
+    send(ctx, message).await
+}
+
+async fn send(ctx: &Ctx, message: OutgoingMessage) -> Result<(), PublishError> {
+    let size = message.payload.len();
+    let topic = message.topic.clone();
+    match ctx.mqtt.publish_message(message).await {
+        Ok(_) => {
+            ctx.shared.metrics.count_out(size);
+            ctx.shared
+                .publish_denied
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        }
+        Err(PublishError::Denied) => {
+            ctx.shared
+                .metrics
+                .denied
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ctx.shared
+                .publish_denied
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(
+                topic,
+                "broker denied the publish (PUBACK 135): check this store's certificate and the broker ACL"
+            );
+            Err(PublishError::Denied)
+        }
+        Err(e) => Err(e),
+    }
+}
