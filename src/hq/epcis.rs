@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-use super::http::{HttpState, authorised, problem};
+use super::http::{Answer, HttpState, Problem};
 use super::state::Outgoing;
 use crate::epcis::batch::{self, Ack, Batch};
 use crate::sync::payload::MAX_MESSAGE_BYTES;
@@ -230,17 +230,11 @@ pub struct EventQuery {
     pub limit: u32,
 }
 
-fn bad(field: &str, message: String) -> Box<Response> {
-    Box::new(
-        (
-            StatusCode::BAD_REQUEST,
-            Json(serde_json::json!({ "error": message, "field": field })),
-        )
-            .into_response(),
-    )
+fn bad(field: &str, message: String) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, message).with("field", field)
 }
 
-fn parse_query(pairs: &[(String, String)]) -> Result<EventQuery, Box<Response>> {
+fn parse_query(pairs: &[(String, String)]) -> Result<EventQuery, Problem> {
     let mut q = EventQuery {
         store: None,
         from: None,
@@ -304,15 +298,9 @@ pub async fn events(
     State(state): State<HttpState>,
     headers: HeaderMap,
     Query(pairs): Query<Vec<(String, String)>>,
-) -> Response {
-    if let Err(denied) = authorised(&state, &headers) {
-        return *denied;
-    }
-    let query = match parse_query(&pairs) {
-        Ok(q) => q,
-        Err(response) => return *response,
-    };
-    let epcis = state.epcis.clone();
+) -> Answer {
+    let auth = state.authorise(&headers)?;
+    let query = parse_query(&pairs)?;
     let limit = query.limit as usize;
     // One row more than the page: a `next` link only when there is a next page, so a
     // client may stop at the first page without one (or at a short page).
@@ -320,12 +308,10 @@ pub async fn events(
         limit: query.limit.saturating_add(1),
         ..query
     };
-    let found = tokio::task::spawn_blocking(move || lock(&epcis).events(&probe)).await;
-    let mut rows = match found {
-        Ok(Ok(rows)) => rows,
-        Ok(Err(e)) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
+    let mut rows = auth
+        .epcis(move |epcis| epcis.events(&probe))
+        .await?
+        .map_err(Problem::internal)?;
     let more = rows.len() > limit;
     rows.truncate(limit);
     let last = rows.last().map(|(id, _)| *id);
@@ -338,7 +324,7 @@ pub async fn events(
     if let Some(link) = last.filter(|_| more).and_then(|l| next_link(&pairs, l)) {
         response.headers_mut().insert(header::LINK, link);
     }
-    response
+    Ok(response)
 }
 
 #[cfg(test)]

@@ -7,27 +7,20 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 
-use super::http::{HttpState, authorised, problem};
-use super::lock;
+use super::http::{Answer, HttpState, Problem};
 use crate::domain::transfers::TransferStatus;
 
 pub async fn one_transfer(
     State(state): State<HttpState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    if let Err(denied) = authorised(&state, &headers) {
-        return *denied;
-    }
-    let hq = state.hq.clone();
-    let found = tokio::task::spawn_blocking(move || lock(&hq).transfer_view(&id)).await;
-    match found {
-        Ok(Ok(Some(view))) => Json(view).into_response(),
-        Ok(Ok(None)) => problem(StatusCode::NOT_FOUND, "no such transfer"),
-        Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+) -> Answer {
+    let auth = state.authorise(&headers)?;
+    match auth.hq(move |hq| hq.transfer_view(&id)).await?? {
+        Some(view) => Ok(Json(view).into_response()),
+        None => Err(Problem::new(StatusCode::NOT_FOUND, "no such transfer")),
     }
 }
 
@@ -42,38 +35,28 @@ pub async fn store_transfers(
     State(state): State<HttpState>,
     headers: HeaderMap,
     Query(query): Query<TransfersQuery>,
-) -> Response {
-    if let Err(denied) = authorised(&state, &headers) {
-        return *denied;
-    }
+) -> Answer {
+    let auth = state.authorise(&headers)?;
     let status = match query.status.as_deref() {
         None => None,
-        Some(s) => match TransferStatus::parse(s) {
-            Some(status) => Some(status),
-            None => {
-                return problem(
-                    StatusCode::BAD_REQUEST,
-                    "status must be one of in_transit, received, cancelled",
-                );
-            }
-        },
+        Some(s) => Some(TransferStatus::parse(s).ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "status must be one of in_transit, received, cancelled",
+            )
+        })?),
     };
-    let hq = state.hq.clone();
-    let found = tokio::task::spawn_blocking(move || {
-        let hq = lock(&hq);
-        Ok::<_, super::state::HqError>((
-            hq.transfers_of(&query.store, status)?,
-            hq.in_transit(&query.store)?,
-        ))
-    })
-    .await;
-    match found {
-        Ok(Ok((transfers, in_transit))) => Json(serde_json::json!({
-            "transfers": transfers,
-            "in_transit": in_transit,
-        }))
-        .into_response(),
-        Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+    let (transfers, in_transit) = auth
+        .hq(move |hq| {
+            Ok::<_, super::state::HqError>((
+                hq.transfers_of(&query.store, status)?,
+                hq.in_transit(&query.store)?,
+            ))
+        })
+        .await??;
+    Ok(Json(serde_json::json!({
+        "transfers": transfers,
+        "in_transit": in_transit,
+    }))
+    .into_response())
 }

@@ -12,11 +12,10 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
-use super::http::{HttpState, authorised, problem};
-use super::lock;
+use super::http::{Answer, Authorised, HttpState, Problem};
 use crate::crdt::catalog::read_item;
 use crate::crdt::doc::SyncDoc;
 use crate::crdt::pricing::{PricingEdit, read_rules};
@@ -131,81 +130,64 @@ pub fn quote(catalog: &SyncDoc, request: &QuoteRequest, now: &str) -> Result<Quo
 }
 
 /// Runs `edits` on HQ's catalog and sends the change to the stores.
-async fn publish(state: &HttpState, edits: Vec<PricingEdit>) -> Result<(), Response> {
-    let hq = state.hq.clone();
-    let done = tokio::task::spawn_blocking(move || lock(&hq).edit_pricing(&edits)).await;
-    match done {
-        Ok(Ok(messages)) => {
-            for m in messages {
-                let _ = state.publish.send(m);
-            }
-            Ok(())
-        }
-        Ok(Err(e)) => Err(problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())),
-        Err(e) => Err(problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
-    }
+async fn publish(auth: &Authorised<'_>, edits: Vec<PricingEdit>) -> Result<(), Problem> {
+    let messages = auth
+        .hq(move |hq| hq.edit_pricing(&edits))
+        .await?
+        .map_err(Problem::unprocessable)?;
+    auth.publish(messages);
+    Ok(())
 }
 
-fn rules(state: &HttpState) -> pricing::PricingRules {
-    lock(&state.hq)
-        .catalog()
-        .map(read_rules)
-        .unwrap_or_default()
+async fn rules(auth: &Authorised<'_>) -> Result<pricing::PricingRules, Problem> {
+    auth.hq(|hq| hq.catalog().map(read_rules).unwrap_or_default())
+        .await
 }
 
 pub async fn put_promotion(
     State(state): State<HttpState>,
     headers: HeaderMap,
     Json(promotion): Json<Promotion>,
-) -> Response {
-    if let Err(denied) = authorised(&state, &headers) {
-        return *denied;
-    }
+) -> Answer {
+    let auth = state.authorise(&headers)?;
     let id = promotion.id.clone();
-    match publish(&state, vec![PricingEdit::PutPromotion(promotion)]).await {
-        Ok(()) => (
-            StatusCode::CREATED,
-            Json(serde_json::json!({ "promotion": id })),
-        )
-            .into_response(),
-        Err(response) => response,
-    }
+    publish(&auth, vec![PricingEdit::PutPromotion(promotion)]).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "promotion": id })),
+    )
+        .into_response())
 }
 
-pub async fn list_promotions(State(state): State<HttpState>, headers: HeaderMap) -> Response {
-    if let Err(denied) = authorised(&state, &headers) {
-        return *denied;
-    }
-    let mut promotions = rules(&state).promotions;
+pub async fn list_promotions(State(state): State<HttpState>, headers: HeaderMap) -> Answer {
+    let auth = state.authorise(&headers)?;
+    let mut promotions = rules(&auth).await?.promotions;
     promotions.sort_by(|a, b| a.id.cmp(&b.id));
-    Json(serde_json::json!({ "promotions": promotions })).into_response()
+    Ok(Json(serde_json::json!({ "promotions": promotions })).into_response())
 }
 
 pub async fn end_promotion(
     State(state): State<HttpState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    if let Err(denied) = authorised(&state, &headers) {
-        return *denied;
+) -> Answer {
+    let auth = state.authorise(&headers)?;
+    if !rules(&auth).await?.promotions.iter().any(|p| p.id == id) {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            format!("no promotion {id:?}"),
+        ));
     }
-    if !rules(&state).promotions.iter().any(|p| p.id == id) {
-        return problem(StatusCode::NOT_FOUND, format!("no promotion {id:?}"));
-    }
-    match publish(&state, vec![PricingEdit::EndPromotion(id.clone())]).await {
-        Ok(()) => Json(serde_json::json!({ "ended": id })).into_response(),
-        Err(response) => response,
-    }
+    publish(&auth, vec![PricingEdit::EndPromotion(id.clone())]).await?;
+    Ok(Json(serde_json::json!({ "ended": id })).into_response())
 }
 
 pub async fn put_pricing(
     State(state): State<HttpState>,
     headers: HeaderMap,
     Json(body): Json<PricingBody>,
-) -> Response {
-    if let Err(denied) = authorised(&state, &headers) {
-        return *denied;
-    }
+) -> Answer {
+    let auth = state.authorise(&headers)?;
     let zones = pricing::PricingRules {
         time_zones: body
             .time_zones
@@ -214,9 +196,7 @@ pub async fn put_pricing(
             .collect(),
         ..Default::default()
     };
-    if let Err(e) = check_zones(&zones) {
-        return problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
-    }
+    check_zones(&zones).map_err(Problem::unprocessable)?;
     let edits = body
         .price_lists
         .into_iter()
@@ -237,35 +217,27 @@ pub async fn put_pricing(
                 .map(|(store, zone)| PricingEdit::PutTimeZone { store, zone }),
         )
         .collect();
-    match publish(&state, edits).await {
-        Ok(()) => Json(serde_json::json!({ "published": true })).into_response(),
-        Err(response) => response,
-    }
+    publish(&auth, edits).await?;
+    Ok(Json(serde_json::json!({ "published": true })).into_response())
 }
 
 pub async fn post_quote(
     State(state): State<HttpState>,
     headers: HeaderMap,
     Json(request): Json<QuoteRequest>,
-) -> Response {
-    if let Err(denied) = authorised(&state, &headers) {
-        return *denied;
-    }
-    let hq = state.hq.clone();
+) -> Answer {
+    let auth = state.authorise(&headers)?;
     let now = crate::clock::now_utc();
-    let quoted = tokio::task::spawn_blocking(move || {
-        let hq = lock(&hq);
-        let catalog = hq
-            .catalog()
-            .ok_or_else(|| "HQ's catalog is not loaded yet".to_owned())?;
-        quote(catalog, &request, &now).map_err(|e| e.to_string())
-    })
-    .await;
-    match quoted {
-        Ok(Ok(q)) => Json(q).into_response(),
-        Ok(Err(e)) => problem(StatusCode::UNPROCESSABLE_ENTITY, e),
-        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+    let quoted = auth
+        .hq(move |hq| {
+            let catalog = hq
+                .catalog()
+                .ok_or_else(|| "HQ's catalog is not loaded yet".to_owned())?;
+            quote(catalog, &request, &now).map_err(|e| e.to_string())
+        })
+        .await?
+        .map_err(Problem::unprocessable)?;
+    Ok(Json(quoted).into_response())
 }
 
 #[cfg(test)]

@@ -18,11 +18,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use axum::Json;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use super::http::{HttpState, authorised, problem};
+use super::http::{Answer, Authorised, HttpState, Problem};
 use super::state::Outgoing;
 use crate::domain::customer::{self as privacy, Customer, PiiPayload, PrivacyError};
 use crate::sync::pii::order_segment;
@@ -551,28 +551,23 @@ pub struct StoreQuery {
     store: Option<String>,
 }
 
-fn internal(e: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "customer data request failed");
-    problem(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal error; see HQ's log",
-    )
-}
-
-fn send(state: &HttpState, messages: Vec<Outgoing>) {
-    for m in messages {
-        let _ = state.publish.send(m);
-    }
-}
-
 /// The store of HQ's own order `order_id`, if HQ placed it.
-async fn hq_order_store(state: &HttpState, order_id: &str) -> Option<String> {
-    let hq = state.hq.clone();
+async fn hq_order_store(auth: &Authorised<'_>, order_id: &str) -> Option<String> {
     let id = order_id.to_owned();
-    tokio::task::spawn_blocking(move || super::lock(&hq).order_view(&id).map(|v| v.store))
+    auth.hq(move |hq| hq.order_view(&id).map(|v| v.store))
         .await
         .ok()
         .flatten()
+}
+
+/// A customer not stored: erased is 409, a bad topic segment or customer 422; the rest
+/// names nothing.
+fn put_refused(e: HqPrivacyError) -> Problem {
+    match e {
+        HqPrivacyError::Erased { .. } => Problem::new(StatusCode::CONFLICT, e.to_string()),
+        HqPrivacyError::Topic(_) | HqPrivacyError::Privacy(_) => Problem::unprocessable(e),
+        _ => Problem::hidden(e),
+    }
 }
 
 pub async fn put_customer(
@@ -581,38 +576,27 @@ pub async fn put_customer(
     UrlPath(order_id): UrlPath<String>,
     Query(query): Query<StoreQuery>,
     Json(customer): Json<Customer>,
-) -> Response {
-    if let Err(denied) = authorised(&state, &headers) {
-        return *denied;
-    }
+) -> Answer {
+    let auth = state.authorise(&headers)?;
     let store = match query.store {
         Some(store) => store,
-        None => match hq_order_store(&state, &order_id).await {
-            Some(store) => store,
-            None => {
-                return problem(
-                    StatusCode::NOT_FOUND,
-                    "no such HQ order; name its store with ?store=",
-                );
-            }
-        },
+        None => hq_order_store(&auth, &order_id).await.ok_or_else(|| {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "no such HQ order; name its store with ?store=",
+            )
+        })?,
     };
-    let privacy = state.privacy.clone();
     let (id, at) = (order_id.clone(), store.clone());
-    let stored = tokio::task::spawn_blocking(move || lock(&privacy).put(&at, &id, &customer)).await;
-    match stored {
-        Ok(Ok(messages)) => {
-            send(&state, messages);
-            Json(serde_json::json!({ "order_id": order_id, "store": store, "customer": "stored" }))
-                .into_response()
-        }
-        Ok(Err(e @ HqPrivacyError::Erased { .. })) => problem(StatusCode::CONFLICT, e.to_string()),
-        Ok(Err(e @ (HqPrivacyError::Topic(_) | HqPrivacyError::Privacy(_)))) => {
-            problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
-        }
-        Ok(Err(e)) => internal(e),
-        Err(e) => internal(e),
-    }
+    let messages = auth
+        .privacy(move |p| p.put(&at, &id, &customer))
+        .await?
+        .map_err(put_refused)?;
+    auth.publish(messages);
+    Ok(
+        Json(serde_json::json!({ "order_id": order_id, "store": store, "customer": "stored" }))
+            .into_response(),
+    )
 }
 
 pub async fn get_customer(
@@ -620,37 +604,33 @@ pub async fn get_customer(
     headers: HeaderMap,
     UrlPath(order_id): UrlPath<String>,
     Query(query): Query<StoreQuery>,
-) -> Response {
-    if let Err(denied) = authorised(&state, &headers) {
-        return *denied;
-    }
-    let privacy = state.privacy.clone();
+) -> Answer {
+    let auth = state.authorise(&headers)?;
     let id = order_id.clone();
-    let found =
-        tokio::task::spawn_blocking(move || lock(&privacy).lookup(&id, query.store.as_deref()))
-            .await;
+    let found = auth
+        .privacy(move |p| p.lookup(&id, query.store.as_deref()))
+        .await?
+        .map_err(Problem::hidden)?;
     match found {
-        Ok(Ok(HqLookup::Found { store, customer })) => Json(serde_json::json!({
+        HqLookup::Found { store, customer } => Ok(Json(serde_json::json!({
             "order_id": order_id, "store": store, "customer": customer
         }))
-        .into_response(),
-        Ok(Ok(HqLookup::Erased(view))) => (
+        .into_response()),
+        HqLookup::Erased(view) => Err(Problem::new(
             StatusCode::NOT_FOUND,
-            Json(serde_json::json!({
-                "error": "the customer data of this order was erased",
-                "order_id": view.order_id, "store": view.store, "erased_at": view.erased_at
-            })),
+            "the customer data of this order was erased",
         )
-            .into_response(),
-        Ok(Ok(HqLookup::Unknown)) => {
-            problem(StatusCode::NOT_FOUND, "no customer data for this order")
-        }
-        Ok(Ok(HqLookup::Ambiguous)) => problem(
+        .with("order_id", view.order_id)
+        .with("store", view.store)
+        .with("erased_at", view.erased_at)),
+        HqLookup::Unknown => Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "no customer data for this order",
+        )),
+        HqLookup::Ambiguous => Err(Problem::new(
             StatusCode::CONFLICT,
             "this order id exists at several stores; add ?store=",
-        ),
-        Ok(Err(e)) => internal(e),
-        Err(e) => internal(e),
+        )),
     }
 }
 
@@ -658,51 +638,41 @@ pub async fn erase(
     State(state): State<HttpState>,
     headers: HeaderMap,
     Json(request): Json<EraseRequest>,
-) -> Response {
-    if let Err(denied) = authorised(&state, &headers) {
-        return *denied;
-    }
-    if let Err(reason) = request.check() {
-        return problem(StatusCode::UNPROCESSABLE_ENTITY, reason);
-    }
+) -> Answer {
+    let auth = state.authorise(&headers)?;
+    request
+        .check()
+        .map_err(|reason| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, reason))?;
     let hq_store = match &request.order_id {
-        Some(order_id) => hq_order_store(&state, order_id.trim()).await,
+        Some(order_id) => hq_order_store(&auth, order_id.trim()).await,
         None => None,
     };
-    let privacy = state.privacy.clone();
-    let erased =
-        tokio::task::spawn_blocking(move || lock(&privacy).erase(&request, hq_store)).await;
-    match erased {
-        Ok(Ok((views, messages))) => {
-            send(&state, messages);
-            Json(serde_json::json!({ "erased": views })).into_response()
-        }
-        Ok(Err(e)) => internal(e),
-        Err(e) => internal(e),
-    }
+    let (views, messages) = auth
+        .privacy(move |p| p.erase(&request, hq_store))
+        .await?
+        .map_err(Problem::hidden)?;
+    auth.publish(messages);
+    Ok(Json(serde_json::json!({ "erased": views })).into_response())
 }
 
 pub async fn erasure(
     State(state): State<HttpState>,
     headers: HeaderMap,
     UrlPath(order_id): UrlPath<String>,
-) -> Response {
-    if let Err(denied) = authorised(&state, &headers) {
-        return *denied;
-    }
-    let privacy = state.privacy.clone();
+) -> Answer {
+    let auth = state.authorise(&headers)?;
     let id = order_id.clone();
-    let found = tokio::task::spawn_blocking(move || lock(&privacy).erasures(&id)).await;
-    match found {
-        Ok(Ok(views)) if views.is_empty() => {
-            problem(StatusCode::NOT_FOUND, "no erasure recorded for this order")
-        }
-        Ok(Ok(views)) => {
-            Json(serde_json::json!({ "order_id": order_id, "erasures": views })).into_response()
-        }
-        Ok(Err(e)) => internal(e),
-        Err(e) => internal(e),
+    let views = auth
+        .privacy(move |p| p.erasures(&id))
+        .await?
+        .map_err(Problem::hidden)?;
+    if views.is_empty() {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "no erasure recorded for this order",
+        ));
     }
+    Ok(Json(serde_json::json!({ "order_id": order_id, "erasures": views })).into_response())
 }
 
 #[cfg(test)]

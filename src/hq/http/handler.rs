@@ -1,0 +1,163 @@
+//! The one shape of HQ's HTTP handlers: check the bearer token ([`HttpState::authorise`]),
+//! run the work with a shared state locked on the blocking pool (SQLite and automerge
+//! block; see [`Authorised`]), and answer every refusal or failure as HQ's JSON error,
+//! `{"error": "..."}` with a status ([`Problem`]). A handler returns an [`Answer`].
+//!
+//! The token is checked in the handler body, after axum's extractors: a request whose path,
+//! query or body cannot be read is refused for that first, as it always was.
+
+use std::fmt::Display;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::Json;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+use subtle::ConstantTimeEq;
+use tokio::task::JoinError;
+
+use super::HttpState;
+use crate::hq::epcis::HqEpcis;
+use crate::hq::privacy::HqPrivacy;
+use crate::hq::state::{HqError, HqState, Outgoing};
+
+/// What an HQ handler answers: its response, or a [`Problem`].
+pub type Answer = Result<Response, Problem>;
+
+/// A refusal or failure in HQ's JSON error shape: `{"error": detail}`, with the odd extra
+/// field (e.g. the query parameter at fault).
+#[derive(Debug)]
+pub struct Problem {
+    status: StatusCode,
+    body: Map<String, Value>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        let mut body = Map::new();
+        body.insert("error".to_owned(), Value::String(detail.into()));
+        Self { status, body }
+    }
+
+    /// 500 with the error's text.
+    pub fn internal(e: impl Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+
+    /// 422 with the error's text.
+    pub fn unprocessable(e: impl Display) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+    }
+
+    /// 500 that names nothing: the cause goes to HQ's log only. For customer data, whose
+    /// errors could carry what they are about.
+    pub fn hidden(e: impl Display) -> Self {
+        tracing::error!(error = %e, "customer data request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error; see HQ's log",
+        )
+    }
+
+    /// Adds a field beside `error`.
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.body.insert(key.to_owned(), value.into());
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        (self.status, Json(Value::Object(self.body))).into_response()
+    }
+}
+
+/// HQ's own errors: an unknown store is 404, an epoch still pending 409, the rest 500.
+impl From<HqError> for Problem {
+    fn from(e: HqError) -> Self {
+        let status = match e {
+            HqError::UnknownStore(_) => StatusCode::NOT_FOUND,
+            HqError::EpochPending(_) => StatusCode::CONFLICT,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+impl HttpState {
+    /// Checks the bearer token, in constant time: every route of HQ's API needs it. The
+    /// shared states are reached through the [`Authorised`] this returns.
+    pub fn authorise(&self, headers: &HeaderMap) -> Result<Authorised<'_>, Problem> {
+        let given = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if bool::from(given.as_bytes().ct_eq(self.token.expose().as_bytes())) {
+            Ok(Authorised(self))
+        } else {
+            Err(Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token",
+            ))
+        }
+    }
+}
+
+/// A request that showed the right token: runs work on HQ's shared states and publishes.
+///
+/// Each of [`hq`](Self::hq), [`privacy`](Self::privacy) and [`epcis`](Self::epcis) takes
+/// its lock on the blocking pool and returns what the work returned; `Err` only when the work could not finish (it panicked), as a 500. The work's
+/// own errors are the caller's to map (`?` through a `From` into [`Problem`], or `map_err`).
+pub struct Authorised<'a>(&'a HttpState);
+
+impl Authorised<'_> {
+    /// Runs `work` with HQ's documents and stock locked.
+    pub async fn hq<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut HqState) -> T + Send + 'static,
+    ) -> Result<T, Problem> {
+        locked(&self.0.hq, work).await.map_err(Problem::internal)
+    }
+
+    /// Runs `work` with HQ's customer data locked; a failure names nothing ([`Problem::hidden`]).
+    pub async fn privacy<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut HqPrivacy) -> T + Send + 'static,
+    ) -> Result<T, Problem> {
+        locked(&self.0.privacy, work).await.map_err(Problem::hidden)
+    }
+
+    /// Runs `work` with HQ's EPCIS events locked.
+    pub async fn epcis<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut HqEpcis) -> T + Send + 'static,
+    ) -> Result<T, Problem> {
+        locked(&self.0.epcis, work).await.map_err(Problem::internal)
+    }
+
+    /// Queues messages for the publisher (a closed queue means HQ is stopping: dropped).
+    pub fn publish(&self, messages: Vec<Outgoing>) {
+        for m in messages {
+            let _ = self.0.publish.send(m);
+        }
+    }
+}
+
+/// Runs `work` on the blocking pool with `shared` locked. A poisoned lock is taken anyway,
+/// like every lock of HQ (`hq::lock`).
+async fn locked<S: Send + 'static, T: Send + 'static>(
+    shared: &Arc<Mutex<S>>,
+    work: impl FnOnce(&mut S) -> T + Send + 'static,
+) -> Result<T, JoinError> {
+    let shared = Arc::clone(shared);
+    tokio::task::spawn_blocking(move || {
+        let mut state = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        work(&mut state)
+    })
+    .await
+}
