@@ -1,4 +1,4 @@
-//! storenode: the edge node of a retail store. See README.md for the architecture.
+//! storenode: the edge node of a retail store. See docs/architecture.md for the architecture.
 
 pub mod api;
 pub mod bench;

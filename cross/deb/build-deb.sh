@@ -6,7 +6,7 @@
 # The binary defaults to the release build for that architecture (cross/build.sh; native
 # and amd64: target/$PROFILE/storenode); a binary with debug info is stripped into the
 # package. The package installs the binary, both units, the udev rules, the example
-# configuration (/usr/share/storenode) and the docs the units point at; its maintainer
+# configuration (/usr/share/storenode) and the docs (README.md, docs/) the units point at; its maintainer
 # scripts (this directory) create the storenode user (in dialout), the state directory
 # and, on a fresh install, /etc/storenode/storenode.toml from the example. That file is
 # not a conffile: `storenode provision` rewrites it, and an upgrade must never stop at
@@ -83,11 +83,12 @@ install -D -m 0644 "$udev_rules" "$pkg/lib/udev/rules.d/99-storenode.rules"
 # Not under /usr/share/doc: postinst copies it, and minimal systems drop docs (path-exclude).
 install -D -m 0644 "${EXAMPLE_CONFIG:-$root/config/storenode.example.toml}" "$pkg/usr/share/storenode/storenode.example.toml"
 install -D -m 0644 "$root/config/hq.example.toml" "$pkg/usr/share/storenode/storenode-hq.example.toml"
-# The units' Documentation=: README.md's field operations (IT and technician sections).
-sed -n '/^## Field operations/,/^## [^F]/p' "$root/README.md" | sed '$d' >"$pkg/ops.md"
-[ -s "$pkg/ops.md" ] || fail "README.md has no '## Field operations' section for ops.md"
-install -D -m 0644 "$pkg/ops.md" "$pkg/usr/share/doc/storenode/ops.md"
-rm "$pkg/ops.md"
+# The documentation, laid out as in the sources so its relative links between files hold;
+# the units' Documentation= points at docs/operations.md (IT and technicians).
+install -D -m 0644 "$root/README.md" "$pkg/usr/share/doc/storenode/README.md"
+for doc in "$root"/docs/*.md; do
+  install -D -m 0644 "$doc" "$pkg/usr/share/doc/storenode/docs/$(basename "$doc")"
+done
 grep -ho 'Documentation=file://[^ ]*' "$root"/systemd/*.service | sed 's#Documentation=file://##' | sort -u |
   while read -r doc; do [ -f "$pkg$doc" ] || fail "a unit points at $doc, which the package does not ship"; done
 printf 'storenode (%s) stable; urgency=medium\n\n  * Built from the storenode sources.\n\n -- storenode maintainers <maintainers@storenode.invalid>  %s\n' \

@@ -1,5 +1,5 @@
 //! `storenode bench`: the POS sale path measured end to end, as a store runs it, beside bare
-//! SQLite on the same disk with the same durability, so the README can state ratios.
+//! SQLite on the same disk with the same durability, so docs/benchmarks.md can state ratios.
 //!
 //! In one run: bare SQLite commits; the real daemon (`storenode run`) without sync on a
 //! locally imported catalog; and, when Mosquitto is installed, the daemon with `[sync]`

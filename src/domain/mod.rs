@@ -1,4 +1,4 @@
-//! Pure business rules: no SQLite, no automerge, no I/O (the lowest floor, see DESIGN.md).
+//! Pure business rules: no SQLite, no automerge, no I/O (the floor above the leaves, see docs/architecture.md).
 
 pub mod customer;
 pub mod escrow;

@@ -31,7 +31,7 @@ const TOKEN_BYTES: usize = 32;
 
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ProvisionArgs {
-    /// A provisioning file (TOML; see README "Provisioning"); the options below override it.
+    /// A provisioning file (TOML; see docs/operations.md, "Provisioning file"); the options below override it.
     #[arg(long, value_name = "FILE")]
     pub from: Option<PathBuf>,
     /// Delete the provisioning file after success (it holds the store's private key).

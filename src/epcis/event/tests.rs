@@ -178,7 +178,7 @@ fn schema_rejects_a_broken_document() {
 
 #[test]
 fn a_sale_line_given_by_gtin_13_exports_its_gtin_14() {
-    // The README's sale: `{"gtin": "4012345000016"}` is stored as given (13 digits); the
+    // The sale of docs/api.md: `{"gtin": "4012345000016"}` is stored as given (13 digits); the
     // class URI is GS1 Digital Link, which takes the 14-digit GTIN only.
     let mut r = row(EventKind::Sale);
     r.lines = vec![SaleLine {
