@@ -2,6 +2,8 @@
 
 pub mod customer;
 pub mod escrow;
+#[cfg(test)]
+mod fold_testing;
 pub mod ids;
 pub mod orders;
 pub mod pricing;

@@ -158,6 +158,7 @@ pub fn discrepancy(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::fold_testing::shuffled_with_duplicates;
     use TransferStatus::*;
     use proptest::prelude::*;
 
@@ -246,18 +247,7 @@ mod tests {
             dup_mask in any::<u16>(),
         ) {
             let expected = fold_status(&events);
-            let mut shuffled = events.clone();
-            let mut state = seed;
-            for i in (1..shuffled.len()).rev() {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                let j = (state >> 33) as usize % (i + 1);
-                shuffled.swap(i, j);
-            }
-            for (i, event) in events.iter().enumerate() {
-                if dup_mask & (1 << (i % 16)) != 0 {
-                    shuffled.push(event.clone());
-                }
-            }
+            let shuffled = shuffled_with_duplicates(&events, seed, dup_mask);
             prop_assert_eq!(fold_status(&shuffled), expected);
         }
 
