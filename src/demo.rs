@@ -1,6 +1,6 @@
 //! `storenode demo`: on this machine, with nothing else to install.
 //! - default: HQ with an embedded broker and two stores; one is cut off, both keep selling,
-//!   it reconnects and the converged stock is printed ([`chain`]). The README's quickstart.
+//!   it reconnects and the converged stock is printed ([`chain`]). The README's "Try it".
 //! - `--single`: one store with a sample catalog and stock, its API open for `curl`.
 
 mod chain;

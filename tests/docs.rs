@@ -1,7 +1,7 @@
 //! The documentation cannot drift: every `sh`, `bash` and `console` block of README.md and
 //! docs/*.md runs against the real binary (`storenode demo --single` for a store, `storenode
 //! demo --stay` for HQ), every relative link and `#anchor` between the files resolves, and
-//! every repository path the text names exists.
+//! every repository path and test the text names exists.
 //!
 //! A block that cannot run here is marked on the line before its fence:
 //! `<!-- docs-test: no-run (reason) -->`; a slow one `<!-- docs-test: slow (reason) -->`
@@ -105,6 +105,43 @@ fn repository_paths_named_in_the_docs_exist() {
     assert!(
         missing.is_empty(),
         "the docs name paths that do not exist (name a folder where files move):\n{}",
+        missing.join("\n")
+    );
+}
+
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn tests_named_in_the_docs_exist() {
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    rust_files(&root().join("tests"), &mut files);
+    let code: String = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+        .collect();
+    let mut missing = Vec::new();
+    for file in doc_files() {
+        for (line, name) in markdown::test_names(&read(&file)) {
+            if !code.contains(&format!("fn {name}(")) {
+                missing.push(format!("{}:{line}: {name}", file.display()));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "the docs name tests that do not exist:\n{}",
         missing.join("\n")
     );
 }

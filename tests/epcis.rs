@@ -419,7 +419,7 @@ fn export_as_the_standard_means_it() {
         &json!({"lines": [{"sku": "MILK", "quantity": 100}]}),
     );
     assert_eq!(received.status, 201, "{:?}", received.body);
-    // 26 sales: 17 of milk by its GTIN-13 (the README's way), 9 of apples (no GTIN) between.
+    // 26 sales: 17 of milk by its GTIN-13 (as docs/api.md sells it), 9 of apples (no GTIN) between.
     for i in 0..26 {
         let line = if i % 3 == 0 {
             json!({"sku": "APPLE", "weight_grams": 500})

@@ -5,13 +5,13 @@
 #
 # The binary defaults to the release build for that architecture (cross/build.sh; native
 # and amd64: target/$PROFILE/storenode); a binary with debug info is stripped into the
-# package. The package installs the binary, both units, the udev rules, the example
-# configuration (/usr/share/storenode) and the docs (README.md, docs/) the units point at; its maintainer
-# scripts (this directory) create the storenode user (in dialout), the state directory
-# and, on a fresh install, /etc/storenode/storenode.toml from the example. That file is
-# not a conffile: `storenode provision` rewrites it, and an upgrade must never stop at
-# dpkg's conffile prompt. They enable the service, back the database up before an
-# upgrade migrates it, and keep the data on remove (purge deletes it).
+# package. The package installs the binary, the units, the udev rules, the example
+# configuration (/usr/share/storenode) and the docs (README.md, docs/; the units point at
+# docs/operations.md); its maintainer scripts (this directory) create the storenode user
+# (in dialout), the state directory and, on a fresh install, /etc/storenode/storenode.toml
+# from the example. That file is not a conffile: `storenode provision` rewrites it, and an
+# upgrade must never stop at dpkg's conffile prompt. They enable the service, back the
+# database up before an upgrade migrates it, and keep the data on remove (purge deletes it).
 # --version overrides Cargo.toml's (tests build a "previous" package to upgrade from, with
 # EXAMPLE_CONFIG=FILE: an example that differs, as between two releases).
 set -euo pipefail

@@ -221,6 +221,29 @@ pub fn repo_paths(text: &str) -> Vec<(usize, String)> {
     out
 }
 
+/// `(line, name)` of every test the text names: a backticked snake_case identifier of five
+/// words or more (`a_lane_restored_from_a_backup_that_sells_offline_syncs_again`), metric names
+/// (`storenode_...`) aside.
+pub fn test_names(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        for (i, part) in line.split('`').enumerate() {
+            let is_name = i % 2 == 1
+                && part.split('_').count() >= 5
+                && part.split('_').all(|w| {
+                    !w.is_empty()
+                        && w.chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                })
+                && !part.starts_with("storenode_");
+            if is_name {
+                out.push((n + 1, part.to_owned()));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,5 +260,14 @@ mod tests {
         );
         assert_eq!(slug("7. GS1 EPCIS 2.0 events"), "7-gs1-epcis-20-events");
         assert_eq!(slug("HQ's API"), "hqs-api");
+    }
+
+    #[test]
+    fn test_names_are_long_snake_case_identifiers() {
+        let text = "`no_unit_is_promised_twice` (proptest), `storenode_pickup_lockouts_total`, `rssi_enter_dbm`";
+        assert_eq!(
+            test_names(text),
+            vec![(1, "no_unit_is_promised_twice".to_owned())]
+        );
     }
 }

@@ -67,10 +67,10 @@ pub fn commands(body: &str) -> Vec<Command> {
                 continue;
             }
             if trimmed.starts_with('#') {
-                if let (true, Some(status)) = (last_closed, documented_status(trimmed)) {
-                    if let Some(last) = out.last_mut() {
-                        last.expect.get_or_insert(status);
-                    }
+                if let (true, Some(status), Some(last)) =
+                    (last_closed, documented_status(trimmed), out.last_mut())
+                {
+                    last.expect.get_or_insert(status);
                 }
                 continue;
             }
