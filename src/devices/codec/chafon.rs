@@ -22,10 +22,8 @@ use bytes::{Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
 use super::crc::crc16_mcrf4xx;
-use super::{
-    CodecError, CommandError, DecodeStats, Probe, ReaderEvent, ReaderInfo, Region, TagRead,
-    decode_to_end, next_frame,
-};
+use super::resync::{Probe, decode_to_end, next_frame};
+use super::{CodecError, CommandError, DecodeStats, ReaderEvent, ReaderInfo, Region, TagRead};
 
 /// Address every reader answers to.
 pub const BROADCAST: u8 = 0xFF;

@@ -14,10 +14,10 @@ use bytes::{Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
 use super::crc::crc16_genibus;
-use super::{
-    CodecError, CommandError, DecodeStats, Probe, ReaderEvent, ReaderInfo, Region, TagRead, be_u16,
-    decode_to_end, epc_len_from_pc, next_frame,
-};
+use super::cursor::be_u16;
+use super::gen2::epc_len_from_pc;
+use super::resync::{Probe, decode_to_end, next_frame};
+use super::{CodecError, CommandError, DecodeStats, ReaderEvent, ReaderInfo, Region, TagRead};
 
 const HEADER: u8 = 0xBB;
 const END: u8 = 0x7E;
