@@ -13,6 +13,7 @@ use rand::{Rng, SeedableRng};
 
 use super::codec::barcode::{BarcodeFraming, STX};
 use super::codec::chafon::{self, ChafonInfo, ChafonLayout, InventoryEntry};
+use super::codec::gen2::pc_for_epc;
 use super::codec::m100::{self, InfoKind};
 use super::codec::mercury::{self, TagRecord, VersionInfo};
 use super::codec::{ReaderProtocol, Region};
@@ -280,7 +281,7 @@ impl RfidSim {
                 let record = self.mercury_record(&epc, rssi);
                 mercury::encode_continuous_record(&record)
             }
-            _ => m100::encode_tag_notification(rssi, m100::pc_for_epc(&epc), &epc),
+            _ => m100::encode_tag_notification(rssi, pc_for_epc(&epc), &epc),
         }
     }
 
@@ -294,7 +295,7 @@ impl RfidSim {
             timestamp_ms: self.clock_ms,
             phase: self.rng.random_range(0..180),
             gpio: 0x0F,
-            pc: m100::pc_for_epc(epc),
+            pc: pc_for_epc(epc),
             epc: epc.to_vec(),
             tag_crc: 0,
         }

@@ -2,6 +2,9 @@
 //!
 //! * [`barcode`]: serial barcode scanners (prefix / suffix / STX-ETX framing).
 //! * [`m100`], [`mercury`], [`chafon`]: UHF RFID reader serial protocols.
+//! * What the RFID protocols share has one home each: frame search and resynchronisation
+//!   (`resync`), the checksums ([`crc`]), Gen2 PC/EPC handling ([`gen2`]) and bounds-checked
+//!   reads of reply data (`cursor`).
 //!
 //! The RFID decoders share one policy: a serial line delivers noise, so bad data is *counted*
 //! ([`DecodeStats`]) and skipped byte by byte until a valid frame lines up again. A decoder
@@ -12,15 +15,18 @@
 pub mod barcode;
 pub mod chafon;
 pub mod crc;
+mod cursor;
+pub mod gen2;
 pub mod m100;
 pub mod mercury;
+mod resync;
 #[cfg(test)]
 mod test_support;
 
 use std::fmt;
 use std::str::FromStr;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio_util::codec::Decoder;
 
 pub use chafon::ChafonLayout;
@@ -340,90 +346,6 @@ impl Decoder for ReaderCodec {
     }
 }
 
-/// What a protocol's frame checker says about the bytes at the head of the buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Probe {
-    /// Not enough bytes yet to decide.
-    Incomplete,
-    /// The head byte cannot start a frame of this protocol.
-    NotAFrame,
-    /// The header announces a frame longer than the cap.
-    Oversized,
-    /// A complete candidate whose checksum or end marker is wrong.
-    Corrupt,
-    /// A valid frame of this many bytes.
-    Frame(usize),
-}
-
-/// Finds the next valid frame at the head of `buf`, discarding (and counting) whatever
-/// cannot be one. Rejections drop a single byte, so a real frame hidden behind a false start
-/// is still found.
-fn next_frame(
-    buf: &mut BytesMut,
-    stats: &mut DecodeStats,
-    can_start: impl Fn(u8) -> bool,
-    probe: impl Fn(&[u8]) -> Probe,
-) -> Option<Bytes> {
-    loop {
-        let skip = buf
-            .iter()
-            .position(|&byte| can_start(byte))
-            .unwrap_or(buf.len());
-        if skip > 0 {
-            stats.garbage_bytes += skip as u64;
-            buf.advance(skip);
-        }
-        if buf.is_empty() {
-            return None;
-        }
-        match probe(buf) {
-            Probe::Incomplete => return None,
-            Probe::NotAFrame => stats.garbage_bytes += 1,
-            Probe::Oversized => stats.oversized += 1,
-            Probe::Corrupt => stats.bad_checksum += 1,
-            Probe::Frame(len) => {
-                stats.frames += 1;
-                return Some(buf.split_to(len).freeze());
-            }
-        }
-        buf.advance(1);
-    }
-}
-
-/// End-of-stream policy shared by the RFID decoders: a trailing partial frame can never
-/// complete, so skip it byte by byte (a real frame may sit behind a false start) instead of
-/// failing the stream the way tokio-util's default `decode_eof` would.
-fn decode_to_end<D>(
-    decoder: &mut D,
-    buf: &mut BytesMut,
-    stats: impl Fn(&mut D) -> &mut DecodeStats,
-) -> Result<Option<ReaderEvent>, CodecError>
-where
-    D: Decoder<Item = ReaderEvent, Error = CodecError>,
-{
-    loop {
-        if let Some(event) = decoder.decode(buf)? {
-            return Ok(Some(event));
-        }
-        if buf.is_empty() {
-            return Ok(None);
-        }
-        stats(decoder).garbage_bytes += 1;
-        buf.advance(1);
-    }
-}
-
-/// Reads a big-endian u16 at `at`, if the slice is long enough.
-fn be_u16(bytes: &[u8], at: usize) -> Option<u16> {
-    let pair = bytes.get(at..at.checked_add(2)?)?;
-    Some(u16::from_be_bytes([*pair.first()?, *pair.get(1)?]))
-}
-
-/// EPC length in bytes announced by a Gen2 PC word (bits 15..11 = length in 16-bit words).
-fn epc_len_from_pc(pc: u16) -> usize {
-    usize::from(pc >> 11) * 2
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -486,14 +408,5 @@ mod tests {
         let err = ReaderProtocol::M100.set_region(Region::Au).unwrap_err();
         assert!(matches!(err, CommandError::UnsupportedRegion { .. }));
         assert!(ReaderProtocol::Mercury.set_region(Region::Au).is_ok());
-    }
-
-    #[test]
-    fn pc_word_gives_epc_length() {
-        assert_eq!(epc_len_from_pc(0x3000), 12);
-        assert_eq!(epc_len_from_pc(0x3400), 12);
-        assert_eq!(epc_len_from_pc(0x4000), 16);
-        assert_eq!(be_u16(&[1, 2, 3], 1), Some(0x0203));
-        assert_eq!(be_u16(&[1, 2, 3], 2), None);
     }
 }
