@@ -283,7 +283,7 @@ async fn move_to_epoch(
                 guard.orders().core().epoch()
             };
             if current.checked_add(1) != Some(epoch) {
-                return Ok(false); // two epochs ahead: HQ refuses that (see README, "Epochs: bounded history")
+                return Ok(false); // two epochs ahead: HQ refuses that (docs/sync.md, "Epochs: bounded history")
             }
             let at_ms = crate::clock::now_ms();
             if is_stock {
