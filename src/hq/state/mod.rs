@@ -21,8 +21,6 @@ mod tests;
 
 pub use stock::StoreSku;
 
-use schema::migrate;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -35,6 +33,7 @@ use crate::sync::persist::{self, PersistError};
 use crate::sync::service::{kind_id, scope_of};
 use crate::sync::topics::{self, Id, Scope, TopicSpace};
 use crate::sync::wire::{self, WireError};
+use schema::migrate;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HqError {
@@ -98,16 +97,18 @@ pub struct Outgoing {
     pub retain: bool,
 }
 
+/// HQ's documents and database. The fields are open to all of `hq`: [`super::orders`] and
+/// [`super::transfers`] work on the same documents and connection.
 pub struct HqState {
-    pub(super) conn: Connection,
-    pub(super) topics: TopicSpace,
-    pub(super) writer: WriterId,
-    pub(super) docs: BTreeMap<DocId, SyncDoc>,
-    pub(super) epochs: BTreeMap<String, u32>,
-    pub(super) safety_stock: i64,
+    pub(in crate::hq) conn: Connection,
+    pub(in crate::hq) topics: TopicSpace,
+    pub(in crate::hq) writer: WriterId,
+    pub(in crate::hq) docs: BTreeMap<DocId, SyncDoc>,
+    pub(in crate::hq) epochs: BTreeMap<String, u32>,
+    pub(in crate::hq) safety_stock: i64,
     /// Provisioned lanes per store (`[hq.lanes]`); a store not listed takes any of its
     /// `{store}.{node}` writers.
-    pub(super) lanes: BTreeMap<String, BTreeSet<WriterId>>,
+    pub(in crate::hq) lanes: BTreeMap<String, BTreeSet<WriterId>>,
 }
 
 impl HqState {
