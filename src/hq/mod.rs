@@ -1,16 +1,19 @@
 //! `storenode hq`: the aggregator. Subscribes to every store of the tenant, checks and merges
 //! their documents ([`state`]), keeps the chain-wide stock in its own SQLite, acknowledges
 //! with retained heads, answers `Need` requests, publishes the catalog, and serves stock to
-//! the web shop over HTTP ([`http`]).
+//! the web shop over HTTP ([`http`]). One folder per concept: online orders and the escrow
+//! ([`orders`]), transfers between stores ([`transfers`]), customer data ([`privacy`]);
+//! pricing ([`pricing`]) and EPCIS events ([`epcis`]) in one file each.
 
 pub mod epcis;
 pub mod erase;
 pub mod http;
-mod http_transfers;
+pub mod orders;
 pub mod pricing;
 pub mod privacy;
 mod publish;
 pub mod state;
+pub mod transfers;
 
 pub use publish::{catalog_import, publish_items};
 

@@ -1,4 +1,4 @@
--- HQ: customer personal data of orders (src/hq/privacy.rs), outside CRDT history. Erasure
+-- HQ: customer personal data of orders (src/hq/privacy/), outside CRDT history. Erasure
 -- deletes the row (secure_delete) and keeps a tombstone without personal data, with the
 -- store's confirmation.
 CREATE TABLE hq_order_customer (

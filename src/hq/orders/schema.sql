@@ -1,7 +1,7 @@
 -- Orders closed at an epoch cut of a store's orders document and left out of the next
 -- epoch (see `sync::epoch_orders`): their final facts and history, so that
 -- `GET /v1/orders/{id}` and `GET /v1/orders?store=` still show them. Owned by
--- `hq::state::orders`.
+-- `hq::orders`.
 CREATE TABLE hq_closed_order (
     doc_order_id TEXT PRIMARY KEY,   -- "hq:{id}" or "{writer}:{id}"
     store        TEXT NOT NULL,

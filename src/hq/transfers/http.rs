@@ -9,8 +9,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 
-use super::http::{Answer, HttpState, Problem};
 use crate::domain::transfers::TransferStatus;
+use crate::hq::http::{Answer, HttpState, Problem};
 
 pub async fn one_transfer(
     State(state): State<HttpState>,
@@ -48,7 +48,7 @@ pub async fn store_transfers(
     };
     let (transfers, in_transit) = auth
         .hq(move |hq| {
-            Ok::<_, super::state::HqError>((
+            Ok::<_, crate::hq::state::HqError>((
                 hq.transfers_of(&query.store, status)?,
                 hq.in_transit(&query.store)?,
             ))

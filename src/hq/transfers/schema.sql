@@ -1,4 +1,4 @@
--- Store-to-store transfers as HQ sees them (owned by `hq::state::transfers`), refreshed from
+-- Store-to-store transfers as HQ sees them (owned by `hq::transfers`), refreshed from
 -- the stores' orders documents whenever they change. `synced` = 1 once both stores'
 -- documents show the same status (nothing left to relay).
 CREATE TABLE hq_transfer (

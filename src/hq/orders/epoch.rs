@@ -1,0 +1,188 @@
+//! The orders document's epochs at HQ: the next one is built at HQ's heads when the store's
+//! stock epoch opens (`hq::state`), orders closed by then are archived in
+//! `hq_closed_order` and left out, and older epochs are dropped once every writer moved over.
+
+use super::orders_err;
+use super::views::Archived;
+use crate::crdt::doc::{DocId, DocKind};
+use crate::crdt::epoch_orders::{OrdersCut, open_next_orders_epoch, orders_all_moved_over};
+use crate::crdt::orders::OrdersDoc;
+use crate::hq::state::{HqError, HqState, Outgoing};
+use crate::sync::payload::SyncMessage;
+use crate::sync::persist;
+use crate::sync::service::kind_id;
+use crate::sync::topics::{Id, Scope};
+use crate::sync::wire::WireError;
+
+impl HqState {
+    pub(in crate::hq) fn load_orders_docs(&mut self) -> Result<(), HqError> {
+        let stores: Vec<String> = {
+            let mut stmt = self.conn.prepare("SELECT store FROM hq_store")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for store in stores {
+            let id = DocId::new(&store, DocKind::Orders)?;
+            let epoch = self.stored_orders_epoch(&id)?;
+            if let Some(doc) = persist::load_doc(&self.conn, &id, epoch, self.writer.clone())? {
+                self.docs.insert(id, doc);
+            }
+        }
+        Ok(())
+    }
+
+    /// The newest epoch of an orders document HQ has stored (0 if none).
+    fn stored_orders_epoch(&self, id: &DocId) -> Result<u32, HqError> {
+        let epoch: Option<i64> = self.conn.query_row(
+            "SELECT max(epoch) FROM (SELECT epoch FROM sync_doc WHERE doc_key = ?1
+             UNION ALL SELECT epoch FROM sync_change WHERE doc_key = ?1)",
+            [persist::doc_key(id)],
+            |r| r.get(0),
+        )?;
+        Ok(epoch.and_then(|e| u32::try_from(e).ok()).unwrap_or(0))
+    }
+
+    /// The epoch of HQ's orders document of `id`'s store (0 before it has one).
+    pub(in crate::hq) fn orders_epoch(&self, id: &DocId) -> u32 {
+        self.docs
+            .get(id)
+            .map_or(0, crate::crdt::doc::SyncDoc::epoch)
+    }
+
+    /// Whether every store writer named in the cut of the store's current orders epoch has
+    /// carried over (always true in epoch 0), so the next epoch may open.
+    pub(in crate::hq) fn orders_moved_over(&self, store: &str) -> bool {
+        self.store_orders_doc(store)
+            .is_none_or(|doc| orders_all_moved_over(&doc))
+    }
+
+    /// The next epoch of a store's orders document, built at HQ's current heads (from the
+    /// genesis if HQ has none yet), and the closed orders it leaves out.
+    pub(in crate::hq) fn rolled_orders(&self, store: &str) -> Result<RolledOrders, HqError> {
+        let id = DocId::new(store, DocKind::Orders)?;
+        let old = match self.store_orders_doc(store) {
+            Some(doc) => doc,
+            None => OrdersDoc::genesis(store, 0, self.writer.clone()).map_err(orders_err)?,
+        };
+        let (new, cut) = open_next_orders_epoch(&old, self.writer.clone(), crate::clock::now_ms())?;
+        let closed = cut
+            .dropped
+            .iter()
+            .filter_map(|doc_order_id| {
+                let archived = Archived::of(&old, doc_order_id)?;
+                Some((doc_order_id.clone(), serde_json::to_string(&archived).ok()?))
+            })
+            .collect();
+        Ok(RolledOrders {
+            id,
+            old_epoch: old.core().epoch(),
+            new,
+            cut,
+            closed,
+        })
+    }
+
+    /// Stores the new orders epoch and the closed orders' final views (inside HQ's epoch
+    /// transaction, with the stock switch).
+    pub(in crate::hq) fn save_rolled_orders(
+        &self,
+        tx: &rusqlite::Connection,
+        rolled: &RolledOrders,
+        now: &str,
+    ) -> Result<(), HqError> {
+        persist::save_doc(tx, rolled.new.core(), now)?;
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO hq_closed_order (doc_order_id, store, epoch, archived)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(doc_order_id) DO UPDATE SET archived = excluded.archived,
+                 epoch = excluded.epoch",
+        )?;
+        for (doc_order_id, archived) in &rolled.closed {
+            insert.execute(rusqlite::params![
+                doc_order_id,
+                rolled.id.store,
+                rolled.old_epoch,
+                archived
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Switches HQ to the new orders epoch; returns its retained heads (the announcement a
+    /// lane finds, also after being offline) and an `EpochAnnounce`.
+    pub(in crate::hq) fn install_rolled_orders(
+        &mut self,
+        rolled: RolledOrders,
+    ) -> Result<Vec<Outgoing>, HqError> {
+        let RolledOrders { id, new, cut, .. } = rolled;
+        tracing::info!(
+            store = id.store,
+            epoch = cut.epoch,
+            writers = cut.writer_cut.len(),
+            closed = cut.dropped.len(),
+            "opened a new orders epoch"
+        );
+        self.docs.insert(id.clone(), new.core().clone());
+        let announce = SyncMessage::EpochAnnounce {
+            doc: id.clone(),
+            epoch: cut.epoch,
+            cut_heads: Vec::new(),
+        }
+        .encode()
+        .map_err(|e| HqError::from(WireError::from(e)))?;
+        Ok(vec![
+            Outgoing {
+                topic: self.orders_changes_topic(&id)?,
+                payload: announce,
+                retain: false,
+            },
+            self.heads_outgoing(&id)?,
+        ])
+    }
+
+    /// Deletes an orders document's older epochs once every writer in the cut moved over.
+    pub(in crate::hq) fn drop_closed_orders_epochs(&mut self, id: &DocId) -> Result<(), HqError> {
+        let epoch = self.orders_epoch(id);
+        if epoch == 0 || !self.orders_moved_over(&id.store) {
+            return Ok(());
+        }
+        let key = persist::doc_key(id);
+        let dropped = self.conn.execute(
+            "DELETE FROM sync_doc WHERE doc_key = ?1 AND epoch < ?2",
+            rusqlite::params![key, epoch],
+        )? + self.conn.execute(
+            "DELETE FROM sync_change WHERE doc_key = ?1 AND epoch < ?2",
+            rusqlite::params![key, epoch],
+        )?;
+        if dropped > 0 {
+            tracing::info!(
+                store = id.store,
+                epoch,
+                "every writer moved over; older orders epochs dropped"
+            );
+        }
+        Ok(())
+    }
+
+    fn orders_changes_topic(&self, id: &DocId) -> Result<String, HqError> {
+        Ok(self
+            .topics
+            .changes_about(
+                &Scope::Hq,
+                &crate::sync::service::scope_of(id)?,
+                &kind_id(DocKind::Orders)?,
+                &Id::new(self.writer.as_str())?,
+            )
+            .to_string())
+    }
+}
+
+/// A store's next orders epoch, built but not yet stored or switched to.
+pub(in crate::hq) struct RolledOrders {
+    id: DocId,
+    old_epoch: u32,
+    new: OrdersDoc,
+    cut: OrdersCut,
+    /// (document order id, [`Archived`] as JSON) of the orders left out.
+    closed: Vec<(String, String)>,
+}

@@ -1,0 +1,62 @@
+//! The online escrow: units a store grants to the online channel (in its orders document),
+//! consumed by HQ's orders, and given back with `POST /v1/escrow/{store}/{sku}/return`.
+
+use std::collections::BTreeMap;
+
+use super::{OrderRefused, invalid, orders_err};
+use crate::crdt::doc::{DocId, DocKind};
+use crate::crdt::escrow::{EscrowField, EscrowTotals};
+use crate::crdt::orders::OrdersDoc;
+use crate::hq::state::{HqError, HqState, Outgoing};
+
+impl HqState {
+    /// The online escrow of (store, sku) as HQ sees it.
+    pub fn escrow_of(&self, store: &str, sku: &str) -> EscrowTotals {
+        self.store_orders_doc(store)
+            .map(|doc| doc.escrow_of(sku))
+            .unwrap_or_default()
+    }
+
+    /// Every SKU's escrow at `store`.
+    pub fn store_escrow(&self, store: &str) -> BTreeMap<String, EscrowTotals> {
+        self.store_orders_doc(store)
+            .map(|doc| doc.escrow_totals())
+            .unwrap_or_default()
+    }
+
+    /// `POST /v1/escrow/{store}/{sku}/return`: gives unused online units back to the store.
+    pub fn return_escrow(
+        &mut self,
+        store: &str,
+        sku: &str,
+        quantity: i64,
+    ) -> Result<Vec<Outgoing>, OrderRefused> {
+        if quantity <= 0 {
+            return Err(invalid("quantity", "must be positive"));
+        }
+        let id = DocId::new(store, DocKind::Orders).map_err(HqError::from)?;
+        let Some(core) = self.docs.get(&id).cloned() else {
+            return Err(OrderRefused::NotGranted {
+                sku: sku.to_owned(),
+                available: 0,
+            });
+        };
+        let mut doc = OrdersDoc::from_core(core).map_err(orders_err)?;
+        let available = doc.escrow_of(sku).remaining();
+        if available < quantity {
+            return Err(OrderRefused::NotGranted {
+                sku: sku.to_owned(),
+                available: available.max(0),
+            });
+        }
+        let entries = [(sku.to_owned(), EscrowField::Returned, quantity)];
+        let change = doc
+            .add_escrow(&entries, crate::clock::now_ms())
+            .map_err(orders_err)?;
+        self.docs.insert(id.clone(), doc.core().clone());
+        match change {
+            Some(change) => Ok(self.commit_order_change(&id, change.bytes)?),
+            None => Ok(Vec::new()),
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Online click-and-collect orders at HQ: HQ writes them into the store's orders document
+//! (order id `hq:{order id}`), stores fold everyone's status events, HQ shows the result.
+//!
+//! The pickup code is hashed as the store hashes it ([`crate::store::orders::pickup_code_hash`])
+//! before anything is stored: neither the code nor personal data enter CRDT history, which
+//! cannot be erased.
+//!
+//! - `place.rs`: placing and cancelling an order;
+//! - `escrow.rs`: the units stores grant to the online channel, and giving them back;
+//! - `views.rs`: what HQ shows of an order, live or archived at an epoch cut;
+//! - `epoch.rs`: the orders document's epochs (rolled with the store's stock epoch);
+//! - `http.rs`: `/v1/orders` and `/v1/escrow`.
+//!
+//! Store-to-store transfers travel in the same documents: see [`super::transfers`].
+
+mod epoch;
+mod escrow;
+pub(super) mod http;
+mod place;
+#[cfg(test)]
+mod tests;
+mod views;
+
+use std::collections::BTreeMap;
+
+use super::state::{HqError, HqState, Outgoing};
+use crate::crdt::doc::{DocId, DocKind};
+use crate::crdt::orders::{OrdersDoc, OrdersError};
+use crate::domain::orders::{OrderEvent, OrderStatus};
+use crate::store::orders::Delivery;
+use crate::sync::payload::SyncMessage;
+use crate::sync::persist;
+use crate::sync::service::kind_id;
+use crate::sync::topics::{Id, Scope};
+use crate::sync::wire::WireError;
+
+const HQ_ORDER_PREFIX: &str = "hq:";
+const MAX_LINES: usize = 200;
+
+/// `POST /v1/orders`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewHqOrder {
+    pub order_id: String,
+    pub store: String,
+    pub lines: Vec<OrderLine>,
+    /// The code the web shop shows the customer; hashed at once, never stored.
+    pub pickup_code: Option<String>,
+    /// Or the hash the shop computed itself (64 hex digits, as the store computes it).
+    pub pickup_code_hash: Option<String>,
+    pub hold_hours: Option<u32>,
+    /// `collect` (default) or `ship` (ship-from-store).
+    #[serde(default)]
+    pub delivery: Delivery,
+    #[serde(default = "web")]
+    pub channel: String,
+    /// The lane that reserves and fulfils the order (`None`: a lane HQ has seen, online
+    /// ones first).
+    pub node: Option<String>,
+    /// Name, phone, e-mail (and address for ship-from-store): kept beside the documents,
+    /// never in them, so it can be erased (`crate::hq::privacy`).
+    #[serde(default)]
+    pub customer: Option<crate::domain::customer::Customer>,
+}
+
+fn web() -> String {
+    "web".to_owned()
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderLine {
+    pub sku: String,
+    pub quantity: i64,
+}
+
+/// Why HQ refused an order (422 or 409 over HTTP).
+#[derive(Debug, thiserror::Error)]
+pub enum OrderRefused {
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("order {0:?} already exists")]
+    Exists(String),
+    #[error("store {0:?} has no lane HQ knows of; name one in `node`")]
+    NoLane(String),
+    #[error(
+        "only {available} of {sku} are granted to the online channel at this store; the store grants more with POST /v1/escrow/grants"
+    )]
+    NotGranted { sku: String, available: i64 },
+    #[error(transparent)]
+    Hq(#[from] HqError),
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> OrderRefused {
+    OrderRefused::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// `GET /v1/orders/{id}`: the folded status and the whole history.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HqOrderView {
+    pub order_id: String,
+    pub store: String,
+    pub channel: String,
+    pub delivery: Delivery,
+    pub created_at_ms: i64,
+    pub fulfilment: String,
+    pub lines: BTreeMap<String, i64>,
+    pub status: Option<OrderStatus>,
+    pub decided_by: Option<OrderEvent>,
+    /// Every writer's status events, oldest first.
+    pub history: Vec<OrderEvent>,
+}
+
+/// Why HQ refused a cancel (404 or 409 over HTTP).
+#[derive(Debug, thiserror::Error)]
+pub enum CancelRefused {
+    #[error("order {0:?} is unknown")]
+    Unknown(String),
+    #[error("the order is already {}", .0.as_str())]
+    Closed(OrderStatus),
+    #[error(transparent)]
+    Hq(#[from] HqError),
+}
+
+fn orders_err(e: OrdersError) -> HqError {
+    HqError::Doc(crate::crdt::doc::DocError::NotOurDocument(e.to_string()))
+}
+
+/// The document id of an order id given to HQ's API (`hq:` added to HQ's own ids).
+fn doc_order_id_of(order_id: &str) -> String {
+    if order_id.contains(':') {
+        order_id.to_owned()
+    } else {
+        format!("{HQ_ORDER_PREFIX}{order_id}")
+    }
+}
+
+impl HqState {
+    /// Stores one change HQ made in an orders document and returns the messages that
+    /// publish it (the change, and HQ's retained heads). A change that cannot be stored is
+    /// dropped with the in-memory document: not stored means not made.
+    fn commit_order_change(
+        &mut self,
+        id: &DocId,
+        bytes: Vec<u8>,
+    ) -> Result<Vec<Outgoing>, HqError> {
+        if let Err(e) = self.persist_order_change(id, &bytes) {
+            let epoch = self.orders_epoch(id);
+            let doc = persist::load_or_genesis(&self.conn, id, epoch, self.writer.clone())?;
+            self.docs.insert(id.clone(), doc);
+            return Err(e);
+        }
+        let topic = self
+            .topics
+            .changes_about(
+                &Scope::Hq,
+                &crate::sync::service::scope_of(id)?,
+                &kind_id(DocKind::Orders)?,
+                &Id::new(self.writer.as_str())?,
+            )
+            .to_string();
+        let payload = SyncMessage::Changes {
+            doc: id.clone(),
+            epoch: self.orders_epoch(id),
+            changes: vec![bytes],
+        }
+        .encode()
+        .map_err(|e| HqError::from(WireError::from(e)))?;
+        Ok(vec![
+            Outgoing {
+                topic,
+                payload,
+                retain: false,
+            },
+            self.heads_outgoing(id)?,
+        ])
+    }
+
+    fn store_orders_doc(&self, store: &str) -> Option<OrdersDoc> {
+        let id = DocId::new(store, DocKind::Orders).ok()?;
+        OrdersDoc::from_core(self.docs.get(&id)?.clone()).ok()
+    }
+
+    /// The orders document and document id of `order_id`: an id given to `POST /v1/orders`,
+    /// or a store-taken order's `{writer}:{id}`.
+    fn find_order(&self, order_id: &str) -> Option<(DocId, String)> {
+        let doc_order_id = doc_order_id_of(order_id);
+        self.docs
+            .iter()
+            .filter(|(id, _)| id.kind == DocKind::Orders)
+            .find(|(_, core)| {
+                OrdersDoc::from_core((*core).clone())
+                    .ok()
+                    .and_then(|doc| doc.facts(&doc_order_id))
+                    .is_some()
+            })
+            .map(|(id, _)| (id.clone(), doc_order_id))
+    }
+
+    fn persist_order_change(&mut self, id: &DocId, bytes: &[u8]) -> Result<(), HqError> {
+        let Some(doc) = self.docs.get(id) else {
+            return Ok(());
+        };
+        let now = crate::clock::now_utc();
+        let tx = self.conn.unchecked_transaction()?;
+        persist::persist_change(&tx, doc, bytes, false, &now)?;
+        // The store row makes HQ load this orders document again after a restart.
+        tx.execute(
+            "INSERT INTO hq_store (store, epoch) VALUES (?1, 0) ON CONFLICT(store) DO NOTHING",
+            [&id.store],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+}

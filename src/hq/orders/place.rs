@@ -1,0 +1,172 @@
+//! Placing an online order (facts checked, escrow consumed, one change published to the
+//! store) and HQ's cancel of one.
+
+use std::collections::BTreeMap;
+
+use rusqlite::OptionalExtension;
+
+use super::{
+    CancelRefused, HQ_ORDER_PREFIX, MAX_LINES, NewHqOrder, OrderLine, OrderRefused, invalid,
+    orders_err,
+};
+use crate::crdt::doc::{DocId, DocKind, WriterId};
+use crate::crdt::orders::{OrderFacts, OrdersDoc, OrdersError};
+use crate::domain::orders::OrderStatus;
+use crate::hq::state::{HqError, HqState, Outgoing};
+use crate::store::orders as store_orders;
+
+impl HqState {
+    /// Places an online order for a store: one change in its orders document, published
+    /// to the store (which may be offline: it fetches the change when it reconnects).
+    pub fn create_order(&mut self, order: &NewHqOrder) -> Result<Vec<Outgoing>, OrderRefused> {
+        let facts = self.order_facts(order)?;
+        let id = DocId::new(&order.store, DocKind::Orders).map_err(HqError::from)?;
+        let core = match self.docs.remove(&id) {
+            Some(core) => core,
+            None => crate::crdt::doc::SyncDoc::genesis(&id, 0, self.writer.clone())
+                .map_err(HqError::from)?,
+        };
+        let mut doc = OrdersDoc::from_core(core).map_err(orders_err)?;
+        if doc.facts(&facts.order_id).is_some() {
+            self.docs.insert(id, doc.core().clone());
+            return Err(OrderRefused::Exists(order.order_id.clone()));
+        }
+        let short = facts.lines.iter().find_map(|(sku, qty)| {
+            let available = doc.escrow_of(sku).remaining();
+            (available < *qty).then(|| OrderRefused::NotGranted {
+                sku: sku.clone(),
+                available: available.max(0),
+            })
+        });
+        if let Some(refused) = short {
+            self.docs.insert(id, doc.core().clone());
+            return Err(refused);
+        }
+        let created = doc.create_order_consuming_escrow(&facts);
+        self.docs.insert(id.clone(), doc.core().clone());
+        let change = match created {
+            Ok(Some(change)) => change,
+            Ok(None) => return Ok(Vec::new()),
+            Err(OrdersError::Exists(_)) => {
+                return Err(OrderRefused::Exists(order.order_id.clone()));
+            }
+            Err(e) => return Err(orders_err(e).into()),
+        };
+        let outgoing = self.commit_order_change(&id, change.bytes)?;
+        tracing::info!(order = order.order_id, store = order.store, fulfilment = %facts.fulfilment, "online order placed");
+        Ok(outgoing)
+    }
+
+    /// `POST /v1/orders/{id}/cancel`: HQ's cancel event (the web shop's customer cancelled).
+    /// The fold decides at every node: a collect or ship anywhere still wins, and the lane
+    /// holding the units releases them when the cancel reaches it.
+    pub fn cancel_order(&mut self, order_id: &str) -> Result<Vec<Outgoing>, CancelRefused> {
+        let (id, doc_order_id) = self
+            .find_order(order_id)
+            .ok_or_else(|| CancelRefused::Unknown(order_id.to_owned()))?;
+        let core = self
+            .docs
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| CancelRefused::Unknown(order_id.to_owned()))?;
+        let mut doc = OrdersDoc::from_core(core).map_err(orders_err)?;
+        if let Some(state) = doc.state(&doc_order_id).filter(|s| s.status.is_closed()) {
+            return Err(CancelRefused::Closed(state.status));
+        }
+        let change = doc
+            .record_status(
+                &doc_order_id,
+                OrderStatus::Cancelled,
+                crate::clock::now_ms(),
+            )
+            .map_err(orders_err)?;
+        self.docs.insert(id.clone(), doc.core().clone());
+        let Some(change) = change else {
+            return Ok(Vec::new()); // HQ had cancelled it already
+        };
+        let outgoing = self.commit_order_change(&id, change.bytes)?;
+        tracing::info!(order = order_id, store = id.store, "order cancelled at HQ");
+        Ok(outgoing)
+    }
+
+    fn order_facts(&self, order: &NewHqOrder) -> Result<OrderFacts, OrderRefused> {
+        if !store_orders::is_valid_order_id(&order.order_id) {
+            return Err(invalid(
+                "order_id",
+                "must be 1 to 64 letters, digits, '-', '_' or '.'",
+            ));
+        }
+        Ok(OrderFacts {
+            order_id: format!("{HQ_ORDER_PREFIX}{}", order.order_id),
+            channel: order.channel.clone(),
+            created_at_ms: crate::clock::now_ms(),
+            pickup_code_hash: pickup_hash(order)?,
+            fulfilment: self.fulfilment_lane(order)?,
+            lines: order_lines(&order.lines)?,
+            hold_hours: order.hold_hours,
+            delivery: order.delivery,
+        })
+    }
+
+    fn fulfilment_lane(&self, order: &NewHqOrder) -> Result<WriterId, OrderRefused> {
+        let named = match &order.node {
+            Some(node) => Some(format!("{}.{node}", order.store)),
+            None => self
+                .conn
+                .query_row(
+                    "SELECT writer FROM hq_writer_status WHERE store = ?1
+                     ORDER BY online DESC, writer LIMIT 1",
+                    [&order.store],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()
+                .map_err(HqError::from)?,
+        };
+        let Some(writer) = named else {
+            return Err(OrderRefused::NoLane(order.store.clone()));
+        };
+        WriterId::new(&writer).map_err(|e| invalid("node", e.to_string()))
+    }
+}
+
+/// The pickup-code hash from exactly one of `pickup_code` and `pickup_code_hash`.
+pub(super) fn pickup_hash(order: &NewHqOrder) -> Result<[u8; 32], OrderRefused> {
+    let hex_hash = match (&order.pickup_code, &order.pickup_code_hash) {
+        (Some(code), None) => {
+            let code = code.trim();
+            if code.len() < 4 || code.len() > 32 {
+                return Err(invalid("pickup_code", "must be 4 to 32 characters"));
+            }
+            store_orders::pickup_code_hash(&order.order_id, code)
+        }
+        (None, Some(hash)) => hash.to_ascii_lowercase(),
+        _ => {
+            return Err(invalid(
+                "pickup_code",
+                "give exactly one of pickup_code and pickup_code_hash",
+            ));
+        }
+    };
+    hex::decode(&hex_hash)
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or_else(|| invalid("pickup_code_hash", "must be 64 hex digits (SHA-256)"))
+}
+
+fn order_lines(lines: &[OrderLine]) -> Result<BTreeMap<String, i64>, OrderRefused> {
+    if lines.is_empty() || lines.len() > MAX_LINES {
+        return Err(invalid(
+            "lines",
+            format!("an order needs 1 to {MAX_LINES} lines"),
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for line in lines {
+        if line.quantity <= 0 {
+            return Err(invalid("lines", "quantity must be positive"));
+        }
+        let total: &mut i64 = out.entry(line.sku.clone()).or_default();
+        *total = total.saturating_add(line.quantity);
+    }
+    Ok(out)
+}

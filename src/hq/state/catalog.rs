@@ -1,0 +1,79 @@
+//! HQ's catalog document: items and prices, and the pricing rules (price lists,
+//! promotions, categories, time zones), each edit one change published to every store.
+
+use super::{HqError, HqState, Outgoing};
+use crate::crdt::catalog::{CATALOG_STORE, CatalogDoc, CatalogError, CatalogItem};
+use crate::crdt::doc::{DocId, DocKind, LocalChange, SyncDoc};
+use crate::crdt::pricing::PricingEdit;
+use crate::sync::payload::SyncMessage;
+use crate::sync::persist;
+use crate::sync::service::kind_id;
+use crate::sync::topics::{Id, Scope};
+use crate::sync::wire::WireError;
+
+impl HqState {
+    /// Publishes catalog items (one change); returns the messages to send.
+    pub fn publish_catalog(&mut self, items: &[CatalogItem]) -> Result<Vec<Outgoing>, HqError> {
+        self.change_catalog(|catalog, at_ms| catalog.publish(items, &[], at_ms))
+    }
+
+    /// Publishes price lists, promotions, categories or time zones (one change).
+    pub fn edit_pricing(&mut self, edits: &[PricingEdit]) -> Result<Vec<Outgoing>, HqError> {
+        self.change_catalog(|catalog, at_ms| catalog.edit_pricing(edits, at_ms))
+    }
+
+    /// The catalog as HQ publishes it (`None` before HQ's first start finished).
+    pub fn catalog(&self) -> Option<&SyncDoc> {
+        self.docs
+            .get(&DocId::new(CATALOG_STORE, DocKind::Catalog).ok()?)
+    }
+
+    /// Makes one change to the catalog document; returns the messages that publish it.
+    fn change_catalog(
+        &mut self,
+        edit: impl FnOnce(&mut CatalogDoc, i64) -> Result<Option<LocalChange>, CatalogError>,
+    ) -> Result<Vec<Outgoing>, HqError> {
+        let id = DocId::new(CATALOG_STORE, DocKind::Catalog)?;
+        let Some(core) = self.docs.remove(&id) else {
+            return Ok(Vec::new());
+        };
+        let mut catalog = CatalogDoc::from_core(core)?;
+        let result = edit(&mut catalog, crate::clock::now_ms());
+        let change = match result {
+            Ok(change) => change,
+            Err(e) => {
+                self.docs.insert(id, catalog.core().clone());
+                return Err(e.into());
+            }
+        };
+        self.docs.insert(id.clone(), catalog.core().clone());
+        let Some(change) = change else {
+            return Ok(Vec::new());
+        };
+        let now = crate::clock::now_utc();
+        persist::persist_change(&self.conn, catalog.core(), &change.bytes, false, &now)?;
+        let topic = self
+            .topics
+            .changes(
+                &Scope::Hq,
+                &kind_id(DocKind::Catalog)?,
+                &Id::new(self.writer.as_str())?,
+            )
+            .to_string();
+        let payload = SyncMessage::Changes {
+            doc: id.clone(),
+            epoch: 0,
+            changes: vec![change.bytes],
+        }
+        .encode()
+        .map_err(WireError::from)?;
+        Ok(vec![
+            Outgoing {
+                topic,
+                payload,
+                retain: false,
+            },
+            self.heads_outgoing(&id)?,
+        ])
+    }
+}

@@ -1,0 +1,126 @@
+//! Opening a store's next stock epoch (bounded history; see [`crate::sync::epoch`]): cut at
+//! HQ's heads, with the store's orders epoch ([`crate::hq::orders`]), announced to the
+//! stores; older epochs dropped once every writer moved over.
+
+use rusqlite::params;
+
+use super::stock::write_stock_rows;
+use super::{HqError, HqState, Outgoing};
+use crate::crdt::doc::{DocId, DocKind};
+use crate::crdt::epoch::{EpochPlan, all_moved_over, open_next_epoch};
+use crate::sync::local::levels_by_sku;
+use crate::sync::payload::SyncMessage;
+use crate::sync::persist;
+use crate::sync::service::{kind_id, scope_of};
+use crate::sync::topics::{Id, Scope};
+use crate::sync::wire::{self, WireError};
+
+impl HqState {
+    /// Opens the next stock epoch of `store` cut at HQ's current heads (see
+    /// [`crate::sync::epoch`]): the new document holds the stock at the cut as its base.
+    /// Returns the new epoch and the messages announcing it (the retained heads of the new
+    /// epoch are the announcement a store that was offline finds when it comes back).
+    pub fn open_epoch(&mut self, store: &str) -> Result<(u32, Vec<Outgoing>), HqError> {
+        let id = DocId::new(store, DocKind::Stock)?;
+        let Some(old) = self.stock_doc(store) else {
+            return Err(HqError::UnknownStore(store.to_owned()));
+        };
+        // One epoch at a time: a writer still on E-1 could not carry over into E+1.
+        if (old.core().epoch() > 0 && !all_moved_over(&old)) || !self.orders_moved_over(store) {
+            return Err(HqError::EpochPending(store.to_owned()));
+        }
+        let orders = self.rolled_orders(store)?;
+        let cut = old.core().heads();
+        let plan = EpochPlan::at_cut(&old, &cut)?;
+        let new = open_next_epoch(store, &plan, self.writer.clone(), crate::clock::now_ms())?;
+        let now = crate::clock::now_utc();
+        let tx = self.conn.unchecked_transaction()?;
+        persist::save_doc(&tx, new.core(), &now)?;
+        tx.execute(
+            "INSERT INTO hq_store (store, epoch) VALUES (?1, ?2)
+             ON CONFLICT(store) DO UPDATE SET epoch = excluded.epoch",
+            params![store, plan.epoch],
+        )?;
+        write_stock_rows(&tx, store, &levels_by_sku(&new.stock_levels()))?;
+        self.save_rolled_orders(&tx, &orders, &now)?;
+        tx.commit()?;
+        let orders_out = self.install_rolled_orders(orders)?;
+        self.docs.insert(id.clone(), new.core().clone());
+        self.epochs.insert(store.to_owned(), plan.epoch);
+        tracing::info!(
+            store,
+            epoch = plan.epoch,
+            writers = plan.writer_cut.len(),
+            "opened a new stock epoch"
+        );
+        let announce = SyncMessage::EpochAnnounce {
+            doc: id.clone(),
+            epoch: plan.epoch,
+            cut_heads: wire::hashes_to_wire(&cut),
+        }
+        .encode()
+        .map_err(WireError::from)?;
+        let changes_topic = self
+            .topics
+            .changes_about(
+                &Scope::Hq,
+                &scope_of(&id)?,
+                &kind_id(DocKind::Stock)?,
+                &Id::new(self.writer.as_str())?,
+            )
+            .to_string();
+        let mut out = vec![
+            Outgoing {
+                topic: changes_topic,
+                payload: announce,
+                retain: false,
+            },
+            self.heads_outgoing(&id)?,
+        ];
+        out.extend(orders_out);
+        Ok((plan.epoch, out))
+    }
+
+    /// Stores whose stock document HQ keeps (for the epoch timer).
+    pub fn stores(&self) -> Vec<String> {
+        self.docs
+            .keys()
+            .filter(|id| id.kind == DocKind::Stock)
+            .map(|id| id.store.clone())
+            .collect()
+    }
+
+    /// Deletes the stored history of epochs before the current one once every writer named
+    /// in the cut has carried over: nobody can need it any more.
+    pub(super) fn drop_closed_epochs(&mut self, id: &DocId) -> Result<(), HqError> {
+        if id.kind == DocKind::Orders {
+            return self.drop_closed_orders_epochs(id);
+        }
+        if id.kind != DocKind::Stock {
+            return Ok(());
+        }
+        let Some(current) = self.stock_doc(&id.store) else {
+            return Ok(());
+        };
+        if current.core().epoch() == 0 || !all_moved_over(&current) {
+            return Ok(());
+        }
+        let key = persist::doc_key(id);
+        let epoch = current.core().epoch();
+        let dropped = self.conn.execute(
+            "DELETE FROM sync_doc WHERE doc_key = ?1 AND epoch < ?2",
+            params![key, epoch],
+        )? + self.conn.execute(
+            "DELETE FROM sync_change WHERE doc_key = ?1 AND epoch < ?2",
+            params![key, epoch],
+        )?;
+        if dropped > 0 {
+            tracing::info!(
+                store = id.store,
+                epoch,
+                "every writer moved over; older epochs dropped"
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,200 @@
+//! HQ's state: every store's documents (rebuilt from HQ's SQLite) and the chain-wide stock
+//! table derived from them. Pure message handling: bytes in, outgoing messages out; the
+//! MQTT plumbing lives in `hq/mod.rs`.
+//!
+//! - `ingest.rs`: stores' messages in (checked, applied in batches, stored, answered);
+//! - `stock.rs`: the chain-wide stock rows and what HQ serves of them;
+//! - `epoch.rs`: opening a store's next stock epoch (its orders epoch with it);
+//! - `catalog.rs`: HQ's catalog document (items, prices, pricing rules);
+//! - `schema.rs`: HQ's SQLite migrations.
+//!
+//! What HQ does with the stores' orders documents lives beside this, in [`super::orders`]
+//! and [`super::transfers`].
+
+mod catalog;
+mod epoch;
+mod ingest;
+mod schema;
+mod stock;
+#[cfg(test)]
+mod tests;
+
+pub use stock::StoreSku;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use crate::crdt::catalog::{CATALOG_STORE, CatalogError};
+use crate::crdt::doc::{self, AuthError, DocError, DocId, DocKind, SyncDoc, WriterId};
+use crate::crdt::epoch::EpochError;
+use crate::sync::persist::{self, PersistError};
+use crate::sync::service::{kind_id, scope_of};
+use crate::sync::topics::{self, Id, Scope, TopicSpace};
+use crate::sync::wire::{self, WireError};
+use schema::migrate;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HqError {
+    #[error("HQ database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+    #[error(transparent)]
+    Doc(#[from] DocError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error(transparent)]
+    Topic(#[from] topics::TopicError),
+    #[error(transparent)]
+    Epoch(#[from] EpochError),
+    #[error(transparent)]
+    OrdersEpoch(#[from] crate::crdt::epoch_orders::OrdersEpochError),
+    #[error("no stock document of store {0:?} yet (it never synced)")]
+    UnknownStore(String),
+    #[error("store {0:?} has writers that have not moved to its current epoch yet")]
+    EpochPending(String),
+}
+
+/// Why a message from the network was refused (logged and counted, never applied).
+#[derive(Debug, thiserror::Error)]
+pub enum Rejected {
+    #[error("bad topic: {0}")]
+    Topic(#[from] topics::TopicError),
+    #[error("bad payload: {0}")]
+    Payload(#[from] crate::sync::payload::PayloadError),
+    #[error("payload of {0} bytes is over the cap")]
+    TooLarge(usize),
+    #[error("store {scope} published about document {doc}")]
+    WrongStore { scope: String, doc: String },
+    #[error("forged or out-of-scope change: {0}")]
+    Unauthorised(#[from] AuthError),
+    #[error("change is for epoch {got}, HQ is on epoch {current} of {store}")]
+    OtherEpoch {
+        store: String,
+        got: u32,
+        current: u32,
+    },
+    #[error("cannot apply: {0}")]
+    Apply(String),
+    #[error("unexpected message on this topic")]
+    Unexpected,
+}
+
+/// A message for the publisher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub retain: bool,
+}
+
+/// HQ's documents and database. The fields are open to all of `hq`: [`super::orders`] and
+/// [`super::transfers`] work on the same documents and connection.
+pub struct HqState {
+    pub(in crate::hq) conn: Connection,
+    pub(in crate::hq) topics: TopicSpace,
+    pub(in crate::hq) writer: WriterId,
+    pub(in crate::hq) docs: BTreeMap<DocId, SyncDoc>,
+    pub(in crate::hq) epochs: BTreeMap<String, u32>,
+    pub(in crate::hq) safety_stock: i64,
+    /// Provisioned lanes per store (`[hq.lanes]`); a store not listed takes any of its
+    /// `{store}.{node}` writers.
+    pub(in crate::hq) lanes: BTreeMap<String, BTreeSet<WriterId>>,
+}
+
+impl HqState {
+    pub fn open(path: &Path, tenant: &str, safety_stock: i64) -> Result<Self, HqError> {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let open_err = |source| HqError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        migrate(&conn)?;
+        let mut state = Self {
+            conn,
+            topics: TopicSpace::new(Id::new(tenant)?),
+            writer: WriterId::hq(),
+            docs: BTreeMap::new(),
+            epochs: BTreeMap::new(),
+            safety_stock,
+            lanes: BTreeMap::new(),
+        };
+        state.load_docs()?;
+        Ok(state)
+    }
+
+    /// Takes changes about each listed store only from its provisioned lanes: a certificate
+    /// of store S can publish as any `S.{node}`, so without this a made-up lane would count.
+    pub fn with_lanes(mut self, lanes: BTreeMap<String, BTreeSet<WriterId>>) -> Self {
+        self.lanes = lanes;
+        self
+    }
+
+    fn load_docs(&mut self) -> Result<(), HqError> {
+        let stores: Vec<(String, u32)> = {
+            let mut stmt = self.conn.prepare("SELECT store, epoch FROM hq_store")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (store, epoch) in stores {
+            let id = DocId::new(&store, DocKind::Stock)?;
+            let doc = persist::load_or_genesis(&self.conn, &id, epoch, self.writer.clone())?;
+            self.docs.insert(id, doc);
+            self.epochs.insert(store, epoch);
+        }
+        self.load_orders_docs()?;
+        let catalog = DocId::new(CATALOG_STORE, DocKind::Catalog)?;
+        let doc = persist::load_or_genesis(&self.conn, &catalog, 0, self.writer.clone())?;
+        self.docs.insert(catalog, doc);
+        Ok(())
+    }
+
+    pub fn topics(&self) -> &TopicSpace {
+        &self.topics
+    }
+
+    /// HQ's retained heads of document `id`: its acknowledgement to the stores.
+    pub(in crate::hq) fn heads_outgoing(&self, id: &DocId) -> Result<Outgoing, HqError> {
+        let Some(doc) = self.docs.get(id) else {
+            return Err(HqError::Doc(DocError::NotOurDocument(persist::doc_key(id))));
+        };
+        let topic = self.topics.heads(
+            &Scope::Hq,
+            &scope_of(id)?,
+            &kind_id(id.kind)?,
+            &Id::new(self.writer.as_str())?,
+        );
+        Ok(Outgoing {
+            topic: topic.to_string(),
+            payload: wire::heads_message(doc).encode().map_err(WireError::from)?,
+            retain: true,
+        })
+    }
+
+    /// Retained heads of every document, published on every (re)connect.
+    pub fn all_heads(&self) -> Vec<Outgoing> {
+        self.docs
+            .keys()
+            .filter_map(|id| self.heads_outgoing(id).ok())
+            .collect()
+    }
+}
+
+/// Re-export for the HTTP layer.
+pub use doc::HQ_WRITER;

@@ -1,0 +1,115 @@
+//! The chain-wide stock: `hq_stock` rows kept from the stores' stock documents, and each
+//! store's figures as HQ serves them (available to sell, online escrow, freshness).
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{HqError, HqState};
+use crate::crdt::doc::{DocId, DocKind};
+use crate::crdt::stock::StockDoc;
+
+/// One store's stock as HQ serves it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoreSku {
+    pub store: String,
+    pub sku: String,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub safety_stock: i64,
+    pub available_to_sell: i64,
+    /// Units granted to the online channel and not yet promised: what the web shop may
+    /// promise now, also while the store is cut off (see `sync::escrow`).
+    pub online_escrow: i64,
+    /// RFC 3339 time of the store's last change HQ applied (`null`: never synced).
+    pub as_of: Option<String>,
+    /// Whether any writer of the store is online (retained status).
+    pub online: bool,
+}
+
+impl HqState {
+    /// Stock of one SKU in one store.
+    pub fn stock(&self, store: &str, sku: &str) -> Result<Option<StoreSku>, HqError> {
+        Ok(self.stock_rows(store, Some(sku))?.into_iter().next())
+    }
+
+    /// Stock of every SKU of `store`.
+    pub fn store_stock(&self, store: &str) -> Result<Vec<StoreSku>, HqError> {
+        self.stock_rows(store, None)
+    }
+
+    fn stock_rows(&self, store: &str, sku: Option<&str>) -> Result<Vec<StoreSku>, HqError> {
+        let (as_of, online) = self.store_meta(store)?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT sku, on_hand, reserved FROM hq_stock
+             WHERE store = ?1 AND (?2 IS NULL OR sku = ?2) ORDER BY sku",
+        )?;
+        let rows = stmt.query_map(params![store, sku], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (sku, on_hand, reserved) = row?;
+            out.push(StoreSku {
+                store: store.to_owned(),
+                available_to_sell: (on_hand - reserved - self.safety_stock).max(0),
+                online_escrow: self.escrow_of(store, &sku).remaining().max(0),
+                sku,
+                on_hand,
+                reserved,
+                safety_stock: self.safety_stock,
+                as_of: as_of.clone(),
+                online,
+            });
+        }
+        Ok(out)
+    }
+
+    fn store_meta(&self, store: &str) -> Result<(Option<String>, bool), HqError> {
+        let last: Option<Option<i64>> = self
+            .conn
+            .prepare_cached("SELECT last_sync_ms FROM hq_store WHERE store = ?1")?
+            .query_row([store], |r| r.get(0))
+            .optional()?;
+        let online: i64 = self.conn.query_row(
+            "SELECT COALESCE(max(online), 0) FROM hq_writer_status WHERE store = ?1",
+            [store],
+            |r| r.get(0),
+        )?;
+        Ok((last.flatten().map(rfc3339_ms), online != 0))
+    }
+
+    /// The stock document of `store` (for tests, the bench and the demo).
+    pub fn stock_doc(&self, store: &str) -> Option<StockDoc> {
+        let id = DocId::new(store, DocKind::Stock).ok()?;
+        StockDoc::from_core(self.docs.get(&id)?.clone()).ok()
+    }
+}
+
+/// Upserts `store`'s stock rows (only rows whose figures changed are written).
+pub(super) fn write_stock_rows(
+    conn: &Connection,
+    store: &str,
+    levels: &BTreeMap<String, (i64, i64)>,
+) -> Result<(), HqError> {
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO hq_stock (store, sku, on_hand, reserved) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(store, sku) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved
+         WHERE on_hand != excluded.on_hand OR reserved != excluded.reserved",
+    )?;
+    for (sku, (on_hand, reserved)) in levels {
+        upsert.execute(params![store, sku, on_hand, reserved])?;
+    }
+    Ok(())
+}
+
+fn rfc3339_ms(ms: i64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| ms.to_string())
+}

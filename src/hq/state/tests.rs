@@ -1,0 +1,148 @@
+//! Unit tests of HQ's state: ingest, batching, epochs, restart.
+
+use super::*;
+use crate::crdt::stock::StockDoc;
+use crate::domain::stock::Movement;
+use crate::sync::payload::SyncMessage;
+
+fn hq() -> (tempfile::TempDir, HqState) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = HqState::open(&dir.path().join("hq.db"), "t", 1).unwrap();
+    (dir, state)
+}
+
+fn change(writer: &str, store: &str, sku: &str, deltas: &[i64]) -> Vec<Vec<u8>> {
+    let mut doc = StockDoc::genesis(store, 0, WriterId::new(writer).unwrap()).unwrap();
+    deltas
+        .iter()
+        .map(|d| {
+            let m = [Movement {
+                sku: sku.into(),
+                delta: *d,
+            }];
+            doc.apply_movements(&m, 1).unwrap().unwrap().bytes
+        })
+        .collect()
+}
+
+fn message(store: &str, changes: Vec<Vec<u8>>) -> Vec<u8> {
+    SyncMessage::Changes {
+        doc: DocId::new(store, DocKind::Stock).unwrap(),
+        epoch: 0,
+        changes,
+    }
+    .encode()
+    .unwrap()
+}
+
+const S1_TOPIC: &str = "storenode/v1/t/s1/changes/stock/s1.lane1";
+
+#[test]
+fn a_change_forged_by_another_stores_writer_is_rejected() {
+    let (_dir, mut hq) = hq();
+    let forged = message("s1", change("s2.lane1", "s1", "A", &[-5]));
+    let err = hq.handle(S1_TOPIC, &forged).unwrap_err();
+    assert!(matches!(err, Rejected::Unauthorised(_)), "{err}");
+    assert_eq!(hq.stock("s1", "A").unwrap(), None, "nothing applied");
+    // A store publishing about another store's document is refused too.
+    let other = message("s2", change("s2.lane1", "s2", "A", &[1]));
+    assert!(matches!(
+        hq.handle(S1_TOPIC, &other),
+        Err(Rejected::WrongStore { .. })
+    ));
+}
+
+#[test]
+fn queued_messages_apply_as_one_batch_and_a_bad_one_costs_only_itself() {
+    let (_dir, mut hq) = hq();
+    let good = change("s1.lane1", "s1", "A", &[5, -1, -1]);
+    let forged = message("s1", change("s2.lane1", "s1", "A", &[-50]));
+    let messages: Vec<(String, Vec<u8>)> = vec![
+        (S1_TOPIC.into(), message("s1", vec![good[0].clone()])),
+        (S1_TOPIC.into(), message("s1", vec![good[1].clone()])),
+        (S1_TOPIC.into(), forged),
+        (S1_TOPIC.into(), message("s1", vec![good[2].clone()])),
+        (S1_TOPIC.into(), message("s1", vec![good[2].clone()])),
+    ];
+    let results = hq.handle_many(&messages);
+    assert_eq!(results.len(), 5);
+    assert!(
+        matches!(results[2], Err(Rejected::Unauthorised(_))),
+        "{:?}",
+        results[2].as_ref().err()
+    );
+    let accepted = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(accepted, 4, "the others are applied");
+    assert_eq!(hq.stock("s1", "A").unwrap().map(|s| s.on_hand), Some(3));
+    // A clean batch: one answer set (HQ's heads) for all of it.
+    let more = change("s1.lane2", "s1", "A", &[1, 1]);
+    let clean: Vec<(String, Vec<u8>)> = more
+        .into_iter()
+        .map(|c| (S1_TOPIC.replace("lane1", "lane2"), message("s1", vec![c])))
+        .collect();
+    let results = hq.handle_many(&clean);
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(results[1].as_ref().map(Vec::len).ok(), Some(0));
+    assert_eq!(hq.stock("s1", "A").unwrap().map(|s| s.on_hand), Some(5));
+}
+
+#[test]
+fn duplicated_and_reordered_delivery_converges() {
+    let (_dir, mut hq) = hq();
+    let changes = change("s1.lane1", "s1", "A", &[10, -1, -2]);
+    // Last first (queued until its dependencies arrive), then everything twice.
+    hq.handle(S1_TOPIC, &message("s1", vec![changes[2].clone()]))
+        .unwrap();
+    for _ in 0..2 {
+        for c in changes.iter().rev() {
+            hq.handle(S1_TOPIC, &message("s1", vec![c.clone()]))
+                .unwrap();
+        }
+    }
+    let row = hq.stock("s1", "A").unwrap().unwrap();
+    assert_eq!(row.on_hand, 7);
+    assert_eq!(row.available_to_sell, 6, "safety stock 1");
+    // Garbage is rejected, never applied half-way.
+    assert!(hq.handle(S1_TOPIC, &[1, 1, 0]).is_err());
+    assert_eq!(hq.stock("s1", "A").unwrap().unwrap().on_hand, 7);
+}
+
+#[test]
+fn an_epoch_keeps_the_stock_and_ignores_late_changes_of_the_old_one() {
+    let (_dir, mut hq) = hq();
+    assert!(matches!(hq.open_epoch("s1"), Err(HqError::UnknownStore(_))));
+    let changes = change("s1.lane1", "s1", "A", &[10, -3]);
+    hq.handle(S1_TOPIC, &message("s1", vec![changes[0].clone()]))
+        .unwrap();
+    let (epoch, announce) = hq.open_epoch("s1").unwrap();
+    assert_eq!(epoch, 1);
+    assert_eq!(
+        announce.len(),
+        4,
+        "EpochAnnounce and retained heads, of the stock and of the orders document"
+    );
+    assert_eq!(hq.stock("s1", "A").unwrap().unwrap().on_hand, 10, "base");
+    // The writer's post-cut change of epoch 0 is dropped: it carries it over itself.
+    let late = hq
+        .handle(S1_TOPIC, &message("s1", vec![changes[1].clone()]))
+        .unwrap();
+    assert!(late.is_empty());
+    assert_eq!(hq.stock("s1", "A").unwrap().unwrap().on_hand, 10);
+    // lane1 has not moved over yet: no epoch 2.
+    assert!(matches!(hq.open_epoch("s1"), Err(HqError::EpochPending(_))));
+}
+
+#[test]
+fn state_survives_a_restart() {
+    let (dir, mut hq) = hq();
+    hq.handle(
+        S1_TOPIC,
+        &message("s1", change("s1.lane1", "s1", "A", &[4])),
+    )
+    .unwrap();
+    let heads = hq.stock_doc("s1").unwrap().core().heads();
+    drop(hq);
+    let again = HqState::open(&dir.path().join("hq.db"), "t", 1).unwrap();
+    assert_eq!(again.stock_doc("s1").unwrap().core().heads(), heads);
+    assert_eq!(again.stock("s1", "A").unwrap().unwrap().on_hand, 4);
+}

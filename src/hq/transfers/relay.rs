@@ -1,0 +1,298 @@
+//! How HQ relays transfers between the two stores' orders documents.
+//!
+//! Whenever a store's orders document changes, HQ ([`HqState::relay_transfers`]):
+//! 1. copies a new transfer's facts from the sender's document into the receiver's, naming
+//!    the receiving lane (an online lane HQ has seen, as for online orders); a store HQ has
+//!    never seen a lane of waits (`synced = 0`) until one shows up;
+//! 2. mirrors every status event one document has and the other lacks (a receipt with its
+//!    counted lines into the sender's, a cancel into the receiver's), as HQ's own event with
+//!    the original time, so both documents fold to the same status;
+//! 3. refreshes `hq_transfer` (status, dispatched and received per SKU) for the HTTP API.
+//!
+//! Everything is idempotent: a replayed change finds nothing missing and writes nothing.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{OptionalExtension, params};
+
+use super::doc_err;
+use crate::crdt::doc::{DocId, DocKind, WriterId};
+use crate::crdt::orders::OrdersDoc;
+use crate::crdt::transfers::{TransferDocError, TransferFacts};
+use crate::domain::transfers::TransferStatus;
+use crate::hq::state::{HqError, HqState, Outgoing};
+use crate::sync::payload::SyncMessage;
+use crate::sync::persist;
+use crate::sync::service::{kind_id, scope_of};
+use crate::sync::topics::{Id, Scope};
+use crate::sync::wire::WireError;
+
+impl HqState {
+    /// Relays the transfers of a store's orders document that changed (see the module docs).
+    /// Returns the changes and heads to publish. Failures are logged: the store's own change
+    /// is already applied and stored, and the next change of either document retries.
+    pub(in crate::hq) fn relay_transfers(&mut self, changed: &DocId) -> Vec<Outgoing> {
+        if changed.kind != DocKind::Orders {
+            return Vec::new();
+        }
+        let ids = match self.orders_doc(changed) {
+            Ok(doc) => doc
+                .transfer_ids()
+                .into_iter()
+                .filter(|id| {
+                    let status = doc.transfer_state(id).map(|s| s.status);
+                    !self.is_synced(id, status).unwrap_or(false)
+                })
+                .collect::<Vec<_>>(),
+            Err(_) => return Vec::new(),
+        };
+        self.relay_ids(&ids)
+    }
+
+    /// Retries the transfers to `store` still waiting for a receiving lane (a lane of it
+    /// was just seen).
+    pub(in crate::hq) fn relay_pending_to(&mut self, store: &str) -> Vec<Outgoing> {
+        let ids: Vec<String> = match self
+            .conn
+            .prepare_cached("SELECT id FROM hq_transfer WHERE to_store = ?1 AND synced = 0")
+            .and_then(|mut stmt| {
+                stmt.query_map([store], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()
+            }) {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read pending transfers");
+                return Vec::new();
+            }
+        };
+        self.relay_ids(&ids)
+    }
+
+    fn relay_ids(&mut self, ids: &[String]) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        let mut touched = Vec::new();
+        for id in ids {
+            match self.relay_one(id) {
+                Ok(changed) => touched.extend(changed),
+                Err(e) => {
+                    tracing::warn!(transfer = %id, error = %e, "transfer relay failed; retried with the next change");
+                }
+            }
+        }
+        for (doc, changes) in touched_changes(touched) {
+            match self.publish_doc_changes(&doc, changes) {
+                Ok(messages) => out.extend(messages),
+                Err(e) => tracing::warn!(error = %e, "cannot publish relayed transfer changes"),
+            }
+        }
+        out
+    }
+
+    /// Relays one transfer; returns `(doc, change bytes)` of every change HQ made.
+    fn relay_one(&mut self, id: &str) -> Result<Vec<(DocId, Vec<u8>)>, HqError> {
+        let Some((from_id, to_id, facts)) = self.transfer_docs(id)? else {
+            return Ok(Vec::new());
+        };
+        let mut made = Vec::new();
+        if let Some(change) = self.copy_facts(&to_id, &facts)? {
+            made.push((to_id.clone(), change));
+        }
+        let from = self.orders_doc(&from_id)?;
+        let to = self.orders_doc(&to_id)?;
+        for (target, source, target_id) in [(&from, &to, &from_id), (&to, &from, &to_id)] {
+            for (status, at_ms, lines) in missing_events(target, source, id) {
+                let change = self.hq_write(target_id, |doc| match (&status, &lines) {
+                    (TransferStatus::Received, Some(lines)) => {
+                        doc.record_transfer_received(id, lines, at_ms)
+                    }
+                    _ => doc.record_transfer_status(id, status, at_ms),
+                })?;
+                if let Some(change) = change {
+                    made.push((target_id.clone(), change));
+                }
+            }
+        }
+        self.refresh_row(id, &from_id, &to_id)?;
+        Ok(made)
+    }
+
+    /// Writes HQ's copy of the facts (with the receiving lane) into the receiver's document.
+    fn copy_facts(
+        &mut self,
+        to_id: &DocId,
+        facts: &TransferFacts,
+    ) -> Result<Option<Vec<u8>>, HqError> {
+        let to = self.orders_doc(to_id)?;
+        if to
+            .transfer_facts(&facts.transfer_id)
+            .is_some_and(|f| f.receiver.is_some())
+        {
+            return Ok(None);
+        }
+        let Some(receiver) = self.receiving_lane(&to_id.store)? else {
+            tracing::info!(
+                transfer = facts.transfer_id,
+                to_store = to_id.store,
+                "no lane of the receiving store known yet; relay waits"
+            );
+            return Ok(None);
+        };
+        let copy = TransferFacts {
+            receiver: Some(receiver),
+            ..facts.clone()
+        };
+        self.hq_write(to_id, |doc| doc.put_transfer(&copy))
+    }
+
+    fn receiving_lane(&self, store: &str) -> Result<Option<WriterId>, HqError> {
+        let writer: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT writer FROM hq_writer_status WHERE store = ?1
+                 ORDER BY online DESC, writer LIMIT 1",
+                [store],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(writer.and_then(|w| WriterId::new(&w).ok()))
+    }
+
+    /// Runs one HQ write on a store's orders document and stores the change (with the
+    /// store row, so the document is loaded again after a restart). On failure the
+    /// in-memory document is left as it was.
+    fn hq_write<F>(&mut self, id: &DocId, write: F) -> Result<Option<Vec<u8>>, HqError>
+    where
+        F: FnOnce(
+            &mut OrdersDoc,
+        ) -> Result<Option<crate::crdt::doc::LocalChange>, TransferDocError>,
+    {
+        let mut doc = self.orders_doc(id)?;
+        let Some(change) = write(&mut doc).map_err(doc_err)? else {
+            return Ok(None);
+        };
+        let now = crate::clock::now_utc();
+        let tx = self.conn.unchecked_transaction()?;
+        persist::persist_change(&tx, doc.core(), &change.bytes, false, &now)?;
+        tx.execute(
+            "INSERT INTO hq_store (store, epoch) VALUES (?1, 0) ON CONFLICT(store) DO NOTHING",
+            [&id.store],
+        )?;
+        tx.commit()?;
+        self.docs.insert(id.clone(), doc.core().clone());
+        Ok(Some(change.bytes))
+    }
+
+    fn publish_doc_changes(
+        &self,
+        id: &DocId,
+        changes: Vec<Vec<u8>>,
+    ) -> Result<Vec<Outgoing>, HqError> {
+        let topic = self
+            .topics
+            .changes_about(
+                &Scope::Hq,
+                &scope_of(id)?,
+                &kind_id(DocKind::Orders)?,
+                &Id::new(self.writer.as_str())?,
+            )
+            .to_string();
+        let payload = SyncMessage::Changes {
+            doc: id.clone(),
+            epoch: self.orders_epoch(id),
+            changes,
+        }
+        .encode()
+        .map_err(WireError::from)?;
+        Ok(vec![
+            Outgoing {
+                topic,
+                payload,
+                retain: false,
+            },
+            self.heads_outgoing(id)?,
+        ])
+    }
+
+    fn is_synced(&self, id: &str, status: Option<TransferStatus>) -> Result<bool, HqError> {
+        let row: Option<(String, i64)> = self
+            .conn
+            .prepare_cached("SELECT status, synced FROM hq_transfer WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(row.is_some_and(|(s, synced)| synced == 1 && status.is_some_and(|st| st.as_str() == s)))
+    }
+
+    /// Refreshes `hq_transfer` from both documents.
+    fn refresh_row(&mut self, id: &str, from_id: &DocId, to_id: &DocId) -> Result<(), HqError> {
+        let Some(view) = self.view_from(id, from_id, to_id)? else {
+            return Ok(());
+        };
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
+            "INSERT INTO hq_transfer (id, from_store, to_store, receiver, status, created_at_ms, updated_ms, synced)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT(id) DO UPDATE SET receiver = excluded.receiver, status = excluded.status,
+               updated_ms = excluded.updated_ms, synced = excluded.synced",
+            params![
+                id,
+                view.from_store,
+                view.to_store,
+                view.receiver,
+                view.status.as_str(),
+                view.created_at_ms,
+                crate::clock::now_ms(),
+                i64::from(view.synced)
+            ],
+        )?;
+        for line in &view.lines {
+            tx.execute(
+                "INSERT INTO hq_transfer_line (transfer_id, sku, dispatched, received) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(transfer_id, sku) DO UPDATE SET dispatched = excluded.dispatched, received = excluded.received",
+                params![id, line.sku, line.dispatched, line.received],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// Groups the changes per document, in the order they were made.
+fn touched_changes(changes: Vec<(DocId, Vec<u8>)>) -> BTreeMap<DocId, Vec<Vec<u8>>> {
+    let mut out: BTreeMap<DocId, Vec<Vec<u8>>> = BTreeMap::new();
+    for (doc, change) in changes {
+        out.entry(doc).or_default().push(change);
+    }
+    out
+}
+
+/// A status one document has and the other lacks: `(status, earliest time, received lines
+/// for a receipt)`.
+type MissingEvent = (TransferStatus, i64, Option<BTreeMap<String, i64>>);
+
+/// Statuses `source` has for `id` that `target` lacks.
+/// Statuses `source` has for `id` that `target` lacks.
+fn missing_events(target: &OrdersDoc, source: &OrdersDoc, id: &str) -> Vec<MissingEvent> {
+    if target.transfer_facts(id).is_none() {
+        return Vec::new(); // the receiver's copy is not there yet (no lane known)
+    }
+    let have: Vec<TransferStatus> = target
+        .transfer_events(id)
+        .iter()
+        .map(|e| e.status)
+        .collect();
+    let mut earliest: BTreeMap<TransferStatus, i64> = BTreeMap::new();
+    for event in source.transfer_events(id) {
+        let at = earliest.entry(event.status).or_insert(event.at_ms);
+        *at = (*at).min(event.at_ms);
+    }
+    earliest
+        .into_iter()
+        .filter(|(status, _)| !have.contains(status))
+        .map(|(status, at)| {
+            let lines = (status == TransferStatus::Received)
+                .then(|| source.transfer_received(id))
+                .flatten();
+            (status, at, lines)
+        })
+        .collect()
+}
