@@ -11,7 +11,7 @@ use common::mosquitto::{Mosquitto, MosquittoOptions};
 use common::pki::{ClientCert, Pki};
 use storenode::sync::transport::{MqttTransport, PublishError, QoS, TransportConfig};
 use storenode::tls::{TlsFiles, client_config};
-use sync_util::{BrokerAccess, HqNode, StoreNode, TENANT, wait_for};
+use sync_util::{BrokerAccess, HQ_TOKEN, HqNode, StoreNode, TENANT, wait_for};
 use tokio_util::sync::CancellationToken;
 
 fn access(port: u16, cert: &ClientCert) -> BrokerAccess {
@@ -151,4 +151,29 @@ fn readyz_shows_sync_down_while_the_broker_refuses_every_publish() {
         },
     );
     assert!(lane.metric("storenode_sync_denied_total").unwrap_or(0) > 0);
+}
+
+/// HQ reads the bearer scheme case-insensitively (RFC 9110 §11.1), as the store's API does;
+/// it used to answer 401 to `bearer <token>`.
+#[test]
+fn hq_takes_the_bearer_scheme_in_any_case() {
+    let broker = Mosquitto::start(MosquittoOptions::plain());
+    let hq = HqNode::start(
+        &BrokerAccess::Plain {
+            port: broker.port(),
+        },
+        "",
+    );
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let header = format!("{scheme} {HQ_TOKEN}");
+        assert_eq!(
+            hq.status_with_authorization("/v1/stock?store=s1", &header),
+            200,
+            "{scheme}"
+        );
+    }
+    assert_eq!(
+        hq.status_with_authorization("/v1/stock?store=s1", &format!("Basic {HQ_TOKEN}")),
+        401
+    );
 }

@@ -77,7 +77,7 @@ impl FromRequestParts<AppState> for TerminalId {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(bearer_token);
+            .and_then(crate::settings::bearer_token);
         let Some(terminal) = token.and_then(|t| state.auth.authenticate(t)) else {
             state.metrics.auth_failures.inc();
             tracing::warn!(path = %parts.uri.path(), "request refused: missing or invalid bearer token");
@@ -89,16 +89,6 @@ impl FromRequestParts<AppState> for TerminalId {
         }
         Ok(TerminalId(terminal.to_string()))
     }
-}
-
-/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
-/// (RFC 9110 §11.1), so `bearer` and `BEARER` are accepted as well.
-fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.trim_start().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]
@@ -126,16 +116,6 @@ mod tests {
         assert_eq!(auth.authenticate("token-two-0123456789"), Some("pos2"));
         assert_eq!(auth.authenticate("token-two-012345678"), None);
         assert_eq!(auth.authenticate(""), None);
-    }
-
-    #[test]
-    fn bearer_scheme_is_case_insensitive() {
-        for value in ["Bearer abc", "bearer abc", "BEARER  abc ", "BeArEr abc"] {
-            assert_eq!(bearer_token(value), Some("abc"), "{value:?}");
-        }
-        assert_eq!(bearer_token("Basic abc"), None);
-        assert_eq!(bearer_token("Bearer "), None);
-        assert_eq!(bearer_token("Bearerabc"), None);
     }
 
     #[test]

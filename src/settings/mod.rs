@@ -6,7 +6,7 @@ mod secret;
 
 use std::path::PathBuf;
 
-pub use secret::Secret;
+pub use secret::{Secret, bearer_token};
 
 /// A configuration problem, always naming the file and, where known, the key.
 #[derive(Debug, thiserror::Error)]

@@ -400,6 +400,17 @@ impl HqNode {
         self.dir
     }
 
+    /// Status of `GET {path}` with this `Authorization` header value, as a client sends it.
+    pub fn status_with_authorization(&self, path: &str, authorization: &str) -> u16 {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .header("Authorization", authorization)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    }
+
     /// `(status, body)` of `GET /v1/stock/{store}/{sku}`.
     pub fn stock(&self, store: &str, sku: &str) -> (u16, serde_json::Value) {
         let reply = self

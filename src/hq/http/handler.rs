@@ -95,7 +95,7 @@ impl HttpState {
         let given = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(crate::settings::bearer_token)
             .unwrap_or("");
         if bool::from(given.as_bytes().ct_eq(self.token.expose().as_bytes())) {
             Ok(Authorised(self))
