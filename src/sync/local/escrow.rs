@@ -1,5 +1,5 @@
 //! The online escrow between a store node's SQLite and its orders document
-//! ([`crate::crdt::escrow`] has the rule): grants made at this node are recorded in the
+//! ([`crate::domain::escrow`] has the rule, [`crate::crdt::escrow`] the layout): grants made at this node are recorded in the
 //! document in the commit that made them, and the node's view of the totals
 //! (`escrow_level`) follows the document after every change to it.
 
