@@ -1,7 +1,7 @@
 //! The online escrow between a store node's SQLite and its orders document
-//! ([`crate::domain::escrow`] has the rule, [`crate::crdt::escrow`] the layout): grants made at this node are recorded in the
-//! document in the commit that made them, and the node's view of the totals
-//! (`escrow_level`) follows the document after every change to it.
+//! ([`crate::domain::escrow`] has the rule, [`crate::crdt::escrow`] the layout): grants made at
+//! this node are recorded in the document in the commit that made them, and the node's view of the
+//! totals (`escrow_level`) follows the document after every change to it.
 
 use std::collections::BTreeMap;
 
