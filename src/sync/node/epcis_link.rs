@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::pace::Pace;
 use crate::epcis::batch::{Ack, split};
 use crate::epcis::{Origin, build_event, source};
 use crate::store::Store;
@@ -120,14 +121,8 @@ impl EpcisLink {
     }
 
     async fn publish_loop(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(PUBLISH_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = self.wake.notified() => {}
-                _ = tick.tick() => {}
-            }
+        let mut pace = Pace::every(PUBLISH_EVERY);
+        while pace.next_round(&self.wake, &shutdown).await {
             if !self.mqtt.is_connected() {
                 // Whatever was in flight may be lost with the session: start again from the
                 // mark once connected.

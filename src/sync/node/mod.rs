@@ -30,6 +30,7 @@ use service::{SyncDiag, SyncService};
 pub mod epcis_link;
 pub mod hook;
 mod load;
+mod pace;
 pub mod pii;
 pub mod service;
 

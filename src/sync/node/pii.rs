@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::pace::Pace;
 use crate::domain::customer::PiiPayload;
 use crate::store::Store;
 use crate::store::customers::{self as pii_store, Applied, Pending};
@@ -113,14 +114,8 @@ impl PiiLink {
     }
 
     async fn publish_loop(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(PUBLISH_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = self.wake.notified() => {}
-                _ = tick.tick() => {}
-            }
+        let mut pace = Pace::every(PUBLISH_EVERY);
+        while pace.next_round(&self.wake, &shutdown).await {
             if !self.mqtt.is_connected() {
                 continue;
             }
