@@ -6,7 +6,7 @@
 //! * a store with valid credentials cannot write another store's data: the broker's ACL
 //!   denies it (`tests/sync_security.rs`,
 //!   `a_store_writing_another_stores_topic_is_denied_and_sees_it`) and HQ checks every
-//!   change's author and reach (`SyncDoc::check_change`, unit tests in `src/sync/doc.rs`
+//!   change's author and reach (`SyncDoc::check_change`, unit tests in `src/crdt/doc_tests.rs`
 //!   and `src/hq`);
 //! * the control socket is mode 0660: `tests/ops.rs`, `control_socket_is_group_only`.
 

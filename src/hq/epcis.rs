@@ -1,7 +1,7 @@
 //! HQ's side of the EPCIS flow: stores every store writer's EPCIS 2.0 events once (by
 //! `eventID`), acknowledges with a retained `hq/epcis-ack/{store}/{writer}` message, and
 //! serves them: `GET /v1/epcis/events?store=S&from=&to=&limit=&after=` (an EPCISDocument,
-//! paged with `Link: <…&after=N>; rel="next"`). See `crate::sync::epcis_link` for the node.
+//! paged with `Link: <…&after=N>; rel="next"`). See `crate::sync::node::epcis_link` for the node.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
