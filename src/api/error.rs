@@ -146,6 +146,20 @@ const MAX_REJECTION_TEXT: usize = 4096;
 /// the body limit's 413, the timeout's empty 503) the API's JSON shape, keeping its status
 /// and headers (`Allow`, `Retry-After`) and its text as the message.
 pub async fn json_errors(response: Response) -> Response {
+    let mut reply = as_json_error(response).await;
+    if reply.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        // The refused body was never read, so the connection closes after this reply; saying
+        // so keeps a till's HTTP client from reusing it for its next request, which would
+        // then fail as an incomplete message.
+        reply.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    reply
+}
+
+async fn as_json_error(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()
@@ -173,6 +187,15 @@ pub async fn json_errors(response: Response) -> Response {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             reply.headers_mut().insert(name.clone(), value.clone());
         }
+    }
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The refused body was never read, so the connection closes after this reply; saying
+        // so keeps a till's HTTP client from reusing it for its next request, which would
+        // then fail as an incomplete message.
+        reply.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
     }
     reply
 }
@@ -208,6 +231,9 @@ mod tests {
         let body = body_of(json_errors(too_big).await).await;
         assert_eq!(body["error"], "payload_too_large");
         assert_eq!(body["message"], "length limit exceeded");
+        // The unread body ends the connection: the client is told not to reuse it.
+        let too_big = json_errors((StatusCode::PAYLOAD_TOO_LARGE, "too big").into_response()).await;
+        assert_eq!(too_big.headers()[header::CONNECTION], "close");
     }
 
     #[tokio::test]
