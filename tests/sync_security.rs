@@ -177,3 +177,33 @@ fn hq_takes_the_bearer_scheme_in_any_case() {
         401
     );
 }
+
+/// HQ reads a JSON body whatever its content type says, as the store does (it answered a
+/// `curl -d` 415), and refuses a bad one in its JSON error shape: 400 for what is not JSON,
+/// 422 for JSON that does not fit the request.
+#[test]
+fn hq_reads_json_without_a_content_type_and_refuses_bad_bodies_as_json() {
+    let broker = Mosquitto::start(MosquittoOptions::plain());
+    let hq = HqNode::start(
+        &BrokerAccess::Plain {
+            port: broker.port(),
+        },
+        "",
+    );
+    let item = r#"{"items":[{"sku":"MILK","name":"Milk","price_minor":119,"currency":"EUR",
+        "tax_class":"reduced","gtins":[],"variable_measure":false}]}"#;
+    let (status, body) = hq.post_untyped("/v1/catalog", item);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = hq.post_untyped("/v1/catalog", "{\"items\": [");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
+    let (status, body) = hq.post_untyped("/v1/catalog", r#"{"items": 7}"#);
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
+}

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
-use super::http::{Answer, Authorised, HttpState, Problem};
+use super::http::{Answer, Authorised, HttpState, JsonBody, Problem};
 use crate::crdt::catalog::read_item;
 use crate::crdt::doc::SyncDoc;
 use crate::crdt::pricing::{PricingEdit, read_rules};
@@ -147,7 +147,7 @@ async fn rules(auth: &Authorised<'_>) -> Result<pricing::PricingRules, Problem> 
 pub async fn put_promotion(
     State(state): State<HttpState>,
     headers: HeaderMap,
-    Json(promotion): Json<Promotion>,
+    JsonBody(promotion): JsonBody<Promotion>,
 ) -> Answer {
     let auth = state.authorise(&headers)?;
     let id = promotion.id.clone();
@@ -185,7 +185,7 @@ pub async fn end_promotion(
 pub async fn put_pricing(
     State(state): State<HttpState>,
     headers: HeaderMap,
-    Json(body): Json<PricingBody>,
+    JsonBody(body): JsonBody<PricingBody>,
 ) -> Answer {
     let auth = state.authorise(&headers)?;
     let zones = pricing::PricingRules {
@@ -224,7 +224,7 @@ pub async fn put_pricing(
 pub async fn post_quote(
     State(state): State<HttpState>,
     headers: HeaderMap,
-    Json(request): Json<QuoteRequest>,
+    JsonBody(request): JsonBody<QuoteRequest>,
 ) -> Answer {
     let auth = state.authorise(&headers)?;
     let now = crate::clock::now_utc();

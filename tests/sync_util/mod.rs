@@ -411,6 +411,21 @@ impl HqNode {
             .unwrap_or(0)
     }
 
+    /// `(status, body)` of `POST {path}` with `body` sent as is, without a content type
+    /// (what `curl -d` sends).
+    pub fn post_untyped(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
+        let reply = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(HQ_TOKEN)
+            .body(body.to_owned())
+            .timeout(Duration::from_secs(10))
+            .send()
+            .expect("POST to hq");
+        let status = reply.status().as_u16();
+        (status, reply.json().unwrap_or(serde_json::Value::Null))
+    }
+
     /// `(status, body)` of `GET /v1/stock/{store}/{sku}`.
     pub fn stock(&self, store: &str, sku: &str) -> (u16, serde_json::Value) {
         let reply = self

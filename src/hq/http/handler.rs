@@ -10,8 +10,11 @@ use std::fmt::Display;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 use tokio::task::JoinError;
@@ -73,6 +76,29 @@ impl Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         (self.status, Json(Value::Object(self.body))).into_response()
+    }
+}
+
+/// A JSON request body, read whatever its `Content-Type` says, as the store's API reads it
+/// (a `curl -d` without `--json` is JSON too; axum's `Json` answered it 415). A body that is
+/// not JSON is a 400, one that does not fit the request a 422, both as a [`Problem`].
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|e| Problem::new(e.status(), e.body_text()))?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            let status = if e.is_data() {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            Problem::new(status, format!("request body: {e}"))
+        })
     }
 }
 

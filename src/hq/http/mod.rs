@@ -18,7 +18,7 @@
 mod handler;
 mod stock;
 
-pub use handler::{Answer, Authorised, Problem};
+pub use handler::{Answer, Authorised, JsonBody, Problem};
 pub use stock::CatalogBody;
 
 use axum::Router;

@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 
-use super::{Answer, HttpState, Problem};
+use super::{Answer, HttpState, JsonBody, Problem};
 use crate::crdt::catalog::CatalogItem;
 
 pub(super) async fn one_sku(
@@ -48,7 +48,7 @@ pub struct CatalogBody {
 pub(super) async fn publish_catalog(
     State(state): State<HttpState>,
     headers: HeaderMap,
-    Json(body): Json<CatalogBody>,
+    JsonBody(body): JsonBody<CatalogBody>,
 ) -> Answer {
     let auth = state.authorise(&headers)?;
     let count = body.items.len();

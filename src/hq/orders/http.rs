@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 
 use super::{CancelRefused, NewHqOrder, OrderRefused};
 use crate::domain::orders::OrderStatus;
-use crate::hq::http::{Answer, HttpState, Problem};
+use crate::hq::http::{Answer, HttpState, JsonBody, Problem};
 
 /// An order refused: taken or not granted is 409, invalid or without a lane 422.
 impl From<OrderRefused> for Problem {
@@ -39,7 +39,7 @@ impl From<CancelRefused> for Problem {
 pub async fn place_order(
     State(state): State<HttpState>,
     headers: HeaderMap,
-    Json(order): Json<NewHqOrder>,
+    JsonBody(order): JsonBody<NewHqOrder>,
 ) -> Answer {
     let auth = state.authorise(&headers)?;
     let placed = {
@@ -142,7 +142,7 @@ pub async fn return_escrow(
     State(state): State<HttpState>,
     headers: HeaderMap,
     Path((store, sku)): Path<(String, String)>,
-    Json(request): Json<ReturnRequest>,
+    JsonBody(request): JsonBody<ReturnRequest>,
 ) -> Answer {
     let auth = state.authorise(&headers)?;
     let (messages, totals) = auth

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{EraseRequest, HqLookup, HqPrivacyError};
 use crate::domain::customer::Customer;
-use crate::hq::http::{Answer, Authorised, HttpState, Problem};
+use crate::hq::http::{Answer, Authorised, HttpState, JsonBody, Problem};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,7 +41,7 @@ pub async fn put_customer(
     headers: HeaderMap,
     UrlPath(order_id): UrlPath<String>,
     Query(query): Query<StoreQuery>,
-    Json(customer): Json<Customer>,
+    JsonBody(customer): JsonBody<Customer>,
 ) -> Answer {
     let auth = state.authorise(&headers)?;
     let store = match query.store {
@@ -103,7 +103,7 @@ pub async fn get_customer(
 pub async fn erase(
     State(state): State<HttpState>,
     headers: HeaderMap,
-    Json(request): Json<EraseRequest>,
+    JsonBody(request): JsonBody<EraseRequest>,
 ) -> Answer {
     let auth = state.authorise(&headers)?;
     request
