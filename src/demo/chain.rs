@@ -155,6 +155,7 @@ fn free_loopback_addr() -> anyhow::Result<SocketAddr> {
 
 fn hq_config(dir: &Path, broker: SocketAddr) -> HqConfig {
     HqConfig {
+        database_url: None,
         tenant: TENANT.into(),
         data_dir: dir.join("hq"),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),

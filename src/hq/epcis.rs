@@ -3,16 +3,15 @@
 //! serves them: `GET /v1/epcis/events?store=S&from=&to=&limit=&after=` (an EPCISDocument,
 //! paged with `Link: <…&after=N>; rel="next"`). See `crate::sync::node::epcis_link` for the node.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
-use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
+use super::db::{Db, Target};
 use super::http::{Answer, HttpState, Problem};
 use super::state::Outgoing;
 use crate::epcis::batch::{self, Ack, Batch};
@@ -24,13 +23,8 @@ const MAX_LIMIT: u32 = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HqEpcisError {
-    #[error("cannot open {path}: {source}")]
-    Open {
-        path: String,
-        source: rusqlite::Error,
-    },
-    #[error("database: {0}")]
-    Db(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Db(#[from] crate::hq::db::DbError),
     #[error(transparent)]
     Topic(#[from] topics::TopicError),
     #[error(transparent)]
@@ -49,9 +43,9 @@ pub fn lock(e: &SharedEpcis) -> MutexGuard<'_, HqEpcis> {
     e.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// HQ's EPCIS store: its own connection to `hq.db` (migrated by `HqState::open`).
+/// HQ's EPCIS store: its own connection to HQ's database.
 pub struct HqEpcis {
-    conn: Connection,
+    conn: Db,
     topics: TopicSpace,
 }
 
@@ -65,17 +59,11 @@ pub struct Received {
 }
 
 impl HqEpcis {
-    pub fn open(path: &Path, topics: TopicSpace) -> Result<Self, HqEpcisError> {
-        let open_err = |source| HqEpcisError::Open {
-            path: path.display().to_string(),
-            source,
-        };
-        let conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(open_err)?;
-        Ok(Self { conn, topics })
+    pub fn open(target: &Target, topics: TopicSpace) -> Result<Self, HqEpcisError> {
+        Ok(Self {
+            conn: Db::open(target)?,
+            topics,
+        })
     }
 
     /// Stores a batch of `store`'s `writer` in one transaction and moves its mark if the
@@ -87,7 +75,7 @@ impl HqEpcis {
         batch: &Batch,
     ) -> Result<Received, HqEpcisError> {
         let now = crate::clock::now_utc();
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.begin()?;
         let mut new = 0;
         for (index, event) in batch.events.iter().enumerate() {
             let bad = |reason: &str| HqEpcisError::BadEvent {
@@ -100,20 +88,19 @@ impl HqEpcis {
                 .ok_or_else(|| bad("no eventTime"))?;
             let time =
                 crate::epcis::normalize_time("eventTime", time).map_err(|e| bad(&e.to_string()))?;
-            new += tx
-                .prepare_cached(
-                    "INSERT INTO hq_epcis_event (event_id, store, writer, event_time, event, received_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(event_id) DO NOTHING",
-                )?
-                .execute(params![id, store, writer, time, event.to_string(), now])?;
+            let inserted = tx.execute(
+                "INSERT INTO hq_epcis_event (event_id, store, writer, event_time, event, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(event_id) DO NOTHING",
+                &[&id, &store, &writer, &time, &event.to_string(), &now],
+            )?;
+            new += usize::try_from(inserted).unwrap_or(usize::MAX);
         }
         let mark: i64 = tx
-            .query_row(
+            .query_opt(
                 "SELECT seq FROM hq_epcis_mark WHERE store = ?1 AND writer = ?2",
-                params![store, writer],
+                &[&store, &writer],
                 |r| r.get(0),
-            )
-            .optional()?
+            )?
             .unwrap_or(0);
         // A batch beyond the mark means an earlier one is missing: keep its events, but
         // acknowledge only what is contiguous, so the writer re-sends the gap.
@@ -125,7 +112,7 @@ impl HqEpcis {
         tx.execute(
             "INSERT INTO hq_epcis_mark (store, writer, seq) VALUES (?1, ?2, ?3)
              ON CONFLICT(store, writer) DO UPDATE SET seq = excluded.seq",
-            params![store, writer, mark],
+            &[&store, &writer, &mark],
         )?;
         tx.commit()?;
         Ok(Received { new, mark })
@@ -169,17 +156,14 @@ impl HqEpcis {
 
     /// Stored events in arrival order (`id` > `after`), optionally of one store and time window.
     pub fn events(&self, q: &EventQuery) -> Result<Vec<(i64, Value)>, HqEpcisError> {
-        let mut stmt = self.conn.prepare_cached(
+        let rows = self.conn.query(
             "SELECT id, event FROM hq_epcis_event
-              WHERE id > ?1 AND (?2 IS NULL OR store = ?2)
-                AND (?3 IS NULL OR event_time >= ?3) AND (?4 IS NULL OR event_time < ?4)
+              WHERE id > ?1 AND (CAST(?2 AS TEXT) IS NULL OR store = ?2)
+                AND (CAST(?3 AS TEXT) IS NULL OR event_time >= ?3) AND (CAST(?4 AS TEXT) IS NULL OR event_time < ?4)
               ORDER BY id LIMIT ?5",
+            &[&q.after, &q.store, &q.from, &q.to, &q.limit],
+            |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?)),
         )?;
-        let rows = stmt
-            .query_map(params![q.after, q.store, q.from, q.to, q.limit], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
         // Stored from parsed JSON, so it parses back; a row that would not is skipped.
         Ok(rows
             .into_iter()
@@ -332,14 +316,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn hq() -> (tempfile::TempDir, HqEpcis) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("hq.db");
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(include_str!("../epcis/hq_schema.sql"))
-            .unwrap();
+    fn hq() -> (crate::hq::db::testing::TestDb, HqEpcis) {
+        let dir = crate::hq::db::testing::TestDb::new();
         let topics = TopicSpace::new(Id::new("acme").unwrap());
-        (dir, HqEpcis::open(&path, topics).unwrap())
+        let epcis = HqEpcis::open(&dir.target, topics).unwrap();
+        (dir, epcis)
     }
 
     fn event(n: u32) -> Value {

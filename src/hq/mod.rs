@@ -5,6 +5,7 @@
 //! ([`orders`]), transfers between stores ([`transfers`]), customer data ([`privacy`]);
 //! pricing ([`pricing`]) and EPCIS events ([`epcis`]) in one file each.
 
+pub mod db;
 pub mod epcis;
 pub mod erase;
 pub mod http;
@@ -57,6 +58,8 @@ pub enum HqRunError {
     Privacy(#[from] privacy::HqPrivacyError),
     #[error(transparent)]
     Epcis(#[from] epcis::HqEpcisError),
+    #[error("opening HQ's database: {0}")]
+    Opening(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -76,18 +79,13 @@ pub struct Hq {
 
 impl Hq {
     pub async fn start(cfg: &HqConfig) -> Result<Self, HqRunError> {
-        let state = HqState::open(&cfg.data_dir.join("hq.db"), &cfg.tenant, cfg.safety_stock)?
-            .with_lanes(cfg.lanes.clone());
-        let topics = state.topics().clone();
-        let state = Arc::new(Mutex::new(state));
-        let privacy = Arc::new(Mutex::new(privacy::HqPrivacy::open(
-            &cfg.data_dir.join("hq.db"),
-            topics.clone(),
-        )?));
-        let epcis = Arc::new(Mutex::new(epcis::HqEpcis::open(
-            &cfg.data_dir.join("hq.db"),
-            topics.clone(),
-        )?));
+        let (state, privacy, epcis) = {
+            let cfg = cfg.clone();
+            tokio::task::spawn_blocking(move || open_parts(&cfg))
+                .await
+                .map_err(|e| HqRunError::Opening(e.to_string()))??
+        };
+        let topics = lock(&state).topics().clone();
         let mut transport = TransportConfig::new("hq", &cfg.broker.host, cfg.broker.port);
         if let Some(files) = &cfg.broker.tls {
             transport.tls = Some(crate::tls::client_config(files)?);
@@ -200,6 +198,24 @@ impl Hq {
             }
         }
     }
+}
+
+/// Opens HQ's state, customer data and EPCIS stores on their own connections to the
+/// configured database. Blocking (the PostgreSQL client must not run on an async worker).
+fn open_parts(
+    cfg: &HqConfig,
+) -> Result<(SharedHq, privacy::SharedPrivacy, epcis::SharedEpcis), HqRunError> {
+    let target = db::Target::from_config(cfg.database_url.as_deref(), &cfg.data_dir);
+    let state =
+        HqState::open_target(&target, &cfg.tenant, cfg.safety_stock)?.with_lanes(cfg.lanes.clone());
+    let topics = state.topics().clone();
+    let privacy = privacy::HqPrivacy::open(&target, topics.clone())?;
+    let epcis = epcis::HqEpcis::open(&target, topics)?;
+    Ok((
+        Arc::new(Mutex::new(state)),
+        Arc::new(Mutex::new(privacy)),
+        Arc::new(Mutex::new(epcis)),
+    ))
 }
 
 /// Runs HQ until SIGTERM or SIGINT.

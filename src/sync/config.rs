@@ -139,6 +139,11 @@ pub struct RawHq {
     /// changes about a listed store only from these lanes. Stores not listed accept any
     /// `{store}.{node}` writer, as before.
     pub lanes: Option<BTreeMap<String, Vec<String>>>,
+    /// PostgreSQL connection string (`host=... dbname=... user=...`), inline or from an env
+    /// var: HQ keeps its state there, and several HQ instances may share it. Default: a
+    /// SQLite file `hq.db` in `data_dir` (one instance).
+    pub database: Option<String>,
+    pub database_env: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +158,8 @@ pub struct HqConfig {
     pub epoch_interval: Option<Duration>,
     /// Per store, the writer ids (`{store}.{node}`) of its provisioned lanes.
     pub lanes: BTreeMap<String, BTreeSet<WriterId>>,
+    /// PostgreSQL connection string; `None`: SQLite in `data_dir`.
+    pub database_url: Option<String>,
 }
 
 impl RawHq {
@@ -236,7 +243,26 @@ impl RawHq {
         }
         let data_dir = resolve(file, &self.data_dir.unwrap_or_else(|| PathBuf::from(".")));
         let lanes = provisioned_lanes(file, self.lanes.unwrap_or_default())?;
+        let database_url = match (self.database, self.database_env) {
+            (Some(url), None) => Some(url),
+            (None, Some(var)) => Some(std::env::var(&var).map_err(|_| {
+                invalid(
+                    file,
+                    "hq.database_env",
+                    format!("environment variable {var} is not set"),
+                )
+            })?),
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    file,
+                    "hq.database",
+                    "give at most one of database, database_env".into(),
+                ));
+            }
+        };
         Ok(HqConfig {
+            database_url,
             lanes,
             tenant,
             data_dir,

@@ -7,6 +7,7 @@ use super::views::Archived;
 use crate::crdt::doc::{DocId, DocKind};
 use crate::crdt::epoch_orders::{OrdersCut, open_next_orders_epoch, orders_all_moved_over};
 use crate::crdt::orders::OrdersDoc;
+use crate::hq::db::{Db, docs};
 use crate::hq::state::{HqError, HqState, Outgoing};
 use crate::sync::payload::SyncMessage;
 use crate::sync::persist;
@@ -16,15 +17,13 @@ use crate::sync::wire::WireError;
 
 impl HqState {
     pub(in crate::hq) fn load_orders_docs(&mut self) -> Result<(), HqError> {
-        let stores: Vec<String> = {
-            let mut stmt = self.conn.prepare("SELECT store FROM hq_store")?;
-            let rows = stmt.query_map([], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
+        let stores: Vec<String> = self
+            .db
+            .query("SELECT store FROM hq_store", &[], |r| r.get(0))?;
         for store in stores {
             let id = DocId::new(&store, DocKind::Orders)?;
             let epoch = self.stored_orders_epoch(&id)?;
-            if let Some(doc) = persist::load_doc(&self.conn, &id, epoch, self.writer.clone())? {
+            if let Some(doc) = docs::load_doc(&self.db, &id, epoch, self.writer.clone())? {
                 self.docs.insert(id, doc);
             }
         }
@@ -33,10 +32,10 @@ impl HqState {
 
     /// The newest epoch of an orders document HQ has stored (0 if none).
     fn stored_orders_epoch(&self, id: &DocId) -> Result<u32, HqError> {
-        let epoch: Option<i64> = self.conn.query_row(
+        let epoch: Option<i64> = self.db.query_one(
             "SELECT max(epoch) FROM (SELECT epoch FROM sync_doc WHERE doc_key = ?1
-             UNION ALL SELECT epoch FROM sync_change WHERE doc_key = ?1)",
-            [persist::doc_key(id)],
+             UNION ALL SELECT epoch FROM sync_change WHERE doc_key = ?1) AS stored",
+            &[&persist::doc_key(id)],
             |r| r.get(0),
         )?;
         Ok(epoch.and_then(|e| u32::try_from(e).ok()).unwrap_or(0))
@@ -86,24 +85,19 @@ impl HqState {
     /// transaction, with the stock switch).
     pub(in crate::hq) fn save_rolled_orders(
         &self,
-        tx: &rusqlite::Connection,
+        tx: &Db,
         rolled: &RolledOrders,
         now: &str,
     ) -> Result<(), HqError> {
-        persist::save_doc(tx, rolled.new.core(), now)?;
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO hq_closed_order (doc_order_id, store, epoch, archived)
-             VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(doc_order_id) DO UPDATE SET archived = excluded.archived,
-                 epoch = excluded.epoch",
-        )?;
+        docs::save_doc(tx, rolled.new.core(), now)?;
         for (doc_order_id, archived) in &rolled.closed {
-            insert.execute(rusqlite::params![
-                doc_order_id,
-                rolled.id.store,
-                rolled.old_epoch,
-                archived
-            ])?;
+            tx.execute(
+                "INSERT INTO hq_closed_order (doc_order_id, store, epoch, archived)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(doc_order_id) DO UPDATE SET archived = excluded.archived,
+                     epoch = excluded.epoch",
+                &[doc_order_id, &rolled.id.store, &rolled.old_epoch, archived],
+            )?;
         }
         Ok(())
     }
@@ -146,14 +140,7 @@ impl HqState {
         if epoch == 0 || !self.orders_moved_over(&id.store) {
             return Ok(());
         }
-        let key = persist::doc_key(id);
-        let dropped = self.conn.execute(
-            "DELETE FROM sync_doc WHERE doc_key = ?1 AND epoch < ?2",
-            rusqlite::params![key, epoch],
-        )? + self.conn.execute(
-            "DELETE FROM sync_change WHERE doc_key = ?1 AND epoch < ?2",
-            rusqlite::params![key, epoch],
-        )?;
+        let dropped = docs::drop_epochs_before(&self.db, id, epoch)?;
         if dropped > 0 {
             tracing::info!(
                 store = id.store,

@@ -21,6 +21,7 @@ mod place;
 mod tests;
 mod views;
 
+use crate::hq::db::docs;
 use std::collections::BTreeMap;
 
 use super::state::{HqError, HqState, Outgoing};
@@ -29,7 +30,6 @@ use crate::crdt::orders::{OrdersDoc, OrdersError};
 use crate::domain::orders::{OrderEvent, OrderStatus};
 use crate::store::orders::Delivery;
 use crate::sync::payload::SyncMessage;
-use crate::sync::persist;
 use crate::sync::service::kind_id;
 use crate::sync::topics::{Id, Scope};
 use crate::sync::wire::WireError;
@@ -149,7 +149,7 @@ impl HqState {
     ) -> Result<Vec<Outgoing>, HqError> {
         if let Err(e) = self.persist_order_change(id, &bytes) {
             let epoch = self.orders_epoch(id);
-            let doc = persist::load_or_genesis(&self.conn, id, epoch, self.writer.clone())?;
+            let doc = docs::load_or_genesis(&self.db, id, epoch, self.writer.clone())?;
             self.docs.insert(id.clone(), doc);
             return Err(e);
         }
@@ -205,12 +205,12 @@ impl HqState {
             return Ok(());
         };
         let now = crate::clock::now_utc();
-        let tx = self.conn.unchecked_transaction()?;
-        persist::persist_change(&tx, doc, bytes, false, &now)?;
+        let tx = self.db.begin()?;
+        docs::persist_change(&tx, doc, bytes, false, &now)?;
         // The store row makes HQ load this orders document again after a restart.
         tx.execute(
             "INSERT INTO hq_store (store, epoch) VALUES (?1, 0) ON CONFLICT(store) DO NOTHING",
-            [&id.store],
+            &[&id.store],
         )?;
         tx.commit()?;
         Ok(())

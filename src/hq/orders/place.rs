@@ -3,8 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::OptionalExtension;
-
 use super::{
     CancelRefused, HQ_ORDER_PREFIX, MAX_LINES, NewHqOrder, OrderLine, OrderRefused, invalid,
     orders_err,
@@ -112,14 +110,13 @@ impl HqState {
         let named = match &order.node {
             Some(node) => Some(format!("{}.{node}", order.store)),
             None => self
-                .conn
-                .query_row(
+                .db
+                .query_opt(
                     "SELECT writer FROM hq_writer_status WHERE store = ?1
                      ORDER BY online DESC, writer LIMIT 1",
-                    [&order.store],
-                    |r| r.get::<_, String>(0),
+                    &[&order.store],
+                    |r| r.get::<String>(0),
                 )
-                .optional()
                 .map_err(HqError::from)?,
         };
         let Some(writer) = named else {

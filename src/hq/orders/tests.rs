@@ -6,6 +6,7 @@ use super::place::pickup_hash;
 use super::*;
 use crate::crdt::doc::WriterId;
 use crate::crdt::escrow::EscrowField;
+use crate::hq::db::testing::TestDb;
 use crate::store::orders as store_orders;
 
 fn request(code: Option<&str>, hash: Option<&str>) -> NewHqOrder {
@@ -54,8 +55,8 @@ fn grant(hq: &mut HqState, units: i64) {
 
 #[test]
 fn an_order_is_placed_once_and_shows_placed() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut hq = HqState::open(&dir.path().join("hq.db"), "t", 1).unwrap();
+    let dir = TestDb::new();
+    let mut hq = HqState::open_target(&dir.target, "t", 1).unwrap();
     let order = request(Some("4711"), None);
     assert!(
         matches!(
@@ -76,7 +77,7 @@ fn an_order_is_placed_once_and_shows_placed() {
     assert_eq!(view.fulfilment, "s1.lane1");
     assert_eq!(view.lines, BTreeMap::from([("MILK".to_owned(), 2)]));
     drop(hq);
-    let again = HqState::open(&dir.path().join("hq.db"), "t", 1).unwrap();
+    let again = HqState::open_target(&dir.target, "t", 1).unwrap();
     assert_eq!(again.order_view("web-1"), Some(view), "survives a restart");
     assert_eq!(
         again.escrow_of("s1", "MILK").remaining(),
@@ -99,8 +100,8 @@ fn orders_message(epoch: u32, changes: Vec<Vec<u8>>) -> Vec<u8> {
 fn an_epoch_switch_archives_closed_orders_and_keeps_open_ones_and_the_escrow() {
     const ORDERS_TOPIC: &str = "storenode/v1/t/s1/changes/orders/s1.lane1";
     const STOCK_TOPIC: &str = "storenode/v1/t/s1/changes/stock/s1.lane1";
-    let dir = tempfile::tempdir().unwrap();
-    let mut hq = HqState::open(&dir.path().join("hq.db"), "t", 1).unwrap();
+    let dir = TestDb::new();
+    let mut hq = HqState::open_target(&dir.target, "t", 1).unwrap();
     let lane1 = WriterId::new("s1.lane1").unwrap();
     let orders_id = DocId::new("s1", DocKind::Orders).unwrap();
     grant(&mut hq, 5);
@@ -188,7 +189,7 @@ fn an_epoch_switch_archives_closed_orders_and_keeps_open_ones_and_the_escrow() {
     assert!(hq.orders_moved_over("s1"));
 
     drop(hq);
-    let again = HqState::open(&dir.path().join("hq.db"), "t", 1).unwrap();
+    let again = HqState::open_target(&dir.target, "t", 1).unwrap();
     assert_eq!(
         again.order_view("web-1"),
         Some(collected_view),
@@ -200,10 +201,10 @@ fn an_epoch_switch_archives_closed_orders_and_keeps_open_ones_and_the_escrow() {
     );
     assert_eq!(again.escrow_of("s1", "MILK").remaining(), 1);
     let old_rows: i64 = again
-        .conn
-        .query_row(
+        .db
+        .query_one(
             "SELECT count(*) FROM sync_change WHERE doc_key = 's1/orders' AND epoch = 0",
-            [],
+            &[],
             |r| r.get(0),
         )
         .unwrap();

@@ -3,8 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::OptionalExtension;
-
 use super::{HQ_ORDER_PREFIX, HqOrderView, doc_order_id_of};
 use crate::crdt::doc::{DocId, DocKind};
 use crate::crdt::orders::OrdersDoc;
@@ -49,13 +47,12 @@ impl HqState {
     /// A closed order HQ archived at an epoch cut.
     fn archived_view(&self, doc_order_id: &str) -> Option<HqOrderView> {
         let (store, archived): (String, String) = self
-            .conn
-            .query_row(
+            .db
+            .query_opt(
                 "SELECT store, archived FROM hq_closed_order WHERE doc_order_id = ?1",
-                [doc_order_id],
+                &[&doc_order_id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .optional()
             .ok()??;
         serde_json::from_str::<Archived>(&archived)
             .ok()
@@ -65,15 +62,13 @@ impl HqState {
     /// Every closed order of `store` HQ archived at epoch cuts.
     fn archived_of_store(&self, store: &str) -> Vec<HqOrderView> {
         let rows: Vec<(String, String)> = self
-            .conn
-            .prepare_cached(
+            .db
+            .query(
                 "SELECT doc_order_id, archived FROM hq_closed_order WHERE store = ?1
                  ORDER BY doc_order_id",
+                &[&store],
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .and_then(|mut stmt| {
-                stmt.query_map([store], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<Result<_, _>>()
-            })
             .unwrap_or_default();
         rows.into_iter()
             .filter_map(|(id, archived)| {

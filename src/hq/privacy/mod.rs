@@ -34,13 +34,8 @@ use crate::sync::topics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HqPrivacyError {
-    #[error("HQ database {path}: {source}")]
-    Open {
-        path: String,
-        source: rusqlite::Error,
-    },
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Db(#[from] crate::hq::db::DbError),
     #[error(transparent)]
     Privacy(#[from] PrivacyError),
     #[error(transparent)]

@@ -2,9 +2,7 @@
 //! `hq_customer_erasure` (the erasures and each store's confirmation), on HQ's own
 //! connection to `hq.db` with `secure_delete` on.
 
-use std::path::Path;
-
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::hq::db::{Db, Row, Target};
 
 use super::{EraseRequest, ErasureView, HqLookup, HqPrivacyError, REPUBLISH_TOMBSTONES, privacy};
 use crate::domain::customer::{Customer, PiiPayload, PrivacyError};
@@ -16,7 +14,7 @@ use crate::sync::topics::{Id, Scope, Topic, TopicSpace};
 /// that brings it to the store. For `HqState::create_order` (the caller's connection, so
 /// the order and its customer are stored together) and for `PUT .../customer`.
 pub fn put(
-    conn: &Connection,
+    conn: &Db,
     topics: &TopicSpace,
     store: &str,
     order_id: &str,
@@ -30,7 +28,7 @@ pub fn put(
         });
     }
     // An update must not leave the previous version's bytes in free space either.
-    conn.pragma_update(None, "secure_delete", "ON")?;
+    conn.sqlite_pragma("secure_delete", "ON")?;
     upsert(conn, store, order_id, customer, "hq")?;
     tracing::info!(order = order_id, store, "customer data stored at HQ");
     Ok(vec![Outgoing {
@@ -45,49 +43,36 @@ fn pii_topic(topics: &TopicSpace, store: &str, order_id: &str) -> Result<Topic, 
 }
 
 fn upsert(
-    conn: &Connection,
+    conn: &Db,
     store: &str,
     order_id: &str,
     customer: &Customer,
     origin: &str,
 ) -> Result<(), HqPrivacyError> {
-    conn.prepare_cached(
+    conn.execute(
         "INSERT INTO hq_order_customer (store, order_id, name, phone, email, address, email_key,
              phone_key, origin, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT(store, order_id) DO UPDATE SET name = excluded.name, phone = excluded.phone,
              email = excluded.email, address = excluded.address, email_key = excluded.email_key,
              phone_key = excluded.phone_key, origin = excluded.origin, updated_at = excluded.updated_at",
-    )?
-    .execute(params![
-        store,
-        order_id,
-        customer.name(),
-        customer.phone(),
-        customer.email(),
-        customer.address(),
-        customer.email_key(),
-        customer.phone_key(),
-        origin,
-        crate::clock::now_utc()
-    ])?;
+        &[&store, &order_id, &customer.name(), &customer.phone(), &customer.email(), &customer.address(), &customer.email_key(), &customer.phone_key(), &origin, &crate::clock::now_utc()])?;
     Ok(())
 }
 
 fn erasure_of(
-    conn: &Connection,
+    conn: &Db,
     store: &str,
     order_id: &str,
 ) -> Result<Option<ErasureView>, HqPrivacyError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT order_id, store, erased_at, requested_by, confirmed_at, confirmed_by
-             FROM hq_customer_erasure WHERE store = ?1 AND order_id = ?2",
-        )?
-        .query_row(params![store, order_id], erasure_row)
-        .optional()?)
+    Ok(conn.query_opt(
+        "SELECT order_id, store, erased_at, requested_by, confirmed_at, confirmed_by
+         FROM hq_customer_erasure WHERE store = ?1 AND order_id = ?2",
+        &[&store, &order_id],
+        erasure_row,
+    )?)
 }
 
-fn erasure_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ErasureView> {
+fn erasure_row(r: &mut Row) -> Result<ErasureView, crate::hq::db::DbError> {
     let confirmed_at: Option<String> = r.get(4)?;
     Ok(ErasureView {
         order_id: r.get(0)?,
@@ -100,30 +85,26 @@ fn erasure_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ErasureView> {
     })
 }
 
-/// HQ's customer data store (its own connection to `hq.db`).
+/// HQ's customer data store (its own connection to HQ's database).
 pub struct HqPrivacy {
-    conn: Connection,
-    path: std::path::PathBuf,
+    db: Db,
+    /// The SQLite file, whose WAL is checkpointed after an erasure; `None` on PostgreSQL.
+    sqlite_path: Option<std::path::PathBuf>,
     topics: TopicSpace,
 }
 
 impl HqPrivacy {
-    /// Opens HQ's database (already migrated by `HqState::open`).
-    pub fn open(path: &Path, topics: TopicSpace) -> Result<Self, HqPrivacyError> {
-        let open_err = |source| HqPrivacyError::Open {
-            path: path.display().to_string(),
-            source,
+    /// Opens HQ's database with `secure_delete` on (SQLite).
+    pub fn open(target: &Target, topics: TopicSpace) -> Result<Self, HqPrivacyError> {
+        let db = Db::open(target)?;
+        db.sqlite_pragma("secure_delete", "ON")?;
+        let sqlite_path = match target {
+            Target::Sqlite(path) => Some(path.clone()),
+            Target::Postgres(_) => None,
         };
-        let conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(open_err)?;
-        conn.pragma_update(None, "secure_delete", "ON")
-            .map_err(open_err)?;
         Ok(Self {
-            conn,
-            path: path.to_path_buf(),
+            db,
+            sqlite_path,
             topics,
         })
     }
@@ -134,26 +115,25 @@ impl HqPrivacy {
         order_id: &str,
         customer: &Customer,
     ) -> Result<Vec<Outgoing>, HqPrivacyError> {
-        put(&self.conn, &self.topics, store, order_id, customer)
+        put(&self.db, &self.topics, store, order_id, customer)
     }
 
     /// The customer of an order (`store`: which store's, when ids repeat across stores).
     pub fn lookup(&self, order_id: &str, store: Option<&str>) -> Result<HqLookup, HqPrivacyError> {
-        let mut stmt = self.conn.prepare_cached(
+        let rows = self.db.query(
             "SELECT store, name, phone, email, address FROM hq_order_customer
-             WHERE order_id = ?1 AND (?2 IS NULL OR store = ?2)",
-        )?;
-        let rows = stmt
-            .query_map(params![order_id, store], |r| {
+             WHERE order_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR store = ?2)",
+            &[&order_id, &store],
+            |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<String>>(4)?,
+                    r.get::<String>(0)?,
+                    r.get::<String>(1)?,
+                    r.get::<String>(2)?,
+                    r.get::<String>(3)?,
+                    r.get::<Option<String>>(4)?,
                 ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
+            },
+        )?;
         match rows.as_slice() {
             [(store, name, phone, email, address)] => Ok(HqLookup::Found {
                 store: store.clone(),
@@ -180,12 +160,12 @@ impl HqPrivacy {
 
     /// Every erasure recorded for an order id (one per store).
     pub fn erasures(&self, order_id: &str) -> Result<Vec<ErasureView>, HqPrivacyError> {
-        let mut stmt = self.conn.prepare_cached(
+        Ok(self.db.query(
             "SELECT order_id, store, erased_at, requested_by, confirmed_at, confirmed_by
              FROM hq_customer_erasure WHERE order_id = ?1 ORDER BY store",
-        )?;
-        let rows = stmt.query_map([order_id], erasure_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            &[&order_id],
+            erasure_row,
+        )?)
     }
 
     /// Erases every order matching `request`. `hq_order_store` is the store of HQ's own
@@ -198,23 +178,23 @@ impl HqPrivacy {
     ) -> Result<(Vec<ErasureView>, Vec<Outgoing>), HqPrivacyError> {
         let targets = self.targets(request, hq_order_store)?;
         let now = crate::clock::now_utc();
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.db.begin()?;
         for (store, order_id) in &targets {
             tx.execute(
                 "DELETE FROM hq_order_customer WHERE store = ?1 AND order_id = ?2",
-                params![store, order_id],
+                &[&store, &order_id],
             )?;
             tx.execute(
                 "INSERT INTO hq_customer_erasure (store, order_id, erased_at, requested_by)
                  VALUES (?1, ?2, ?3, 'hq') ON CONFLICT(store, order_id) DO NOTHING",
-                params![store, order_id, now],
+                &[&store, &order_id, &now],
             )?;
         }
         tx.commit()?;
         let mut views = Vec::new();
         let mut outgoing = Vec::new();
         for (store, order_id) in &targets {
-            let Some(view) = erasure_of(&self.conn, store, order_id)? else {
+            let Some(view) = erasure_of(&self.db, store, order_id)? else {
                 continue;
             };
             // Sent again for an order erased before: harmless, and repairs a lost one.
@@ -247,10 +227,11 @@ impl HqPrivacy {
             ),
             (None, None, None) => return Ok(Vec::new()),
         };
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        let mut targets: std::collections::BTreeSet<(String, String)> = stmt
-            .query_map([&key], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
+        let mut targets: std::collections::BTreeSet<(String, String)> = self
+            .db
+            .query(sql, &[&key], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .into_iter()
+            .collect();
         if let (Some(order_id), Some(store)) = (&request.order_id, hq_order_store) {
             targets.insert((store, order_id.trim().to_owned()));
         }
@@ -261,19 +242,18 @@ impl HqPrivacy {
     }
 
     pub(super) fn recent_tombstones(&self) -> Result<Vec<Outgoing>, HqPrivacyError> {
-        let mut stmt = self.conn.prepare_cached(
+        let rows = self.db.query(
             "SELECT store, order_id, erased_at FROM hq_customer_erasure
              ORDER BY erased_at DESC LIMIT ?1",
-        )?;
-        let rows = stmt
-            .query_map([REPUBLISH_TOMBSTONES], |r| {
+            &[&REPUBLISH_TOMBSTONES],
+            |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
+                    r.get::<String>(0)?,
+                    r.get::<String>(1)?,
+                    r.get::<String>(2)?,
                 ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
+            },
+        )?;
         rows.iter()
             .map(|(store, order_id, erased_at)| self.tombstone(store, order_id, erased_at))
             .collect()
@@ -325,8 +305,8 @@ impl HqPrivacy {
                     self.lookup(order_id, Some(store))?,
                     HqLookup::Found { customer: ref c, .. } if *c == customer
                 );
-                if !known && erasure_of(&self.conn, store, order_id)?.is_none() {
-                    upsert(&self.conn, store, order_id, &customer, "store")?;
+                if !known && erasure_of(&self.db, store, order_id)?.is_none() {
+                    upsert(&self.db, store, order_id, &customer, "store")?;
                     tracing::info!(
                         order = order_id,
                         store,
@@ -349,24 +329,24 @@ impl HqPrivacy {
         by: Option<String>,
     ) -> Result<Vec<Outgoing>, HqPrivacyError> {
         let now = crate::clock::now_utc();
-        if erasure_of(&self.conn, store, order_id)?.is_some() {
-            self.conn.execute(
+        if erasure_of(&self.db, store, order_id)?.is_some() {
+            self.db.execute(
                 "UPDATE hq_customer_erasure SET confirmed_at = ?3, confirmed_by = ?4
                  WHERE store = ?1 AND order_id = ?2 AND confirmed_at IS NULL",
-                params![store, order_id, now, by],
+                &[&store, &order_id, &now, &by],
             )?;
             tracing::info!(order = order_id, store, "store confirmed the erasure");
             return Ok(Vec::new());
         }
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.db.begin()?;
         tx.execute(
             "DELETE FROM hq_order_customer WHERE store = ?1 AND order_id = ?2",
-            params![store, order_id],
+            &[&store, &order_id],
         )?;
         tx.execute(
             "INSERT INTO hq_customer_erasure (store, order_id, erased_at, requested_by, confirmed_at, confirmed_by)
              VALUES (?1, ?2, ?3, 'store', ?4, ?5)",
-            params![store, order_id, erased_at, now, by],
+            &[&store, &order_id, &erased_at, &now, &by],
         )?;
         tx.commit()?;
         self.checkpoint();
@@ -381,7 +361,10 @@ impl HqPrivacy {
 
     /// Moves erased pages out of the WAL (best effort, see `privacy::store::checkpoint`).
     fn checkpoint(&self) {
-        match crate::store::customers::checkpoint(&self.path) {
+        let Some(path) = &self.sqlite_path else {
+            return;
+        };
+        match crate::store::customers::checkpoint(path) {
             Ok((busy, frames, moved)) => {
                 tracing::debug!(busy, frames, moved, "HQ WAL checkpoint after erasure");
             }

@@ -2,15 +2,14 @@
 
 use super::*;
 use crate::domain::customer::PiiPayload;
+use crate::hq::db::testing::TestDb;
 use crate::sync::topics::{Id, Scope, Topic, TopicSpace};
 
-fn hq() -> (tempfile::TempDir, HqPrivacy) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("hq.db");
-    // HQ's own migrations create the tables.
-    drop(super::super::state::HqState::open(&path, "t", 0).unwrap());
+fn hq() -> (TestDb, HqPrivacy) {
+    let dir = TestDb::new();
     let topics = TopicSpace::new(Id::new("t").unwrap());
-    (dir, HqPrivacy::open(&path, topics).unwrap())
+    let privacy = HqPrivacy::open(&dir.target, topics).unwrap();
+    (dir, privacy)
 }
 
 fn alice() -> Customer {

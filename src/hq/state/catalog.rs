@@ -5,8 +5,8 @@ use super::{HqError, HqState, Outgoing};
 use crate::crdt::catalog::{CATALOG_STORE, CatalogDoc, CatalogError, CatalogItem};
 use crate::crdt::doc::{DocId, DocKind, LocalChange, SyncDoc};
 use crate::crdt::pricing::PricingEdit;
+use crate::hq::db::docs;
 use crate::sync::payload::SyncMessage;
-use crate::sync::persist;
 use crate::sync::service::kind_id;
 use crate::sync::topics::{Id, Scope};
 use crate::sync::wire::WireError;
@@ -51,7 +51,7 @@ impl HqState {
             return Ok(Vec::new());
         };
         let now = crate::clock::now_utc();
-        persist::persist_change(&self.conn, catalog.core(), &change.bytes, false, &now)?;
+        docs::persist_change(&self.db, catalog.core(), &change.bytes, false, &now)?;
         let topic = self
             .topics
             .changes(

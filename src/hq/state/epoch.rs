@@ -2,15 +2,13 @@
 //! HQ's heads, with the store's orders epoch ([`crate::hq::orders`]), announced to the
 //! stores; older epochs dropped once every writer moved over.
 
-use rusqlite::params;
-
 use super::stock::write_stock_rows;
 use super::{HqError, HqState, Outgoing};
 use crate::crdt::doc::{DocId, DocKind};
 use crate::crdt::epoch::{EpochPlan, all_moved_over, open_next_epoch};
+use crate::hq::db::docs;
 use crate::sync::local::levels_by_sku;
 use crate::sync::payload::SyncMessage;
-use crate::sync::persist;
 use crate::sync::service::{kind_id, scope_of};
 use crate::sync::topics::{Id, Scope};
 use crate::sync::wire::{self, WireError};
@@ -34,12 +32,12 @@ impl HqState {
         let plan = EpochPlan::at_cut(&old, &cut)?;
         let new = open_next_epoch(store, &plan, self.writer.clone(), crate::clock::now_ms())?;
         let now = crate::clock::now_utc();
-        let tx = self.conn.unchecked_transaction()?;
-        persist::save_doc(&tx, new.core(), &now)?;
+        let tx = self.db.begin()?;
+        docs::save_doc(&tx, new.core(), &now)?;
         tx.execute(
             "INSERT INTO hq_store (store, epoch) VALUES (?1, ?2)
              ON CONFLICT(store) DO UPDATE SET epoch = excluded.epoch",
-            params![store, plan.epoch],
+            &[&store, &plan.epoch],
         )?;
         write_stock_rows(&tx, store, &levels_by_sku(&new.stock_levels()))?;
         self.save_rolled_orders(&tx, &orders, &now)?;
@@ -105,15 +103,8 @@ impl HqState {
         if current.core().epoch() == 0 || !all_moved_over(&current) {
             return Ok(());
         }
-        let key = persist::doc_key(id);
         let epoch = current.core().epoch();
-        let dropped = self.conn.execute(
-            "DELETE FROM sync_doc WHERE doc_key = ?1 AND epoch < ?2",
-            params![key, epoch],
-        )? + self.conn.execute(
-            "DELETE FROM sync_change WHERE doc_key = ?1 AND epoch < ?2",
-            params![key, epoch],
-        )?;
+        let dropped = docs::drop_epochs_before(&self.db, id, epoch)?;
         if dropped > 0 {
             tracing::info!(
                 store = id.store,

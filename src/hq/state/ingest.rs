@@ -2,10 +2,10 @@
 //! document, stored with the stock rows they change, answered with HQ's heads; `Need`
 //! requests answered with what the store lacks; writers' online status recorded.
 
+use crate::hq::db::docs;
 use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::ChangeHash;
-use rusqlite::params;
 
 use super::stock::write_stock_rows;
 use super::{HqError, HqState, Outgoing, Rejected};
@@ -268,7 +268,7 @@ impl HqState {
         let result = self.persist_store_tx(id, incoming);
         if result.is_err() {
             let epoch = self.current_epoch(id);
-            let doc = persist::load_or_genesis(&self.conn, id, epoch, self.writer.clone())?;
+            let doc = docs::load_or_genesis(&self.db, id, epoch, self.writer.clone())?;
             self.docs.insert(id.clone(), doc);
         }
         result
@@ -279,19 +279,19 @@ impl HqState {
             return Ok(());
         };
         let now = crate::clock::now_utc();
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.db.begin()?;
         match incoming {
             Incoming::Changes(changes) => {
                 for change in changes {
-                    persist::persist_change(&tx, doc, change, false, &now)?;
+                    docs::persist_change(&tx, doc, change, false, &now)?;
                 }
             }
-            Incoming::Bundle(bundle) => persist::persist_change(&tx, doc, bundle, true, &now)?,
+            Incoming::Bundle(bundle) => docs::persist_change(&tx, doc, bundle, true, &now)?,
         }
         tx.execute(
             "INSERT INTO hq_store (store, last_sync_ms, epoch) VALUES (?1, ?2, ?3)
              ON CONFLICT(store) DO UPDATE SET last_sync_ms = excluded.last_sync_ms",
-            params![id.store, crate::clock::now_ms(), doc.epoch()],
+            &[&id.store, &crate::clock::now_ms(), &doc.epoch()],
         )?;
         if id.kind == DocKind::Stock {
             write_stock_rows(
@@ -328,10 +328,10 @@ impl HqState {
     }
 
     fn record_status(&self, store: &str, writer: &str, online: bool) -> Result<(), HqError> {
-        self.conn.execute(
+        self.db.execute(
             "INSERT INTO hq_writer_status (store, writer, online) VALUES (?1, ?2, ?3)
              ON CONFLICT(store, writer) DO UPDATE SET online = excluded.online",
-            params![store, writer, i64::from(online)],
+            &[&store, &writer, &i64::from(online)],
         )?;
         Ok(())
     }

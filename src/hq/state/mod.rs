@@ -6,7 +6,6 @@
 //! - `stock.rs`: the chain-wide stock rows and what HQ serves of them;
 //! - `epoch.rs`: opening a store's next stock epoch (its orders epoch with it);
 //! - `catalog.rs`: HQ's catalog document (items, prices, pricing rules);
-//! - `schema.rs`: HQ's SQLite migrations.
 //!
 //! What HQ does with the stores' orders documents lives beside this, in [`super::orders`]
 //! and [`super::transfers`].
@@ -14,7 +13,6 @@
 mod catalog;
 mod epoch;
 mod ingest;
-mod schema;
 mod stock;
 #[cfg(test)]
 mod tests;
@@ -24,28 +22,22 @@ pub use stock::StoreSku;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use rusqlite::Connection;
-
+use super::db::docs::{self, DocStoreError};
+use super::db::{Db, DbError, Target};
 use crate::crdt::catalog::{CATALOG_STORE, CatalogError};
 use crate::crdt::doc::{self, AuthError, DocError, DocId, DocKind, SyncDoc, WriterId};
 use crate::crdt::epoch::EpochError;
-use crate::sync::persist::{self, PersistError};
+use crate::sync::persist;
 use crate::sync::service::{kind_id, scope_of};
 use crate::sync::topics::{self, Id, Scope, TopicSpace};
 use crate::sync::wire::{self, WireError};
-use schema::migrate;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HqError {
-    #[error("HQ database {path}: {source}")]
-    Open {
-        path: String,
-        source: rusqlite::Error,
-    },
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
     #[error(transparent)]
-    Persist(#[from] PersistError),
+    Db(#[from] DbError),
+    #[error(transparent)]
+    DocStore(#[from] DocStoreError),
     #[error(transparent)]
     Doc(#[from] DocError),
     #[error(transparent)]
@@ -100,7 +92,7 @@ pub struct Outgoing {
 /// HQ's documents and database. The fields are open to all of `hq`: [`super::orders`] and
 /// [`super::transfers`] work on the same documents and connection.
 pub struct HqState {
-    pub(in crate::hq) conn: Connection,
+    pub(in crate::hq) db: Db,
     pub(in crate::hq) topics: TopicSpace,
     pub(in crate::hq) writer: WriterId,
     pub(in crate::hq) docs: BTreeMap<DocId, SyncDoc>,
@@ -112,22 +104,15 @@ pub struct HqState {
 }
 
 impl HqState {
+    /// Opens HQ's state in a SQLite file (the embedded backend).
     pub fn open(path: &Path, tenant: &str, safety_stock: i64) -> Result<Self, HqError> {
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let open_err = |source| HqError::Open {
-            path: path.display().to_string(),
-            source,
-        };
-        let conn = Connection::open(path).map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(open_err)?;
-        migrate(&conn)?;
+        Self::open_target(&Target::Sqlite(path.to_owned()), tenant, safety_stock)
+    }
+
+    /// Opens HQ's state in the configured database, SQLite or PostgreSQL.
+    pub fn open_target(target: &Target, tenant: &str, safety_stock: i64) -> Result<Self, HqError> {
         let mut state = Self {
-            conn,
+            db: Db::open(target)?,
             topics: TopicSpace::new(Id::new(tenant)?),
             writer: WriterId::hq(),
             docs: BTreeMap::new(),
@@ -147,20 +132,20 @@ impl HqState {
     }
 
     fn load_docs(&mut self) -> Result<(), HqError> {
-        let stores: Vec<(String, u32)> = {
-            let mut stmt = self.conn.prepare("SELECT store, epoch FROM hq_store")?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect::<Result<_, _>>()?
-        };
+        let stores: Vec<(String, u32)> =
+            self.db
+                .query("SELECT store, epoch FROM hq_store", &[], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
         for (store, epoch) in stores {
             let id = DocId::new(&store, DocKind::Stock)?;
-            let doc = persist::load_or_genesis(&self.conn, &id, epoch, self.writer.clone())?;
+            let doc = docs::load_or_genesis(&self.db, &id, epoch, self.writer.clone())?;
             self.docs.insert(id, doc);
             self.epochs.insert(store, epoch);
         }
         self.load_orders_docs()?;
         let catalog = DocId::new(CATALOG_STORE, DocKind::Catalog)?;
-        let doc = persist::load_or_genesis(&self.conn, &catalog, 0, self.writer.clone())?;
+        let doc = docs::load_or_genesis(&self.db, &catalog, 0, self.writer.clone())?;
         self.docs.insert(catalog, doc);
         Ok(())
     }

@@ -3,11 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{Connection, OptionalExtension, params};
-
 use super::{HqError, HqState};
 use crate::crdt::doc::{DocId, DocKind};
 use crate::crdt::stock::StockDoc;
+use crate::hq::db::Db;
 
 /// One store's stock as HQ serves it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -40,20 +39,14 @@ impl HqState {
 
     fn stock_rows(&self, store: &str, sku: Option<&str>) -> Result<Vec<StoreSku>, HqError> {
         let (as_of, online) = self.store_meta(store)?;
-        let mut stmt = self.conn.prepare_cached(
+        let rows = self.db.query(
             "SELECT sku, on_hand, reserved FROM hq_stock
-             WHERE store = ?1 AND (?2 IS NULL OR sku = ?2) ORDER BY sku",
+             WHERE store = ?1 AND (CAST(?2 AS TEXT) IS NULL OR sku = ?2) ORDER BY sku",
+            &[&store, &sku],
+            |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?, r.get::<i64>(2)?)),
         )?;
-        let rows = stmt.query_map(params![store, sku], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?;
         let mut out = Vec::new();
-        for row in rows {
-            let (sku, on_hand, reserved) = row?;
+        for (sku, on_hand, reserved) in rows {
             out.push(StoreSku {
                 store: store.to_owned(),
                 available_to_sell: (on_hand - reserved - self.safety_stock).max(0),
@@ -70,14 +63,14 @@ impl HqState {
     }
 
     fn store_meta(&self, store: &str) -> Result<(Option<String>, bool), HqError> {
-        let last: Option<Option<i64>> = self
-            .conn
-            .prepare_cached("SELECT last_sync_ms FROM hq_store WHERE store = ?1")?
-            .query_row([store], |r| r.get(0))
-            .optional()?;
-        let online: i64 = self.conn.query_row(
+        let last: Option<Option<i64>> = self.db.query_opt(
+            "SELECT last_sync_ms FROM hq_store WHERE store = ?1",
+            &[&store],
+            |r| r.get(0),
+        )?;
+        let online: i64 = self.db.query_one(
             "SELECT COALESCE(max(online), 0) FROM hq_writer_status WHERE store = ?1",
-            [store],
+            &[&store],
             |r| r.get(0),
         )?;
         Ok((last.flatten().map(rfc3339_ms), online != 0))
@@ -92,17 +85,18 @@ impl HqState {
 
 /// Upserts `store`'s stock rows (only rows whose figures changed are written).
 pub(super) fn write_stock_rows(
-    conn: &Connection,
+    db: &Db,
     store: &str,
     levels: &BTreeMap<String, (i64, i64)>,
 ) -> Result<(), HqError> {
-    let mut upsert = conn.prepare_cached(
-        "INSERT INTO hq_stock (store, sku, on_hand, reserved) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT(store, sku) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved
-         WHERE on_hand != excluded.on_hand OR reserved != excluded.reserved",
-    )?;
     for (sku, (on_hand, reserved)) in levels {
-        upsert.execute(params![store, sku, on_hand, reserved])?;
+        db.execute(
+            "INSERT INTO hq_stock (store, sku, on_hand, reserved) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(store, sku) DO UPDATE SET on_hand = excluded.on_hand,
+                 reserved = excluded.reserved
+             WHERE hq_stock.on_hand != excluded.on_hand OR hq_stock.reserved != excluded.reserved",
+            &[&store, sku, on_hand, reserved],
+        )?;
     }
     Ok(())
 }

@@ -3,11 +3,12 @@
 use super::*;
 use crate::crdt::stock::StockDoc;
 use crate::domain::stock::Movement;
+use crate::hq::db::testing::TestDb;
 use crate::sync::payload::SyncMessage;
 
-fn hq() -> (tempfile::TempDir, HqState) {
-    let dir = tempfile::tempdir().unwrap();
-    let state = HqState::open(&dir.path().join("hq.db"), "t", 1).unwrap();
+fn hq() -> (TestDb, HqState) {
+    let dir = TestDb::new();
+    let state = HqState::open_target(&dir.target, "t", 1).unwrap();
     (dir, state)
 }
 
@@ -142,7 +143,7 @@ fn state_survives_a_restart() {
     .unwrap();
     let heads = hq.stock_doc("s1").unwrap().core().heads();
     drop(hq);
-    let again = HqState::open(&dir.path().join("hq.db"), "t", 1).unwrap();
+    let again = HqState::open_target(&dir.target, "t", 1).unwrap();
     assert_eq!(again.stock_doc("s1").unwrap().core().heads(), heads);
     assert_eq!(again.stock("s1", "A").unwrap().unwrap().on_hand, 4);
 }

@@ -12,8 +12,6 @@ mod tests;
 
 use std::collections::BTreeMap;
 
-use rusqlite::params;
-
 use crate::crdt::doc::{DocError, DocId, DocKind, SyncDoc};
 use crate::crdt::orders::OrdersDoc;
 use crate::crdt::transfers::{TransferDocError, TransferFacts};
@@ -86,23 +84,23 @@ impl HqState {
         store: &str,
         status: Option<TransferStatus>,
     ) -> Result<Vec<HqTransferSummary>, HqError> {
-        let mut stmt = self.conn.prepare_cached(
+        let rows = self.db.query(
             "SELECT id, from_store, to_store, status, created_at_ms FROM hq_transfer
-             WHERE (from_store = ?1 OR to_store = ?1) AND (?2 IS NULL OR status = ?2)
+             WHERE (from_store = ?1 OR to_store = ?1) AND (CAST(?2 AS TEXT) IS NULL OR status = ?2)
              ORDER BY created_at_ms DESC, id LIMIT 1000",
+            &[&store, &status.map(TransferStatus::as_str)],
+            |r| {
+                Ok((
+                    r.get::<String>(0)?,
+                    r.get::<String>(1)?,
+                    r.get::<String>(2)?,
+                    r.get::<String>(3)?,
+                    r.get::<i64>(4)?,
+                ))
+            },
         )?;
-        let rows = stmt.query_map(params![store, status.map(TransferStatus::as_str)], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
-        })?;
         let mut out = Vec::new();
-        for row in rows {
-            let (transfer_id, from_store, to_store, status, created_at_ms) = row?;
+        for (transfer_id, from_store, to_store, status, created_at_ms) in rows {
             let Some(status) = TransferStatus::parse(&status) else {
                 continue;
             };
@@ -119,22 +117,23 @@ impl HqState {
 
     /// Per SKU, the units in transit out of and into `store`.
     pub fn in_transit(&self, store: &str) -> Result<Vec<InTransit>, HqError> {
-        let mut stmt = self.conn.prepare_cached(
+        // SUM of BIGINT is NUMERIC on PostgreSQL: cast back to an integer on both.
+        Ok(self.db.query(
             "SELECT l.sku,
-                    COALESCE(SUM(CASE WHEN t.from_store = ?1 THEN l.dispatched END), 0),
-                    COALESCE(SUM(CASE WHEN t.to_store = ?1 THEN l.dispatched END), 0)
+                    CAST(COALESCE(SUM(CASE WHEN t.from_store = ?1 THEN l.dispatched END), 0) AS BIGINT),
+                    CAST(COALESCE(SUM(CASE WHEN t.to_store = ?1 THEN l.dispatched END), 0) AS BIGINT)
              FROM hq_transfer t JOIN hq_transfer_line l ON l.transfer_id = t.id
              WHERE t.status = 'in_transit' AND (t.from_store = ?1 OR t.to_store = ?1)
              GROUP BY l.sku ORDER BY l.sku",
-        )?;
-        let rows = stmt.query_map([store], |r| {
-            Ok(InTransit {
-                sku: r.get(0)?,
-                outbound: r.get(1)?,
-                inbound: r.get(2)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            &[&store],
+            |r| {
+                Ok(InTransit {
+                    sku: r.get(0)?,
+                    outbound: r.get(1)?,
+                    inbound: r.get(2)?,
+                })
+            },
+        )?)
     }
 
     /// `(sender's doc, receiver's doc, facts)` of a transfer, if it is well formed: the

@@ -11,9 +11,8 @@
 //!
 //! Everything is idempotent: a replayed change finds nothing missing and writes nothing.
 
+use crate::hq::db::docs;
 use std::collections::BTreeMap;
-
-use rusqlite::{OptionalExtension, params};
 
 use super::doc_err;
 use crate::crdt::doc::{DocId, DocKind, WriterId};
@@ -22,7 +21,6 @@ use crate::crdt::transfers::{TransferDocError, TransferFacts};
 use crate::domain::transfers::TransferStatus;
 use crate::hq::state::{HqError, HqState, Outgoing};
 use crate::sync::payload::SyncMessage;
-use crate::sync::persist;
 use crate::sync::service::{kind_id, scope_of};
 use crate::sync::topics::{Id, Scope};
 use crate::sync::wire::WireError;
@@ -52,13 +50,11 @@ impl HqState {
     /// Retries the transfers to `store` still waiting for a receiving lane (a lane of it
     /// was just seen).
     pub(in crate::hq) fn relay_pending_to(&mut self, store: &str) -> Vec<Outgoing> {
-        let ids: Vec<String> = match self
-            .conn
-            .prepare_cached("SELECT id FROM hq_transfer WHERE to_store = ?1 AND synced = 0")
-            .and_then(|mut stmt| {
-                stmt.query_map([store], |r| r.get(0))?
-                    .collect::<Result<Vec<String>, _>>()
-            }) {
+        let ids: Vec<String> = match self.db.query(
+            "SELECT id FROM hq_transfer WHERE to_store = ?1 AND synced = 0",
+            &[&store],
+            |r| r.get(0),
+        ) {
             Ok(ids) => ids,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read pending transfers");
@@ -145,15 +141,12 @@ impl HqState {
     }
 
     fn receiving_lane(&self, store: &str) -> Result<Option<WriterId>, HqError> {
-        let writer: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT writer FROM hq_writer_status WHERE store = ?1
-                 ORDER BY online DESC, writer LIMIT 1",
-                [store],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let writer: Option<String> = self.db.query_opt(
+            "SELECT writer FROM hq_writer_status WHERE store = ?1
+             ORDER BY online DESC, writer LIMIT 1",
+            &[&store],
+            |r| r.get(0),
+        )?;
         Ok(writer.and_then(|w| WriterId::new(&w).ok()))
     }
 
@@ -171,11 +164,11 @@ impl HqState {
             return Ok(None);
         };
         let now = crate::clock::now_utc();
-        let tx = self.conn.unchecked_transaction()?;
-        persist::persist_change(&tx, doc.core(), &change.bytes, false, &now)?;
+        let tx = self.db.begin()?;
+        docs::persist_change(&tx, doc.core(), &change.bytes, false, &now)?;
         tx.execute(
             "INSERT INTO hq_store (store, epoch) VALUES (?1, 0) ON CONFLICT(store) DO NOTHING",
-            [&id.store],
+            &[&id.store],
         )?;
         tx.commit()?;
         self.docs.insert(id.clone(), doc.core().clone());
@@ -214,11 +207,11 @@ impl HqState {
     }
 
     fn is_synced(&self, id: &str, status: Option<TransferStatus>) -> Result<bool, HqError> {
-        let row: Option<(String, i64)> = self
-            .conn
-            .prepare_cached("SELECT status, synced FROM hq_transfer WHERE id = ?1")?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+        let row: Option<(String, i64)> = self.db.query_opt(
+            "SELECT status, synced FROM hq_transfer WHERE id = ?1",
+            &[&id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         Ok(row.is_some_and(|(s, synced)| synced == 1 && status.is_some_and(|st| st.as_str() == s)))
     }
 
@@ -227,28 +220,19 @@ impl HqState {
         let Some(view) = self.view_from(id, from_id, to_id)? else {
             return Ok(());
         };
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.db.begin()?;
         tx.execute(
             "INSERT INTO hq_transfer (id, from_store, to_store, receiver, status, created_at_ms, updated_ms, synced)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT(id) DO UPDATE SET receiver = excluded.receiver, status = excluded.status,
                updated_ms = excluded.updated_ms, synced = excluded.synced",
-            params![
-                id,
-                view.from_store,
-                view.to_store,
-                view.receiver,
-                view.status.as_str(),
-                view.created_at_ms,
-                crate::clock::now_ms(),
-                i64::from(view.synced)
-            ],
+            &[&id, &view.from_store, &view.to_store, &view.receiver, &view.status.as_str(), &view.created_at_ms, &crate::clock::now_ms(), &i64::from(view.synced)],
         )?;
         for line in &view.lines {
             tx.execute(
                 "INSERT INTO hq_transfer_line (transfer_id, sku, dispatched, received) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(transfer_id, sku) DO UPDATE SET dispatched = excluded.dispatched, received = excluded.received",
-                params![id, line.sku, line.dispatched, line.received],
+                &[&id, &line.sku, &line.dispatched, &line.received],
             )?;
         }
         tx.commit()?;

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::crdt::doc::WriterId;
+use crate::hq::db::testing::TestDb;
 use crate::hq::state::Outgoing;
 use crate::sync::payload::SyncMessage;
 use crate::sync::service::ONLINE;
@@ -44,8 +45,8 @@ fn facts() -> TransferFacts {
 
 #[test]
 fn hq_relays_a_transfer_both_ways_and_shows_the_discrepancy() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut hq = HqState::open(&dir.path().join("hq.db"), "t", 1).unwrap();
+    let dir = TestDb::new();
+    let mut hq = HqState::open_target(&dir.target, "t", 1).unwrap();
     let mut a = OrdersDoc::genesis("s1", 0, w("s1.lane1")).unwrap();
     let mut b = OrdersDoc::genesis("s2", 0, w("s2.lane1")).unwrap();
     let a_topic = "storenode/v1/t/s1/changes/orders/s1.lane1";
@@ -120,8 +121,8 @@ fn hq_relays_a_transfer_both_ways_and_shows_the_discrepancy() {
 
 #[test]
 fn a_transfer_claiming_another_stores_sender_is_not_relayed() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut hq = HqState::open(&dir.path().join("hq.db"), "t", 1).unwrap();
+    let dir = TestDb::new();
+    let mut hq = HqState::open_target(&dir.target, "t", 1).unwrap();
     hq.handle("storenode/v1/t/s2/status/s2.lane1", ONLINE)
         .unwrap();
     let mut a = OrdersDoc::genesis("s1", 0, w("s1.lane1")).unwrap();

@@ -1,0 +1,148 @@
+//! HQ's documents in its database: the last full save plus the changes logged since, as the
+//! store node keeps its own (`sync::persist`, whose format and save interval this follows).
+//! Kept apart from the node's code because it runs on either backend and HQ has no outbox.
+
+use crate::crdt::doc::{DocError, DocId, SyncDoc, WriterId};
+use crate::sync::persist::{SAVE_EVERY_CHANGES, doc_key};
+
+use super::{Db, DbError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DocStoreError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("stored document {key} epoch {epoch} cannot be rebuilt: {source}")]
+    Rebuild {
+        key: String,
+        epoch: u32,
+        source: DocError,
+    },
+}
+
+struct LogEntry {
+    bundle: bool,
+    bytes: Vec<u8>,
+}
+
+/// Rebuilds a document from its save and log; `None` when nothing was ever stored.
+pub fn load_doc(
+    db: &Db,
+    id: &DocId,
+    epoch: u32,
+    writer: WriterId,
+) -> Result<Option<SyncDoc>, DocStoreError> {
+    let key = doc_key(id);
+    let rebuild = |source| DocStoreError::Rebuild {
+        key: key.clone(),
+        epoch,
+        source,
+    };
+    let saved: Option<Vec<u8>> = db.query_opt(
+        "SELECT saved FROM sync_doc WHERE doc_key = ?1 AND epoch = ?2",
+        &[&key, &epoch],
+        |r| r.get(0),
+    )?;
+    let log = db.query(
+        "SELECT bundle, bytes FROM sync_change WHERE doc_key = ?1 AND epoch = ?2 ORDER BY id",
+        &[&key, &epoch],
+        |r| {
+            Ok(LogEntry {
+                bundle: r.get(0)?,
+                bytes: r.get(1)?,
+            })
+        },
+    )?;
+    let mut doc = match saved {
+        Some(bytes) => SyncDoc::load(&bytes, writer).map_err(rebuild)?,
+        None if log.is_empty() => return Ok(None),
+        None => SyncDoc::genesis(id, epoch, writer).map_err(rebuild)?,
+    };
+    replay(&mut doc, log).map_err(rebuild)?;
+    Ok(Some(doc))
+}
+
+/// The stored document, or the genesis document when nothing is stored yet.
+pub fn load_or_genesis(
+    db: &Db,
+    id: &DocId,
+    epoch: u32,
+    writer: WriterId,
+) -> Result<SyncDoc, DocStoreError> {
+    match load_doc(db, id, epoch, writer.clone())? {
+        Some(doc) => Ok(doc),
+        None => SyncDoc::genesis(id, epoch, writer).map_err(|source| DocStoreError::Rebuild {
+            key: doc_key(id),
+            epoch,
+            source,
+        }),
+    }
+}
+
+fn replay(doc: &mut SyncDoc, log: Vec<LogEntry>) -> Result<(), DocError> {
+    // Consecutive single changes go in as one batch (one dependency resolution pass).
+    let mut singles: Vec<Vec<u8>> = Vec::new();
+    for entry in log {
+        if entry.bundle {
+            doc.apply_changes(&std::mem::take(&mut singles))?;
+            doc.apply_bundle(&entry.bytes)?;
+        } else {
+            singles.push(entry.bytes);
+        }
+    }
+    doc.apply_changes(&singles)?;
+    Ok(())
+}
+
+/// Saves the whole document and clears its log.
+pub fn save_doc(db: &Db, doc: &SyncDoc, now: &str) -> Result<(), DbError> {
+    let key = doc_key(doc.id());
+    let epoch = doc.epoch();
+    db.execute(
+        "INSERT INTO sync_doc (doc_key, epoch, saved, saved_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(doc_key, epoch) DO UPDATE SET saved = excluded.saved, saved_at = excluded.saved_at",
+        &[&key, &epoch, &doc.save(), &now],
+    )?;
+    db.execute(
+        "DELETE FROM sync_change WHERE doc_key = ?1 AND epoch = ?2",
+        &[&key, &epoch],
+    )?;
+    Ok(())
+}
+
+/// Logs a change (or a bundle of them) of `doc`, and saves the document whole once the log
+/// is long.
+pub fn persist_change(
+    db: &Db,
+    doc: &SyncDoc,
+    bytes: &[u8],
+    bundle: bool,
+    now: &str,
+) -> Result<(), DbError> {
+    let key = doc_key(doc.id());
+    let epoch = doc.epoch();
+    db.execute(
+        "INSERT INTO sync_change (doc_key, epoch, bundle, bytes) VALUES (?1, ?2, ?3, ?4)",
+        &[&key, &epoch, &bundle, &bytes],
+    )?;
+    let logged: i64 = db.query_one(
+        "SELECT count(*) FROM sync_change WHERE doc_key = ?1 AND epoch = ?2",
+        &[&key, &epoch],
+        |r| r.get(0),
+    )?;
+    if logged.unsigned_abs() >= SAVE_EVERY_CHANGES {
+        save_doc(db, doc, now)?;
+    }
+    Ok(())
+}
+
+/// Deletes the saves and logs of `id`'s epochs before `epoch`; returns the rows dropped.
+pub fn drop_epochs_before(db: &Db, id: &DocId, epoch: u32) -> Result<u64, DbError> {
+    let key = doc_key(id);
+    Ok(db.execute(
+        "DELETE FROM sync_doc WHERE doc_key = ?1 AND epoch < ?2",
+        &[&key, &epoch],
+    )? + db.execute(
+        "DELETE FROM sync_change WHERE doc_key = ?1 AND epoch < ?2",
+        &[&key, &epoch],
+    )?)
+}

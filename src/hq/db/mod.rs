@@ -1,0 +1,259 @@
+//! HQ's one storage interface: the same statements on SQLite (the embedded default, for
+//! `storenode demo` and single-instance trials) or on PostgreSQL (production, several HQ
+//! instances over one database).
+//!
+//! Statements are written once, in the common subset of the two dialects, with SQLite's
+//! numbered parameters (`?1`); they are rewritten to PostgreSQL's (`$1`) when sent there.
+//! The schema differs only in column types and lives in one migration list per backend
+//! ([`migrate`]). Calls block: HQ's state is worked on under its lock on the blocking
+//! pool, never on an async worker (the PostgreSQL client drives its own connection).
+//!
+//! - `value.rs`: parameters and columns shared by both backends;
+//! - `pg.rs`: the PostgreSQL connection (statement cache, reconnect after a restart);
+//! - `migrate.rs`: versioned migrations of both backends;
+//! - `docs.rs`: documents as saved state plus logged changes;
+//! - `scratch.rs`: a throwaway PostgreSQL server for the tests and the benchmark.
+
+pub mod docs;
+mod migrate;
+mod pg;
+pub mod scratch;
+#[cfg(test)]
+pub mod testing;
+mod value;
+
+use std::cell::{Cell as Flag, RefCell};
+use std::path::{Path, PathBuf};
+
+pub use value::{Column, Param, Row, Value};
+
+/// Where HQ keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A SQLite file (one HQ process).
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection string (`host=... dbname=...` or `postgres://...`).
+    Postgres(String),
+}
+
+impl Target {
+    /// The PostgreSQL URL if one is configured, else `hq.db` in `data_dir`.
+    pub fn from_config(database_url: Option<&str>, data_dir: &Path) -> Self {
+        match database_url {
+            Some(url) => Target::Postgres(url.to_owned()),
+            None => Target::Sqlite(data_dir.join("hq.db")),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("HQ database {target}: {reason}")]
+    Open { target: String, reason: String },
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("postgresql: {0}")]
+    Postgres(#[from] postgres::Error),
+    #[error("column: {0}")]
+    Column(String),
+    #[error("migration {version}: {reason}")]
+    Migration { version: usize, reason: String },
+}
+
+impl DbError {
+    /// Whether a unique or primary key refused the row.
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            }
+            DbError::Postgres(e) => e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION),
+            _ => false,
+        }
+    }
+}
+
+enum Backend {
+    Sqlite(rusqlite::Connection),
+    // Boxed: the client and its statement cache are large, and one Db lives per part.
+    Postgres(Box<RefCell<pg::PgConn>>),
+}
+
+/// One connection to HQ's database.
+pub struct Db {
+    backend: Backend,
+    in_transaction: Flag<bool>,
+}
+
+impl Db {
+    /// Opens the database and brings its schema up to date.
+    pub fn open(target: &Target) -> Result<Self, DbError> {
+        let backend = match target {
+            Target::Sqlite(path) => Backend::Sqlite(open_sqlite(path)?),
+            Target::Postgres(url) => Backend::Postgres(Box::new(RefCell::new(pg::PgConn::connect(url)?))),
+        };
+        let db = Db {
+            backend,
+            in_transaction: Flag::new(false),
+        };
+        migrate::migrate(&db)?;
+        Ok(db)
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// A SQLite pragma (for example `secure_delete`); nothing on PostgreSQL.
+    pub fn sqlite_pragma(&self, name: &str, value: &str) -> Result<(), DbError> {
+        if let Backend::Sqlite(conn) = &self.backend {
+            conn.pragma_update(None, name, value)?;
+        }
+        Ok(())
+    }
+
+    /// Runs one statement; returns the rows it changed.
+    pub fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64, DbError> {
+        let values: Vec<Value<'_>> = params.iter().map(|p| p.value()).collect();
+        match &self.backend {
+            Backend::Sqlite(conn) => {
+                let changed = conn
+                    .prepare_cached(sql)?
+                    .execute(rusqlite::params_from_iter(values.iter()))?;
+                Ok(u64::try_from(changed).unwrap_or(u64::MAX))
+            }
+            Backend::Postgres(conn) => {
+                conn.borrow_mut()
+                    .execute(sql, &values, self.in_transaction.get())
+            }
+        }
+    }
+
+    /// Runs a query; `read` turns each row into a value.
+    pub fn query<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn Param],
+        mut read: impl FnMut(&mut Row) -> Result<T, DbError>,
+    ) -> Result<Vec<T>, DbError> {
+        let values: Vec<Value<'_>> = params.iter().map(|p| p.value()).collect();
+        let rows = match &self.backend {
+            Backend::Sqlite(conn) => sqlite_rows(conn, sql, &values)?,
+            Backend::Postgres(conn) => {
+                conn.borrow_mut()
+                    .query(sql, &values, self.in_transaction.get())?
+            }
+        };
+        rows.into_iter().map(|mut row| read(&mut row)).collect()
+    }
+
+    /// The first row of a query, if any.
+    pub fn query_opt<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn Param],
+        read: impl FnMut(&mut Row) -> Result<T, DbError>,
+    ) -> Result<Option<T>, DbError> {
+        Ok(self.query(sql, params, read)?.into_iter().next())
+    }
+
+    /// The first row of a query that always returns one (an aggregate, say).
+    pub fn query_one<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn Param],
+        read: impl FnMut(&mut Row) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        self.query_opt(sql, params, read)?
+            .ok_or_else(|| DbError::Column(format!("no row from {sql}")))
+    }
+
+    /// Several statements without parameters (migrations).
+    pub fn batch(&self, sql: &str) -> Result<(), DbError> {
+        match &self.backend {
+            Backend::Sqlite(conn) => conn.execute_batch(sql)?,
+            Backend::Postgres(conn) => conn.borrow_mut().batch(sql, self.in_transaction.get())?,
+        }
+        Ok(())
+    }
+
+    /// Starts a transaction: committed by [`Tx::commit`], rolled back when dropped.
+    pub fn begin(&self) -> Result<Tx<'_>, DbError> {
+        self.batch("BEGIN")?;
+        self.in_transaction.set(true);
+        Ok(Tx {
+            db: self,
+            open: true,
+        })
+    }
+}
+
+/// An open transaction; statements go through it as through the [`Db`].
+pub struct Tx<'a> {
+    db: &'a Db,
+    open: bool,
+}
+
+impl Tx<'_> {
+    pub fn commit(mut self) -> Result<(), DbError> {
+        self.open = false;
+        let done = self.db.batch("COMMIT");
+        self.db.in_transaction.set(false);
+        done
+    }
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Db;
+    fn deref(&self) -> &Db {
+        self.db
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // A failed rollback means the connection is gone, and its transaction with it.
+            let _ = self.db.batch("ROLLBACK");
+            self.db.in_transaction.set(false);
+        }
+    }
+}
+
+fn open_sqlite(path: &Path) -> Result<rusqlite::Connection, DbError> {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let open_err = |e: rusqlite::Error| DbError::Open {
+        target: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let conn = rusqlite::Connection::open(path).map_err(open_err)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(open_err)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(open_err)?;
+    // HQ opens the file once per part (state, privacy, EPCIS): they wait for each other.
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(open_err)?;
+    Ok(conn)
+}
+
+fn sqlite_rows(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    values: &[Value<'_>],
+) -> Result<Vec<Row>, DbError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let width = stmt.column_count();
+    let mut rows = stmt.query(rusqlite::params_from_iter(values.iter()))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let cells = (0..width)
+            .map(|i| value::Cell::from_sqlite(row.get_ref(i)?))
+            .collect::<Result<_, DbError>>()?;
+        out.push(Row(cells));
+    }
+    Ok(out)
+}
