@@ -146,6 +146,11 @@ pub fn carry_over(
 ) -> Result<Option<super::doc::LocalChange>, EpochError> {
     check_succession(old, new)?;
     let writer = new.core().writer().clone();
+    if new.carried_from(&writer).is_some() {
+        // Already moved over (maybe by an earlier incarnation, whose database was then
+        // restored from an older backup): `old` may be stale, and is not read.
+        return Ok(None);
+    }
     let at_cut = match new.cut().get(&writer) {
         Some(hash) if !old.core().has_change(hash) => {
             return Err(EpochError::OwnCutChangeMissing {

@@ -69,6 +69,33 @@ fn carry_over_moves_post_cut_work_once() {
     assert!(all_moved_over(&lane2));
 }
 
+/// Regression: a lane restored to a backup from before the switch (its old document lacks
+/// its own change named in the cut) could not move over, although an earlier incarnation
+/// had already carried its work: the carry-over read the restored, stale document first.
+#[test]
+fn a_writer_that_already_carried_over_does_not_read_its_restored_old_document() {
+    let mut lane = StockDoc::genesis(STORE, 1, lane_id(1)).unwrap();
+    let restored = lane.clone();
+    let mut hq = StockDoc::genesis(STORE, 1, w("hq")).unwrap();
+    let sale = Movement {
+        sku: "x".into(),
+        delta: -3,
+    };
+    lane.apply_movements(std::slice::from_ref(&sale), 1)
+        .unwrap();
+    sync_into(&lane, &mut hq);
+    let plan = EpochPlan::at_cut(&hq, &hq.core().heads()).unwrap();
+    let hq2 = open_next_epoch(STORE, &plan, w("hq"), 2).unwrap();
+    let mut earlier = StockDoc::genesis(STORE, 2, lane_id(1).new_incarnation()).unwrap();
+    sync_into(&hq2, &mut earlier);
+    carry_over(&lane, &mut earlier, 3).unwrap();
+
+    let mut again = StockDoc::genesis(STORE, 2, lane_id(1).new_incarnation()).unwrap();
+    sync_into(&earlier, &mut again);
+    assert!(carry_over(&restored, &mut again, 4).unwrap().is_none());
+    assert_eq!(again.stock("x"), -3);
+}
+
 #[test]
 fn carry_over_checks_succession_and_cut_heads() {
     let old = StockDoc::genesis(STORE, 1, lane_id(1)).unwrap();

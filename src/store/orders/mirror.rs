@@ -153,6 +153,29 @@ pub fn insert_mirror(
     order: &MirrorOrder,
     status: OrderStatus,
 ) -> Result<(), StoreError> {
+    insert_copy(conn, ctx, order, Some(&order.fulfilment), status)
+}
+
+/// Puts back an order this lane took and published before its database was restored from
+/// an older backup (`fulfilment` is ignored: the units are held here). No stock effect: its
+/// reservation is already in this writer's totals of the stock document, which SQLite
+/// follows. Its id is taken again, and the order can be collected or cancelled here.
+pub fn restore_own(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    order: &MirrorOrder,
+    status: OrderStatus,
+) -> Result<(), StoreError> {
+    insert_copy(conn, ctx, order, None, status)
+}
+
+fn insert_copy(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    order: &MirrorOrder,
+    fulfilment: Option<&str>,
+    status: OrderStatus,
+) -> Result<(), StoreError> {
     let hours = order
         .hold_hours
         .unwrap_or(DEFAULT_HOLD_HOURS)
@@ -171,7 +194,7 @@ pub fn insert_mirror(
         hold_until(&order.created_at, hours).unwrap_or_else(|_| order.created_at.clone()),
         ctx.now,
         order.delivery.as_str(),
-        order.fulfilment,
+        fulfilment,
         order.doc_id,
     ])?;
     for (i, (sku, quantity)) in order.lines.iter().enumerate() {
@@ -188,7 +211,7 @@ pub fn insert_mirror(
         status.as_str(),
         ctx.now,
         MIRROR_ACTOR,
-        Some(order.fulfilment.as_str())
+        Some(fulfilment.unwrap_or("restored from the orders document"))
     ])?;
     Ok(())
 }

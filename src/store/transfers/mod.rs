@@ -106,7 +106,7 @@ pub struct TransferEventView {
     pub actor: String,
 }
 
-/// What the sync side needs to create an inbound transfer.
+/// What the sync side needs to create an inbound transfer (or restore an own outbound one).
 #[derive(Debug, Clone)]
 pub struct Inbound<'a> {
     pub transfer_id: &'a str,
@@ -299,6 +299,54 @@ pub fn create_inbound(
         from_store = inbound.from_store,
         status = status.as_str(),
         "inbound transfer announced"
+    );
+    Ok(true)
+}
+
+/// Puts back a transfer this lane dispatched and published before its database was restored
+/// from an older backup (the orders document still holds it): its id is taken again and
+/// a later cancel or receipt books the difference. What its status moved is already in
+/// this writer's totals of the stock document, which SQLite follows, so it is recorded as
+/// booked and nothing is booked now. Returns `false` if the id exists here.
+pub fn restore_outbound(
+    conn: &Connection,
+    record: &Inbound<'_>,
+    status: TransferStatus,
+    now: &str,
+) -> Result<bool, StoreError> {
+    if exists(conn, record.transfer_id)? {
+        return Ok(false);
+    }
+    let local_id = record
+        .transfer_id
+        .split_once(':')
+        .map_or(record.transfer_id, |(_, local)| local);
+    conn.prepare_cached(
+        "INSERT INTO transfer (id, local_id, direction, from_store, to_store, status, created_at, updated_at)
+         VALUES (?1, ?2, 'outbound', ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        record.transfer_id,
+        local_id,
+        record.from_store,
+        record.to_store,
+        status.as_str(),
+        record.created_at,
+        now
+    ])?;
+    let booked = sender_effect(status, record.lines);
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO transfer_line (transfer_id, sku, dispatched, booked) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (sku, qty) in record.lines {
+        let booked = booked.get(sku).copied().unwrap_or(0);
+        insert.execute(params![record.transfer_id, sku, qty, booked])?;
+    }
+    add_event(conn, record.transfer_id, status, now, "sync", true)?;
+    tracing::info!(
+        transfer = record.transfer_id,
+        status = status.as_str(),
+        "own transfer restored from the orders document"
     );
     Ok(true)
 }

@@ -453,6 +453,10 @@ mod escrow;
 
 mod transfers;
 
+#[cfg(test)]
+#[path = "restore_tests.rs"]
+mod restore_tests;
+
 /// Whether an epoch document holds HQ's base change (the only change HQ makes in it).
 fn has_epoch_base(doc: &StockDoc) -> bool {
     let hq = WriterId::hq().actor();

@@ -108,6 +108,11 @@ impl NodeDocs {
         state: &OrderState,
         now: &str,
     ) -> Result<(), LocalError> {
+        if let Some(local_id) = own_local_id(doc_order_id, &self.writer) {
+            // Our own order, gone from SQLite (a restored backup): put it back, so its id
+            // is not taken twice and it can still be collected here.
+            return restore_own(conn, local_id, doc_order_id, facts, state, now);
+        }
         let handled = self
             .orders
             .events(doc_order_id)
@@ -121,7 +126,6 @@ impl NodeDocs {
         }
         match doc_order_id.strip_prefix(HQ_ORDER_PREFIX) {
             Some(local_id) => self.create_local(conn, facts, local_id, doc_order_id, now),
-            // Our own order, gone from SQLite (restored backup): nothing to re-create.
             None => Ok(()),
         }
     }
@@ -229,6 +233,16 @@ impl NodeDocs {
             return Ok(None);
         };
         let doc_order_id = format!("{}:{order_id}", self.writer.as_str());
+        if self.orders.facts(&doc_order_id).is_some() {
+            // An earlier incarnation published this id; this database (restored from an
+            // older backup) took it again before it caught up with HQ. Sharing it would
+            // fail for good; the order stays at this lane, its stock movements sync.
+            tracing::error!(
+                order = order_id,
+                "order id already published by this lane before a restore: the order is kept here only"
+            );
+            return Ok(None);
+        }
         let Some(facts) = own_facts(&own, &doc_order_id, &self.writer) else {
             tracing::warn!(
                 order = order_id,
@@ -342,6 +356,61 @@ fn follow_fold(
     Ok(())
 }
 
+/// The local id of `doc_order_id` if `writer` created it (`{writer}:{local id}`).
+fn own_local_id<'a>(doc_order_id: &'a str, writer: &WriterId) -> Option<&'a str> {
+    doc_order_id
+        .strip_prefix(writer.as_str())?
+        .strip_prefix(':')
+        .filter(|local| !local.is_empty())
+}
+
+/// Puts back an own order the document holds and SQLite lost (see `adopt`).
+fn restore_own(
+    conn: &Connection,
+    local_id: &str,
+    doc_order_id: &str,
+    facts: &OrderFacts,
+    state: &OrderState,
+    now: &str,
+) -> Result<(), LocalError> {
+    let Some(status) = local_status(state.status) else {
+        return Ok(());
+    };
+    // Taken again here before the lane caught up: restored under its document id, as
+    // other lanes' orders are kept, so its units can still be handed over or released.
+    let local_id = if store_orders::get(conn, local_id)?.is_some() {
+        doc_order_id
+    } else {
+        local_id
+    };
+    if store_orders::get(conn, local_id)?.is_some() {
+        return Ok(());
+    }
+    let tax = no_tax();
+    let ctx = sync_context("", &tax, now);
+    store_orders::restore_own(conn, &ctx, &copy_of(doc_order_id, local_id, facts), status)?;
+    tracing::info!(
+        order = local_id,
+        status = status.as_str(),
+        "own order restored from the orders document"
+    );
+    Ok(())
+}
+
+fn copy_of(doc_order_id: &str, local_id: &str, facts: &OrderFacts) -> MirrorOrder {
+    MirrorOrder {
+        order_id: local_id.to_owned(),
+        doc_id: doc_order_id.to_owned(),
+        channel: facts.channel.clone(),
+        delivery: facts.delivery,
+        fulfilment: facts.fulfilment.as_str().to_owned(),
+        pickup_code_hash: hex::encode(facts.pickup_code_hash),
+        created_at: ms_rfc3339(facts.created_at_ms),
+        hold_hours: facts.hold_hours,
+        lines: facts.lines.clone().into_iter().collect(),
+    }
+}
+
 /// Copies an order another lane holds, in its folded status.
 fn mirror(
     conn: &Connection,
@@ -363,20 +432,9 @@ fn mirror(
         );
         return Ok(());
     }
-    let order = MirrorOrder {
-        order_id: local_id.to_owned(),
-        doc_id: doc_order_id.to_owned(),
-        channel: facts.channel.clone(),
-        delivery: facts.delivery,
-        fulfilment: facts.fulfilment.as_str().to_owned(),
-        pickup_code_hash: hex::encode(facts.pickup_code_hash),
-        created_at: ms_rfc3339(facts.created_at_ms),
-        hold_hours: facts.hold_hours,
-        lines: facts.lines.clone().into_iter().collect(),
-    };
     let tax = no_tax();
     let ctx = sync_context("", &tax, now);
-    store_orders::insert_mirror(conn, &ctx, &order, status)?;
+    store_orders::insert_mirror(conn, &ctx, &copy_of(doc_order_id, local_id, facts), status)?;
     Ok(())
 }
 

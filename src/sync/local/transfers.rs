@@ -113,6 +113,22 @@ impl NodeDocs {
                 continue;
             };
             let inbound = facts.receiver.as_ref() == Some(&self.writer) && facts.to_store == store;
+            let own_outbound =
+                facts.dispatcher().as_ref() == Some(&self.writer) && facts.from_store == store;
+            if have.is_none() && own_outbound {
+                // Ours, gone from SQLite (a restored backup): put back, so its id is not
+                // taken twice and a cancel or receipt still books here.
+                let created = rfc3339(facts.created_at_ms);
+                let record = Inbound {
+                    transfer_id: &id,
+                    from_store: &facts.from_store,
+                    to_store: &facts.to_store,
+                    created_at: &created,
+                    lines: &facts.lines,
+                };
+                store_transfers::restore_outbound(conn, &record, state.status, now)?;
+                continue;
+            }
             if have.is_none() && inbound {
                 let created = rfc3339(facts.created_at_ms);
                 let record = Inbound {

@@ -315,6 +315,9 @@ async fn on_heads(
     heads: Vec<ChangeHash>,
     cmd: &mpsc::UnboundedSender<Cmd>,
 ) -> Result<(), String> {
+    if *scope == Scope::Hq {
+        lock(&ctx.shared.hq_heads).insert(doc.clone(), (epoch, heads.clone()));
+    }
     let current_epoch = local::lock(&ctx.docs).doc(&doc).map(SyncDoc::epoch);
     if *scope == Scope::Hq && current_epoch.is_some_and(|current| epoch > current) {
         // HQ's retained heads of a newer epoch: the announcement an offline node finds.
@@ -377,10 +380,11 @@ fn on_own_status(ctx: &Ctx, payload: &[u8], retain: bool, cmd: &mpsc::UnboundedS
 
 /// Ends this incarnation's wait ([`local::NodeDocs::require_adoption`]) once it holds every
 /// change HQ has of the stock and orders documents: HQ's retained heads arrived before the
-/// echo of this node's own status, and every hash in them is in the documents (a `Need`
-/// fetched what was missing). No heads from HQ (a store it does not know yet, or heads of a
-/// newer epoch, which the epoch switch handles) means nothing to wait for. The commit that
-/// ends the wait records everything sold meanwhile, on top of the totals caught up.
+/// echo of this node's own status, this node is on their epoch (a database restored from
+/// before an epoch switch moves over first, so nothing is written into the closed epoch),
+/// and every hash in them is in the documents (a `Need` fetched what was missing). No heads
+/// from HQ (a store it does not know yet) means nothing to wait for. The commit that ends
+/// the wait records everything sold meanwhile, on top of the totals caught up.
 async fn try_adopt(ctx: &Ctx) -> Result<(), String> {
     let seen = ctx
         .shared
@@ -389,13 +393,14 @@ async fn try_adopt(ctx: &Ctx) -> Result<(), String> {
     if !seen || !local::lock(&ctx.docs).is_adopting() {
         return Ok(());
     }
-    let hq_heads: Vec<(DocId, Vec<ChangeHash>)> = {
-        let heads = lock(&ctx.shared.peer_heads);
+    let hq_heads: Vec<(DocId, u32, Vec<ChangeHash>)> = {
+        let heads = lock(&ctx.shared.hq_heads);
         [&ctx.stock_id, &ctx.orders_id]
             .into_iter()
             .filter_map(|id| {
-                let key = (id.clone(), crate::crdt::doc::HQ_WRITER.to_owned());
-                heads.get(&key).map(|h| (id.clone(), h.clone()))
+                heads
+                    .get(id)
+                    .map(|(epoch, h)| (id.clone(), *epoch, h.clone()))
             })
             .collect()
     };
@@ -404,10 +409,11 @@ async fn try_adopt(ctx: &Ctx) -> Result<(), String> {
         .store
         .write(move |_conn| {
             let mut guard = local::lock(&docs);
-            let caught_up = hq_heads.iter().all(|(id, heads)| {
-                guard
-                    .doc(id)
-                    .is_none_or(|doc| doc.known_heads(heads).len() == heads.len())
+            let caught_up = hq_heads.iter().all(|(id, epoch, heads)| {
+                guard.doc(id).is_none_or(|doc| {
+                    doc.epoch() > *epoch
+                        || (doc.epoch() == *epoch && doc.known_heads(heads).len() == heads.len())
+                })
             });
             if caught_up && guard.is_adopting() {
                 guard.finish_adoption();

@@ -86,6 +86,9 @@ struct Shared {
     hq_online: std::sync::atomic::AtomicBool,
     /// Latest heads per (doc, publisher writer): HQ's and the other lanes'.
     peer_heads: Mutex<BTreeMap<(DocId, String), Vec<ChangeHash>>>,
+    /// HQ's latest retained heads per document, with their epoch (also a newer one than
+    /// this node's): what a new incarnation must hold before it writes.
+    hq_heads: Mutex<BTreeMap<DocId, (u32, Vec<ChangeHash>)>>,
     last_hq_ack_ms: Mutex<Option<i64>>,
     metrics: WireMetrics,
     /// The last [`SyncService::refresh_diag`] result, for synchronous readers (metrics).
