@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use crate::crdt::doc::AuthError;
 use crate::health::{Health, State};
-use crate::metrics::{Histogram, counter, gauge};
+use crate::http_shared::limits::PublicLimits;
+use crate::metrics::{Counter, Histogram, counter, gauge};
 use crate::sync::topics::{self, Scope, Topic};
 use crate::sync::wire::WireMetrics;
 
@@ -37,6 +38,9 @@ pub struct HqOps {
     /// HQ's database file, opened read-only by the readiness check.
     database: PathBuf,
     started: std::time::Instant,
+    /// Rates of `/readyz` and `/metrics`, which need no token.
+    pub limits: PublicLimits,
+    pub public_rate_limited: Counter,
 }
 
 impl HqOps {
@@ -55,6 +59,8 @@ impl HqOps {
             last_applied: Mutex::default(),
             database,
             started: std::time::Instant::now(),
+            limits: PublicLimits::default(),
+            public_rate_limited: Counter::default(),
         }
     }
 
@@ -115,6 +121,12 @@ impl HqOps {
             WireMetrics::get(&w.messages_out),
         );
         self.render_rejected(out);
+        counter(
+            out,
+            "storenode_hq_public_rate_limited_total",
+            "Requests to /metrics and /readyz refused by their rate limit.",
+            self.public_rate_limited.get(),
+        );
         self.apply_latency.render(
             out,
             "storenode_hq_apply_duration_seconds",

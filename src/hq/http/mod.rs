@@ -45,7 +45,13 @@ pub struct HttpState {
 
 /// HQ's API and its operator endpoints.
 pub fn router(state: HttpState, ops: std::sync::Arc<super::ops::HqOps>) -> Router {
-    api(state).merge(ops::router(ops))
+    api(state)
+        .merge(ops::router(ops))
+        // Outermost: axum's own replies (an unknown route, a bad path or query, 405) in the
+        // shared JSON error shape too.
+        .layer(axum::middleware::map_response(
+            crate::http_shared::error::json_errors,
+        ))
 }
 
 fn api(state: HttpState) -> Router {
