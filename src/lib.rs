@@ -19,6 +19,7 @@ pub mod gs1;
 pub mod health;
 pub mod hq;
 pub mod http_client;
+pub mod http_shared;
 pub mod human;
 pub mod import;
 pub mod metrics;

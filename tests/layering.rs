@@ -21,6 +21,7 @@ const FLOORS: &[(&str, &[&str])] = &[
             "events",
             "ownership",
             "cli_numbers",
+            "http_shared",
         ],
     ),
     // Pure business rules and the in-memory readiness registry: no SQLite, no automerge, no I/O.

@@ -179,8 +179,9 @@ fn hq_takes_the_bearer_scheme_in_any_case() {
 }
 
 /// HQ reads a JSON body whatever its content type says, as the store does (it answered a
-/// `curl -d` 415), and refuses a bad one in its JSON error shape: 400 for what is not JSON,
-/// 422 for JSON that does not fit the request.
+/// `curl -d` 415), and refuses a bad one in the store API's JSON error shape
+/// (`{"error": code, "message": ..., "field"?: ...}`; HQ used to answer `{"error": text}`):
+/// 400 for what is not JSON, 422 for JSON that does not fit the request, naming the field.
 #[test]
 fn hq_reads_json_without_a_content_type_and_refuses_bad_bodies_as_json() {
     let broker = Mosquitto::start(MosquittoOptions::plain());
@@ -195,15 +196,44 @@ fn hq_reads_json_without_a_content_type_and_refuses_bad_bodies_as_json() {
     let (status, body) = hq.post_untyped("/v1/catalog", item);
     assert_eq!(status, 200, "{body}");
     let (status, body) = hq.post_untyped("/v1/catalog", "{\"items\": [");
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("bad_request")),
+        "{body}"
+    );
     assert!(
-        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        body["message"].as_str().is_some_and(|e| !e.is_empty()),
         "{body}"
     );
     let (status, body) = hq.post_untyped("/v1/catalog", r#"{"items": 7}"#);
-    assert_eq!(status, 422, "{body}");
-    assert!(
-        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (422, Some("unprocessable")),
         "{body}"
+    );
+    assert_eq!(body["field"], "items", "{body}");
+    // The same shape for refusals axum makes itself, and for a wrong token.
+    let (status, body) = hq.get_json("/v1/no-such-route");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
+    let (status, body) = hq.get_json("/v1/stock");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("bad_request")),
+        "{body}"
+    );
+    let (status, body) = hq.get_json("/v1/stock/s1/NOPE");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
+    assert!(body["message"].is_string(), "{body}");
+    assert_eq!(
+        hq.status_with_authorization("/v1/stock?store=s1", "Bearer wrong-token-0123456789"),
+        401
     );
 }

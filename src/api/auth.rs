@@ -14,8 +14,8 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::ApiError;
-use super::limits::{TokenBucket, too_many};
 use crate::config::Terminal;
+use crate::http_shared::limits::{TokenBucket, too_many};
 
 /// The terminal a request was authenticated as.
 #[derive(Debug, Clone)]

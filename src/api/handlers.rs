@@ -18,10 +18,9 @@ use super::AppState;
 use super::auth::TerminalId;
 use super::error::ApiError;
 use super::query::{self, ApiQuery};
-use super::replies::{
-    Alive, EscrowList, ItemReply, ItemStock, OrderList, Readiness, StockOne, StockPage,
-};
+use super::replies::{EscrowList, ItemReply, ItemStock, OrderList, StockOne, StockPage};
 use super::write::WriteRequest;
+use crate::health::{Alive, Readiness};
 use crate::metrics::Metrics;
 use crate::store::catalog;
 use crate::store::escrow;
@@ -53,13 +52,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     // A real write (rate-limited) rather than the last error: a store that opened its file
     // read-only, a full disk or a lock held elsewhere refuse the next sale, so not ready.
     crate::probes::check_store(&state.store, &state.health).await;
-    let ready = state.health.ready();
-    let body = Readiness {
-        ready,
-        reasons: state.health.not_ready_reasons(),
-        components: state.health.snapshot(),
-    };
-    let status = if ready {
+    let body = state.health.readiness();
+    let status = if body.ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

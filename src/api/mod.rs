@@ -8,7 +8,6 @@ mod epcis;
 mod error;
 mod handlers;
 pub mod json;
-mod limits;
 pub mod lockout;
 pub mod openapi;
 mod pickup;
@@ -30,6 +29,8 @@ use tower_http::timeout::TimeoutLayer;
 
 pub use auth::Auth;
 pub use error::ApiError;
+
+use crate::http_shared::limits;
 
 use crate::config::Config;
 use crate::events::EventBus;

@@ -1,12 +1,9 @@
 //! The JSON replies of the read routes, typed so the OpenAPI document describes them.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::customer::Customer;
-use crate::health::Component;
 use crate::store::catalog::Item;
 use crate::store::escrow::EscrowView;
 use crate::store::ledger::SkuStock;
@@ -88,20 +85,4 @@ pub struct CustomerStored {
 pub struct CustomerErased {
     pub order_id: String,
     pub erased_at: String,
-}
-
-/// `GET /healthz`.
-#[derive(Serialize, ToSchema)]
-pub struct Alive {
-    /// Always `ok`.
-    pub status: &'static str,
-}
-
-/// `GET /readyz`: ready when no critical component is down.
-#[derive(Serialize, ToSchema)]
-pub struct Readiness {
-    pub ready: bool,
-    /// Why the node cannot sell, with what to do (empty when ready).
-    pub reasons: Vec<String>,
-    pub components: BTreeMap<String, Component>,
 }

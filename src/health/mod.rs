@@ -30,6 +30,22 @@ pub struct Component {
     pub critical: bool,
 }
 
+/// `GET /healthz` of the store and HQ.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Alive {
+    /// Always `ok`.
+    pub status: &'static str,
+}
+
+/// `GET /readyz` of the store and HQ: ready when no critical component is down.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    /// Why the service is not ready, each naming its component (empty when ready).
+    pub reasons: Vec<String>,
+    pub components: BTreeMap<String, Component>,
+}
+
 #[derive(Default)]
 pub struct Health {
     components: Mutex<BTreeMap<String, Component>>,
@@ -107,6 +123,21 @@ impl Health {
             .filter(|(_, c)| c.critical && c.state == State::Down)
             .map(|(name, c)| format!("{name}: {}", c.detail))
             .collect()
+    }
+
+    /// The `/readyz` reply of this registry as it stands.
+    pub fn readiness(&self) -> Readiness {
+        let components = self.snapshot();
+        let reasons: Vec<String> = components
+            .iter()
+            .filter(|(_, c)| c.critical && c.state == State::Down)
+            .map(|(name, c)| format!("{name}: {}", c.detail))
+            .collect();
+        Readiness {
+            ready: reasons.is_empty(),
+            reasons,
+            components,
+        }
     }
 
     pub fn ready(&self) -> bool {

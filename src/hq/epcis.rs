@@ -215,7 +215,7 @@ pub struct EventQuery {
 }
 
 fn bad(field: &str, message: String) -> Problem {
-    Problem::new(StatusCode::BAD_REQUEST, message).with("field", field)
+    Problem::new(StatusCode::BAD_REQUEST, message).field(field)
 }
 
 fn parse_query(pairs: &[(String, String)]) -> Result<EventQuery, Problem> {

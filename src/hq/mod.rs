@@ -9,6 +9,7 @@ pub mod db;
 pub mod epcis;
 pub mod erase;
 pub mod http;
+pub mod ops;
 pub mod orders;
 pub mod pricing;
 pub mod privacy;
@@ -58,8 +59,8 @@ pub enum HqRunError {
     Privacy(#[from] privacy::HqPrivacyError),
     #[error(transparent)]
     Epcis(#[from] epcis::HqEpcisError),
-    #[error("opening HQ's database: {0}")]
-    Opening(String),
+    #[error("loading HQ's state stopped: {0}")]
+    Load(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -79,13 +80,30 @@ pub struct Hq {
 
 impl Hq {
     pub async fn start(cfg: &HqConfig) -> Result<Self, HqRunError> {
-        let (state, privacy, epcis) = {
-            let cfg = cfg.clone();
-            tokio::task::spawn_blocking(move || open_parts(&cfg))
-                .await
-                .map_err(|e| HqRunError::Opening(e.to_string()))??
+        let db = db::Target::from_config(cfg.database_url.as_deref(), &cfg.data_dir);
+        let metrics = Arc::new(WireMetrics::default());
+        let ops = Arc::new(ops::HqOps::new(db.clone(), metrics.clone()));
+        let shutdown = CancellationToken::new();
+        let listener = http::serve::Listener::bind(cfg.listen)?;
+        let http_addr = listener.addr;
+        // Operators see a loading HQ as alive and not ready, rather than as refusing.
+        let loading = listener.serve_while_loading(ops.clone())?;
+        let opened = open_state(cfg, db).await;
+        let (state, privacy, epcis) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                loading.stop().await;
+                return Err(e);
+            }
         };
         let topics = lock(&state).topics().clone();
+        let stores = lock(&state).stores().len();
+        ops.health.set(
+            ops::DOCUMENTS,
+            crate::health::State::Ok,
+            format!("{stores} stores loaded"),
+            true,
+        );
         let mut transport = TransportConfig::new("hq", &cfg.broker.host, cfg.broker.port);
         if let Some(files) = &cfg.broker.tls {
             transport.tls = Some(crate::tls::client_config(files)?);
@@ -111,20 +129,8 @@ impl Hq {
             (topics.pii_filter(None, None), q),
             (topics.epcis_filter(), q),
         ];
-        let shutdown = CancellationToken::new();
         let (mqtt, incoming, transport_task) = MqttTransport::start(transport, shutdown.clone())?;
-        let metrics = Arc::new(WireMetrics::default());
         let (publish, outgoing) = mpsc::unbounded_channel();
-        let listener = tokio::net::TcpListener::bind(cfg.listen)
-            .await
-            .map_err(|source| HqRunError::Listen {
-                addr: cfg.listen,
-                source,
-            })?;
-        let http_addr = listener.local_addr().map_err(|source| HqRunError::Listen {
-            addr: cfg.listen,
-            source,
-        })?;
         let http_state = http::HttpState {
             hq: state.clone(),
             token: cfg.token.clone(),
@@ -132,15 +138,17 @@ impl Hq {
             privacy: privacy.clone(),
             epcis: epcis.clone(),
         };
-        let stop = shutdown.clone();
-        let tasks = vec![
+        loading.stop().await;
+        let mut tasks = vec![
             tokio::spawn(receive(
-                state.clone(),
-                privacy,
-                epcis,
+                Ingest {
+                    state: state.clone(),
+                    privacy,
+                    epcis,
+                    ops: ops.clone(),
+                },
                 incoming,
                 publish.clone(),
-                metrics.clone(),
                 shutdown.clone(),
             )),
             tokio::spawn(publish_loop(
@@ -149,18 +157,9 @@ impl Hq {
                 metrics.clone(),
                 shutdown.clone(),
             )),
-            tokio::spawn(async move {
-                let app = http::router(http_state);
-                let served = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await;
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "HQ HTTP server failed");
-                }
-            }),
+            tokio::spawn(listener.serve(http::router(http_state, ops), shutdown.clone())),
             transport_task,
         ];
-        let mut tasks = tasks;
         if let Some(every) = cfg.epoch_interval {
             tasks.push(tokio::spawn(epoch_timer(
                 state.clone(),
@@ -200,22 +199,26 @@ impl Hq {
     }
 }
 
-/// Opens HQ's state, customer data and EPCIS stores on their own connections to the
-/// configured database. Blocking (the PostgreSQL client must not run on an async worker).
-fn open_parts(
+/// HQ's documents, customer data and EPCIS events, opened (and the documents loaded) on the
+/// blocking pool: loading many stores' histories takes a while.
+async fn open_state(
     cfg: &HqConfig,
+    db: db::Target,
 ) -> Result<(SharedHq, privacy::SharedPrivacy, epcis::SharedEpcis), HqRunError> {
-    let target = db::Target::from_config(cfg.database_url.as_deref(), &cfg.data_dir);
-    let state =
-        HqState::open_target(&target, &cfg.tenant, cfg.safety_stock)?.with_lanes(cfg.lanes.clone());
-    let topics = state.topics().clone();
-    let privacy = privacy::HqPrivacy::open(&target, topics.clone())?;
-    let epcis = epcis::HqEpcis::open(&target, topics)?;
-    Ok((
-        Arc::new(Mutex::new(state)),
-        Arc::new(Mutex::new(privacy)),
-        Arc::new(Mutex::new(epcis)),
-    ))
+    let (tenant, safety_stock, lanes) = (cfg.tenant.clone(), cfg.safety_stock, cfg.lanes.clone());
+    tokio::task::spawn_blocking(move || {
+        let state = HqState::open_target(&db, &tenant, safety_stock)?.with_lanes(lanes);
+        let topics = state.topics().clone();
+        let privacy = privacy::HqPrivacy::open(&db, topics.clone())?;
+        let epcis = epcis::HqEpcis::open(&db, topics)?;
+        Ok((
+            Arc::new(Mutex::new(state)),
+            Arc::new(Mutex::new(privacy)),
+            Arc::new(Mutex::new(epcis)),
+        ))
+    })
+    .await
+    .map_err(|e| HqRunError::Load(e.to_string()))?
 }
 
 /// Runs HQ until SIGTERM or SIGINT.
@@ -258,15 +261,27 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn receive(
+/// What the ingest loop works on.
+struct Ingest {
     state: SharedHq,
     privacy: privacy::SharedPrivacy,
     epcis: epcis::SharedEpcis,
+    ops: Arc<ops::HqOps>,
+}
+
+async fn receive(
+    ingest: Ingest,
     mut incoming: mpsc::Receiver<Incoming>,
     publish: mpsc::UnboundedSender<Outgoing>,
-    metrics: Arc<WireMetrics>,
     shutdown: CancellationToken,
 ) {
+    let Ingest {
+        state,
+        privacy,
+        epcis,
+        ops,
+    } = ingest;
+    let metrics = ops.wire.clone();
     // An event taken off the queue while collecting a batch, handled next.
     let mut lookahead: Option<Incoming> = None;
     loop {
@@ -277,9 +292,12 @@ async fn receive(
                 event = incoming.recv() => event,
             },
         };
+        ops.set_queue_depth(incoming.len());
         let answers = match event {
             None => return,
             Some(Incoming::Connected) => {
+                ops.health
+                    .set(ops::BROKER, crate::health::State::Ok, "connected", true);
                 let state = state.clone();
                 let mut out = tokio::task::spawn_blocking(move || lock(&state).all_heads())
                     .await
@@ -289,6 +307,12 @@ async fn receive(
             }
             Some(Incoming::Disconnected { reason }) => {
                 tracing::warn!(reason, "HQ lost the broker");
+                ops.health.set(
+                    ops::BROKER,
+                    crate::health::State::Down,
+                    format!("disconnected: {reason}"),
+                    true,
+                );
                 Vec::new()
             }
             Some(Incoming::Message { topic, payload, .. }) if privacy::is_pii_topic(&topic) => {
@@ -321,16 +345,21 @@ async fn receive(
                 }
                 let state = state.clone();
                 let shown: Vec<String> = batch.iter().map(|(topic, _)| topic.clone()).collect();
+                let started = std::time::Instant::now();
                 let handled =
                     tokio::task::spawn_blocking(move || lock(&state).handle_many(&batch)).await;
+                ops.apply_latency.observe(started.elapsed());
                 match handled {
                     Ok(results) => {
                         let mut answers = Vec::new();
                         for (topic, result) in shown.iter().zip(results) {
                             match result {
-                                Ok(more) => answers.extend(more),
+                                Ok(more) => {
+                                    ops.applied(topic);
+                                    answers.extend(more);
+                                }
                                 Err(rejected) => {
-                                    metrics.reject();
+                                    ops.reject(&rejected);
                                     tracing::warn!(topic, reason = %rejected, "HQ rejected a sync message");
                                 }
                             }

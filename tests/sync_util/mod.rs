@@ -602,6 +602,28 @@ impl HqNode {
         (status, reply.json().unwrap_or(serde_json::Value::Null))
     }
 
+    /// `(status, body)` of a `GET` without a token (the operator's endpoints).
+    pub fn get_public(&self, path: &str) -> (u16, serde_json::Value) {
+        let reply = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .expect("GET hq");
+        let status = reply.status().as_u16();
+        (status, reply.json().unwrap_or(serde_json::Value::Null))
+    }
+
+    /// The text of a `GET` without a token (`/metrics`).
+    pub fn get_text(&self, path: &str) -> String {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_default()
+    }
+
     /// `(status, body)` of an HQ API `GET`.
     pub fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         let reply = self

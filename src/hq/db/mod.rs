@@ -74,6 +74,22 @@ impl DbError {
     }
 }
 
+/// Whether the database answers a query, on a short connection of its own (readiness: a
+/// long batch holding HQ's lock must not make HQ look down).
+pub fn ping(target: &Target) -> Result<(), String> {
+    match target {
+        Target::Sqlite(path) => {
+            use rusqlite::{Connection, OpenFlags};
+            let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            conn.busy_timeout(std::time::Duration::from_secs(2))
+                .and_then(|()| conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(())))
+                .map_err(|e| format!("{} does not answer: {e}", path.display()))
+        }
+        Target::Postgres(url) => pg::ping(url),
+    }
+}
+
 enum Backend {
     Sqlite(rusqlite::Connection),
     // Boxed: the client and its statement cache are large, and one Db lives per part.
@@ -91,7 +107,9 @@ impl Db {
     pub fn open(target: &Target) -> Result<Self, DbError> {
         let backend = match target {
             Target::Sqlite(path) => Backend::Sqlite(open_sqlite(path)?),
-            Target::Postgres(url) => Backend::Postgres(Box::new(RefCell::new(pg::PgConn::connect(url)?))),
+            Target::Postgres(url) => {
+                Backend::Postgres(Box::new(RefCell::new(pg::PgConn::connect(url)?)))
+            }
         };
         let db = Db {
             backend,

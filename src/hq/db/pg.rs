@@ -86,6 +86,19 @@ impl PgConn {
     }
 }
 
+/// Connects anew (with a short timeout) and runs `SELECT 1`.
+pub(super) fn ping(url: &str) -> Result<(), String> {
+    let mut config: postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
+    config.connect_timeout(std::time::Duration::from_secs(2));
+    let mut client = config
+        .connect(NoTls)
+        .map_err(|e| format!("PostgreSQL does not answer: {e}"))?;
+    client
+        .simple_query("SELECT 1")
+        .map(|_| ())
+        .map_err(|e| format!("PostgreSQL does not answer: {e}"))
+}
+
 fn open(url: &str) -> Result<Client, DbError> {
     Client::connect(url, NoTls).map_err(|e| DbError::Open {
         target: redact(url),

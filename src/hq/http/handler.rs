@@ -1,7 +1,8 @@
 //! The one shape of HQ's HTTP handlers: check the bearer token ([`HttpState::authorise`]),
 //! run the work with a shared state locked on the blocking pool (SQLite and automerge
-//! block; see [`Authorised`]), and answer every refusal or failure as HQ's JSON error,
-//! `{"error": "..."}` with a status ([`Problem`]). A handler returns an [`Answer`].
+//! block; see [`Authorised`]), and answer every refusal or failure in the store API's JSON
+//! error shape, `{"error": code, "message": ...}` with a status ([`Problem`]). A handler
+//! returns an [`Answer`].
 //!
 //! The token is checked in the handler body, after axum's extractors: a request whose path,
 //! query or body cannot be read is refused for that first, as it always was.
@@ -23,23 +24,28 @@ use super::HttpState;
 use crate::hq::epcis::HqEpcis;
 use crate::hq::privacy::HqPrivacy;
 use crate::hq::state::{HqError, HqState, Outgoing};
+use crate::http_shared::error::ApiError;
+use crate::http_shared::json::parse_with;
 
 /// What an HQ handler answers: its response, or a [`Problem`].
 pub type Answer = Result<Response, Problem>;
 
-/// A refusal or failure in HQ's JSON error shape: `{"error": detail}`, with the odd extra
-/// field (e.g. the query parameter at fault).
+/// A refusal or failure in the JSON error shape the store's API uses too
+/// ([`ErrorBody`](crate::http_shared::error::ErrorBody): `{"error": code, "message": ...,
+/// "field"?: ...}`), with the odd fact beside it (when customer data was erased).
 #[derive(Debug)]
 pub struct Problem {
-    status: StatusCode,
-    body: Map<String, Value>,
+    error: ApiError,
+    extra: Map<String, Value>,
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
-        let mut body = Map::new();
-        body.insert("error".to_owned(), Value::String(detail.into()));
-        Self { status, body }
+    /// An error whose code is its status's (`not_found`, `conflict`, ...).
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            error: ApiError::status(status, message),
+            extra: Map::new(),
+        }
     }
 
     /// 500 with the error's text.
@@ -62,26 +68,49 @@ impl Problem {
         )
     }
 
-    /// Adds a field beside `error`.
+    /// Names the request field (a JSON path, a query parameter) at fault.
+    pub fn field(mut self, name: impl Into<String>) -> Self {
+        self.error.field = Some(name.into());
+        self
+    }
+
+    /// Adds a fact beside the shared fields (e.g. `erased_at`).
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.body.insert(key.to_owned(), value.into());
+        self.extra.insert(key.to_owned(), value.into());
         self
     }
 
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.error.status
+    }
+}
+
+impl From<ApiError> for Problem {
+    fn from(error: ApiError) -> Self {
+        Self {
+            error,
+            extra: Map::new(),
+        }
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        (self.status, Json(Value::Object(self.body))).into_response()
+        if self.extra.is_empty() {
+            return self.error.into_response();
+        }
+        let mut body = self.error.body();
+        if let Value::Object(fields) = &mut body {
+            fields.extend(self.extra);
+        }
+        (self.error.status, Json(body)).into_response()
     }
 }
 
 /// A JSON request body, read whatever its `Content-Type` says, as the store's API reads it
-/// (a `curl -d` without `--json` is JSON too; axum's `Json` answered it 415). A body that is
-/// not JSON is a 400, one that does not fit the request a 422, both as a [`Problem`].
+/// (a `curl -d` without `--json` is JSON too; axum's `Json` answered it 415), with the same
+/// parser ([`crate::http_shared::json`]): a body that is not JSON is a 400, one that does not
+/// fit the request a 422, both naming the field at fault when there is one.
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
@@ -91,14 +120,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|e| Problem::new(e.status(), e.body_text()))?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            let status = if e.is_data() {
-                StatusCode::UNPROCESSABLE_ENTITY
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            Problem::new(status, format!("request body: {e}"))
-        })
+        parse_with(&bytes, StatusCode::UNPROCESSABLE_ENTITY)
+            .map(JsonBody)
+            .map_err(Problem::from)
     }
 }
 

@@ -1,5 +1,6 @@
 //! HQ's HTTP API for the web shop and back office (bearer token), one handler shape for
-//! every route ([`handler`]):
+//! every route ([`handler`]), beside the operator's `/healthz`, `/readyz` and `/metrics`
+//! ([`ops`], no token); start-up in [`serve`]:
 //! - `GET /v1/stock/{store}/{sku}`: one figure, with `available_to_sell`, `as_of`, `online`;
 //! - `GET /v1/stock?store=S`: every SKU of a store;
 //! - `POST /v1/catalog` `{"items": [...]}`: publish catalog items and prices to every store;
@@ -16,6 +17,8 @@
 //! - promotions, price lists and `POST /v1/quote`: see [`super::pricing`].
 
 mod handler;
+pub mod ops;
+pub mod serve;
 mod stock;
 
 pub use handler::{Answer, Authorised, JsonBody, Problem};
@@ -40,7 +43,18 @@ pub struct HttpState {
     pub epcis: super::epcis::SharedEpcis,
 }
 
-pub fn router(state: HttpState) -> Router {
+/// HQ's API and its operator endpoints.
+pub fn router(state: HttpState, ops: std::sync::Arc<super::ops::HqOps>) -> Router {
+    api(state)
+        .merge(ops::router(ops))
+        // Outermost: axum's own replies (an unknown route, a bad path or query, 405) in the
+        // shared JSON error shape too.
+        .layer(axum::middleware::map_response(
+            crate::http_shared::error::json_errors,
+        ))
+}
+
+fn api(state: HttpState) -> Router {
     Router::new()
         .route("/v1/stock", get(stock::store_stock))
         .route("/v1/stock/{store}/{sku}", get(stock::one_sku))

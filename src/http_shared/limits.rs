@@ -1,6 +1,6 @@
 //! A token bucket, for per-terminal request rates and the unauthenticated endpoints
-//! (`/metrics`, `/readyz`): a flood of those is answered 429 cheaply instead of each request
-//! reading the store.
+//! (`/metrics`, `/readyz`) of the store and HQ: a flood of those is answered 429 cheaply
+//! instead of each request reading the database.
 
 use std::sync::Mutex;
 use std::time::Instant;
