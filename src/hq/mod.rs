@@ -14,6 +14,7 @@ pub mod privacy;
 mod publish;
 pub mod state;
 pub mod transfers;
+pub mod warnings;
 
 pub use publish::{catalog_import, publish_items};
 
@@ -68,6 +69,8 @@ pub enum HqRunError {
 pub struct Hq {
     pub state: SharedHq,
     pub metrics: Arc<WireMetrics>,
+    /// What HQ refused of what stores published, by reason (rate-limited warnings).
+    pub rejections: Arc<warnings::Rejections>,
     pub http_addr: std::net::SocketAddr,
     publish: mpsc::UnboundedSender<Outgoing>,
     shutdown: CancellationToken,
@@ -116,6 +119,7 @@ impl Hq {
         let shutdown = CancellationToken::new();
         let (mqtt, incoming, transport_task) = MqttTransport::start(transport, shutdown.clone())?;
         let metrics = Arc::new(WireMetrics::default());
+        let rejections = Arc::new(warnings::Rejections::default());
         let (publish, outgoing) = mpsc::unbounded_channel();
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
@@ -142,7 +146,15 @@ impl Hq {
                 epcis,
                 incoming,
                 publish.clone(),
-                metrics.clone(),
+                Tally {
+                    wire: metrics.clone(),
+                    rejections: rejections.clone(),
+                },
+                shutdown.clone(),
+            )),
+            tokio::spawn(warnings::summarise_every(
+                rejections.clone(),
+                warnings::WARN_EVERY,
                 shutdown.clone(),
             )),
             tokio::spawn(publish_loop(
@@ -175,6 +187,7 @@ impl Hq {
         Ok(Self {
             state,
             metrics,
+            rejections,
             http_addr,
             publish,
             shutdown,
@@ -242,15 +255,25 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the receive loop counts: the wire's figures and the refused messages by reason.
+struct Tally {
+    wire: Arc<WireMetrics>,
+    rejections: Arc<warnings::Rejections>,
+}
+
 async fn receive(
     state: SharedHq,
     privacy: privacy::SharedPrivacy,
     epcis: epcis::SharedEpcis,
     mut incoming: mpsc::Receiver<Incoming>,
     publish: mpsc::UnboundedSender<Outgoing>,
-    metrics: Arc<WireMetrics>,
+    tally: Tally,
     shutdown: CancellationToken,
 ) {
+    let Tally {
+        wire: metrics,
+        rejections,
+    } = tally;
     // An event taken off the queue while collecting a batch, handled next.
     let mut lookahead: Option<Incoming> = None;
     loop {
@@ -277,11 +300,11 @@ async fn receive(
             }
             Some(Incoming::Message { topic, payload, .. }) if privacy::is_pii_topic(&topic) => {
                 metrics.count_in(payload.len());
-                privacy::on_message(&privacy, topic, payload).await
+                privacy::on_message(&privacy, &rejections, topic, payload).await
             }
             Some(Incoming::Message { topic, payload, .. }) if epcis::is_epcis_topic(&topic) => {
                 metrics.count_in(payload.len());
-                epcis::on_message(&epcis, topic, payload).await
+                epcis::on_message(&epcis, &rejections, topic, payload).await
             }
             Some(Incoming::Message { topic, payload, .. }) => {
                 metrics.count_in(payload.len());
@@ -315,7 +338,7 @@ async fn receive(
                                 Ok(more) => answers.extend(more),
                                 Err(rejected) => {
                                     metrics.reject();
-                                    tracing::warn!(topic, reason = %rejected, "HQ rejected a sync message");
+                                    rejections.reject(topic, rejected.reason(), &rejected);
                                 }
                             }
                         }
