@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::db::{Db, Target};
 use super::http::{Answer, HttpState, Problem};
 use super::state::Outgoing;
+use super::warnings::Rejections;
 use crate::epcis::batch::{self, Ack, Batch};
 use crate::sync::payload::MAX_MESSAGE_BYTES;
 use crate::sync::topics::{self, Id, Scope, Topic, TopicSpace};
@@ -35,6 +36,19 @@ pub enum HqEpcisError {
     ForeignWriter { store: String, writer: String },
     #[error("event {index}: {reason}")]
     BadEvent { index: usize, reason: String },
+}
+
+impl HqEpcisError {
+    /// The reason as counted and logged (`storenode_hq_rejected_total{reason}`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Db(_) => "epcis_store",
+            Self::Topic(_) => "topic",
+            Self::Batch(_) => "epcis_batch",
+            Self::NotAStoreBatch | Self::ForeignWriter { .. } => "epcis_writer",
+            Self::BadEvent { .. } => "epcis_event",
+        }
+    }
 }
 
 pub type SharedEpcis = Arc<Mutex<HqEpcis>>;
@@ -179,6 +193,7 @@ pub fn is_epcis_topic(topic: &str) -> bool {
 
 pub async fn on_message(
     epcis: &SharedEpcis,
+    rejections: &Rejections,
     topic: String,
     payload: bytes::Bytes,
 ) -> Vec<Outgoing> {
@@ -192,7 +207,7 @@ pub async fn on_message(
     match handled {
         Ok(Ok(ack)) => vec![ack],
         Ok(Err(e)) => {
-            tracing::warn!(topic = shown, reason = %e, "HQ rejected an EPCIS batch");
+            rejections.reject(&shown, e.reason(), &e);
             Vec::new()
         }
         Err(e) => {

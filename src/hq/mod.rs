@@ -16,6 +16,7 @@ pub mod privacy;
 mod publish;
 pub mod state;
 pub mod transfers;
+pub mod warnings;
 
 pub use publish::{catalog_import, publish_items};
 
@@ -72,6 +73,8 @@ pub enum HqRunError {
 pub struct Hq {
     pub state: SharedHq,
     pub metrics: Arc<WireMetrics>,
+    /// What HQ refused of what stores published, by reason (rate-limited warnings).
+    pub rejections: Arc<warnings::Rejections>,
     pub http_addr: std::net::SocketAddr,
     publish: mpsc::UnboundedSender<Outgoing>,
     shutdown: CancellationToken,
@@ -130,6 +133,7 @@ impl Hq {
             (topics.epcis_filter(), q),
         ];
         let (mqtt, incoming, transport_task) = MqttTransport::start(transport, shutdown.clone())?;
+        let rejections = Arc::new(warnings::Rejections::default());
         let (publish, outgoing) = mpsc::unbounded_channel();
         let http_state = http::HttpState {
             hq: state.clone(),
@@ -146,9 +150,15 @@ impl Hq {
                     privacy,
                     epcis,
                     ops: ops.clone(),
+                    rejections: rejections.clone(),
                 },
                 incoming,
                 publish.clone(),
+                shutdown.clone(),
+            )),
+            tokio::spawn(warnings::summarise_every(
+                rejections.clone(),
+                warnings::WARN_EVERY,
                 shutdown.clone(),
             )),
             tokio::spawn(publish_loop(
@@ -172,6 +182,7 @@ impl Hq {
         Ok(Self {
             state,
             metrics,
+            rejections,
             http_addr,
             publish,
             shutdown,
@@ -267,6 +278,7 @@ struct Ingest {
     privacy: privacy::SharedPrivacy,
     epcis: epcis::SharedEpcis,
     ops: Arc<ops::HqOps>,
+    rejections: Arc<warnings::Rejections>,
 }
 
 async fn receive(
@@ -280,6 +292,7 @@ async fn receive(
         privacy,
         epcis,
         ops,
+        rejections,
     } = ingest;
     let metrics = ops.wire.clone();
     // An event taken off the queue while collecting a batch, handled next.
@@ -317,11 +330,11 @@ async fn receive(
             }
             Some(Incoming::Message { topic, payload, .. }) if privacy::is_pii_topic(&topic) => {
                 metrics.count_in(payload.len());
-                privacy::on_message(&privacy, topic, payload).await
+                privacy::on_message(&privacy, &rejections, topic, payload).await
             }
             Some(Incoming::Message { topic, payload, .. }) if epcis::is_epcis_topic(&topic) => {
                 metrics.count_in(payload.len());
-                epcis::on_message(&epcis, topic, payload).await
+                epcis::on_message(&epcis, &rejections, topic, payload).await
             }
             Some(Incoming::Message { topic, payload, .. }) => {
                 metrics.count_in(payload.len());
@@ -360,7 +373,7 @@ async fn receive(
                                 }
                                 Err(rejected) => {
                                     ops.reject(&rejected);
-                                    tracing::warn!(topic, reason = %rejected, "HQ rejected a sync message");
+                                    rejections.reject(topic, rejected.reason(), &rejected);
                                 }
                             }
                         }

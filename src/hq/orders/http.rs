@@ -15,7 +15,9 @@ use crate::hq::http::{Answer, HttpState, JsonBody, Problem};
 impl From<OrderRefused> for Problem {
     fn from(e: OrderRefused) -> Self {
         let status = match e {
-            OrderRefused::Exists(_) | OrderRefused::NotGranted { .. } => StatusCode::CONFLICT,
+            OrderRefused::Exists(_)
+            | OrderRefused::Archived(_)
+            | OrderRefused::NotGranted { .. } => StatusCode::CONFLICT,
             OrderRefused::Invalid { .. } | OrderRefused::NoLane(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }

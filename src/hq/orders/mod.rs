@@ -79,8 +79,14 @@ pub struct OrderLine {
 pub enum OrderRefused {
     #[error("{field}: {reason}")]
     Invalid { field: &'static str, reason: String },
-    #[error("order {0:?} already exists")]
+    #[error("order id {0:?} is taken: an order with this id exists; order ids are never reused")]
     Exists(String),
+    /// The id of an order closed and archived at an epoch cut (`hq_closed_order`): it is
+    /// no longer in the document, but `GET /v1/orders/{id}` still shows it.
+    #[error(
+        "order id {0:?} is taken: the order was closed and archived at an epoch cut; order ids are never reused"
+    )]
+    Archived(String),
     #[error("store {0:?} has no lane HQ knows of; name one in `node`")]
     NoLane(String),
     #[error(

@@ -18,6 +18,12 @@ impl HqState {
     /// to the store (which may be offline: it fetches the change when it reconnects).
     pub fn create_order(&mut self, order: &NewHqOrder) -> Result<Vec<Outgoing>, OrderRefused> {
         let facts = self.order_facts(order)?;
+        // An epoch cut leaves closed orders out of the document: without this, their ids
+        // were taken again (two orders listed under one id, escrow consumed for an order
+        // no store ever saw).
+        if self.archived_order_store(&facts.order_id)?.is_some() {
+            return Err(OrderRefused::Archived(order.order_id.clone()));
+        }
         let id = DocId::new(&order.store, DocKind::Orders).map_err(HqError::from)?;
         let core = match self.docs.remove(&id) {
             Some(core) => core,
@@ -104,6 +110,15 @@ impl HqState {
             hold_hours: order.hold_hours,
             delivery: order.delivery,
         })
+    }
+
+    /// The store of an order archived at an epoch cut, by document order id.
+    fn archived_order_store(&self, doc_order_id: &str) -> Result<Option<String>, HqError> {
+        Ok(self.db.query_opt(
+            "SELECT store FROM hq_closed_order WHERE doc_order_id = ?1",
+            &[&doc_order_id],
+            |r| r.get(0),
+        )?)
     }
 
     fn fulfilment_lane(&self, order: &NewHqOrder) -> Result<WriterId, OrderRefused> {

@@ -210,3 +210,76 @@ fn an_epoch_switch_archives_closed_orders_and_keeps_open_ones_and_the_escrow() {
         .unwrap();
     assert_eq!(old_rows, 0, "epoch 0 of the orders document is dropped");
 }
+
+/// A lane-1 stock change of store s1, so HQ knows the store and can cut its epochs.
+fn stock_message() -> Vec<u8> {
+    let lane1 = WriterId::new("s1.lane1").unwrap();
+    let mut stock = crate::crdt::stock::StockDoc::genesis("s1", 0, lane1).unwrap();
+    let moved = stock
+        .apply_movements(
+            &[crate::domain::stock::Movement {
+                sku: "MILK".into(),
+                delta: 9,
+            }],
+            1,
+        )
+        .unwrap()
+        .unwrap();
+    SyncMessage::Changes {
+        doc: DocId::new("s1", DocKind::Stock).unwrap(),
+        epoch: 0,
+        changes: vec![moved.bytes],
+    }
+    .encode()
+    .unwrap()
+}
+
+// Failed before the fix: the second `web-1` was placed (Ok), consumed escrow and was listed
+// beside the archived one.
+#[test]
+fn an_order_id_archived_at_an_epoch_cut_is_refused_and_consumes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut hq = HqState::open(&dir.path().join("hq.db"), "t", 1).unwrap();
+    let orders_id = DocId::new("s1", DocKind::Orders).unwrap();
+    grant(&mut hq, 5);
+    let order = request(Some("4711"), None);
+    hq.create_order(&order).unwrap();
+    // Lane 1 collects web-1; the next epoch leaves it out and archives it.
+    let mut lane = OrdersDoc::genesis("s1", 0, WriterId::new("s1.lane1").unwrap()).unwrap();
+    lane.core_mut()
+        .apply_changes(&hq.docs[&orders_id].changes_since(&[]))
+        .unwrap();
+    let collected = lane
+        .record_status("hq:web-1", OrderStatus::Collected, 5)
+        .unwrap()
+        .unwrap();
+    hq.handle(
+        "storenode/v1/t/s1/changes/orders/s1.lane1",
+        &orders_message(0, vec![collected.bytes]),
+    )
+    .unwrap();
+    hq.handle("storenode/v1/t/s1/changes/stock/s1.lane1", &stock_message())
+        .unwrap();
+    hq.open_epoch("s1").unwrap();
+    let live = OrdersDoc::from_core(hq.docs[&orders_id].clone()).unwrap();
+    assert!(live.order_ids().is_empty(), "web-1 is archived");
+    let remaining = hq.escrow_of("s1", "MILK").remaining();
+    assert_eq!(remaining, 3);
+
+    let refused = hq.create_order(&order).unwrap_err();
+    assert!(matches!(refused, OrderRefused::Archived(_)), "{refused}");
+    assert!(refused.to_string().contains("never reused"), "{refused}");
+    let problem = crate::hq::http::Problem::from(refused);
+    assert_eq!(problem.status(), axum::http::StatusCode::CONFLICT);
+    assert_eq!(hq.escrow_of("s1", "MILK").remaining(), remaining);
+    let listed = hq.store_orders("s1", None);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].status, Some(OrderStatus::Collected));
+    // After a restart too.
+    drop(hq);
+    let mut again = HqState::open(&dir.path().join("hq.db"), "t", 1).unwrap();
+    assert!(matches!(
+        again.create_order(&order),
+        Err(OrderRefused::Archived(_))
+    ));
+}

@@ -1,8 +1,9 @@
 //! The stores' `pii` messages (a customer, or an erasure tombstone) handled off the async
 //! runtime, and HQ's tombstones published again each time it connects.
 
-use super::{SharedPrivacy, lock};
+use super::{HqPrivacyError, SharedPrivacy, lock};
 use crate::hq::state::Outgoing;
+use crate::hq::warnings::Rejections;
 use crate::sync::topics::{self, Topic};
 
 /// Erasure tombstones republished each time HQ connects, newest first: a broker that lost
@@ -35,6 +36,7 @@ pub fn is_pii_topic(topic: &str) -> bool {
 /// Handles a store's `pii` message off the async runtime; returns what to publish.
 pub async fn on_message(
     privacy: &SharedPrivacy,
+    rejections: &Rejections,
     topic: String,
     payload: bytes::Bytes,
 ) -> Vec<Outgoing> {
@@ -48,7 +50,11 @@ pub async fn on_message(
     match handled {
         Ok(Ok(out)) => out,
         Ok(Err(e)) => {
-            tracing::warn!(topic = shown, reason = %e, "HQ rejected a customer data message");
+            let reason = match e {
+                HqPrivacyError::Topic(_) => "topic",
+                _ => "customer_data",
+            };
+            rejections.reject(&shown, reason, &e);
             Vec::new()
         }
         Err(e) => {

@@ -81,6 +81,22 @@ pub enum Rejected {
     Unexpected,
 }
 
+impl Rejected {
+    /// The reason as counted and logged (`storenode_hq_rejected_total{reason}`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Topic(_) => "topic",
+            Self::Payload(_) => "payload",
+            Self::TooLarge(_) => "too_large",
+            Self::WrongStore { .. } => "wrong_store",
+            Self::Unauthorised(_) => "unauthorised",
+            Self::OtherEpoch { .. } => "other_epoch",
+            Self::Apply(_) => "apply",
+            Self::Unexpected => "unexpected",
+        }
+    }
+}
+
 /// A message for the publisher.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
