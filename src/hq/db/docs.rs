@@ -93,9 +93,42 @@ fn replay(doc: &mut SyncDoc, log: Vec<LogEntry>) -> Result<(), DocError> {
     Ok(())
 }
 
+/// Moves document `key` to its next version (every write of it does, in its transaction),
+/// so that each HQ instance can tell whether its copy in memory is still the stored one.
+pub fn bump_version(db: &Db, key: &str) -> Result<i64, DbError> {
+    let version = db.query_one(
+        "INSERT INTO hq_doc_version (doc_key, version) VALUES (?1, 1)
+         ON CONFLICT(doc_key) DO UPDATE SET version = hq_doc_version.version + 1
+         RETURNING version",
+        &[&key],
+        |r| r.get(0),
+    )?;
+    db.record_touched(key, version);
+    Ok(version)
+}
+
+/// The stored version of every document (see [`bump_version`]).
+pub fn versions(db: &Db) -> Result<Vec<(String, i64)>, DbError> {
+    db.query("SELECT doc_key, version FROM hq_doc_version", &[], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
+}
+
+/// The stored version of one document (0: never written).
+pub fn version(db: &Db, key: &str) -> Result<i64, DbError> {
+    Ok(db
+        .query_opt(
+            "SELECT version FROM hq_doc_version WHERE doc_key = ?1",
+            &[&key],
+            |r| r.get(0),
+        )?
+        .unwrap_or(0))
+}
+
 /// Saves the whole document and clears its log.
 pub fn save_doc(db: &Db, doc: &SyncDoc, now: &str) -> Result<(), DbError> {
     let key = doc_key(doc.id());
+    bump_version(db, &key)?;
     let epoch = doc.epoch();
     db.execute(
         "INSERT INTO sync_doc (doc_key, epoch, saved, saved_at) VALUES (?1, ?2, ?3, ?4)
@@ -120,6 +153,7 @@ pub fn persist_change(
 ) -> Result<(), DbError> {
     let key = doc_key(doc.id());
     let epoch = doc.epoch();
+    bump_version(db, &key)?;
     db.execute(
         "INSERT INTO sync_change (doc_key, epoch, bundle, bytes) VALUES (?1, ?2, ?3, ?4)",
         &[&key, &epoch, &bundle, &bytes],

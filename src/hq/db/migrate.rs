@@ -21,6 +21,8 @@ const SQLITE: &[&str] = &[
     include_str!("../../epcis/hq_schema.sql"),
     // Orders closed at an orders epoch cut. Owned by `hq::orders`.
     include_str!("../orders/schema.sql"),
+    // Document versions, for several HQ instances over one database. Owned by `hq::state`.
+    include_str!("../state/versions.sql"),
 ];
 
 /// PostgreSQL steps, the same as [`SQLITE`] one for one.
@@ -30,6 +32,7 @@ const POSTGRES: &[&str] = &[
     include_str!("../transfers/schema.pg.sql"),
     include_str!("../../epcis/hq_schema.pg.sql"),
     include_str!("../orders/schema.pg.sql"),
+    include_str!("../state/versions.sql"),
 ];
 
 /// Key of the advisory lock the PostgreSQL migration runs under ("hq-migr" in ASCII).

@@ -100,7 +100,14 @@ enum Backend {
 pub struct Db {
     backend: Backend,
     in_transaction: Flag<bool>,
+    /// Documents written in the open transaction, with their new versions (see
+    /// [`docs::bump_version`]); taken by the state when it commits.
+    touched: RefCell<std::collections::BTreeMap<String, i64>>,
 }
+
+/// Advisory lock keys (PostgreSQL): every write of HQ's documents holds [`WRITES`] shared
+/// (ingest, per document) or exclusive (HQ's own writes, which may touch any document).
+const WRITES_LOCK: i64 = 0x0068_712d_7772_6974;
 
 impl Db {
     /// Opens the database and brings its schema up to date.
@@ -114,6 +121,7 @@ impl Db {
         let db = Db {
             backend,
             in_transaction: Flag::new(false),
+            touched: RefCell::default(),
         };
         migrate::migrate(&db)?;
         Ok(db)
@@ -196,8 +204,16 @@ impl Db {
         Ok(())
     }
 
-    /// Starts a transaction: committed by [`Tx::commit`], rolled back when dropped.
+    /// Starts a transaction: committed by [`Tx::commit`], rolled back when dropped. Inside
+    /// a transaction already open ([`Db::open_transaction`]) it joins that one: its commit
+    /// and rollback are the outer transaction's to do.
     pub fn begin(&self) -> Result<Tx<'_>, DbError> {
+        if self.in_transaction.get() {
+            return Ok(Tx {
+                db: self,
+                open: false,
+            });
+        }
         self.batch("BEGIN")?;
         self.in_transaction.set(true);
         Ok(Tx {
@@ -205,16 +221,72 @@ impl Db {
             open: true,
         })
     }
+
+    /// Opens a transaction that statements and [`Db::begin`] join until
+    /// [`Db::finish_transaction`]. SQLite takes its write lock at once (one HQ process, but
+    /// its parts share the file).
+    pub fn open_transaction(&self) -> Result<(), DbError> {
+        self.touched.borrow_mut().clear();
+        self.batch(if self.is_postgres() {
+            "BEGIN"
+        } else {
+            "BEGIN IMMEDIATE"
+        })?;
+        self.in_transaction.set(true);
+        Ok(())
+    }
+
+    /// Commits (`commit`) or rolls back the transaction of [`Db::open_transaction`];
+    /// returns the documents it wrote and their versions (none when rolled back).
+    pub fn finish_transaction(
+        &self,
+        commit: bool,
+    ) -> Result<std::collections::BTreeMap<String, i64>, DbError> {
+        let done = self.batch(if commit { "COMMIT" } else { "ROLLBACK" });
+        self.in_transaction.set(false);
+        let touched = std::mem::take(&mut *self.touched.borrow_mut());
+        done.map(|()| if commit { touched } else { Default::default() })
+    }
+
+    /// Takes, for the open transaction, the lock that lets this instance write document
+    /// `doc_key` while other instances write other documents. Nothing on SQLite.
+    pub fn lock_document(&self, doc_key: &str) -> Result<(), DbError> {
+        if self.is_postgres() {
+            self.execute("SELECT pg_advisory_xact_lock_shared(?1)", &[&WRITES_LOCK])?;
+            self.execute("SELECT pg_advisory_xact_lock(hashtext(?1))", &[&doc_key])?;
+        }
+        Ok(())
+    }
+
+    /// Takes, for the open transaction, the lock that lets this instance write any
+    /// document: other instances' writes wait until it commits. Nothing on SQLite.
+    pub fn lock_all_documents(&self) -> Result<(), DbError> {
+        if self.is_postgres() {
+            self.execute("SELECT pg_advisory_xact_lock(?1)", &[&WRITES_LOCK])?;
+        }
+        Ok(())
+    }
+
+    fn record_touched(&self, doc_key: &str, version: i64) {
+        self.touched
+            .borrow_mut()
+            .insert(doc_key.to_owned(), version);
+    }
 }
 
 /// An open transaction; statements go through it as through the [`Db`].
 pub struct Tx<'a> {
     db: &'a Db,
+    /// Whether this guard began the transaction (and so ends it); a guard that joined an
+    /// outer transaction leaves that to its owner.
     open: bool,
 }
 
 impl Tx<'_> {
     pub fn commit(mut self) -> Result<(), DbError> {
+        if !self.open {
+            return Ok(());
+        }
         self.open = false;
         let done = self.db.batch("COMMIT");
         self.db.in_transaction.set(false);

@@ -171,7 +171,15 @@ impl Authorised<'_> {
         &self,
         work: impl FnOnce(&mut HqState) -> T + Send + 'static,
     ) -> Result<T, Problem> {
-        locked(&self.0.hq, work).await.map_err(Problem::internal)
+        locked(&self.0.hq, |hq: &mut HqState| {
+            // Another HQ instance may have written since: read what is stored.
+            if let Err(e) = hq.refresh_all() {
+                tracing::warn!(error = %e, "cannot refresh HQ's documents from the database");
+            }
+            work(hq)
+        })
+        .await
+        .map_err(Problem::internal)
     }
 
     /// Runs `work` with HQ's customer data locked; a failure names nothing ([`Problem::hidden`]).

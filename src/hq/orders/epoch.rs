@@ -31,7 +31,7 @@ impl HqState {
     }
 
     /// The newest epoch of an orders document HQ has stored (0 if none).
-    fn stored_orders_epoch(&self, id: &DocId) -> Result<u32, HqError> {
+    pub(in crate::hq) fn stored_orders_epoch(&self, id: &DocId) -> Result<u32, HqError> {
         let epoch: Option<i64> = self.db.query_one(
             "SELECT max(epoch) FROM (SELECT epoch FROM sync_doc WHERE doc_key = ?1
              UNION ALL SELECT epoch FROM sync_change WHERE doc_key = ?1) AS stored",

@@ -31,6 +31,15 @@ impl HqState {
         sku: &str,
         quantity: i64,
     ) -> Result<Vec<Outgoing>, OrderRefused> {
+        self.with_all_documents(|hq| hq.return_escrow_locked(store, sku, quantity))
+    }
+
+    fn return_escrow_locked(
+        &mut self,
+        store: &str,
+        sku: &str,
+        quantity: i64,
+    ) -> Result<Vec<Outgoing>, OrderRefused> {
         if quantity <= 0 {
             return Err(invalid("quantity", "must be positive"));
         }

@@ -17,6 +17,10 @@ impl HqState {
     /// Places an online order for a store: one change in its orders document, published
     /// to the store (which may be offline: it fetches the change when it reconnects).
     pub fn create_order(&mut self, order: &NewHqOrder) -> Result<Vec<Outgoing>, OrderRefused> {
+        self.with_all_documents(|hq| hq.create_order_locked(order))
+    }
+
+    fn create_order_locked(&mut self, order: &NewHqOrder) -> Result<Vec<Outgoing>, OrderRefused> {
         let facts = self.order_facts(order)?;
         // An epoch cut leaves closed orders out of the document: without this, their ids
         // were taken again (two orders listed under one id, escrow consumed for an order
@@ -65,6 +69,10 @@ impl HqState {
     /// The fold decides at every node: a collect or ship anywhere still wins, and the lane
     /// holding the units releases them when the cancel reaches it.
     pub fn cancel_order(&mut self, order_id: &str) -> Result<Vec<Outgoing>, CancelRefused> {
+        self.with_all_documents(|hq| hq.cancel_order_locked(order_id))
+    }
+
+    fn cancel_order_locked(&mut self, order_id: &str) -> Result<Vec<Outgoing>, CancelRefused> {
         let (id, doc_order_id) = self
             .find_order(order_id)
             .ok_or_else(|| CancelRefused::Unknown(order_id.to_owned()))?;

@@ -33,6 +33,13 @@ impl HqState {
         &mut self,
         edit: impl FnOnce(&mut CatalogDoc, i64) -> Result<Option<LocalChange>, CatalogError>,
     ) -> Result<Vec<Outgoing>, HqError> {
+        self.with_all_documents(|hq| hq.change_catalog_locked(edit))
+    }
+
+    fn change_catalog_locked(
+        &mut self,
+        edit: impl FnOnce(&mut CatalogDoc, i64) -> Result<Option<LocalChange>, CatalogError>,
+    ) -> Result<Vec<Outgoing>, HqError> {
         let id = DocId::new(CATALOG_STORE, DocKind::Catalog)?;
         let Some(core) = self.docs.remove(&id) else {
             return Ok(Vec::new());

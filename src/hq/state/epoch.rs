@@ -19,6 +19,10 @@ impl HqState {
     /// Returns the new epoch and the messages announcing it (the retained heads of the new
     /// epoch are the announcement a store that was offline finds when it comes back).
     pub fn open_epoch(&mut self, store: &str) -> Result<(u32, Vec<Outgoing>), HqError> {
+        self.with_all_documents(|hq| hq.open_epoch_locked(store))
+    }
+
+    fn open_epoch_locked(&mut self, store: &str) -> Result<(u32, Vec<Outgoing>), HqError> {
         let id = DocId::new(store, DocKind::Stock)?;
         let Some(old) = self.stock_doc(store) else {
             return Err(HqError::UnknownStore(store.to_owned()));

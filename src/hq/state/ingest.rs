@@ -203,7 +203,17 @@ impl HqState {
             .ok_or_else(|| Rejected::Apply("document vanished".into()))
     }
 
+    /// Applies a store's changes under the document's write lock (see `fresh.rs`).
     fn apply_store_changes(
+        &mut self,
+        id: &DocId,
+        epoch: u32,
+        incoming: Incoming,
+    ) -> Result<Vec<Outgoing>, Rejected> {
+        self.with_document(id, |hq| hq.apply_store_changes_locked(id, epoch, incoming))
+    }
+
+    fn apply_store_changes_locked(
         &mut self,
         id: &DocId,
         epoch: u32,
@@ -312,6 +322,8 @@ impl HqState {
         epoch: u32,
         have: &[ChangeHash],
     ) -> Result<Vec<Outgoing>, Rejected> {
+        self.refresh(id)
+            .map_err(|e| Rejected::Apply(e.to_string()))?;
         let doc = self.doc_for(id, epoch)?;
         let messages =
             wire::catch_up_messages(doc, have).map_err(|e| Rejected::Apply(e.to_string()))?;

@@ -12,6 +12,7 @@
 
 mod catalog;
 mod epoch;
+mod fresh;
 mod ingest;
 mod stock;
 #[cfg(test)]
@@ -97,6 +98,13 @@ impl Rejected {
     }
 }
 
+impl From<HqError> for Rejected {
+    /// HQ could not store or lock what it was given: refused now, the store sends it again.
+    fn from(e: HqError) -> Self {
+        Rejected::Apply(e.to_string())
+    }
+}
+
 /// A message for the publisher.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
@@ -112,6 +120,8 @@ pub struct HqState {
     pub(in crate::hq) topics: TopicSpace,
     pub(in crate::hq) writer: WriterId,
     pub(in crate::hq) docs: BTreeMap<DocId, SyncDoc>,
+    /// The stored version each document in `docs` was loaded at or written to (`fresh.rs`).
+    pub(in crate::hq) versions: BTreeMap<DocId, i64>,
     pub(in crate::hq) epochs: BTreeMap<String, u32>,
     pub(in crate::hq) safety_stock: i64,
     /// Provisioned lanes per store (`[hq.lanes]`); a store not listed takes any of its
@@ -130,8 +140,11 @@ impl HqState {
         let mut state = Self {
             db: Db::open(target)?,
             topics: TopicSpace::new(Id::new(tenant)?),
-            writer: WriterId::hq(),
+            // A new actor per start: two instances (or one restored from a backup) never
+            // make different changes under the same actor and sequence number.
+            writer: WriterId::hq().new_incarnation(),
             docs: BTreeMap::new(),
+            versions: BTreeMap::new(),
             epochs: BTreeMap::new(),
             safety_stock,
             lanes: BTreeMap::new(),
@@ -163,7 +176,7 @@ impl HqState {
         let catalog = DocId::new(CATALOG_STORE, DocKind::Catalog)?;
         let doc = docs::load_or_genesis(&self.db, &catalog, 0, self.writer.clone())?;
         self.docs.insert(catalog, doc);
-        Ok(())
+        self.adopt_stored_versions()
     }
 
     pub fn topics(&self) -> &TopicSpace {

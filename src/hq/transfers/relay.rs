@@ -159,6 +159,10 @@ impl HqState {
             &mut OrdersDoc,
         ) -> Result<Option<crate::crdt::doc::LocalChange>, TransferDocError>,
     {
+        // Called while ingesting another store's document: take this one's lock too, and
+        // its stored version, before changing it.
+        self.db.lock_document(&crate::sync::persist::doc_key(id))?;
+        self.refresh(id)?;
         let mut doc = self.orders_doc(id)?;
         let Some(change) = write(&mut doc).map_err(doc_err)? else {
             return Ok(None);

@@ -1,0 +1,192 @@
+//! Several HQ instances over one database: each keeps documents in memory, tagged with the
+//! version it loaded (`hq_doc_version`, moved on by every write), and takes the stored one
+//! again when another instance wrote since.
+//!
+//! Writes run in one transaction under PostgreSQL advisory locks: a store's changes hold
+//! their document's lock (instances ingest different documents at once), HQ's own writes
+//! (orders placed or cancelled, escrow, transfers, the catalog, epoch cuts) hold the lock of
+//! every document, as they may touch several. Inside the lock the document is refreshed
+//! before it is changed, so no instance applies to a stale copy. On SQLite (one instance)
+//! the locks are no-ops and the versions never differ.
+
+use std::collections::BTreeMap;
+
+use super::{HqError, HqState};
+use crate::crdt::doc::{DocId, DocKind};
+use crate::hq::db::docs;
+use crate::sync::persist::doc_key;
+
+impl HqState {
+    /// Runs `work` on the fresh document `id` under its write lock, in one transaction.
+    /// On failure the transaction is rolled back and the document taken again from the
+    /// database: not stored means not made.
+    pub(in crate::hq) fn with_document<T, E: From<HqError>>(
+        &mut self,
+        id: &DocId,
+        work: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.db.open_transaction().map_err(HqError::from)?;
+        let locked = self
+            .db
+            .lock_document(&doc_key(id))
+            .map_err(HqError::from)
+            .and_then(|()| self.refresh(id));
+        if let Err(e) = locked {
+            self.abandon(&[id.clone()]);
+            return Err(e.into());
+        }
+        self.finish(work, |_| vec![id.clone()])
+    }
+
+    /// Runs `work` under the lock of every document, on fresh documents, in one
+    /// transaction (HQ's own writes).
+    pub(in crate::hq) fn with_all_documents<T, E: From<HqError>>(
+        &mut self,
+        work: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.db.open_transaction().map_err(HqError::from)?;
+        let locked = self
+            .db
+            .lock_all_documents()
+            .map_err(HqError::from)
+            .and_then(|()| self.refresh_all());
+        if let Err(e) = locked {
+            let all: Vec<DocId> = self.docs.keys().cloned().collect();
+            self.abandon(&all);
+            return Err(e.into());
+        }
+        self.finish(work, |state| state.docs.keys().cloned().collect())
+    }
+
+    fn finish<T, E: From<HqError>>(
+        &mut self,
+        work: impl FnOnce(&mut Self) -> Result<T, E>,
+        on_failure: impl FnOnce(&Self) -> Vec<DocId>,
+    ) -> Result<T, E> {
+        match work(self) {
+            Ok(value) => {
+                let touched = self.db.finish_transaction(true).map_err(HqError::from);
+                match touched {
+                    Ok(touched) => {
+                        self.record_versions(touched);
+                        Ok(value)
+                    }
+                    Err(e) => {
+                        let ids = on_failure(self);
+                        self.reload_all(&ids);
+                        Err(e.into())
+                    }
+                }
+            }
+            Err(e) => {
+                let ids = on_failure(self);
+                self.abandon(&ids);
+                Err(e)
+            }
+        }
+    }
+
+    fn abandon(&mut self, ids: &[DocId]) {
+        if let Err(e) = self.db.finish_transaction(false) {
+            tracing::warn!(error = %e, "rolling back HQ's transaction failed");
+        }
+        self.reload_all(ids);
+    }
+
+    fn reload_all(&mut self, ids: &[DocId]) {
+        for id in ids {
+            self.versions.remove(id);
+            if let Err(e) = self.refresh(id) {
+                tracing::warn!(doc = %doc_key(id), error = %e, "cannot reload a document");
+            }
+        }
+    }
+
+    fn record_versions(&mut self, touched: BTreeMap<String, i64>) {
+        for (key, version) in touched {
+            if let Some(id) = id_of_key(&key) {
+                self.versions.insert(id, version);
+            }
+        }
+    }
+
+    /// Takes document `id` from the database again if another instance wrote it since this
+    /// copy was loaded (or if this instance has none yet).
+    pub(in crate::hq) fn refresh(&mut self, id: &DocId) -> Result<(), HqError> {
+        let stored = docs::version(&self.db, &doc_key(id))?;
+        self.refresh_to(id, stored)
+    }
+
+    /// [`Self::refresh`] of every stored document (one query for the versions).
+    pub fn refresh_all(&mut self) -> Result<(), HqError> {
+        for (key, stored) in docs::versions(&self.db)? {
+            if let Some(id) = id_of_key(&key) {
+                self.refresh_to(&id, stored)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn refresh_to(&mut self, id: &DocId, stored: i64) -> Result<(), HqError> {
+        if stored == 0 || self.versions.get(id) == Some(&stored) {
+            return Ok(());
+        }
+        let epoch = match id.kind {
+            DocKind::Stock => self.stored_stock_epoch(&id.store)?,
+            DocKind::Orders => self.stored_orders_epoch(id)?,
+            DocKind::Catalog => 0,
+        };
+        match docs::load_doc(&self.db, id, epoch, self.writer.clone())? {
+            Some(doc) => {
+                self.docs.insert(id.clone(), doc);
+                if id.kind == DocKind::Stock {
+                    self.epochs.insert(id.store.clone(), epoch);
+                }
+            }
+            None => {
+                self.docs.remove(id);
+            }
+        }
+        self.versions.insert(id.clone(), stored);
+        Ok(())
+    }
+
+    fn stored_stock_epoch(&self, store: &str) -> Result<u32, HqError> {
+        Ok(self
+            .db
+            .query_opt(
+                "SELECT epoch FROM hq_store WHERE store = ?1",
+                &[&store],
+                |r| r.get(0),
+            )?
+            .unwrap_or(0))
+    }
+
+    /// Marks every loaded document as the stored version (after loading them at start).
+    pub(in crate::hq) fn adopt_stored_versions(&mut self) -> Result<(), HqError> {
+        for (key, stored) in docs::versions(&self.db)? {
+            if let Some(id) = id_of_key(&key).filter(|id| self.docs.contains_key(id)) {
+                self.versions.insert(id, stored);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The document id of a `"{store}/{kind}"` row key.
+fn id_of_key(key: &str) -> Option<DocId> {
+    let (store, kind) = key.rsplit_once('/')?;
+    DocId::new(store, DocKind::parse(kind)?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_keys_name_their_document() {
+        let id = DocId::new("s1", DocKind::Orders).unwrap();
+        assert_eq!(id_of_key(&doc_key(&id)), Some(id));
+        assert_eq!(id_of_key("nonsense"), None);
+    }
+}
