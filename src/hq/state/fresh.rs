@@ -32,7 +32,7 @@ impl HqState {
             .map_err(HqError::from)
             .and_then(|()| self.refresh(id));
         if let Err(e) = locked {
-            self.abandon(&[id.clone()]);
+            self.abandon(std::slice::from_ref(id));
             return Err(e.into());
         }
         self.finish(work, |_| vec![id.clone()])
