@@ -9,6 +9,7 @@ pub mod db;
 pub mod epcis;
 pub mod erase;
 pub mod http;
+mod leader;
 pub mod ops;
 pub mod orders;
 pub mod pricing;
@@ -38,6 +39,9 @@ use crate::sync::wire::WireMetrics;
 use state::{HqState, Outgoing};
 
 pub type SharedHq = Arc<Mutex<HqState>>;
+
+/// The shared-subscription group of HQ instances over one PostgreSQL database.
+const SHARE_GROUP: &str = "storenode-hq";
 
 /// Most queued messages HQ handles in one go (one lock, one batch per document).
 const MAX_BATCH: usize = 64;
@@ -91,7 +95,7 @@ impl Hq {
         let http_addr = listener.addr;
         // Operators see a loading HQ as alive and not ready, rather than as refusing.
         let loading = listener.serve_while_loading(ops.clone())?;
-        let opened = open_state(cfg, db).await;
+        let opened = open_state(cfg, db.clone()).await;
         let (state, privacy, epcis) = match opened {
             Ok(opened) => opened,
             Err(e) => {
@@ -107,7 +111,15 @@ impl Hq {
             format!("{stores} stores loaded"),
             true,
         );
-        let mut transport = TransportConfig::new("hq", &cfg.broker.host, cfg.broker.port);
+        let shared = db.is_shared();
+        // Instances sharing a database need their own client ids (the broker drops the older
+        // of two sessions with one id).
+        let client_id = if shared {
+            format!("hq-{:08x}", rand::random::<u32>())
+        } else {
+            "hq".to_owned()
+        };
+        let mut transport = TransportConfig::new(client_id, &cfg.broker.host, cfg.broker.port);
         if let Some(files) = &cfg.broker.tls {
             transport.tls = Some(crate::tls::client_config(files)?);
         }
@@ -125,12 +137,22 @@ impl Hq {
             retain: true,
         });
         let q = QoS::AtLeastOnce;
+        // Changes, requests and EPCIS batches go to one instance of the group (MQTT 5 shared
+        // subscriptions); retained status and customer data to every instance, as a shared
+        // subscription gets no retained messages (handling them twice is harmless).
+        let share = |filter: String| {
+            if shared {
+                format!("$share/{SHARE_GROUP}/{filter}")
+            } else {
+                filter
+            }
+        };
         transport.subscriptions = vec![
-            (topics.changes_filter(None), q),
-            (topics.requests_filter(), q),
+            (share(topics.changes_filter(None)), q),
+            (share(topics.requests_filter()), q),
             (topics.status_filter(None), q),
             (topics.pii_filter(None, None), q),
-            (topics.epcis_filter(), q),
+            (share(topics.epcis_filter()), q),
         ];
         let (mqtt, incoming, transport_task) = MqttTransport::start(transport, shutdown.clone())?;
         let rejections = Arc::new(warnings::Rejections::default());
@@ -173,6 +195,7 @@ impl Hq {
         if let Some(every) = cfg.epoch_interval {
             tasks.push(tokio::spawn(epoch_timer(
                 state.clone(),
+                leader::Leader::new(db.clone()),
                 publish.clone(),
                 every,
                 shutdown.clone(),
@@ -395,10 +418,12 @@ async fn receive(
 /// Opens a new stock epoch of every store every `every` (`hq.epoch_interval_s`).
 async fn epoch_timer(
     state: SharedHq,
+    leader: leader::Leader,
     publish: mpsc::UnboundedSender<Outgoing>,
     every: Duration,
     shutdown: CancellationToken,
 ) {
+    let leader = Arc::new(Mutex::new(leader));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
@@ -406,8 +431,21 @@ async fn epoch_timer(
             _ = tick.tick() => {}
         }
         let state = state.clone();
+        let leader = leader.clone();
         let opened = tokio::task::spawn_blocking(move || {
+            // One instance cuts; the others' timers tick idle.
+            if !leader
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .leads()
+            {
+                return Vec::new();
+            }
             let mut hq = lock(&state);
+            if let Err(e) = hq.refresh_all() {
+                tracing::warn!(error = %e, "cannot read the stores' documents for the epoch cut");
+                return Vec::new();
+            }
             let mut messages = Vec::new();
             for store in hq.stores() {
                 match hq.open_epoch(&store) {

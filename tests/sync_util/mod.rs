@@ -102,6 +102,14 @@ impl Proc {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
+    /// SIGKILL: the process gets no chance to finish anything.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     fn terminate(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
@@ -397,6 +405,12 @@ impl HqNode {
 
     pub fn stop(mut self) -> tempfile::TempDir {
         self.proc.terminate();
+        self.dir
+    }
+
+    /// Kills HQ with SIGKILL, as a crash or a lost machine would.
+    pub fn kill(mut self) -> tempfile::TempDir {
+        self.proc.kill();
         self.dir
     }
 

@@ -46,6 +46,13 @@ impl Target {
     }
 }
 
+impl Target {
+    /// Whether several HQ instances may share this database (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Target::Postgres(_))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("HQ database {target}: {reason}")]

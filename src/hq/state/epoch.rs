@@ -4,7 +4,7 @@
 
 use super::stock::write_stock_rows;
 use super::{HqError, HqState, Outgoing};
-use crate::crdt::doc::{DocId, DocKind};
+use crate::crdt::doc::{DocId, DocKind, SyncDoc, WriterId};
 use crate::crdt::epoch::{EpochPlan, all_moved_over, open_next_epoch};
 use crate::hq::db::docs;
 use crate::sync::local::levels_by_sku;
@@ -34,7 +34,10 @@ impl HqState {
         let orders = self.rolled_orders(store)?;
         let cut = old.core().heads();
         let plan = EpochPlan::at_cut(&old, &cut)?;
-        let new = open_next_epoch(store, &plan, self.writer.clone(), crate::clock::now_ms())?;
+        // The base change is HQ's stable actor (`hq`), the one store nodes look for in a new
+        // epoch (`sync::local::has_epoch_base`); one instance makes it, under the lock of
+        // every document. HQ's later writes in the epoch are this incarnation's.
+        let new = open_next_epoch(store, &plan, WriterId::hq(), crate::clock::now_ms())?;
         let now = crate::clock::now_utc();
         let tx = self.db.begin()?;
         docs::save_doc(&tx, new.core(), &now)?;
@@ -47,7 +50,8 @@ impl HqState {
         self.save_rolled_orders(&tx, &orders, &now)?;
         tx.commit()?;
         let orders_out = self.install_rolled_orders(orders)?;
-        self.docs.insert(id.clone(), new.core().clone());
+        let ours = SyncDoc::load(&new.core().save(), self.writer.clone())?;
+        self.docs.insert(id.clone(), ours);
         self.epochs.insert(store.to_owned(), plan.epoch);
         tracing::info!(
             store,
