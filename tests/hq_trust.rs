@@ -119,3 +119,42 @@ fn three_hundred_bad_messages_cost_one_warning_line_not_one_each() {
     );
     assert!(lines[0].contains("payload"), "{}", lines[0]);
 }
+
+/// The `online` HQ shows for store s1.
+fn shown_online(hq: &HqNode) -> Option<bool> {
+    let (status, body) = hq.stock("s1", "MILK");
+    (status == 200).then(|| body["online"].as_bool()).flatten()
+}
+
+// Failed before the fix: from the garbage on, HQ showed the store offline (the lane ignores
+// a status it cannot read, so nothing put it right while it kept syncing).
+#[test]
+fn a_garbage_retained_status_does_not_show_a_syncing_store_offline() {
+    let broker = Mosquitto::start(MosquittoOptions::plain());
+    let access = plain(&broker);
+    let hq = HqNode::start(&access, "");
+    let store = synced_store(&hq, &access, 5);
+    wait_for("HQ shows the store online", CONVERGE, || {
+        (shown_online(&hq) == Some(true)).then_some(())
+    });
+    let bad = Publisher::start(broker.port(), "s1.intruder");
+    let status = format!("storenode/v1/{TENANT}/s1/status/s1.lane1");
+    bad.publish(&status, b"\x00\x01 not a status", true);
+    store.receive("r1", "MILK", 1);
+    wait_for("HQ applies the store's next change", CONVERGE, || {
+        (hq.on_hand("s1", "MILK") == Some(6)).then_some(())
+    });
+    assert_eq!(shown_online(&hq), Some(true));
+    let lines = rejection_lines(&hq);
+    assert!(lines.iter().any(|l| l.contains("status")), "{lines:?}");
+
+    // A restarted HQ gets the garbage as the retained status first: still online.
+    let hq = HqNode::start_in(hq.stop(), &access, "");
+    store.receive("r2", "MILK", 1);
+    wait_for(
+        "HQ applies the store's change after its restart",
+        CONVERGE,
+        || (hq.on_hand("s1", "MILK") == Some(7)).then_some(()),
+    );
+    assert_eq!(shown_online(&hq), Some(true));
+}
