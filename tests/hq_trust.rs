@@ -329,3 +329,83 @@ fn hq_stores_no_event_that_is_not_epcis_2_and_no_batch_claiming_what_it_does_not
         (acked(&spy, "s1.lane8") == Some(4)).then_some(())
     });
 }
+
+fn order_status(hq: &HqNode, id: &str) -> Option<String> {
+    let (status, body) = hq.get_json(&format!("/v1/orders/{id}"));
+    (status == 200)
+        .then(|| body["status"].as_str().map(str::to_owned))
+        .flatten()
+}
+
+fn online_escrow(hq: &HqNode) -> Option<i64> {
+    let (status, body) = hq.stock("s1", "MILK");
+    (status == 200)
+        .then(|| body["online_escrow"].as_i64())
+        .flatten()
+}
+
+// Failed before the fix (the reported case): after the cut, web-1001 was placed again (201),
+// HQ listed two web-1001, one unit of the escrow was consumed and the store never saw it.
+#[test]
+fn an_order_id_archived_at_an_epoch_cut_is_refused_and_consumes_no_escrow() {
+    let broker = Mosquitto::start(MosquittoOptions::plain());
+    let access = plain(&broker);
+    let hq = HqNode::start(&access, "");
+    let store = synced_store(&hq, &access, 10);
+    store.grant_online("grant-1", "MILK", 3);
+    wait_for("HQ sees the grant", CONVERGE, || {
+        (online_escrow(&hq) == Some(3)).then_some(())
+    });
+    let order = json!({ "order_id": "web-1001", "store": "s1", "pickup_code": "4711",
+                        "lines": [{ "sku": "MILK", "quantity": 1 }] });
+    wait_for("HQ places web-1001", CONVERGE, || {
+        let (status, body) = hq.post_json("/v1/orders", order.clone());
+        assert!(status == 201 || status == 422, "{status} {body}");
+        (status == 201).then_some(())
+    });
+    wait_for("the store reserves web-1001", CONVERGE, || {
+        let (status, body) = store.get_json("/v1/orders/web-1001");
+        (status == 200 && body["status"] == "reserved").then_some(())
+    });
+    for (step, body) in [
+        ("pick", json!({ "sku": "MILK", "quantity": 1 })),
+        ("ready", json!({})),
+        ("collect", json!({ "pickup_code": "4711" })),
+    ] {
+        let (status, reply) = store.post_json(
+            &format!("/v1/orders/web-1001/{step}"),
+            &format!("{step}-web-1001"),
+            body,
+        );
+        assert!((200..300).contains(&status), "{step}: {status} {reply}");
+    }
+    wait_for("HQ sees web-1001 collected", CONVERGE, || {
+        (order_status(&hq, "web-1001").as_deref() == Some("collected")).then_some(())
+    });
+    let (status, body) = hq.open_epoch("s1");
+    assert_eq!(status, 200, "{body}");
+    let escrow = online_escrow(&hq);
+    assert_eq!(escrow, Some(2));
+
+    let (status, body) = hq.post_json("/v1/orders", order);
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("archived")),
+        "{body}"
+    );
+    assert_eq!(online_escrow(&hq), escrow, "nothing consumed");
+    let (_, listed) = hq.get_json("/v1/orders?store=s1");
+    let named: Vec<&Value> = listed["orders"]
+        .as_array()
+        .map(|orders| {
+            orders
+                .iter()
+                .filter(|o| o["order_id"] == "web-1001")
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(named.len(), 1, "{listed}");
+    assert_eq!(order_status(&hq, "web-1001").as_deref(), Some("collected"));
+}
