@@ -69,12 +69,16 @@ fn two_instances_share_ingest_and_survive_a_killed_instance_and_a_database_crash
     stores[0].grant_online("grant", "MILK", 5);
     let order = json!({ "order_id": "web-c1", "store": "s1", "node": "lane1",
                         "pickup_code": "4711", "lines": [{ "sku": "MILK", "quantity": 2 }] });
-    wait_for("A takes the order once the grant reached HQ", CONVERGE, || {
-        let (status, body) = a.post_json("/v1/orders", order.clone());
-        let waiting = body.to_string().contains("granted to the online channel");
-        assert!(status == 201 || waiting, "{status} {body}");
-        (status == 201).then_some(())
-    });
+    wait_for(
+        "A takes the order once the grant reached HQ",
+        CONVERGE,
+        || {
+            let (status, body) = a.post_json("/v1/orders", order.clone());
+            let waiting = body.to_string().contains("granted to the online channel");
+            assert!(status == 201 || waiting, "{status} {body}");
+            (status == 201).then_some(())
+        },
+    );
     let (status, body) = b.post_json("/v1/orders/web-c1/cancel", json!({}));
     assert_eq!(status, 200, "B cancels what A placed: {body}");
     let (_, seen_by_a) = a.get_json("/v1/orders/web-c1");

@@ -1,18 +1,24 @@
 //! The MQTT payloads of the EPCIS flow to HQ. Pure.
 //!
 //! A writer publishes its log in order as [`Batch`]es on `{store}/epcis/{writer}`: each
-//! covers the log sequences `after+1 ..= last` (rows that map to no event, e.g. an item
-//! without GTIN, are covered but carry no event) and fits under the message cap. HQ stores
-//! the events by `eventID` (idempotent) and acknowledges with a retained [`Ack`] of the
-//! highest `last` it holds *contiguously* (a batch whose `after` is beyond its mark — an
-//! earlier batch was lost — is stored but does not move the mark), so the writer re-sends
-//! from the mark and nothing is skipped.
+//! covers the log sequences `after+1 ..= last` and fits under the message cap. A batch
+//! accounts for every sequence it covers: each event comes with its sequence (`seqs`), and
+//! the sequences without an event (a row of an item without GTIN, or no row at all) are
+//! listed as ranges (`no_event`). HQ refuses a batch that claims more than it carries
+//! ([`Batch::check_coverage`]): an empty batch "covering" a gap would otherwise move HQ's
+//! mark over events it never received. HQ stores the events by `eventID` (idempotent) and
+//! acknowledges with a retained [`Ack`] of the highest `last` it holds *contiguously* (a
+//! batch whose `after` is beyond its mark — an earlier batch was lost — is stored but does
+//! not move the mark), so the writer re-sends from the mark and nothing is skipped.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Format version of [`Batch`] and [`Ack`].
-pub const VERSION: u8 = 1;
+/// Format version of [`Batch`]: 2 accounts for every covered sequence (1 did not, and is
+/// refused: HQ cannot tell what a version 1 batch really carries).
+pub const VERSION: u8 = 2;
+/// Format version of [`Ack`].
+pub const ACK_VERSION: u8 = 1;
 /// Room left in a message for the batch's own fields.
 const OVERHEAD: usize = 128;
 
@@ -26,6 +32,10 @@ pub struct Batch {
     pub last: i64,
     /// EPCIS 2.0 ObjectEvents, each with its `eventID`.
     pub events: Vec<Value>,
+    /// The log sequence of each event, in order.
+    pub seqs: Vec<i64>,
+    /// The covered sequences without an event, as inclusive ranges in order.
+    pub no_event: Vec<[i64; 2]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +58,12 @@ pub enum BatchError {
     Range { after: i64, last: i64 },
     #[error("event {0} has no eventID or eventTime")]
     Event(usize),
+    #[error("batch {after}..={last} does not carry what it covers: {reason}")]
+    Coverage {
+        after: i64,
+        last: i64,
+        reason: &'static str,
+    },
 }
 
 impl Batch {
@@ -77,13 +93,55 @@ impl Batch {
                 return Err(BatchError::Event(i));
             }
         }
+        batch.check_coverage()?;
         Ok(batch)
+    }
+
+    /// Every sequence in `after+1 ..= last` is an event's or in a `no_event` range, once,
+    /// and nothing else is.
+    pub fn check_coverage(&self) -> Result<(), BatchError> {
+        let refuse = |reason| BatchError::Coverage {
+            after: self.after,
+            last: self.last,
+            reason,
+        };
+        if self.seqs.len() != self.events.len() {
+            return Err(refuse("not one sequence per event"));
+        }
+        if self.no_event.iter().any(|[from, to]| from > to) {
+            return Err(refuse("a backwards range"));
+        }
+        let mut parts: Vec<(i64, i64)> = self.seqs.iter().map(|s| (*s, *s)).collect();
+        parts.extend(self.no_event.iter().map(|[from, to]| (*from, *to)));
+        parts.sort_unstable();
+        let mut covered = self.after;
+        for (from, to) in parts {
+            if from != covered.saturating_add(1) {
+                return Err(refuse(if from <= covered {
+                    "a sequence given twice or before the range"
+                } else {
+                    "sequences missing"
+                }));
+            }
+            covered = to;
+        }
+        if covered != self.last {
+            return Err(refuse(if covered < self.last {
+                "sequences missing at the end"
+            } else {
+                "sequences beyond the range"
+            }));
+        }
+        Ok(())
     }
 }
 
 impl Ack {
     pub fn new(seq: i64) -> Ack {
-        Ack { v: VERSION, seq }
+        Ack {
+            v: ACK_VERSION,
+            seq,
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -93,7 +151,7 @@ impl Ack {
     pub fn decode(bytes: &[u8]) -> Result<Ack, BatchError> {
         let ack: Ack =
             serde_json::from_slice(bytes).map_err(|e| BatchError::Malformed(e.to_string()))?;
-        if ack.v != VERSION {
+        if ack.v != ACK_VERSION {
             return Err(BatchError::Version(ack.v));
         }
         Ok(ack)
@@ -108,39 +166,75 @@ pub fn event_id(event: &Value) -> Option<&str> {
         .filter(|id| (id.starts_with("urn:uuid:") || id.starts_with("ni:///")) && id.len() <= 256)
 }
 
+/// The most a `no_event` range (or an event's sequence) adds to a batch's encoding.
+const RANGE_BYTES: usize = 44;
+
+impl Batch {
+    fn empty(after: i64) -> Batch {
+        Batch {
+            v: VERSION,
+            after,
+            last: after,
+            events: Vec::new(),
+            seqs: Vec::new(),
+            no_event: Vec::new(),
+        }
+    }
+
+    /// Covers `last+1 ..= to` as sequences without an event (merged with a range that ends
+    /// at `last`).
+    fn cover_without_event(&mut self, to: i64) {
+        if to <= self.last {
+            return;
+        }
+        match self.no_event.last_mut() {
+            Some([_, end]) if *end == self.last => *end = to,
+            _ => self.no_event.push([self.last + 1, to]),
+        }
+        self.last = to;
+    }
+}
+
 /// Splits log rows (`seq`, its event if any), in `seq` order after `after`, into batches
 /// whose encoding stays under `max_bytes`. One event is never split; the largest (a sale of
 /// the maximum 500 lines, all EPCs: about 19 KB) is far below the cap.
 pub fn split(after: i64, rows: Vec<(i64, Option<Value>)>, max_bytes: usize) -> Vec<Batch> {
     let budget = max_bytes.saturating_sub(OVERHEAD);
     let mut batches = Vec::new();
-    let mut current = Batch {
-        v: VERSION,
-        after,
-        last: after,
-        events: Vec::new(),
-    };
+    let mut current = Batch::empty(after);
     let mut size = 0usize;
     for (seq, event) in rows {
+        if seq <= current.last {
+            continue; // not in order: never from the log, and not claimable
+        }
         if let Some(e) = event {
-            let len = serde_json::to_vec(&e).map(|b| b.len()).unwrap_or(0) + 1;
+            // The event, its sequence, and the range of rows without event before it.
+            let len = serde_json::to_vec(&e).map(|b| b.len()).unwrap_or(0) + RANGE_BYTES * 2;
             if !current.events.is_empty() && size + len > budget {
                 let next_after = current.last;
-                batches.push(std::mem::replace(
-                    &mut current,
-                    Batch {
-                        v: VERSION,
-                        after: next_after,
-                        last: next_after,
-                        events: Vec::new(),
-                    },
-                ));
+                batches.push(std::mem::replace(&mut current, Batch::empty(next_after)));
                 size = 0;
             }
             size += len;
+            current.cover_without_event(seq - 1);
             current.events.push(e);
+            current.seqs.push(seq);
+            current.last = seq;
+        } else {
+            if !current.events.is_empty() && size + RANGE_BYTES > budget {
+                let next_after = current.last;
+                batches.push(std::mem::replace(&mut current, Batch::empty(next_after)));
+                size = 0;
+            }
+            if current
+                .no_event
+                .last()
+                .is_none_or(|[_, to]| *to != current.last)
+            {
+                size += RANGE_BYTES;
+            }
+            current.cover_without_event(seq);
         }
-        current.last = seq;
     }
     if current.last > current.after {
         batches.push(current);
@@ -165,6 +259,8 @@ mod tests {
             after: 3,
             last: 5,
             events: vec![event(4, 0)],
+            seqs: vec![4],
+            no_event: vec![[5, 5]],
         };
         assert_eq!(Batch::decode(&b.encode(), 1 << 20), Ok(b.clone()));
         assert!(matches!(
@@ -177,13 +273,16 @@ mod tests {
             Batch::decode(&bad.encode(), 1 << 20),
             Err(BatchError::Range { .. })
         ));
-        let mut no_id = b;
+        let mut no_id = b.clone();
         no_id.events = vec![json!({"eventTime": "t"})];
         assert_eq!(
             Batch::decode(&no_id.encode(), 1 << 20),
             Err(BatchError::Event(0))
         );
         assert!(Batch::decode(b"{\"v\":1}", 1 << 20).is_err());
+        // Version 1 did not account for its sequences: refused.
+        let v1 = br#"{"v":1,"after":2,"last":6,"events":[]}"#;
+        assert!(Batch::decode(v1, 1 << 20).is_err());
         assert_eq!(Ack::decode(&Ack::new(9).encode()), Ok(Ack::new(9)));
         assert!(Ack::decode(b"{\"v\":2,\"seq\":1}").is_err());
     }
@@ -194,7 +293,52 @@ mod tests {
         assert_eq!(batches.len(), 1);
         assert_eq!((batches[0].after, batches[0].last), (0, 3));
         assert_eq!(batches[0].events.len(), 1);
+        assert_eq!(batches[0].seqs, vec![2]);
+        assert_eq!(batches[0].no_event, vec![[1, 1], [3, 3]]);
         assert!(split(7, Vec::new(), 4096).is_empty());
+        // Sequences with no row (none in the log) are covered without event too.
+        let gaps = split(0, vec![(3, Some(event(3, 0))), (4, None), (9, None)], 4096);
+        assert_eq!(gaps[0].no_event, vec![[1, 2], [4, 9]]);
+        assert_eq!(gaps[0].check_coverage(), Ok(()));
+    }
+
+    fn carried(after: i64, last: i64, seqs: Vec<i64>, no_event: Vec<[i64; 2]>) -> Batch {
+        Batch {
+            v: VERSION,
+            after,
+            last,
+            events: seqs.iter().map(|s| event(*s, 0)).collect(),
+            seqs,
+            no_event,
+        }
+    }
+
+    #[test]
+    fn a_batch_claiming_more_than_it_carries_is_refused() {
+        // The empty batch "covering" a gap: HQ's mark would pass events it never got.
+        let empty = carried(2, 6, vec![], vec![]);
+        assert!(matches!(
+            Batch::decode(&empty.encode(), 1 << 20),
+            Err(BatchError::Coverage { .. })
+        ));
+        for bad in [
+            carried(2, 6, vec![3, 4], vec![]),       // 5 and 6 missing
+            carried(2, 6, vec![3, 6], vec![[5, 5]]), // 4 missing
+            carried(2, 6, vec![3, 4], vec![[4, 6]]), // 4 twice
+            carried(2, 6, vec![2, 3], vec![[4, 6]]), // 2 is before the range
+            carried(2, 6, vec![3], vec![[4, 7]]),    // beyond the range
+            carried(2, 6, vec![3], vec![[6, 4]]),    // backwards
+        ] {
+            assert!(bad.check_coverage().is_err(), "{bad:?}");
+        }
+        let mut uneven = carried(2, 4, vec![3, 4], vec![]);
+        uneven.seqs.pop();
+        assert!(uneven.check_coverage().is_err());
+        assert_eq!(
+            carried(2, 6, vec![4], vec![[3, 3], [5, 6]]).check_coverage(),
+            Ok(())
+        );
+        assert_eq!(carried(2, 6, vec![], vec![[3, 6]]).check_coverage(), Ok(()));
     }
 
     proptest! {

@@ -1,13 +1,15 @@
 //! GS1 EPCIS 2.0: the store's receipts, counts, sales, RFID reads and exit alerts as
 //! JSON-LD ObjectEvents with CBV 2.0 business steps and dispositions.
 //!
-//! [`event`] and [`document`] are pure (rows in, JSON out); [`source`] is the only part that
-//! reads SQLite (the `epcis_event` log, filled by triggers in the same transaction as each
-//! business fact, see `schema.sql`).
+//! [`event`] and [`document`] are pure (rows in, JSON out); [`schema`] checks events
+//! against GS1's EPCIS 2.0 JSON schema; [`source`] is the only part that reads SQLite
+//! (the `epcis_event` log, filled by triggers in the same transaction as each business
+//! fact, see `schema.sql`).
 
 pub mod batch;
 mod event;
 mod id;
+pub mod schema;
 pub mod source;
 
 pub use event::{

@@ -16,6 +16,7 @@ use super::http::{Answer, HttpState, Problem};
 use super::state::Outgoing;
 use super::warnings::Rejections;
 use crate::epcis::batch::{self, Ack, Batch};
+use crate::epcis::schema::EventSchema;
 use crate::sync::payload::MAX_MESSAGE_BYTES;
 use crate::sync::topics::{self, Id, Scope, Topic, TopicSpace};
 
@@ -36,17 +37,22 @@ pub enum HqEpcisError {
     ForeignWriter { store: String, writer: String },
     #[error("event {index}: {reason}")]
     BadEvent { index: usize, reason: String },
+    #[error(transparent)]
+    NotEpcis(#[from] crate::epcis::schema::Invalid),
+    #[error(transparent)]
+    Schema(#[from] crate::epcis::schema::SchemaError),
 }
 
 impl HqEpcisError {
     /// The reason as counted and logged (`storenode_hq_rejected_total{reason}`).
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Db(_) => "epcis_store",
+            Self::Db(_) | Self::Schema(_) => "epcis_store",
             Self::Topic(_) => "topic",
+            Self::Batch(batch::BatchError::Coverage { .. }) => "epcis_range",
             Self::Batch(_) => "epcis_batch",
             Self::NotAStoreBatch | Self::ForeignWriter { .. } => "epcis_writer",
-            Self::BadEvent { .. } => "epcis_event",
+            Self::BadEvent { .. } | Self::NotEpcis(_) => "epcis_event",
         }
     }
 }
@@ -61,6 +67,8 @@ pub fn lock(e: &SharedEpcis) -> MutexGuard<'_, HqEpcis> {
 pub struct HqEpcis {
     conn: Db,
     topics: TopicSpace,
+    /// GS1's EPCIS 2.0 schema, compiled once: every received event is checked against it.
+    schema: EventSchema,
 }
 
 /// What one batch did.
@@ -77,6 +85,7 @@ impl HqEpcis {
         Ok(Self {
             conn: Db::open(target)?,
             topics,
+            schema: EventSchema::new()?,
         })
     }
 
@@ -154,7 +163,10 @@ impl HqEpcis {
                 writer: writer.to_string(),
             });
         }
+        // Checked whole before anything is stored: its range is accounted for (`decode`)
+        // and every event is EPCIS 2.0, so the export stays valid and the mark honest.
         let batch = Batch::decode(payload, MAX_MESSAGE_BYTES)?;
+        self.schema.check(&batch.events)?;
         let received = self.receive(store.as_str(), writer.as_str(), &batch)?;
         tracing::debug!(store = %store, writer = %writer, new = received.new, mark = received.mark, "EPCIS batch stored");
         Ok(self.ack(store, writer, received.mark))
@@ -340,16 +352,75 @@ mod tests {
 
     fn event(n: u32) -> Value {
         json!({ "type": "ObjectEvent", "eventID": format!("ni:///sha-256;{n}"),
-                "eventTime": format!("2026-01-01T00:00:0{n}.000Z") })
+                "eventTime": format!("2026-01-01T00:00:0{n}.000Z"),
+                "eventTimeZoneOffset": "+00:00", "action": "OBSERVE",
+                "epcList": [format!("urn:epc:id:sgtin:4012345.000010.{n}")] })
     }
 
+    /// A batch of `events` at sequences `after+1 ..`, the rest of the range without event.
     fn batch(after: i64, last: i64, events: Vec<Value>) -> Batch {
+        let seqs: Vec<i64> = (after + 1..).take(events.len()).collect();
+        let end = seqs.last().copied().unwrap_or(after);
         Batch {
             v: batch::VERSION,
             after,
             last,
             events,
+            seqs,
+            no_event: if end < last {
+                vec![[end + 1, last]]
+            } else {
+                Vec::new()
+            },
         }
+    }
+
+    fn s1_topic() -> Topic {
+        topics::parse("storenode/v1/acme/s1/epcis/s1.lane1").unwrap()
+    }
+
+    fn mark(hq: &HqEpcis) -> i64 {
+        hq.conn
+            .query_one("SELECT seq FROM hq_epcis_mark", &[], |r| r.get(0))
+            .unwrap()
+    }
+
+    // Failed before the fix: the event was stored (and the export failed the schema).
+    #[test]
+    fn an_event_that_is_not_epcis_2_is_refused_with_its_batch() {
+        let (_dir, mut hq) = hq();
+        let mut broken = event(2);
+        broken["action"] = json!("STEAL");
+        let payload = batch(0, 2, vec![event(1), broken]).encode();
+        let refused = hq.handle(&s1_topic(), &payload).unwrap_err();
+        assert!(matches!(refused, HqEpcisError::NotEpcis(_)), "{refused}");
+        assert_eq!(refused.reason(), "epcis_event");
+        assert!(hq.events(&query()).unwrap().is_empty(), "nothing stored");
+        let ack = hq
+            .handle(&s1_topic(), &batch(0, 2, vec![event(1), event(2)]).encode())
+            .unwrap();
+        assert_eq!(Ack::decode(&ack.payload).unwrap().seq, 2);
+    }
+
+    // Failed before the fix: the empty batch moved the mark to 6, so 3 and 4 never came.
+    #[test]
+    fn an_empty_batch_claiming_a_gap_does_not_move_the_mark() {
+        let (_dir, mut hq) = hq();
+        hq.handle(&s1_topic(), &batch(0, 2, vec![event(1), event(2)]).encode())
+            .unwrap();
+        hq.handle(&s1_topic(), &batch(4, 6, vec![event(5), event(6)]).encode())
+            .unwrap();
+        let mut claim = batch(2, 6, Vec::new());
+        claim.no_event.clear();
+        let refused = hq.handle(&s1_topic(), &claim.encode()).unwrap_err();
+        assert_eq!(refused.reason(), "epcis_range", "{refused}");
+        let v1 = br#"{"v":1,"after":2,"last":6,"events":[]}"#;
+        assert!(hq.handle(&s1_topic(), v1).is_err());
+        assert_eq!(mark(&hq), 2);
+        let ack = hq
+            .handle(&s1_topic(), &batch(2, 4, vec![event(3), event(4)]).encode())
+            .unwrap();
+        assert_eq!(Ack::decode(&ack.payload).unwrap().seq, 4);
     }
 
     fn query() -> EventQuery {

@@ -187,7 +187,7 @@ impl HqOps {
 }
 
 /// The reasons of [`reason`], in the order `/metrics` lists them.
-const REASONS: [&str; 8] = [
+const REASONS: [&str; 9] = [
     "bad_topic",
     "malformed",
     "too_large",
@@ -196,6 +196,7 @@ const REASONS: [&str; 8] = [
     "other_epoch",
     "apply_failed",
     "unexpected",
+    "status",
 ];
 
 /// A rejection's reason as a metric label: few and stable, never the message text.
@@ -210,6 +211,7 @@ pub fn reason(why: &Rejected) -> &'static str {
         Rejected::OtherEpoch { .. } => "other_epoch",
         Rejected::Apply(_) => "apply_failed",
         Rejected::Unexpected => "unexpected",
+        Rejected::Status | Rejected::StatusWriter { .. } => "status",
     }
 }
 

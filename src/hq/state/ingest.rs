@@ -15,9 +15,9 @@ use crate::crdt::doc::{
 };
 use crate::crdt::stock::StockDoc;
 use crate::sync::local::levels_by_sku;
+use crate::sync::mqtt::claim::{Claim, OFFLINE, ONLINE};
 use crate::sync::payload::{MAX_MESSAGE_BYTES, SyncMessage};
 use crate::sync::persist;
-use crate::sync::service::is_online;
 use crate::sync::topics::{self, Id, Scope, Topic};
 use crate::sync::wire;
 
@@ -83,7 +83,10 @@ impl HqState {
             ..
         } = &topic
         {
-            let online = is_online(payload);
+            // A garbage status must not count: recorded as offline, it showed a store that
+            // kept syncing as offline until the lane happened to publish its status again.
+            let online = status_says_online(payload).ok_or(Rejected::Status)?;
+            self.check_status_writer(store, writer)?;
             self.record_status(store.as_str(), writer.as_str(), online)
                 .map_err(|e| Rejected::Apply(e.to_string()))?;
             // A lane of the store is known now: transfers waiting for a receiver can go.
@@ -152,6 +155,29 @@ impl HqState {
                 _,
             ) => Ok(Vec::new()),
             _ => Err(Rejected::Unexpected),
+        }
+    }
+
+    /// A status names one of the store's writers (`{store}.{node}`), and one of its
+    /// provisioned lanes when HQ has the list: else a made-up lane could be chosen to
+    /// fulfil an order or receive a transfer.
+    fn check_status_writer(&self, store: &Id, writer: &Id) -> Result<(), Rejected> {
+        let of_store = writer
+            .as_str()
+            .strip_prefix(store.as_str())
+            .is_some_and(|rest| rest.len() > 1 && rest.starts_with('.'));
+        let provisioned = self.lanes.get(store.as_str()).is_none_or(|lanes| {
+            lanes
+                .iter()
+                .any(|lane: &WriterId| lane.as_str() == writer.as_str())
+        });
+        if of_store && provisioned {
+            Ok(())
+        } else {
+            Err(Rejected::StatusWriter {
+                store: store.to_string(),
+                writer: writer.to_string(),
+            })
         }
     }
 
@@ -346,6 +372,19 @@ impl HqState {
             &[&store, &writer, &i64::from(online)],
         )?;
         Ok(())
+    }
+}
+
+/// What a writer's retained status says: `offline` (its last will, or a graceful stop),
+/// `online {incarnation} {started_ms}` (a lane's claim) or a plain `online` (HQ, older
+/// lanes). `None`: anything else, which says nothing.
+pub(super) fn status_says_online(payload: &[u8]) -> Option<bool> {
+    if payload == OFFLINE {
+        Some(false)
+    } else if payload == ONLINE || Claim::parse(payload).is_some() {
+        Some(true)
+    } else {
+        None
     }
 }
 

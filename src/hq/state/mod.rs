@@ -80,6 +80,10 @@ pub enum Rejected {
     Apply(String),
     #[error("unexpected message on this topic")]
     Unexpected,
+    #[error("not a status: neither `offline` nor an `online` claim")]
+    Status,
+    #[error("status of {writer:?}, which is not a lane of store {store:?}")]
+    StatusWriter { store: String, writer: String },
 }
 
 impl Rejected {
@@ -94,6 +98,7 @@ impl Rejected {
             Self::OtherEpoch { .. } => "other_epoch",
             Self::Apply(_) => "apply",
             Self::Unexpected => "unexpected",
+            Self::Status | Self::StatusWriter { .. } => "status",
         }
     }
 }

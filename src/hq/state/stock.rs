@@ -22,7 +22,8 @@ pub struct StoreSku {
     pub online_escrow: i64,
     /// RFC 3339 time of the store's last change HQ applied (`null`: never synced).
     pub as_of: Option<String>,
-    /// Whether any writer of the store is online (retained status).
+    /// Whether the store is online: a lane's last valid retained status says so, or HQ
+    /// applied a change of it within [`ONLINE_AFTER_CHANGE_MS`] (see [`store_online`]).
     pub online: bool,
 }
 
@@ -73,7 +74,11 @@ impl HqState {
             &[&store],
             |r| r.get(0),
         )?;
-        Ok((last.flatten().map(rfc3339_ms), online != 0))
+        let last = last.flatten();
+        Ok((
+            last.map(rfc3339_ms),
+            store_online(online != 0, last, crate::clock::now_ms()),
+        ))
     }
 
     /// The stock document of `store` (for tests, the bench and the demo).
@@ -81,6 +86,18 @@ impl HqState {
         let id = DocId::new(store, DocKind::Stock).ok()?;
         StockDoc::from_core(self.docs.get(&id)?.clone()).ok()
     }
+}
+
+/// How long after HQ last applied a change of a store the store counts as online, whatever
+/// its lanes' last valid status says (a stale `offline` of an earlier connection, say): a
+/// store whose changes arrive is connected.
+pub const ONLINE_AFTER_CHANGE_MS: i64 = 120_000;
+
+/// A store is online when one of its lanes' last valid status says so, or when HQ applied
+/// a change of it less than [`ONLINE_AFTER_CHANGE_MS`] ago.
+pub fn store_online(status_online: bool, last_change_ms: Option<i64>, now_ms: i64) -> bool {
+    status_online
+        || last_change_ms.is_some_and(|at| now_ms.saturating_sub(at) < ONLINE_AFTER_CHANGE_MS)
 }
 
 /// Upserts `store`'s stock rows (only rows whose figures changed are written).

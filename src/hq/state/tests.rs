@@ -147,3 +147,75 @@ fn state_survives_a_restart() {
     assert_eq!(again.stock_doc("s1").unwrap().core().heads(), heads);
     assert_eq!(again.stock("s1", "A").unwrap().unwrap().on_hand, 4);
 }
+
+fn lane_online(hq: &HqState, writer: &str) -> Option<bool> {
+    hq.db
+        .query_opt(
+            "SELECT online FROM hq_writer_status WHERE writer = ?1",
+            &[&writer],
+            |r| r.get::<i64>(0),
+        )
+        .ok()
+        .flatten()
+        .map(|online| online != 0)
+}
+
+// Failed before the fix: garbage was recorded as `offline`, a made-up lane as a lane.
+#[test]
+fn a_garbage_status_or_one_of_another_stores_writer_is_refused_and_changes_nothing() {
+    let (_dir, mut hq) = hq();
+    let status = "storenode/v1/t/s1/status/s1.lane1";
+    hq.handle(status, b"online 00ff 1700000000000").unwrap();
+    assert_eq!(lane_online(&hq, "s1.lane1"), Some(true));
+    for garbage in [
+        &b"\xff\xfe"[..],
+        b"",
+        b"online",
+        b"onlinex",
+        b"online a b c",
+        b"offline ",
+    ] {
+        let result = hq.handle(status, garbage);
+        if garbage == b"online" {
+            assert!(result.is_ok(), "a plain `online` is a status");
+            continue;
+        }
+        assert!(matches!(result, Err(Rejected::Status)), "{garbage:?}");
+        assert_eq!(lane_online(&hq, "s1.lane1"), Some(true), "{garbage:?}");
+    }
+    let foreign = hq.handle("storenode/v1/t/s1/status/s2.lane1", b"online");
+    assert!(matches!(foreign, Err(Rejected::StatusWriter { .. })));
+    assert_eq!(lane_online(&hq, "s2.lane1"), None);
+    hq.handle(status, b"offline").unwrap();
+    assert_eq!(lane_online(&hq, "s1.lane1"), Some(false));
+
+    // With provisioned lanes, an unlisted lane of the store is refused too.
+    let lanes = BTreeMap::from([(
+        "s1".to_owned(),
+        BTreeSet::from([WriterId::new("s1.lane1").unwrap()]),
+    )]);
+    let mut hq = hq.with_lanes(lanes);
+    let ghost = hq.handle("storenode/v1/t/s1/status/s1.ghost", b"online g 1");
+    assert!(matches!(ghost, Err(Rejected::StatusWriter { .. })));
+    assert_eq!(lane_online(&hq, "s1.ghost"), None);
+}
+
+#[test]
+fn a_store_is_online_by_a_valid_status_or_a_recent_change() {
+    use super::stock::{ONLINE_AFTER_CHANGE_MS, store_online};
+    let now = 10_000_000;
+    assert!(store_online(true, None, now));
+    assert!(!store_online(false, None, now));
+    assert!(
+        store_online(false, Some(now - 1_000), now),
+        "a change just now"
+    );
+    assert!(
+        !store_online(false, Some(now - ONLINE_AFTER_CHANGE_MS), now),
+        "stale"
+    );
+    assert!(
+        store_online(true, Some(0), now),
+        "a quiet store that says online"
+    );
+}
