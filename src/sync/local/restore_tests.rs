@@ -261,7 +261,7 @@ fn a_collect_decided_elsewhere_during_the_wait_is_settled_once_after_it() {
     let mut lane2 = OrdersDoc::genesis("s1", 0, WriterId::new("s1.lane2").unwrap()).unwrap();
     lane2
         .core_mut()
-        .apply_changes(&[placed.bytes.clone()])
+        .apply_changes(std::slice::from_ref(&placed.bytes))
         .unwrap();
     let collected = lane2
         .record_status("hq:w1", OrderStatus::Collected, crate::clock::now_ms())
