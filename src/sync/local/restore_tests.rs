@@ -182,13 +182,16 @@ fn a_restored_lane_takes_back_its_published_orders_and_transfers_and_refuses_the
     before.order("o1").unwrap();
     before.order("o2").unwrap();
     before.transfer("t1").unwrap();
-    assert_eq!(before.on_hand_and_reserved(), (15, 4));
+    before.transfer("t2").unwrap();
+    assert_eq!(before.on_hand_and_reserved(), (10, 4));
 
     // Restored from the backup: a new incarnation that must catch up before it writes.
     let mut after = lane(&writer.new_incarnation());
     local::lock(&after.docs).require_adoption();
-    // While it waits, a till takes o2 again (nobody here can know it is taken).
+    // While it waits, a till takes o2 and t2 again (nobody here can know they are taken).
+    after.receive("MILK", 3);
     after.order("o2").unwrap();
+    after.transfer("t2").unwrap();
     after.receive_all_of(&before);
     after.finish_adoption();
     after.commit(|_| ());
@@ -197,8 +200,31 @@ fn a_restored_lane_takes_back_its_published_orders_and_transfers_and_refuses_the
     // The ids its writer published are taken again.
     assert!(matches!(after.order("o1"), Err(StoreError::Conflict(_))));
     assert!(matches!(after.transfer("t1"), Err(StoreError::Conflict(_))));
-    // Its stock: the published work (20 − 5, o1 and o2 reserved) and the new o2.
-    assert_eq!(after.on_hand_and_reserved(), (15, 6));
+    // Its stock: the published work (20 − 2 × 5, o1 and o2 reserved), and since the
+    // restore 3 received, the new o2 reserved and the new t2 dispatched.
+    assert_eq!(after.on_hand_and_reserved(), (8, 6));
+    // The new t2 is shared under a fresh id, the earlier one is back under its own.
+    {
+        let guard = local::lock(&after.docs);
+        let ids = guard.orders().transfer_ids();
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        let fresh = ids
+            .iter()
+            .find(|id| id.starts_with("s1.lane1:t2~"))
+            .unwrap();
+        assert_eq!(
+            store_transfers::get(&after.conn, fresh)
+                .unwrap()
+                .unwrap()
+                .local_id,
+            "t2"
+        );
+    }
+    assert!(
+        store_transfers::get(&after.conn, "s1.lane1:t2")
+            .unwrap()
+            .is_some()
+    );
     // The earlier o2 is back under its document id, the new one stays at this lane.
     assert!(
         store_orders::get(&after.conn, "s1.lane1:o2")
@@ -211,11 +237,11 @@ fn a_restored_lane_takes_back_its_published_orders_and_transfers_and_refuses_the
         store_orders::cancel(c, &ctx(&tax), "o1", &CancelRequest { reason: None }).unwrap();
         store_transfers::cancel(c, &ctx(&tax), "t1").unwrap();
     });
-    assert_eq!(after.on_hand_and_reserved(), (20, 4));
+    assert_eq!(after.on_hand_and_reserved(), (13, 4));
     assert_eq!(after.metrics.failures.load(Ordering::Relaxed), 0);
     assert!(ledger::verify(&after.conn).unwrap().is_empty());
     let guard = local::lock(&after.docs);
-    assert_eq!(guard.stock().stock("MILK"), 20);
+    assert_eq!(guard.stock().stock("MILK"), 13);
     assert_eq!(guard.stock().stock(&local::reserved_key("MILK")), 4);
     assert_eq!(
         guard.orders().state("s1.lane1:o1").unwrap().status,
