@@ -108,13 +108,13 @@ impl NodeDocs {
         state: &OrderState,
         now: &str,
     ) -> Result<(), LocalError> {
-        let handled = self
-            .orders
-            .events(doc_order_id)
-            .iter()
-            .any(|e| e.writer == self.writer.as_str());
+        let events = self.orders.events(doc_order_id);
+        let mine = || events.iter().filter(|e| e.writer == self.writer.as_str());
+        let handled = mine().next().is_some();
+        // It held the units (an order refused here has only its `cancelled`).
+        let reserved = mine().any(|e| e.status == OrderStatus::Reserved);
         let own = own_local_id(doc_order_id, &self.writer);
-        if facts.fulfilment == self.writer && (handled || own.is_some()) {
+        if facts.fulfilment == self.writer && (reserved || own.is_some()) {
             // Held here before, gone from SQLite (a restored backup): put it back, so its
             // id is not taken twice and its units are still handed over or released here.
             let local_id = own
