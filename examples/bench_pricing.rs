@@ -232,6 +232,7 @@ async fn open_store(dir: &std::path::Path, name: &str) -> BenchResult<Store> {
                     tax_class: "standard".into(),
                     variable_measure: false,
                     gtins: Vec::new(),
+                    epc_patterns: Vec::new(),
                 };
                 catalog::upsert(conn, &item, "2026-12-05T00:00:00.000Z")?;
             }

@@ -344,6 +344,7 @@ async fn add_catalog(node: &Node, skus: usize) -> BenchResult<()> {
                     tax_class: "standard".into(),
                     variable_measure: false,
                     gtins: Vec::new(),
+                    epc_patterns: Vec::new(),
                 };
                 catalog::upsert(conn, &item, &now)?;
             }

@@ -96,6 +96,7 @@ pub fn sample_items(currency: &str) -> anyhow::Result<Vec<(Item, i64)>> {
                 tax_class: (*tax).into(),
                 variable_measure: *weighed,
                 gtins: vec![gtin],
+                epc_patterns: Vec::new(),
             };
             Ok((item, *stock))
         })

@@ -519,6 +519,7 @@ exit = true
                     tax_class: "standard".into(),
                     variable_measure: false,
                     gtins: gtin.into_iter().collect(),
+                    epc_patterns: Vec::new(),
                 };
                 storenode::store::catalog::upsert(conn, &item, "t")?;
                 let request: storenode::store::sales::SaleRequest = serde_json::from_value(json!({

@@ -96,3 +96,46 @@ fn hq_publishes_a_large_catalog_in_one_command_and_a_price_change_reaches_the_st
     assert_eq!(price_at(&node, "BIG000006"), Some(100));
     assert_eq!(price_at(&node, &last), Some(100));
 }
+
+/// Regression: a sale line with a GIAI tag was refused on every item, since nothing linked
+/// such a tag to an item. HQ's catalog now says which GIAI or SSCC tags an item is sold
+/// with (`epc_patterns`), and the store sells them on that item only, each once.
+#[test]
+fn an_item_of_hqs_catalog_sells_the_giai_tags_its_patterns_name_and_only_once() {
+    let broker = Mosquitto::start(MosquittoOptions::plain());
+    let access = BrokerAccess::Plain {
+        port: broker.port(),
+    };
+    let hq = HqNode::start(&access, "");
+    let node = StoreNode::start("s1", "lane1", &access);
+    let status = hq.publish_catalog(serde_json::json!([
+        { "sku": "BIKE-DAY", "name": "Bike rental, one day", "price_minor": 1500,
+          "currency": "EUR", "tax_class": "standard", "gtins": [], "variable_measure": false,
+          "epc_patterns": ["urn:epc:id:giai:0614141.12"] },
+        { "sku": "MUG", "name": "Mug", "price_minor": 800, "currency": "EUR",
+          "tax_class": "standard", "gtins": [], "variable_measure": false }
+    ]));
+    assert_eq!(status, 200);
+    wait_for("the store has the catalog", Duration::from_secs(60), || {
+        let (status, body) = node.item("BIKE-DAY");
+        (status == 200 && body["item"]["epc_patterns"][0] == "urn:epc:id:giai:0614141.12")
+            .then_some(())
+    });
+    let giai = |asset: &str| {
+        let bytes = storenode::gs1::epc::encode_giai96(1, "0614141", asset).expect("GIAI-96");
+        bytes.iter().map(|b| format!("{b:02X}")).collect::<String>()
+    };
+    let sell = |key: &str, sku: &str, epc: &str| {
+        node.post_json(
+            "/v1/sales",
+            key,
+            serde_json::json!({ "lines": [{ "sku": sku, "quantity": 1, "epc": epc }],
+                                "payments": [{ "method": "cash", "amount_minor": 1500 }] }),
+        )
+    };
+    assert_eq!(sell("mug", "MUG", &giai("12345")).0, 422);
+    assert_eq!(sell("other-asset", "BIKE-DAY", &giai("99")).0, 422);
+    let (status, body) = sell("bike", "BIKE-DAY", &giai("12345"));
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(sell("bike-again", "BIKE-DAY", &giai("12345")).0, 409);
+}

@@ -237,6 +237,7 @@ pub fn catalog(items: usize, price: i64) -> Vec<CatalogItem> {
                 currency: "EUR".into(),
                 tax_class: "standard".into(),
                 gtins: vec![format!("{body}{check}")],
+                epc_patterns: Vec::new(),
                 variable_measure: false,
             }
         })

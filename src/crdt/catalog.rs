@@ -1,7 +1,7 @@
 //! The chain catalog and prices, published by HQ (the only writer, so plain puts are safe).
 //!
 //! Layout: `items/{sku} = { name, price_minor, currency, tax_class, gtins (list),
-//! variable_measure }`. Only changed fields are written, to keep history small. Its
+//! variable_measure, epc_patterns (list, only when set) }`. Only changed fields are written, to keep history small. Its
 //! document id uses the store id `hq`.
 
 use automerge::transaction::Transactable;
@@ -42,6 +42,9 @@ pub struct CatalogItem {
     pub gtins: Vec<String>,
     /// Sold by weight/measure (variable-measure GTINs carry price or weight).
     pub variable_measure: bool,
+    /// GIAI or SSCC tags the item accepts on its sale line (`gs1::epc::pattern`).
+    #[serde(default)]
+    pub epc_patterns: Vec<String>,
 }
 
 /// The catalog document (one epoch).
@@ -141,18 +144,7 @@ impl CatalogDoc {
 pub fn read_item(core: &SyncDoc, sku: &str) -> Option<CatalogItem> {
     let doc = core.automerge();
     let obj = map_at(doc, &core.root_map(KEY_ITEMS)?, sku)?;
-    let gtins = match doc.get(&obj, "gtins") {
-        Ok(Some((Value::Object(ObjType::List), list))) => doc
-            .list_range(&list, ..)
-            .filter_map(|item| match item.value {
-                automerge::ValueRef::Scalar(automerge::ScalarValueRef::Str(s)) => {
-                    Some(s.into_owned())
-                }
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
+    let gtins = str_list(doc, &obj, "gtins");
     let variable_measure = match doc.get(&obj, "variable_measure") {
         Ok(Some((Value::Scalar(s), _))) => matches!(s.as_ref(), ScalarValue::Boolean(true)),
         _ => false,
@@ -165,7 +157,24 @@ pub fn read_item(core: &SyncDoc, sku: &str) -> Option<CatalogItem> {
         tax_class: str_at(doc, &obj, "tax_class")?,
         gtins,
         variable_measure,
+        epc_patterns: str_list(doc, &obj, "epc_patterns"),
     })
+}
+
+/// The strings of the list at `key` of `obj` (empty if absent).
+fn str_list(doc: &automerge::Automerge, obj: &ObjId, key: &str) -> Vec<String> {
+    match doc.get(obj, key) {
+        Ok(Some((Value::Object(ObjType::List), list))) => doc
+            .list_range(&list, ..)
+            .filter_map(|item| match item.value {
+                automerge::ValueRef::Scalar(automerge::ScalarValueRef::Str(s)) => {
+                    Some(s.into_owned())
+                }
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn validate(item: &CatalogItem) -> Result<(), CatalogError> {
@@ -181,6 +190,11 @@ fn validate(item: &CatalogItem) -> Result<(), CatalogError> {
     }
     if item.currency.len() != 3 || !item.currency.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(invalid("currency must be a 3-letter ISO 4217 code"));
+    }
+    // A store would skip the whole item for a bad pattern: refused at HQ instead.
+    for pattern in &item.epc_patterns {
+        crate::gs1::EpcPattern::parse(pattern)
+            .map_err(|e| invalid(&format!("epc pattern {pattern:?}: {e}")))?;
     }
     Ok(())
 }
@@ -207,10 +221,25 @@ fn write_changed_fields(
         tx.put(obj, "variable_measure", item.variable_measure)?;
     }
     if old.is_none_or(|o| o.gtins != item.gtins) {
-        let list = tx.put_object(obj, "gtins", ObjType::List)?;
-        for (i, gtin) in item.gtins.iter().enumerate() {
-            tx.insert(&list, i, gtin.as_str())?;
-        }
+        put_list(tx, obj, "gtins", &item.gtins)?;
+    }
+    // Most items have none: not written until set, to keep the history small.
+    let old_patterns = old.map_or(&[][..], |o| o.epc_patterns.as_slice());
+    if old_patterns != item.epc_patterns.as_slice() {
+        put_list(tx, obj, "epc_patterns", &item.epc_patterns)?;
+    }
+    Ok(())
+}
+
+fn put_list(
+    tx: &mut automerge::transaction::Transaction<'_>,
+    obj: &ObjId,
+    key: &str,
+    values: &[String],
+) -> Result<(), CatalogError> {
+    let list = tx.put_object(obj, key, ObjType::List)?;
+    for (i, value) in values.iter().enumerate() {
+        tx.insert(&list, i, value.as_str())?;
     }
     Ok(())
 }
@@ -231,6 +260,7 @@ mod tests {
             currency: "EUR".to_owned(),
             tax_class: "standard".to_owned(),
             gtins: vec!["4006381333931".to_owned()],
+            epc_patterns: Vec::new(),
             variable_measure: false,
         }
     }
@@ -243,6 +273,7 @@ mod tests {
         let mut changed = item("a", 149);
         changed.gtins.push("2112345000007".to_owned());
         changed.variable_measure = true;
+        changed.epc_patterns = vec!["urn:epc:id:giai:0614141.".to_owned()];
         doc.publish(&[changed.clone(), item("b", 250)], &["zz".into()], 2)
             .unwrap()
             .unwrap();
@@ -271,6 +302,12 @@ mod tests {
         ));
         assert!(matches!(
             doc.publish(&[item("a", -1)], &[], 1),
+            Err(CatalogError::InvalidItem { .. })
+        ));
+        let mut sgtin_pattern = item("a", 1);
+        sgtin_pattern.epc_patterns = vec!["urn:epc:id:sgtin:0614141.812345.".to_owned()];
+        assert!(matches!(
+            doc.publish(&[sgtin_pattern], &[], 1),
             Err(CatalogError::InvalidItem { .. })
         ));
     }

@@ -408,6 +408,7 @@ mod tests {
             tax_class: "reduced".into(),
             variable_measure: true,
             gtins: vec![],
+            epc_patterns: Vec::new(),
         };
         let json = scan_json("s0", "t", &content, Some(&item), 2);
         assert_eq!(json["measure"]["weight_grams"], 1086);

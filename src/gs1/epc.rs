@@ -6,10 +6,12 @@
 
 mod bits;
 mod encode;
+pub mod pattern;
 
 use serde::Serialize;
 
 pub use encode::{encode_giai96, encode_sgtin96, encode_sgtin198, encode_sscc96};
+pub use pattern::{EpcPattern, PatternError};
 
 use super::Gs1Error;
 use super::gtin::{Gtin14, check_digit};

@@ -22,7 +22,7 @@ pub mod symbology;
 pub use ai::{
     Element, ElementString, parse_digital_link, parse_element_string, parse_human_readable,
 };
-pub use epc::{Epc, SgtinScheme, decode_epc, decode_epc_hex};
+pub use epc::{Epc, EpcPattern, SgtinScheme, decode_epc, decode_epc_hex};
 pub use gtin::{Gtin14, check_digit};
 pub use rcn::{Measure, Rcn, RcnRegion, parse_rcn};
 pub use scan::{ScanContent, interpret};

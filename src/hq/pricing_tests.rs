@@ -34,6 +34,7 @@ proptest! {
             currency: "EUR".into(),
             tax_class: "standard".into(),
             gtins: Vec::new(),
+            epc_patterns: Vec::new(),
             variable_measure: *sku == "w",
         }).collect();
         let mut edits: Vec<PricingEdit> = promotions.into_iter().map(PricingEdit::PutPromotion).collect();
@@ -60,6 +61,7 @@ proptest! {
                 tax_class: i.tax_class,
                 variable_measure: i.variable_measure,
                 gtins: i.gtins,
+                epc_patterns: i.epc_patterns,
             };
             catalog::upsert(&conn, &item, "t").unwrap();
         }

@@ -30,6 +30,7 @@ pub async fn catalog_import(cfg: &HqConfig, file: &std::path::Path) -> anyhow::R
             currency: i.currency,
             tax_class: i.tax_class,
             gtins: i.gtins,
+            epc_patterns: i.epc_patterns,
             variable_measure: i.variable_measure,
         })
         .collect();

@@ -4,6 +4,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
+use crate::gs1::epc::EpcPattern;
 use crate::gs1::gtin::Gtin14;
 
 /// An item as the catalog holds it and the API shows it.
@@ -21,6 +22,11 @@ pub struct Item {
     pub variable_measure: bool,
     #[serde(default)]
     pub gtins: Vec<String>,
+    /// GIAI or SSCC tags this item accepts on its sale line, as EPC pure identity URI
+    /// prefixes (`urn:epc:id:giai:0614141.`; see `gs1::epc::pattern`). SGTIN tags go by
+    /// the GTINs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub epc_patterns: Vec<String>,
 }
 
 /// Largest SKU we accept: SKUs end up in topics, file names and receipts.
@@ -66,6 +72,16 @@ impl Item {
         gtins.sort();
         gtins.dedup();
         self.gtins = gtins;
+        let mut patterns = Vec::with_capacity(self.epc_patterns.len());
+        for (i, text) in self.epc_patterns.iter().enumerate() {
+            let pattern = EpcPattern::parse(text).map_err(|e| {
+                StoreError::unprocessable(format!("epc_patterns[{i}]"), e.to_string())
+            })?;
+            patterns.push(pattern.as_str().to_owned());
+        }
+        patterns.sort();
+        patterns.dedup();
+        self.epc_patterns = patterns;
         Ok(self)
     }
 }
@@ -117,6 +133,13 @@ pub fn upsert(conn: &Connection, item: &Item, now: &str) -> Result<(), StoreErro
     for gtin in &item.gtins {
         insert.execute(params![gtin, item.sku])?;
     }
+    conn.prepare_cached("DELETE FROM item_epc_pattern WHERE sku = ?1")?
+        .execute([&item.sku])?;
+    let mut insert =
+        conn.prepare_cached("INSERT INTO item_epc_pattern (sku, pattern) VALUES (?1, ?2)")?;
+    for pattern in &item.epc_patterns {
+        insert.execute(params![item.sku, pattern])?;
+    }
     Ok(())
 }
 
@@ -134,6 +157,7 @@ pub fn get(conn: &Connection, sku: &str) -> Result<Option<Item>, StoreError> {
                 tax_class: row.get(4)?,
                 variable_measure: row.get(5)?,
                 gtins: Vec::new(),
+                epc_patterns: Vec::new(),
             })
         })
         .optional()?;
@@ -143,6 +167,11 @@ pub fn get(conn: &Connection, sku: &str) -> Result<Option<Item>, StoreError> {
     let mut stmt =
         conn.prepare_cached("SELECT gtin14 FROM item_gtin WHERE sku = ?1 ORDER BY gtin14")?;
     item.gtins = stmt
+        .query_map([sku], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut stmt = conn
+        .prepare_cached("SELECT pattern FROM item_epc_pattern WHERE sku = ?1 ORDER BY pattern")?;
+    item.epc_patterns = stmt
         .query_map([sku], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
     Ok(Some(item))
@@ -212,6 +241,7 @@ mod tests {
             tax_class: "standard".into(),
             variable_measure: false,
             gtins: vec![gtin.into()],
+            epc_patterns: Vec::new(),
         }
     }
 

@@ -68,7 +68,7 @@ pub struct Rules<'a> {
 }
 
 /// The CSV columns; the first five are required in the header row.
-const COLUMNS: [&str; 7] = [
+const COLUMNS: [&str; 8] = [
     "sku",
     "name",
     "price_minor",
@@ -76,10 +76,12 @@ const COLUMNS: [&str; 7] = [
     "tax_class",
     "variable_measure",
     "gtins",
+    "epc_patterns",
 ];
 const REQUIRED_COLUMNS: usize = 5;
 
-/// One CSV row. `gtins` holds several GTINs separated by `|`.
+/// One CSV row. `gtins` holds several GTINs separated by `|`, `epc_patterns` several
+/// patterns.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CsvRow {
@@ -92,6 +94,8 @@ struct CsvRow {
     variable_measure: Option<bool>,
     #[serde(default)]
     gtins: Option<String>,
+    #[serde(default)]
+    epc_patterns: Option<String>,
 }
 
 /// Parses and validates `text`; `Err` lists every bad row as "line N: reason".
@@ -219,7 +223,14 @@ fn parse_csv(text: &str) -> Vec<(u64, Result<Item, String>)> {
 
 impl CsvRow {
     fn into_item(self) -> Item {
-        let gtins = self.gtins.unwrap_or_default();
+        let list = |cell: Option<String>| -> Vec<String> {
+            cell.unwrap_or_default()
+                .split('|')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(String::from)
+                .collect()
+        };
         Item {
             sku: self.sku,
             name: self.name,
@@ -227,12 +238,8 @@ impl CsvRow {
             currency: self.currency,
             tax_class: self.tax_class,
             variable_measure: self.variable_measure.unwrap_or(false),
-            gtins: gtins
-                .split('|')
-                .map(str::trim)
-                .filter(|g| !g.is_empty())
-                .map(String::from)
-                .collect(),
+            gtins: list(self.gtins),
+            epc_patterns: list(self.epc_patterns),
         }
     }
 }
@@ -307,6 +314,17 @@ mod tests {
         assert_eq!(items.len(), 2);
         assert_eq!(items[0].gtins, vec!["00000096385074", "04006381333931"]);
         assert!(items[1].variable_measure);
+    }
+
+    #[test]
+    fn a_csv_row_lists_the_epc_patterns_of_its_item() {
+        let text = "sku,name,price_minor,currency,tax_class,epc_patterns\n\
+                    BIKE,Bike rental,1500,EUR,standard,urn:epc:id:sscc:0614141.|urn:epc:id:giai:0614141.\n";
+        let items = parse_items(Path::new("c.csv"), text, &|_| true).unwrap();
+        assert_eq!(
+            items[0].epc_patterns,
+            vec!["urn:epc:id:giai:0614141.", "urn:epc:id:sscc:0614141."]
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::StoreError;
 use super::catalog::{self, Item};
-use crate::gs1::{Epc, decode_epc};
+use crate::gs1::{Epc, EpcPattern, decode_epc};
 
 /// A scan as stored in `scan_event`.
 #[derive(Debug, Clone)]
@@ -339,17 +339,26 @@ fn check_sellable(
             ),
         )),
         None if known.and_then(|k| k.sku.as_deref()) == Some(item.sku.as_str()) => Ok(()),
+        None if accepts(item, epc) => Ok(()),
         None => Err(StoreError::unprocessable(
             field,
             format!(
-                "tag {} ({}) is not commissioned to item {}; only SGTIN tags of the item's GTINs \
-                 or tags commissioned to it can be sold on its line",
+                "tag {} ({}) is not commissioned to item {}; only SGTIN tags of the item's GTINs, \
+                 tags commissioned to it or tags its epc_patterns name can be sold on its line",
                 epc.hex(),
                 epc.scheme_name(),
                 item.sku
             ),
         )),
     }
+}
+
+/// Whether one of the item's `epc_patterns` names this (GIAI or SSCC) tag.
+fn accepts(item: &Item, epc: &Epc) -> bool {
+    item.epc_patterns
+        .iter()
+        .filter_map(|p| EpcPattern::parse(p).ok())
+        .any(|p| p.matches(epc))
 }
 
 /// A returned sale line puts its EPC (if it had one) back in the store. Called by
@@ -404,6 +413,7 @@ mod tests {
             tax_class: "standard".into(),
             variable_measure: false,
             gtins: gtins.iter().map(|g| g.to_string()).collect(),
+            epc_patterns: Vec::new(),
         }
     }
 

@@ -229,6 +229,7 @@ mod tests {
             tax_class: "reduced".into(),
             variable_measure: false,
             gtins: Vec::new(),
+            epc_patterns: Vec::new(),
         };
         catalog::upsert(&conn, &item, NOW).unwrap();
         let receipt = Movement {

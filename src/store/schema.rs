@@ -168,6 +168,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("escrow.sql"),
     // Pricing rules from HQ and the promotions applied to sale lines. Owned by `store::pricing`.
     include_str!("pricing.sql"),
+    // The GIAI/SSCC tags an item accepts on its sale line. Owned by `store::catalog`.
+    include_str!("item_epc.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -238,13 +238,38 @@ pub fn follow(
         terminal: MIRROR_ACTOR,
         ..*ctx
     };
+    // The holding lane's settlement is its own event, shared like any other: a later
+    // incarnation of this writer (a restored database) then knows the units were moved.
+    let settle = if here { ctx } else { &mirror };
     match target {
-        t if t.is_handed_over() => hand_over(conn, &mirror, order_id, local, t, note)?,
+        t if t.is_handed_over() => hand_over(conn, settle, order_id, local, t, note)?,
         OrderStatus::Cancelled | OrderStatus::Expired if local.is_open() => {
-            close_open(conn, &mirror, order_id, target, note)?;
+            close_open(conn, settle, order_id, target, note)?;
         }
         _ if here || !local.is_open() => return Ok(false),
         progress => add_event(conn, &mirror, order_id, progress, note)?,
     }
     Ok(true)
+}
+
+/// Sets the local status of an order to one this writer already recorded in the orders
+/// document (a database restored from an older backup is behind it): its stock effect is
+/// in the writer's totals already, so nothing is booked, and the event is not shared again.
+pub fn take_status(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    order_id: &str,
+    status: OrderStatus,
+) -> Result<(), StoreError> {
+    let mirror = WriteContext {
+        terminal: MIRROR_ACTOR,
+        ..*ctx
+    };
+    add_event(
+        conn,
+        &mirror,
+        order_id,
+        status,
+        Some("recorded by this lane before a restore"),
+    )
 }

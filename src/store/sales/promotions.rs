@@ -79,6 +79,7 @@ mod tests {
                 tax_class: "reduced".into(),
                 variable_measure: false,
                 gtins: Vec::new(),
+                epc_patterns: Vec::new(),
             };
             catalog::upsert(&conn, &item, "t").unwrap();
         }

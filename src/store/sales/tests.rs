@@ -37,6 +37,7 @@ fn setup() -> rusqlite::Connection {
             tax_class: class.into(),
             variable_measure: weighed,
             gtins: vec![gtin.into()],
+            epc_patterns: Vec::new(),
         };
         catalog::upsert(&conn, &item.validated(|_| true).unwrap(), "t").unwrap();
     }
@@ -253,4 +254,59 @@ fn tax_exclusive_prices_add_tax() {
     .unwrap();
     assert_eq!(receipt.tax_minor, 247);
     assert_eq!(receipt.total_minor, 1299 + 247);
+}
+
+/// Regression: a sale line with a GIAI or SSCC tag was refused on every item (nothing could
+/// link such a tag to an item). An item now names the ones it accepts (`epc_patterns`).
+#[test]
+fn a_giai_tag_sells_only_on_an_item_whose_patterns_name_it_and_only_once() {
+    let conn = setup();
+    let bike = Item {
+        sku: "BIKE-RENTAL".into(),
+        name: "Bike rental".into(),
+        price_minor: 1500,
+        currency: "EUR".into(),
+        tax_class: "standard".into(),
+        variable_measure: false,
+        gtins: Vec::new(),
+        epc_patterns: vec!["urn:epc:id:giai:0614141.12".into()],
+    };
+    catalog::upsert(&conn, &bike.validated(|_| true).unwrap(), "t").unwrap();
+    let tag = hex::encode_upper(crate::gs1::epc::encode_giai96(1, "0614141", "12345").unwrap());
+    let other = hex::encode_upper(crate::gs1::epc::encode_giai96(1, "0614141", "99").unwrap());
+    let tax = tax();
+    let sell = |sku: &str, epc: &str| {
+        let request = SaleRequest {
+            lines: vec![SaleLineRequest {
+                epc: Some(epc.into()),
+                ..line(sku, Some(1), None)
+            }],
+            payments: cash(1500),
+        };
+        record_sale(&conn, &ctx(&tax), &request)
+    };
+    assert!(matches!(
+        sell("SHIRT", &tag),
+        Err(StoreError::Unprocessable { .. })
+    ));
+    assert!(matches!(
+        sell("BIKE-RENTAL", &other),
+        Err(StoreError::Unprocessable { .. })
+    ));
+    sell("BIKE-RENTAL", &tag).unwrap();
+    assert!(matches!(
+        sell("BIKE-RENTAL", &tag),
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+#[test]
+fn an_item_refuses_an_epc_pattern_that_is_not_one() {
+    let mut item = catalog::get(&setup(), "SHIRT").unwrap().unwrap();
+    item.epc_patterns = vec!["urn:epc:id:sgtin:0614141.812345.".into()];
+    let refused = item.validated(|_| true).unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::Unprocessable { field, .. } if field == "epc_patterns[0]"),
+        "{refused:?}"
+    );
 }

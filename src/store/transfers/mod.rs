@@ -351,6 +351,28 @@ pub fn restore_outbound(
     Ok(true)
 }
 
+/// Gives transfer `id` the chain-wide id `new` (its local id stays): a transfer whose id an
+/// earlier incarnation of this lane had already published (a restored database) is shared
+/// under a fresh one. Its lines, history and ledger references follow.
+pub fn rename(conn: &Connection, id: &str, new: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO transfer (id, local_id, direction, from_store, to_store, status, created_at, updated_at)
+         SELECT ?2, local_id, direction, from_store, to_store, status, created_at, updated_at
+         FROM transfer WHERE id = ?1",
+    )?
+    .execute(params![id, new])?;
+    for sql in [
+        "UPDATE transfer_line SET transfer_id = ?2 WHERE transfer_id = ?1",
+        "UPDATE transfer_event SET transfer_id = ?2 WHERE transfer_id = ?1",
+        "UPDATE stock_movement SET ref_id = ?2 WHERE ref_type = 'transfer' AND ref_id = ?1",
+    ] {
+        conn.prepare_cached(sql)?.execute(params![id, new])?;
+    }
+    conn.prepare_cached("DELETE FROM transfer WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
 /// Applies a status decided in the orders document (another writer's event): updates the
 /// status and received lines and books the difference. Returns whether anything changed.
 pub fn apply_remote_status(

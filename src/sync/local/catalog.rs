@@ -138,6 +138,7 @@ fn write_item(conn: &Connection, doc: &CatalogDoc, sku: &str, now: &str) -> Resu
         tax_class: published.tax_class,
         variable_measure: published.variable_measure,
         gtins: published.gtins,
+        epc_patterns: published.epc_patterns,
     };
     match item.validated(|_| true) {
         Ok(item) => catalog::upsert(conn, &item, now)?,
@@ -161,6 +162,7 @@ mod tests {
             currency: "EUR".to_owned(),
             tax_class: "standard".to_owned(),
             gtins: Vec::new(),
+            epc_patterns: Vec::new(),
             variable_measure: false,
         }
     }

@@ -186,9 +186,14 @@ impl NodeDocs {
         self.adopting = true;
     }
 
-    /// This incarnation holds everything HQ has: it may write from now on.
-    pub fn finish_adoption(&mut self) {
+    /// This incarnation holds everything HQ has: it may write from now on. Call inside a
+    /// store write.
+    pub fn finish_adoption(&mut self, conn: &Connection, now: &str) -> Result<(), LocalError> {
         self.adopting = false;
+        // What the orders document decided meanwhile, settled on the caught-up documents
+        // (the earlier incarnation's own settlements included), once.
+        self.settle_closed_at_cut(conn, now)?;
+        self.materialise_orders(conn, now)
     }
 
     /// Whether own writes are still held back ([`Self::require_adoption`]).
@@ -308,7 +313,10 @@ impl NodeDocs {
             if is_stock {
                 self.stock_needs_reconcile = true;
             } else if is_orders {
-                self.materialise_orders(conn, now)?;
+                // Settled on the documents caught up, like own sales (`require_adoption`).
+                if !self.adopting {
+                    self.materialise_orders(conn, now)?;
+                }
                 self.refresh_escrow(conn)?;
             } else {
                 self.queue_catalog_changes(conn, &before, now)?;
@@ -393,8 +401,10 @@ impl NodeDocs {
         persist::replace_epoch(conn, next.core(), carried.as_ref().map(|c| &c.hash), now)?;
         persist::state_set(conn, KEY_ORDERS_EPOCH, i64::from(epoch))?;
         self.orders = next;
-        self.settle_closed_at_cut(conn, now)?;
-        self.materialise_orders(conn, now)?;
+        if !self.adopting {
+            self.settle_closed_at_cut(conn, now)?;
+            self.materialise_orders(conn, now)?;
+        }
         self.refresh_escrow(conn)?;
         Ok(true)
     }

@@ -25,7 +25,7 @@ use rusqlite::Connection;
 use super::{LocalError, NodeDocs};
 use crate::crdt::doc::WriterId;
 use crate::crdt::orders::OrderFacts;
-use crate::domain::orders::{OrderState, OrderStatus};
+use crate::domain::orders::{OrderState, OrderStatus, fold_status};
 use crate::store::StoreError;
 use crate::store::orders::{self as store_orders, HqOrder, MirrorOrder, OwnOrder};
 use crate::store::sales::WriteContext;
@@ -54,7 +54,7 @@ impl NodeDocs {
                 continue;
             };
             match self.local_id_of(conn, &doc_order_id)? {
-                Some(local_id) => follow_fold(conn, &self.writer, &local_id, &state, now)?,
+                Some(local_id) => self.follow(conn, &doc_order_id, &local_id, &state, now)?,
                 None => self.adopt(conn, &doc_order_id, &facts, &state, now)?,
             }
         }
@@ -71,7 +71,7 @@ impl NodeDocs {
     ) -> Result<(), LocalError> {
         for (doc_order_id, state) in self.orders.closed_at_cut() {
             if let Some(local_id) = self.local_id_of(conn, &doc_order_id)? {
-                follow_fold(conn, &self.writer, &local_id, &state, now)?;
+                self.follow(conn, &doc_order_id, &local_id, &state, now)?;
             }
         }
         Ok(())
@@ -108,16 +108,20 @@ impl NodeDocs {
         state: &OrderState,
         now: &str,
     ) -> Result<(), LocalError> {
-        if let Some(local_id) = own_local_id(doc_order_id, &self.writer) {
-            // Our own order, gone from SQLite (a restored backup): put it back, so its id
-            // is not taken twice and it can still be collected here.
-            return restore_own(conn, local_id, doc_order_id, facts, state, now);
+        let events = self.orders.events(doc_order_id);
+        let mine = || events.iter().filter(|e| e.writer == self.writer.as_str());
+        let handled = mine().next().is_some();
+        // It held the units (an order refused here has only its `cancelled`).
+        let reserved = mine().any(|e| e.status == OrderStatus::Reserved);
+        let own = own_local_id(doc_order_id, &self.writer);
+        if facts.fulfilment == self.writer && (reserved || own.is_some()) {
+            // Held here before, gone from SQLite (a restored backup): put it back, so its
+            // id is not taken twice and its units are still handed over or released here.
+            let local_id = own
+                .or_else(|| doc_order_id.strip_prefix(HQ_ORDER_PREFIX))
+                .unwrap_or(doc_order_id);
+            return self.restore_held(conn, local_id, doc_order_id, facts, state, now);
         }
-        let handled = self
-            .orders
-            .events(doc_order_id)
-            .iter()
-            .any(|e| e.writer == self.writer.as_str());
         if handled || state.status.is_closed() {
             return Ok(()); // refused before, or nothing left to do at any lane
         }
@@ -128,6 +132,64 @@ impl NodeDocs {
             Some(local_id) => self.create_local(conn, facts, local_id, doc_order_id, now),
             None => Ok(()),
         }
+    }
+
+    /// Puts back an order this writer held that SQLite lost (see `adopt`): as it began
+    /// here, then brought to what this writer and the fold recorded since.
+    fn restore_held(
+        &self,
+        conn: &Connection,
+        local_id: &str,
+        doc_order_id: &str,
+        facts: &OrderFacts,
+        state: &OrderState,
+        now: &str,
+    ) -> Result<(), LocalError> {
+        // Taken again here before the lane caught up: restored under its document id, as
+        // other lanes' orders are kept, so its units can still be handed over or released.
+        let local_id = if store_orders::get(conn, local_id)?.is_some() {
+            doc_order_id
+        } else {
+            local_id
+        };
+        if store_orders::get(conn, local_id)?.is_some() {
+            return Ok(());
+        }
+        let tax = no_tax();
+        let ctx = sync_context("", &tax, now);
+        let copy = copy_of(doc_order_id, local_id, facts);
+        store_orders::restore_own(conn, &ctx, &copy, store_orders::OrderStatus::Reserved)?;
+        tracing::info!(
+            order = local_id,
+            "order held by this lane restored from the orders document"
+        );
+        self.follow(conn, doc_order_id, local_id, state, now)
+    }
+
+    /// Makes the local status of a shared order follow the document. First what this
+    /// writer itself recorded, which a database restored from an older backup may lack:
+    /// its stock effect is already in the writer's totals, so SQLite takes the status
+    /// without booking anything. Then the fold's decision, settled as usual.
+    fn follow(
+        &self,
+        conn: &Connection,
+        doc_order_id: &str,
+        local_id: &str,
+        state: &OrderState,
+        now: &str,
+    ) -> Result<(), LocalError> {
+        let events = self.orders.events(doc_order_id);
+        let own = fold_status(events.iter().filter(|e| e.writer == self.writer.as_str()))
+            .and_then(|own| local_status(own.status));
+        let local = store_orders::get(conn, local_id)?.map(|v| v.status);
+        if let (Some(own), Some(local)) = (own, local)
+            && rank(own) > rank(local)
+        {
+            let tax = no_tax();
+            let ctx = sync_context(self.writer.as_str(), &tax, now);
+            store_orders::take_status(conn, &ctx, local_id, own)?;
+        }
+        follow_fold(conn, &self.writer, local_id, state, now)
     }
 
     fn create_local(
@@ -364,39 +426,6 @@ fn own_local_id<'a>(doc_order_id: &'a str, writer: &WriterId) -> Option<&'a str>
         .filter(|local| !local.is_empty())
 }
 
-/// Puts back an own order the document holds and SQLite lost (see `adopt`).
-fn restore_own(
-    conn: &Connection,
-    local_id: &str,
-    doc_order_id: &str,
-    facts: &OrderFacts,
-    state: &OrderState,
-    now: &str,
-) -> Result<(), LocalError> {
-    let Some(status) = local_status(state.status) else {
-        return Ok(());
-    };
-    // Taken again here before the lane caught up: restored under its document id, as
-    // other lanes' orders are kept, so its units can still be handed over or released.
-    let local_id = if store_orders::get(conn, local_id)?.is_some() {
-        doc_order_id
-    } else {
-        local_id
-    };
-    if store_orders::get(conn, local_id)?.is_some() {
-        return Ok(());
-    }
-    let tax = no_tax();
-    let ctx = sync_context("", &tax, now);
-    store_orders::restore_own(conn, &ctx, &copy_of(doc_order_id, local_id, facts), status)?;
-    tracing::info!(
-        order = local_id,
-        status = status.as_str(),
-        "own order restored from the orders document"
-    );
-    Ok(())
-}
-
 fn copy_of(doc_order_id: &str, local_id: &str, facts: &OrderFacts) -> MirrorOrder {
     MirrorOrder {
         order_id: local_id.to_owned(),
@@ -436,6 +465,19 @@ fn mirror(
     let ctx = sync_context("", &tax, now);
     store_orders::insert_mirror(conn, &ctx, &copy_of(doc_order_id, local_id, facts), status)?;
     Ok(())
+}
+
+/// How far an order got at the lane holding it: closing beats progress, a hand-over beats
+/// a withdrawal.
+fn rank(status: store_orders::OrderStatus) -> u8 {
+    use store_orders::OrderStatus as Local;
+    match status {
+        Local::Reserved => 0,
+        Local::Picking => 1,
+        Local::Ready => 2,
+        Local::Cancelled | Local::Expired => 3,
+        Local::Collected | Local::Shipped => 4,
+    }
 }
 
 /// The store's status for a folded one (`Placed`: the holding lane has not reserved yet,

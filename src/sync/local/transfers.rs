@@ -30,7 +30,22 @@ impl NodeDocs {
     /// Both directions (see the module docs). Returns whether a change was produced.
     pub fn sync_transfers(&mut self, conn: &Connection, now: &str) -> Result<bool, LocalError> {
         let mut produced = false;
-        for event in store_transfers::unshared_events(conn)? {
+        let mut renamed: BTreeMap<String, String> = BTreeMap::new();
+        for mut event in store_transfers::unshared_events(conn)? {
+            if let Some(new) = renamed.get(&event.transfer_id) {
+                event.transfer_id = new.clone();
+            } else if event.status == TransferStatus::InTransit
+                && self.orders.transfer_facts(&event.transfer_id).is_some()
+                && let Some(new) = self.fresh_transfer_id(conn, &event.transfer_id)?
+            {
+                store_transfers::rename(conn, &event.transfer_id, &new)?;
+                tracing::warn!(
+                    transfer = event.transfer_id,
+                    shared_as = new,
+                    "transfer id already published by this lane before a restore; shared under a fresh id"
+                );
+                renamed.insert(std::mem::replace(&mut event.transfer_id, new.clone()), new);
+            }
             produced |= self.share_event(conn, &event, now)?;
             store_transfers::mark_shared(conn, event.event_id)?;
         }
@@ -41,6 +56,19 @@ impl NodeDocs {
             store_transfers::set_doc_mark(conn, &heads)?;
         }
         Ok(produced)
+    }
+
+    /// A chain-wide id for a transfer dispatched again under `id` by a lane restored from
+    /// an older backup: `{id}~{incarnation}` (`~` is never in a till's id).
+    fn fresh_transfer_id(&self, conn: &Connection, id: &str) -> Result<Option<String>, LocalError> {
+        let incarnation = self.writer.incarnation().unwrap_or("0");
+        let candidate = format!("{id}~{}", &incarnation[..incarnation.len().min(8)]);
+        let free = self.orders.transfer_facts(&candidate).is_none()
+            && store_transfers::status(conn, &candidate)?.is_none();
+        Ok(
+            (free && candidate.len() <= crate::crdt::transfers::MAX_TRANSFER_ID_LEN)
+                .then_some(candidate),
+        )
     }
 
     fn share_event(

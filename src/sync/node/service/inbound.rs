@@ -407,7 +407,7 @@ async fn try_adopt(ctx: &Ctx) -> Result<(), String> {
     let docs = ctx.docs.clone();
     let adopted = ctx
         .store
-        .write(move |_conn| {
+        .write(move |conn| {
             let mut guard = local::lock(&docs);
             let caught_up = hq_heads.iter().all(|(id, epoch, heads)| {
                 guard.doc(id).is_none_or(|doc| {
@@ -416,7 +416,8 @@ async fn try_adopt(ctx: &Ctx) -> Result<(), String> {
                 })
             });
             if caught_up && guard.is_adopting() {
-                guard.finish_adoption();
+                let now = crate::clock::now_utc();
+                guard.finish_adoption(conn, &now).map_err(to_store_error)?;
                 return Ok(true);
             }
             Ok(false)
