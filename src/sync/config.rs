@@ -113,6 +113,10 @@ impl RawSync {
     }
 }
 
+/// HQ opens a new stock epoch of every store this often unless `hq.epoch_interval_s` says
+/// otherwise (0: only on request): daily.
+pub const DEFAULT_EPOCH_INTERVAL_S: u64 = 86_400;
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawHq {
@@ -133,7 +137,8 @@ pub struct RawHq {
     /// Run an embedded MQTT broker (rumqttd) on this loopback address: demo and
     /// single-machine trials only (no persistence, no ACL).
     pub embedded_broker: Option<String>,
-    /// Open a new stock epoch every this many seconds (0: only on `POST /v1/epochs/{store}`).
+    /// Open a new stock epoch every this many seconds (0: only on `POST /v1/epochs/{store}`;
+    /// default [`DEFAULT_EPOCH_INTERVAL_S`], daily).
     pub epoch_interval_s: Option<u64>,
     /// The lanes provisioned per store (`[hq.lanes]`, `s1 = ["lane1", "lane2"]`): HQ takes
     /// changes about a listed store only from these lanes. Stores not listed accept any
@@ -229,7 +234,9 @@ impl RawHq {
         if safety_stock < 0 {
             return Err(invalid(file, "hq.safety_stock", "must be >= 0".into()));
         }
-        let epoch_interval_s = self.epoch_interval_s.unwrap_or(0);
+        // On by default: HQ's per-change ingest cost grows with a store document's history,
+        // and a daily epoch bounds it (docs/sync.md, "Epochs: bounded history").
+        let epoch_interval_s = self.epoch_interval_s.unwrap_or(DEFAULT_EPOCH_INTERVAL_S);
         // A timer interval beyond this overflows the clock (it panicked at start).
         if epoch_interval_s > crate::cli_numbers::MAX_SECONDS {
             return Err(invalid(
