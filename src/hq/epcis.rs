@@ -99,6 +99,9 @@ impl HqEpcis {
     ) -> Result<Received, HqEpcisError> {
         let now = crate::clock::now_utc();
         let tx = self.conn.begin()?;
+        // HQ instances share the batches: one writer's marks move under its own lock, so two
+        // batches handled at once cannot move its mark back.
+        tx.lock_document(&format!("{store}/{writer}/epcis"))?;
         let mut new = 0;
         for (index, event) in batch.events.iter().enumerate() {
             let bad = |reason: &str| HqEpcisError::BadEvent {

@@ -238,8 +238,8 @@ fn stock_message() -> Vec<u8> {
 // beside the archived one.
 #[test]
 fn an_order_id_archived_at_an_epoch_cut_is_refused_and_consumes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut hq = HqState::open(&dir.path().join("hq.db"), "t", 1).unwrap();
+    let dir = TestDb::new();
+    let mut hq = HqState::open_target(&dir.target, "t", 1).unwrap();
     let orders_id = DocId::new("s1", DocKind::Orders).unwrap();
     grant(&mut hq, 5);
     let order = request(Some("4711"), None);
@@ -277,7 +277,7 @@ fn an_order_id_archived_at_an_epoch_cut_is_refused_and_consumes_nothing() {
     assert_eq!(listed[0].status, Some(OrderStatus::Collected));
     // After a restart too.
     drop(hq);
-    let mut again = HqState::open(&dir.path().join("hq.db"), "t", 1).unwrap();
+    let mut again = HqState::open_target(&dir.target, "t", 1).unwrap();
     assert!(matches!(
         again.create_order(&order),
         Err(OrderRefused::Archived(_))
