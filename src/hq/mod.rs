@@ -335,7 +335,15 @@ async fn receive(
                 ops.health
                     .set(ops::BROKER, crate::health::State::Ok, "connected", true);
                 let state = state.clone();
-                let mut out = tokio::task::spawn_blocking(move || lock(&state).all_heads())
+                let mut out = tokio::task::spawn_blocking(move || {
+                    let mut hq = lock(&state);
+                    // Another instance may have moved on: announce what is stored, not an
+                    // older copy (retained heads that went back would make stores resend).
+                    if let Err(e) = hq.refresh_all() {
+                        tracing::warn!(error = %e, "cannot refresh HQ's documents before announcing heads");
+                    }
+                    hq.all_heads()
+                })
                     .await
                     .unwrap_or_default();
                 out.extend(privacy::tombstones(&privacy).await);
