@@ -119,13 +119,18 @@ impl Hq {
         } else {
             "hq".to_owned()
         };
-        let mut transport = TransportConfig::new(client_id, &cfg.broker.host, cfg.broker.port);
+        let mut transport =
+            TransportConfig::new(client_id.clone(), &cfg.broker.host, cfg.broker.port);
         if let Some(files) = &cfg.broker.tls {
             transport.tls = Some(crate::tls::client_config(files)?);
         }
         transport.max_packet_size =
             u32::try_from(crate::sync::payload::MAX_MESSAGE_BYTES * 2).unwrap_or(u32::MAX);
-        let status = topics.status(&Scope::Hq, &Id::new("hq")?).to_string();
+        // Each instance its own status (a killed one's last will must not say HQ is gone
+        // while another serves); stores count HQ online while any instance is.
+        let status = topics
+            .status(&Scope::Hq, &Id::new(client_id.clone())?)
+            .to_string();
         transport.last_will = Some(StatusMessage {
             topic: status.clone(),
             payload: Bytes::from_static(OFFLINE),

@@ -114,10 +114,14 @@ async fn handle_message(
         }
         if *scope == Scope::Hq {
             let online = payload == ONLINE;
-            let was_online = ctx
-                .shared
-                .hq_online
-                .swap(online, std::sync::atomic::Ordering::Relaxed);
+            let mut instances = lock(&ctx.shared.hq_online);
+            let was_online = instances.contains(writer.as_str());
+            if online {
+                instances.insert(writer.to_string());
+            } else {
+                instances.remove(writer.as_str());
+            }
+            drop(instances);
             if online && !was_online {
                 // HQ (re)started: whatever it did not acknowledge may never have reached it
                 // (it may not know this store yet, so its heads would not ask): re-offer.

@@ -83,7 +83,9 @@ pub struct SyncDiag {
 /// State shared by the two tasks and the handle.
 #[derive(Debug, Default)]
 struct Shared {
-    hq_online: std::sync::atomic::AtomicBool,
+    /// The HQ instances whose retained status says online (one `hq`, or several
+    /// `hq-{instance}` over one database): HQ is online while any is.
+    hq_online: Mutex<std::collections::BTreeSet<String>>,
     /// Latest heads per (doc, publisher writer): HQ's and the other lanes'.
     peer_heads: Mutex<BTreeMap<(DocId, String), Vec<ChangeHash>>>,
     /// HQ's latest retained heads per document, with their epoch (also a newer one than
@@ -194,10 +196,7 @@ impl SyncService {
                 .publish_denied
                 .load(std::sync::atomic::Ordering::Relaxed),
             connected: self.mqtt.is_connected(),
-            hq_online: self
-                .shared
-                .hq_online
-                .load(std::sync::atomic::Ordering::Relaxed),
+            hq_online: !lock(&self.shared.hq_online).is_empty(),
             epoch: docs.epoch(),
             stock_heads: stock.heads().iter().map(ToString::to_string).collect(),
             hq_stock_heads: hq_heads.iter().map(ToString::to_string).collect(),
