@@ -83,7 +83,7 @@ impl Hq {
         let metrics = Arc::new(WireMetrics::default());
         let ops = Arc::new(ops::HqOps::new(db.clone(), metrics.clone()));
         let shutdown = CancellationToken::new();
-        let listener = http::serve::Listener::bind(cfg.listen)?;
+        let listener = http::serve::Listener::bind(cfg.listen, cfg.http_tls.as_ref())?;
         let http_addr = listener.addr;
         // Operators see a loading HQ as alive and not ready, rather than as refusing.
         let loading = listener.serve_while_loading(ops.clone())?;
@@ -132,7 +132,7 @@ impl Hq {
         let (publish, outgoing) = mpsc::unbounded_channel();
         let http_state = http::HttpState {
             hq: state.clone(),
-            token: cfg.token.clone(),
+            clients: Arc::new(http::clients::Clients::new(&cfg.clients)),
             publish: publish.clone(),
             privacy: privacy.clone(),
             epcis: epcis.clone(),
@@ -438,15 +438,21 @@ async fn publish_loop(
         }
     }
 }
-/// A client for this HQ's own API (`hq.listen`, plain HTTP), for the CLI on the HQ box: an
-/// unspecified listen address (`0.0.0.0`) is reached on loopback.
+/// A client for this HQ's own API (`hq.listen`; HTTPS with `hq.http_tls`, trusting HQ's
+/// own certificate), for the CLI on the HQ box: an unspecified listen address (`0.0.0.0`)
+/// is reached on loopback.
 pub fn local_client(cfg: &HqConfig) -> anyhow::Result<crate::http_client::HqClient> {
     let mut addr = cfg.listen;
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    Ok(crate::http_client::HqClient::own_listener(
-        addr,
-        cfg.token.expose(),
-    )?)
+    let token = cfg.admin_token().ok_or_else(|| {
+        anyhow::anyhow!("no admin client in [hq] (hq.token or a client with role admin)")
+    })?;
+    Ok(match &cfg.http_tls {
+        Some(tls) => {
+            crate::http_client::HqClient::own_tls_listener(addr, token.expose(), &tls.cert_file)?
+        }
+        None => crate::http_client::HqClient::own_listener(addr, token.expose())?,
+    })
 }

@@ -1,5 +1,5 @@
-//! HQ's HTTP API for the web shop and back office (bearer token), one handler shape for
-//! every route ([`handler`]), beside the operator's `/healthz`, `/readyz` and `/metrics`
+//! HQ's HTTP API for the web shop and back office (a bearer token per client, each with a
+//! role: [`clients`]), one handler shape for every route ([`handler`]), beside the operator's `/healthz`, `/readyz` and `/metrics`
 //! ([`ops`], no token); start-up in [`serve`]:
 //! - `GET /v1/stock/{store}/{sku}`: one figure, with `available_to_sell`, `as_of`, `online`;
 //! - `GET /v1/stock?store=S`: every SKU of a store;
@@ -18,6 +18,7 @@
 //! - `GET /v1/openapi.json`: this list as an OpenAPI document ([`openapi`], which also
 //!   builds the router from it).
 
+pub mod clients;
 mod handler;
 pub mod openapi;
 pub mod ops;
@@ -32,12 +33,12 @@ use tokio::sync::mpsc;
 
 use super::SharedHq;
 use super::state::Outgoing;
-use crate::settings::Secret;
 
 #[derive(Clone)]
 pub struct HttpState {
     pub hq: SharedHq,
-    pub token: Secret,
+    /// Who may call, with their roles ([`clients`]).
+    pub clients: std::sync::Arc<clients::Clients>,
     pub publish: mpsc::UnboundedSender<Outgoing>,
     /// Customer data and erasure (`super::privacy`).
     pub privacy: super::privacy::SharedPrivacy,
@@ -58,5 +59,11 @@ pub fn router(state: HttpState, ops: std::sync::Arc<super::ops::HqOps>) -> Route
 
 fn api(state: HttpState) -> Router {
     let (routes, _doc) = openapi::api_routes().split_for_parts();
-    routes.with_state(state)
+    routes
+        // On the matched routes only: an unknown path stays a 404 for anyone.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            clients::guard,
+        ))
+        .with_state(state)
 }

@@ -18,6 +18,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::clients::web_may;
 use super::{HttpState, stock};
 use crate::hq::{epcis, orders, pricing, privacy, transfers};
 use crate::http_shared::error::ErrorBody;
@@ -141,6 +142,17 @@ const RESPONSES: [ErrorReply; 10] = [
     ),
 ];
 
+/// The HTTP method of a documented operation.
+fn http_method(method: &HttpMethod) -> Option<axum::http::Method> {
+    Some(match method {
+        HttpMethod::Get => axum::http::Method::GET,
+        HttpMethod::Put => axum::http::Method::PUT,
+        HttpMethod::Post => axum::http::Method::POST,
+        HttpMethod::Delete => axum::http::Method::DELETE,
+        _ => return None,
+    })
+}
+
 /// What every route shares, added to the generated document.
 struct Conventions;
 
@@ -157,6 +169,12 @@ impl Modify for Conventions {
                     vec!["429", "500", "503"]
                 } else {
                     require_bearer(op);
+                    let roles = match http_method(&method) {
+                        Some(m) if web_may(&m, path) => "web, admin",
+                        _ => "admin",
+                    };
+                    let said = op.description.take().unwrap_or_default();
+                    op.description = Some(format!("{said}\n\nRoles: {roles}.").trim().to_owned());
                     vec!["400", "401", "403", "500", "503"]
                 };
                 if has_path_params || write {
@@ -266,7 +284,11 @@ mod tests {
         let (publish, _outgoing) = tokio::sync::mpsc::unbounded_channel();
         let http = HttpState {
             hq: Arc::new(Mutex::new(state)),
-            token: crate::settings::Secret::new("a-token-of-16-chars-or-more"),
+            clients: Arc::new(super::super::clients::Clients::new(&[
+                crate::sync::config::ApiClient::admin(crate::settings::Secret::new(
+                    "a-token-of-16-chars-or-more",
+                )),
+            ])),
             publish,
             privacy: Arc::new(Mutex::new(
                 crate::hq::privacy::HqPrivacy::open(&db, topics.clone()).unwrap(),
