@@ -250,3 +250,69 @@ fn each_client_has_its_token_and_role() {
         "{body}"
     );
 }
+
+/// `storenode-hq.service` is `Type=notify` with `WatchdogSec=30`, but HQ never said READY=1
+/// nor pinged the watchdog, so systemd never saw it started and killed it. A datagram socket
+/// stands in for systemd.
+#[test]
+fn hq_notifies_ready_and_pings_the_watchdog() {
+    let broker = Mosquitto::start(MosquittoOptions::plain());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let notify_path = dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let token = dir.path().join("hq-admin");
+    std::fs::write(&token, format!("{HQ_TOKEN}\n")).expect("token");
+    let config = dir.path().join("hq.toml");
+    let port = common::node::free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "[hq]\ntenant = \"{TENANT}\"\ndata_dir = \"{}\"\nlisten = \"127.0.0.1:{port}\"\ntoken_file = \"{}\"\n{}",
+            dir.path().display(),
+            token.display(),
+            BrokerAccess::Plain {
+                port: broker.port()
+            }
+            .toml()
+        ),
+    )
+    .expect("config");
+    let mut child = std::process::Command::new(binary())
+        .args(["--config", config.to_str().expect("utf-8"), "hq"])
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "1000000")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start hq");
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    // Bounded: at most 50 messages or the read timeout.
+    for _ in 0..50 {
+        match notify.recv(&mut buf) {
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(buf.get(..n).unwrap_or_default())),
+            Err(_) => break,
+        }
+        if seen.contains("READY=1") && seen.contains("WATCHDOG=1") {
+            break;
+        }
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline && child.try_wait().ok().flatten().is_none() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let status = child.wait().expect("wait");
+    assert!(seen.contains("READY=1"), "{seen}");
+    assert!(seen.contains("STATUS=serving on"), "{seen}");
+    assert!(seen.contains("WATCHDOG=1"), "{seen}");
+    assert!(
+        status.success(),
+        "HQ did not stop cleanly on SIGTERM: {status:?}"
+    );
+}

@@ -14,6 +14,7 @@ pub mod pricing;
 pub mod privacy;
 mod publish;
 pub mod state;
+mod systemd;
 pub mod transfers;
 
 pub use publish::{catalog_import, publish_items};
@@ -71,6 +72,8 @@ pub enum HqRunError {
 pub struct Hq {
     pub state: SharedHq,
     pub metrics: Arc<WireMetrics>,
+    /// Readiness and figures (`/readyz`, `/metrics`).
+    pub ops: Arc<ops::HqOps>,
     pub http_addr: std::net::SocketAddr,
     publish: mpsc::UnboundedSender<Outgoing>,
     shutdown: CancellationToken,
@@ -156,7 +159,7 @@ impl Hq {
                 metrics.clone(),
                 shutdown.clone(),
             )),
-            tokio::spawn(listener.serve(http::router(http_state, ops), shutdown.clone())),
+            tokio::spawn(listener.serve(http::router(http_state, ops.clone()), shutdown.clone())),
             transport_task,
         ];
         if let Some(every) = cfg.epoch_interval {
@@ -171,6 +174,7 @@ impl Hq {
         Ok(Self {
             state,
             metrics,
+            ops,
             http_addr,
             publish,
             shutdown,
@@ -224,8 +228,16 @@ async fn open_state(
 pub async fn run(cfg: HqConfig) -> anyhow::Result<()> {
     // The embedded broker (if any) lives until the process exits: rumqttd cannot stop.
     let _broker = start_embedded_broker(&cfg)?;
-    let hq = Hq::start(&cfg).await?;
+    let mut hq = Hq::start(&cfg).await?;
+    systemd::ready(hq.http_addr, &hq.ops);
+    hq.tasks.push(tokio::spawn(systemd::watchdog(
+        hq.state.clone(),
+        hq.ops.clone(),
+        hq.http_addr,
+        hq.shutdown.clone(),
+    )));
     wait_for_signal().await?;
+    systemd::notify(&[sd_notify::NotifyState::Stopping]);
     hq.stop().await;
     Ok(())
 }

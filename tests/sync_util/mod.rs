@@ -49,7 +49,7 @@ pub enum BrokerAccess {
 }
 
 impl BrokerAccess {
-    fn toml(&self) -> String {
+    pub fn toml(&self) -> String {
         match self {
             BrokerAccess::Plain { port } => format!("broker = \"mqtt://127.0.0.1:{port}\"\n"),
             BrokerAccess::Mtls {
