@@ -78,7 +78,8 @@ pub async fn place_order(
 pub struct OrdersQuery {
     /// The store.
     store: String,
-    /// Only orders with this status (`placed`, `reserved`, `picked`, `ready`, ...).
+    /// Only orders with this status.
+    #[param(pattern = "^(placed|reserved|picking|ready|collected|shipped|cancelled|expired)$")]
     status: Option<String>,
 }
 

@@ -33,7 +33,8 @@ pub async fn one_transfer(
 pub struct TransfersQuery {
     /// The store (sending or receiving).
     store: String,
-    /// `in_transit`, `received` or `cancelled`.
+    /// Only transfers with this status.
+    #[param(value_type = Option<TransferStatus>)]
     status: Option<String>,
 }
 
