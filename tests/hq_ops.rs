@@ -68,6 +68,10 @@ fn hq_reports_liveness_readiness_and_its_figures() {
         (200, Some("ok")),
         "{body}"
     );
+    // /metrics says ready without anyone asking /readyz (it waited for a /readyz before).
+    wait_for("HQ ready in /metrics", CONVERGE, || {
+        (metric(&hq.get_text("/metrics"), "storenode_hq_ready") == Some(1.0)).then_some(())
+    });
     let body = wait_for("HQ ready", CONVERGE, || {
         let (status, body) = hq.get_public("/readyz");
         (status == 200).then_some(body)

@@ -91,13 +91,9 @@ impl Hq {
         // Operators see a loading HQ as alive and not ready, rather than as refusing.
         let loading = listener.serve_while_loading(ops.clone())?;
         let opened = open_state(cfg, db).await;
-        let (state, privacy, epcis) = match opened {
-            Ok(opened) => opened,
-            Err(e) => {
-                loading.stop().await;
-                return Err(e);
-            }
-        };
+        // From here to the full API being served, connections wait in the backlog.
+        loading.stop().await;
+        let (state, privacy, epcis) = opened?;
         let topics = lock(&state).topics().clone();
         let stores = lock(&state).stores().len();
         ops.health.set(
@@ -140,7 +136,6 @@ impl Hq {
             privacy: privacy.clone(),
             epcis: epcis.clone(),
         };
-        loading.stop().await;
         let mut tasks = vec![
             tokio::spawn(receive(
                 Ingest {

@@ -95,7 +95,16 @@ pub async fn metrics(State(ops): State<Arc<HqOps>>) -> Response {
         ops.public_rate_limited.inc();
         return too_many("/metrics", wait).into_response();
     }
-    let mut out = String::with_capacity(4096);
-    ops.render(&mut out);
+    // storenode_hq_ready must not wait for someone to ask /readyz.
+    let out = tokio::task::spawn_blocking(move || {
+        if ops.health.probe_due(DATABASE_CHECK_EVERY) {
+            ops.check_database();
+        }
+        let mut out = String::with_capacity(4096);
+        ops.render(&mut out);
+        out
+    })
+    .await
+    .unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
