@@ -321,7 +321,10 @@ async fn start_hq(dir: &Path, broker: SocketAddr) -> BenchResult<Hq> {
         tenant: "bench".into(),
         data_dir: dir.join("hq"),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        token: Secret::new("bench-token-0123456789".to_owned()),
+        clients: vec![storenode::sync::config::ApiClient::admin(Secret::new(
+            "bench-token-0123456789".to_owned(),
+        ))],
+        http_tls: None,
         broker: broker_config(broker),
         safety_stock: 0,
         embedded_broker: None,

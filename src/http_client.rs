@@ -139,6 +139,34 @@ impl HqClient {
         })
     }
 
+    /// An HTTPS client for the API this box itself listens on with TLS, trusting exactly
+    /// its own certificate `cert_file` (pinned: the certificate names HQ's public host, not
+    /// the loopback address dialled).
+    pub fn own_tls_listener(
+        addr: std::net::SocketAddr,
+        token: &str,
+        cert_file: &Path,
+    ) -> Result<Self, HttpClientError> {
+        let base = format!("https://{addr}");
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REPLY_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .use_preconfigured_tls(crate::tls::pinned_client_config(cert_file)?)
+            .https_only(true)
+            .build()
+            .map_err(|source| HttpClientError::Request {
+                url: base.clone(),
+                source,
+            })?;
+        Ok(Self {
+            http,
+            base,
+            token: token.trim().to_owned(),
+        })
+    }
+
     /// A plain-HTTP client for the API this box itself listens on (`addr` from its own
     /// configuration, so the connection does not leave the machine).
     pub fn own_listener(addr: std::net::SocketAddr, token: &str) -> Result<Self, HttpClientError> {

@@ -14,7 +14,6 @@ mod pickup;
 mod privacy;
 mod query;
 mod replies;
-mod server;
 mod transfers;
 mod write;
 
@@ -31,6 +30,7 @@ pub use auth::Auth;
 pub use error::ApiError;
 
 use crate::http_shared::limits;
+use crate::http_shared::server::{self, ConnectionLimits};
 
 use crate::config::Config;
 use crate::events::EventBus;
@@ -78,7 +78,10 @@ pub fn router(state: AppState) -> Router {
 /// Serves until `state.shutdown` fires, then finishes in-flight requests (bounded); see
 /// [`server`] for the connection limits.
 pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
-    let limits = state.config.api.limits.clone();
+    let limits = ConnectionLimits {
+        header_read_timeout: state.config.api.limits.header_read_timeout,
+        max_connections: state.config.api.limits.max_connections,
+    };
     let shutdown = state.shutdown.clone();
-    server::serve(listener, router(state), &limits, shutdown).await
+    server::serve(listener, router(state), limits, None, shutdown).await
 }

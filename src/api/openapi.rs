@@ -11,16 +11,16 @@ use axum::body::Bytes;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::path::{HttpMethod, Operation, Parameter, ParameterBuilder, ParameterIn};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{
-    Content, ObjectBuilder, OpenApi as Document, Ref, RefOr, Required, ResponseBuilder, Type,
-};
+use utoipa::openapi::{ObjectBuilder, OpenApi as Document, Required, Type};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ErrorBody;
 use super::{AppState, epcis, handlers, privacy, transfers};
+use crate::http_shared::openapi::{
+    ErrorReply, add_components, add_response, operations, require_bearer,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -107,7 +107,7 @@ pub async fn serve() -> Response {
 const PUBLIC: [&str; 4] = ["/v1/openapi.json", "/healthz", "/readyz", "/metrics"];
 
 /// Shared responses: (status, component name, description).
-const RESPONSES: [(&str, &str, &str); 9] = [
+const RESPONSES: [ErrorReply; 9] = [
     (
         "400",
         "BadRequest",
@@ -149,22 +149,7 @@ struct Conventions;
 impl Modify for Conventions {
     fn modify(&self, doc: &mut Document) {
         let components = doc.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-        for (_, name, description) in RESPONSES {
-            let response = ResponseBuilder::new()
-                .description(description)
-                .content(
-                    "application/json",
-                    Content::new(Some(Ref::from_schema_name("Error"))),
-                )
-                .build();
-            components
-                .responses
-                .insert(name.to_string(), RefOr::T(response));
-        }
+        add_components(components, &RESPONSES);
         for (path, item) in doc.paths.paths.iter_mut() {
             let public = PUBLIC.contains(&path.as_str());
             let has_path_params = path.contains('{');
@@ -173,10 +158,7 @@ impl Modify for Conventions {
                 // Public endpoints are rate limited for all callers together.
                 let mut codes = vec!["429", "500", "503"];
                 if !public {
-                    op.security = Some(vec![SecurityRequirement::new(
-                        "bearer",
-                        Vec::<String>::new(),
-                    )]);
+                    require_bearer(op);
                     codes.extend(["400", "401"]);
                 }
                 if has_path_params || write {
@@ -187,33 +169,11 @@ impl Modify for Conventions {
                     add_idempotency_key(op);
                 }
                 for code in codes {
-                    add_response(op, code);
+                    add_response(op, code, &RESPONSES);
                 }
             }
         }
     }
-}
-
-fn operations(item: &mut utoipa::openapi::PathItem) -> Vec<(HttpMethod, &mut Operation)> {
-    [
-        (HttpMethod::Get, item.get.as_mut()),
-        (HttpMethod::Put, item.put.as_mut()),
-        (HttpMethod::Post, item.post.as_mut()),
-        (HttpMethod::Delete, item.delete.as_mut()),
-    ]
-    .into_iter()
-    .filter_map(|(method, op)| op.map(|op| (method, op)))
-    .collect()
-}
-
-fn add_response(op: &mut Operation, code: &str) {
-    let Some((_, name, _)) = RESPONSES.iter().find(|(c, _, _)| *c == code) else {
-        return;
-    };
-    op.responses
-        .responses
-        .entry(code.to_string())
-        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(*name)));
 }
 
 fn add_idempotency_key(op: &mut Operation) {

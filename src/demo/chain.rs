@@ -19,7 +19,7 @@ use crate::daemon::Node;
 use crate::hq::Hq;
 use crate::store::ledger;
 use crate::store::sales::{self, SaleRequest, WriteContext};
-use crate::sync::config::{BrokerConfig, HqConfig, SyncConfig};
+use crate::sync::config::{ApiClient, BrokerConfig, HqConfig, SyncConfig};
 
 const TENANT: &str = "demo";
 /// Public on purpose: the demo's HQ listens on loopback only.
@@ -159,7 +159,8 @@ fn hq_config(dir: &Path, broker: SocketAddr) -> HqConfig {
         tenant: TENANT.into(),
         data_dir: dir.join("hq"),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        token: Secret::new(DEMO_HQ_TOKEN.to_owned()),
+        clients: vec![ApiClient::admin(Secret::new(DEMO_HQ_TOKEN.to_owned()))],
+        http_tls: None,
         broker: loopback_broker(broker),
         safety_stock: SAFETY_STOCK,
         embedded_broker: None,

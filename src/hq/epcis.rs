@@ -308,6 +308,14 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
+/// Stores' GS1 EPCIS 2.0 events, as an EPCIS document (`Link: rel="next"` when more).
+#[utoipa::path(get, path = "/v1/epcis/events", tag = "epcis",
+    params(("store" = Option<String>, Query),
+        ("from" = Option<String>, Query, format = DateTime, description = "RFC 3339, inclusive"),
+        ("to" = Option<String>, Query, format = DateTime, description = "RFC 3339, exclusive"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        ("after" = Option<i64>, Query, description = "The `next` link's cursor")),
+    responses((status = 200, body = Object, description = "An EPCIS 2.0 document")))]
 pub async fn events(
     State(state): State<HttpState>,
     headers: HeaderMap,

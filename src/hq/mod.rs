@@ -16,6 +16,7 @@ pub mod pricing;
 pub mod privacy;
 mod publish;
 pub mod state;
+mod systemd;
 pub mod transfers;
 pub mod warnings;
 
@@ -79,6 +80,8 @@ pub struct Hq {
     pub metrics: Arc<WireMetrics>,
     /// What HQ refused of what stores published, by reason (rate-limited warnings).
     pub rejections: Arc<warnings::Rejections>,
+    /// Readiness and figures (`/readyz`, `/metrics`).
+    pub ops: Arc<ops::HqOps>,
     pub http_addr: std::net::SocketAddr,
     publish: mpsc::UnboundedSender<Outgoing>,
     shutdown: CancellationToken,
@@ -91,18 +94,14 @@ impl Hq {
         let metrics = Arc::new(WireMetrics::default());
         let ops = Arc::new(ops::HqOps::new(db.clone(), metrics.clone()));
         let shutdown = CancellationToken::new();
-        let listener = http::serve::Listener::bind(cfg.listen)?;
+        let listener = http::serve::Listener::bind(cfg.listen, cfg.http_tls.as_ref())?;
         let http_addr = listener.addr;
         // Operators see a loading HQ as alive and not ready, rather than as refusing.
         let loading = listener.serve_while_loading(ops.clone())?;
         let opened = open_state(cfg, db.clone()).await;
-        let (state, privacy, epcis) = match opened {
-            Ok(opened) => opened,
-            Err(e) => {
-                loading.stop().await;
-                return Err(e);
-            }
-        };
+        // From here to the full API being served, connections wait in the backlog.
+        loading.stop().await;
+        let (state, privacy, epcis) = opened?;
         let topics = lock(&state).topics().clone();
         let stores = lock(&state).stores().len();
         ops.health.set(
@@ -160,16 +159,15 @@ impl Hq {
             (share(topics.epcis_filter()), q),
         ];
         let (mqtt, incoming, transport_task) = MqttTransport::start(transport, shutdown.clone())?;
-        let rejections = Arc::new(warnings::Rejections::default());
+        let rejections = ops.rejections.clone();
         let (publish, outgoing) = mpsc::unbounded_channel();
         let http_state = http::HttpState {
             hq: state.clone(),
-            token: cfg.token.clone(),
+            clients: Arc::new(http::clients::Clients::new(&cfg.clients)),
             publish: publish.clone(),
             privacy: privacy.clone(),
             epcis: epcis.clone(),
         };
-        loading.stop().await;
         let mut tasks = vec![
             tokio::spawn(receive(
                 Ingest {
@@ -194,7 +192,7 @@ impl Hq {
                 metrics.clone(),
                 shutdown.clone(),
             )),
-            tokio::spawn(listener.serve(http::router(http_state, ops), shutdown.clone())),
+            tokio::spawn(listener.serve(http::router(http_state, ops.clone()), shutdown.clone())),
             transport_task,
         ];
         if let Some(every) = cfg.epoch_interval {
@@ -211,6 +209,7 @@ impl Hq {
             state,
             metrics,
             rejections,
+            ops,
             http_addr,
             publish,
             shutdown,
@@ -264,8 +263,16 @@ async fn open_state(
 pub async fn run(cfg: HqConfig) -> anyhow::Result<()> {
     // The embedded broker (if any) lives until the process exits: rumqttd cannot stop.
     let _broker = start_embedded_broker(&cfg)?;
-    let hq = Hq::start(&cfg).await?;
+    let mut hq = Hq::start(&cfg).await?;
+    systemd::ready(hq.http_addr, &hq.ops);
+    hq.tasks.push(tokio::spawn(systemd::watchdog(
+        hq.state.clone(),
+        hq.ops.clone(),
+        hq.http_addr,
+        hq.shutdown.clone(),
+    )));
     wait_for_signal().await?;
+    systemd::notify(&[sd_notify::NotifyState::Stopping]);
     hq.stop().await;
     Ok(())
 }
@@ -408,8 +415,7 @@ async fn receive(
                                     answers.extend(more);
                                 }
                                 Err(rejected) => {
-                                    ops.reject(&rejected);
-                                    rejections.reject(topic, rejected.reason(), &rejected);
+                                    ops.reject(topic, &rejected);
                                 }
                             }
                         }
@@ -503,15 +509,21 @@ async fn publish_loop(
         }
     }
 }
-/// A client for this HQ's own API (`hq.listen`, plain HTTP), for the CLI on the HQ box: an
-/// unspecified listen address (`0.0.0.0`) is reached on loopback.
+/// A client for this HQ's own API (`hq.listen`; HTTPS with `hq.http_tls`, trusting HQ's
+/// own certificate), for the CLI on the HQ box: an unspecified listen address (`0.0.0.0`)
+/// is reached on loopback.
 pub fn local_client(cfg: &HqConfig) -> anyhow::Result<crate::http_client::HqClient> {
     let mut addr = cfg.listen;
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    Ok(crate::http_client::HqClient::own_listener(
-        addr,
-        cfg.token.expose(),
-    )?)
+    let token = cfg.admin_token().ok_or_else(|| {
+        anyhow::anyhow!("no admin client in [hq] (hq.token or a client with role admin)")
+    })?;
+    Ok(match &cfg.http_tls {
+        Some(tls) => {
+            crate::http_client::HqClient::own_tls_listener(addr, token.expose(), &tls.cert_file)?
+        }
+        None => crate::http_client::HqClient::own_listener(addr, token.expose())?,
+    })
 }

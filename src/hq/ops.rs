@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use crate::crdt::doc::AuthError;
 use crate::health::{Health, State};
 use crate::http_shared::limits::PublicLimits;
 use crate::metrics::{Counter, Histogram, counter, gauge};
@@ -32,7 +31,9 @@ pub struct HqOps {
     pub apply_latency: Histogram,
     /// Messages received and not yet taken by the ingest loop.
     queue_depth: AtomicU64,
-    rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// What HQ refused of what stores published (sync, EPCIS, customer data), by reason,
+    /// with its rate-limited warnings: one count for the metric and the log.
+    pub rejections: Arc<super::warnings::Rejections>,
     /// When HQ last applied a change of each store.
     last_applied: Mutex<BTreeMap<String, SystemTime>>,
     /// HQ's database, reached on a connection of its own by the readiness check.
@@ -55,7 +56,7 @@ impl HqOps {
             wire,
             apply_latency: Histogram::default(),
             queue_depth: AtomicU64::new(0),
-            rejected: Mutex::default(),
+            rejections: Arc::default(),
             last_applied: Mutex::default(),
             database,
             started: std::time::Instant::now(),
@@ -69,11 +70,11 @@ impl HqOps {
             .store(u64::try_from(depth).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
-    /// A message refused by HQ's checks, counted by reason.
-    pub fn reject(&self, why: &Rejected) {
+    /// A sync message refused by HQ's checks on `topic`: counted by reason, warned about
+    /// at a bounded rate.
+    pub fn reject(&self, topic: &str, why: &Rejected) {
         self.wire.reject();
-        let mut map = self.rejected.lock().unwrap_or_else(PoisonError::into_inner);
-        *map.entry(reason(why)).or_default() += 1;
+        self.rejections.reject(topic, why.reason(), why);
     }
 
     /// A message applied: a store's change moves its last-applied time.
@@ -155,17 +156,7 @@ impl HqOps {
     }
 
     fn render_rejected(&self, out: &mut String) {
-        let name = "storenode_hq_rejected_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Store messages HQ refused, by reason.\n# TYPE {name} counter"
-        );
-        let map = self.rejected.lock().unwrap_or_else(PoisonError::into_inner);
-        // Every reason is listed from the start, so a rate over it exists before the first.
-        for reason in REASONS {
-            let n = map.get(reason).copied().unwrap_or(0);
-            let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {n}");
-        }
+        self.rejections.render(out);
     }
 
     fn render_lag(&self, out: &mut String) {
@@ -186,35 +177,6 @@ impl HqOps {
     }
 }
 
-/// The reasons of [`reason`], in the order `/metrics` lists them.
-const REASONS: [&str; 9] = [
-    "bad_topic",
-    "malformed",
-    "too_large",
-    "wrong_store",
-    "forged",
-    "other_epoch",
-    "apply_failed",
-    "unexpected",
-    "status",
-];
-
-/// A rejection's reason as a metric label: few and stable, never the message text.
-pub fn reason(why: &Rejected) -> &'static str {
-    match why {
-        Rejected::Topic(_) => "bad_topic",
-        Rejected::Payload(_) => "malformed",
-        Rejected::TooLarge(_) => "too_large",
-        Rejected::WrongStore { .. } => "wrong_store",
-        Rejected::Unauthorised(AuthError::Malformed(_)) => "malformed",
-        Rejected::Unauthorised(_) => "forged",
-        Rejected::OtherEpoch { .. } => "other_epoch",
-        Rejected::Apply(_) => "apply_failed",
-        Rejected::Unexpected => "unexpected",
-        Rejected::Status | Rejected::StatusWriter { .. } => "status",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,9 +185,10 @@ mod tests {
     fn rejections_count_by_reason_and_lag_is_per_store() {
         let dir = tempfile::tempdir().unwrap();
         let ops = HqOps::new(Target::Sqlite(dir.path().join("hq.db")), Arc::default());
-        ops.reject(&Rejected::TooLarge(1 << 20));
-        ops.reject(&Rejected::Unexpected);
-        ops.reject(&Rejected::Unexpected);
+        let on = "storenode/v1/acme/s1/changes/stock/s1.lane1";
+        ops.reject(on, &Rejected::TooLarge(1 << 20));
+        ops.reject(on, &Rejected::Unexpected);
+        ops.reject(on, &Rejected::Unexpected);
         let space = topics::TopicSpace::new(topics::Id::new("acme").unwrap());
         let s1 = topics::Id::new("s1").unwrap();
         let stock = topics::Id::new("stock").unwrap();
@@ -242,7 +205,7 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains("storenode_hq_rejected_total{reason=\"forged\"} 0"),
+            out.contains("storenode_hq_rejected_total{reason=\"too_large\"} 1"),
             "{out}"
         );
         assert!(

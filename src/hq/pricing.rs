@@ -25,10 +25,12 @@ use crate::store::pricing::{LocalTimeError, check_zones, local_time};
 
 const MAX_QUOTE_LINES: usize = 500;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PricingBody {
+    /// Price lists: `id`, prices per SKU, stores, window.
     #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
     pub price_lists: Vec<PriceList>,
     #[serde(default)]
     pub end_price_lists: Vec<String>,
@@ -40,7 +42,7 @@ pub struct PricingBody {
     pub time_zones: BTreeMap<String, Option<String>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuoteRequest {
     pub store: String,
@@ -50,7 +52,7 @@ pub struct QuoteRequest {
     pub lines: Vec<QuoteLine>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuoteLine {
     pub sku: String,
@@ -144,6 +146,10 @@ async fn rules(auth: &Authorised<'_>) -> Result<pricing::PricingRules, Problem> 
         .await
 }
 
+/// Publishes a promotion (new or replacing one of the same id).
+#[utoipa::path(post, path = "/v1/promotions", tag = "pricing",
+    request_body(content = Object, description = "A promotion: `id`, its rule, the SKUs or categories and stores it applies to, its window"),
+    responses((status = 201, body = Object, description = "`{\"promotion\": id}`")))]
 pub async fn put_promotion(
     State(state): State<HttpState>,
     headers: HeaderMap,
@@ -159,6 +165,9 @@ pub async fn put_promotion(
         .into_response())
 }
 
+/// The promotions HQ publishes.
+#[utoipa::path(get, path = "/v1/promotions", tag = "pricing",
+    responses((status = 200, body = Object, description = "`{\"promotions\": [...]}`")))]
 pub async fn list_promotions(State(state): State<HttpState>, headers: HeaderMap) -> Answer {
     let auth = state.authorise(&headers)?;
     let mut promotions = rules(&auth).await?.promotions;
@@ -166,6 +175,9 @@ pub async fn list_promotions(State(state): State<HttpState>, headers: HeaderMap)
     Ok(Json(serde_json::json!({ "promotions": promotions })).into_response())
 }
 
+/// Ends a promotion.
+#[utoipa::path(post, path = "/v1/promotions/{id}/end", tag = "pricing", params(("id" = String, Path)),
+    responses((status = 200, body = Object, description = "`{\"ended\": id}`")))]
 pub async fn end_promotion(
     State(state): State<HttpState>,
     headers: HeaderMap,
@@ -182,6 +194,9 @@ pub async fn end_promotion(
     Ok(Json(serde_json::json!({ "ended": id })).into_response())
 }
 
+/// Publishes price lists, categories and stores' time zones.
+#[utoipa::path(post, path = "/v1/pricing", tag = "pricing", request_body = PricingBody,
+    responses((status = 200, body = Object, description = "`{\"published\": true}`")))]
 pub async fn put_pricing(
     State(state): State<HttpState>,
     headers: HeaderMap,
@@ -221,6 +236,9 @@ pub async fn put_pricing(
     Ok(Json(serde_json::json!({ "published": true })).into_response())
 }
 
+/// Prices a basket at a store as its till would (the web shop's quote).
+#[utoipa::path(post, path = "/v1/quote", tag = "pricing", request_body = QuoteRequest,
+    responses((status = 200, body = Object, description = "The priced basket: `store`, `local_time`, lines, totals, promotions applied")))]
 pub async fn post_quote(
     State(state): State<HttpState>,
     headers: HeaderMap,

@@ -16,6 +16,8 @@ use crate::settings::ConfigError;
 use crate::settings::Secret;
 use crate::tls::TlsFiles;
 
+pub use super::hq_api::{ApiClient, HttpTls, Role};
+
 /// Where the broker is and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerConfig {
@@ -125,9 +127,15 @@ pub struct RawHq {
     pub data_dir: Option<PathBuf>,
     /// HTTP API address. Default 127.0.0.1:8090.
     pub listen: Option<String>,
-    /// Bearer token of the HTTP API (at least 16 characters), inline or from an env var.
+    /// Bearer token of the HTTP API's admin (at least 16 characters): inline, from an env
+    /// var or from a file. Optional when `clients` are listed.
     pub token: Option<String>,
     pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
+    /// The API's clients, each with a name, a role (`web`, `admin`) and a token.
+    pub clients: Option<Vec<super::hq_api::RawClient>>,
+    /// HTTPS for the API: `cert_file` and `key_file` (PEM).
+    pub http_tls: Option<super::hq_api::RawHttpTls>,
     pub broker: Option<String>,
     pub ca_file: Option<PathBuf>,
     pub cert_file: Option<PathBuf>,
@@ -156,7 +164,10 @@ pub struct HqConfig {
     pub tenant: String,
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
-    pub token: Secret,
+    /// Who may call the HTTP API, each with a role; `hq.token` is the first, as `admin`.
+    pub clients: Vec<ApiClient>,
+    /// HTTPS for the API (plain HTTP without).
+    pub http_tls: Option<HttpTls>,
     pub broker: BrokerConfig,
     pub safety_stock: i64,
     pub embedded_broker: Option<SocketAddr>,
@@ -165,6 +176,16 @@ pub struct HqConfig {
     pub lanes: BTreeMap<String, BTreeSet<WriterId>>,
     /// PostgreSQL connection string; `None`: SQLite in `data_dir`.
     pub database_url: Option<String>,
+}
+
+impl HqConfig {
+    /// An admin client's token: what the CLI on the HQ box uses (`hq catalog import`).
+    pub fn admin_token(&self) -> Option<&Secret> {
+        self.clients
+            .iter()
+            .find(|c| c.role == Role::Admin)
+            .map(|c| &c.token)
+    }
 }
 
 impl RawHq {
@@ -180,30 +201,16 @@ impl RawHq {
                 format!("{listen_text:?} is not an address like 127.0.0.1:8090"),
             )
         })?;
-        let token = match (self.token, self.token_env) {
-            (Some(t), None) => t,
-            (None, Some(var)) => std::env::var(&var).map_err(|_| {
-                invalid(
-                    file,
-                    "hq.token_env",
-                    format!("environment variable {var} is not set"),
-                )
-            })?,
-            _ => {
-                return Err(invalid(
-                    file,
-                    "hq.token",
-                    "give exactly one of token, token_env".into(),
-                ));
-            }
-        };
-        if token.len() < 16 {
-            return Err(invalid(
-                file,
-                "hq.token",
-                "must be at least 16 characters".into(),
-            ));
-        }
+        let clients = super::hq_api::clients(
+            file,
+            super::hq_api::TokenSource {
+                token: self.token.as_deref(),
+                token_env: self.token_env.as_deref(),
+                token_file: self.token_file.as_deref(),
+            },
+            self.clients.unwrap_or_default(),
+        )?;
+        let http_tls = super::hq_api::http_tls(file, self.http_tls)?;
         let embedded_broker = self
             .embedded_broker
             .map(|text| {
@@ -274,7 +281,8 @@ impl RawHq {
             tenant,
             data_dir,
             listen,
-            token: Secret::new(token),
+            clients,
+            http_tls,
             broker,
             safety_stock,
             embedded_broker,
@@ -331,7 +339,8 @@ pub fn check_tls_files(
                     "cert_file"
                 }
             }
-            crate::tls::TlsError::BadClientIdentity { .. } => "cert_file",
+            crate::tls::TlsError::BadClientIdentity { .. }
+            | crate::tls::TlsError::BadServerIdentity { .. } => "cert_file",
             crate::tls::TlsError::Provider(_) => "broker",
         };
         invalid(file, &format!("{section}.{key}"), e.to_string())

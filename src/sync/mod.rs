@@ -10,6 +10,7 @@
 //! - [`config`]: the `[sync]` and `[hq]` sections.
 
 pub mod config;
+pub mod hq_api;
 pub mod local;
 pub mod mqtt;
 pub mod node;

@@ -1,4 +1,5 @@
-//! rustls client configuration for mutual TLS with the broker, built from PEM files.
+//! rustls configurations built from PEM files: the client side of mutual TLS with the
+//! broker ([`client_config`]) and the server side of HQ's HTTPS API ([`server_config`]).
 //!
 //! The crypto provider is passed explicitly (ring), never installed process-wide: no
 //! global state, and the aws-lc-rs provider (which does not cross-build for armv7) is
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ClientConfig, RootCertStore};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 /// PEM files that identify this node to the broker and the broker to this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,12 @@ pub enum TlsError {
         key: PathBuf,
         source: rustls::Error,
     },
+    #[error("server certificate {} and key {} do not form a usable identity: {source}", cert.display(), key.display())]
+    BadServerIdentity {
+        cert: PathBuf,
+        key: PathBuf,
+        source: rustls::Error,
+    },
     #[error("TLS protocol versions unsupported by the ring provider: {0}")]
     Provider(rustls::Error),
 }
@@ -76,6 +83,99 @@ pub fn client_config(files: &TlsFiles) -> Result<Arc<ClientConfig>, TlsError> {
             source,
         })?;
     Ok(Arc::new(config))
+}
+
+/// A server configuration presenting `cert` (the server's certificate, optionally followed
+/// by intermediates) and its `key`; clients are not asked for certificates (HQ's API
+/// authenticates them by bearer token). HTTP/1.1 only, as the server speaks.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let chain = load_certificates(cert)?;
+    let private = load_private_key(key)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(TlsError::Provider)?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|source| TlsError::BadServerIdentity {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            source,
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A client configuration that trusts exactly the first certificate of `cert` (HQ's own,
+/// pinned): for the CLI on the HQ box calling its own HTTPS listener on loopback, where the
+/// certificate's names (HQ's public host name) cannot match the address dialled.
+pub fn pinned_client_config(cert: &Path) -> Result<ClientConfig, TlsError> {
+    let pinned =
+        load_certificates(cert)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| TlsError::NoCertificate {
+                path: cert.to_owned(),
+            })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(Pinned {
+        cert: pinned,
+        algorithms: provider.signature_verification_algorithms,
+    });
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(TlsError::Provider)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth())
+}
+
+/// Accepts the one pinned certificate (its signatures still checked), nothing else.
+#[derive(Debug)]
+struct Pinned {
+    cert: CertificateDer<'static>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.cert.as_ref() {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
 }
 
 fn open(path: &Path) -> Result<BufReader<File>, TlsError> {
@@ -211,6 +311,14 @@ mod tests {
         f.files.client_key = f.other_key.clone();
         let err = client_config(&f.files).unwrap_err();
         assert!(matches!(err, TlsError::BadClientIdentity { .. }), "{err}");
+    }
+
+    #[test]
+    fn server_config_builds_and_refuses_a_foreign_key() {
+        let f = fixture();
+        assert!(server_config(&f.files.client_cert_chain, &f.files.client_key).is_ok());
+        let err = server_config(&f.files.client_cert_chain, &f.other_key).unwrap_err();
+        assert!(matches!(err, TlsError::BadServerIdentity { .. }), "{err}");
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub enum BrokerAccess {
 }
 
 impl BrokerAccess {
-    fn toml(&self) -> String {
+    pub fn toml(&self) -> String {
         match self {
             BrokerAccess::Plain { port } => format!("broker = \"mqtt://127.0.0.1:{port}\"\n"),
             BrokerAccess::Mtls {
@@ -371,6 +371,21 @@ impl HqNode {
     }
 
     pub fn start_in(dir: tempfile::TempDir, broker: &BrokerAccess, extra: &str) -> HqNode {
+        HqNode::start_with(dir, broker, extra, None)
+    }
+
+    /// HQ whose `extra` configures `[hq.http_tls]`: reached over HTTPS, trusting `ca`.
+    pub fn start_https(broker: &BrokerAccess, extra: &str, ca: &Path) -> HqNode {
+        let dir = tempfile::tempdir().expect("tempdir");
+        HqNode::start_with(dir, broker, extra, Some(ca))
+    }
+
+    fn start_with(
+        dir: tempfile::TempDir,
+        broker: &BrokerAccess,
+        extra: &str,
+        ca: Option<&Path>,
+    ) -> HqNode {
         let port = free_port();
         let config = dir.path().join("hq.toml");
         let text = format!(
@@ -380,12 +395,25 @@ impl HqNode {
         );
         std::fs::write(&config, text).expect("write hq config");
         let proc = Proc::spawn(&["--config", config.to_str().unwrap_or_default(), "hq"]);
+        let (scheme, http) = match ca {
+            None => ("http", reqwest::blocking::Client::new()),
+            Some(ca) => {
+                let pem = std::fs::read(ca).expect("read CA");
+                let root = reqwest::Certificate::from_pem(&pem).expect("CA PEM");
+                let client = reqwest::blocking::Client::builder()
+                    .add_root_certificate(root)
+                    .tls_built_in_root_certs(false)
+                    .build()
+                    .expect("HTTPS client");
+                ("https", client)
+            }
+        };
         let node = HqNode {
             dir,
             config,
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("{scheme}://127.0.0.1:{port}"),
             proc,
-            http: reqwest::blocking::Client::new(),
+            http,
         };
         wait_for("hq http", Duration::from_secs(30), || {
             node.http
@@ -612,6 +640,28 @@ impl HqNode {
             .json(&body)
             .send()
             .expect("POST hq");
+        let status = reply.status().as_u16();
+        (status, reply.json().unwrap_or(serde_json::Value::Null))
+    }
+
+    /// `(status, body)` of `method path` with `token` (a client's) and an optional JSON body.
+    pub fn call_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(10));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let reply = request.send().expect("call hq");
         let status = reply.status().as_u16();
         (status, reply.json().unwrap_or(serde_json::Value::Null))
     }

@@ -17,7 +17,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use subtle::ConstantTimeEq;
 use tokio::task::JoinError;
 
 use super::HttpState;
@@ -139,21 +138,16 @@ impl From<HqError> for Problem {
 }
 
 impl HttpState {
-    /// Checks the bearer token, in constant time: every route of HQ's API needs it. The
-    /// shared states are reached through the [`Authorised`] this returns.
+    /// Checks that the bearer token is a client's (in constant time; [`super::clients`]
+    /// has already checked its role for the route). The shared states are reached through
+    /// the [`Authorised`] this returns.
     pub fn authorise(&self, headers: &HeaderMap) -> Result<Authorised<'_>, Problem> {
-        let given = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::settings::bearer_token)
-            .unwrap_or("");
-        if bool::from(given.as_bytes().ct_eq(self.token.expose().as_bytes())) {
-            Ok(Authorised(self))
-        } else {
-            Err(Problem::new(
+        match self.clients.caller(headers) {
+            Some(_) => Ok(Authorised(self)),
+            None => Err(Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "missing or wrong bearer token",
-            ))
+            )),
         }
     }
 }

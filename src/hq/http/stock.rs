@@ -9,7 +9,11 @@ use axum::response::IntoResponse;
 use super::{Answer, HttpState, JsonBody, Problem};
 use crate::crdt::catalog::CatalogItem;
 
-pub(super) async fn one_sku(
+/// One SKU of one store as HQ has it.
+#[utoipa::path(get, path = "/v1/stock/{store}/{sku}", tag = "stock",
+    params(("store" = String, Path), ("sku" = String, Path)),
+    responses((status = 200, body = Object, description = "`store`, `sku`, `on_hand`, `reserved`, `safety_stock`, `available_to_sell`, the online escrow, `as_of`, `online`")))]
+pub async fn one_sku(
     State(state): State<HttpState>,
     headers: HeaderMap,
     Path((store, sku)): Path<(String, String)>,
@@ -24,12 +28,17 @@ pub(super) async fn one_sku(
     }
 }
 
-#[derive(serde::Deserialize)]
-pub(super) struct StoreQuery {
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StoreQuery {
+    /// The store.
     store: String,
 }
 
-pub(super) async fn store_stock(
+/// Every SKU of a store as HQ has it.
+#[utoipa::path(get, path = "/v1/stock", tag = "stock", params(StoreQuery),
+    responses((status = 200, body = Object, description = "`{\"items\": [...]}`, one row per SKU as `GET /v1/stock/{store}/{sku}` answers it")))]
+pub async fn store_stock(
     State(state): State<HttpState>,
     headers: HeaderMap,
     Query(query): Query<StoreQuery>,
@@ -39,13 +48,19 @@ pub(super) async fn store_stock(
     Ok(Json(serde_json::json!({ "items": rows })).into_response())
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogBody {
+    /// Items: `sku`, `name`, `price_minor`, `currency`, `tax_class`, `gtins`,
+    /// `variable_measure` (as `storenode catalog import` reads them).
+    #[schema(value_type = Vec<Object>)]
     pub items: Vec<CatalogItem>,
 }
 
-pub(super) async fn publish_catalog(
+/// Publishes catalog items and prices to every store.
+#[utoipa::path(post, path = "/v1/catalog", tag = "stock", request_body = CatalogBody,
+    responses((status = 200, body = Object, description = "`{\"published\": n}`")))]
+pub async fn publish_catalog(
     State(state): State<HttpState>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<CatalogBody>,
@@ -60,7 +75,10 @@ pub(super) async fn publish_catalog(
     Ok(Json(serde_json::json!({ "published": count })).into_response())
 }
 
-pub(super) async fn open_epoch(
+/// Opens the next epoch of a store's stock and orders documents (bounded history).
+#[utoipa::path(post, path = "/v1/epochs/{store}", tag = "stock", params(("store" = String, Path)),
+    responses((status = 200, body = Object, description = "`{\"store\": s, \"epoch\": n}`")))]
+pub async fn open_epoch(
     State(state): State<HttpState>,
     headers: HeaderMap,
     Path(store): Path<String>,

@@ -38,6 +38,9 @@ impl From<CancelRefused> for Problem {
     }
 }
 
+/// Places an online order at a store (click-and-collect or ship-from-store).
+#[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = NewHqOrder,
+    responses((status = 201, body = Object, description = "`{\"order_id\", \"store\", \"status\": \"placed\"}`")))]
 pub async fn place_order(
     State(state): State<HttpState>,
     headers: HeaderMap,
@@ -71,13 +74,20 @@ pub async fn place_order(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub(in crate::hq) struct OrdersQuery {
+pub struct OrdersQuery {
+    /// The store.
     store: String,
+    /// Only orders with this status.
+    #[param(pattern = "^(placed|reserved|picking|ready|collected|shipped|cancelled|expired)$")]
     status: Option<String>,
 }
 
+/// A store's orders.
+#[utoipa::path(get, path = "/v1/orders", tag = "orders", params(OrdersQuery),
+    responses((status = 200, body = Object, description = "`{\"orders\": [...]}`")))]
 pub async fn list_orders(
     State(state): State<HttpState>,
     headers: HeaderMap,
@@ -100,6 +110,9 @@ pub async fn list_orders(
     Ok(Json(serde_json::json!({ "orders": orders })).into_response())
 }
 
+/// Cancels an order (the web shop's customer cancelled).
+#[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders", params(("id" = String, Path)),
+    responses((status = 200, body = Object, description = "The order, as `GET /v1/orders/{id}` answers it")))]
 pub async fn cancel_order(
     State(state): State<HttpState>,
     headers: HeaderMap,
@@ -116,6 +129,9 @@ pub async fn cancel_order(
     Ok(Json(view).into_response())
 }
 
+/// A store's online escrow per SKU.
+#[utoipa::path(get, path = "/v1/escrow/{store}", tag = "escrow", params(("store" = String, Path)),
+    responses((status = 200, body = Object, description = "`{\"store\", \"escrow\": [{\"sku\", \"granted\", \"consumed\", \"returned\", \"remaining\"}]}`")))]
 pub async fn store_escrow(
     State(state): State<HttpState>,
     headers: HeaderMap,
@@ -134,12 +150,17 @@ pub async fn store_escrow(
     Ok(Json(serde_json::json!({ "store": store, "escrow": skus })).into_response())
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(in crate::hq) struct ReturnRequest {
+pub struct ReturnRequest {
+    /// Units of the escrow given back to the store.
     quantity: i64,
 }
 
+/// Gives unused units of the online escrow back to the store.
+#[utoipa::path(post, path = "/v1/escrow/{store}/{sku}/return", tag = "escrow",
+    params(("store" = String, Path), ("sku" = String, Path)), request_body = ReturnRequest,
+    responses((status = 200, body = Object, description = "`{\"granted\", \"consumed\", \"returned\", \"remaining\"}`")))]
 pub async fn return_escrow(
     State(state): State<HttpState>,
     headers: HeaderMap,
@@ -161,6 +182,9 @@ pub async fn return_escrow(
     .into_response())
 }
 
+/// An order's status (folded from every writer) and history.
+#[utoipa::path(get, path = "/v1/orders/{id}", tag = "orders", params(("id" = String, Path)),
+    responses((status = 200, body = Object, description = "The order: `order_id`, `store`, `status`, lines, history")))]
 pub async fn one_order(
     State(state): State<HttpState>,
     headers: HeaderMap,

@@ -38,7 +38,7 @@ const HQ_ORDER_PREFIX: &str = "hq:";
 const MAX_LINES: usize = 200;
 
 /// `POST /v1/orders`.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewHqOrder {
     pub order_id: String,
@@ -67,7 +67,7 @@ fn web() -> String {
     "web".to_owned()
 }
 
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderLine {
     pub sku: String,

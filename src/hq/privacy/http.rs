@@ -11,9 +11,11 @@ use super::{EraseRequest, HqLookup, HqPrivacyError};
 use crate::domain::customer::Customer;
 use crate::hq::http::{Answer, Authorised, HttpState, JsonBody, Problem};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StoreQuery {
+    /// The order's store (needed when the order is not HQ's own, or its id is at several).
     store: Option<String>,
 }
 
@@ -36,6 +38,10 @@ fn put_refused(e: HqPrivacyError) -> Problem {
     }
 }
 
+/// Stores an order's customer data (kept beside the documents, erasable).
+#[utoipa::path(put, path = "/v1/orders/{id}/customer", tag = "privacy",
+    params(("id" = String, Path), StoreQuery), request_body = Customer,
+    responses((status = 200, body = Object, description = "`{\"order_id\", \"store\", \"customer\": \"stored\"}`")))]
 pub async fn put_customer(
     State(state): State<HttpState>,
     headers: HeaderMap,
@@ -65,6 +71,10 @@ pub async fn put_customer(
     )
 }
 
+/// An order's customer data (404 with `erased_at` once erased).
+#[utoipa::path(get, path = "/v1/orders/{id}/customer", tag = "privacy",
+    params(("id" = String, Path), StoreQuery),
+    responses((status = 200, body = Object, description = "`{\"order_id\", \"store\", \"customer\"}`")))]
 pub async fn get_customer(
     State(state): State<HttpState>,
     headers: HeaderMap,
@@ -100,6 +110,9 @@ pub async fn get_customer(
     }
 }
 
+/// Erases a customer's data at HQ and every store (by order, e-mail or phone).
+#[utoipa::path(post, path = "/v1/privacy/erase", tag = "privacy", request_body = EraseRequest,
+    responses((status = 200, body = Object, description = "`{\"erased\": [...]}`")))]
 pub async fn erase(
     State(state): State<HttpState>,
     headers: HeaderMap,
@@ -121,6 +134,10 @@ pub async fn erase(
     Ok(Json(serde_json::json!({ "erased": views })).into_response())
 }
 
+/// The erasures recorded for an order, with each store's confirmation.
+#[utoipa::path(get, path = "/v1/privacy/erasures/{order_id}", tag = "privacy",
+    params(("order_id" = String, Path)),
+    responses((status = 200, body = Object, description = "`{\"order_id\", \"erasures\": [...]}`")))]
 pub async fn erasure(
     State(state): State<HttpState>,
     headers: HeaderMap,

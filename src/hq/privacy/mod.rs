@@ -65,7 +65,7 @@ pub struct ErasureView {
 }
 
 /// `POST /v1/privacy/erase`: exactly one selector.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EraseRequest {
     pub order_id: Option<String>,

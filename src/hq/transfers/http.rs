@@ -12,6 +12,9 @@ use axum::response::IntoResponse;
 use crate::domain::transfers::TransferStatus;
 use crate::hq::http::{Answer, HttpState, Problem};
 
+/// One transfer (chain-wide id `{lane}:{local id}`).
+#[utoipa::path(get, path = "/v1/transfers/{id}", tag = "transfers", params(("id" = String, Path)),
+    responses((status = 200, body = Object, description = "Folded status, dispatched and received quantities, discrepancy, history")))]
 pub async fn one_transfer(
     State(state): State<HttpState>,
     headers: HeaderMap,
@@ -24,12 +27,20 @@ pub async fn one_transfer(
     }
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TransfersQuery {
+    /// The store (sending or receiving).
     store: String,
+    /// Only transfers with this status.
+    #[param(value_type = Option<TransferStatus>)]
     status: Option<String>,
 }
+
+/// Transfers from or to a store, and its units in transit per SKU.
+#[utoipa::path(get, path = "/v1/transfers", tag = "transfers", params(TransfersQuery),
+    responses((status = 200, body = Object, description = "`{\"transfers\": [...], \"in_transit\": ...}`")))]
 
 pub async fn store_transfers(
     State(state): State<HttpState>,

@@ -1,5 +1,5 @@
-//! The HTTP server loop: the router on hyper's HTTP/1.1 connections, with the limits
-//! `axum::serve` lacks.
+//! The HTTP server loop of the store's API and HQ's: the router on hyper's HTTP/1.1
+//! connections, with the limits `axum::serve` lacks, and optionally TLS (rustls).
 //!
 //! - A connection must send each request's headers within `header_read_timeout` (this also
 //!   ends idle keep-alive connections), so slow half-open connections are dropped.
@@ -8,6 +8,8 @@
 //! - On shutdown every connection is told to finish (keep-alive off, idle ones closed, live
 //!   event streams end via the shutdown token) and any still open after [`SHUTDOWN_GRACE`]
 //!   are dropped, so a till holding `/v1/events` cannot hold a restart up.
+//!
+//! - With TLS, the handshake must finish within `header_read_timeout` too.
 //!
 //! Request bodies are bounded in time by the router's request timeout (the handler reads the
 //! body inside it) and in size by `max_body_bytes`.
@@ -19,12 +21,22 @@ use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ApiLimits;
+/// What a server allows its connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// A connection must send a request's headers within this (also bounds idle keep-alive
+    /// and the TLS handshake).
+    pub header_read_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+}
 
 /// How long connections may take to finish after shutdown before they are dropped.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -32,10 +44,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Serves `router` until `shutdown` fires, then lets connections finish (bounded).
+/// With `tls`, every connection is TLS (rustls), the same router behind it.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    limits: &ApiLimits,
+    limits: ConnectionLimits,
+    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -57,8 +71,9 @@ pub async fn serve(
             },
         };
         while connections.try_join_next().is_some() {}
-        connections.spawn(connection(
+        connections.spawn(accepted(
             stream,
+            tls.clone(),
             router.clone(),
             limits.header_read_timeout,
             shutdown.clone(),
@@ -81,14 +96,38 @@ pub async fn serve(
     Ok(())
 }
 
-async fn connection(
+/// One accepted connection: its TLS handshake (bounded), then HTTP.
+async fn accepted(
     stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    router: Router,
+    header_read_timeout: Duration,
+    shutdown: CancellationToken,
+    permit: OwnedSemaphorePermit,
+) {
+    let _ = stream.set_nodelay(true);
+    let Some(acceptor) = tls else {
+        return connection(stream, router, header_read_timeout, shutdown, permit).await;
+    };
+    let handshake = tokio::select! {
+        _ = shutdown.cancelled() => return,
+        done = tokio::time::timeout(header_read_timeout, acceptor.accept(stream)) => done,
+    };
+    match handshake {
+        Ok(Ok(stream)) => connection(stream, router, header_read_timeout, shutdown, permit).await,
+        // A client that does not speak TLS, or trusts another CA: its problem, not HQ's.
+        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!("TLS handshake timed out"),
+    }
+}
+
+async fn connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: S,
     router: Router,
     header_read_timeout: Duration,
     shutdown: CancellationToken,
     _permit: OwnedSemaphorePermit,
 ) {
-    let _ = stream.set_nodelay(true);
     let service = TowerToHyperService::new(router);
     let mut builder = http1::Builder::new();
     builder
