@@ -389,8 +389,9 @@ fn an_order_id_archived_at_an_epoch_cut_is_refused_and_consumes_no_escrow() {
 
     let (status, body) = hq.post_json("/v1/orders", order);
     assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "conflict", "{body}");
     assert!(
-        body["error"]
+        body["message"]
             .as_str()
             .is_some_and(|e| e.contains("archived")),
         "{body}"
