@@ -112,9 +112,10 @@ impl Hq {
         );
         let shared = db.is_shared();
         // Instances sharing a database need their own client ids (the broker drops the older
-        // of two sessions with one id).
+        // of two sessions with one id), stable across restarts so that each instance keeps
+        // one retained status rather than leaving one behind per start.
         let client_id = if shared {
-            format!("hq-{:08x}", rand::random::<u32>())
+            instance_name(http_addr)
         } else {
             "hq".to_owned()
         };
@@ -257,6 +258,26 @@ async fn open_state(
     })
     .await
     .map_err(|e| HqRunError::Load(e.to_string()))?
+}
+
+/// `hq-{host}-{port}`: this instance's name among several over one database (the host's name
+/// and HTTP port set it apart, and stay the same across restarts).
+fn instance_name(listen: std::net::SocketAddr) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host: String = host
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(40)
+        .collect();
+    format!("hq-{host}-{}", listen.port())
 }
 
 /// Runs HQ until SIGTERM or SIGINT.
