@@ -49,6 +49,7 @@ pub(super) fn migrate(db: &Db) -> Result<(), DbError> {
 fn migrate_sqlite(db: &Db) -> Result<(), DbError> {
     let version: i64 = db.query_one("PRAGMA user_version", &[], |r| r.get(0))?;
     let done = usize::try_from(version).unwrap_or(usize::MAX);
+    refuse_newer(done, SQLITE.len())?;
     for (index, sql) in SQLITE.iter().enumerate().skip(done) {
         let tx = db.begin()?;
         tx.batch(sql).map_err(|e| failed(index, &e))?;
@@ -67,6 +68,7 @@ fn migrate_postgres(db: &Db) -> Result<(), DbError> {
             r.get(0)
         })?;
     let done = usize::try_from(version.unwrap_or(0)).unwrap_or(usize::MAX);
+    refuse_newer(done, POSTGRES.len())?;
     for (index, sql) in POSTGRES.iter().enumerate().skip(done) {
         tx.batch(sql).map_err(|e| failed(index, &e))?;
         let version = i64::try_from(index + 1).unwrap_or(i64::MAX);
@@ -77,6 +79,16 @@ fn migrate_postgres(db: &Db) -> Result<(), DbError> {
         tracing::info!(version, "HQ's PostgreSQL schema migrated");
     }
     tx.commit()
+}
+
+/// A database a newer HQ migrated is refused, as the store refuses a newer `store.db`: this
+/// HQ would not know what the newer tables mean (roll back by restoring the dump taken
+/// before the upgrade).
+fn refuse_newer(done: usize, known: usize) -> Result<(), DbError> {
+    if done > known {
+        return Err(DbError::NewerSchema { found: done, known });
+    }
+    Ok(())
 }
 
 fn failed(index: usize, e: &DbError) -> DbError {
@@ -93,5 +105,29 @@ mod tests {
     #[test]
     fn both_backends_have_the_same_steps() {
         assert_eq!(SQLITE.len(), POSTGRES.len());
+    }
+
+    // Failed before: an older HQ started on a schema a newer one had migrated.
+    #[test]
+    fn a_schema_from_a_newer_hq_is_refused() {
+        let dir = crate::hq::db::testing::TestDb::new();
+        drop(Db::open(&dir.target).unwrap());
+        let db = Db::open(&dir.target).unwrap();
+        let newer = i64::try_from(SQLITE.len() + 1).unwrap();
+        if db.is_postgres() {
+            db.execute(
+                "INSERT INTO hq_schema_version (version) VALUES (?1)",
+                &[&newer],
+            )
+            .unwrap();
+        } else {
+            db.batch(&format!("PRAGMA user_version = {newer}")).unwrap();
+        }
+        drop(db);
+        let refused = Db::open(&dir.target).err().map(|e| e.to_string());
+        assert!(
+            refused.as_deref().is_some_and(|e| e.contains("newer")),
+            "{refused:?}"
+        );
     }
 }

@@ -65,6 +65,10 @@ pub enum DbError {
     Column(String),
     #[error("migration {version}: {reason}")]
     Migration { version: usize, reason: String },
+    #[error(
+        "HQ's database is at schema version {found}, newer than this HQ knows ({known}): a newer HQ migrated it; upgrade this HQ, or restore the dump taken before that upgrade"
+    )]
+    NewerSchema { found: usize, known: usize },
 }
 
 impl DbError {
