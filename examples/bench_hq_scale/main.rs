@@ -216,7 +216,10 @@ async fn run_config(
     let instances = if kind == Kind::TwoPostgres { 2 } else { 1 };
     let mut hqs = Vec::new();
     for _ in 0..instances {
-        hqs.push(HqProcess::start(bin, broker.addr, url.as_deref())?);
+        // The blocking HTTP client of the readiness wait may not run on an async worker as is.
+        hqs.push(tokio::task::block_in_place(|| {
+            HqProcess::start(bin, broker.addr, url.as_deref())
+        })?);
     }
     let db_bytes = |hqs: &[HqProcess]| -> BenchResult<u64> {
         match &url {
@@ -227,14 +230,10 @@ async fn run_config(
     let size_before = db_bytes(&hqs)?;
     let sim = Sim::start(args.stores, broker.addr).await?;
     // Every store's first change: HQ learns the stores before the figures start.
-    let warm = sim
-        .run(args.stores as f64 * 4.0, Duration::from_millis(250), None)
+    sim.run(args.stores as f64 * 4.0, Duration::from_millis(250), None)
         .await?;
     sim.drain(DRAIN_LIMIT).await?;
-    eprintln!(
-        "warm-up: {} stores' first changes acknowledged",
-        warm.achieved as u64 / 4
-    );
+    eprintln!("warm-up: {} first changes acknowledged", sim.committed());
     let pids: Vec<u32> = hqs.iter().map(HqProcess::pid).collect();
     let cpu = |pids: &[u32]| pids.iter().map(|&p| infra::cpu_of(p)).sum::<Duration>();
     let self_pid = std::process::id();
@@ -327,9 +326,11 @@ async fn run_config(
     let bytes_per_change = size_after.saturating_sub(size_before) as f64 / total_changes;
     let resent = sim.resent.load(std::sync::atomic::Ordering::Relaxed);
     sim.stop();
-    for hq in hqs {
-        hq.stop();
-    }
+    tokio::task::block_in_place(|| {
+        for hq in hqs {
+            hq.stop();
+        }
+    });
     drop(broker);
     Ok(Outcome {
         kind,
