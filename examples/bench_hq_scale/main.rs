@@ -146,7 +146,8 @@ struct Outcome {
 
 fn main() -> BenchResult<()> {
     let args = parse_args()?;
-    storenode::telemetry::init("warn", storenode::config::LogFormat::Human);
+    // automerge logs the bundles of the history feed at ERROR although they apply (checked).
+    storenode::telemetry::init("warn,automerge=off", storenode::config::LogFormat::Human);
     let bin = infra::hq_binary(args.hq_bin.clone())?;
     let needs_pg = args
         .configs
