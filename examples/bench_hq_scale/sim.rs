@@ -120,7 +120,7 @@ impl SimStore {
             .unacked
             .iter()
             .rev()
-            .find(|u| heads.iter().any(|h| *h == u.hash.0))
+            .find(|u| heads.contains(&u.hash.0))
             .map(|u| u.seq);
         if let Some(seq) = newest {
             self.acked = self.acked.max(seq);
