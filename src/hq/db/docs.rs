@@ -93,18 +93,81 @@ fn replay(doc: &mut SyncDoc, log: Vec<LogEntry>) -> Result<(), DocError> {
     Ok(())
 }
 
-/// Moves document `key` to its next version (every write of it does, in its transaction),
-/// so that each HQ instance can tell whether its copy in memory is still the stored one.
-pub fn bump_version(db: &Db, key: &str) -> Result<i64, DbError> {
+/// Moves `doc` to its next version (every write of it does, in its transaction) and records
+/// its heads after the write, so that each HQ instance can tell whether its copy in memory
+/// is still the stored one, and catch it up from the log with a check that it got it all.
+fn bump_version(db: &Db, doc: &SyncDoc, change_id: Option<i64>) -> Result<i64, DbError> {
+    let key = doc_key(doc.id());
+    let heads = heads_bytes(&doc.heads());
     let version = db.query_one(
-        "INSERT INTO hq_doc_version (doc_key, version) VALUES (?1, 1)
-         ON CONFLICT(doc_key) DO UPDATE SET version = hq_doc_version.version + 1
+        "INSERT INTO hq_doc_version (doc_key, version, heads) VALUES (?1, 1, ?2)
+         ON CONFLICT(doc_key) DO UPDATE SET version = hq_doc_version.version + 1,
+             heads = excluded.heads
          RETURNING version",
-        &[&key],
+        &[&key, &heads],
         |r| r.get(0),
     )?;
-    db.record_touched(key, version);
+    db.record_touched(&key, version, change_id);
     Ok(version)
+}
+
+/// Heads as stored: the hashes one after the other, in automerge's (sorted) order.
+pub fn heads_bytes(heads: &[automerge::ChangeHash]) -> Vec<u8> {
+    heads.iter().flat_map(|h| h.0).collect()
+}
+
+/// The stored version of one document and its heads after that write.
+pub fn version_and_heads(db: &Db, key: &str) -> Result<Option<(i64, Option<Vec<u8>>)>, DbError> {
+    db.query_opt(
+        "SELECT version, heads FROM hq_doc_version WHERE doc_key = ?1",
+        &[&key],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
+
+/// The changes logged for `id` in `epoch` after change `after` (row id), oldest first, and
+/// the last row id.
+pub fn changes_after(
+    db: &Db,
+    id: &DocId,
+    epoch: u32,
+    after: i64,
+) -> Result<(Vec<(bool, Vec<u8>)>, Option<i64>), DbError> {
+    let rows: Vec<(i64, bool, Vec<u8>)> = db.query(
+        "SELECT id, bundle, bytes FROM sync_change
+         WHERE doc_key = ?1 AND epoch = ?2 AND id > ?3 ORDER BY id",
+        &[&doc_key(id), &epoch, &after],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let last = rows.last().map(|(id, _, _)| *id);
+    Ok((
+        rows.into_iter()
+            .map(|(_, bundle, bytes)| (bundle, bytes))
+            .collect(),
+        last,
+    ))
+}
+
+/// The last logged change's row id of `id` in `epoch` (0 when none).
+pub fn last_change_id(db: &Db, id: &DocId, epoch: u32) -> Result<i64, DbError> {
+    Ok(db
+        .query_one(
+            "SELECT max(id) FROM sync_change WHERE doc_key = ?1 AND epoch = ?2",
+            &[&doc_key(id), &epoch],
+            |r| r.get::<Option<i64>>(0),
+        )?
+        .unwrap_or(0))
+}
+
+/// Applies logged entries (see [`changes_after`]) to `doc`.
+pub fn apply_logged(doc: &mut SyncDoc, entries: Vec<(bool, Vec<u8>)>) -> Result<(), DocError> {
+    replay(
+        doc,
+        entries
+            .into_iter()
+            .map(|(bundle, bytes)| LogEntry { bundle, bytes })
+            .collect(),
+    )
 }
 
 /// The stored version of every document (see [`bump_version`]).
@@ -128,7 +191,7 @@ pub fn version(db: &Db, key: &str) -> Result<i64, DbError> {
 /// Saves the whole document and clears its log.
 pub fn save_doc(db: &Db, doc: &SyncDoc, now: &str) -> Result<(), DbError> {
     let key = doc_key(doc.id());
-    bump_version(db, &key)?;
+    bump_version(db, doc, None)?;
     let epoch = doc.epoch();
     db.execute(
         "INSERT INTO sync_doc (doc_key, epoch, saved, saved_at) VALUES (?1, ?2, ?3, ?4)
@@ -153,11 +216,13 @@ pub fn persist_change(
 ) -> Result<(), DbError> {
     let key = doc_key(doc.id());
     let epoch = doc.epoch();
-    bump_version(db, &key)?;
-    db.execute(
-        "INSERT INTO sync_change (doc_key, epoch, bundle, bytes) VALUES (?1, ?2, ?3, ?4)",
+    let change_id: i64 = db.query_one(
+        "INSERT INTO sync_change (doc_key, epoch, bundle, bytes) VALUES (?1, ?2, ?3, ?4)
+         RETURNING id",
         &[&key, &epoch, &bundle, &bytes],
+        |r| r.get(0),
     )?;
+    bump_version(db, doc, Some(change_id))?;
     let logged: i64 = db.query_one(
         "SELECT count(*) FROM sync_change WHERE doc_key = ?1 AND epoch = ?2",
         &[&key, &epoch],

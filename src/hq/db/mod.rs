@@ -113,7 +113,15 @@ pub struct Db {
     in_transaction: Flag<bool>,
     /// Documents written in the open transaction, with their new versions (see
     /// [`docs::bump_version`]); taken by the state when it commits.
-    touched: RefCell<std::collections::BTreeMap<String, i64>>,
+    touched: RefCell<std::collections::BTreeMap<String, Touched>>,
+}
+
+/// A document written in a transaction: its new version, and the id of the last change
+/// logged for it (none when the write was a save).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Touched {
+    pub version: i64,
+    pub last_change_id: Option<i64>,
 }
 
 /// Advisory lock keys (PostgreSQL): every write of HQ's documents holds [`WRITES`] shared
@@ -252,7 +260,7 @@ impl Db {
     pub fn finish_transaction(
         &self,
         commit: bool,
-    ) -> Result<std::collections::BTreeMap<String, i64>, DbError> {
+    ) -> Result<std::collections::BTreeMap<String, Touched>, DbError> {
         let done = self.batch(if commit { "COMMIT" } else { "ROLLBACK" });
         self.in_transaction.set(false);
         let touched = std::mem::take(&mut *self.touched.borrow_mut());
@@ -278,10 +286,11 @@ impl Db {
         Ok(())
     }
 
-    fn record_touched(&self, doc_key: &str, version: i64) {
-        self.touched
-            .borrow_mut()
-            .insert(doc_key.to_owned(), version);
+    fn record_touched(&self, doc_key: &str, version: i64, change_id: Option<i64>) {
+        let mut touched = self.touched.borrow_mut();
+        let entry = touched.entry(doc_key.to_owned()).or_default();
+        entry.version = version;
+        entry.last_change_id = entry.last_change_id.max(change_id);
     }
 }
 

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use super::{HqError, HqState};
 use crate::crdt::doc::{DocId, DocKind};
-use crate::hq::db::docs;
+use crate::hq::db::{Touched, docs};
 use crate::sync::persist::doc_key;
 
 impl HqState {
@@ -102,10 +102,14 @@ impl HqState {
         }
     }
 
-    fn record_versions(&mut self, touched: BTreeMap<String, i64>) {
-        for (key, version) in touched {
+    fn record_versions(&mut self, touched: BTreeMap<String, Touched>) {
+        for (key, written) in touched {
             if let Some(id) = id_of_key(&key) {
-                self.versions.insert(id, version);
+                self.versions.insert(id.clone(), written.version);
+                if let Some(change_id) = written.last_change_id {
+                    let mark = self.log_marks.entry(id).or_default();
+                    *mark = (*mark).max(change_id);
+                }
             }
         }
     }
@@ -136,6 +140,14 @@ impl HqState {
             DocKind::Orders => self.stored_orders_epoch(id)?,
             DocKind::Catalog => 0,
         };
+        if let Some(version) = self.catch_up_from_log(id, epoch)? {
+            self.versions.insert(id.clone(), version);
+            return Ok(());
+        }
+        // Read before the load: a change logged in between is then applied twice (harmless)
+        // rather than skipped by the next catch-up.
+        let mark = docs::last_change_id(&self.db, id, epoch)?;
+        self.reloads += 1;
         match docs::load_doc(&self.db, id, epoch, self.writer.clone())? {
             Some(doc) => {
                 self.docs.insert(id.clone(), doc);
@@ -147,8 +159,39 @@ impl HqState {
                 self.docs.remove(id);
             }
         }
+        self.log_marks.insert(id.clone(), mark);
         self.versions.insert(id.clone(), stored);
         Ok(())
+    }
+
+    /// Brings this copy of `id` up to the stored one by applying only what was logged since
+    /// it was last in step (another instance's changes, usually one or a few), rather than
+    /// rebuilding the document: a store's consecutive changes go to either instance. Returns
+    /// the version reached, or `None` when that cannot be done or does not reach the stored
+    /// heads (a save compacted the log, another epoch, a write in between): then the caller
+    /// reloads the document whole.
+    fn catch_up_from_log(&mut self, id: &DocId, epoch: u32) -> Result<Option<i64>, HqError> {
+        let Some(&mark) = self.log_marks.get(id) else {
+            return Ok(None);
+        };
+        if self.docs.get(id).is_none_or(|doc| doc.epoch() != epoch) {
+            return Ok(None);
+        }
+        let Some((version, Some(stored_heads))) = docs::version_and_heads(&self.db, &doc_key(id))?
+        else {
+            return Ok(None);
+        };
+        let (entries, last) = docs::changes_after(&self.db, id, epoch, mark)?;
+        let Some(doc) = self.docs.get_mut(id) else {
+            return Ok(None);
+        };
+        if docs::apply_logged(doc, entries).is_err()
+            || docs::heads_bytes(&doc.heads()) != stored_heads
+        {
+            return Ok(None);
+        }
+        self.log_marks.insert(id.clone(), last.unwrap_or(mark));
+        Ok(Some(version))
     }
 
     fn stored_stock_epoch(&self, store: &str) -> Result<u32, HqError> {
@@ -182,6 +225,62 @@ fn id_of_key(key: &str) -> Option<DocId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crdt::stock::StockDoc;
+    use crate::domain::stock::Movement;
+    use crate::hq::db::testing::TestDb;
+    use crate::sync::payload::SyncMessage;
+
+    /// Two instances over one database take turns with one store's changes, as a shared
+    /// subscription hands them out: both end with the same document and stock, and each
+    /// catches up from the log rather than reloading the document for every change.
+    #[test]
+    fn two_instances_take_turns_and_catch_up_from_the_log() {
+        let dir = TestDb::new();
+        let mut a = HqState::open_target(&dir.target, "t", 0).unwrap();
+        let mut b = HqState::open_target(&dir.target, "t", 0).unwrap();
+        let mut lane = StockDoc::genesis(
+            "s1",
+            0,
+            crate::crdt::doc::WriterId::new("s1.lane1").unwrap(),
+        )
+        .unwrap();
+        let topic = "storenode/v1/t/s1/changes/stock/s1.lane1";
+        for i in 0..20 {
+            let change = lane
+                .apply_movements(
+                    &[Movement {
+                        sku: "A".into(),
+                        delta: if i == 0 { 100 } else { -1 },
+                    }],
+                    1,
+                )
+                .unwrap()
+                .unwrap();
+            let message = SyncMessage::Changes {
+                doc: DocId::new("s1", DocKind::Stock).unwrap(),
+                epoch: 0,
+                changes: vec![change.bytes],
+            }
+            .encode()
+            .unwrap();
+            let hq = if i % 2 == 0 { &mut a } else { &mut b };
+            hq.handle(topic, &message).unwrap();
+        }
+        a.refresh_all().unwrap();
+        b.refresh_all().unwrap();
+        let heads = lane.core().heads();
+        assert_eq!(a.stock_doc("s1").unwrap().core().heads(), heads);
+        assert_eq!(b.stock_doc("s1").unwrap().core().heads(), heads);
+        assert_eq!(a.stock("s1", "A").unwrap().unwrap().on_hand, 81);
+        assert_eq!(b.stock("s1", "A").unwrap().unwrap().on_hand, 81);
+        // One full load each when it first meets the other's write; then the log.
+        assert!(
+            a.reloads <= 1 && b.reloads <= 1,
+            "{} {}",
+            a.reloads,
+            b.reloads
+        );
+    }
 
     #[test]
     fn row_keys_name_their_document() {

@@ -127,6 +127,12 @@ pub struct HqState {
     pub(in crate::hq) docs: BTreeMap<DocId, SyncDoc>,
     /// The stored version each document in `docs` was loaded at or written to (`fresh.rs`).
     pub(in crate::hq) versions: BTreeMap<DocId, i64>,
+    /// Per document, the last logged change (row id) its copy holds: where catching up from
+    /// another instance's writes starts (`fresh.rs`).
+    pub(in crate::hq) log_marks: BTreeMap<DocId, i64>,
+    /// Documents rebuilt whole from the database because another instance wrote them and
+    /// catching up from the log could not be done.
+    pub(in crate::hq) reloads: u64,
     pub(in crate::hq) epochs: BTreeMap<String, u32>,
     pub(in crate::hq) safety_stock: i64,
     /// Provisioned lanes per store (`[hq.lanes]`); a store not listed takes any of its
@@ -150,6 +156,8 @@ impl HqState {
             writer: WriterId::hq().new_incarnation(),
             docs: BTreeMap::new(),
             versions: BTreeMap::new(),
+            log_marks: BTreeMap::new(),
+            reloads: 0,
             epochs: BTreeMap::new(),
             safety_stock,
             lanes: BTreeMap::new(),
