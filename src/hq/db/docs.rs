@@ -116,8 +116,11 @@ pub fn heads_bytes(heads: &[automerge::ChangeHash]) -> Vec<u8> {
     heads.iter().flat_map(|h| h.0).collect()
 }
 
+/// A document's stored version and its heads after that write ([`heads_bytes`]).
+pub type StoredVersion = (i64, Option<Vec<u8>>);
+
 /// The stored version of one document and its heads after that write.
-pub fn version_and_heads(db: &Db, key: &str) -> Result<Option<(i64, Option<Vec<u8>>)>, DbError> {
+pub fn version_and_heads(db: &Db, key: &str) -> Result<Option<StoredVersion>, DbError> {
     db.query_opt(
         "SELECT version, heads FROM hq_doc_version WHERE doc_key = ?1",
         &[&key],
@@ -132,7 +135,7 @@ pub fn changes_after(
     id: &DocId,
     epoch: u32,
     after: i64,
-) -> Result<(Vec<(bool, Vec<u8>)>, Option<i64>), DbError> {
+) -> Result<(Vec<Logged>, Option<i64>), DbError> {
     let rows: Vec<(i64, bool, Vec<u8>)> = db.query(
         "SELECT id, bundle, bytes FROM sync_change
          WHERE doc_key = ?1 AND epoch = ?2 AND id > ?3 ORDER BY id",
@@ -159,8 +162,11 @@ pub fn last_change_id(db: &Db, id: &DocId, epoch: u32) -> Result<i64, DbError> {
         .unwrap_or(0))
 }
 
+/// A logged entry: whether it is a bundle, and its bytes.
+pub type Logged = (bool, Vec<u8>);
+
 /// Applies logged entries (see [`changes_after`]) to `doc`.
-pub fn apply_logged(doc: &mut SyncDoc, entries: Vec<(bool, Vec<u8>)>) -> Result<(), DocError> {
+pub fn apply_logged(doc: &mut SyncDoc, entries: Vec<Logged>) -> Result<(), DocError> {
     replay(
         doc,
         entries
