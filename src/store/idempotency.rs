@@ -51,16 +51,20 @@ pub fn run(
     now: &str,
     write: impl FnOnce(&Connection) -> Result<(u16, String), StoreError>,
 ) -> Result<Answer, StoreError> {
-    let seen: Option<(String, u16, String)> = conn
-        .prepare_cached("SELECT request_hash, status, response FROM idempotency WHERE terminal = ?1 AND key = ?2")?
-        .query_row(params![terminal, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    let seen: Option<(String, u16, String, Option<Vec<u8>>)> = conn
+        .prepare_cached("SELECT request_hash, status, response, response_deflate FROM idempotency WHERE terminal = ?1 AND key = ?2")?
+        .query_row(params![terminal, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?;
-    if let Some((stored_hash, status, body)) = seen {
+    if let Some((stored_hash, status, plain, deflated)) = seen {
         if stored_hash != hash {
             return Err(StoreError::Conflict(format!(
                 "idempotency key {key:?} was already used for a different request"
             )));
         }
+        let body = match deflated {
+            Some(bytes) => inflate(&bytes)?,
+            None => plain,
+        };
         return Ok(Answer {
             status,
             body,
@@ -69,14 +73,32 @@ pub fn run(
     }
     let (status, body) = write(conn)?;
     conn.prepare_cached(
-        "INSERT INTO idempotency (terminal, key, request_hash, status, response, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO idempotency (terminal, key, request_hash, status, response, response_deflate, at) VALUES (?1, ?2, ?3, ?4, '', ?5, ?6)",
     )?
-    .execute(params![terminal, key, hash, status, body, now])?;
+    .execute(params![terminal, key, hash, status, deflate(&body)?, now])?;
     Ok(Answer {
         status,
         body,
         replayed: false,
     })
+}
+
+fn deflate(body: &str) -> Result<Vec<u8>, StoreError> {
+    use std::io::Write;
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder
+        .write_all(body.as_bytes())
+        .and_then(|()| encoder.finish())
+        .map_err(|e| StoreError::Inconsistent(format!("cannot deflate an answer to keep: {e}")))
+}
+
+fn inflate(bytes: &[u8]) -> Result<String, StoreError> {
+    use std::io::Read;
+    let mut body = String::new();
+    flate2::read::DeflateDecoder::new(bytes)
+        .read_to_string(&mut body)
+        .map_err(|e| StoreError::Inconsistent(format!("a kept answer does not inflate: {e}")))?;
+    Ok(body)
 }
 
 #[cfg(test)]
@@ -125,5 +147,39 @@ mod tests {
                 .unwrap()
                 .replayed
         );
+    }
+
+    #[test]
+    fn answers_are_kept_deflated_and_old_plain_ones_still_replay() {
+        let conn = memory_db();
+        let receipt =
+            "{\"lines\":[".to_string() + &"{\"sku\":\"A\",\"quantity\":1},".repeat(20) + "]}";
+        let kept = receipt.clone();
+        run(&conn, "pos1", "new", "h", "t", move |_| Ok((201, kept))).unwrap();
+        let (plain, deflated): (String, Vec<u8>) = conn
+            .query_row(
+                "SELECT response, response_deflate FROM idempotency WHERE key = 'new'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(plain, "");
+        assert!(
+            deflated.len() < receipt.len() / 2,
+            "{} bytes",
+            deflated.len()
+        );
+        let again = run(&conn, "pos1", "new", "h", "t", |_| panic!("replayed")).unwrap();
+        assert_eq!(again.body, receipt);
+
+        // Kept by a binary from before the column: plain text, no deflated copy.
+        conn.execute(
+            "INSERT INTO idempotency (terminal, key, request_hash, status, response, at)
+             VALUES ('pos1', 'old', 'h', 201, 'old answer', 't')",
+            [],
+        )
+        .unwrap();
+        let old = run(&conn, "pos1", "old", "h", "t", |_| panic!("replayed")).unwrap();
+        assert_eq!((old.body.as_str(), old.replayed), ("old answer", true));
     }
 }

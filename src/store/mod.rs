@@ -9,6 +9,7 @@
 
 pub mod catalog;
 pub mod catalog_file;
+mod checkpoint;
 pub mod customers;
 pub mod devices;
 pub mod escrow;
@@ -129,6 +130,7 @@ struct Inner {
     /// opening a connection on its own blocking thread (a flood once made 500 threads).
     read_slots: Arc<tokio::sync::Semaphore>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
 }
 
 const READER_POOL_SIZE: usize = 4;
@@ -155,6 +157,8 @@ impl Store {
             },
             other => other,
         })?;
+        checkpoint::configure_writer(&conn)?;
+        let checkpointer = checkpoint::Checkpointer::spawn(options.path.clone())?;
         let (jobs, queue) = mpsc::channel(WRITE_QUEUE);
         let thread = writer::spawn(conn, options.path.clone(), queue, options.max_batch, hook)?;
         Ok(Self {
@@ -165,6 +169,7 @@ impl Store {
                 readers: Mutex::new(Vec::new()),
                 read_slots: Arc::new(tokio::sync::Semaphore::new(READER_POOL_SIZE)),
                 writer_thread: Mutex::new(Some(thread)),
+                checkpointer: Mutex::new(Some(checkpointer)),
             }),
         })
     }
@@ -262,6 +267,16 @@ impl Store {
     /// Stops taking writes, lets the writer finish what is queued, checkpoints the WAL and
     /// closes the database. Safe to call more than once.
     pub async fn close(&self) {
+        // The checkpoint thread first: the writer's final checkpoint truncates the WAL.
+        let checkpointer = self
+            .inner
+            .checkpointer
+            .lock()
+            .ok()
+            .and_then(|mut c| c.take());
+        if let Some(mut checkpointer) = checkpointer {
+            let _ = tokio::task::spawn_blocking(move || checkpointer.stop()).await;
+        }
         // Dropping our sender is not enough while clones exist, so the writer is told to stop.
         let (reply, answer) = oneshot::channel();
         if self

@@ -170,6 +170,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("pricing.sql"),
     // The GIAI/SSCC tags an item accepts on its sale line. Owned by `store::catalog`.
     include_str!("item_epc.sql"),
+    // Fewer, smaller pages per sale (SD-card wear). Owned by `store::ledger` and
+    // `store::idempotency`.
+    include_str!("write_path.sql"),
 ];
 
 /// The schema version this binary writes.

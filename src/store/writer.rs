@@ -158,6 +158,9 @@ fn reopen_if_read_only(conn: &mut Connection, path: &std::path::Path) {
     }
     match super::open_connection(path, false) {
         Ok(fresh) if !fresh.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) => {
+            if let Err(e) = super::checkpoint::configure_writer(&fresh) {
+                tracing::warn!(error = %e, "reopened writer keeps SQLite's checkpoint settings");
+            }
             tracing::info!(path = %path.display(), "database is writable again; writer reopened it");
             *conn = fresh;
         }
