@@ -10,6 +10,7 @@
 pub mod catalog;
 pub mod catalog_file;
 mod checkpoint;
+mod clean_stop;
 pub mod customers;
 pub mod devices;
 pub mod escrow;
@@ -147,8 +148,13 @@ impl Store {
             })?;
         }
         refuse_empty_file(&options.path)?;
+        let untouched = clean_stop::take(&options.path);
         let mut conn = open_connection(&options.path, false)?;
-        check_integrity(&conn, &options.path)?;
+        if untouched {
+            tracing::debug!(path = %options.path.display(), "database as the last clean stop left it; full check skipped");
+        } else {
+            check_integrity(&conn, &options.path)?;
+        }
         schema::migrate(&mut conn).map_err(|e| match e {
             StoreError::SchemaTooNew { found, supported } => StoreError::SchemaTooNewAt {
                 path: options.path.clone(),
@@ -296,6 +302,7 @@ impl Store {
             .and_then(|mut t| t.take());
         if let Some(thread) = thread {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            clean_stop::record(&self.inner.path);
         }
         if let Ok(mut pool) = self.inner.readers.lock() {
             pool.clear();
