@@ -170,6 +170,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("pricing.sql"),
     // The GIAI/SSCC tags an item accepts on its sale line. Owned by `store::catalog`.
     include_str!("item_epc.sql"),
+    // The loyalty ledger's lane entries, HQ's grants and rules. Owned by `store::loyalty`.
+    include_str!("loyalty.sql"),
 ];
 
 /// The schema version this binary writes.
