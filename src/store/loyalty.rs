@@ -159,7 +159,7 @@ fn insert(
 }
 
 /// Inside a sale's savepoint: spends the points that pay `points_minor` (only from this
-/// lane's allowance) and earns on the rest of `total_minor`.
+/// lane's allowance; never with change to give) and earns on the rest of `total_minor`.
 pub fn on_sale(
     conn: &Connection,
     ctx: &WriteContext<'_>,
@@ -167,6 +167,7 @@ pub fn on_sale(
     sale_no: &str,
     total_minor: i64,
     points_minor: i64,
+    change_minor: i64,
 ) -> Result<Option<SaleLoyalty>, StoreError> {
     let Some(card) = card else {
         if points_minor > 0 {
@@ -186,10 +187,11 @@ pub fn on_sale(
         }
         return Ok(None);
     };
-    if points_minor > total_minor {
+    // Points are never paid out: with change to give, the points paid more than was due.
+    if points_minor > 0 && change_minor > 0 {
         return Err(StoreError::unprocessable(
             "payments",
-            format!("points pay {points_minor} of a {total_minor} total: points give no change"),
+            format!("points and change together: points give no change ({change_minor} over)"),
         ));
     }
     let spent = if points_minor > 0 {

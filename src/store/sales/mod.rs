@@ -218,14 +218,8 @@ pub fn record_sale(
         .execute(params![id, seq as i64 + 1, payment.method.as_str(), payment.amount_minor, payment.reference])?;
     }
     let points = super::loyalty::points_minor(&request.payments);
-    let loyalty = super::loyalty::on_sale(
-        conn,
-        ctx,
-        request.member.as_deref(),
-        &sale_no,
-        total,
-        points,
-    )?;
+    let member = request.member.as_deref();
+    let loyalty = super::loyalty::on_sale(conn, ctx, member, &sale_no, total, points, change)?;
     let promotions = by_promotion(&lines);
     Ok(SaleReceipt {
         sale_id: sale_no,
