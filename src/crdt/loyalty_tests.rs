@@ -247,3 +247,56 @@ proptest! {
         prop_assert!(end.balance() >= 0);
     }
 }
+
+#[test]
+fn totals_are_exact_across_an_epoch_switch_with_a_lane_spending_offline() {
+    use crate::crdt::epoch_orders::{carry_over_orders, open_next_orders_epoch};
+    let lane_id = w("s1.n1");
+    let mut hq = OrdersDoc::genesis("s1", 0, w("hq")).unwrap();
+    let mut lane = OrdersDoc::genesis("s1", 0, lane_id.clone()).unwrap();
+    lane.add_loyalty(
+        &[
+            (M.into(), LoyaltyField::Earned, 30),
+            (M.into(), LoyaltyField::Wanted, 1),
+        ],
+        1,
+    )
+    .unwrap();
+    exchange(&mut lane, &mut hq);
+    hq.add_loyalty(
+        &[
+            (M.into(), LoyaltyField::Granted(lane_id.clone()), 30),
+            (M.into(), LoyaltyField::Served(lane_id.clone()), 1),
+        ],
+        2,
+    )
+    .unwrap();
+    exchange(&mut lane, &mut hq);
+    // The lane is cut off: it spends and earns after HQ's cut.
+    lane.add_loyalty(
+        &[
+            (M.into(), LoyaltyField::Spent, 12),
+            (M.into(), LoyaltyField::Earned, 5),
+        ],
+        3,
+    )
+    .unwrap();
+    let (mut hq_new, _) = open_next_orders_epoch(&hq, w("hq"), 500).unwrap();
+    assert_eq!(
+        hq_new.loyalty_of(M),
+        hq.loyalty_of(M),
+        "the base is the cut"
+    );
+    let mut new = OrdersDoc::genesis("s1", 1, lane_id.clone()).unwrap();
+    let from_hq = hq_new.core().changes_since(&new.core().heads());
+    new.core_mut().apply_changes(&from_hq).unwrap();
+    let carried = carry_over_orders(&lane, &mut new, 600).unwrap().unwrap();
+    hq_new.core_mut().apply_changes(&[&carried.bytes]).unwrap();
+    let l = hq_new.loyalty_of(M).lanes[lane_id.as_str()];
+    assert_eq!(
+        (l.earned, l.spent, l.wanted, l.granted, l.served),
+        (35, 12, 1, 30, 1)
+    );
+    assert_eq!(l.allowance(), 18);
+    assert_eq!(new.loyalty_of(M), hq_new.loyalty_of(M));
+}
