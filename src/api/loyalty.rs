@@ -46,3 +46,21 @@ pub async fn get_member(
         .await?;
     Ok(Json(view).into_response())
 }
+
+/// Give the points this till holds for the member back to HQ, so that another store's till
+/// gets them when it identifies the member.
+#[utoipa::path(post, path = "/loyalty/release", tag = "loyalty", request_body = LookupRequest,
+    responses((status = 201, description = "The member as this node sees them now (a replay of the same key returns the first answer)", body = MemberView)))]
+pub async fn release_member(
+    State(state): State<AppState>,
+    write: WriteRequest,
+) -> Result<Response, ApiError> {
+    let request: LookupRequest = write.parse()?;
+    write
+        .run(
+            &state,
+            move |conn, ctx| loyalty::release(conn, ctx, &request),
+            |_, _| {},
+        )
+        .await
+}

@@ -63,6 +63,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::grant_escrow))
         .routes(routes!(loyalty::lookup_member))
         .routes(routes!(loyalty::get_member))
+        .routes(routes!(loyalty::release_member))
         .routes(routes!(handlers::live_events))
         .routes(routes!(
             transfers::list_transfers,

@@ -158,6 +158,20 @@ fn insert(
     Ok(())
 }
 
+/// Gives everything this lane holds for the member back to HQ's pool (the member will shop
+/// elsewhere: another store's till then gets the points when it identifies the member).
+pub fn release(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    request: &LookupRequest,
+) -> Result<MemberView, StoreError> {
+    let member = parse_member("card", &request.card)?;
+    let held = allowance(conn, member.as_str())?;
+    insert(conn, member.as_str(), "released", held, None, None, ctx.now)?;
+    tracing::info!(member = %member, points = held, "loyalty points released to HQ");
+    view(conn, &member)
+}
+
 /// Inside a sale's savepoint: spends the points that pay `points_minor` (only from this
 /// lane's allowance; never with change to give) and earns on the rest of `total_minor`.
 pub fn on_sale(

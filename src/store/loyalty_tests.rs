@@ -165,3 +165,33 @@ fn lookup_asks_for_points_and_shows_what_is_spendable() {
     ));
     assert_eq!(entries_since(&conn, 0).unwrap().len(), 2, "two wants");
 }
+
+#[test]
+fn release_gives_what_the_lane_holds_back_once() {
+    let conn = setup();
+    let tax = tax();
+    replace_grants(&conn, &[(CARD.into(), 30)]).unwrap();
+    let request = LookupRequest { card: CARD.into() };
+    assert_eq!(
+        release(&conn, &ctx(&tax), &request)
+            .unwrap()
+            .spendable_points,
+        0
+    );
+    assert_eq!(
+        release(&conn, &ctx(&tax), &request)
+            .unwrap()
+            .spendable_points,
+        0
+    );
+    let kinds: Vec<String> = entries_since(&conn, 0)
+        .unwrap()
+        .into_iter()
+        .map(|(_, _, kind, points)| format!("{kind}:{points}"))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["released:30"],
+        "nothing more to release the second time"
+    );
+}
