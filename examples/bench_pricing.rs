@@ -259,6 +259,7 @@ async fn sell(store: &Store, lines: &[(usize, i64)]) -> BenchResult<Duration> {
             amount_minor: 10_000_000,
             reference: None,
         }],
+        member: None,
     };
     let started = Instant::now();
     store

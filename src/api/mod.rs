@@ -9,6 +9,7 @@ mod error;
 mod handlers;
 pub mod json;
 pub mod lockout;
+mod loyalty;
 pub mod openapi;
 mod pickup;
 mod privacy;

@@ -6,6 +6,7 @@ pub mod doc;
 pub mod epoch;
 pub mod epoch_orders;
 pub mod escrow;
+pub mod loyalty;
 pub mod orders;
 pub mod pricing;
 pub mod stock;

@@ -5,6 +5,7 @@ pub mod escrow;
 #[cfg(test)]
 mod fold_testing;
 pub mod ids;
+pub mod loyalty;
 pub mod orders;
 pub mod pricing;
 pub mod stock;

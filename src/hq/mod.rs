@@ -10,6 +10,7 @@ pub mod epcis;
 pub mod erase;
 pub mod http;
 mod leader;
+pub mod loyalty;
 pub mod ops;
 pub mod orders;
 pub mod pricing;

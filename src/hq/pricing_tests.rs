@@ -78,6 +78,7 @@ proptest! {
                 epc: None,
             }).collect(),
             payments: vec![PaymentRequest { method: PaymentMethod::Cash, amount_minor: 1_000_000_000, reference: None }],
+            member: None,
         };
         let tax = TaxConfig { prices_include_tax: true, classes: vec![("standard".into(), 1900)] };
         let writer = format!("{store}.n1");

@@ -18,6 +18,7 @@ pub mod file;
 pub mod idempotency;
 pub mod inventory;
 pub mod ledger;
+pub mod loyalty;
 pub mod orders;
 pub mod pricing;
 pub mod sales;

@@ -173,6 +173,8 @@ const MIGRATIONS: &[&str] = &[
     // Fewer, smaller pages per sale (SD-card wear). Owned by `store::ledger` and
     // `store::idempotency`.
     include_str!("write_path.sql"),
+    // The loyalty ledger's lane entries, HQ's grants and rules. Owned by `store::loyalty`.
+    include_str!("loyalty.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -12,6 +12,8 @@ pub(super) struct PostCut {
     events: BTreeMap<String, BTreeMap<String, i64>>,
     /// (sku, field, now − at cut), non-zero only.
     escrow: Vec<(String, EscrowField, i64)>,
+    /// (member, field, now − at cut), non-zero only.
+    loyalty: Vec<(String, String, i64)>,
     transfers: Vec<TransferFacts>,
     transfer_events: BTreeMap<String, BTreeMap<String, i64>>,
     transfer_received: BTreeMap<String, BTreeMap<String, i64>>,
@@ -58,6 +60,7 @@ pub fn carry_over_orders(
             let own = child_map(tx, &writers, writer.as_str())?;
             write_sections(tx, &own, KEY_EVENTS, &post.events)?;
             crate::crdt::escrow::put_escrow(tx, &writers, &writer, &post.escrow)?;
+            crate::crdt::loyalty::put_loyalty(tx, &writers, &writer, &post.loyalty)?;
             if !post.transfers.is_empty() {
                 let all = child_map(tx, &own, KEY_TRANSFERS)?;
                 for facts in &post.transfers {
@@ -141,6 +144,7 @@ pub(super) fn post_cut(
             }
         }
     }
+    post.loyalty = old.loyalty_post_cut(writer, cut);
     let live_transfers = own_section_ids(old, writer, KEY_TRANSFERS, None);
     let cut_transfers: BTreeSet<String> = cut
         .map(|h| own_section_ids(old, writer, KEY_TRANSFERS, Some(h)))

@@ -11,6 +11,7 @@
 //!                                        closed at this cut and left out
 //! writers/{hq}/base/writers/{w}/...    = what w had at the cut, in w's own layout:
 //!   order_events/{id}/{status}  (open orders only), escrow/{sku}/{field} (w's totals),
+//!   loyalty/{member}/{field} (w's totals, `crdt::loyalty`),
 //!   transfers/..., transfer_events/..., transfer_received/... (every transfer)
 //! ```
 //! Readers ([`OrdersDoc::writer_maps`]) merge `writers/{w}` and `base/writers/{w}` under
@@ -246,6 +247,13 @@ fn base_per_writer(old: &OrdersDoc, kept: &[String]) -> BTreeMap<WriterId, Write
                 section.insert(sku, values);
             }
         }
+    }
+    for (writer, per_member) in old.loyalty_by_writer() {
+        let section = parts
+            .entry(writer)
+            .or_default()
+            .section(crate::crdt::loyalty::KEY_LOYALTY);
+        section.extend(per_member);
     }
     let transfer_ids = old.transfer_ids();
     for writer in old.tr_writer_ids() {

@@ -99,6 +99,8 @@ const SSCC: AiSpec = plain(&[n(18, Rule::CheckDigit("SSCC"))]);
 const GTIN: AiSpec = plain(&[n(14, Rule::CheckDigit("GTIN"))]);
 const GLN: AiSpec = plain(&[n(13, Rule::CheckDigit("GLN"))]);
 const GSIN: AiSpec = plain(&[n(17, Rule::CheckDigit("GSIN"))]);
+/// GSRN (8017 provider, 8018 recipient: a loyalty card names its member with 8018 or 8017).
+const GSRN: AiSpec = plain(&[n(18, Rule::CheckDigit("GSRN"))]);
 const DATE: AiSpec = plain(&[n(6, Rule::Date { day_zero: true })]);
 const N2: AiSpec = plain(&[n(2, Rule::Plain)]);
 const N3: AiSpec = plain(&[n(3, Rule::Plain)]);
@@ -167,6 +169,7 @@ pub(super) fn spec_for(ai: &str) -> Option<AiSpec> {
         (4, 8004) => X_TO_30,
         (4, 8005) => N6,
         (4, 8008) => PROD_TIME,
+        (4, 8017 | 8018) => GSRN,
         _ => return None,
     };
     Some(spec)

@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 
 use super::clients::web_may;
 use super::{HttpState, stock};
-use crate::hq::{epcis, orders, pricing, privacy, transfers};
+use crate::hq::{epcis, loyalty, orders, pricing, privacy, transfers};
 use crate::http_shared::error::ErrorBody;
 use crate::http_shared::openapi::{
     ErrorReply, add_components, add_response, operations, require_bearer,
@@ -69,6 +69,12 @@ pub fn api_routes() -> OpenApiRouter<HttpState> {
         .routes(routes!(pricing::end_promotion))
         .routes(routes!(pricing::put_pricing))
         .routes(routes!(pricing::post_quote))
+        .routes(routes!(loyalty::http::put_rules, loyalty::http::get_rules))
+        .routes(routes!(loyalty::http::create_member))
+        .routes(routes!(loyalty::http::balance))
+        .routes(routes!(loyalty::http::history))
+        .routes(routes!(loyalty::http::earn))
+        .routes(routes!(loyalty::http::spend))
 }
 
 /// The document, as the routers build it.

@@ -118,6 +118,21 @@ impl HqPrivacy {
         put(&self.db, &self.topics, store, order_id, customer)
     }
 
+    /// Stores a loyalty member's personal data under store `loyalty`, order id = the card
+    /// (`crate::hq::loyalty`): erased by the same erasure as an order's customer; sent to no
+    /// store, as tills identify members by card only.
+    pub fn put_member(&self, member: &str, customer: &Customer) -> Result<(), HqPrivacyError> {
+        let store = crate::hq::loyalty::PRIVACY_STORE;
+        if erasure_of(&self.db, store, member)?.is_some() {
+            return Err(HqPrivacyError::Erased {
+                store: store.to_owned(),
+                order_id: member.to_owned(),
+            });
+        }
+        self.db.sqlite_pragma("secure_delete", "ON")?;
+        upsert(&self.db, store, member, customer, "hq")
+    }
+
     /// The customer of an order (`store`: which store's, when ids repeat across stores).
     pub fn lookup(&self, order_id: &str, store: Option<&str>) -> Result<HqLookup, HqPrivacyError> {
         let rows = self.db.query(

@@ -236,7 +236,11 @@ impl HqState {
         epoch: u32,
         incoming: Incoming,
     ) -> Result<Vec<Outgoing>, Rejected> {
-        self.with_document(id, |hq| hq.apply_store_changes_locked(id, epoch, incoming))
+        let mut out =
+            self.with_document(id, |hq| hq.apply_store_changes_locked(id, epoch, incoming))?;
+        // Outside the document's lock: grants read every store's document (`hq::loyalty`).
+        out.extend(self.settle_loyalty(id));
+        Ok(out)
     }
 
     fn apply_store_changes_locked(

@@ -32,6 +32,10 @@ pub struct WriteContext<'a> {
 pub struct SaleRequest {
     pub lines: Vec<SaleLineRequest>,
     pub payments: Vec<PaymentRequest>,
+    /// The loyalty member's card (GSRN or the chain's code): the sale earns points, and
+    /// `points` payments spend them ([`super::loyalty`]).
+    #[serde(default)]
+    pub member: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -53,6 +57,8 @@ pub enum PaymentMethod {
     Cash,
     Card,
     Voucher,
+    /// Loyalty points (`amount_minor` is what they pay; the sale names the `member`).
+    Points,
     Other,
 }
 
@@ -62,6 +68,7 @@ impl PaymentMethod {
             Self::Cash => "cash",
             Self::Card => "card",
             Self::Voucher => "voucher",
+            Self::Points => "points",
             Self::Other => "other",
         }
     }
@@ -91,6 +98,9 @@ pub struct SaleReceipt {
     /// Each promotion that took something off, and how much in all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub promotions: Vec<AppliedPromotion>,
+    /// The member's points earned and spent by this sale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loyalty: Option<super::loyalty::SaleLoyalty>,
 }
 
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq, utoipa::ToSchema)]
@@ -207,6 +217,9 @@ pub fn record_sale(
         )?
         .execute(params![id, seq as i64 + 1, payment.method.as_str(), payment.amount_minor, payment.reference])?;
     }
+    let points = super::loyalty::points_minor(&request.payments);
+    let member = request.member.as_deref();
+    let loyalty = super::loyalty::on_sale(conn, ctx, member, &sale_no, total, points, change)?;
     let promotions = by_promotion(&lines);
     Ok(SaleReceipt {
         sale_id: sale_no,
@@ -220,6 +233,7 @@ pub fn record_sale(
         change_minor: change,
         negative_stock,
         promotions,
+        loyalty,
     })
 }
 
@@ -497,6 +511,7 @@ pub fn get_sale(conn: &Connection, sale_no: &str) -> Result<Option<SaleReceipt>,
         change_minor,
         negative_stock: Vec::new(),
         promotions,
+        loyalty: super::loyalty::of_sale(conn, sale_no)?,
     }))
 }
 

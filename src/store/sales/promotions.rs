@@ -138,6 +138,7 @@ mod tests {
                 amount_minor: 2000,
                 reference: None,
             }],
+            member: None,
         };
         record_sale(conn, &ctx, &request).unwrap()
     }

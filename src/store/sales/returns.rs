@@ -27,6 +27,9 @@ pub struct ReturnReceipt {
     pub lines: Vec<ReturnedLine>,
     pub refund_minor: i64,
     pub tax_minor: i64,
+    /// The loyalty points this return took back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loyalty: Option<crate::store::loyalty::ReturnLoyalty>,
 }
 
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq, utoipa::ToSchema)]
@@ -153,6 +156,8 @@ pub fn record_return(
     }
     conn.prepare_cached("UPDATE sale_return SET refund_minor = ?1, tax_minor = ?2 WHERE id = ?3")?
         .execute(params![refund_total, tax_total, id])?;
+    let loyalty =
+        crate::store::loyalty::on_return(conn, ctx, &request.sale_id, &return_no, refund_total)?;
     Ok(ReturnReceipt {
         return_id: return_no,
         sale_id: request.sale_id.clone(),
@@ -160,6 +165,7 @@ pub fn record_return(
         lines,
         refund_minor: refund_total,
         tax_minor: tax_total,
+        loyalty,
     })
 }
 

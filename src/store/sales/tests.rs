@@ -73,6 +73,7 @@ fn sale_prices_taxes_and_moves_stock() {
             line("APPLE", None, Some(1086)),
         ],
         payments: cash(2000),
+        member: None,
     };
     let receipt = record_sale(&conn, &ctx(&tax), &request).unwrap();
     // 2 × 1.19 + 12.99 + 2.99 × 1.086 kg (3.24714 → 3.25) = 18.62
@@ -102,6 +103,7 @@ fn sale_by_gtin_any_length() {
             epc: None,
         }],
         payments: cash(150),
+        member: None,
     };
     assert_eq!(
         record_sale(&conn, &ctx(&tax), &request).unwrap().lines[0].sku,
@@ -118,6 +120,7 @@ fn bad_sales_are_refused_with_the_field() {
             SaleRequest {
                 lines: vec![],
                 payments: cash(1),
+                member: None,
             },
             "lines",
         ),
@@ -125,6 +128,7 @@ fn bad_sales_are_refused_with_the_field() {
             SaleRequest {
                 lines: vec![line("MILK", Some(0), None)],
                 payments: cash(1),
+                member: None,
             },
             "lines[0].quantity",
         ),
@@ -132,6 +136,7 @@ fn bad_sales_are_refused_with_the_field() {
             SaleRequest {
                 lines: vec![line("MILK", Some(-2), None)],
                 payments: cash(1),
+                member: None,
             },
             "lines[0].quantity",
         ),
@@ -139,6 +144,7 @@ fn bad_sales_are_refused_with_the_field() {
             SaleRequest {
                 lines: vec![line("APPLE", Some(2), None)],
                 payments: cash(1),
+                member: None,
             },
             "lines[0].quantity",
         ),
@@ -146,6 +152,7 @@ fn bad_sales_are_refused_with_the_field() {
             SaleRequest {
                 lines: vec![line("APPLE", None, None)],
                 payments: cash(1),
+                member: None,
             },
             "lines[0].weight_grams",
         ),
@@ -153,6 +160,7 @@ fn bad_sales_are_refused_with_the_field() {
             SaleRequest {
                 lines: vec![line("MILK", Some(1), Some(5))],
                 payments: cash(1),
+                member: None,
             },
             "lines[0].weight_grams",
         ),
@@ -160,6 +168,7 @@ fn bad_sales_are_refused_with_the_field() {
             SaleRequest {
                 lines: vec![line("MILK", Some(1), None)],
                 payments: cash(100),
+                member: None,
             },
             "payments",
         ),
@@ -177,6 +186,7 @@ fn bad_sales_are_refused_with_the_field() {
             amount_minor: 200,
             reference: None,
         }],
+        member: None,
     };
     assert!(matches!(
         record_sale(&conn, &ctx(&tax), &card_overpaid),
@@ -185,6 +195,7 @@ fn bad_sales_are_refused_with_the_field() {
     let unknown = SaleRequest {
         lines: vec![line("NOPE", Some(1), None)],
         payments: cash(1),
+        member: None,
     };
     assert!(matches!(
         record_sale(&conn, &ctx(&tax), &unknown),
@@ -202,6 +213,7 @@ fn returns_never_exceed_what_was_sold_and_refund_exactly() {
         &SaleRequest {
             lines: vec![line("SHIRT", Some(3), None)],
             payments: cash(3897),
+            member: None,
         },
     )
     .unwrap();
@@ -249,6 +261,7 @@ fn tax_exclusive_prices_add_tax() {
         &SaleRequest {
             lines: vec![line("SHIRT", Some(1), None)],
             payments: cash(2000),
+            member: None,
         },
     )
     .unwrap();
@@ -282,6 +295,7 @@ fn a_giai_tag_sells_only_on_an_item_whose_patterns_name_it_and_only_once() {
                 ..line(sku, Some(1), None)
             }],
             payments: cash(1500),
+            member: None,
         };
         record_sale(&conn, &ctx(&tax), &request)
     };

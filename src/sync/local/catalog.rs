@@ -44,6 +44,8 @@ impl NodeDocs {
         // Price lists and promotions: kept for the till, which prices offline with them
         // (one row, rewritten only when the rules differ).
         crate::store::pricing::save_rules(conn, &self.catalog.pricing_rules(), now)?;
+        let loyalty = crate::crdt::loyalty::read_loyalty_rules(self.catalog.core());
+        crate::store::loyalty::save_rules(conn, loyalty.as_ref(), now)?;
         if changed.is_empty() {
             return Ok(());
         }

@@ -318,6 +318,7 @@ impl NodeDocs {
                     self.materialise_orders(conn, now)?;
                 }
                 self.refresh_escrow(conn)?;
+                self.refresh_loyalty(conn)?;
             } else {
                 self.queue_catalog_changes(conn, &before, now)?;
             }
@@ -406,6 +407,7 @@ impl NodeDocs {
             self.materialise_orders(conn, now)?;
         }
         self.refresh_escrow(conn)?;
+        self.refresh_loyalty(conn)?;
         Ok(true)
     }
 
@@ -460,6 +462,7 @@ mod catalog;
 pub use catalog::{CATALOG_BATCH, KEY_CATALOG_PENDING};
 
 mod escrow;
+mod loyalty;
 
 mod transfers;
 
