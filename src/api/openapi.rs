@@ -17,7 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ErrorBody;
-use super::{AppState, epcis, handlers, privacy, transfers};
+use super::{AppState, coupons, epcis, handlers, privacy, transfers};
 use crate::http_shared::openapi::{
     ErrorReply, add_components, add_response, operations, require_bearer,
 };
@@ -61,6 +61,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(handlers::list_escrow))
         .routes(routes!(handlers::grant_escrow))
+        .routes(routes!(coupons::get_coupon))
         .routes(routes!(handlers::live_events))
         .routes(routes!(
             transfers::list_transfers,

@@ -9,6 +9,7 @@
 
 pub mod catalog;
 pub mod catalog_file;
+pub mod coupons;
 pub mod customers;
 pub mod devices;
 pub mod escrow;

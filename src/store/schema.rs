@@ -170,6 +170,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("pricing.sql"),
     // The GIAI/SSCC tags an item accepts on its sale line. Owned by `store::catalog`.
     include_str!("item_epc.sql"),
+    // Coupons: HQ's definitions, the uses this lane holds, its redemptions. Owned by `store::coupons`.
+    include_str!("coupons.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -12,6 +12,8 @@ pub(super) struct PostCut {
     events: BTreeMap<String, BTreeMap<String, i64>>,
     /// (sku, field, now − at cut), non-zero only.
     escrow: Vec<(String, EscrowField, i64)>,
+    /// code → key → now − at cut, non-zero only.
+    coupons: BTreeMap<String, BTreeMap<String, i64>>,
     transfers: Vec<TransferFacts>,
     transfer_events: BTreeMap<String, BTreeMap<String, i64>>,
     transfer_received: BTreeMap<String, BTreeMap<String, i64>>,
@@ -58,6 +60,7 @@ pub fn carry_over_orders(
             let own = child_map(tx, &writers, writer.as_str())?;
             write_sections(tx, &own, KEY_EVENTS, &post.events)?;
             crate::crdt::escrow::put_escrow(tx, &writers, &writer, &post.escrow)?;
+            write_sections(tx, &own, KEY_COUPONS, &post.coupons)?;
             if !post.transfers.is_empty() {
                 let all = child_map(tx, &own, KEY_TRANSFERS)?;
                 for facts in &post.transfers {
@@ -139,6 +142,22 @@ pub(super) fn post_cut(
             if let (Some(field), true) = (EscrowField::parse(field), delta != 0) {
                 post.escrow.push((sku.clone(), field, delta));
             }
+        }
+    }
+    let coupons_at_cut = cut
+        .map(|h| old.own_coupons_at(writer, Some(h)))
+        .unwrap_or_default();
+    for (code, keys) in old.own_coupons_at(writer, None) {
+        let delta: BTreeMap<String, i64> = keys
+            .into_iter()
+            .map(|(key, value)| {
+                let was = coupons_at_cut.get(&code).and_then(|k| k.get(&key)).copied();
+                (key, value.saturating_sub(was.unwrap_or(0)))
+            })
+            .filter(|(_, d)| *d != 0)
+            .collect();
+        if !delta.is_empty() {
+            post.coupons.insert(code, delta);
         }
     }
     let live_transfers = own_section_ids(old, writer, KEY_TRANSFERS, None);

@@ -38,6 +38,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::transaction::{Transactable, Transaction};
 use automerge::{ChangeHash, ObjId, ObjType};
 
+use super::coupons::KEY_COUPONS;
 use super::doc::{
     KEY_ORDERS, KEY_WRITERS, LocalChange, WriterId, hash_from_hex, hash_to_hex, int_at,
     int_entries, map_at, map_at_heads, map_keys, order_id_belongs_to, str_at,
@@ -173,7 +174,7 @@ fn keeps(old: &OrdersDoc, id: &str) -> bool {
 /// One writer's part of the base, in its own layout.
 #[derive(Debug, Default)]
 struct WriterPart {
-    /// section (`order_events`, `escrow`, `transfer_events`, `transfer_received`) → id →
+    /// section (`order_events`, `escrow`, `coupons`, `transfer_events`, `transfer_received`) → id →
     /// key → value.
     ints: BTreeMap<&'static str, BTreeMap<String, BTreeMap<String, i64>>>,
     transfers: Vec<TransferFacts>,
@@ -244,6 +245,15 @@ fn base_per_writer(old: &OrdersDoc, kept: &[String]) -> BTreeMap<WriterId, Write
             .collect();
             if !values.is_empty() {
                 section.insert(sku, values);
+            }
+        }
+    }
+    for (writer, per_code) in old.coupons_by_writer() {
+        let section = parts.entry(writer).or_default().section(KEY_COUPONS);
+        for (code, mut values) in per_code {
+            values.retain(|_, v| *v != 0);
+            if !values.is_empty() {
+                section.insert(code, values);
             }
         }
     }

@@ -148,7 +148,7 @@ impl HqState {
     /// Stores one change HQ made in an orders document and returns the messages that
     /// publish it (the change, and HQ's retained heads). A change that cannot be stored is
     /// dropped with the in-memory document: not stored means not made.
-    fn commit_order_change(
+    pub(in crate::hq) fn commit_order_change(
         &mut self,
         id: &DocId,
         bytes: Vec<u8>,

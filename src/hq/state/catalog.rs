@@ -29,7 +29,7 @@ impl HqState {
     }
 
     /// Makes one change to the catalog document; returns the messages that publish it.
-    fn change_catalog(
+    pub(in crate::hq) fn change_catalog(
         &mut self,
         edit: impl FnOnce(&mut CatalogDoc, i64) -> Result<Option<LocalChange>, CatalogError>,
     ) -> Result<Vec<Outgoing>, HqError> {

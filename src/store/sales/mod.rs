@@ -32,6 +32,9 @@ pub struct WriteContext<'a> {
 pub struct SaleRequest {
     pub lines: Vec<SaleLineRequest>,
     pub payments: Vec<PaymentRequest>,
+    /// Coupon codes, scanned or typed (`store::coupons`): each redeems one use held here.
+    #[serde(default)]
+    pub coupons: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -91,6 +94,9 @@ pub struct SaleReceipt {
     /// Each promotion that took something off, and how much in all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub promotions: Vec<AppliedPromotion>,
+    /// The coupons redeemed (also among `promotions`, as `coupon.{code}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coupons: Vec<super::coupons::AppliedCoupon>,
 }
 
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq, utoipa::ToSchema)]
@@ -147,7 +153,8 @@ pub fn record_sale(
     for (i, line) in request.lines.iter().enumerate() {
         priced.push(price_line(conn, ctx, &format!("lines[{i}]"), line)?);
     }
-    promotions::apply(conn, ctx, &mut priced)?;
+    let coupons = super::coupons::present(conn, ctx, &request.coupons)?;
+    promotions::apply(conn, ctx, &mut priced, &coupons.promotions())?;
     let (total, tax) = totals(ctx.tax, &priced)?;
     let (paid, change) = check_payments(&request.payments, total)?;
 
@@ -208,7 +215,9 @@ pub fn record_sale(
         .execute(params![id, seq as i64 + 1, payment.method.as_str(), payment.amount_minor, payment.reference])?;
     }
     let promotions = by_promotion(&lines);
+    super::coupons::redeem(conn, ctx, &coupons, id, &promotions)?;
     Ok(SaleReceipt {
+        coupons: super::coupons::on_receipt(&promotions),
         sale_id: sale_no,
         at: ctx.now.to_string(),
         terminal: ctx.terminal.to_string(),
@@ -486,6 +495,7 @@ pub fn get_sale(conn: &Connection, sale_no: &str) -> Result<Option<SaleReceipt>,
     let lines = with_discounts(conn, id, lines)?;
     let promotions = by_promotion(&lines);
     Ok(Some(SaleReceipt {
+        coupons: super::coupons::on_receipt(&promotions),
         sale_id: sale_no.to_string(),
         at,
         terminal,

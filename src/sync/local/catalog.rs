@@ -44,6 +44,7 @@ impl NodeDocs {
         // Price lists and promotions: kept for the till, which prices offline with them
         // (one row, rewritten only when the rules differ).
         crate::store::pricing::save_rules(conn, &self.catalog.pricing_rules(), now)?;
+        self.save_coupon_definitions(conn, now)?;
         if changed.is_empty() {
             return Ok(());
         }

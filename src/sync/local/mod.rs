@@ -459,6 +459,7 @@ mod orders;
 mod catalog;
 pub use catalog::{CATALOG_BATCH, KEY_CATALOG_PENDING};
 
+mod coupons;
 mod escrow;
 
 mod transfers;
