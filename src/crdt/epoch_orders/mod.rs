@@ -10,7 +10,8 @@
 //! writers/{hq}/base/closed/{id}        = status, at_ms, writer: the decision of each order
 //!                                        closed at this cut and left out
 //! writers/{hq}/base/writers/{w}/...    = what w had at the cut, in w's own layout:
-//!   order_events/{id}/{status}  (open orders only), escrow/{sku}/{field} (w's totals),
+//!   order_events/{id}/{status}  (open orders only), escrow/{sku}/{field} and
+//!   coupons/{code}/{key} (w's totals, see `crdt::coupons`),
 //!   transfers/..., transfer_events/..., transfer_received/... (every transfer)
 //! ```
 //! Readers ([`OrdersDoc::writer_maps`]) merge `writers/{w}` and `base/writers/{w}` under
@@ -26,7 +27,7 @@
 //!
 //! A writer moves over once ([`carry_over_orders`]): into E+1 it writes what it did after
 //! its cut change: orders it created, events it recorded (for orders E+1 knows), its
-//! escrow totals now − at the cut, its transfer facts, events and receipts, and the marker
+//! escrow and coupon totals now − at the cut, its transfer facts, events and receipts, and the marker
 //! `writers/{w}/carried_from = E`. Escrow per writer is then `base + (now − cut) = now`.
 
 mod carry;
