@@ -2,8 +2,8 @@
 //! coupon with its use granted to store s1; s1, cut off from HQ, redeems it in a sale (a
 //! retry of the same sale redeems once, a second sale is refused as used up); store s2,
 //! online, is refused (the use is held by another store); HQ learns the redemption when s1
-//! is back; a use HQ moves to s2 while online is redeemed there; a return refunds what was
-//! paid. Every wait is bounded.
+//! is back; a use HQ moves to s2 while online is redeemed there; a use s1 gives back reaches
+//! s2 through HQ's pool; a return refunds what was paid. Every wait is bounded.
 
 mod common;
 mod sync_util;
@@ -162,6 +162,37 @@ fn a_coupon_held_by_a_store_cut_off_from_hq_is_redeemed_there_once_and_refused_e
     assert_eq!(status, 201, "{refund}");
     assert_eq!(refund["refund_minor"], 357 - 36, "{refund}");
 
+    // A use s1 holds and gives back goes to HQ's pool, and from there to s2.
+    issue(
+        &hq,
+        json!({ "code": "BACK-1", "name": "0.10 off", "uses": 1,
+                "discount": { "kind": "basket_amount_off", "min_total_minor": 0, "amount_minor": 10 },
+                "grants": { "s1.lane1": 1 } }),
+    );
+    wait_for("s1 holds BACK-1", CONVERGE, || {
+        (held(&s1, "BACK-1") == Some(1)).then_some(())
+    });
+    let (status, released) =
+        s1.post_json("/v1/coupons/BACK-1/release", "back-1", json!({ "uses": 1 }));
+    assert_eq!(status, 201, "{released}");
+    assert_eq!(released["held"], 0, "{released}");
+    wait_for("HQ has BACK-1 back in its pool", CONVERGE, || {
+        let (_, view) = hq.get_json("/v1/coupons/BACK-1");
+        (view["pool"] == 1).then_some(())
+    });
+    let (status, moved) = hq.post_json(
+        "/v1/coupons/BACK-1/grant",
+        json!({ "holder": "s2", "uses": 1 }),
+    );
+    assert_eq!(status, 200, "{moved}");
+    wait_for("s2 holds BACK-1", CONVERGE, || {
+        (held(&s2, "BACK-1") == Some(1)).then_some(())
+    });
+    let (status, refused) = sale(&s1, "back-s1", &["BACK-1"]);
+    assert_eq!(status, 409, "{refused}");
+    let (status, paid) = sale(&s2, "back-s2", &["BACK-1"]);
+    assert_eq!(status, 201, "{paid}");
+
     // Revoked: refused at the store once it knows.
     let (status, _) = hq.post_json("/v1/coupons/APP-TWO/revoke", json!({}));
     assert_eq!(status, 200);
@@ -174,7 +205,7 @@ fn a_coupon_held_by_a_store_cut_off_from_hq_is_redeemed_there_once_and_refused_e
     let (_, listed) = hq.get_json("/v1/coupons");
     assert_eq!(
         listed["coupons"].as_array().map(Vec::len),
-        Some(2),
+        Some(3),
         "{listed}"
     );
 }

@@ -1,5 +1,6 @@
 //! `GET /coupons/{code}`: what this lane knows of a coupon, so a till can tell the customer
-//! before the sale (redeeming is part of the sale: `coupons` in `POST /sales`).
+//! before the sale (redeeming is part of the sale: `coupons` in `POST /sales`), and
+//! `POST /coupons/{code}/release`: uses given back to HQ.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -8,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::auth::TerminalId;
 use super::error::ApiError;
-use crate::store::coupons::{self, CouponAtStore};
+use super::write::WriteRequest;
+use crate::store::coupons::{self, CouponAtStore, ReleaseRequest};
 
 /// A coupon as this lane knows it: HQ's definition and the uses it holds.
 #[utoipa::path(get, path = "/coupons/{code}", tag = "coupons",
@@ -27,4 +29,24 @@ pub async fn get_coupon(
     found
         .map(|c| Json(c).into_response())
         .ok_or_else(|| ApiError::not_found(format!("coupon {code:?} is unknown here")))
+}
+
+/// Gives uses this lane holds back to HQ's pool (so HQ can move them to another store).
+#[utoipa::path(post, path = "/coupons/{code}/release", tag = "coupons",
+    params(("code" = String, Path)),
+    request_body = ReleaseRequest,
+    responses((status = 201, description = "Done (a replay of the same key returns the first answer)", body = CouponAtStore)))]
+pub async fn release_coupon(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    write: WriteRequest,
+) -> Result<Response, ApiError> {
+    let request: ReleaseRequest = write.parse()?;
+    write
+        .run(
+            &state,
+            move |conn, ctx| coupons::release(conn, ctx, &code, &request),
+            |_, _| {},
+        )
+        .await
 }

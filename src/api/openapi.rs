@@ -62,6 +62,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::list_escrow))
         .routes(routes!(handlers::grant_escrow))
         .routes(routes!(coupons::get_coupon))
+        .routes(routes!(coupons::release_coupon))
         .routes(routes!(handlers::live_events))
         .routes(routes!(
             transfers::list_transfers,

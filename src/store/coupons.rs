@@ -231,15 +231,67 @@ pub fn save_definitions(
     Ok(())
 }
 
-/// This node's redemptions with id above `mark`, as (id, code, uses).
+/// A redemption, or uses given back to HQ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UseKind {
+    Redeem,
+    Release,
+}
+
+/// This node's redemptions and releases with id above `mark`, as (id, code, kind, uses).
 pub fn redemptions_since(
     conn: &Connection,
     mark: i64,
-) -> Result<Vec<(i64, String, i64)>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached("SELECT id, code, uses FROM coupon_redemption WHERE id > ?1 ORDER BY id")?;
-    let rows = stmt.query_map([mark], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+) -> Result<Vec<(i64, String, UseKind, i64)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, code, kind, uses FROM coupon_redemption WHERE id > ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map([mark], |r| {
+        let kind = match r.get::<_, String>(2)?.as_str() {
+            "release" => UseKind::Release,
+            _ => UseKind::Redeem,
+        };
+        Ok((r.get(0)?, r.get(1)?, kind, r.get(3)?))
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// `POST /v1/coupons/{code}/release`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    pub uses: i64,
+}
+
+/// `POST /v1/coupons/{code}/release`: gives `uses` this lane holds back to HQ's pool (so HQ
+/// can move them to another store). Takes effect here at once, at HQ once synced.
+pub fn release(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    code: &str,
+    request: &ReleaseRequest,
+) -> Result<CouponAtStore, StoreError> {
+    let uses = super::sales::positive("uses", request.uses)?;
+    let unknown = || StoreError::not_found(format!("coupon {code:?}"));
+    let shown = view(conn, code)?.ok_or_else(unknown)?;
+    if shown.held < uses {
+        return Err(StoreError::Conflict(format!(
+            "this lane holds {} uses of coupon {}",
+            shown.held, shown.code
+        )));
+    }
+    conn.prepare_cached(
+        "INSERT INTO coupon_redemption (code, kind, uses, amount_minor, terminal, at)
+         VALUES (?1, 'release', ?2, 0, ?3, ?4)",
+    )?
+    .execute(params![shown.code, uses, ctx.terminal, ctx.now])?;
+    conn.prepare_cached(
+        "INSERT INTO coupon_level (code, released) VALUES (?1, ?2)
+         ON CONFLICT(code) DO UPDATE SET released = released + excluded.released",
+    )?
+    .execute(params![shown.code, uses])?;
+    tracing::info!(code = %shown.code, uses, "coupon uses given back to HQ");
+    view(conn, &shown.code)?.ok_or_else(unknown)
 }
 
 /// Replaces the levels with what the orders document says (`mine`: this lane's totals;
@@ -247,7 +299,7 @@ pub fn redemptions_since(
 pub fn replace_levels(
     conn: &Connection,
     levels: &BTreeMap<String, (CouponTotals, i64)>,
-    unrecorded: &[(i64, String, i64)],
+    unrecorded: &[(i64, String, UseKind, i64)],
 ) -> Result<(), StoreError> {
     conn.execute("DELETE FROM coupon_level", [])?;
     let mut insert = conn.prepare_cached(
@@ -266,8 +318,11 @@ pub fn replace_levels(
             store_redeemed
         ])?;
     }
-    for (_, code, uses) in unrecorded {
-        insert.execute(params![code, 0, uses, 0, uses])?;
+    for (_, code, kind, uses) in unrecorded {
+        match kind {
+            UseKind::Redeem => insert.execute(params![code, 0, uses, 0, uses])?,
+            UseKind::Release => insert.execute(params![code, 0, 0, uses, 0])?,
+        };
     }
     Ok(())
 }

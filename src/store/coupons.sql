@@ -14,11 +14,13 @@ CREATE TABLE coupon_level (
     released       INTEGER NOT NULL DEFAULT 0,
     store_redeemed INTEGER NOT NULL DEFAULT 0
 ) STRICT;
--- Redemptions made at this node, append-only; sync records them in the orders document.
+-- Redemptions (and uses given back to HQ) made at this node, append-only; sync records them
+-- in the orders document.
 CREATE TABLE coupon_redemption (
     id           INTEGER PRIMARY KEY,
     code         TEXT NOT NULL,
-    sale_id      INTEGER NOT NULL,
+    kind         TEXT NOT NULL DEFAULT 'redeem' CHECK (kind IN ('redeem', 'release')),
+    sale_id      INTEGER,           -- NULL for a release
     uses         INTEGER NOT NULL CHECK (uses > 0),
     amount_minor INTEGER NOT NULL,
     terminal     TEXT NOT NULL,

@@ -198,3 +198,24 @@ fn refusals_say_why() {
         "{used_up}"
     );
 }
+
+#[test]
+fn a_lane_gives_back_only_what_it_holds() {
+    let conn = setup(2);
+    let tax = tax();
+    let give = |uses| release(&conn, &ctx(&tax), "save-1", &ReleaseRequest { uses });
+    assert!(matches!(give(3), Err(StoreError::Conflict(_))));
+    assert_eq!(give(1).unwrap().held, 1);
+    let recorded = redemptions_since(&conn, 0).unwrap();
+    assert_eq!(recorded[0].2, UseKind::Release);
+    // The one use left is still redeemable; then none.
+    sale(&conn, &["SAVE-1"]).unwrap();
+    assert!(matches!(
+        sale(&conn, &["SAVE-1"]),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        release(&conn, &ctx(&tax), "NOPE-1", &ReleaseRequest { uses: 1 }),
+        Err(StoreError::NotFound { .. })
+    ));
+}

@@ -10,7 +10,7 @@ use rusqlite::Connection;
 
 use super::{LocalError, NodeDocs};
 use crate::crdt::coupons::{CouponEntry, read_coupons};
-use crate::store::coupons as store_coupons;
+use crate::store::coupons::{self as store_coupons, UseKind};
 use crate::sync::persist;
 
 /// `sync_state` key of the highest `coupon_redemption.id` recorded in the orders document.
@@ -26,18 +26,28 @@ impl NodeDocs {
     ) -> Result<bool, LocalError> {
         let mark = persist::state_get(conn, KEY_COUPON_MARK)?.unwrap_or(0);
         let redemptions = store_coupons::redemptions_since(conn, mark)?;
-        let Some(last) = redemptions.last().map(|(id, _, _)| *id) else {
+        let Some(last) = redemptions.last().map(|(id, _, _, _)| *id) else {
             return Ok(false);
         };
-        let mut per_code: BTreeMap<String, i64> = BTreeMap::new();
-        for (_, code, uses) in redemptions {
-            let total = per_code.entry(code).or_default();
+        // code → (redeemed, released) since the mark.
+        let mut per_code: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        for (_, code, kind, uses) in redemptions {
+            let (redeemed, released) = per_code.entry(code).or_default();
+            let total = match kind {
+                UseKind::Redeem => redeemed,
+                UseKind::Release => released,
+            };
             *total = total.saturating_add(uses);
         }
-        let entries: Vec<_> = per_code
-            .into_iter()
-            .map(|(code, uses)| (code, CouponEntry::Redeem { uses }))
-            .collect();
+        let mut entries = Vec::new();
+        for (code, (redeemed, released)) in per_code {
+            if redeemed > 0 {
+                entries.push((code.clone(), CouponEntry::Redeem { uses: redeemed }));
+            }
+            if released > 0 {
+                entries.push((code, CouponEntry::Release { uses: released }));
+            }
+        }
         let change = self.orders.add_coupons(&entries, crate::clock::now_ms())?;
         if let Some(change) = &change {
             let core = self.orders.core();
