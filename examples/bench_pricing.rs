@@ -244,6 +244,7 @@ async fn open_store(dir: &std::path::Path, name: &str) -> BenchResult<Store> {
 
 async fn sell(store: &Store, lines: &[(usize, i64)]) -> BenchResult<Duration> {
     let request = SaleRequest {
+        coupons: Vec::new(),
         lines: lines
             .iter()
             .map(|&(i, q)| SaleLineRequest {

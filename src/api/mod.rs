@@ -4,6 +4,7 @@
 //! through [`write::idempotent`], which requires an `Idempotency-Key` header.
 
 mod auth;
+mod coupons;
 mod epcis;
 mod error;
 mod handlers;

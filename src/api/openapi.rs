@@ -17,7 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ErrorBody;
-use super::{AppState, epcis, handlers, loyalty, privacy, transfers};
+use super::{AppState, coupons, epcis, handlers, loyalty, privacy, transfers};
 use crate::http_shared::openapi::{
     ErrorReply, add_components, add_response, operations, require_bearer,
 };
@@ -64,6 +64,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(loyalty::lookup_member))
         .routes(routes!(loyalty::get_member))
         .routes(routes!(loyalty::release_member))
+        .routes(routes!(coupons::get_coupon))
+        .routes(routes!(coupons::release_coupon))
         .routes(routes!(handlers::live_events))
         .routes(routes!(
             transfers::list_transfers,

@@ -2,6 +2,7 @@
 //! and written. No SQLite, no MQTT: `store` projects them into SQLite, `sync` carries them.
 
 pub mod catalog;
+pub mod coupons;
 pub mod doc;
 pub mod epoch;
 pub mod epoch_orders;

@@ -1,5 +1,6 @@
 //! Pure business rules: no SQLite, no automerge, no I/O (the floor above the leaves, see docs/architecture.md).
 
+pub mod coupons;
 pub mod customer;
 pub mod escrow;
 #[cfg(test)]

@@ -50,6 +50,12 @@ pub struct QuoteRequest {
     #[serde(default)]
     pub at: Option<String>,
     pub lines: Vec<QuoteLine>,
+    /// Coupon codes to price with (a quote redeems nothing).
+    #[serde(default)]
+    pub coupons: Vec<String>,
+    /// The customer, for a personal coupon.
+    #[serde(default)]
+    pub customer: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -81,6 +87,8 @@ pub enum QuoteError {
     Time(#[from] LocalTimeError),
     #[error(transparent)]
     Pricing(#[from] pricing::PricingError),
+    #[error("coupons[{0}]: {1}")]
+    Coupon(usize, String),
 }
 
 /// Prices `request` with the rules and prices in HQ's catalog document.
@@ -88,7 +96,9 @@ pub fn quote(catalog: &SyncDoc, request: &QuoteRequest, now: &str) -> Result<Quo
     if request.lines.is_empty() || request.lines.len() > MAX_QUOTE_LINES {
         return Err(QuoteError::Lines);
     }
-    let rules = read_rules(catalog);
+    let mut rules = read_rules(catalog);
+    let coupons = crate::hq::coupons::quote::promotions(catalog, request, now)?;
+    rules.promotions.extend(coupons);
     let mut basket = Vec::with_capacity(request.lines.len());
     for (i, line) in request.lines.iter().enumerate() {
         let item = read_item(catalog, &line.sku)

@@ -70,6 +70,7 @@ proptest! {
         let now = if saturday { "2026-12-05T10:00:00.000Z" } else { "2026-12-04T09:59:00.000Z" };
         let weighed = |k: usize| SKUS[k] == "w";
         let request = SaleRequest {
+            coupons: Vec::new(),
             lines: lines.iter().map(|&(k, q, g)| SaleLineRequest {
                 sku: Some(SKUS[k].to_owned()),
                 gtin: None,
@@ -86,6 +87,8 @@ proptest! {
         let sale = record_sale(&conn, &ctx, &request).unwrap();
 
         let asked = QuoteRequest {
+            coupons: Vec::new(),
+            customer: None,
             store: store.to_owned(),
             at: Some(now.to_owned()),
             lines: lines.iter().map(|&(k, q, g)| QuoteLine {

@@ -65,6 +65,7 @@ fn sale(quantity: i64, payments: Vec<(PaymentMethod, i64)>) -> SaleRequest {
             })
             .collect(),
         member: Some(CARD.into()),
+        coupons: Vec::new(),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod catalog_file;
 mod checkpoint;
 mod clean_stop;
+pub mod coupons;
 pub mod customers;
 pub mod devices;
 pub mod escrow;

@@ -175,6 +175,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("write_path.sql"),
     // The loyalty ledger's lane entries, HQ's grants and rules. Owned by `store::loyalty`.
     include_str!("loyalty.sql"),
+    // Coupons: HQ's definitions, the uses this lane holds, its redemptions. Owned by `store::coupons`.
+    include_str!("coupons.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -14,6 +14,8 @@ pub(super) struct PostCut {
     escrow: Vec<(String, EscrowField, i64)>,
     /// (member, field, now − at cut), non-zero only.
     loyalty: Vec<(String, String, i64)>,
+    /// code → key → now − at cut, non-zero only.
+    coupons: BTreeMap<String, BTreeMap<String, i64>>,
     transfers: Vec<TransferFacts>,
     transfer_events: BTreeMap<String, BTreeMap<String, i64>>,
     transfer_received: BTreeMap<String, BTreeMap<String, i64>>,
@@ -61,6 +63,7 @@ pub fn carry_over_orders(
             write_sections(tx, &own, KEY_EVENTS, &post.events)?;
             crate::crdt::escrow::put_escrow(tx, &writers, &writer, &post.escrow)?;
             crate::crdt::loyalty::put_loyalty(tx, &writers, &writer, &post.loyalty)?;
+            write_sections(tx, &own, KEY_COUPONS, &post.coupons)?;
             if !post.transfers.is_empty() {
                 let all = child_map(tx, &own, KEY_TRANSFERS)?;
                 for facts in &post.transfers {
@@ -145,6 +148,22 @@ pub(super) fn post_cut(
         }
     }
     post.loyalty = old.loyalty_post_cut(writer, cut);
+    let coupons_at_cut = cut
+        .map(|h| old.own_coupons_at(writer, Some(h)))
+        .unwrap_or_default();
+    for (code, keys) in old.own_coupons_at(writer, None) {
+        let delta: BTreeMap<String, i64> = keys
+            .into_iter()
+            .map(|(key, value)| {
+                let was = coupons_at_cut.get(&code).and_then(|k| k.get(&key)).copied();
+                (key, value.saturating_sub(was.unwrap_or(0)))
+            })
+            .filter(|(_, d)| *d != 0)
+            .collect();
+        if !delta.is_empty() {
+            post.coupons.insert(code, delta);
+        }
+    }
     let live_transfers = own_section_ids(old, writer, KEY_TRANSFERS, None);
     let cut_transfers: BTreeSet<String> = cut
         .map(|h| own_section_ids(old, writer, KEY_TRANSFERS, Some(h)))

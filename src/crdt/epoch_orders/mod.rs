@@ -12,6 +12,7 @@
 //! writers/{hq}/base/writers/{w}/...    = what w had at the cut, in w's own layout:
 //!   order_events/{id}/{status}  (open orders only), escrow/{sku}/{field} (w's totals),
 //!   loyalty/{member}/{field} (w's totals, `crdt::loyalty`),
+//!   coupons/{code}/{key} (w's totals, see `crdt::coupons`),
 //!   transfers/..., transfer_events/..., transfer_received/... (every transfer)
 //! ```
 //! Readers ([`OrdersDoc::writer_maps`]) merge `writers/{w}` and `base/writers/{w}` under
@@ -27,7 +28,7 @@
 //!
 //! A writer moves over once ([`carry_over_orders`]): into E+1 it writes what it did after
 //! its cut change: orders it created, events it recorded (for orders E+1 knows), its
-//! escrow totals now − at the cut, its transfer facts, events and receipts, and the marker
+//! escrow and coupon totals now − at the cut, its transfer facts, events and receipts, and the marker
 //! `writers/{w}/carried_from = E`. Escrow per writer is then `base + (now − cut) = now`.
 
 mod carry;
@@ -39,6 +40,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::transaction::{Transactable, Transaction};
 use automerge::{ChangeHash, ObjId, ObjType};
 
+use super::coupons::KEY_COUPONS;
 use super::doc::{
     KEY_ORDERS, KEY_WRITERS, LocalChange, WriterId, hash_from_hex, hash_to_hex, int_at,
     int_entries, map_at, map_at_heads, map_keys, order_id_belongs_to, str_at,
@@ -174,7 +176,7 @@ fn keeps(old: &OrdersDoc, id: &str) -> bool {
 /// One writer's part of the base, in its own layout.
 #[derive(Debug, Default)]
 struct WriterPart {
-    /// section (`order_events`, `escrow`, `transfer_events`, `transfer_received`) → id →
+    /// section (`order_events`, `escrow`, `coupons`, `transfer_events`, `transfer_received`) → id →
     /// key → value.
     ints: BTreeMap<&'static str, BTreeMap<String, BTreeMap<String, i64>>>,
     transfers: Vec<TransferFacts>,
@@ -254,6 +256,15 @@ fn base_per_writer(old: &OrdersDoc, kept: &[String]) -> BTreeMap<WriterId, Write
             .or_default()
             .section(crate::crdt::loyalty::KEY_LOYALTY);
         section.extend(per_member);
+    }
+    for (writer, per_code) in old.coupons_by_writer() {
+        let section = parts.entry(writer).or_default().section(KEY_COUPONS);
+        for (code, mut values) in per_code {
+            values.retain(|_, v| *v != 0);
+            if !values.is_empty() {
+                section.insert(code, values);
+            }
+        }
     }
     let transfer_ids = old.transfer_ids();
     for writer in old.tr_writer_ids() {

@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 
 use super::clients::web_may;
 use super::{HttpState, stock};
-use crate::hq::{epcis, loyalty, orders, pricing, privacy, transfers};
+use crate::hq::{coupons, epcis, loyalty, orders, pricing, privacy, transfers};
 use crate::http_shared::error::ErrorBody;
 use crate::http_shared::openapi::{
     ErrorReply, add_components, add_response, operations, require_bearer,
@@ -32,7 +32,7 @@ use crate::http_shared::openapi::{
         title = "storenode HQ API",
         description = "HQ's API for the web shop, the chain's systems and the privacy officer: \
             chain-wide stock, online orders and the escrow, transfers, customer data, EPCIS \
-            events, catalog and pricing. Money is in integer minor units; times are UTC \
+            events, catalog, pricing and coupons. Money is in integer minor units; times are UTC \
             (RFC 3339). Every error reply is an `Error` object, the store API's shape."
     ),
     components(schemas(ErrorBody))
@@ -75,6 +75,10 @@ pub fn api_routes() -> OpenApiRouter<HttpState> {
         .routes(routes!(loyalty::http::history))
         .routes(routes!(loyalty::http::earn))
         .routes(routes!(loyalty::http::spend))
+        .routes(routes!(coupons::http::issue, coupons::http::list))
+        .routes(routes!(coupons::http::show))
+        .routes(routes!(coupons::http::grant))
+        .routes(routes!(coupons::http::revoke))
 }
 
 /// The document, as the routers build it.
@@ -210,7 +214,7 @@ mod tests {
     use crate::hq::state::HqState;
 
     /// Every route HQ serves (docs/api.md), as (method, path).
-    const ROUTES: [(&str, &str); 26] = [
+    const ROUTES: [(&str, &str); 31] = [
         ("get", "/v1/stock"),
         ("get", "/v1/stock/{store}/{sku}"),
         ("post", "/v1/catalog"),
@@ -233,6 +237,11 @@ mod tests {
         ("post", "/v1/promotions/{id}/end"),
         ("post", "/v1/pricing"),
         ("post", "/v1/quote"),
+        ("post", "/v1/coupons"),
+        ("get", "/v1/coupons"),
+        ("get", "/v1/coupons/{code}"),
+        ("post", "/v1/coupons/{code}/grant"),
+        ("post", "/v1/coupons/{code}/revoke"),
         ("get", "/v1/openapi.json"),
         ("get", "/healthz"),
         ("get", "/readyz"),

@@ -36,6 +36,9 @@ pub struct SaleRequest {
     /// `points` payments spend them ([`super::loyalty`]).
     #[serde(default)]
     pub member: Option<String>,
+    /// Coupon codes, scanned or typed (`store::coupons`): each redeems one use held here.
+    #[serde(default)]
+    pub coupons: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -101,6 +104,9 @@ pub struct SaleReceipt {
     /// The member's points earned and spent by this sale.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loyalty: Option<super::loyalty::SaleLoyalty>,
+    /// The coupons redeemed (also among `promotions`, as `coupon.{code}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coupons: Vec<super::coupons::AppliedCoupon>,
 }
 
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq, utoipa::ToSchema)]
@@ -157,7 +163,8 @@ pub fn record_sale(
     for (i, line) in request.lines.iter().enumerate() {
         priced.push(price_line(conn, ctx, &format!("lines[{i}]"), line)?);
     }
-    promotions::apply(conn, ctx, &mut priced)?;
+    let coupons = super::coupons::present(conn, ctx, &request.coupons)?;
+    promotions::apply(conn, ctx, &mut priced, &coupons.promotions())?;
     let (total, tax) = totals(ctx.tax, &priced)?;
     let (paid, change) = check_payments(&request.payments, total)?;
 
@@ -221,7 +228,9 @@ pub fn record_sale(
     let member = request.member.as_deref();
     let loyalty = super::loyalty::on_sale(conn, ctx, member, &sale_no, total, points, change)?;
     let promotions = by_promotion(&lines);
+    super::coupons::redeem(conn, ctx, &coupons, id, &promotions)?;
     Ok(SaleReceipt {
+        coupons: super::coupons::on_receipt(&promotions),
         sale_id: sale_no,
         at: ctx.now.to_string(),
         terminal: ctx.terminal.to_string(),
@@ -500,6 +509,7 @@ pub fn get_sale(conn: &Connection, sale_no: &str) -> Result<Option<SaleReceipt>,
     let lines = with_discounts(conn, id, lines)?;
     let promotions = by_promotion(&lines);
     Ok(Some(SaleReceipt {
+        coupons: super::coupons::on_receipt(&promotions),
         sale_id: sale_no.to_string(),
         at,
         terminal,

@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 use super::{PricedLine, WriteContext, line_tax};
-use crate::domain::pricing::{self, BasketLine, PriceContext, PricingError};
+use crate::domain::pricing::{self, BasketLine, PriceContext, PricingError, Promotion};
 use crate::money::Quantity;
 use crate::store::{StoreError, pricing as stored};
 
@@ -23,10 +23,15 @@ pub(super) fn apply(
     conn: &Connection,
     ctx: &WriteContext<'_>,
     lines: &mut [PricedLine],
+    coupons: &[Promotion],
 ) -> Result<(), StoreError> {
-    let Some(rules) = stored::load_rules(conn)? else {
+    let rules = stored::load_rules(conn)?;
+    if rules.is_none() && coupons.is_empty() {
         return Ok(());
-    };
+    }
+    let mut rules = rules.unwrap_or_default();
+    // A coupon's discount is priced as one more promotion, ahead of the published ones.
+    rules.promotions.extend_from_slice(coupons);
     if rules.promotions.is_empty() && rules.price_lists.is_empty() {
         return Ok(());
     }
@@ -132,6 +137,7 @@ mod tests {
             epc: None,
         };
         let request = SaleRequest {
+            coupons: Vec::new(),
             lines: vec![line("MILK", 3), line("SHIRT", 1)],
             payments: vec![PaymentRequest {
                 method: PaymentMethod::Cash,

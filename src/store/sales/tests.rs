@@ -67,6 +67,7 @@ fn sale_prices_taxes_and_moves_stock() {
     let conn = setup();
     let tax = tax();
     let request = SaleRequest {
+        coupons: Vec::new(),
         lines: vec![
             line("MILK", Some(2), None),
             line("SHIRT", Some(1), None),
@@ -95,6 +96,7 @@ fn sale_by_gtin_any_length() {
     let conn = setup();
     let tax = tax();
     let request = SaleRequest {
+        coupons: Vec::new(),
         lines: vec![SaleLineRequest {
             sku: None,
             gtin: Some("00000096385074".into()),
@@ -118,6 +120,7 @@ fn bad_sales_are_refused_with_the_field() {
     let cases: Vec<(SaleRequest, &str)> = vec![
         (
             SaleRequest {
+                coupons: Vec::new(),
                 lines: vec![],
                 payments: cash(1),
                 member: None,
@@ -126,6 +129,7 @@ fn bad_sales_are_refused_with_the_field() {
         ),
         (
             SaleRequest {
+                coupons: Vec::new(),
                 lines: vec![line("MILK", Some(0), None)],
                 payments: cash(1),
                 member: None,
@@ -134,6 +138,7 @@ fn bad_sales_are_refused_with_the_field() {
         ),
         (
             SaleRequest {
+                coupons: Vec::new(),
                 lines: vec![line("MILK", Some(-2), None)],
                 payments: cash(1),
                 member: None,
@@ -142,6 +147,7 @@ fn bad_sales_are_refused_with_the_field() {
         ),
         (
             SaleRequest {
+                coupons: Vec::new(),
                 lines: vec![line("APPLE", Some(2), None)],
                 payments: cash(1),
                 member: None,
@@ -150,6 +156,7 @@ fn bad_sales_are_refused_with_the_field() {
         ),
         (
             SaleRequest {
+                coupons: Vec::new(),
                 lines: vec![line("APPLE", None, None)],
                 payments: cash(1),
                 member: None,
@@ -158,6 +165,7 @@ fn bad_sales_are_refused_with_the_field() {
         ),
         (
             SaleRequest {
+                coupons: Vec::new(),
                 lines: vec![line("MILK", Some(1), Some(5))],
                 payments: cash(1),
                 member: None,
@@ -166,6 +174,7 @@ fn bad_sales_are_refused_with_the_field() {
         ),
         (
             SaleRequest {
+                coupons: Vec::new(),
                 lines: vec![line("MILK", Some(1), None)],
                 payments: cash(100),
                 member: None,
@@ -180,6 +189,7 @@ fn bad_sales_are_refused_with_the_field() {
         }
     }
     let card_overpaid = SaleRequest {
+        coupons: Vec::new(),
         lines: vec![line("MILK", Some(1), None)],
         payments: vec![PaymentRequest {
             method: PaymentMethod::Card,
@@ -193,6 +203,7 @@ fn bad_sales_are_refused_with_the_field() {
         Err(StoreError::Unprocessable { .. })
     ));
     let unknown = SaleRequest {
+        coupons: Vec::new(),
         lines: vec![line("NOPE", Some(1), None)],
         payments: cash(1),
         member: None,
@@ -211,6 +222,7 @@ fn returns_never_exceed_what_was_sold_and_refund_exactly() {
         &conn,
         &ctx(&tax),
         &SaleRequest {
+            coupons: Vec::new(),
             lines: vec![line("SHIRT", Some(3), None)],
             payments: cash(3897),
             member: None,
@@ -259,6 +271,7 @@ fn tax_exclusive_prices_add_tax() {
         &conn,
         &ctx(&tax),
         &SaleRequest {
+            coupons: Vec::new(),
             lines: vec![line("SHIRT", Some(1), None)],
             payments: cash(2000),
             member: None,
@@ -290,6 +303,7 @@ fn a_giai_tag_sells_only_on_an_item_whose_patterns_name_it_and_only_once() {
     let tax = tax();
     let sell = |sku: &str, epc: &str| {
         let request = SaleRequest {
+            coupons: Vec::new(),
             lines: vec![SaleLineRequest {
                 epc: Some(epc.into()),
                 ..line(sku, Some(1), None)

@@ -46,6 +46,7 @@ impl NodeDocs {
         crate::store::pricing::save_rules(conn, &self.catalog.pricing_rules(), now)?;
         let loyalty = crate::crdt::loyalty::read_loyalty_rules(self.catalog.core());
         crate::store::loyalty::save_rules(conn, loyalty.as_ref(), now)?;
+        self.save_coupon_definitions(conn, now)?;
         if changed.is_empty() {
             return Ok(());
         }

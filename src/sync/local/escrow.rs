@@ -66,6 +66,8 @@ impl NodeDocs {
         let mark = persist::state_get(conn, KEY_ESCROW_GRANT_MARK)?.unwrap_or(0);
         let unrecorded = store_escrow::grants_since(conn, mark)?;
         store_escrow::replace_levels(conn, &levels, &unrecorded)?;
+        // Coupon counters live in the same document and follow it at the same moments.
+        self.refresh_coupons(conn)?;
         Ok(())
     }
 }

@@ -461,6 +461,7 @@ mod orders;
 mod catalog;
 pub use catalog::{CATALOG_BATCH, KEY_CATALOG_PENDING};
 
+mod coupons;
 mod escrow;
 mod loyalty;
 

@@ -83,6 +83,9 @@ impl SyncHook {
         if docs.record_loyalty(conn, &now)? {
             self.produced = true;
         }
+        if docs.record_coupon_redemptions(conn, &now)? {
+            self.produced = true;
+        }
         let peers = docs.reconcile_stock(conn, &now)?;
         self.metrics
             .peer_movements

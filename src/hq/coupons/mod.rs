@@ -1,0 +1,239 @@
+//! Coupons at HQ (the rule is in [`crate::domain::coupons`], the layout in
+//! [`crate::crdt::coupons`]): HQ issues a coupon (its definition goes to every store in the
+//! catalog document), holds its uses in a pool, and grants uses to a store's lane (in that
+//! store's orders document) only while its pool covers them. A lane redeems offline only
+//! what it holds. Over HTTP: [`http`].
+
+pub mod http;
+pub mod quote;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::crdt::coupons::{CouponEntry, read_coupons};
+use crate::crdt::doc::{DocId, DocKind, WriterId};
+use crate::crdt::orders::OrdersDoc;
+use crate::domain::coupons::{Coupon, CouponError, CouponTotals, pool};
+use crate::hq::state::{HqError, HqState, Outgoing};
+
+/// Why HQ refused a coupon request (404, 409 or 422 over HTTP).
+#[derive(Debug, thiserror::Error)]
+pub enum CouponRefused {
+    #[error(transparent)]
+    Invalid(#[from] CouponError),
+    #[error("coupon {0} is unknown")]
+    Unknown(String),
+    #[error("coupon {0} exists: codes are never reused")]
+    Exists(String),
+    #[error("coupon {code}: only {pool} uses are left at HQ to grant")]
+    PoolShort { code: String, pool: i64 },
+    #[error(
+        "grants: {0:?} is not a store's lane HQ knows of (give `{{store}}` or `{{store}}.{{node}}` of a store that synced)"
+    )]
+    NoLane(String),
+    #[error("grants: uses must be positive")]
+    Uses,
+    #[error("HQ's catalog is not loaded yet")]
+    NoCatalog,
+    #[error(transparent)]
+    Hq(#[from] HqError),
+}
+
+/// One lane's part of a coupon, as HQ sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct HolderView {
+    pub lane: String,
+    #[serde(flatten)]
+    pub totals: CouponTotals,
+    /// Uses the lane may still redeem, offline too.
+    pub held: i64,
+}
+
+/// `GET /v1/coupons/{code}`: the definition and where its uses are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct CouponView {
+    #[schema(value_type = Object)]
+    pub coupon: Coupon,
+    /// Uses HQ still holds (may grant).
+    pub pool: i64,
+    /// Redemptions HQ knows of (a lane cut off may have made more, from what it holds).
+    pub redeemed: i64,
+    pub holders: Vec<HolderView>,
+}
+
+impl HqState {
+    /// Every coupon HQ issued, by code.
+    pub fn coupons(&self) -> BTreeMap<String, Coupon> {
+        self.catalog().map(read_coupons).unwrap_or_default()
+    }
+
+    /// Per lane, its totals of `code` over every store's orders document.
+    fn coupon_holders(&self, code: &str) -> BTreeMap<WriterId, CouponTotals> {
+        self.docs
+            .iter()
+            .filter(|(id, _)| id.kind == DocKind::Orders)
+            .filter_map(|(_, core)| OrdersDoc::from_core(core.clone()).ok())
+            .flat_map(|doc| doc.coupon_totals().remove(code).unwrap_or_default())
+            .collect()
+    }
+
+    /// The view of one coupon.
+    pub fn coupon_view(&self, code: &str) -> Option<CouponView> {
+        let coupon = self.coupons().remove(code)?;
+        let holders = self.coupon_holders(code);
+        Some(CouponView {
+            pool: pool(coupon.uses, holders.values().copied()),
+            redeemed: holders.values().map(|t| t.redeemed).sum(),
+            holders: holders
+                .into_iter()
+                .map(|(lane, totals)| HolderView {
+                    lane: lane.to_string(),
+                    held: totals.held(),
+                    totals,
+                })
+                .collect(),
+            coupon,
+        })
+    }
+
+    /// Issues a coupon: publishes its definition, then grants `grants` (holder → uses).
+    pub fn issue_coupon(
+        &mut self,
+        coupon: Coupon,
+        grants: &BTreeMap<String, i64>,
+    ) -> Result<Vec<Outgoing>, CouponRefused> {
+        let coupon = coupon.validated()?;
+        if self.catalog().is_none() {
+            return Err(CouponRefused::NoCatalog);
+        }
+        if self.coupons().contains_key(&coupon.code) {
+            return Err(CouponRefused::Exists(coupon.code));
+        }
+        let wanted: i64 = grants.values().fold(0, |a, n| a.saturating_add(*n));
+        if wanted > coupon.uses {
+            return Err(CouponRefused::PoolShort {
+                code: coupon.code,
+                pool: coupon.uses,
+            });
+        }
+        let lanes = grants
+            .iter()
+            .map(|(holder, uses)| Ok((self.coupon_lane(holder)?, *uses)))
+            .collect::<Result<Vec<_>, CouponRefused>>()?;
+        // Every lane's store must have synced before anything is published: a half-issued
+        // coupon could not be issued again (codes are never reused).
+        if let Some((lane, _)) = lanes.iter().find(|(lane, _)| {
+            !DocId::new(store_of(lane), DocKind::Orders).is_ok_and(|id| self.docs.contains_key(&id))
+        }) {
+            return Err(CouponRefused::NoLane(lane.to_string()));
+        }
+        let mut out = self.change_catalog(|catalog, at_ms| catalog.put_coupon(&coupon, at_ms))?;
+        for (lane, uses) in lanes {
+            out.extend(self.grant_coupon(&coupon.code, &lane, uses)?);
+        }
+        tracing::info!(code = %coupon.code, uses = coupon.uses, granted = wanted, "coupon issued");
+        Ok(out)
+    }
+
+    /// Revokes a coupon: every store refuses it once it learns it.
+    pub fn revoke_coupon(&mut self, code: &str) -> Result<Vec<Outgoing>, CouponRefused> {
+        let Some(mut coupon) = self.coupons().remove(code) else {
+            return Err(CouponRefused::Unknown(code.to_owned()));
+        };
+        coupon.revoked = true;
+        let out = self.change_catalog(|catalog, at_ms| catalog.put_coupon(&coupon, at_ms))?;
+        tracing::info!(code, "coupon revoked");
+        Ok(out)
+    }
+
+    /// The lane a holder names: `{store}.{node}` as given, or a store's lane (online first).
+    pub fn coupon_lane(&self, holder: &str) -> Result<WriterId, CouponRefused> {
+        let no_lane = || CouponRefused::NoLane(holder.to_owned());
+        let writer = if holder.contains('.') {
+            Some(holder.to_owned())
+        } else {
+            self.db
+                .query_opt(
+                    "SELECT writer FROM hq_writer_status WHERE store = ?1
+                     ORDER BY online DESC, writer LIMIT 1",
+                    &[&holder],
+                    |r| r.get::<String>(0),
+                )
+                .map_err(HqError::from)?
+        };
+        let lane = WriterId::new(&writer.ok_or_else(no_lane)?).map_err(|_| no_lane())?;
+        if lane.is_hq() {
+            return Err(no_lane());
+        }
+        Ok(lane)
+    }
+
+    /// Moves `uses` from HQ's pool to `lane` (in its store's orders document).
+    pub fn grant_coupon(
+        &mut self,
+        code: &str,
+        lane: &WriterId,
+        uses: i64,
+    ) -> Result<Vec<Outgoing>, CouponRefused> {
+        self.with_all_documents(|hq| hq.grant_coupon_locked(code, lane, uses))
+    }
+
+    fn grant_coupon_locked(
+        &mut self,
+        code: &str,
+        lane: &WriterId,
+        uses: i64,
+    ) -> Result<Vec<Outgoing>, CouponRefused> {
+        if uses <= 0 {
+            return Err(CouponRefused::Uses);
+        }
+        let Some(coupon) = self.coupons().remove(code) else {
+            return Err(CouponRefused::Unknown(code.to_owned()));
+        };
+        let left = pool(coupon.uses, self.coupon_holders(code).into_values());
+        if left < uses {
+            return Err(CouponRefused::PoolShort {
+                code: code.to_owned(),
+                pool: left.max(0),
+            });
+        }
+        let id = DocId::new(store_of(lane), DocKind::Orders).map_err(HqError::from)?;
+        let Some(core) = self.docs.get(&id).cloned() else {
+            return Err(CouponRefused::NoLane(lane.to_string()));
+        };
+        let mut doc = OrdersDoc::from_core(core).map_err(|e| HqError::from(orders_doc(e)))?;
+        let entry = CouponEntry::Grant {
+            lane: lane.clone(),
+            uses,
+        };
+        let change = doc
+            .add_coupons(&[(code.to_owned(), entry)], crate::clock::now_ms())
+            .map_err(|e| HqError::from(orders_doc(e)))?;
+        self.docs.insert(id.clone(), doc.core().clone());
+        tracing::info!(code, lane = %lane, uses, "coupon uses granted");
+        match change {
+            Some(change) => Ok(self.commit_order_change(&id, change.bytes)?),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+/// The store of a lane `{store}.{node}`.
+fn store_of(lane: &WriterId) -> &str {
+    lane.as_str()
+        .split_once('.')
+        .map_or(lane.as_str(), |(s, _)| s)
+}
+
+/// An orders-document error as a document error (HQ's errors carry those), as
+/// `hq::orders` does.
+fn orders_doc(e: crate::crdt::orders::OrdersError) -> crate::crdt::doc::DocError {
+    match e {
+        crate::crdt::orders::OrdersError::Doc(d) => d,
+        other => crate::crdt::doc::DocError::NotOurDocument(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,75 @@
+//! HQ's coupon state: issue, grant within the pool, revoke.
+
+use super::*;
+use crate::domain::pricing::Rule;
+use crate::hq::db::testing::TestDb;
+
+fn coupon(code: &str, uses: i64) -> Coupon {
+    Coupon {
+        code: code.into(),
+        name: "5 off".into(),
+        discount: Rule::BasketAmountOff {
+            min_total_minor: 0,
+            amount_minor: 500,
+        },
+        uses,
+        customer: None,
+        channel: None,
+        expires_at: None,
+        revoked: false,
+    }
+}
+
+/// HQ with the orders document of store s1 (as after its first sync).
+fn hq_with_s1(dir: &TestDb) -> HqState {
+    let mut hq = HqState::open_target(&dir.target, "t", 1).unwrap();
+    let id = DocId::new("s1", DocKind::Orders).unwrap();
+    let doc = OrdersDoc::genesis("s1", 0, WriterId::hq()).unwrap();
+    hq.docs.insert(id, doc.core().clone());
+    hq
+}
+
+#[test]
+fn grants_come_from_the_pool_and_never_exceed_the_uses() {
+    let dir = TestDb::new();
+    let mut hq = hq_with_s1(&dir);
+    let grants = BTreeMap::from([("s1.lane1".to_owned(), 1)]);
+    let out = hq.issue_coupon(coupon("web-5", 2), &grants).unwrap();
+    assert!(
+        out.len() >= 2,
+        "the catalog change and the orders change go out"
+    );
+    let view = hq.coupon_view("WEB-5").unwrap();
+    assert_eq!((view.pool, view.redeemed), (1, 0));
+    assert_eq!(view.holders[0].lane, "s1.lane1");
+    assert_eq!(view.holders[0].held, 1);
+
+    let lane = WriterId::new("s1.lane2").unwrap();
+    assert!(matches!(
+        hq.grant_coupon("WEB-5", &lane, 2),
+        Err(CouponRefused::PoolShort { pool: 1, .. })
+    ));
+    hq.grant_coupon("WEB-5", &lane, 1).unwrap();
+    assert_eq!(hq.coupon_view("WEB-5").unwrap().pool, 0);
+
+    assert!(matches!(
+        hq.issue_coupon(coupon("WEB-5", 1), &BTreeMap::new()),
+        Err(CouponRefused::Exists(_))
+    ));
+    let too_many = BTreeMap::from([("s1.lane1".to_owned(), 3)]);
+    assert!(matches!(
+        hq.issue_coupon(coupon("WEB-6", 2), &too_many),
+        Err(CouponRefused::PoolShort { .. })
+    ));
+    let unknown_store = BTreeMap::from([("s9".to_owned(), 1)]);
+    assert!(matches!(
+        hq.issue_coupon(coupon("WEB-7", 2), &unknown_store),
+        Err(CouponRefused::NoLane(_))
+    ));
+    hq.revoke_coupon("WEB-5").unwrap();
+    assert!(hq.coupon_view("WEB-5").unwrap().coupon.revoked);
+    assert!(matches!(
+        hq.revoke_coupon("NOPE-1"),
+        Err(CouponRefused::Unknown(_))
+    ));
+}
