@@ -154,19 +154,22 @@ fn stalled_peers(ctx: &Ctx, stock: &SyncDoc, sent: &mut Sent) -> Vec<Vec<ChangeH
     let retired = lock(&ctx.shared.retired).clone();
     let now = std::time::Instant::now();
     let mut resend = Vec::new();
-    for ((doc, peer), peer_heads) in heads {
-        if doc != ctx.stock_id {
-            continue;
-        }
-        if retired.contains_key(&peer) {
-            sent.reoffers.forget(&peer);
+    let peers: BTreeSet<&str> = heads
+        .keys()
+        .filter(|(doc, peer)| *doc == ctx.stock_id && !retired.contains_key(peer))
+        .map(|(_, peer)| peer.as_str())
+        .collect();
+    sent.reoffers
+        .retain(|peer| peer == ORDERS_TO_HQ || peers.contains(peer));
+    for ((doc, peer), peer_heads) in &heads {
+        if *doc != ctx.stock_id || !peers.contains(peer.as_str()) {
             continue;
         }
         let lacking: BTreeSet<ChangeHash> =
-            stock.own_changes_not_in(&peer_heads).into_iter().collect();
+            stock.own_changes_not_in(peer_heads).into_iter().collect();
         let stalled = sent
             .reoffers
-            .due(&peer, lacking, ctx.shared.heard_of(&peer), now);
+            .due(peer, lacking, ctx.shared.heard_of(peer), now);
         if !stalled.is_empty() {
             tracing::debug!(
                 peer,

@@ -119,9 +119,10 @@ impl Reoffers {
         stalled
     }
 
-    /// Forgets `peer` (retired, or a new connection starts over).
-    pub(super) fn forget(&mut self, peer: &str) {
-        self.peers.remove(peer);
+    /// Keeps only the peers `keep` says yes to (a retired lane, or heads forgotten at an
+    /// epoch switch, are not waited on any more).
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.peers.retain(|peer, _| keep(peer));
     }
 
     pub(super) fn view(&self, now: Instant) -> Vec<ReofferView> {
