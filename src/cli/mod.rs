@@ -61,6 +61,11 @@ pub enum Command {
         #[command(subcommand)]
         action: DiagAction,
     },
+    /// The store's lanes: list them, retire one that is gone for good (`lane retire NODE`).
+    Lane {
+        #[command(subcommand)]
+        action: crate::diag::lane::LaneCommand,
+    },
     /// Customer data (GDPR): erase a customer's data at HQ and every store.
     Privacy {
         #[command(subcommand)]
@@ -213,6 +218,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Diag {
             action: DiagAction::Ops(command),
         } => crate::diag::ops::run(&cli.config, command),
+        Command::Lane { action } => crate::diag::lane::run(&cli.config, action),
         Command::Diag {
             action: DiagAction::Decode(args),
         } => Ok(crate::diag::decode::run(

@@ -34,6 +34,10 @@ pub async fn answer(context: &ControlContext, command: Command) -> Response {
         Command::DbCheck => respond(db_check(context).await),
         Command::DbBackup { out } => respond(db_backup(context, out).await),
         Command::Sync => respond(Ok::<_, String>(sync(context).await)),
+        Command::Lanes { action } => match &context.sync {
+            Some(inspect) => respond(inspect.lanes(action).await),
+            None => Response::failure("sync is not configured on this node ([sync] broker)"),
+        },
         // Streaming; handled by the server before it gets here.
         Command::Tail { .. } => Response::failure("tail is a streaming command"),
     }

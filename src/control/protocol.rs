@@ -53,6 +53,10 @@ pub enum Command {
         device: Option<String>,
     },
     Sync,
+    /// The store's lanes; with an action, retire or bring one back first (`storenode lane`).
+    Lanes {
+        action: crate::sync::node::LaneAction,
+    },
 }
 
 impl Request {

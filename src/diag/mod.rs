@@ -5,6 +5,7 @@
 
 pub mod bundle;
 pub mod decode;
+pub mod lane;
 pub mod net;
 pub mod ops;
 pub mod ports;

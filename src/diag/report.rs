@@ -321,6 +321,33 @@ fn detail_lines(
     if let (Some(r), Some(d)) = (number("rejected"), number("denied")) {
         lines.push(("refused", format!("{r} rejected, {d} denied by the broker")));
     }
+    for peer in get("reoffers")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let n = |key: &str| {
+            peer.get(key)
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0)
+        };
+        let name = peer.get("peer").and_then(|p| p.as_str()).unwrap_or("?");
+        lines.push((
+            "re-offering",
+            format!(
+                "{name} lacks {}, {} re-offer(s), next in {} s",
+                n("lacking"),
+                n("reoffers"),
+                n("next_in_ms").div_ceil(1000)
+            ),
+        ));
+    }
+    if let Some(retired) = get("retired_lanes").and_then(serde_json::Value::as_array)
+        && !retired.is_empty()
+    {
+        let names: Vec<&str> = retired.iter().filter_map(|r| r.as_str()).collect();
+        lines.push(("retired lanes", names.join(" ")));
+    }
     lines
 }
 

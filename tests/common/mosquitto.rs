@@ -40,11 +40,16 @@ pub struct MtlsOptions {
 pub struct MosquittoOptions {
     /// `None`: plain TCP, anonymous, no ACL.
     pub mtls: Option<MtlsOptions>,
+    /// Appended to the generated configuration (a bridge section, say).
+    pub extra: String,
 }
 
 impl MosquittoOptions {
     pub fn plain() -> MosquittoOptions {
-        MosquittoOptions { mtls: None }
+        MosquittoOptions {
+            mtls: None,
+            extra: String::new(),
+        }
     }
 
     pub fn mtls(pki: &Pki, tenant: &str) -> MosquittoOptions {
@@ -55,6 +60,7 @@ impl MosquittoOptions {
                 server_key: pki.server_key().to_owned(),
                 tenant: tenant.to_owned(),
             }),
+            extra: String::new(),
         }
     }
 }
@@ -259,5 +265,6 @@ fn write_config(dir: &Path, port: u16, opts: &MosquittoOptions) {
             dir.join("acl").display(),
         )),
     }
+    conf.push_str(&opts.extra);
     fs::write(dir.join("mosquitto.conf"), conf).expect("write mosquitto.conf");
 }

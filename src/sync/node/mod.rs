@@ -361,6 +361,20 @@ async fn report_health(
 /// changes, lag behind HQ. The daemon passes one when sync runs.
 pub trait SyncInspect: Send + Sync {
     fn report(&self) -> futures_util::future::BoxFuture<'_, serde_json::Value>;
+    /// `storenode lane list`, `retire` and `unretire` (see `service::lanes`).
+    fn lanes(
+        &self,
+        action: LaneAction,
+    ) -> futures_util::future::BoxFuture<'_, Result<Vec<service::LaneView>, String>>;
+}
+
+/// What `storenode lane` asks the running lane.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum LaneAction {
+    List,
+    Retire { node: String },
+    Unretire { node: String },
 }
 
 /// The sync service as `diag sync` sees it.
@@ -378,6 +392,30 @@ impl SyncInspect for SyncInspector {
                 map.insert("documents_load_ms".into(), self.0.load_ms().into());
             }
             report
+        })
+    }
+
+    fn lanes(
+        &self,
+        action: LaneAction,
+    ) -> futures_util::future::BoxFuture<'_, Result<Vec<service::LaneView>, String>> {
+        Box::pin(async move {
+            let service = self
+                .0
+                .get()
+                .ok_or("sync documents are still loading; try again in a moment")?;
+            let change = match action {
+                LaneAction::List => None,
+                LaneAction::Retire { node } => Some((node, true)),
+                LaneAction::Unretire { node } => Some((node, false)),
+            };
+            if let Some((node, retire)) = change {
+                service
+                    .retire_lane(&node, retire)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(service.lanes())
         })
     }
 }

@@ -12,6 +12,7 @@
 //! | `storenode/v1/{t}/hq/changes/{store}/{doc}/{writer}`           | HQ only             | 1   | no       | HQ's changes of `store`'s document `doc` (orders, epochs)  |
 //! | `storenode/v1/{t}/{scope}/heads/{doc_scope}/{doc}/{writer}`    | writers of `scope`  | 1   | yes      | the heads `writer` holds of document (`doc_scope`, `doc`)    |
 //! | `storenode/v1/{t}/{scope}/status/{writer}`                     | writers of `scope`  | 1   | yes      | `online` on connect; last will `offline`                    |
+//! | `storenode/v1/{t}/{scope}/retired/{writer}`                   | lanes of `scope`    | 1   | yes      | `writer` was retired (`storenode lane retire`); empty: not any more |
 //! | `storenode/v1/{t}/{scope}/req/{writer}`                        | writers of `scope`  | 1   | no       | `writer` asks HQ for missing changes (MQTT 5 response topic) |
 //! | `storenode/v1/{t}/{scope}/resp/{writer}`                       | HQ only             | 1   | no       | HQ's answer to `writer`'s request                           |
 //! | `storenode/v1/{t}/{scope}/pii/{store}/{order}`                 | HQ, lanes of `store`| 1   | yes      | customer data of `store`'s order, or its erasure tombstone (src/privacy) |
@@ -78,7 +79,7 @@ pub enum TopicError {
     #[error("topic {topic:?} does not start with {PREFIX:?}")]
     WrongPrefix { topic: String },
     #[error(
-        "topic {topic:?} has an unknown kind {kind:?} (expected changes, heads, status, req, resp, pii, epcis or epcis-ack)"
+        "topic {topic:?} has an unknown kind {kind:?} (expected changes, heads, status, retired, req, resp, pii, epcis or epcis-ack)"
     )]
     UnknownKind { topic: String, kind: String },
     #[error("topic {topic:?} has {found} segments, a {kind} topic has {expected}")]
@@ -114,6 +115,13 @@ pub enum Topic {
     },
     /// Retained: `online`, or the last will `offline`.
     Status {
+        tenant: Id,
+        scope: Scope,
+        writer: Id,
+    },
+    /// Retained: `writer` of `scope` was retired for good (`storenode lane retire`), so its
+    /// peers stop re-offering to it; an empty payload takes the retirement back.
+    Retired {
         tenant: Id,
         scope: Scope,
         writer: Id,
@@ -159,7 +167,11 @@ impl Topic {
     pub fn is_retained(&self) -> bool {
         matches!(
             self,
-            Topic::Heads { .. } | Topic::Status { .. } | Topic::Pii { .. } | Topic::EpcisAck { .. }
+            Topic::Heads { .. }
+                | Topic::Status { .. }
+                | Topic::Retired { .. }
+                | Topic::Pii { .. }
+                | Topic::EpcisAck { .. }
         )
     }
 
@@ -168,6 +180,7 @@ impl Topic {
             Topic::Changes { tenant, .. }
             | Topic::Heads { tenant, .. }
             | Topic::Status { tenant, .. }
+            | Topic::Retired { tenant, .. }
             | Topic::Request { tenant, .. }
             | Topic::Response { tenant, .. }
             | Topic::Pii { tenant, .. }
@@ -182,6 +195,7 @@ impl Topic {
             Topic::Changes { scope, .. }
             | Topic::Heads { scope, .. }
             | Topic::Status { scope, .. }
+            | Topic::Retired { scope, .. }
             | Topic::Request { scope, .. }
             | Topic::Response { scope, .. }
             | Topic::Pii { scope, .. }
@@ -228,6 +242,11 @@ impl fmt::Display for Topic {
                 scope,
                 writer,
             } => write!(f, "{PREFIX}/{tenant}/{scope}/{STATUS}/{writer}"),
+            Topic::Retired {
+                tenant,
+                scope,
+                writer,
+            } => write!(f, "{PREFIX}/{tenant}/{scope}/{RETIRED}/{writer}"),
             Topic::Request {
                 tenant,
                 scope,
@@ -262,6 +281,7 @@ impl fmt::Display for Topic {
 const CHANGES: &str = "changes";
 const HEADS: &str = "heads";
 const STATUS: &str = "status";
+const RETIRED: &str = "retired";
 const REQUEST: &str = "req";
 const RESPONSE: &str = "resp";
 const PII: &str = "pii";

@@ -1,8 +1,8 @@
 //! Reading a topic received from the broker back into a [`Topic`], strictly.
 
 use super::{
-    CHANGES, EPCIS, EPCIS_ACK, HEADS, Id, PII, PREFIX, REQUEST, RESPONSE, STATUS, Scope, Topic,
-    TopicError,
+    CHANGES, EPCIS, EPCIS_ACK, HEADS, Id, PII, PREFIX, REQUEST, RESPONSE, RETIRED, STATUS, Scope,
+    Topic, TopicError,
 };
 
 /// Segments before the kind-specific part: `storenode`, `v1`, tenant, scope, kind.
@@ -87,13 +87,18 @@ pub fn parse(topic: &str) -> Result<Topic, TopicError> {
             }),
             _ => Err(count_error(EPCIS_ACK, 2)),
         },
-        STATUS | REQUEST | RESPONSE => {
+        STATUS | RETIRED | REQUEST | RESPONSE => {
             let [writer] = ids else {
                 return Err(count_error(kind_name(kind), 1));
             };
             let writer = Id::new(*writer)?;
             Ok(match *kind {
                 STATUS => Topic::Status {
+                    tenant,
+                    scope,
+                    writer,
+                },
+                RETIRED => Topic::Retired {
                     tenant,
                     scope,
                     writer,
@@ -121,6 +126,7 @@ pub fn parse(topic: &str) -> Result<Topic, TopicError> {
 fn kind_name(kind: &str) -> &'static str {
     match kind {
         STATUS => STATUS,
+        RETIRED => RETIRED,
         REQUEST => REQUEST,
         _ => RESPONSE,
     }

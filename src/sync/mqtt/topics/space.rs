@@ -1,6 +1,6 @@
 //! Building topics and subscription filters for one tenant ([`TopicSpace`]).
 
-use super::{CHANGES, EPCIS, HEADS, Id, PII, PREFIX, REQUEST, STATUS, Scope, Topic};
+use super::{CHANGES, EPCIS, HEADS, Id, PII, PREFIX, REQUEST, RETIRED, STATUS, Scope, Topic};
 
 /// Topic and filter builders for one tenant, so call sites never format topics by hand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +53,21 @@ impl TopicSpace {
             scope: scope.clone(),
             writer: writer.clone(),
         }
+    }
+
+    /// Where the retirement of `writer` of `scope` is kept (retained).
+    pub fn retired(&self, scope: &Scope, writer: &Id) -> Topic {
+        Topic::Retired {
+            tenant: self.tenant.clone(),
+            scope: scope.clone(),
+            writer: writer.clone(),
+        }
+    }
+
+    /// Retirements of every writer under `scope`.
+    pub fn retired_filter(&self, scope: &Scope) -> String {
+        let tenant = &self.tenant;
+        format!("{PREFIX}/{tenant}/{scope}/{RETIRED}/+")
     }
 
     pub fn request(&self, scope: &Scope, writer: &Id) -> Topic {

@@ -57,6 +57,19 @@ fn builds_filters() {
     );
     assert_eq!(t.status_filter(None), "storenode/v1/acme/+/status/+");
     assert_eq!(t.requests_filter(), "storenode/v1/acme/+/req/+");
+    assert_eq!(t.retired_filter(&s), "storenode/v1/acme/s042/retired/+");
+}
+
+#[test]
+fn a_retirement_topic_round_trips() {
+    let t = space();
+    let topic = t.retired(&store("s042"), &id("s042.lane2"));
+    assert_eq!(
+        topic.to_string(),
+        "storenode/v1/acme/s042/retired/s042.lane2"
+    );
+    assert!(topic.is_retained());
+    assert_eq!(parse(&topic.to_string()).unwrap(), topic);
 }
 
 #[test]

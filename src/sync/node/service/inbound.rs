@@ -108,9 +108,22 @@ async fn handle_message(
     if let Topic::EpcisAck { .. } = &topic {
         return ctx.epcis.on_message(&topic, payload).await;
     }
+    if let Topic::Retired { scope, writer, .. } = &topic {
+        if *scope != ctx.scope {
+            return Err("a retirement of another store's lane".into());
+        }
+        super::lanes::note_retirement(ctx, writer.as_str(), payload);
+        return Ok(());
+    }
     if let Topic::Status { scope, writer, .. } = &topic {
         if *writer == ctx.me {
             on_own_status(ctx, payload, retain, cmd);
+        } else if *scope == ctx.scope {
+            ctx.shared.hear(writer.as_str());
+            lock(&ctx.shared.statuses).insert(
+                writer.to_string(),
+                crate::sync::mqtt::claim::is_online(payload),
+            );
         }
         if *scope == Scope::Hq {
             let online = payload == ONLINE;
@@ -139,6 +152,13 @@ async fn handle_message(
     let message = SyncMessage::decode(payload).map_err(|e| e.to_string())?;
     match (&topic, message) {
         (Topic::Changes { writer, .. }, _) if *writer == ctx.me => Ok(()),
+        (Topic::Changes { writer, .. } | Topic::Heads { writer, .. }, _)
+            if lock(&ctx.shared.retired).contains_key(writer.as_str()) =>
+        {
+            Err(format!(
+                "{writer} was retired (storenode lane retire); its messages are refused"
+            ))
+        }
         (
             Topic::Changes { .. } | Topic::Response { .. },
             SyncMessage::Changes {
@@ -319,6 +339,7 @@ async fn on_heads(
     heads: Vec<ChangeHash>,
     cmd: &mpsc::UnboundedSender<Cmd>,
 ) -> Result<(), String> {
+    ctx.shared.hear(writer.as_str());
     if *scope == Scope::Hq {
         lock(&ctx.shared.hq_heads).insert(doc.clone(), (epoch, heads.clone()));
     }

@@ -31,8 +31,13 @@ use crate::sync::persist;
 use crate::sync::wire::WireMetrics;
 
 mod inbound;
+mod lanes;
 mod outbound;
+mod reoffer;
 mod start;
+
+pub use lanes::{LaneView, RetireError};
+pub use reoffer::ReofferView;
 
 pub use start::subscriptions;
 // HQ and the examples import these from here; they belong to the status claim and the
@@ -76,8 +81,13 @@ pub struct SyncDiag {
     pub adopting: bool,
     /// The broker refused the last publish (PUBACK 135): nothing this node sends arrives.
     pub publish_denied: bool,
-    /// Set when another box is live as this writer: this one stopped syncing, and why.
+    /// Set when another box is live as this writer, or this lane was retired: this one
+    /// stopped syncing, and why.
     pub clone_refused: Option<String>,
+    /// Peers that lack this lane's changes: how many, re-offers so far, the next one.
+    pub reoffers: Vec<ReofferView>,
+    /// Lanes retired with `storenode lane retire` (writer ids).
+    pub retired_lanes: Vec<String>,
 }
 
 /// State shared by the two tasks and the handle.
@@ -100,8 +110,28 @@ struct Shared {
     own_status_seen: std::sync::atomic::AtomicBool,
     /// The last publish came back with PUBACK 135 (cleared by the next accepted one).
     publish_denied: std::sync::atomic::AtomicBool,
-    /// Another box is live as this writer and started first: why this one stopped syncing.
+    /// Another box is live as this writer and started first, or this lane was retired: why
+    /// this one stopped syncing.
     refused: Mutex<Option<String>>,
+    /// Retired writers of this store and their retained record (`storenode lane retire`).
+    retired: Mutex<BTreeMap<String, String>>,
+    /// Per writer, how many heads and status messages were heard of it: a sign of life that
+    /// resets the re-offer backoff.
+    heard: Mutex<BTreeMap<String, u64>>,
+    /// Last status heard per writer of this store: `online` or `offline`.
+    statuses: Mutex<BTreeMap<String, bool>>,
+    /// The publisher's view of its re-offers, for `diag sync`.
+    reoffers: Mutex<Vec<ReofferView>>,
+}
+
+impl Shared {
+    fn heard_of(&self, writer: &str) -> u64 {
+        lock(&self.heard).get(writer).copied().unwrap_or(0)
+    }
+
+    fn hear(&self, writer: &str) {
+        *lock(&self.heard).entry(writer.to_owned()).or_insert(0) += 1;
+    }
 }
 
 /// A running sync service.
@@ -113,6 +143,7 @@ pub struct SyncService {
     docs: SharedDocs,
     store: Store,
     mqtt: MqttHandle,
+    ctx: Arc<Ctx>,
 }
 
 struct Ctx {
@@ -207,6 +238,8 @@ impl SyncService {
             bytes_out: WireMetrics::get(&m.bytes_out),
             rejected: WireMetrics::get(&m.rejected),
             denied: WireMetrics::get(&m.denied),
+            reoffers: lock(&self.shared.reoffers).clone(),
+            retired_lanes: lock(&self.shared.retired).keys().cloned().collect(),
         }
     }
 

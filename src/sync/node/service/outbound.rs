@@ -9,6 +9,7 @@ use automerge::ChangeHash;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::reoffer::Reoffers;
 use super::{Cmd, Ctx, epoch_of, lock, to_store_error};
 use crate::crdt::doc::{DocId, SyncDoc};
 use crate::sync::local;
@@ -17,15 +18,25 @@ use crate::sync::persist;
 use crate::sync::wire;
 
 /// The publisher's memory of what it sent on the current connection.
-#[derive(Default)]
 struct Sent {
     changes: HashSet<ChangeHash>,
     heads: BTreeMap<DocId, Vec<ChangeHash>>,
-    /// Per peer: own changes it lacked at the previous tick.
-    lacking: BTreeMap<String, BTreeSet<ChangeHash>>,
-    /// Orders changes that were waiting in the outbox at the previous tick.
-    orders_waiting: BTreeSet<ChangeHash>,
+    /// Per peer: what it lacks and when it is offered again (with backoff).
+    reoffers: Reoffers,
 }
+
+impl Sent {
+    fn new(resend: Duration) -> Self {
+        Self {
+            changes: HashSet::new(),
+            heads: BTreeMap::new(),
+            reoffers: Reoffers::new(resend),
+        }
+    }
+}
+
+/// The re-offer key of the orders changes waiting for HQ's acknowledgement.
+const ORDERS_TO_HQ: &str = "hq (orders)";
 
 pub(super) async fn publish_loop(
     ctx: Arc<Ctx>,
@@ -34,7 +45,7 @@ pub(super) async fn publish_loop(
     resend: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut sent = Sent::default();
+    let mut sent = Sent::new(resend);
     let mut tick = tokio::time::interval(resend);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -48,7 +59,7 @@ pub(super) async fn publish_loop(
             next = cmd.recv() => match next {
                 None => return,
                 Some(Cmd::Connected) => {
-                    sent = Sent::default();
+                    sent = Sent::new(resend);
                     needs.insert(ctx.stock_id.clone());
                     needs.insert(ctx.catalog_id.clone());
                     needs.insert(ctx.orders_id.clone());
@@ -135,26 +146,30 @@ fn changes_or_log(doc: &SyncDoc, hashes: &[ChangeHash]) -> Vec<Vec<u8>> {
 }
 
 /// Own changes that a peer (HQ or another lane) lacked at the previous tick and still lacks:
-/// re-offered once per interval, so a lost message or a peer that was away is repaired
-/// without resending anything the peer has.
+/// re-offered with backoff (`super::reoffer`), so a lost message or a peer that was away is
+/// repaired without resending anything the peer has, and a lane that went away is not sent
+/// the same changes every interval forever. Retired lanes are not offered anything.
 fn stalled_peers(ctx: &Ctx, stock: &SyncDoc, sent: &mut Sent) -> Vec<Vec<ChangeHash>> {
     let heads = lock(&ctx.shared.peer_heads).clone();
+    let retired = lock(&ctx.shared.retired).clone();
+    let now = std::time::Instant::now();
     let mut resend = Vec::new();
-    for ((doc, peer), peer_heads) in heads {
-        if doc != ctx.stock_id {
+    let peers: BTreeSet<&str> = heads
+        .keys()
+        .filter(|(doc, peer)| *doc == ctx.stock_id && !retired.contains_key(peer))
+        .map(|(_, peer)| peer.as_str())
+        .collect();
+    sent.reoffers
+        .retain(|peer| peer == ORDERS_TO_HQ || peers.contains(peer));
+    for ((doc, peer), peer_heads) in &heads {
+        if *doc != ctx.stock_id || !peers.contains(peer.as_str()) {
             continue;
         }
         let lacking: BTreeSet<ChangeHash> =
-            stock.own_changes_not_in(&peer_heads).into_iter().collect();
-        let previous = sent
-            .lacking
-            .insert(peer.clone(), lacking.clone())
-            .unwrap_or_default();
-        let stalled: Vec<ChangeHash> = stock
-            .own_changes_not_in(&peer_heads)
-            .into_iter()
-            .filter(|h| previous.contains(h))
-            .collect();
+            stock.own_changes_not_in(peer_heads).into_iter().collect();
+        let stalled = sent
+            .reoffers
+            .due(peer, lacking, ctx.shared.heard_of(peer), now);
         if !stalled.is_empty() {
             tracing::debug!(
                 peer,
@@ -164,13 +179,14 @@ fn stalled_peers(ctx: &Ctx, stock: &SyncDoc, sent: &mut Sent) -> Vec<Vec<ChangeH
             resend.push(stalled);
         }
     }
+    *lock(&ctx.shared.reoffers) = sent.reoffers.view(now);
     resend
 }
 
 /// Sends the orders changes in the outbox not yet sent on this connection. They stay in the
 /// outbox until HQ's heads of the orders document include them; one still waiting a full
-/// resend interval later is offered again (orders changes are rare, and HQ ignores a
-/// change it has).
+/// resend interval later is offered again, with the same backoff as stock re-offers
+/// (orders changes are rare, and HQ ignores a change it has).
 async fn publish_orders_outbox(
     ctx: &Ctx,
     sent: &mut Sent,
@@ -187,10 +203,11 @@ async fn publish_orders_outbox(
         .unwrap_or_default();
     if on_tick {
         let waiting: BTreeSet<ChangeHash> = outbox.iter().map(|e| e.hash).collect();
-        for stalled in waiting.intersection(&sent.orders_waiting) {
-            sent.changes.remove(stalled);
+        let heard = ctx.shared.heard_of(crate::crdt::doc::HQ_WRITER);
+        let now = std::time::Instant::now();
+        for stalled in sent.reoffers.due(ORDERS_TO_HQ, waiting, heard, now) {
+            sent.changes.remove(&stalled);
         }
-        sent.orders_waiting = waiting;
     }
     let fresh: Vec<ChangeHash> = outbox
         .iter()

@@ -143,7 +143,7 @@ impl SyncService {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let receiver = tokio::spawn(receive(ctx.clone(), incoming, cmd_tx, shutdown.clone()));
         let publisher = tokio::spawn(publish_loop(
-            ctx,
+            ctx.clone(),
             cmd_rx,
             changed,
             cfg.resend_interval,
@@ -162,6 +162,7 @@ impl SyncService {
             docs,
             store,
             mqtt,
+            ctx,
         })
     }
 }
@@ -185,8 +186,11 @@ pub fn subscriptions(topics: &TopicSpace, scope: &Scope, me: &Id) -> Vec<(String
         (topics.heads_filter(Some(&Scope::Hq), Some(&Scope::Hq)), q),
         (topics.status_filter(Some(&Scope::Hq)), q),
         (topics.response(scope, me).to_string(), q),
-        // Its own status: the echo of its `online` marks the end of the retained messages.
-        (topics.status(scope, me).to_string(), q),
+        // The statuses of the store's lanes, its own included: the echo of its `online`
+        // marks the end of the retained messages.
+        (topics.status_filter(Some(scope)), q),
+        // Lanes retired for good (`storenode lane retire`): not offered anything any more.
+        (topics.retired_filter(scope), q),
     ]
 }
 
