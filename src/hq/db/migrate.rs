@@ -23,6 +23,8 @@ const SQLITE: &[&str] = &[
     include_str!("../orders/schema.sql"),
     // Document versions, for several HQ instances over one database. Owned by `hq::state`.
     include_str!("../state/versions.sql"),
+    // Which store's orders document holds each order. Owned by `hq::orders`.
+    include_str!("../orders/index.sql"),
 ];
 
 /// PostgreSQL steps, the same as [`SQLITE`] one for one.
@@ -33,6 +35,7 @@ const POSTGRES: &[&str] = &[
     include_str!("../../epcis/hq_schema.pg.sql"),
     include_str!("../orders/schema.pg.sql"),
     include_str!("../state/versions.sql"),
+    include_str!("../orders/index.sql"),
 ];
 
 /// Key of the advisory lock the PostgreSQL migration runs under ("hq-migr" in ASCII).
