@@ -230,8 +230,9 @@ fn a_bounded_hq_answers_as_an_unbounded_one() {
             reads(&mut two),
             "reads after round {round}"
         );
-        assert!(two.documents_in_memory() <= 2);
+        // Direct reads leave memory to the caller: HQ's API cuts it back after each.
         two.trim();
+        assert!(two.documents_in_memory() <= 2);
     }
     let (mut heads_all, mut heads_two) = (all.all_heads().unwrap(), two.all_heads().unwrap());
     heads_all.sort_by(|x, y| x.topic.cmp(&y.topic));
