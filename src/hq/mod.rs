@@ -103,7 +103,13 @@ impl Hq {
         loading.stop().await;
         let (state, privacy, epcis) = opened?;
         let topics = lock(&state).topics().clone();
-        let stores = lock(&state).stores().map_or(0, |s| s.len());
+        // A database query: off the async runtime (the PostgreSQL client blocks).
+        let stores = {
+            let state = state.clone();
+            tokio::task::spawn_blocking(move || lock(&state).stores().map_or(0, |s| s.len()))
+                .await
+                .unwrap_or(0)
+        };
         ops.health.set(
             ops::DOCUMENTS,
             crate::health::State::Ok,
