@@ -123,7 +123,7 @@ fn main() -> BenchResult<()> {
             ms(old),
         );
         let truth = lane.stock_levels().get("SKU-00007").copied();
-        for (name, state) in [("one at a time", &hq), ("queued", &hq_queued)] {
+        for (name, state) in [("one at a time", &mut hq), ("queued", &mut hq_queued)] {
             let shown = state.stock("s1", "SKU-00007")?.map(|s| s.on_hand);
             if shown != truth {
                 return Err(format!(

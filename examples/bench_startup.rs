@@ -318,6 +318,7 @@ fn broker_config(addr: SocketAddr) -> BrokerConfig {
 async fn start_hq(dir: &Path, broker: SocketAddr) -> BenchResult<Hq> {
     Ok(Hq::start(&HqConfig {
         database_url: None,
+        documents_in_memory: None,
         tenant: "bench".into(),
         data_dir: dir.join("hq"),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),

@@ -88,12 +88,20 @@ pub struct HqProcess {
 
 impl HqProcess {
     /// Starts `bin hq` on `broker`, on SQLite in its own directory or on `database`.
-    pub fn start(bin: &Path, broker: SocketAddr, database: Option<&str>) -> BenchResult<Self> {
+    pub fn start(
+        bin: &Path,
+        broker: SocketAddr,
+        database: Option<&str>,
+        documents_in_memory: Option<usize>,
+    ) -> BenchResult<Self> {
         let dir = tempfile::tempdir()?;
         let listen = free_addr()?;
-        let database = database
+        let mut database = database
             .map(|url| format!("database = \"{url}\"\n"))
             .unwrap_or_default();
+        if let Some(n) = documents_in_memory {
+            database.push_str(&format!("documents_in_memory = {n}\n"));
+        }
         let config = dir.path().join("hq.toml");
         std::fs::write(
             &config,

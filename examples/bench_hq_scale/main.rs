@@ -24,7 +24,8 @@
 //!
 //! Flags: `--stores N` (200), `--step-secs S` (5), `--start-rate R` (100), `--max-rate R`
 //! (20000), `--history A,B,..` (10000,100000), `--configs sqlite,pg,pg2` (all),
-//! `--hq-bin PATH` (target/release/storenode beside this example), `--skip-history`.
+//! `--hq-bin PATH` (target/release/storenode beside this example), `--skip-history`,
+//! `--documents-in-memory N` (HQ's `[hq] documents_in_memory`; 0: no bound; default: HQ's).
 
 mod history;
 mod infra;
@@ -59,6 +60,7 @@ struct Args {
     configs: Vec<Kind>,
     hq_bin: Option<PathBuf>,
     skip_history: bool,
+    documents_in_memory: Option<usize>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -97,6 +99,7 @@ fn parse_args() -> BenchResult<Args> {
         configs: vec![Kind::Sqlite, Kind::Postgres, Kind::TwoPostgres],
         hq_bin: None,
         skip_history: false,
+        documents_in_memory: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -120,6 +123,7 @@ fn parse_args() -> BenchResult<Args> {
             }
             "--hq-bin" => args.hq_bin = Some(PathBuf::from(value()?)),
             "--skip-history" => args.skip_history = true,
+            "--documents-in-memory" => args.documents_in_memory = Some(value()?.parse()?),
             other => {
                 return Err(format!("unknown flag {other} (see the file's doc comment)").into());
             }
@@ -219,7 +223,7 @@ async fn run_config(
     for _ in 0..instances {
         // The blocking HTTP client of the readiness wait may not run on an async worker as is.
         hqs.push(tokio::task::block_in_place(|| {
-            HqProcess::start(bin, broker.addr, url.as_deref())
+            HqProcess::start(bin, broker.addr, url.as_deref(), args.documents_in_memory)
         })?);
     }
     let db_bytes = |hqs: &[HqProcess]| -> BenchResult<u64> {

@@ -156,6 +156,7 @@ fn free_loopback_addr() -> anyhow::Result<SocketAddr> {
 fn hq_config(dir: &Path, broker: SocketAddr) -> HqConfig {
     HqConfig {
         database_url: None,
+        documents_in_memory: None,
         tenant: TENANT.into(),
         data_dir: dir.join("hq"),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),

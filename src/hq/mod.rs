@@ -105,11 +105,17 @@ impl Hq {
         loading.stop().await;
         let (state, privacy, epcis) = opened?;
         let topics = lock(&state).topics().clone();
-        let stores = lock(&state).stores().len();
+        // A database query: off the async runtime (the PostgreSQL client blocks).
+        let stores = {
+            let state = state.clone();
+            tokio::task::spawn_blocking(move || lock(&state).stores().map_or(0, |s| s.len()))
+                .await
+                .unwrap_or(0)
+        };
         ops.health.set(
             ops::DOCUMENTS,
             crate::health::State::Ok,
-            format!("{stores} stores loaded"),
+            format!("{stores} stores known; their documents load when used"),
             true,
         );
         let shared = db.is_shared();
@@ -247,8 +253,11 @@ async fn open_state(
     db: db::Target,
 ) -> Result<(SharedHq, privacy::SharedPrivacy, epcis::SharedEpcis), HqRunError> {
     let (tenant, safety_stock, lanes) = (cfg.tenant.clone(), cfg.safety_stock, cfg.lanes.clone());
+    let documents_in_memory = cfg.documents_in_memory;
     tokio::task::spawn_blocking(move || {
-        let state = HqState::open_target(&db, &tenant, safety_stock)?.with_lanes(lanes);
+        let state = HqState::open_target(&db, &tenant, safety_stock)?
+            .with_lanes(lanes)
+            .with_documents_in_memory(documents_in_memory);
         let topics = state.topics().clone();
         let privacy = privacy::HqPrivacy::open(&db, topics.clone())?;
         let epcis = epcis::HqEpcis::open(&db, topics)?;
@@ -374,13 +383,13 @@ async fn receive(
                     let mut hq = lock(&state);
                     // Another instance may have moved on: announce what is stored, not an
                     // older copy (retained heads that went back would make stores resend).
-                    if let Err(e) = hq.refresh_all() {
-                        tracing::warn!(error = %e, "cannot refresh HQ's documents before announcing heads");
-                    }
-                    hq.all_heads()
+                    hq.all_heads().unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "cannot read HQ's documents to announce heads");
+                        Vec::new()
+                    })
                 })
-                    .await
-                    .unwrap_or_default();
+                .await
+                .unwrap_or_default();
                 out.extend(privacy::tombstones(&privacy).await);
                 out
             }
@@ -484,12 +493,16 @@ async fn epoch_timer(
                 return Vec::new();
             }
             let mut hq = lock(&state);
-            if let Err(e) = hq.refresh_all() {
-                tracing::warn!(error = %e, "cannot read the stores' documents for the epoch cut");
-                return Vec::new();
-            }
+            // Each cut loads (fresh, under the write lock) only its store's documents.
+            let stores = match hq.stores() {
+                Ok(stores) => stores,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the stores for the epoch cut");
+                    return Vec::new();
+                }
+            };
             let mut messages = Vec::new();
-            for store in hq.stores() {
+            for store in stores {
                 match hq.open_epoch(&store) {
                     Ok((_, m)) => messages.extend(m),
                     Err(e) => tracing::warn!(store, error = %e, "cannot open a new epoch"),

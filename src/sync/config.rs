@@ -115,6 +115,10 @@ impl RawSync {
     }
 }
 
+/// Documents HQ keeps in memory when `[hq] documents_in_memory` is not set: the stock and
+/// orders documents of 1,000 stores (docs/operations.md, "Deploying HQ").
+pub const DEFAULT_DOCUMENTS_IN_MEMORY: usize = 2_000;
+
 /// HQ opens a new stock epoch of every store this often unless `hq.epoch_interval_s` says
 /// otherwise (0: only on request): daily.
 pub const DEFAULT_EPOCH_INTERVAL_S: u64 = 86_400;
@@ -157,6 +161,10 @@ pub struct RawHq {
     /// SQLite file `hq.db` in `data_dir` (one instance).
     pub database: Option<String>,
     pub database_env: Option<String>,
+    /// At most this many store documents in memory (the least recently used are dropped
+    /// and loaded again from the database when used); 0: no bound. Default
+    /// [`DEFAULT_DOCUMENTS_IN_MEMORY`].
+    pub documents_in_memory: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -176,6 +184,8 @@ pub struct HqConfig {
     pub lanes: BTreeMap<String, BTreeSet<WriterId>>,
     /// PostgreSQL connection string; `None`: SQLite in `data_dir`.
     pub database_url: Option<String>,
+    /// At most this many documents in memory (`None`: no bound).
+    pub documents_in_memory: Option<usize>,
 }
 
 impl HqConfig {
@@ -275,7 +285,13 @@ impl RawHq {
                 ));
             }
         };
+        let documents_in_memory = match self.documents_in_memory {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => Some(DEFAULT_DOCUMENTS_IN_MEMORY),
+        };
         Ok(HqConfig {
+            documents_in_memory,
             database_url,
             lanes,
             tenant,

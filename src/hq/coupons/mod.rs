@@ -64,22 +64,24 @@ pub struct CouponView {
 
 impl HqState {
     /// Every coupon HQ issued, by code.
-    pub fn coupons(&self) -> BTreeMap<String, Coupon> {
+    pub fn coupons(&mut self) -> BTreeMap<String, Coupon> {
         self.catalog().map(read_coupons).unwrap_or_default()
     }
 
     /// Per lane, its totals of `code` over every store's orders document.
-    fn coupon_holders(&self, code: &str) -> BTreeMap<WriterId, CouponTotals> {
-        self.docs
-            .iter()
-            .filter(|(id, _)| id.kind == DocKind::Orders)
-            .filter_map(|(_, core)| OrdersDoc::from_core(core.clone()).ok())
+    fn coupon_holders(&mut self, code: &str) -> BTreeMap<WriterId, CouponTotals> {
+        let docs = self.all_orders_docs().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the stores' orders documents");
+            Vec::new()
+        });
+        docs.into_iter()
+            .filter_map(|core| OrdersDoc::from_core(core).ok())
             .flat_map(|doc| doc.coupon_totals().remove(code).unwrap_or_default())
             .collect()
     }
 
     /// The view of one coupon.
-    pub fn coupon_view(&self, code: &str) -> Option<CouponView> {
+    pub fn coupon_view(&mut self, code: &str) -> Option<CouponView> {
         let coupon = self.coupons().remove(code)?;
         let holders = self.coupon_holders(code);
         Some(CouponView {
@@ -123,10 +125,11 @@ impl HqState {
             .collect::<Result<Vec<_>, CouponRefused>>()?;
         // Every lane's store must have synced before anything is published: a half-issued
         // coupon could not be issued again (codes are never reused).
-        if let Some((lane, _)) = lanes.iter().find(|(lane, _)| {
-            !DocId::new(store_of(lane), DocKind::Orders).is_ok_and(|id| self.docs.contains_key(&id))
-        }) {
-            return Err(CouponRefused::NoLane(lane.to_string()));
+        for (lane, _) in &lanes {
+            let id = DocId::new(store_of(lane), DocKind::Orders).map_err(HqError::from)?;
+            if self.doc(&id)?.is_none() {
+                return Err(CouponRefused::NoLane(lane.to_string()));
+            }
         }
         let mut out = self.change_catalog(|catalog, at_ms| catalog.put_coupon(&coupon, at_ms))?;
         for (lane, uses) in lanes {
@@ -176,7 +179,7 @@ impl HqState {
         lane: &WriterId,
         uses: i64,
     ) -> Result<Vec<Outgoing>, CouponRefused> {
-        self.with_all_documents(|hq| hq.grant_coupon_locked(code, lane, uses))
+        self.with_documents(&[], |hq| hq.grant_coupon_locked(code, lane, uses))
     }
 
     fn grant_coupon_locked(
@@ -199,7 +202,7 @@ impl HqState {
             });
         }
         let id = DocId::new(store_of(lane), DocKind::Orders).map_err(HqError::from)?;
-        let Some(core) = self.docs.get(&id).cloned() else {
+        let Some(core) = self.doc(&id)?.cloned() else {
             return Err(CouponRefused::NoLane(lane.to_string()));
         };
         let mut doc = OrdersDoc::from_core(core).map_err(|e| HqError::from(orders_doc(e)))?;

@@ -25,6 +25,8 @@ const SQLITE: &[&str] = &[
     include_str!("../state/versions.sql"),
     // The loyalty ledger: members and HQ's own entries. Owned by `hq::loyalty`.
     include_str!("../loyalty/schema.sql"),
+    // Which store's orders document holds each order. Owned by `hq::orders`.
+    include_str!("../orders/index.sql"),
 ];
 
 /// PostgreSQL steps, the same as [`SQLITE`] one for one.
@@ -36,6 +38,7 @@ const POSTGRES: &[&str] = &[
     include_str!("../orders/schema.pg.sql"),
     include_str!("../state/versions.sql"),
     include_str!("../loyalty/schema.pg.sql"),
+    include_str!("../orders/index.sql"),
 ];
 
 /// Key of the advisory lock the PostgreSQL migration runs under ("hq-migr" in ASCII).

@@ -160,17 +160,17 @@ impl HttpState {
 pub struct Authorised<'a>(&'a HttpState);
 
 impl Authorised<'_> {
-    /// Runs `work` with HQ's documents and stock locked.
+    /// Runs `work` with HQ's documents and stock locked. The work takes from the database
+    /// only the documents it reads, as stored (another HQ instance may have written since:
+    /// `hq::state` refreshes every document it uses); memory is cut back to the bound after.
     pub async fn hq<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut HqState) -> T + Send + 'static,
     ) -> Result<T, Problem> {
         locked(&self.0.hq, |hq: &mut HqState| {
-            // Another HQ instance may have written since: read what is stored.
-            if let Err(e) = hq.refresh_all() {
-                tracing::warn!(error = %e, "cannot refresh HQ's documents from the database");
-            }
-            work(hq)
+            let answer = work(hq);
+            hq.trim();
+            answer
         })
         .await
         .map_err(Problem::internal)

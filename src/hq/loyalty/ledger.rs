@@ -46,7 +46,7 @@ pub struct HqEntry {
 
 impl HqState {
     /// HQ's loyalty rules as published in the catalog.
-    pub fn loyalty_rules(&self) -> Option<LoyaltyRules> {
+    pub fn loyalty_rules(&mut self) -> Option<LoyaltyRules> {
         self.catalog().and_then(read_loyalty_rules)
     }
 
@@ -71,7 +71,7 @@ impl HqState {
 
     fn hq_totals(&self, member: &str) -> Result<HqTotals, HqError> {
         let rows: Vec<(String, i64)> = self.db.query(
-            "SELECT kind, SUM(points) FROM hq_loyalty_entry WHERE member = ?1 GROUP BY kind",
+            "SELECT kind, CAST(SUM(points) AS BIGINT) FROM hq_loyalty_entry WHERE member = ?1 GROUP BY kind",
             &[&member],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
@@ -88,23 +88,20 @@ impl HqState {
     }
 
     /// The member's ledger over every store's orders document HQ has and HQ's entries.
-    pub fn member_ledger(&self, member: &str) -> Result<MemberLedger, HqError> {
+    pub fn member_ledger(&mut self, member: &str) -> Result<MemberLedger, HqError> {
         let mut ledger = MemberLedger {
             hq: self.hq_totals(member)?,
             ..Default::default()
         };
-        for (id, core) in &self.docs {
-            if id.kind != DocKind::Orders {
-                continue;
-            }
-            if let Some(doc) = orders_of(core) {
+        for core in self.all_orders_docs()? {
+            if let Some(doc) = orders_of(&core) {
                 ledger.lanes.extend(doc.loyalty_of(member).lanes);
             }
         }
         Ok(ledger)
     }
 
-    pub fn member_balance(&self, member: &str) -> Result<MemberBalance, HqError> {
+    pub fn member_balance(&mut self, member: &str) -> Result<MemberBalance, HqError> {
         let ledger = self.member_ledger(member)?;
         let registered = self
             .db
@@ -186,7 +183,7 @@ impl HqState {
             return Err(invalid("reference", "1 to 128 characters"));
         }
         let reference = format!("web:{reference}");
-        self.with_all_documents(|hq| {
+        self.with_documents(&[], |hq| {
             if hq.entry_points("spent", &reference)?.is_some() {
                 return Ok(());
             }
@@ -242,7 +239,7 @@ impl HqState {
         if changed.kind != DocKind::Orders {
             return Vec::new();
         }
-        let Some(doc) = self.docs.get(changed).and_then(orders_of) else {
+        let Some(doc) = self.doc(changed).ok().flatten().and_then(orders_of) else {
             return Vec::new();
         };
         let due: Vec<String> = doc
@@ -260,7 +257,7 @@ impl HqState {
             return Vec::new();
         }
         let id = changed.clone();
-        match self.with_all_documents(|hq| hq.settle_locked(&id, &due)) {
+        match self.with_documents(&[], |hq| hq.settle_locked(&id, &due)) {
             Ok(out) => out,
             Err(error) => {
                 tracing::warn!(store = %changed.store, %error, "loyalty grants not made; retried at the store's next change");
@@ -270,7 +267,7 @@ impl HqState {
     }
 
     fn settle_locked(&mut self, id: &DocId, members: &[String]) -> Result<Vec<Outgoing>, HqError> {
-        let Some(mut doc) = self.docs.get(id).and_then(orders_of) else {
+        let Some(mut doc) = self.doc(id)?.and_then(orders_of) else {
             return Ok(Vec::new());
         };
         let prefix = format!("{}.", id.store);

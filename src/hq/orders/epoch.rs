@@ -16,20 +16,6 @@ use crate::sync::topics::{Id, Scope};
 use crate::sync::wire::WireError;
 
 impl HqState {
-    pub(in crate::hq) fn load_orders_docs(&mut self) -> Result<(), HqError> {
-        let stores: Vec<String> = self
-            .db
-            .query("SELECT store FROM hq_store", &[], |r| r.get(0))?;
-        for store in stores {
-            let id = DocId::new(&store, DocKind::Orders)?;
-            let epoch = self.stored_orders_epoch(&id)?;
-            if let Some(doc) = docs::load_doc(&self.db, &id, epoch, self.writer.clone())? {
-                self.docs.insert(id, doc);
-            }
-        }
-        Ok(())
-    }
-
     /// The newest epoch of an orders document HQ has stored (0 if none).
     pub(in crate::hq) fn stored_orders_epoch(&self, id: &DocId) -> Result<u32, HqError> {
         let epoch: Option<i64> = self.db.query_one(

@@ -10,18 +10,36 @@ use crate::crdt::orders::OrdersDoc;
 use crate::hq::state::{HqError, HqState, Outgoing};
 
 impl HqState {
-    /// The online escrow of (store, sku) as HQ sees it.
-    pub fn escrow_of(&self, store: &str, sku: &str) -> EscrowTotals {
+    /// The online escrow of (store, sku) as stored.
+    pub fn escrow_of(&mut self, store: &str, sku: &str) -> EscrowTotals {
+        self.refresh_orders_of(store);
+        self.loaded_escrow_of(store, sku)
+    }
+
+    /// [`Self::escrow_of`] from the document in memory (refreshed by the caller).
+    pub(in crate::hq) fn loaded_escrow_of(&self, store: &str, sku: &str) -> EscrowTotals {
         self.store_orders_doc(store)
             .map(|doc| doc.escrow_of(sku))
             .unwrap_or_default()
     }
 
     /// Every SKU's escrow at `store`.
-    pub fn store_escrow(&self, store: &str) -> BTreeMap<String, EscrowTotals> {
+    pub fn store_escrow(&mut self, store: &str) -> BTreeMap<String, EscrowTotals> {
+        self.refresh_orders_of(store);
         self.store_orders_doc(store)
             .map(|doc| doc.escrow_totals())
             .unwrap_or_default()
+    }
+
+    /// Takes `store`'s orders document as stored (a failure is logged: the copy in memory,
+    /// if any, is shown).
+    fn refresh_orders_of(&mut self, store: &str) {
+        let refreshed = DocId::new(store, DocKind::Orders)
+            .map_err(HqError::from)
+            .and_then(|id| self.refresh(&id));
+        if let Err(e) = refreshed {
+            tracing::warn!(store, error = %e, "cannot read a store's orders document");
+        }
     }
 
     /// `POST /v1/escrow/{store}/{sku}/return`: gives unused online units back to the store.
@@ -31,7 +49,8 @@ impl HqState {
         sku: &str,
         quantity: i64,
     ) -> Result<Vec<Outgoing>, OrderRefused> {
-        self.with_all_documents(|hq| hq.return_escrow_locked(store, sku, quantity))
+        let id = DocId::new(store, DocKind::Orders).map_err(HqError::from)?;
+        self.with_documents(&[id], |hq| hq.return_escrow_locked(store, sku, quantity))
     }
 
     fn return_escrow_locked(

@@ -9,6 +9,7 @@
 //! - `escrow.rs`: the units stores grant to the online channel, and giving them back;
 //! - `views.rs`: what HQ shows of an order, live or archived at an epoch cut;
 //! - `epoch.rs`: the orders document's epochs (rolled with the store's stock epoch);
+//! - `index.rs`: which store's document holds each order id;
 //! - `http.rs`: `/v1/orders` and `/v1/escrow`.
 //!
 //! Store-to-store transfers travel in the same documents: see [`super::transfers`].
@@ -16,6 +17,7 @@
 mod epoch;
 mod escrow;
 pub(super) mod http;
+pub(super) mod index;
 mod place;
 #[cfg(test)]
 mod tests;
@@ -185,25 +187,33 @@ impl HqState {
         ])
     }
 
+    /// The orders document of `store` in memory (refreshed by the caller).
     fn store_orders_doc(&self, store: &str) -> Option<OrdersDoc> {
         let id = DocId::new(store, DocKind::Orders).ok()?;
         OrdersDoc::from_core(self.docs.get(&id)?.clone()).ok()
     }
 
-    /// The orders document and document id of `order_id`: an id given to `POST /v1/orders`,
-    /// or a store-taken order's `{writer}:{id}`.
-    fn find_order(&self, order_id: &str) -> Option<(DocId, String)> {
+    /// The orders document id of `order_id` (an id given to `POST /v1/orders`, or a
+    /// store-taken order's `{writer}:{id}`) from the index, and its document order id.
+    fn order_doc_id(&self, order_id: &str) -> Result<Option<(DocId, String)>, HqError> {
         let doc_order_id = doc_order_id_of(order_id);
-        self.docs
-            .iter()
-            .filter(|(id, _)| id.kind == DocKind::Orders)
-            .find(|(_, core)| {
-                OrdersDoc::from_core((*core).clone())
-                    .ok()
-                    .and_then(|doc| doc.facts(&doc_order_id))
-                    .is_some()
-            })
-            .map(|(id, _)| (id.clone(), doc_order_id))
+        let Some(store) = self.indexed_order_store(&doc_order_id)? else {
+            return Ok(None);
+        };
+        Ok(Some((DocId::new(&store, DocKind::Orders)?, doc_order_id)))
+    }
+
+    /// [`Self::order_doc_id`] of an order its document (loaded now) holds.
+    fn find_order(&mut self, order_id: &str) -> Result<Option<(DocId, String)>, HqError> {
+        let Some((id, doc_order_id)) = self.order_doc_id(order_id)? else {
+            return Ok(None);
+        };
+        self.refresh(&id)?;
+        let held = self
+            .store_orders_doc(&id.store)
+            .and_then(|doc| doc.facts(&doc_order_id))
+            .is_some();
+        Ok(held.then_some((id, doc_order_id)))
     }
 
     fn persist_order_change(&mut self, id: &DocId, bytes: &[u8]) -> Result<(), HqError> {

@@ -17,7 +17,8 @@ impl HqState {
     /// Places an online order for a store: one change in its orders document, published
     /// to the store (which may be offline: it fetches the change when it reconnects).
     pub fn create_order(&mut self, order: &NewHqOrder) -> Result<Vec<Outgoing>, OrderRefused> {
-        self.with_all_documents(|hq| hq.create_order_locked(order))
+        let id = DocId::new(&order.store, DocKind::Orders).map_err(HqError::from)?;
+        self.with_documents(&[id], |hq| hq.create_order_locked(order))
     }
 
     fn create_order_locked(&mut self, order: &NewHqOrder) -> Result<Vec<Outgoing>, OrderRefused> {
@@ -27,6 +28,10 @@ impl HqState {
         // no store ever saw).
         if self.archived_order_store(&facts.order_id)?.is_some() {
             return Err(OrderRefused::Archived(order.order_id.clone()));
+        }
+        // Taken at any store: one id, one order chain-wide (a lookup by id finds one).
+        if self.indexed_order_store(&facts.order_id)?.is_some() {
+            return Err(OrderRefused::Exists(order.order_id.clone()));
         }
         let id = DocId::new(&order.store, DocKind::Orders).map_err(HqError::from)?;
         let core = match self.docs.remove(&id) {
@@ -60,6 +65,7 @@ impl HqState {
             }
             Err(e) => return Err(orders_err(e).into()),
         };
+        super::index::index_orders(&self.db, &order.store, [&facts.order_id])?;
         let outgoing = self.commit_order_change(&id, change.bytes)?;
         tracing::info!(order = order.order_id, store = order.store, fulfilment = %facts.fulfilment, "online order placed");
         Ok(outgoing)
@@ -69,12 +75,16 @@ impl HqState {
     /// The fold decides at every node: a collect or ship anywhere still wins, and the lane
     /// holding the units releases them when the cancel reaches it.
     pub fn cancel_order(&mut self, order_id: &str) -> Result<Vec<Outgoing>, CancelRefused> {
-        self.with_all_documents(|hq| hq.cancel_order_locked(order_id))
+        // The index names the one document to lock and load; rows never change.
+        let (id, _) = self
+            .order_doc_id(order_id)?
+            .ok_or_else(|| CancelRefused::Unknown(order_id.to_owned()))?;
+        self.with_documents(&[id], |hq| hq.cancel_order_locked(order_id))
     }
 
     fn cancel_order_locked(&mut self, order_id: &str) -> Result<Vec<Outgoing>, CancelRefused> {
         let (id, doc_order_id) = self
-            .find_order(order_id)
+            .find_order(order_id)?
             .ok_or_else(|| CancelRefused::Unknown(order_id.to_owned()))?;
         let core = self
             .docs

@@ -77,7 +77,7 @@ fn an_order_is_placed_once_and_shows_placed() {
     assert_eq!(view.fulfilment, "s1.lane1");
     assert_eq!(view.lines, BTreeMap::from([("MILK".to_owned(), 2)]));
     drop(hq);
-    let again = HqState::open_target(&dir.target, "t", 1).unwrap();
+    let mut again = HqState::open_target(&dir.target, "t", 1).unwrap();
     assert_eq!(again.order_view("web-1"), Some(view), "survives a restart");
     assert_eq!(
         again.escrow_of("s1", "MILK").remaining(),
@@ -189,7 +189,7 @@ fn an_epoch_switch_archives_closed_orders_and_keeps_open_ones_and_the_escrow() {
     assert!(hq.orders_moved_over("s1"));
 
     drop(hq);
-    let again = HqState::open_target(&dir.target, "t", 1).unwrap();
+    let mut again = HqState::open_target(&dir.target, "t", 1).unwrap();
     assert_eq!(
         again.order_view("web-1"),
         Some(collected_view),

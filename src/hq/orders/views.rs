@@ -13,8 +13,13 @@ use crate::store::orders::Delivery;
 impl HqState {
     /// The order with id `order_id` (as given to `POST /v1/orders`, or a store-taken
     /// order's `{writer}:{id}`), from any store.
-    pub fn order_view(&self, order_id: &str) -> Option<HqOrderView> {
-        let Some((id, doc_order_id)) = self.find_order(order_id) else {
+    /// Loads only the document the order-id index names.
+    pub fn order_view(&mut self, order_id: &str) -> Option<HqOrderView> {
+        let found = self.find_order(order_id).unwrap_or_else(|e| {
+            tracing::warn!(order = order_id, error = %e, "cannot look an order up");
+            None
+        });
+        let Some((id, doc_order_id)) = found else {
             return self.archived_view(&doc_order_id_of(order_id));
         };
         let doc = OrdersDoc::from_core(self.docs.get(&id)?.clone()).ok()?;
@@ -22,10 +27,13 @@ impl HqState {
     }
 
     /// Every order of `store` (HQ's and the store's own), optionally in one status.
-    pub fn store_orders(&self, store: &str, status: Option<OrderStatus>) -> Vec<HqOrderView> {
+    pub fn store_orders(&mut self, store: &str, status: Option<OrderStatus>) -> Vec<HqOrderView> {
         let Ok(id) = DocId::new(store, DocKind::Orders) else {
             return Vec::new();
         };
+        if let Err(e) = self.refresh(&id) {
+            tracing::warn!(store, error = %e, "cannot read a store's orders document");
+        }
         let live = self
             .docs
             .get(&id)

@@ -22,10 +22,15 @@ impl HqState {
         self.change_catalog(|catalog, at_ms| catalog.edit_pricing(edits, at_ms))
     }
 
-    /// The catalog as HQ publishes it (`None` before HQ's first start finished).
-    pub fn catalog(&self) -> Option<&SyncDoc> {
-        self.docs
-            .get(&DocId::new(CATALOG_STORE, DocKind::Catalog).ok()?)
+    /// The catalog as HQ publishes it, as stored (`None`: the database cannot be read).
+    pub fn catalog(&mut self) -> Option<&SyncDoc> {
+        match self.load_catalog() {
+            Ok(id) => self.docs.get(&id),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot load HQ's catalog");
+                None
+            }
+        }
     }
 
     /// Makes one change to the catalog document; returns the messages that publish it.
@@ -33,14 +38,15 @@ impl HqState {
         &mut self,
         edit: impl FnOnce(&mut CatalogDoc, i64) -> Result<Option<LocalChange>, CatalogError>,
     ) -> Result<Vec<Outgoing>, HqError> {
-        self.with_all_documents(|hq| hq.change_catalog_locked(edit))
+        let id = DocId::new(CATALOG_STORE, DocKind::Catalog)?;
+        self.with_documents(&[id], |hq| hq.change_catalog_locked(edit))
     }
 
     fn change_catalog_locked(
         &mut self,
         edit: impl FnOnce(&mut CatalogDoc, i64) -> Result<Option<LocalChange>, CatalogError>,
     ) -> Result<Vec<Outgoing>, HqError> {
-        let id = DocId::new(CATALOG_STORE, DocKind::Catalog)?;
+        let id = self.load_catalog()?;
         let Some(core) = self.docs.remove(&id) else {
             return Ok(Vec::new());
         };

@@ -19,12 +19,16 @@ impl HqState {
     /// Returns the new epoch and the messages announcing it (the retained heads of the new
     /// epoch are the announcement a store that was offline finds when it comes back).
     pub fn open_epoch(&mut self, store: &str) -> Result<(u32, Vec<Outgoing>), HqError> {
-        self.with_all_documents(|hq| hq.open_epoch_locked(store))
+        let ids = [
+            DocId::new(store, DocKind::Stock)?,
+            DocId::new(store, DocKind::Orders)?,
+        ];
+        self.with_documents(&ids, |hq| hq.open_epoch_locked(store))
     }
 
     fn open_epoch_locked(&mut self, store: &str) -> Result<(u32, Vec<Outgoing>), HqError> {
         let id = DocId::new(store, DocKind::Stock)?;
-        let Some(old) = self.stock_doc(store) else {
+        let Some(old) = self.loaded_stock_doc(store) else {
             return Err(HqError::UnknownStore(store.to_owned()));
         };
         // One epoch at a time: a writer still on E-1 could not carry over into E+1.
@@ -87,13 +91,14 @@ impl HqState {
         Ok((plan.epoch, out))
     }
 
-    /// Stores whose stock document HQ keeps (for the epoch timer).
-    pub fn stores(&self) -> Vec<String> {
-        self.docs
-            .keys()
-            .filter(|id| id.kind == DocKind::Stock)
-            .map(|id| id.store.clone())
-            .collect()
+    /// Stores HQ knows (for the epoch timer), from the database: their documents need
+    /// not be in memory.
+    pub fn stores(&self) -> Result<Vec<String>, HqError> {
+        Ok(self
+            .db
+            .query("SELECT store FROM hq_store ORDER BY store", &[], |r| {
+                r.get(0)
+            })?)
     }
 
     /// Deletes the stored history of epochs before the current one once every writer named
@@ -105,7 +110,7 @@ impl HqState {
         if id.kind != DocKind::Stock {
             return Ok(());
         }
-        let Some(current) = self.stock_doc(&id.store) else {
+        let Some(current) = self.loaded_stock_doc(&id.store) else {
             return Ok(());
         };
         if current.core().epoch() == 0 || !all_moved_over(&current) {

@@ -5,8 +5,9 @@
 //! Writes run in one transaction under PostgreSQL advisory locks: a store's changes hold
 //! their document's lock (instances ingest different documents at once), HQ's own writes
 //! (orders placed or cancelled, escrow, transfers, the catalog, epoch cuts) hold the lock of
-//! every document, as they may touch several. Inside the lock the document is refreshed
-//! before it is changed, so no instance applies to a stale copy. On SQLite (one instance)
+//! every document (one advisory lock), as they may touch several, and load only those they
+//! use. Inside the lock the document is refreshed before it is changed, so no instance
+//! applies to a stale copy; reads refresh only the documents they read. On SQLite (one instance)
 //! the locks are no-ops and the versions never differ.
 
 use std::collections::BTreeMap;
@@ -18,13 +19,14 @@ use crate::sync::persist::doc_key;
 
 impl HqState {
     /// Runs `work` on the fresh document `id` under its write lock, in one transaction.
-    /// On failure the transaction is rolled back and the document taken again from the
-    /// database: not stored means not made.
+    /// On failure the transaction is rolled back and the documents the work used taken
+    /// again from the database: not stored means not made.
     pub(in crate::hq) fn with_document<T, E: From<HqError>>(
         &mut self,
         id: &DocId,
         work: impl FnOnce(&mut Self) -> Result<T, E>,
     ) -> Result<T, E> {
+        self.docs.start_operation();
         self.db.open_transaction().map_err(HqError::from)?;
         let locked = self
             .db
@@ -32,72 +34,82 @@ impl HqState {
             .map_err(HqError::from)
             .and_then(|()| self.refresh(id));
         if let Err(e) = locked {
-            self.abandon(std::slice::from_ref(id));
+            self.abandon();
             return Err(e.into());
         }
-        self.finish(work, |_| vec![id.clone()])
+        self.finish(work)
     }
 
-    /// Runs `work` under the lock of every document, on fresh documents, in one
-    /// transaction (HQ's own writes).
-    pub(in crate::hq) fn with_all_documents<T, E: From<HqError>>(
+    /// Runs `work` under the lock of every document (HQ's own writes: no other instance
+    /// writes any document meanwhile), on the fresh documents `ids`, in one transaction.
+    /// Only the documents the work names are loaded: any other it reads goes through
+    /// [`Self::refresh`] too, which is exact under this lock.
+    pub(in crate::hq) fn with_documents<T, E: From<HqError>>(
         &mut self,
+        ids: &[DocId],
         work: impl FnOnce(&mut Self) -> Result<T, E>,
     ) -> Result<T, E> {
+        self.docs.start_operation();
         self.db.open_transaction().map_err(HqError::from)?;
         let locked = self
             .db
             .lock_all_documents()
             .map_err(HqError::from)
-            .and_then(|()| self.refresh_all());
+            .and_then(|()| ids.iter().try_for_each(|id| self.refresh(id)));
         if let Err(e) = locked {
-            let all: Vec<DocId> = self.docs.keys().cloned().collect();
-            self.abandon(&all);
+            self.abandon();
             return Err(e.into());
         }
-        self.finish(work, |state| state.docs.keys().cloned().collect())
+        self.finish(work)
     }
 
     fn finish<T, E: From<HqError>>(
         &mut self,
         work: impl FnOnce(&mut Self) -> Result<T, E>,
-        on_failure: impl FnOnce(&Self) -> Vec<DocId>,
     ) -> Result<T, E> {
-        match work(self) {
-            Ok(value) => {
-                let touched = self.db.finish_transaction(true).map_err(HqError::from);
-                match touched {
-                    Ok(touched) => {
-                        self.record_versions(touched);
-                        Ok(value)
-                    }
-                    Err(e) => {
-                        let ids = on_failure(self);
-                        self.reload_all(&ids);
-                        Err(e.into())
-                    }
+        let result = match work(self) {
+            Ok(value) => match self.db.finish_transaction(true).map_err(HqError::from) {
+                Ok(touched) => {
+                    self.record_versions(touched);
+                    Ok(value)
                 }
-            }
+                Err(e) => {
+                    let used = self.docs.used_in_operation();
+                    self.reload_all(&used);
+                    Err(e.into())
+                }
+            },
             Err(e) => {
-                let ids = on_failure(self);
-                self.abandon(&ids);
+                self.abandon();
                 Err(e)
             }
-        }
+        };
+        self.trim();
+        result
     }
 
-    fn abandon(&mut self, ids: &[DocId]) {
+    fn abandon(&mut self) {
         if let Err(e) = self.db.finish_transaction(false) {
             tracing::warn!(error = %e, "rolling back HQ's transaction failed");
         }
-        self.reload_all(ids);
+        let used = self.docs.used_in_operation();
+        self.reload_all(&used);
     }
 
+    /// Takes `ids` again as stored; one never stored (a genesis made in memory) is dropped.
     fn reload_all(&mut self, ids: &[DocId]) {
         for id in ids {
             self.versions.remove(id);
-            if let Err(e) = self.refresh(id) {
-                tracing::warn!(doc = %doc_key(id), error = %e, "cannot reload a document");
+            match self.refresh(id) {
+                Ok(()) if !self.versions.contains_key(id) => {
+                    self.docs.remove(id);
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::warn!(doc = %doc_key(id), error = %e, "cannot reload a document");
+                    self.docs.remove(id);
+                    self.log_marks.remove(id);
+                }
             }
         }
     }
@@ -114,19 +126,14 @@ impl HqState {
         }
     }
 
-    /// Takes document `id` from the database again if another instance wrote it since this
-    /// copy was loaded (or if this instance has none yet).
+    /// Takes document `id` from the database if this instance has no copy of it (never
+    /// loaded, or dropped from memory) or another instance wrote it since this copy was
+    /// loaded; marks it as just used. Every use of a document goes through here.
     pub(in crate::hq) fn refresh(&mut self, id: &DocId) -> Result<(), HqError> {
         let stored = docs::version(&self.db, &doc_key(id))?;
-        self.refresh_to(id, stored)
-    }
-
-    /// [`Self::refresh`] of every stored document (one query for the versions).
-    pub fn refresh_all(&mut self) -> Result<(), HqError> {
-        for (key, stored) in docs::versions(&self.db)? {
-            if let Some(id) = id_of_key(&key) {
-                self.refresh_to(&id, stored)?;
-            }
+        self.refresh_to(id, stored)?;
+        if self.docs.contains_key(id) {
+            self.docs.touch(id);
         }
         Ok(())
     }
@@ -204,20 +211,10 @@ impl HqState {
             )?
             .unwrap_or(0))
     }
-
-    /// Marks every loaded document as the stored version (after loading them at start).
-    pub(in crate::hq) fn adopt_stored_versions(&mut self) -> Result<(), HqError> {
-        for (key, stored) in docs::versions(&self.db)? {
-            if let Some(id) = id_of_key(&key).filter(|id| self.docs.contains_key(id)) {
-                self.versions.insert(id, stored);
-            }
-        }
-        Ok(())
-    }
 }
 
 /// The document id of a `"{store}/{kind}"` row key.
-fn id_of_key(key: &str) -> Option<DocId> {
+pub(super) fn id_of_key(key: &str) -> Option<DocId> {
     let (store, kind) = key.rsplit_once('/')?;
     DocId::new(store, DocKind::parse(kind)?).ok()
 }
@@ -266,8 +263,9 @@ mod tests {
             let hq = if i % 2 == 0 { &mut a } else { &mut b };
             hq.handle(topic, &message).unwrap();
         }
-        a.refresh_all().unwrap();
-        b.refresh_all().unwrap();
+        let id = DocId::new("s1", DocKind::Stock).unwrap();
+        a.refresh(&id).unwrap();
+        b.refresh(&id).unwrap();
         let heads = lane.core().heads();
         assert_eq!(a.stock_doc("s1").unwrap().core().heads(), heads);
         assert_eq!(b.stock_doc("s1").unwrap().core().heads(), heads);

@@ -74,8 +74,15 @@ impl HqState {
         results
     }
 
-    /// Handles one received message; returns what to publish.
+    /// Handles one received message; returns what to publish. Memory is cut back to the
+    /// bound after it (`lru.rs`).
     pub fn handle(&mut self, topic: &str, payload: &[u8]) -> Result<Vec<Outgoing>, Rejected> {
+        let result = self.handle_one(topic, payload);
+        self.trim();
+        result
+    }
+
+    fn handle_one(&mut self, topic: &str, payload: &[u8]) -> Result<Vec<Outgoing>, Rejected> {
         let topic = topics::parse(topic)?;
         if let Topic::Status {
             scope: Scope::Store(store),
@@ -333,12 +340,21 @@ impl HqState {
              ON CONFLICT(store) DO UPDATE SET last_sync_ms = excluded.last_sync_ms",
             &[&id.store, &crate::clock::now_ms(), &doc.epoch()],
         )?;
-        if id.kind == DocKind::Stock {
-            write_stock_rows(
+        match id.kind {
+            DocKind::Stock => write_stock_rows(
                 &tx,
                 &id.store,
                 &levels_by_sku(&changed_levels(doc, incoming)?),
-            )?;
+            )?,
+            DocKind::Orders => {
+                let changes = match incoming {
+                    Incoming::Changes(changes) => Some(changes.as_slice()),
+                    Incoming::Bundle(_) => None,
+                };
+                let ids = crate::hq::orders::index::order_ids_of(doc, changes)?;
+                crate::hq::orders::index::index_orders(&tx, &id.store, &ids)?;
+            }
+            DocKind::Catalog => {}
         }
         tx.commit()?;
         Ok(())

@@ -6,18 +6,24 @@
 //! - `stock.rs`: the chain-wide stock rows and what HQ serves of them;
 //! - `epoch.rs`: opening a store's next stock epoch (its orders epoch with it);
 //! - `catalog.rs`: HQ's catalog document (items, prices, pricing rules);
+//! - `fresh.rs`: documents kept in step with the database (several HQ instances);
+//! - `lru.rs`: at most `[hq] documents_in_memory` documents in memory, reloaded on use;
 //!
 //! What HQ does with the stores' orders documents lives beside this, in [`super::orders`]
 //! and [`super::transfers`].
 
+#[cfg(test)]
+mod bounded_tests;
 mod catalog;
 mod epoch;
 mod fresh;
 mod ingest;
+mod lru;
 mod stock;
 #[cfg(test)]
 mod tests;
 
+pub use lru::DEFAULT_DOCUMENTS_IN_MEMORY;
 pub use stock::StoreSku;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -124,7 +130,9 @@ pub struct HqState {
     pub(in crate::hq) db: Db,
     pub(in crate::hq) topics: TopicSpace,
     pub(in crate::hq) writer: WriterId,
-    pub(in crate::hq) docs: BTreeMap<DocId, SyncDoc>,
+    /// The documents in memory, least recently used dropped first (`lru.rs`); every use
+    /// goes through [`Self::refresh`], which loads one that is not.
+    pub(in crate::hq) docs: lru::Documents,
     /// The stored version each document in `docs` was loaded at or written to (`fresh.rs`).
     pub(in crate::hq) versions: BTreeMap<DocId, i64>,
     /// Per document, the last logged change (row id) its copy holds: where catching up from
@@ -133,6 +141,8 @@ pub struct HqState {
     /// Documents rebuilt whole from the database because another instance wrote them and
     /// catching up from the log could not be done.
     pub(in crate::hq) reloads: u64,
+    /// Documents dropped from memory past the bound (`lru.rs`).
+    pub(in crate::hq) evictions: u64,
     pub(in crate::hq) epochs: BTreeMap<String, u32>,
     pub(in crate::hq) safety_stock: i64,
     /// Provisioned lanes per store (`[hq.lanes]`); a store not listed takes any of its
@@ -154,10 +164,11 @@ impl HqState {
             // A new actor per start: two instances (or one restored from a backup) never
             // make different changes under the same actor and sequence number.
             writer: WriterId::hq().new_incarnation(),
-            docs: BTreeMap::new(),
+            docs: lru::Documents::new(Some(DEFAULT_DOCUMENTS_IN_MEMORY)),
             versions: BTreeMap::new(),
             log_marks: BTreeMap::new(),
             reloads: 0,
+            evictions: 0,
             epochs: BTreeMap::new(),
             safety_stock,
             lanes: BTreeMap::new(),
@@ -173,23 +184,54 @@ impl HqState {
         self
     }
 
+    /// Keeps at most `capacity` documents in memory between operations (`None`: all).
+    pub fn with_documents_in_memory(mut self, capacity: Option<usize>) -> Self {
+        self.docs = lru::Documents::new(capacity);
+        self.versions.clear();
+        self.log_marks.clear();
+        self
+    }
+
+    /// Reads the stores' epochs; documents are loaded when first used (`fresh.rs`), so a
+    /// start costs the same with 10 stores or 10,000.
     fn load_docs(&mut self) -> Result<(), HqError> {
         let stores: Vec<(String, u32)> =
             self.db
                 .query("SELECT store, epoch FROM hq_store", &[], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })?;
-        for (store, epoch) in stores {
-            let id = DocId::new(&store, DocKind::Stock)?;
-            let doc = docs::load_or_genesis(&self.db, &id, epoch, self.writer.clone())?;
-            self.docs.insert(id, doc);
-            self.epochs.insert(store, epoch);
+        self.epochs.extend(stores);
+        self.index_stored_orders()
+    }
+
+    /// Document `id` as stored, loaded if it is not in memory (`None`: nothing stored).
+    pub(in crate::hq) fn doc(&mut self, id: &DocId) -> Result<Option<&SyncDoc>, HqError> {
+        self.refresh(id)?;
+        Ok(self.docs.get(id))
+    }
+
+    /// Every store's orders document as stored, loaded one by one (chain-wide reads: a
+    /// coupon's holders, a member's ledger). Exact under [`Self::with_documents`]'s lock.
+    pub(in crate::hq) fn all_orders_docs(&mut self) -> Result<Vec<SyncDoc>, HqError> {
+        let mut out = Vec::new();
+        for store in self.stores()? {
+            let id = DocId::new(&store, DocKind::Orders)?;
+            if let Some(doc) = self.doc(&id)? {
+                out.push(doc.clone());
+            }
         }
-        self.load_orders_docs()?;
-        let catalog = DocId::new(CATALOG_STORE, DocKind::Catalog)?;
-        let doc = docs::load_or_genesis(&self.db, &catalog, 0, self.writer.clone())?;
-        self.docs.insert(catalog, doc);
-        self.adopt_stored_versions()
+        Ok(out)
+    }
+
+    /// HQ's catalog document, loaded, or its genesis before anything was published.
+    pub(in crate::hq) fn load_catalog(&mut self) -> Result<DocId, HqError> {
+        let id = DocId::new(CATALOG_STORE, DocKind::Catalog)?;
+        self.refresh(&id)?;
+        if !self.docs.contains_key(&id) {
+            let doc = docs::load_or_genesis(&self.db, &id, 0, self.writer.clone())?;
+            self.docs.insert(id.clone(), doc);
+        }
+        Ok(id)
     }
 
     pub fn topics(&self) -> &TopicSpace {
@@ -214,12 +256,22 @@ impl HqState {
         })
     }
 
-    /// Retained heads of every document, published on every (re)connect.
-    pub fn all_heads(&self) -> Vec<Outgoing> {
-        self.docs
-            .keys()
-            .filter_map(|id| self.heads_outgoing(id).ok())
-            .collect()
+    /// Retained heads of every stored document, published on every (re)connect: each
+    /// loaded in turn (as stored now: another instance may have moved on), memory cut back
+    /// to the bound as it goes.
+    pub fn all_heads(&mut self) -> Result<Vec<Outgoing>, HqError> {
+        let mut out = Vec::new();
+        for (key, _) in docs::versions(&self.db)? {
+            let Some(id) = fresh::id_of_key(&key) else {
+                continue;
+            };
+            self.refresh(&id)?;
+            if let Ok(heads) = self.heads_outgoing(&id) {
+                out.push(heads);
+            }
+            self.trim();
+        }
+        Ok(out)
     }
 }
 

@@ -29,16 +29,21 @@ pub struct StoreSku {
 
 impl HqState {
     /// Stock of one SKU in one store.
-    pub fn stock(&self, store: &str, sku: &str) -> Result<Option<StoreSku>, HqError> {
+    pub fn stock(&mut self, store: &str, sku: &str) -> Result<Option<StoreSku>, HqError> {
         Ok(self.stock_rows(store, Some(sku))?.into_iter().next())
     }
 
     /// Stock of every SKU of `store`.
-    pub fn store_stock(&self, store: &str) -> Result<Vec<StoreSku>, HqError> {
+    pub fn store_stock(&mut self, store: &str) -> Result<Vec<StoreSku>, HqError> {
         self.stock_rows(store, None)
     }
 
-    fn stock_rows(&self, store: &str, sku: Option<&str>) -> Result<Vec<StoreSku>, HqError> {
+    /// The figures come from `hq_stock` (kept with every change applied); only the store's
+    /// orders document is read, for its online escrow.
+    fn stock_rows(&mut self, store: &str, sku: Option<&str>) -> Result<Vec<StoreSku>, HqError> {
+        if let Ok(id) = DocId::new(store, DocKind::Orders) {
+            self.refresh(&id)?;
+        }
         let (as_of, online) = self.store_meta(store)?;
         let rows = self.db.query(
             "SELECT sku, on_hand, reserved FROM hq_stock
@@ -51,7 +56,7 @@ impl HqState {
             out.push(StoreSku {
                 store: store.to_owned(),
                 available_to_sell: (on_hand - reserved - self.safety_stock).max(0),
-                online_escrow: self.escrow_of(store, &sku).remaining().max(0),
+                online_escrow: self.loaded_escrow_of(store, &sku).remaining().max(0),
                 sku,
                 on_hand,
                 reserved,
@@ -81,8 +86,15 @@ impl HqState {
         ))
     }
 
-    /// The stock document of `store` (for tests, the bench and the demo).
-    pub fn stock_doc(&self, store: &str) -> Option<StockDoc> {
+    /// The stock document of `store` as stored (for tests, the bench and the demo).
+    pub fn stock_doc(&mut self, store: &str) -> Option<StockDoc> {
+        let id = DocId::new(store, DocKind::Stock).ok()?;
+        self.refresh(&id).ok()?;
+        self.loaded_stock_doc(store)
+    }
+
+    /// The stock document of `store` in memory (refreshed by the caller).
+    pub(super) fn loaded_stock_doc(&self, store: &str) -> Option<StockDoc> {
         let id = DocId::new(store, DocKind::Stock).ok()?;
         StockDoc::from_core(self.docs.get(&id)?.clone()).ok()
     }

@@ -143,7 +143,7 @@ fn state_survives_a_restart() {
     .unwrap();
     let heads = hq.stock_doc("s1").unwrap().core().heads();
     drop(hq);
-    let again = HqState::open_target(&dir.target, "t", 1).unwrap();
+    let mut again = HqState::open_target(&dir.target, "t", 1).unwrap();
     assert_eq!(again.stock_doc("s1").unwrap().core().heads(), heads);
     assert_eq!(again.stock("s1", "A").unwrap().unwrap().on_hand, 4);
 }

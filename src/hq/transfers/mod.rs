@@ -71,7 +71,7 @@ fn doc_err(e: TransferDocError) -> HqError {
 
 impl HqState {
     /// One transfer by its chain-wide id (`{dispatching lane}:{local id}`).
-    pub fn transfer_view(&self, id: &str) -> Result<Option<HqTransferView>, HqError> {
+    pub fn transfer_view(&mut self, id: &str) -> Result<Option<HqTransferView>, HqError> {
         match self.transfer_docs(id)? {
             Some((from_id, to_id, _)) => self.view_from(id, &from_id, &to_id),
             None => Ok(None),
@@ -137,26 +137,31 @@ impl HqState {
     }
 
     /// `(sender's doc, receiver's doc, facts)` of a transfer, if it is well formed: the
-    /// dispatcher is a lane of the sending store and the stores differ.
-    fn transfer_docs(&self, id: &str) -> Result<Option<(DocId, DocId, TransferFacts)>, HqError> {
+    /// dispatcher is a lane of the sending store and the stores differ. Both documents are
+    /// loaded (as stored) when this answers `Some`.
+    fn transfer_docs(
+        &mut self,
+        id: &str,
+    ) -> Result<Option<(DocId, DocId, TransferFacts)>, HqError> {
         // Only the sending store's document can hold the dispatcher's facts: look there
-        // (cloning every store's document would not scale).
+        // (cloning every store's document would not scale). The dispatcher `{store}.{node}`
+        // names its store; a store id with dots leaves a few candidates.
         let Some((dispatcher, _)) = id.split_once(':') else {
             return Ok(None);
         };
-        let facts = self
-            .docs
-            .iter()
-            .filter(|(doc_id, _)| {
-                doc_id.kind == DocKind::Orders
-                    && dispatcher
-                        .strip_prefix(doc_id.store.as_str())
-                        .is_some_and(|rest| rest.starts_with('.'))
-            })
-            .find_map(|(_, core)| {
-                let doc = OrdersDoc::from_core(core.clone()).ok()?;
-                doc.transfer_facts(id)
-            });
+        let mut facts = None;
+        for (at, _) in dispatcher.match_indices('.') {
+            let Ok(doc_id) = DocId::new(&dispatcher[..at], DocKind::Orders) else {
+                continue;
+            };
+            facts = self
+                .doc(&doc_id)?
+                .and_then(|core| OrdersDoc::from_core(core.clone()).ok())
+                .and_then(|doc| doc.transfer_facts(id));
+            if facts.is_some() {
+                break;
+            }
+        }
         let Some(facts) = facts else {
             return Ok(None);
         };
@@ -169,10 +174,13 @@ impl HqState {
         }
         let from_id = DocId::new(&facts.from_store, DocKind::Orders)?;
         let to_id = DocId::new(&facts.to_store, DocKind::Orders)?;
+        self.refresh(&from_id)?;
+        self.refresh(&to_id)?;
         Ok(Some((from_id, to_id, facts)))
     }
 
-    /// The orders document of a store (genesis if HQ has none yet).
+    /// The orders document of a store in memory (genesis if HQ has none yet): refreshed by
+    /// the caller ([`Self::transfer_docs`], a write's lock).
     fn orders_doc(&self, id: &DocId) -> Result<OrdersDoc, HqError> {
         let core = match self.docs.get(id) {
             Some(core) => core.clone(),
