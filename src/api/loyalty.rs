@@ -34,7 +34,8 @@ pub async fn lookup_member(
 /// What a member may spend at this till now, without asking HQ for more.
 #[utoipa::path(get, path = "/loyalty/members/{card}", tag = "loyalty",
     params(("card" = String, Path, description = "GSRN or the chain's card code")),
-    responses((status = 200, description = "The member as this node sees them", body = MemberView)))]
+    responses((status = 200, description = "The member as this node sees them", body = MemberView),
+        (status = 422, description = "Not a member card", body = super::error::ErrorBody)))]
 pub async fn get_member(
     State(state): State<AppState>,
     _t: TerminalId,

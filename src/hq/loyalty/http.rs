@@ -61,7 +61,8 @@ pub async fn put_rules(
 
 /// The loyalty rules HQ publishes (404 before any).
 #[utoipa::path(get, path = "/v1/loyalty/rules", tag = "loyalty",
-    responses((status = 200, body = LoyaltyRules, description = "The rules")))]
+    responses((status = 200, body = LoyaltyRules, description = "The rules"),
+        (status = 409, body = crate::http_shared::error::ErrorBody, description = "HQ publishes no loyalty rules yet")))]
 pub async fn get_rules(State(state): State<HttpState>, headers: HeaderMap) -> Answer {
     let auth = state.authorise(&headers)?;
     match auth.hq(|hq| hq.loyalty_rules()).await? {
@@ -109,7 +110,8 @@ pub async fn create_member(
 /// reversed or settled; the pool HQ holds and each lane's share.
 #[utoipa::path(get, path = "/v1/loyalty/members/{card}", tag = "loyalty",
     params(("card" = String, Path)),
-    responses((status = 200, body = MemberBalance, description = "The member's balance")))]
+    responses((status = 200, body = MemberBalance, description = "The member's balance"),
+        (status = 422, body = crate::http_shared::error::ErrorBody, description = "Not a member card")))]
 pub async fn balance(
     State(state): State<HttpState>,
     headers: HeaderMap,
@@ -124,7 +126,8 @@ pub async fn balance(
 /// HQ's own entries for the member, oldest first, and each lane's totals.
 #[utoipa::path(get, path = "/v1/loyalty/members/{card}/history", tag = "loyalty",
     params(("card" = String, Path)),
-    responses((status = 200, body = Object, description = "`{\"member\", \"entries\": [HqEntry], \"lanes\"}`")))]
+    responses((status = 200, body = Object, description = "`{\"member\", \"entries\": [HqEntry], \"lanes\"}`"),
+        (status = 422, body = crate::http_shared::error::ErrorBody, description = "Not a member card")))]
 pub async fn history(
     State(state): State<HttpState>,
     headers: HeaderMap,

@@ -49,7 +49,7 @@ impl HqState {
         sku: &str,
         quantity: i64,
     ) -> Result<Vec<Outgoing>, OrderRefused> {
-        let id = DocId::new(store, DocKind::Orders).map_err(HqError::from)?;
+        let id = DocId::new(store, DocKind::Orders).map_err(|e| invalid("store", e.to_string()))?;
         self.with_documents(&[id], |hq| hq.return_escrow_locked(store, sku, quantity))
     }
 

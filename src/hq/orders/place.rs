@@ -17,7 +17,9 @@ impl HqState {
     /// Places an online order for a store: one change in its orders document, published
     /// to the store (which may be offline: it fetches the change when it reconnects).
     pub fn create_order(&mut self, order: &NewHqOrder) -> Result<Vec<Outgoing>, OrderRefused> {
-        let id = DocId::new(&order.store, DocKind::Orders).map_err(HqError::from)?;
+        // Checked before any lock: a malformed store id is the caller's error (422), not HQ's.
+        let id = DocId::new(&order.store, DocKind::Orders)
+            .map_err(|e| super::invalid("store", e.to_string()))?;
         self.with_documents(&[id], |hq| hq.create_order_locked(order))
     }
 

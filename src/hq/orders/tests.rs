@@ -86,6 +86,27 @@ fn an_order_is_placed_once_and_shows_placed() {
     );
 }
 
+#[test]
+fn a_malformed_store_is_the_callers_error_not_hqs() {
+    // Found by Schemathesis: `"store": ""` answered 500 once HQ locked the store's document
+    // before validating the order.
+    let dir = TestDb::new();
+    let mut hq = HqState::open_target(&dir.target, "t", 1).unwrap();
+    let mut order = request(Some("4711"), None);
+    order.store = String::new();
+    assert!(
+        matches!(
+            hq.create_order(&order),
+            Err(OrderRefused::Invalid { field: "store", .. })
+        ),
+        "a 422 naming the store"
+    );
+    assert!(matches!(
+        hq.return_escrow("", "MILK", 1),
+        Err(OrderRefused::Invalid { field: "store", .. })
+    ));
+}
+
 fn orders_message(epoch: u32, changes: Vec<Vec<u8>>) -> Vec<u8> {
     SyncMessage::Changes {
         doc: DocId::new("s1", DocKind::Orders).unwrap(),
