@@ -252,6 +252,7 @@ async fn top_up_escrow(state: AppState, units: i64, shutdown: CancellationToken)
                     currency: &config.node.currency,
                     tax: &config.tax,
                     now: &now,
+                    pricing: None,
                 };
                 crate::store::escrow::top_up(conn, &ctx, units)
             })
@@ -284,6 +285,7 @@ async fn expire_orders(state: AppState, shutdown: CancellationToken) {
                     currency: &config.node.currency,
                     tax: &config.tax,
                     now: &now,
+                    pricing: None,
                 };
                 orders::expire_due(conn, &ctx)
             })

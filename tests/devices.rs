@@ -534,6 +534,7 @@ exit = true
                     currency: &config.node.currency,
                     tax: &config.tax,
                     now: &now,
+                    pricing: None,
                 };
                 storenode::store::sales::record_sale(conn, &ctx, &request)
             })

@@ -74,6 +74,23 @@ fn store_prices_offline_with_hqs_promotions_and_matches_hqs_quote() {
 
     // HQ is out of reach: the till prices with the last rules it has.
     proxy.cut();
+    // The item lookup names the dairy "3 for 2" on the milk (not the basket promotion).
+    let (status, milk) = store.get_json("/v1/items/MILK");
+    assert_eq!(status, 200, "{milk}");
+    assert_eq!(milk["pricing"]["unit_price_minor"], 119, "{milk}");
+    assert_eq!(
+        milk["pricing"]["promotions"][0]["id"], "milk-3for2",
+        "{milk}"
+    );
+    assert_eq!(
+        milk["pricing"]["promotions"][0]["rule"]["group"], 3,
+        "{milk}"
+    );
+    assert_eq!(
+        milk["pricing"]["promotions"].as_array().map(Vec::len),
+        Some(1),
+        "{milk}"
+    );
     let basket = json!([{ "sku": "MILK", "quantity": 4 }, { "sku": "SHIRT", "quantity": 1 }]);
     let (status, sale) = store.post_json(
         "/v1/sales",

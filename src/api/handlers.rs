@@ -31,6 +31,7 @@ use crate::store::ledger;
 use crate::store::orders::{
     self, CancelRequest, CollectRequest, NewOrder, OrderStatus, OrderView, PickRequest, ShipRequest,
 };
+use crate::store::pricing;
 use crate::store::sales::{self, ReturnReceipt, ReturnRequest, SaleReceipt, SaleRequest};
 
 /// Liveness: the process answers.
@@ -107,7 +108,7 @@ pub async fn method_not_allowed(
     )
 }
 
-/// Look an item up by SKU or any GTIN, with its stock.
+/// Look an item up by SKU or any GTIN, with its stock, its price now and its promotions.
 #[utoipa::path(get, path = "/items/{key}", tag = "stock",
     params(("key" = String, Path, description = "SKU or GTIN-8/12/13/14")),
     responses((status = 200, description = "The item and its stock", body = ItemReply)))]
@@ -117,6 +118,8 @@ pub async fn get_item(
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
     let lookup = key.clone();
+    let rules = state.store.pricing();
+    let writer_id = state.store.writer_id().to_owned();
     let found = state
         .store
         .read(move |conn| {
@@ -124,10 +127,13 @@ pub async fn get_item(
                 return Ok(None);
             };
             let level = ledger::level(conn, &item.sku)?;
-            Ok(Some((item, level)))
+            let now = crate::clock::now_utc();
+            let pricing =
+                pricing::item_offers(conn, &rules, &writer_id, &now, &item.sku, item.price_minor)?;
+            Ok(Some((item, level, pricing)))
         })
         .await?;
-    let (item, level) = found.ok_or_else(|| {
+    let (item, level, pricing) = found.ok_or_else(|| {
         ApiError::not_found(format!("item {key:?} not found (tried as GTIN and SKU)"))
     })?;
     let stock = ItemStock {
@@ -135,7 +141,12 @@ pub async fn get_item(
         reserved: level.reserved,
         available: level.available(),
     };
-    Ok(Json(ItemReply { item, stock }).into_response())
+    Ok(Json(ItemReply {
+        item,
+        stock,
+        pricing,
+    })
+    .into_response())
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -15,6 +15,10 @@ use crate::store::transfers::TransferView;
 pub struct ItemReply {
     pub item: Item,
     pub stock: ItemStock,
+    /// The price now and the promotions on this item; absent until HQ published pricing
+    /// rules (then the item's catalog price is what a sale charges).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<crate::store::pricing::ItemPricing>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -117,6 +117,7 @@ where
     let hash = idempotency::request_hash("POST", path, &canonical_body(body));
     let config = state.config.clone();
     let writer_id = state.store.writer_id().to_string();
+    let pricing = state.store.pricing();
     let answer = state
         .store
         .write(move |conn| {
@@ -127,6 +128,7 @@ where
                 currency: &config.node.currency,
                 tax: &config.tax,
                 now: &now,
+                pricing: Some(&pricing),
             };
             let mut produced = None;
             let answer = idempotency::run(conn, &terminal.0, &key, &hash, &now, |conn| {

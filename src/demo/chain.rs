@@ -225,6 +225,7 @@ async fn sell(node: &Node, sku: &str, quantity: i64) -> anyhow::Result<()> {
     }))?;
     let config = node.state.config.clone();
     let writer_id = node.state.store.writer_id().to_owned();
+    let pricing = node.state.store.pricing();
     node.state
         .store
         .write(move |conn| {
@@ -235,6 +236,7 @@ async fn sell(node: &Node, sku: &str, quantity: i64) -> anyhow::Result<()> {
                 currency: &config.node.currency,
                 tax: &config.tax,
                 now: &now,
+                pricing: Some(&pricing),
             };
             sales::record_sale(conn, &ctx, &request)
         })

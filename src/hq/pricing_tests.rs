@@ -83,7 +83,9 @@ proptest! {
         };
         let tax = TaxConfig { prices_include_tax: true, classes: vec![("standard".into(), 1900)] };
         let writer = format!("{store}.n1");
-        let ctx = WriteContext { terminal: "pos1", writer_id: &writer, currency: "EUR", tax: &tax, now };
+        // The till's cached rules, as `POST /v1/sales` prices.
+        let cache = crate::store::pricing::RulesCache::default();
+        let ctx = WriteContext { terminal: "pos1", writer_id: &writer, currency: "EUR", tax: &tax, now, pricing: Some(&cache) };
         let sale = record_sale(&conn, &ctx, &request).unwrap();
 
         let asked = QuoteRequest {

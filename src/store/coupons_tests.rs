@@ -29,6 +29,7 @@ fn ctx(tax: &TaxConfig) -> WriteContext<'_> {
         currency: "EUR",
         tax,
         now: NOW,
+        pricing: None,
     }
 }
 

@@ -518,6 +518,7 @@ mod tests {
             currency: "EUR",
             tax: &tax,
             now: "2025-01-01T00:00:00.000Z",
+            pricing: None,
         };
         let sale: sales::SaleRequest = serde_json::from_value(serde_json::json!({
             "lines": [{"sku": "TEE", "quantity": 1, "epc": TDS_EPC.to_ascii_lowercase()}],

@@ -258,6 +258,7 @@ mod tests {
             currency: "EUR",
             tax: &tax,
             now: NOW,
+            pricing: None,
         };
         let grant = |q| GrantRequest {
             sku: Some("MILK".into()),
@@ -307,6 +308,7 @@ mod tests {
             currency: "EUR",
             tax: &tax,
             now: NOW,
+            pricing: None,
         };
         assert_eq!(top_up(&conn, &ctx, 2).unwrap(), 1);
         assert_eq!(level(&conn, "MILK").unwrap().remaining(), 2);

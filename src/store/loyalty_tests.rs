@@ -23,6 +23,7 @@ fn ctx(tax: &TaxConfig) -> WriteContext<'_> {
         currency: "EUR",
         tax,
         now: "2026-11-23T10:00:00.000Z",
+        pricing: None,
     }
 }
 

@@ -134,6 +134,8 @@ struct Inner {
     read_slots: Arc<tokio::sync::Semaphore>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
+    /// HQ's pricing rules as last parsed, for every sale of this store.
+    pricing: Arc<pricing::RulesCache>,
 }
 
 const READER_POOL_SIZE: usize = 4;
@@ -178,12 +180,19 @@ impl Store {
                 read_slots: Arc::new(tokio::sync::Semaphore::new(READER_POOL_SIZE)),
                 writer_thread: Mutex::new(Some(thread)),
                 checkpointer: Mutex::new(Some(checkpointer)),
+                pricing: Arc::default(),
             }),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The parsed pricing rules every sale of this store prices with (see
+    /// [`pricing::RulesCache`]); put it in the sale's `WriteContext`.
+    pub fn pricing(&self) -> Arc<pricing::RulesCache> {
+        Arc::clone(&self.inner.pricing)
     }
 
     pub fn writer_id(&self) -> &str {

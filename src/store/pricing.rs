@@ -2,6 +2,8 @@
 //! with them offline too, and the store's local time the rules' windows are read in.
 //! The rules themselves are applied by the pure engine, [`crate::domain::pricing`].
 
+use std::sync::{Arc, Mutex};
+
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::StoreError;
@@ -22,8 +24,9 @@ pub fn save_rules(conn: &Connection, rules: &PricingRules, now: &str) -> Result<
         .map_err(|e| StoreError::Inconsistent(format!("cannot encode pricing rules: {e}")))?;
     let changed = conn
         .prepare_cached(
-            "INSERT INTO pricing_rules (id, rules, updated_at) VALUES (1, ?1, ?2)
-             ON CONFLICT(id) DO UPDATE SET rules = excluded.rules, updated_at = excluded.updated_at
+            "INSERT INTO pricing_rules (id, version, rules, updated_at) VALUES (1, 1, ?1, ?2)
+             ON CONFLICT(id) DO UPDATE SET rules = excluded.rules,
+                 updated_at = excluded.updated_at, version = version + 1
              WHERE rules <> excluded.rules",
         )?
         .execute(params![json, now])?;
@@ -36,11 +39,126 @@ pub fn load_rules(conn: &Connection) -> Result<Option<PricingRules>, StoreError>
         .prepare_cached("SELECT rules FROM pricing_rules WHERE id = 1")?
         .query_row([], |r| r.get(0))
         .optional()?;
-    json.map(|j| {
-        serde_json::from_str(&j)
-            .map_err(|e| StoreError::Inconsistent(format!("stored pricing rules: {e}")))
-    })
-    .transpose()
+    json.as_deref().map(parse_rules).transpose()
+}
+
+fn parse_rules(json: &str) -> Result<PricingRules, StoreError> {
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Inconsistent(format!("stored pricing rules: {e}")))
+}
+
+/// The parsed rules of one database, kept until their version moves: a sale reads one
+/// integer instead of parsing the rules' JSON (about 0.5 ms for 200 promotions) every time.
+/// One per [`super::Store`]; the writer thread and readers share it.
+#[derive(Debug, Default)]
+pub struct RulesCache {
+    parsed: Mutex<Option<(i64, Arc<PricingRules>)>>,
+}
+
+impl RulesCache {
+    /// The rules as stored in `conn`'s database now (parsed again only after a change).
+    pub fn rules(&self, conn: &Connection) -> Result<Option<Arc<PricingRules>>, StoreError> {
+        let version: Option<i64> = conn
+            .prepare_cached("SELECT version FROM pricing_rules WHERE id = 1")?
+            .query_row([], |r| r.get(0))
+            .optional()?;
+        let Some(version) = version else {
+            return Ok(None);
+        };
+        // A poisoned lock only means another thread panicked while holding a parse result;
+        // the version check below still decides whether that result is current.
+        let mut parsed = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((cached, rules)) = parsed.as_ref()
+            && *cached == version
+        {
+            return Ok(Some(Arc::clone(rules)));
+        }
+        // Version and rules from one statement, so they are of the same snapshot.
+        let row: Option<(i64, String)> = conn
+            .prepare_cached("SELECT version, rules FROM pricing_rules WHERE id = 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((version, json)) = row else {
+            return Ok(None);
+        };
+        let rules = Arc::new(parse_rules(&json)?);
+        *parsed = Some((version, Arc::clone(&rules)));
+        Ok(Some(rules))
+    }
+}
+
+/// The store a writer id `{store}.{node}` belongs to (promotions are scoped by store).
+pub fn store_of(writer_id: &str) -> &str {
+    writer_id
+        .split_once('.')
+        .map_or(writer_id, |(store, _)| store)
+}
+
+/// What `item` costs at this store now and the promotions that may apply to it, for the
+/// till's item lookup (`None` until HQ published rules: the catalog price stands).
+pub fn item_offers(
+    conn: &Connection,
+    cache: &RulesCache,
+    writer_id: &str,
+    now: &str,
+    sku: &str,
+    list_price_minor: i64,
+) -> Result<Option<ItemPricing>, StoreError> {
+    let Some(rules) = cache.rules(conn)? else {
+        return Ok(None);
+    };
+    let store = store_of(writer_id);
+    let at = local_time(&rules, store, now)
+        .map_err(|e| StoreError::Inconsistent(format!("pricing: {e}")))?;
+    let offers = crate::domain::pricing::item_offers(
+        &rules,
+        crate::domain::pricing::PriceContext { store, at },
+        sku,
+        list_price_minor,
+    );
+    Ok(Some(ItemPricing {
+        unit_price_minor: offers.unit_price_minor,
+        price_list: offers.price_list.map(str::to_owned),
+        promotions: offers
+            .promotions
+            .into_iter()
+            .map(|p| ItemPromotion {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                exclusive: p.exclusive,
+                until: p.window.until.map(|u| u.to_string()),
+                rule: p.rule.clone(),
+            })
+            .collect(),
+    }))
+}
+
+/// An item's price now and its promotions (`GET /v1/items/{key}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ItemPricing {
+    /// The unit price a sale starts from now (per kg for weighed items): an active price
+    /// list's, else the catalog's.
+    pub unit_price_minor: i64,
+    /// The price list that set it, if one did.
+    pub price_list: Option<String>,
+    /// Item promotions active now that target this item, in the order a sale applies them.
+    /// Multi-buy and mix-and-match ones need more units in the basket to take anything.
+    pub promotions: Vec<ItemPromotion>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ItemPromotion {
+    pub id: String,
+    /// As printed on the receipt.
+    pub name: String,
+    /// A line it discounts takes no basket promotion.
+    pub exclusive: bool,
+    /// The store's local time it ends (`YYYY-MM-DDTHH:MM`), if it does.
+    pub until: Option<String>,
+    /// The rule as HQ published it: `kind` (`percent_off`, `amount_off`, `multi_buy`,
+    /// `mix_match`) and its figures (minor units, basis points).
+    #[schema(value_type = Object)]
+    pub rule: crate::domain::pricing::Rule,
 }
 
 /// The wall-clock time at `store` for the UTC instant `utc` (RFC 3339), in the zone the
@@ -141,5 +259,29 @@ mod tests {
             Err(LocalTimeError::UnknownZone(_))
         ));
         assert!(check_zones(&rules).is_err());
+    }
+
+    #[test]
+    fn cached_rules_follow_every_change_and_are_parsed_once() {
+        let conn = crate::store::testing::memory_db();
+        let cache = RulesCache::default();
+        assert!(cache.rules(&conn).unwrap().is_none());
+        let mut rules = PricingRules::default();
+        rules.time_zones.insert("*".into(), "Europe/Berlin".into());
+        assert!(save_rules(&conn, &rules, "t1").unwrap());
+        let first = cache.rules(&conn).unwrap().unwrap();
+        assert_eq!(*first, rules);
+        let again = cache.rules(&conn).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "parsed again without a change");
+        // A change in the same millisecond still moves the version.
+        rules
+            .time_zones
+            .insert("lis".into(), "Europe/Lisbon".into());
+        assert!(save_rules(&conn, &rules, "t1").unwrap());
+        let changed = cache.rules(&conn).unwrap().unwrap();
+        assert_eq!(*changed, rules);
+        // Publishing the same rules again changes nothing, so nothing is parsed again.
+        assert!(!save_rules(&conn, &rules, "t2").unwrap());
+        assert!(Arc::ptr_eq(&changed, &cache.rules(&conn).unwrap().unwrap()));
     }
 }

@@ -177,6 +177,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("loyalty.sql"),
     // Coupons: HQ's definitions, the uses this lane holds, its redemptions. Owned by `store::coupons`.
     include_str!("coupons.sql"),
+    // A version ahead of the pricing rules, so a sale parses them only after they changed.
+    // Owned by `store::pricing`.
+    include_str!("pricing_version.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -219,5 +222,33 @@ mod tests {
         let err = migrate(&mut conn).unwrap_err();
         assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{err}");
         assert!(err.to_string().contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn pricing_rules_keep_their_content_when_they_get_a_version() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let versioned = MIGRATIONS
+            .iter()
+            .position(|sql| sql.contains("pricing_rules_versioned"))
+            .unwrap();
+        for sql in &MIGRATIONS[..versioned] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", versioned as u32)
+            .unwrap();
+        conn.execute(
+            "INSERT INTO pricing_rules (id, rules, updated_at) VALUES (1, '{\"x\":1}', 't')",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let row: (i64, String, String) = conn
+            .query_row(
+                "SELECT version, rules, updated_at FROM pricing_rules",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(row, (1, "{\"x\":1}".to_owned(), "t".to_owned()));
     }
 }

@@ -112,13 +112,7 @@ pub fn price_basket(
         .iter()
         .filter(|p| p.active(ctx.store, ctx.at))
         .collect();
-    promos.sort_by(|a, b| {
-        (a.rule.is_basket(), Reverse(a.priority), &a.id).cmp(&(
-            b.rule.is_basket(),
-            Reverse(b.priority),
-            &b.id,
-        ))
-    });
+    promos.sort_by(|a, b| application_order(a, b));
     let mut applied = Vec::new();
     let mut basket_applied = false;
     for promo in promos {
@@ -143,7 +137,20 @@ pub fn price_basket(
     finish(lines, applied)
 }
 
-fn active_price_lists<'r>(rules: &'r PricingRules, ctx: PriceContext<'_>) -> Vec<&'r PriceList> {
+/// The order promotions apply in: item rules before basket rules, then highest priority,
+/// then smallest id (the module doc's rule).
+pub(super) fn application_order(a: &Promotion, b: &Promotion) -> std::cmp::Ordering {
+    (a.rule.is_basket(), Reverse(a.priority), &a.id).cmp(&(
+        b.rule.is_basket(),
+        Reverse(b.priority),
+        &b.id,
+    ))
+}
+
+pub(super) fn active_price_lists<'r>(
+    rules: &'r PricingRules,
+    ctx: PriceContext<'_>,
+) -> Vec<&'r PriceList> {
     let mut lists: Vec<&PriceList> = rules
         .price_lists
         .iter()

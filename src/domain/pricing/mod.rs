@@ -36,6 +36,7 @@
 //! and a return refunds that paid amount pro rata: a returned "3 for 2" item refunds its share.
 
 mod engine;
+mod offers;
 mod rules;
 mod time;
 
@@ -43,6 +44,7 @@ pub use engine::{
     AppliedPromotion, BasketLine, LineDiscount, PriceContext, PricedBasket, PricedLine,
     PricingError, price_basket,
 };
+pub use offers::{ItemOffers, item_offers};
 pub use rules::{
     MAX_ID_LEN, MAX_NAME_LEN, PriceList, PricingRules, Promotion, Rule, RuleError, Scope, Target,
     Window,

@@ -113,6 +113,17 @@ impl Rule {
             Self::BasketPercentOff { .. } | Self::BasketAmountOff { .. }
         )
     }
+
+    /// The items an item rule discounts; `None` for a basket rule.
+    pub fn target(&self) -> Option<&Target> {
+        match self {
+            Self::PercentOff { target, .. }
+            | Self::AmountOff { target, .. }
+            | Self::MultiBuy { target, .. }
+            | Self::MixMatch { target, .. } => Some(target),
+            Self::BasketPercentOff { .. } | Self::BasketAmountOff { .. } => None,
+        }
+    }
 }
 
 /// Items a rule applies to: listed SKUs and members of listed categories.

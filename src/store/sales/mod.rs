@@ -25,6 +25,9 @@ pub struct WriteContext<'a> {
     pub currency: &'a str,
     pub tax: &'a TaxConfig,
     pub now: &'a str,
+    /// HQ's pricing rules as last parsed (the store's [`crate::store::Store::pricing`]);
+    /// `None` where nothing is priced, or to parse them afresh.
+    pub pricing: Option<&'a crate::store::pricing::RulesCache>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

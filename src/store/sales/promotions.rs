@@ -4,19 +4,17 @@
 //! Each line's `amount_minor` becomes what the customer pays for it, and its tax is computed
 //! on that; so a return, which refunds `amount_minor` pro rata, refunds the paid share.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use rusqlite::Connection;
 
 use super::{PricedLine, WriteContext, line_tax};
-use crate::domain::pricing::{self, BasketLine, PriceContext, PricingError, Promotion};
+use crate::domain::pricing::{
+    self, BasketLine, PriceContext, PricingError, PricingRules, Promotion,
+};
 use crate::money::Quantity;
 use crate::store::{StoreError, pricing as stored};
-
-/// The store a writer id `{store}.{node}` belongs to.
-pub(super) fn store_of(writer_id: &str) -> &str {
-    writer_id
-        .split_once('.')
-        .map_or(writer_id, |(store, _)| store)
-}
 
 /// Applies the rules to `lines` in place (prices, discounts, amounts, tax).
 pub(super) fn apply(
@@ -25,17 +23,24 @@ pub(super) fn apply(
     lines: &mut [PricedLine],
     coupons: &[Promotion],
 ) -> Result<(), StoreError> {
-    let rules = stored::load_rules(conn)?;
-    if rules.is_none() && coupons.is_empty() {
-        return Ok(());
-    }
-    let mut rules = rules.unwrap_or_default();
-    // A coupon's discount is priced as one more promotion, ahead of the published ones.
-    rules.promotions.extend_from_slice(coupons);
+    let published = match ctx.pricing {
+        Some(cache) => cache.rules(conn)?,
+        None => stored::load_rules(conn)?.map(Arc::new),
+    };
+    let rules: Cow<'_, PricingRules> = match (published.as_deref(), coupons) {
+        (None, []) => return Ok(()),
+        (Some(rules), []) => Cow::Borrowed(rules),
+        (rules, coupons) => {
+            let mut rules = rules.cloned().unwrap_or_default();
+            // A coupon's discount is priced as one more promotion, ahead of the published ones.
+            rules.promotions.extend_from_slice(coupons);
+            Cow::Owned(rules)
+        }
+    };
     if rules.promotions.is_empty() && rules.price_lists.is_empty() {
         return Ok(());
     }
-    let store = store_of(ctx.writer_id);
+    let store = stored::store_of(ctx.writer_id);
     let at = stored::local_time(&rules, store, ctx.now)
         .map_err(|e| StoreError::Inconsistent(format!("pricing: {e}")))?;
     let basket: Vec<BasketLine> = lines
@@ -128,6 +133,7 @@ mod tests {
             currency: "EUR",
             tax: &tax,
             now,
+            pricing: None,
         };
         let line = |sku: &str, quantity| SaleLineRequest {
             sku: Some(sku.into()),
@@ -177,6 +183,7 @@ mod tests {
             currency: "EUR",
             tax: &tax,
             now: "2026-11-23T10:05:00.000Z",
+            pricing: None,
         };
         let give_back = |quantity| ReturnRequest {
             sale_id: receipt.sale_id.clone(),

@@ -18,6 +18,7 @@ fn ctx<'a>(tax: &'a TaxConfig) -> WriteContext<'a> {
         currency: "EUR",
         tax,
         now: "2026-11-23T10:00:00.000Z",
+        pricing: None,
     }
 }
 

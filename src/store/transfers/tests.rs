@@ -9,6 +9,7 @@ fn ctx<'a>(tax: &'a TaxConfig, now: &'a str) -> WriteContext<'a> {
         currency: "EUR",
         tax,
         now,
+        pricing: None,
     }
 }
 

@@ -391,6 +391,7 @@ fn sync_context<'a>(
         currency: "",
         tax,
         now,
+        pricing: None,
     }
 }
 

@@ -68,6 +68,7 @@ fn ctx(tax: &TaxConfig) -> WriteContext<'_> {
         currency: "EUR",
         tax,
         now: "2026-01-01T00:00:00.000Z",
+        pricing: None,
     }
 }
 

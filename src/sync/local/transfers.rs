@@ -252,6 +252,7 @@ mod tests {
             currency: "EUR",
             tax,
             now: "2026-01-01T00:00:00.000Z",
+            pricing: None,
         }
     }
 
