@@ -171,6 +171,7 @@ const NUMBER_KEYS: &[(&str, &str)] = &[
     ("sync", "online_escrow_units"),
     ("hq", "epoch_interval_s"),
     ("hq", "safety_stock"),
+    ("hq", "documents_in_memory"),
 ];
 
 proptest::proptest! {

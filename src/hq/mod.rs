@@ -100,7 +100,7 @@ impl Hq {
         let http_addr = listener.addr;
         // Operators see a loading HQ as alive and not ready, rather than as refusing.
         let loading = listener.serve_while_loading(ops.clone())?;
-        let opened = open_state(cfg, db.clone()).await;
+        let opened = open_state(cfg, db.clone(), ops.documents.clone()).await;
         // From here to the full API being served, connections wait in the backlog.
         loading.stop().await;
         let (state, privacy, epcis) = opened?;
@@ -251,13 +251,15 @@ impl Hq {
 async fn open_state(
     cfg: &HqConfig,
     db: db::Target,
+    gauges: Arc<ops::DocumentGauges>,
 ) -> Result<(SharedHq, privacy::SharedPrivacy, epcis::SharedEpcis), HqRunError> {
     let (tenant, safety_stock, lanes) = (cfg.tenant.clone(), cfg.safety_stock, cfg.lanes.clone());
     let documents_in_memory = cfg.documents_in_memory;
     tokio::task::spawn_blocking(move || {
         let state = HqState::open_target(&db, &tenant, safety_stock)?
             .with_lanes(lanes)
-            .with_documents_in_memory(documents_in_memory);
+            .with_documents_in_memory(documents_in_memory)
+            .with_gauges(gauges);
         let topics = state.topics().clone();
         let privacy = privacy::HqPrivacy::open(&db, topics.clone())?;
         let epcis = epcis::HqEpcis::open(&db, topics)?;

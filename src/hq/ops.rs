@@ -23,6 +23,39 @@ pub const DATABASE: &str = "database";
 pub const BROKER: &str = "broker";
 pub const DOCUMENTS: &str = "documents";
 
+/// HQ's documents in memory against its bound (`[hq] documents_in_memory`), as the state
+/// last published them between two operations.
+#[derive(Debug, Default)]
+pub struct DocumentGauges {
+    pub in_memory: AtomicU64,
+    pub evictions: AtomicU64,
+    pub reloads: AtomicU64,
+}
+
+impl DocumentGauges {
+    fn render(&self, out: &mut String) {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        gauge(
+            out,
+            "storenode_hq_documents_in_memory",
+            "Store documents HQ holds in memory (bounded by [hq] documents_in_memory).",
+            i64::try_from(get(&self.in_memory)).unwrap_or(i64::MAX),
+        );
+        counter(
+            out,
+            "storenode_hq_document_evictions_total",
+            "Documents dropped from memory past the bound (they reload from the database).",
+            get(&self.evictions),
+        );
+        counter(
+            out,
+            "storenode_hq_document_loads_total",
+            "Documents loaded whole from the database (first use, or after an eviction).",
+            get(&self.reloads),
+        );
+    }
+}
+
 /// HQ's figures and readiness, shared by the ingest loop and the HTTP API.
 pub struct HqOps {
     pub health: Health,
@@ -42,6 +75,8 @@ pub struct HqOps {
     /// Rates of `/readyz` and `/metrics`, which need no token.
     pub limits: PublicLimits,
     pub public_rate_limited: Counter,
+    /// Documents in memory, evictions and loads (written by the state, see `HqState::trim`).
+    pub documents: Arc<DocumentGauges>,
 }
 
 impl HqOps {
@@ -62,6 +97,7 @@ impl HqOps {
             started: std::time::Instant::now(),
             limits: PublicLimits::default(),
             public_rate_limited: Counter::default(),
+            documents: Arc::default(),
         }
     }
 
@@ -140,6 +176,7 @@ impl HqOps {
             i64::try_from(self.queue_depth.load(Ordering::Relaxed)).unwrap_or(i64::MAX),
         );
         self.render_lag(out);
+        self.documents.render(out);
         let ready = i64::from(self.health.ready());
         gauge(
             out,

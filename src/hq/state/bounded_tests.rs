@@ -254,9 +254,11 @@ fn a_bounded_hq_answers_as_an_unbounded_one() {
 #[test]
 fn an_evicted_document_reloads_with_all_its_changes() {
     let dir = TestDb::new();
+    let gauges = std::sync::Arc::new(crate::hq::ops::DocumentGauges::default());
     let mut hq = HqState::open_target(&dir.target, "t", 1)
         .unwrap()
-        .with_documents_in_memory(Some(1));
+        .with_documents_in_memory(Some(1))
+        .with_gauges(gauges.clone());
     let (mut s1, mut s2) = (Lane::new("s1"), Lane::new("s2"));
     for i in 0..10 {
         let (topic, payload) = s1.sale("A", if i == 0 { 50 } else { -2 });
@@ -268,6 +270,11 @@ fn an_evicted_document_reloads_with_all_its_changes() {
         assert!(!hq.docs.contains_key(&s1_id), "s1 was dropped");
     }
     let evicted = hq.evictions;
+    // What /metrics shows: the bound held, each eviction and load counted.
+    let figure = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(figure(&gauges.in_memory), 1);
+    assert_eq!(figure(&gauges.evictions), evicted);
+    assert!(figure(&gauges.reloads) >= 10, "{gauges:?}");
     let doc = hq.stock_doc("s1").unwrap();
     assert_eq!(
         doc.core().heads(),

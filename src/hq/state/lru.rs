@@ -130,6 +130,13 @@ impl HqState {
             self.evictions += 1;
             tracing::debug!(doc = %crate::sync::persist::doc_key(&id), "document dropped from memory");
         }
+        if let Some(gauges) = &self.gauges {
+            use std::sync::atomic::Ordering::Relaxed;
+            let count = u64::try_from(self.docs.len()).unwrap_or(u64::MAX);
+            gauges.in_memory.store(count, Relaxed);
+            gauges.evictions.store(self.evictions, Relaxed);
+            gauges.reloads.store(self.reloads, Relaxed);
+        }
     }
 
     /// How many documents are in memory now.

@@ -28,6 +28,7 @@ pub use stock::StoreSku;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use super::db::docs::{self, DocStoreError};
 use super::db::{Db, DbError, Target};
@@ -143,6 +144,8 @@ pub struct HqState {
     pub(in crate::hq) reloads: u64,
     /// Documents dropped from memory past the bound (`lru.rs`).
     pub(in crate::hq) evictions: u64,
+    /// Where [`Self::trim`] publishes the three figures above for `/metrics`.
+    gauges: Option<Arc<crate::hq::ops::DocumentGauges>>,
     pub(in crate::hq) epochs: BTreeMap<String, u32>,
     pub(in crate::hq) safety_stock: i64,
     /// Provisioned lanes per store (`[hq.lanes]`); a store not listed takes any of its
@@ -169,12 +172,20 @@ impl HqState {
             log_marks: BTreeMap::new(),
             reloads: 0,
             evictions: 0,
+            gauges: None,
             epochs: BTreeMap::new(),
             safety_stock,
             lanes: BTreeMap::new(),
         };
         state.load_docs()?;
         Ok(state)
+    }
+
+    /// Publishes the documents in memory, evictions and loads to `gauges` after each
+    /// operation (HQ's `/metrics`).
+    pub fn with_gauges(mut self, gauges: Arc<crate::hq::ops::DocumentGauges>) -> Self {
+        self.gauges = Some(gauges);
+        self
     }
 
     /// Takes changes about each listed store only from its provisioned lanes: a certificate
