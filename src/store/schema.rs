@@ -177,6 +177,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("loyalty.sql"),
     // Coupons: HQ's definitions, the uses this lane holds, its redemptions. Owned by `store::coupons`.
     include_str!("coupons.sql"),
+    // Points a return gives back; a lane's ask to HQ for a coupon's use. Owned by
+    // `store::loyalty` and `store::coupons`.
+    include_str!("points_refund_coupon_want.sql"),
 ];
 
 /// The schema version this binary writes.
