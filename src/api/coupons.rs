@@ -76,7 +76,7 @@ pub async fn ask_hq_after_refusal(
             return refused;
         }
     };
-    let online = state.health.state("sync") == Some(crate::health::State::Ok);
+    let online = (state.online)();
     let codes = asked.join(", ");
     let mut answer = if online {
         ApiError::new(
