@@ -13,9 +13,10 @@
 //! writers/{lane}/coupons/{CODE}/wanted       = total   uses it asked HQ for
 //! writers/{hq}/coupons/{CODE}/served/{lane}  = total   that lane's asks HQ answered
 //! ```
-//! (HQ's keys are `granted/{lane}` and `served/{lane}`, flat, so the section has the same two-level shape as
-//! the escrow's and rolls into the next epoch the same way: HQ's base holds every writer's
-//! totals at the cut, a lane carries `now − at cut`; see [`super::epoch_orders`].)
+//! (HQ's keys are `granted/{lane}` and `served/{lane}`, flat, so the section has the same
+//! two-level shape as the escrow's and rolls into the next epoch the same way: HQ's base
+//! holds every writer's totals at the cut, a lane carries `now − at cut`; see
+//! [`super::epoch_orders`].)
 
 use std::collections::BTreeMap;
 

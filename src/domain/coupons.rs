@@ -20,9 +20,11 @@
 //! A lane that does not hold a use **asks** HQ for one (`wanted` grows, written only by the
 //! lane, at most one ask open per coupon: `wanted > served`); HQ answers every open ask
 //! (`served` grows, written only by HQ) and grants with it what [`uses_to_grant`] allows,
-//! from its pool as above, so asks change nothing in the bound. The discount itself is one of the pricing engine's rules, applied to the
-//! basket as a promotion named after the coupon (`coupon.{CODE}`), so a receipt names it and
-//! a return refunds what the customer paid, exactly as with promotions.
+//! from its pool as above, so asks change nothing in the bound.
+//!
+//! The discount itself is one of the pricing engine's rules, applied to the basket as a
+//! promotion named after the coupon (`coupon.{CODE}`), so a receipt names it and a return
+//! refunds what the customer paid, exactly as with promotions.
 //!
 //! # Layout
 //! Definitions in HQ's catalog document, counters in each store's orders document; see
