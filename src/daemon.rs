@@ -102,7 +102,15 @@ impl Node {
                 sync_metrics(out);
                 device_metrics.render(out);
             });
+        let online: Arc<dyn Fn() -> bool + Send + Sync> = match &sync {
+            Some(sync) => {
+                let handle = sync.service().clone();
+                Arc::new(move || handle.is_connected())
+            }
+            None => Arc::new(|| false),
+        };
         let state = AppState {
+            online,
             store,
             auth: Arc::new(Auth::new(
                 &config.api.terminals,

@@ -50,3 +50,52 @@ pub async fn release_coupon(
         )
         .await
 }
+
+/// A sale naming `codes` was refused with 409: if a coupon was refused because this lane
+/// holds none of its uses, the lane asks HQ for one (`store::coupons::ask_hq`, its own write:
+/// the sale's was undone) and the answer says so. Online, HQ's ingest answers within a
+/// moment and the same sale (same key) goes through then; offline, once the store is back.
+pub async fn ask_hq_after_refusal(
+    state: &AppState,
+    terminal: String,
+    codes: Vec<String>,
+    refused: ApiError,
+) -> ApiError {
+    let asked = state
+        .store
+        .write(move |conn| {
+            let now = crate::clock::now_utc();
+            coupons::ask_hq(conn, &terminal, &now, &codes)
+        })
+        .await;
+    let asked = match asked {
+        Ok(asked) if !asked.is_empty() => asked,
+        Ok(_) => return refused,
+        Err(error) => {
+            tracing::warn!(%error, "could not ask HQ for a coupon use");
+            return refused;
+        }
+    };
+    let online = (state.online)();
+    let codes = asked.join(", ");
+    let mut answer = if online {
+        ApiError::new(
+            refused.status,
+            refused.code,
+            format!(
+                "coupon {codes} is not held by this store: asked HQ for a use: try again in a moment"
+            ),
+        )
+    } else {
+        ApiError::new(
+            refused.status,
+            refused.code,
+            format!(
+                "coupon {codes} is not held by this store: asked HQ for a use: try again when online"
+            ),
+        )
+    };
+    answer.retry_after_secs = online.then_some(1);
+    answer.field = Some("coupons".into());
+    answer
+}

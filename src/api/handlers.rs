@@ -229,13 +229,27 @@ pub async fn create_sale(
     write: WriteRequest,
 ) -> Result<Response, ApiError> {
     let request: SaleRequest = write.parse()?;
-    write
+    let codes = request.coupons.clone();
+    let terminal = write.terminal().to_owned();
+    let answer = write
         .run(
             &state,
             move |conn, ctx| sales::record_sale(conn, ctx, &request),
             count_sale,
         )
-        .await
+        .await;
+    match answer {
+        // A coupon this lane does not hold: ask HQ for a use (the sale's write was undone).
+        Err(refused)
+            if refused.status == StatusCode::CONFLICT
+                && refused
+                    .message
+                    .contains(crate::domain::coupons::NOT_HELD_HERE) =>
+        {
+            Err(super::coupons::ask_hq_after_refusal(&state, terminal, codes, refused).await)
+        }
+        other => other,
+    }
 }
 
 fn count_sale(m: &Metrics, receipt: &SaleReceipt) {
@@ -265,10 +279,12 @@ pub async fn get_sale(
         .ok_or_else(|| ApiError::not_found(format!("sale {sale_id:?} not found")))
 }
 
-/// Return goods against a sale.
+/// Return goods against a sale. The share of the refund that the sale paid in loyalty points
+/// goes back to the member as points (`loyalty.points_refunded`, spendable at this till at
+/// once), the rest in money (`refund_money_minor`).
 #[utoipa::path(post, path = "/returns", tag = "returns",
     request_body = ReturnRequest,
-    responses((status = 201, description = "Done (a replay of the same key returns the first answer)", body = ReturnReceipt)))]
+    responses((status = 201, description = "Done: `refund_money_minor` to pay back in money, `loyalty.points_refunded` given back as points (a replay of the same key returns the first answer)", body = ReturnReceipt)))]
 pub async fn create_return(
     State(state): State<AppState>,
     write: WriteRequest,

@@ -58,6 +58,9 @@ pub struct AppState {
     pub pickup: Arc<lockout::PickupLockout>,
     /// Rates of the endpoints that need no token.
     pub public_limits: Arc<limits::PublicLimits>,
+    /// Whether sync is connected to the broker now (false for a node without sync): what a
+    /// till is told to expect after a lane asked HQ for something.
+    pub online: Arc<dyn Fn() -> bool + Send + Sync>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -123,7 +123,7 @@ const RESPONSES: [ErrorReply; 9] = [
     (
         "409",
         "Conflict",
-        "Idempotency key reused for another request, or an order or transfer in the wrong state",
+        "Idempotency key reused for another request, an order or transfer in the wrong state, or a sale's coupon used up or not held by this lane (the lane then asks HQ for a use: try again in a moment)",
     ),
     (
         "413",

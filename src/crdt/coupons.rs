@@ -10,10 +10,13 @@
 //! writers/{hq}/coupons/{CODE}/granted/{lane} = total   uses HQ granted to that lane
 //! writers/{lane}/coupons/{CODE}/redeemed     = total   uses the lane redeemed
 //! writers/{lane}/coupons/{CODE}/released     = total   uses it gave back to HQ
+//! writers/{lane}/coupons/{CODE}/wanted       = total   uses it asked HQ for
+//! writers/{hq}/coupons/{CODE}/served/{lane}  = total   that lane's asks HQ answered
 //! ```
-//! (HQ's keys are `granted/{lane}`, flat, so the section has the same two-level shape as
-//! the escrow's and rolls into the next epoch the same way: HQ's base holds every writer's
-//! totals at the cut, a lane carries `now − at cut`; see [`super::epoch_orders`].)
+//! (HQ's keys are `granted/{lane}` and `served/{lane}`, flat, so the section has the same
+//! two-level shape as the escrow's and rolls into the next epoch the same way: HQ's base
+//! holds every writer's totals at the cut, a lane carries `now − at cut`; see
+//! [`super::epoch_orders`].)
 
 use std::collections::BTreeMap;
 
@@ -34,6 +37,7 @@ const COUPON: &str = "coupon/";
 /// The per-writer section in the orders document.
 pub(super) const KEY_COUPONS: &str = "coupons";
 const GRANTED_TO: &str = "granted/";
+const SERVED_TO: &str = "served/";
 
 impl CatalogDoc {
     /// HQ publishes (or replaces: a revocation) a coupon's definition; one change.
@@ -90,11 +94,16 @@ pub enum CouponEntry {
     Redeem { uses: i64 },
     /// The writing lane gives `uses` back to HQ.
     Release { uses: i64 },
+    /// The writing lane asks HQ for `uses`.
+    Want { uses: i64 },
+    /// HQ answered `uses` asks of `lane` (whatever it granted with them).
+    Serve { lane: WriterId, uses: i64 },
 }
 
 impl OrdersDoc {
-    /// Adds to this writer's coupon totals, one change for all entries. Grants only from HQ,
-    /// redemptions and releases only from a lane (each total has one kind of writer).
+    /// Adds to this writer's coupon totals, one change for all entries. Grants and answers
+    /// only from HQ, redemptions, releases and asks only from a lane (each total has one kind
+    /// of writer).
     pub fn add_coupons(
         &mut self,
         entries: &[(String, CouponEntry)],
@@ -115,6 +124,12 @@ impl OrdersDoc {
                 }
                 CouponEntry::Release { uses } if !writer.is_hq() => {
                     (CouponField::Released.as_str().to_owned(), *uses)
+                }
+                CouponEntry::Want { uses } if !writer.is_hq() => {
+                    (CouponField::Wanted.as_str().to_owned(), *uses)
+                }
+                CouponEntry::Serve { lane, uses } if writer.is_hq() => {
+                    (format!("{SERVED_TO}{lane}"), *uses)
                 }
                 other => {
                     return Err(OrdersError::InvalidLine {
@@ -156,16 +171,13 @@ impl OrdersDoc {
             for (code, values) in section_entries(doc, &section, None) {
                 let per_lane = out.entry(code).or_default();
                 for (key, value) in values {
-                    if let Some(lane) = key.strip_prefix(GRANTED_TO) {
-                        // Only HQ's grants count: a lane cannot grant itself uses.
-                        if let (true, Ok(lane)) = (writer.is_hq(), WriterId::new(lane)) {
-                            per_lane
-                                .entry(lane)
-                                .or_default()
-                                .add(CouponField::Granted, value);
+                    if let Some((field, lane)) = hq_key(&key) {
+                        // Only HQ's grants and answers count: a lane cannot grant itself uses.
+                        if writer.is_hq() {
+                            per_lane.entry(lane).or_default().add(field, value);
                         }
                     } else if let (false, Some(field)) = (writer.is_hq(), CouponField::parse(&key))
-                        && field != CouponField::Granted
+                        && !field.by_hq()
                     {
                         per_lane
                             .entry(writer.clone())
@@ -224,6 +236,16 @@ impl OrdersDoc {
         }
         out
     }
+}
+
+/// HQ's per-lane keys: `granted/{lane}`, `served/{lane}`.
+fn hq_key(key: &str) -> Option<(CouponField, WriterId)> {
+    let (field, lane) = if let Some(lane) = key.strip_prefix(GRANTED_TO) {
+        (CouponField::Granted, lane)
+    } else {
+        (CouponField::Served, key.strip_prefix(SERVED_TO)?)
+    };
+    Some((field, WriterId::new(lane).ok()?))
 }
 
 /// code → key → total of a `coupons` map as of `heads` (`None`: now).

@@ -2,7 +2,7 @@
 //!
 //! In a store's orders document, each writer adds to its own totals per member:
 //! ```text
-//! writers/{lane}/loyalty/{member}/{earned|spent|reversed|released|owed|wanted} = total
+//! writers/{lane}/loyalty/{member}/{earned|spent|reversed|released|owed|wanted|refunded} = total
 //! writers/{hq}/loyalty/{member}/granted:{lane}  = points HQ granted to that lane
 //! writers/{hq}/loyalty/{member}/served:{lane}   = the lane's `wanted` HQ has answered
 //! ```
@@ -42,6 +42,8 @@ pub enum LoyaltyField {
     Released,
     Owed,
     Wanted,
+    /// Points a return gave back (the sale was paid in points): the lane's to spend again.
+    Refunded,
     /// HQ only: points granted to the lane.
     Granted(WriterId),
     /// HQ only: the lane's wants answered.
@@ -57,6 +59,7 @@ impl LoyaltyField {
             Self::Released => "released".into(),
             Self::Owed => "owed".into(),
             Self::Wanted => "wanted".into(),
+            Self::Refunded => "refunded".into(),
             Self::Granted(lane) => format!("{GRANTED}{lane}"),
             Self::Served(lane) => format!("{SERVED}{lane}"),
         }
@@ -199,6 +202,7 @@ fn add_field(ledger: &mut MemberLedger, writer: &WriterId, key: &str, value: i64
         "released" => &mut l.released,
         "owed" => &mut l.owed,
         "wanted" => &mut l.wanted,
+        "refunded" => &mut l.refunded,
         _ => return,
     };
     *slot = slot.saturating_add(value);

@@ -93,6 +93,8 @@ enum Step {
     Spend(usize, i64),
     /// A return at store `i` takes back `n` of the points earned there.
     Return(usize, i64),
+    /// A return at store `i` of a sale paid in points gives back `n` of the points spent there.
+    Refund(usize, i64),
     /// The member is identified at store `i`'s till: the lane asks for points.
     Want(usize),
     /// HQ settles what is owed and answers wants with its pool.
@@ -110,6 +112,7 @@ fn arb_step() -> impl Strategy<Value = Step> {
         (0_usize..2, 1_i64..40).prop_map(|(i, n)| Step::Earn(i, n)),
         (0_usize..2, 1_i64..40).prop_map(|(i, n)| Step::Spend(i, n)),
         (0_usize..2, 1_i64..30).prop_map(|(i, n)| Step::Return(i, n)),
+        (0_usize..2, 1_i64..30).prop_map(|(i, n)| Step::Refund(i, n)),
         (0_usize..2).prop_map(Step::Want),
         Just(Step::HqSettle),
         (1_i64..30).prop_map(Step::WebEarn),
@@ -126,6 +129,8 @@ struct Lane {
     linked: bool,
     /// Points earned here that no return has taken back yet (what a return may reverse).
     returnable: i64,
+    /// Points spent here that no return has given back yet (what a return may refund).
+    refundable: i64,
 }
 
 impl Lane {
@@ -168,6 +173,7 @@ proptest! {
                     writer,
                     linked: true,
                     returnable: 0,
+                    refundable: 0,
                 }
             })
             .collect();
@@ -175,7 +181,7 @@ proptest! {
             .map(|i| OrdersDoc::genesis(&format!("s{i}"), 0, w("hq")).unwrap())
             .collect();
         let mut hq = HqTotals::default();
-        let (mut earned, mut spent, mut reversed) = (0_i64, 0_i64, 0_i64);
+        let (mut earned, mut spent, mut reversed, mut refunded) = (0_i64, 0_i64, 0_i64, 0_i64);
         for step in steps {
             match step {
                 Step::Earn(i, n) => {
@@ -185,7 +191,14 @@ proptest! {
                 }
                 Step::Spend(i, n) if lanes[i].allowance() >= n => {
                     lanes[i].doc.add_loyalty(&[(M.into(), LoyaltyField::Spent, n)], 1).unwrap();
+                    lanes[i].refundable += n;
                     spent += n;
+                }
+                Step::Refund(i, n) if lanes[i].refundable > 0 => {
+                    let n = n.min(lanes[i].refundable);
+                    lanes[i].refundable -= n;
+                    lanes[i].doc.add_loyalty(&[(M.into(), LoyaltyField::Refunded, n)], 1).unwrap();
+                    refunded += n;
                 }
                 Step::Return(i, n) => {
                     let n = n.min(lanes[i].returnable);
@@ -235,15 +248,15 @@ proptest! {
                 prop_assert!(l.allowance() >= 0, "{} allowance {}", lane, l.allowance());
             }
             prop_assert!(t.balance() >= 0);
-            prop_assert_eq!(t.balance(), earned - spent - reversed);
-            prop_assert!(spent <= earned);
+            prop_assert_eq!(t.balance(), earned + refunded - spent - reversed);
+            prop_assert!(spent - refunded <= earned);
         }
         for (lane, doc) in lanes.iter_mut().zip(hq_docs.iter_mut()) {
             exchange(&mut lane.doc, doc);
             prop_assert_eq!(lane.doc.loyalty_ledgers(), doc.loyalty_ledgers());
         }
         let end = combine(&hq_docs, hq);
-        prop_assert_eq!(end.balance(), earned - spent - reversed);
+        prop_assert_eq!(end.balance(), earned + refunded - spent - reversed);
         prop_assert!(end.balance() >= 0);
     }
 }
@@ -277,6 +290,7 @@ fn totals_are_exact_across_an_epoch_switch_with_a_lane_spending_offline() {
         &[
             (M.into(), LoyaltyField::Spent, 12),
             (M.into(), LoyaltyField::Earned, 5),
+            (M.into(), LoyaltyField::Refunded, 4),
         ],
         3,
     )
@@ -294,9 +308,9 @@ fn totals_are_exact_across_an_epoch_switch_with_a_lane_spending_offline() {
     hq_new.core_mut().apply_changes(&[&carried.bytes]).unwrap();
     let l = hq_new.loyalty_of(M).lanes[lane_id.as_str()];
     assert_eq!(
-        (l.earned, l.spent, l.wanted, l.granted, l.served),
-        (35, 12, 1, 30, 1)
+        (l.earned, l.spent, l.refunded, l.wanted, l.granted, l.served),
+        (35, 12, 4, 1, 30, 1)
     );
-    assert_eq!(l.allowance(), 18);
+    assert_eq!(l.allowance(), 22);
     assert_eq!(new.loyalty_of(M), hq_new.loyalty_of(M));
 }

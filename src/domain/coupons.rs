@@ -15,9 +15,16 @@
 //! lag behind on releases (its pool is too small, never too large). Hence
 //! `Σ redeemed ≤ Σ (granted − released) ≤ uses` under every schedule of partitions: a lane
 //! cut off from HQ redeems only uses it already holds (the property test in
-//! `crdt::coupons`). The discount itself is one of the pricing engine's rules, applied to the
-//! basket as a promotion named after the coupon (`coupon.{CODE}`), so a receipt names it and
-//! a return refunds what the customer paid, exactly as with promotions.
+//! `crdt::coupons`).
+//!
+//! A lane that does not hold a use **asks** HQ for one (`wanted` grows, written only by the
+//! lane, at most one ask open per coupon: `wanted > served`); HQ answers every open ask
+//! (`served` grows, written only by HQ) and grants with it what [`uses_to_grant`] allows,
+//! from its pool as above, so asks change nothing in the bound.
+//!
+//! The discount itself is one of the pricing engine's rules, applied to the basket as a
+//! promotion named after the coupon (`coupon.{CODE}`), so a receipt names it and a return
+//! refunds what the customer paid, exactly as with promotions.
 //!
 //! # Layout
 //! Definitions in HQ's catalog document, counters in each store's orders document; see
@@ -154,6 +161,12 @@ pub struct CouponTotals {
     pub redeemed: i64,
     /// Uses it gave back to HQ's pool.
     pub released: i64,
+    /// Uses it asked HQ for (a till was refused for not holding one).
+    #[serde(default)]
+    pub wanted: i64,
+    /// Its asks HQ answered (granting, or not when its pool was empty).
+    #[serde(default)]
+    pub served: i64,
 }
 
 /// One of the three totals, with the only kind of writer that adds to it.
@@ -165,17 +178,34 @@ pub enum CouponField {
     Redeemed,
     /// The holding lane.
     Released,
+    /// The asking lane.
+    Wanted,
+    /// HQ (answering a lane's asks).
+    Served,
 }
 
 impl CouponField {
-    pub const ALL: [CouponField; 3] = [Self::Granted, Self::Redeemed, Self::Released];
+    pub const ALL: [CouponField; 5] = [
+        Self::Granted,
+        Self::Redeemed,
+        Self::Released,
+        Self::Wanted,
+        Self::Served,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Granted => "granted",
             Self::Redeemed => "redeemed",
             Self::Released => "released",
+            Self::Wanted => "wanted",
+            Self::Served => "served",
         }
+    }
+
+    /// Written by HQ (per lane), not by the lane itself.
+    pub fn by_hq(self) -> bool {
+        matches!(self, Self::Granted | Self::Served)
     }
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -192,14 +222,42 @@ impl CouponTotals {
             .max(0)
     }
 
+    /// Asks of this lane HQ has not answered yet.
+    pub fn open_asks(&self) -> i64 {
+        self.wanted.saturating_sub(self.served).max(0)
+    }
+
     pub fn add(&mut self, field: CouponField, value: i64) {
         let slot = match field {
             CouponField::Granted => &mut self.granted,
             CouponField::Redeemed => &mut self.redeemed,
             CouponField::Released => &mut self.released,
+            CouponField::Wanted => &mut self.wanted,
+            CouponField::Served => &mut self.served,
         };
         *slot = slot.saturating_add(value);
     }
+}
+
+/// Uses HQ grants a lane whose asks of `coupon` are open (`asking`), from `pool` (HQ's, as it
+/// sees it) at `now`: none for a revoked or expired coupon; for a personal coupon, none while
+/// another lane (`others`) holds one of its uses (the customer's uses follow the customer to
+/// one till at a time; that lane may give them back); else one use per open ask, as far as
+/// the pool covers. HQ answers the asks either way, so a lane asks again on its next refusal.
+pub fn uses_to_grant(
+    coupon: &Coupon,
+    asking: CouponTotals,
+    others: impl IntoIterator<Item = CouponTotals>,
+    pool: i64,
+    now: &str,
+) -> i64 {
+    if coupon.revoked || coupon.expired(now) {
+        return 0;
+    }
+    if coupon.customer.is_some() && others.into_iter().any(|t| t.held() > 0) {
+        return 0;
+    }
+    asking.open_asks().min(pool).max(0)
 }
 
 /// HQ's pool: the uses no lane holds, as HQ sees the holders' totals.
@@ -208,6 +266,10 @@ pub fn pool(uses: i64, holders: impl IntoIterator<Item = CouponTotals>) -> i64 {
         pool.saturating_sub(t.granted).saturating_add(t.released)
     })
 }
+
+/// What every refusal for not holding a use says (so the API can tell it from other
+/// conflicts once it is text, and ask HQ for a use).
+pub const NOT_HELD_HERE: &str = "is not held by this store";
 
 /// Why a redemption was refused. The text is what the till shows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -326,7 +388,7 @@ mod tests {
         let held = |granted, redeemed| CouponTotals {
             granted,
             redeemed,
-            released: 0,
+            ..Default::default()
         };
         assert_eq!(
             check_redeem("SAVE-10", Some(&c), held(1, 0), 0, 1, now),
@@ -335,6 +397,11 @@ mod tests {
         assert_eq!(
             check_redeem("SAVE-10", Some(&c), held(1, 1), 1, 1, now),
             Err(Refusal::HeldElsewhere("SAVE-10".into()))
+        );
+        assert!(
+            Refusal::HeldElsewhere("SAVE-10".into())
+                .to_string()
+                .contains(NOT_HELD_HERE)
         );
         assert_eq!(
             check_redeem("SAVE-10", Some(&c), held(2, 2), 2, 1, now),
@@ -373,6 +440,7 @@ mod tests {
             granted: 3,
             redeemed: 1,
             released: 1,
+            ..Default::default()
         };
         let b = CouponTotals {
             granted: 2,
@@ -380,5 +448,46 @@ mod tests {
         };
         assert_eq!(pool(10, [a, b]), 6);
         assert_eq!(a.held(), 1);
+    }
+
+    #[test]
+    fn hq_grants_an_open_ask_from_its_pool_while_the_coupon_is_valid() {
+        let c = coupon(3).validated().unwrap();
+        let now = "2026-12-01T10:00:00.000Z";
+        let asking = CouponTotals {
+            wanted: 2,
+            served: 1,
+            ..Default::default()
+        };
+        let holder = CouponTotals {
+            granted: 1,
+            ..Default::default()
+        };
+        assert_eq!(asking.open_asks(), 1);
+        assert_eq!(uses_to_grant(&c, asking, [holder], 2, now), 1);
+        assert_eq!(uses_to_grant(&c, asking, [holder], 0, now), 0, "pool empty");
+        let answered = CouponTotals {
+            served: 2,
+            ..asking
+        };
+        assert_eq!(uses_to_grant(&c, answered, [], 2, now), 0, "nothing open");
+        let late = "2026-12-31T22:00:00.000Z";
+        assert_eq!(uses_to_grant(&c, asking, [], 2, late), 0, "expired");
+        let revoked = Coupon {
+            revoked: true,
+            ..c.clone()
+        };
+        assert_eq!(uses_to_grant(&revoked, asking, [], 2, now), 0);
+        // A personal coupon: not while another lane holds one of the customer's uses.
+        let personal = Coupon {
+            customer: Some("cust-1".into()),
+            ..c.clone()
+        };
+        assert_eq!(uses_to_grant(&personal, asking, [holder], 2, now), 0);
+        let spent = CouponTotals {
+            redeemed: 1,
+            ..holder
+        };
+        assert_eq!(uses_to_grant(&personal, asking, [spent], 2, now), 1);
     }
 }

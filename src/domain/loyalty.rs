@@ -6,16 +6,18 @@
 //! stores and the web shop commute. The member's points sit in two kinds of place:
 //! - **HQ's pool**: every point earned anywhere (a store lane or the web shop), plus what
 //!   lanes release, minus what HQ grants to lanes, spends for the web shop or settles;
-//! - **a lane's allowance**: what HQ granted to that lane, minus what the lane spent,
-//!   reversed or released. Only the lane writes those three, only HQ grants.
+//! - **a lane's allowance**: what HQ granted to that lane, plus what the lane refunded (a
+//!   return of a sale paid in points gives them back), minus what it spent, reversed or
+//!   released. Only the lane writes those four, only HQ grants.
 //!
 //! Each writer takes points only from a place whose figures it knows exactly on the side
 //! that matters: a lane spends or reverses only from its own allowance (it knows its own
 //! spends exactly, and HQ's grants only late: too low, never too high); HQ grants, spends and
 //! settles only from its pool (it knows its own grants exactly, earns and releases only
 //! late). So the pool and every allowance stay ≥ 0 whatever each side knows, and the balance,
-//! their sum, `earned − spent − reversed − settled`, never goes below zero. See the property
-//! test in `crdt::loyalty`.
+//! their sum, `earned + refunded − spent − reversed − settled`, never goes below zero (a lane
+//! refunds at most what its own sale spent, so `refunded ≤ spent`). See the property test in
+//! `crdt::loyalty`.
 //!
 //! Points are earned into the pool, not the earning lane: they become spendable at a till
 //! once HQ has seen them and granted them (a lane asks with a `wanted` count when the member
@@ -72,6 +74,40 @@ impl LoyaltyRules {
         }
         Ok(amount_minor / self.point_value_minor)
     }
+}
+
+/// Points a return gives back of a sale paid (partly) in points.
+///
+/// `spent` points paid `spent × point_value_minor` of a sale whose lines can refund
+/// `refundable_minor` in all; earlier returns refunded `refunded_before_minor` of it and gave
+/// back `already_refunded` points; this return refunds `refund_minor`. The points given back
+/// up to and including this return are the returned share of `spent`, rounded down, and all
+/// of it once the whole sale is returned: the last return gets the remainder, so returns sum
+/// exactly to what was paid in points, however the sale is split. A return never gives back
+/// more in points than it refunds in value (with a point worth more than one minor unit, a
+/// partial return that is worth less than a point gets money, and the next one catches up).
+pub fn points_to_refund(
+    spent: i64,
+    point_value_minor: i64,
+    already_refunded: i64,
+    refunded_before_minor: i64,
+    refund_minor: i64,
+    refundable_minor: i64,
+) -> i64 {
+    if spent <= 0 || point_value_minor <= 0 || refund_minor <= 0 || refundable_minor <= 0 {
+        return 0;
+    }
+    let returned = refunded_before_minor.saturating_add(refund_minor);
+    let due = if returned >= refundable_minor {
+        spent
+    } else {
+        let share = i128::from(spent) * i128::from(returned.max(0)) / i128::from(refundable_minor);
+        i64::try_from(share).unwrap_or(spent).min(spent)
+    };
+    let left = spent.saturating_sub(already_refunded).max(0);
+    due.saturating_sub(already_refunded)
+        .clamp(0, left)
+        .min(refund_minor / point_value_minor)
 }
 
 /// Points a return takes back: the returned share of what the sale earned, rounded down,
@@ -165,6 +201,9 @@ impl std::fmt::Display for MemberId {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LaneTotals {
     pub earned: i64,
+    /// Points given back to the member by returns of sales paid in points (spendable here).
+    #[serde(default)]
+    pub refunded: i64,
     pub spent: i64,
     pub reversed: i64,
     pub released: i64,
@@ -181,6 +220,7 @@ impl LaneTotals {
     /// Points this lane may spend or reverse now.
     pub fn allowance(&self) -> i64 {
         self.granted
+            .saturating_add(self.refunded)
             .saturating_sub(self.spent)
             .saturating_sub(self.reversed)
             .saturating_sub(self.released)
@@ -211,6 +251,11 @@ impl MemberLedger {
 
     pub fn earned(&self) -> i64 {
         self.sum(|l| l.earned).saturating_add(self.hq.earned)
+    }
+
+    /// Points returns gave back (sales paid in points), at every lane.
+    pub fn refunded(&self) -> i64 {
+        self.sum(|l| l.refunded)
     }
 
     /// What HQ may grant, spend or settle from.
@@ -274,6 +319,47 @@ mod tests {
     }
 
     #[test]
+    fn a_return_gives_back_its_share_of_points_and_the_last_one_the_rest() {
+        // 119 points paid a milk: its return gives 119 back.
+        assert_eq!(points_to_refund(119, 1, 0, 0, 119, 119), 119);
+        // 100 points and 2.00 in cash paid 3.00: a 1.00 return gets 33 points (and 0.67 in
+        // money), the rest of the sale the other 67.
+        assert_eq!(points_to_refund(100, 1, 0, 0, 100, 300), 33);
+        assert_eq!(points_to_refund(100, 1, 33, 100, 200, 300), 67);
+        // Retried at the end, or a sale without points: nothing more.
+        assert_eq!(points_to_refund(100, 1, 100, 300, 1, 300), 0);
+        assert_eq!(points_to_refund(0, 1, 0, 0, 100, 300), 0);
+        // A point worth 1.00 cannot pay back a 0.50 return: money now, the point later.
+        assert_eq!(points_to_refund(1, 100, 0, 0, 50, 100), 0);
+        assert_eq!(points_to_refund(1, 100, 0, 50, 50, 100), 0);
+        assert_eq!(points_to_refund(2, 100, 0, 0, 100, 200), 1);
+        assert_eq!(points_to_refund(2, 100, 1, 100, 100, 200), 1);
+    }
+
+    proptest::proptest! {
+        /// Any split of a sale into partial returns gives back exactly the points it spent
+        /// (a point worth one minor unit), and no return's money part is negative.
+        #[test]
+        fn partial_returns_sum_to_what_points_paid(
+            lines in proptest::collection::vec(1_i64..5_000, 1..8),
+            points_share in 0_i64..=100,
+        ) {
+            let total: i64 = lines.iter().sum();
+            let spent = total * points_share / 100;
+            let (mut points, mut money, mut before) = (0_i64, 0_i64, 0_i64);
+            for refund in &lines {
+                let p = points_to_refund(spent, 1, points, before, *refund, total);
+                proptest::prop_assert!(p >= 0 && p <= *refund);
+                points += p;
+                money += refund - p;
+                before += refund;
+            }
+            proptest::prop_assert_eq!(points, spent);
+            proptest::prop_assert_eq!(money, total - spent);
+        }
+    }
+
+    #[test]
     fn cards_are_gsrns_or_the_chains_code() {
         // 80180614141000000012 style: 18 digits with a valid check digit.
         let body = "06141410000000001";
@@ -320,6 +406,10 @@ mod tests {
         );
         assert_eq!(ledger.pool(), 40);
         assert_eq!(ledger.balance(), 50);
+        // A return at s1 gives back points its sale spent: s1 may spend them, HQ counts them.
+        ledger.lanes.get_mut("s1.n1").unwrap().refunded = 7;
+        assert_eq!((ledger.pool(), ledger.balance()), (40, 57));
+        ledger.lanes.get_mut("s1.n1").unwrap().refunded = 0;
         assert_eq!(ledger.owed(), 20);
         assert_eq!(ledger.hq_plan(), (20, 20));
         ledger.hq.settled = 20;

@@ -1,7 +1,9 @@
 //! Coupons at a store node (the rule is in [`crate::domain::coupons`], the layout in
 //! `crdt::coupons`): HQ's definitions and what this lane holds, kept in SQLite so a till
 //! redeems offline; a sale redeems a coupon in its own write, so a retried sale (same
-//! idempotency key) redeems once; sync records the redemptions in the orders document.
+//! idempotency key) redeems once; sync records the redemptions in the orders document. A
+//! till refused because this lane holds no use makes the lane ask HQ for one ([`ask_hq`]),
+//! which HQ's ingest grants from its pool.
 
 use std::collections::BTreeMap;
 
@@ -130,6 +132,9 @@ pub struct CouponAtStore {
     pub held: i64,
     /// Redemptions at this store that this lane knows of.
     pub store_redeemed: i64,
+    /// This lane asked HQ for a use and HQ has not answered yet.
+    #[serde(default)]
+    pub asked_hq: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
     pub revoked: bool,
@@ -150,6 +155,7 @@ pub fn view(conn: &Connection, code: &str) -> Result<Option<CouponAtStore>, Stor
         uses: coupon.uses,
         held: mine.held(),
         store_redeemed,
+        asked_hq: mine.open_asks() > 0,
         expires_at: coupon.expires_at,
         revoked: coupon.revoked,
     }))
@@ -186,7 +192,8 @@ pub fn definition(conn: &Connection, code: &str) -> Result<Option<Coupon>, Store
 pub fn level(conn: &Connection, code: &str) -> Result<(CouponTotals, i64), StoreError> {
     Ok(conn
         .prepare_cached(
-            "SELECT granted, redeemed, released, store_redeemed FROM coupon_level WHERE code = ?1",
+            "SELECT granted, redeemed, released, store_redeemed, wanted, served
+             FROM coupon_level WHERE code = ?1",
         )?
         .query_row([code], |r| {
             Ok((
@@ -194,6 +201,8 @@ pub fn level(conn: &Connection, code: &str) -> Result<(CouponTotals, i64), Store
                     granted: r.get(0)?,
                     redeemed: r.get(1)?,
                     released: r.get(2)?,
+                    wanted: r.get(4)?,
+                    served: r.get(5)?,
                 },
                 r.get(3)?,
             ))
@@ -231,11 +240,12 @@ pub fn save_definitions(
     Ok(())
 }
 
-/// A redemption, or uses given back to HQ.
+/// A redemption, uses given back to HQ, or a use asked of HQ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UseKind {
     Redeem,
     Release,
+    Want,
 }
 
 /// This node's redemptions and releases with id above `mark`, as (id, code, kind, uses).
@@ -249,6 +259,7 @@ pub fn redemptions_since(
     let rows = stmt.query_map([mark], |r| {
         let kind = match r.get::<_, String>(2)?.as_str() {
             "release" => UseKind::Release,
+            "want" => UseKind::Want,
             _ => UseKind::Redeem,
         };
         Ok((r.get(0)?, r.get(1)?, kind, r.get(3)?))
@@ -294,6 +305,45 @@ pub fn release(
     view(conn, &shown.code)?.ok_or_else(unknown)
 }
 
+/// After a sale was refused: for each of its coupons that this lane does not hold (but HQ
+/// may: not used up, unknown, expired or revoked as far as this lane knows), asks HQ for one
+/// use, unless an ask of this lane is open already (so retries do not pile up asks). Returns
+/// the codes with an ask open now; HQ's ingest answers them (`hq::coupons`).
+pub fn ask_hq(
+    conn: &Connection,
+    terminal: &str,
+    now: &str,
+    codes: &[String],
+) -> Result<Vec<String>, StoreError> {
+    let mut asked = Vec::new();
+    for raw in codes.iter().take(MAX_PER_SALE) {
+        let Ok(code) = normalise_code(raw) else {
+            continue;
+        };
+        let coupon = definition(conn, &code)?;
+        let (mine, store_redeemed) = level(conn, &code)?;
+        let refusal = check_redeem(&code, coupon.as_ref(), mine, store_redeemed, 1, now);
+        if !matches!(refusal, Err(Refusal::HeldElsewhere(_))) || asked.contains(&code) {
+            continue;
+        }
+        if mine.open_asks() == 0 {
+            conn.prepare_cached(
+                "INSERT INTO coupon_redemption (code, kind, uses, amount_minor, terminal, at)
+                 VALUES (?1, 'want', 1, 0, ?2, ?3)",
+            )?
+            .execute(params![code, terminal, now])?;
+            conn.prepare_cached(
+                "INSERT INTO coupon_level (code, wanted) VALUES (?1, 1)
+                 ON CONFLICT(code) DO UPDATE SET wanted = wanted + 1",
+            )?
+            .execute([&code])?;
+            tracing::info!(code = %code, "coupon use asked of HQ");
+        }
+        asked.push(code);
+    }
+    Ok(asked)
+}
+
 /// Replaces the levels with what the orders document says (`mine`: this lane's totals;
 /// `store_redeemed`: every lane's redemptions), plus redemptions not recorded yet.
 pub fn replace_levels(
@@ -303,11 +353,12 @@ pub fn replace_levels(
 ) -> Result<(), StoreError> {
     conn.execute("DELETE FROM coupon_level", [])?;
     let mut insert = conn.prepare_cached(
-        "INSERT INTO coupon_level (code, granted, redeemed, released, store_redeemed)
-         VALUES (?1, ?2, ?3, ?4, ?5)
+        "INSERT INTO coupon_level (code, granted, redeemed, released, store_redeemed, wanted, served)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT(code) DO UPDATE SET granted = granted + excluded.granted,
             redeemed = redeemed + excluded.redeemed, released = released + excluded.released,
-            store_redeemed = store_redeemed + excluded.store_redeemed",
+            store_redeemed = store_redeemed + excluded.store_redeemed,
+            wanted = wanted + excluded.wanted, served = served + excluded.served",
     )?;
     for (code, (t, store_redeemed)) in levels {
         insert.execute(params![
@@ -315,13 +366,16 @@ pub fn replace_levels(
             t.granted,
             t.redeemed,
             t.released,
-            store_redeemed
+            store_redeemed,
+            t.wanted,
+            t.served
         ])?;
     }
     for (_, code, kind, uses) in unrecorded {
         match kind {
-            UseKind::Redeem => insert.execute(params![code, 0, uses, 0, uses])?,
-            UseKind::Release => insert.execute(params![code, 0, 0, uses, 0])?,
+            UseKind::Redeem => insert.execute(params![code, 0, uses, 0, uses, 0, 0])?,
+            UseKind::Release => insert.execute(params![code, 0, 0, uses, 0, 0, 0])?,
+            UseKind::Want => insert.execute(params![code, 0, 0, 0, 0, uses, 0])?,
         };
     }
     Ok(())

@@ -221,3 +221,50 @@ fn a_lane_gives_back_only_what_it_holds() {
         Err(StoreError::NotFound { .. })
     ));
 }
+
+#[test]
+fn a_refusal_for_a_use_held_elsewhere_asks_hq_once_until_answered() {
+    let conn = setup(0);
+    let refused = sale(&conn, &["SAVE-1"]).unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains(crate::domain::coupons::NOT_HELD_HERE)
+    );
+    let codes = vec!["save-1".to_owned(), "OLD-1".to_owned(), "NOPE-1".to_owned()];
+    // Only the coupon held elsewhere is asked for (an expired or unknown one is not).
+    assert_eq!(ask_hq(&conn, "pos1", NOW, &codes).unwrap(), ["SAVE-1"]);
+    assert!(view(&conn, "SAVE-1").unwrap().unwrap().asked_hq);
+    // Retried before HQ answered: the ask stays one.
+    assert_eq!(ask_hq(&conn, "pos1", NOW, &codes).unwrap(), ["SAVE-1"]);
+    let asks: Vec<(String, UseKind, i64)> = redemptions_since(&conn, 0)
+        .unwrap()
+        .into_iter()
+        .map(|(_, code, kind, uses)| (code, kind, uses))
+        .collect();
+    assert_eq!(asks, [("SAVE-1".to_owned(), UseKind::Want, 1)]);
+    // HQ answered with a use (the document says so): the same sale goes through.
+    let answered = CouponTotals {
+        granted: 1,
+        wanted: 1,
+        served: 1,
+        ..Default::default()
+    };
+    let levels = BTreeMap::from([("SAVE-1".to_owned(), (answered, 0))]);
+    replace_levels(&conn, &levels, &[]).unwrap();
+    assert!(!view(&conn, "SAVE-1").unwrap().unwrap().asked_hq);
+    assert_eq!(sale(&conn, &["SAVE-1"]).unwrap().coupons.len(), 1);
+    // Held here again: nothing to ask.
+    let levels = BTreeMap::from([(
+        "SAVE-1".to_owned(),
+        (
+            CouponTotals {
+                granted: 2,
+                ..answered
+            },
+            1,
+        ),
+    )]);
+    replace_levels(&conn, &levels, &[]).unwrap();
+    assert!(ask_hq(&conn, "pos1", NOW, &codes).unwrap().is_empty());
+}

@@ -1,7 +1,8 @@
 //! The loyalty ledger at a store lane (the rule is in [`crate::domain::loyalty`], the layout in
 //! [`crate::crdt::loyalty`]): a sale earns and spends points in its own savepoint (so its
-//! idempotency key guards them: a retried sale earns once), a return takes its share back,
-//! and the till may spend only what HQ granted this lane, less what the lane already took.
+//! idempotency key guards them: a retried sale earns once), a return takes its share back
+//! and gives back, as points, the share of the sale that points paid, and the till may spend
+//! only what HQ granted this lane and returns gave back, less what the lane already took.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::StoreError;
 use super::sales::WriteContext;
 use super::sales::{PaymentMethod, PaymentRequest};
-use crate::domain::loyalty::{LoyaltyRules, MemberId, points_to_reverse};
+use crate::domain::loyalty::{LoyaltyRules, MemberId, points_to_refund, points_to_reverse};
 
 /// A member as this lane sees them (`POST /v1/loyalty/lookup`, and on a receipt).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -43,14 +44,23 @@ pub struct SaleLoyalty {
     pub spendable_points: i64,
 }
 
-/// What a return took back.
+/// What a return did to the member's points.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReturnLoyalty {
     pub member: String,
+    /// Points the sale earned that this return took back.
     pub points_reversed: i64,
     /// The part of it this lane could not take (the member had spent the points): HQ takes
     /// it from the member's next points.
     pub points_owed: i64,
+    /// Points given back: the returned share of what the sale paid in points (spendable at
+    /// this till at once, and at HQ once synced). Never refunded as money.
+    #[serde(default)]
+    pub points_refunded: i64,
+    /// What those points paid in the sale, in minor units (part of the return's
+    /// `refund_minor`, not of its `refund_money_minor`).
+    #[serde(default)]
+    pub points_refunded_minor: i64,
 }
 
 pub fn parse_member(field: &str, card: &str) -> Result<MemberId, StoreError> {
@@ -94,20 +104,25 @@ pub fn load_rules(conn: &Connection) -> Result<Option<LoyaltyRules>, StoreError>
     .transpose()
 }
 
-/// Points this lane may spend or reverse for `member` now.
+/// Points this lane may spend or reverse for `member` now: HQ's grants and the points
+/// returns gave back, less what the lane took.
 pub fn allowance(conn: &Connection, member: &str) -> Result<i64, StoreError> {
     let granted: i64 = conn
         .prepare_cached("SELECT granted FROM loyalty_grant WHERE member = ?1")?
         .query_row([member], |r| r.get(0))
         .optional()?
         .unwrap_or(0);
-    let taken: i64 = conn
+    let (refunded, taken): (i64, i64) = conn
         .prepare_cached(
-            "SELECT COALESCE(SUM(points), 0) FROM loyalty_entry
-             WHERE member = ?1 AND kind IN ('spent', 'reversed', 'released')",
+            "SELECT COALESCE(SUM(CASE WHEN kind = 'refunded' THEN points END), 0),
+                    COALESCE(SUM(CASE WHEN kind IN ('spent', 'reversed', 'released') THEN points END), 0)
+             FROM loyalty_entry WHERE member = ?1",
         )?
-        .query_row([member], |r| r.get(0))?;
-    Ok(granted.saturating_sub(taken).max(0))
+        .query_row([member], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(granted
+        .saturating_add(refunded)
+        .saturating_sub(taken)
+        .max(0))
 }
 
 fn view(conn: &Connection, member: &MemberId) -> Result<MemberView, StoreError> {
@@ -282,8 +297,10 @@ pub fn of_sale(conn: &Connection, sale_no: &str) -> Result<Option<SaleLoyalty>, 
     Ok(out)
 }
 
-/// Inside a return's savepoint: takes back the share of the sale's points that
-/// `refund_minor` returns; what this lane's allowance cannot cover is recorded as owed.
+/// Inside a return's savepoint, after its refund is written: gives back as points the share
+/// of `refund_minor` that points paid (credited to this lane's allowance first), then takes
+/// back the share of the sale's earned points; what this lane's allowance cannot cover is
+/// recorded as owed.
 pub fn on_return(
     conn: &Connection,
     ctx: &WriteContext<'_>,
@@ -291,16 +308,17 @@ pub fn on_return(
     return_no: &str,
     refund_minor: i64,
 ) -> Result<Option<ReturnLoyalty>, StoreError> {
-    let earned: Option<(String, i64)> = conn
-        .prepare_cached(
-            "SELECT member, points FROM loyalty_entry
-             WHERE sale_no = ?1 AND kind = 'earned' AND return_no IS NULL",
-        )?
-        .query_row([sale_no], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let Some((member, earned)) = earned else {
+    let Some(member) = member_of_sale(conn, sale_no)? else {
         return Ok(None);
     };
+    let (points_refunded, points_refunded_minor) =
+        refund_points(conn, ctx, &member, sale_no, return_no, refund_minor)?;
+    let earned: i64 = conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(points), 0) FROM loyalty_entry
+             WHERE sale_no = ?1 AND kind = 'earned' AND return_no IS NULL",
+        )?
+        .query_row([sale_no], |r| r.get(0))?;
     let (already, sale_total): (i64, i64) = conn
         .prepare_cached(
             "SELECT (SELECT COALESCE(SUM(points), 0) FROM loyalty_entry
@@ -311,7 +329,7 @@ pub fn on_return(
     // The returned share of the sale (points payments included: a sale paid half in points
     // earned on the other half only, and its return takes back that share).
     let reverse = points_to_reverse(earned, already, refund_minor, sale_total);
-    if reverse == 0 {
+    if reverse == 0 && points_refunded == 0 {
         return Ok(None);
     }
     let take = reverse.min(allowance(conn, &member)?);
@@ -334,11 +352,81 @@ pub fn on_return(
         Some(return_no),
         ctx.now,
     )?;
+    tracing::info!(sale = sale_no, member = %member, reversed = reverse, owed, refunded = points_refunded, "loyalty points of a return");
     Ok(Some(ReturnLoyalty {
         member,
         points_reversed: reverse,
         points_owed: owed,
+        points_refunded,
+        points_refunded_minor,
     }))
+}
+
+/// The member a sale earned or spent points for (`None`: the sale named no member, or
+/// earned and spent nothing).
+fn member_of_sale(conn: &Connection, sale_no: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT member FROM loyalty_entry
+             WHERE sale_no = ?1 AND kind IN ('earned', 'spent') AND return_no IS NULL LIMIT 1",
+        )?
+        .query_row([sale_no], |r| r.get(0))
+        .optional()?)
+}
+
+/// Gives back, as `refunded` points, the share of this return that the sale paid in points
+/// (`domain::loyalty::points_to_refund`: earlier returns of the sale count, the last gets the
+/// remainder). Returns (points, what they paid in minor units).
+fn refund_points(
+    conn: &Connection,
+    ctx: &WriteContext<'_>,
+    member: &str,
+    sale_no: &str,
+    return_no: &str,
+    refund_minor: i64,
+) -> Result<(i64, i64), StoreError> {
+    let (spent, paid_minor, already): (i64, i64, i64) = conn
+        .prepare_cached(
+            "SELECT (SELECT COALESCE(SUM(points), 0) FROM loyalty_entry
+                     WHERE sale_no = ?1 AND kind = 'spent' AND return_no IS NULL),
+                    (SELECT COALESCE(SUM(p.amount_minor), 0) FROM payment p JOIN sale s ON s.id = p.sale_id
+                     WHERE s.sale_no = ?1 AND p.method = 'points'),
+                    (SELECT COALESCE(SUM(points), 0) FROM loyalty_entry
+                     WHERE sale_no = ?1 AND kind = 'refunded')",
+        )?
+        .query_row([sale_no], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    if spent <= 0 || paid_minor <= 0 {
+        return Ok((0, 0));
+    }
+    // What a point paid in this sale (exact: the till took whole points), so a change of HQ's
+    // rules since does not change what the member gets back.
+    let point_value = paid_minor / spent;
+    let (refundable, before): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT (SELECT COALESCE(SUM(l.amount_minor), 0) FROM sale_line l JOIN sale s ON s.id = l.sale_id
+                     WHERE s.sale_no = ?1),
+                    (SELECT COALESCE(SUM(r.refund_minor), 0) FROM sale_return r JOIN sale s ON s.id = r.sale_id
+                     WHERE s.sale_no = ?1 AND r.return_no <> ?2)",
+        )?
+        .query_row(params![sale_no, return_no], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let points = points_to_refund(
+        spent,
+        point_value,
+        already,
+        before,
+        refund_minor,
+        refundable,
+    );
+    insert(
+        conn,
+        member,
+        "refunded",
+        points,
+        Some(sale_no),
+        Some(return_no),
+        ctx.now,
+    )?;
+    Ok((points, points.saturating_mul(point_value)))
 }
 
 /// What the sale's `points` payments pay, in minor units (their sum is checked already).

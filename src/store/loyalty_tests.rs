@@ -197,3 +197,108 @@ fn release_gives_what_the_lane_holds_back_once() {
         "nothing more to release the second time"
     );
 }
+
+fn return_of(sale_id: &str, quantity: i64) -> ReturnRequest {
+    ReturnRequest {
+        sale_id: sale_id.to_owned(),
+        lines: vec![ReturnLineRequest {
+            line_no: 1,
+            quantity,
+        }],
+        reason: None,
+    }
+}
+
+#[test]
+fn a_return_of_a_sale_paid_in_points_gives_the_points_back_not_money() {
+    let conn = setup();
+    let tax = tax();
+    replace_grants(&conn, &[(CARD.into(), 100)]).unwrap();
+    // A shirt (10.00) paid with 100 points of 10 cents.
+    let receipt = record_sale(
+        &conn,
+        &ctx(&tax),
+        &sale(1, vec![(PaymentMethod::Points, 1_000)]),
+    )
+    .unwrap();
+    assert_eq!(allowance(&conn, CARD).unwrap(), 0);
+    let back = record_return(&conn, &ctx(&tax), &return_of(&receipt.sale_id, 1)).unwrap();
+    assert_eq!((back.refund_minor, back.refund_money_minor), (1_000, 0));
+    let loyalty = back.loyalty.unwrap();
+    assert_eq!(
+        (
+            loyalty.points_refunded,
+            loyalty.points_refunded_minor,
+            loyalty.points_reversed
+        ),
+        (100, 1_000, 0)
+    );
+    // Spendable here again at once, and recorded for the orders document.
+    assert_eq!(allowance(&conn, CARD).unwrap(), 100);
+    let kinds: Vec<String> = entries_since(&conn, 0)
+        .unwrap()
+        .into_iter()
+        .map(|(_, _, kind, points)| format!("{kind}:{points}"))
+        .collect();
+    assert_eq!(kinds, ["spent:100", "refunded:100"]);
+}
+
+#[test]
+fn partial_returns_split_money_and_points_and_sum_to_what_was_paid() {
+    let conn = setup();
+    let tax = tax();
+    replace_grants(&conn, &[(CARD.into(), 300)]).unwrap();
+    // Three shirts (30.00): 200 points (20.00) and 10.00 in cash, earning 10 points.
+    let receipt = record_sale(
+        &conn,
+        &ctx(&tax),
+        &sale(
+            3,
+            vec![(PaymentMethod::Points, 2_000), (PaymentMethod::Cash, 1_000)],
+        ),
+    )
+    .unwrap();
+    assert_eq!(allowance(&conn, CARD).unwrap(), 100);
+    let (mut points, mut money) = (0, 0);
+    for expected in [(66, 340), (67, 330), (67, 330)] {
+        let back = record_return(&conn, &ctx(&tax), &return_of(&receipt.sale_id, 1)).unwrap();
+        let loyalty = back.loyalty.unwrap();
+        assert_eq!((loyalty.points_refunded, back.refund_money_minor), expected);
+        assert_eq!(
+            loyalty.points_refunded_minor + back.refund_money_minor,
+            back.refund_minor
+        );
+        points += loyalty.points_refunded;
+        money += back.refund_money_minor;
+    }
+    assert_eq!((points, money), (200, 1_000), "exactly what was paid");
+    // The 200 points are back, less the 9 of the 10 earned that the returns took back.
+    assert_eq!(allowance(&conn, CARD).unwrap(), 100 + 200 - 9);
+}
+
+#[test]
+fn a_retried_return_gives_points_back_once() {
+    let conn = setup();
+    let tax = tax();
+    replace_grants(&conn, &[(CARD.into(), 100)]).unwrap();
+    let receipt = record_sale(
+        &conn,
+        &ctx(&tax),
+        &sale(1, vec![(PaymentMethod::Points, 1_000)]),
+    )
+    .unwrap();
+    let request = return_of(&receipt.sale_id, 1);
+    let hash = crate::store::idempotency::request_hash("POST", "/v1/returns", b"r");
+    let run = || {
+        crate::store::idempotency::run(&conn, "pos1", "ret-1", &hash, "t", |conn| {
+            let back = record_return(conn, &ctx(&tax), &request)?;
+            Ok((201, serde_json::to_string(&back).unwrap()))
+        })
+        .unwrap()
+    };
+    let first = run();
+    let again = run();
+    assert!(again.replayed);
+    assert_eq!(first.body, again.body);
+    assert_eq!(allowance(&conn, CARD).unwrap(), 100, "refunded once");
+}

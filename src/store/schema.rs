@@ -180,6 +180,9 @@ const MIGRATIONS: &[&str] = &[
     // A version ahead of the pricing rules, so a sale parses them only after they changed.
     // Owned by `store::pricing`.
     include_str!("pricing_version.sql"),
+    // Points a return gives back; a lane's ask to HQ for a coupon's use. Owned by
+    // `store::loyalty` and `store::coupons`.
+    include_str!("points_refund_coupon_want.sql"),
 ];
 
 /// The schema version this binary writes.

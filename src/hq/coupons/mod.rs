@@ -1,8 +1,9 @@
 //! Coupons at HQ (the rule is in [`crate::domain::coupons`], the layout in
 //! [`crate::crdt::coupons`]): HQ issues a coupon (its definition goes to every store in the
 //! catalog document), holds its uses in a pool, and grants uses to a store's lane (in that
-//! store's orders document) only while its pool covers them. A lane redeems offline only
-//! what it holds. Over HTTP: [`http`].
+//! store's orders document) only while its pool covers them, by hand or answering a lane's
+//! ask at ingest ([`HqState::answer_coupon_asks`]). A lane redeems offline only what it
+//! holds. Over HTTP: [`http`].
 
 pub mod http;
 pub mod quote;
@@ -14,7 +15,7 @@ use serde::Serialize;
 use crate::crdt::coupons::{CouponEntry, read_coupons};
 use crate::crdt::doc::{DocId, DocKind, WriterId};
 use crate::crdt::orders::OrdersDoc;
-use crate::domain::coupons::{Coupon, CouponError, CouponTotals, pool};
+use crate::domain::coupons::{Coupon, CouponError, CouponTotals, pool, uses_to_grant};
 use crate::hq::state::{HqError, HqState, Outgoing};
 
 /// Why HQ refused a coupon request (404, 409 or 422 over HTTP).
@@ -217,6 +218,89 @@ impl HqState {
         tracing::info!(code, lane = %lane, uses, "coupon uses granted");
         match change {
             Some(change) => Ok(self.commit_order_change(&id, change.bytes)?),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+impl HqState {
+    /// After a store's orders document changed: answers its lanes' open asks for coupon uses
+    /// (a till was refused for not holding one), granting from HQ's pool what
+    /// [`uses_to_grant`] allows. Never fails the ingest (logged; the lane asks again).
+    pub(in crate::hq) fn answer_coupon_asks(&mut self, changed: &DocId) -> Vec<Outgoing> {
+        if changed.kind != DocKind::Orders {
+            return Vec::new();
+        }
+        let Some(doc) = self
+            .doc(changed)
+            .ok()
+            .flatten()
+            .and_then(|core| OrdersDoc::from_core(core.clone()).ok())
+        else {
+            return Vec::new();
+        };
+        let asked: Vec<String> = doc
+            .coupon_totals()
+            .into_iter()
+            .filter(|(_, lanes)| lanes.values().any(|t| t.open_asks() > 0))
+            .map(|(code, _)| code)
+            .collect();
+        if asked.is_empty() {
+            return Vec::new();
+        }
+        let id = changed.clone();
+        match self.with_documents(&[], |hq| hq.answer_asks_locked(&id, &asked)) {
+            Ok(out) => out,
+            Err(error) => {
+                tracing::warn!(store = %changed.store, %error, "coupon asks not answered; the lane asks again");
+                Vec::new()
+            }
+        }
+    }
+
+    fn answer_asks_locked(
+        &mut self,
+        id: &DocId,
+        codes: &[String],
+    ) -> Result<Vec<Outgoing>, HqError> {
+        let Some(core) = self.doc(id)?.cloned() else {
+            return Ok(Vec::new());
+        };
+        let mut doc = OrdersDoc::from_core(core).map_err(orders_doc)?;
+        let coupons = self.coupons();
+        let now = crate::clock::now_utc();
+        let mut entries = Vec::new();
+        for code in codes {
+            let holders = self.coupon_holders(code);
+            let coupon = coupons.get(code);
+            let mut left = coupon.map_or(0, |c| pool(c.uses, holders.values().copied()));
+            for (lane, mine) in doc.coupon_totals().remove(code).unwrap_or_default() {
+                let open = mine.open_asks();
+                if open == 0 {
+                    continue;
+                }
+                let others = holders.iter().filter(|(l, _)| **l != lane).map(|(_, t)| *t);
+                let uses = coupon.map_or(0, |c| uses_to_grant(c, mine, others, left, &now));
+                if uses > 0 {
+                    left -= uses;
+                    entries.push((
+                        code.clone(),
+                        CouponEntry::Grant {
+                            lane: lane.clone(),
+                            uses,
+                        },
+                    ));
+                }
+                tracing::info!(code = %code, lane = %lane, asked = open, granted = uses, "coupon ask answered");
+                entries.push((code.clone(), CouponEntry::Serve { lane, uses: open }));
+            }
+        }
+        let change = doc
+            .add_coupons(&entries, crate::clock::now_ms())
+            .map_err(orders_doc)?;
+        self.docs.insert(id.clone(), doc.core().clone());
+        match change {
+            Some(change) => self.commit_order_change(id, change.bytes),
             None => Ok(Vec::new()),
         }
     }

@@ -73,3 +73,56 @@ fn grants_come_from_the_pool_and_never_exceed_the_uses() {
         Err(CouponRefused::Unknown(_))
     ));
 }
+
+/// A lane of s1 adds `entries` in its own copy; HQ receives the change as over MQTT.
+fn from_lane(hq: &mut HqState, lane: &mut OrdersDoc, entries: &[(String, CouponEntry)]) {
+    let change = lane.add_coupons(entries, 1).unwrap().unwrap();
+    let topic = format!("storenode/v1/t/s1/changes/orders/{}", lane.core().writer());
+    let message = crate::sync::payload::SyncMessage::Changes {
+        doc: DocId::new("s1", DocKind::Orders).unwrap(),
+        epoch: 0,
+        changes: vec![change.bytes],
+    }
+    .encode()
+    .unwrap();
+    hq.handle(&topic, &message).unwrap();
+}
+
+fn ask() -> (String, CouponEntry) {
+    ("APP-2".to_owned(), CouponEntry::Want { uses: 1 })
+}
+
+#[test]
+fn a_lanes_ask_is_answered_at_ingest_from_the_pool_only() {
+    let dir = TestDb::new();
+    let mut hq = HqState::open_target(&dir.target, "t", 1).unwrap();
+    let me = WriterId::new("s1.n1").unwrap();
+    let mut lane = OrdersDoc::genesis("s1", 0, me.clone()).unwrap();
+    hq.issue_coupon(coupon("app-2", 2), &BTreeMap::new())
+        .unwrap();
+    from_lane(&mut hq, &mut lane, &[ask()]);
+    let view = hq.coupon_view("APP-2").unwrap();
+    assert_eq!(view.pool, 1);
+    let t = view.holders[0].totals;
+    assert_eq!((t.granted, t.wanted, t.served), (1, 1, 1));
+    // Asked again (the use was redeemed meanwhile): the last use.
+    let redeemed = ("APP-2".to_owned(), CouponEntry::Redeem { uses: 1 });
+    from_lane(&mut hq, &mut lane, &[redeemed, ask()]);
+    assert_eq!(hq.coupon_view("APP-2").unwrap().pool, 0);
+    // Pool empty: answered, nothing granted; the bound holds.
+    from_lane(&mut hq, &mut lane, &[ask()]);
+    let view = hq.coupon_view("APP-2").unwrap();
+    let t = view.holders[0].totals;
+    assert_eq!((view.pool, t.granted, t.wanted, t.served), (0, 2, 3, 3));
+    // A revoked coupon's ask gets nothing either.
+    hq.issue_coupon(coupon("gone-1", 5), &BTreeMap::new())
+        .unwrap();
+    hq.revoke_coupon("GONE-1").unwrap();
+    from_lane(
+        &mut hq,
+        &mut lane,
+        &[("GONE-1".to_owned(), CouponEntry::Want { uses: 1 })],
+    );
+    let view = hq.coupon_view("GONE-1").unwrap();
+    assert_eq!((view.pool, view.holders[0].totals.served), (5, 1));
+}

@@ -28,6 +28,8 @@ pub struct MemberBalance {
     /// Points returns took back that the member had spent: settled from new points first.
     pub owed: i64,
     pub earned: i64,
+    /// Points returns gave back to the member (sales paid in points), at every lane.
+    pub refunded: i64,
     /// Per lane (`{store}.{node}`): its totals and what HQ granted it.
     pub lanes: BTreeMap<String, LaneTotals>,
     pub hq: HqTotals,
@@ -119,6 +121,7 @@ impl HqState {
             spendable_online: ledger.hq_plan().1,
             owed: ledger.owed(),
             earned: ledger.earned(),
+            refunded: ledger.refunded(),
             lanes: ledger.lanes,
             hq: ledger.hq,
         })

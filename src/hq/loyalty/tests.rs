@@ -111,3 +111,36 @@ fn wants_are_answered_with_the_pool_and_web_earns_and_spends_count_once() {
         ]
     );
 }
+
+#[test]
+fn points_a_return_gives_back_count_in_the_balance_at_hq() {
+    let dir = TestDb::new();
+    let mut hq = HqState::open_target(&dir.target, "t", 1).unwrap();
+    let rules = LoyaltyRules {
+        points_per_unit: 0,
+        point_value_minor: 1,
+    };
+    hq.put_loyalty_rules(rules).unwrap();
+    let mut s1 = lane("s1");
+    from_lane(
+        &mut hq,
+        &mut s1,
+        &[
+            (CARD.into(), LoyaltyField::Earned, 100),
+            (CARD.into(), LoyaltyField::Wanted, 1),
+        ],
+    );
+    assert_eq!(hq.member_balance(CARD).unwrap().lanes["s1.n1"].granted, 100);
+    // A sale at the till is paid with 60 points; its return gives them back.
+    from_lane(&mut hq, &mut s1, &[(CARD.into(), LoyaltyField::Spent, 60)]);
+    assert_eq!(hq.member_balance(CARD).unwrap().balance, 40);
+    from_lane(
+        &mut hq,
+        &mut s1,
+        &[(CARD.into(), LoyaltyField::Refunded, 60)],
+    );
+    let b = hq.member_balance(CARD).unwrap();
+    assert_eq!((b.balance, b.pool, b.refunded), (100, 0, 60));
+    let l = b.lanes["s1.n1"];
+    assert_eq!((l.spent, l.refunded, l.allowance()), (60, 60, 100));
+}

@@ -245,8 +245,10 @@ impl HqState {
     ) -> Result<Vec<Outgoing>, Rejected> {
         let mut out =
             self.with_document(id, |hq| hq.apply_store_changes_locked(id, epoch, incoming))?;
-        // Outside the document's lock: grants read every store's document (`hq::loyalty`).
+        // Outside the document's lock: grants read every store's document (`hq::loyalty`,
+        // `hq::coupons`).
         out.extend(self.settle_loyalty(id));
+        out.extend(self.answer_coupon_asks(id));
         Ok(out)
     }
 

@@ -1,4 +1,5 @@
-//! Returns against a sale: never more than was sold, refunded pro rata to what was paid.
+//! Returns against a sale: never more than was sold, refunded pro rata to what was paid; the
+//! share the sale paid in loyalty points goes back to the member as points, the rest as money.
 
 #[allow(unused_imports)] // the parent's imports, shared by its parts
 use super::*;
@@ -25,9 +26,14 @@ pub struct ReturnReceipt {
     pub sale_id: String,
     pub at: String,
     pub lines: Vec<ReturnedLine>,
+    /// What the returned goods were paid with, in all (money and points).
     pub refund_minor: i64,
+    /// What the till hands back in money: `refund_minor` less what points paid
+    /// (`loyalty.points_refunded_minor`, given back as points).
+    #[serde(default)]
+    pub refund_money_minor: i64,
     pub tax_minor: i64,
-    /// The loyalty points this return took back.
+    /// The loyalty points this return took back and gave back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loyalty: Option<crate::store::loyalty::ReturnLoyalty>,
 }
@@ -158,12 +164,14 @@ pub fn record_return(
         .execute(params![refund_total, tax_total, id])?;
     let loyalty =
         crate::store::loyalty::on_return(conn, ctx, &request.sale_id, &return_no, refund_total)?;
+    let in_points = loyalty.as_ref().map_or(0, |l| l.points_refunded_minor);
     Ok(ReturnReceipt {
         return_id: return_no,
         sale_id: request.sale_id.clone(),
         at: ctx.now.to_string(),
         lines,
         refund_minor: refund_total,
+        refund_money_minor: refund_total - in_points,
         tax_minor: tax_total,
         loyalty,
     })

@@ -1,8 +1,8 @@
 //! Coupons between a store node's SQLite and the documents ([`crate::domain::coupons`] has the
-//! rule, [`crate::crdt::coupons`] the layout): redemptions made at this node are recorded in
-//! the orders document in the commit that made them, the node's view of what it holds
-//! (`coupon_level`) follows the document after every change to it, and HQ's definitions
-//! follow the catalog document.
+//! rule, [`crate::crdt::coupons`] the layout): redemptions, releases and asks made at this
+//! node are recorded in the orders document in the commit that made them, the node's view of
+//! what it holds (`coupon_level`) follows the document after every change to it, and HQ's
+//! definitions follow the catalog document.
 
 use std::collections::BTreeMap;
 
@@ -29,23 +29,27 @@ impl NodeDocs {
         let Some(last) = redemptions.last().map(|(id, _, _, _)| *id) else {
             return Ok(false);
         };
-        // code → (redeemed, released) since the mark.
-        let mut per_code: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        // code → (redeemed, released, wanted) since the mark.
+        let mut per_code: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
         for (_, code, kind, uses) in redemptions {
-            let (redeemed, released) = per_code.entry(code).or_default();
+            let (redeemed, released, wanted) = per_code.entry(code).or_default();
             let total = match kind {
                 UseKind::Redeem => redeemed,
                 UseKind::Release => released,
+                UseKind::Want => wanted,
             };
             *total = total.saturating_add(uses);
         }
         let mut entries = Vec::new();
-        for (code, (redeemed, released)) in per_code {
+        for (code, (redeemed, released, wanted)) in per_code {
             if redeemed > 0 {
                 entries.push((code.clone(), CouponEntry::Redeem { uses: redeemed }));
             }
             if released > 0 {
-                entries.push((code, CouponEntry::Release { uses: released }));
+                entries.push((code.clone(), CouponEntry::Release { uses: released }));
+            }
+            if wanted > 0 {
+                entries.push((code, CouponEntry::Want { uses: wanted }));
             }
         }
         let change = self.orders.add_coupons(&entries, crate::clock::now_ms())?;

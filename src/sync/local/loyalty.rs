@@ -1,7 +1,8 @@
 //! The loyalty ledger between a lane's SQLite and its store's orders document
 //! ([`crate::domain::loyalty`] has the rule, [`crate::crdt::loyalty`] the layout): the lane's
-//! entries (earned, spent, reversed, owed, wanted) are added to its totals in the commit that
-//! wrote them, and HQ's grants to this lane follow the document after every change to it.
+//! entries (earned, spent, reversed, owed, wanted, refunded) are added to its totals in the
+//! commit that wrote them, and HQ's grants to this lane follow the document after every
+//! change to it.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +24,7 @@ fn field(kind: &str) -> Option<LoyaltyField> {
         "released" => LoyaltyField::Released,
         "owed" => LoyaltyField::Owed,
         "wanted" => LoyaltyField::Wanted,
+        "refunded" => LoyaltyField::Refunded,
         _ => return None,
     })
 }
