@@ -58,6 +58,9 @@ pub struct AppState {
     pub pickup: Arc<lockout::PickupLockout>,
     /// Rates of the endpoints that need no token.
     pub public_limits: Arc<limits::PublicLimits>,
+    /// Sync with HQ (`None` without `[sync]`): member lookups by phone or e-mail ask HQ
+    /// through it.
+    pub sync: Option<Arc<crate::sync::node::SyncHandle>>,
 }
 
 pub fn router(state: AppState) -> Router {
