@@ -129,6 +129,7 @@ impl Node {
                 config.api.limits.pickup_lockout,
             )),
             public_limits: Arc::default(),
+            sync: sync.as_ref().map(|s| s.service().clone()),
         };
         let serve_state = state.clone();
         tasks.spawn(async move {

@@ -1,8 +1,9 @@
 //! In-store sync while the WAN is down: two lanes of one store on the store box's own
 //! Mosquitto, bridged to HQ's Mosquitto over mutual TLS with a persistent queue by the
 //! shipped `config/mosquitto/store-bridge.conf` (only its placeholders, file paths and
-//! reconnect timer filled in). Real brokers, real binaries, loopback only; every wait is
-//! bounded and nothing asserts on timing.
+//! reconnect timer filled in). A member lookup by phone crosses the bridge while the WAN is
+//! up, and is answered 503 while it is down, never reaching HQ later. Real brokers,
+//! real binaries, loopback only; every wait is bounded and nothing asserts on timing.
 
 mod common;
 mod sync_util;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use common::mosquitto::{Mosquitto, MosquittoOptions};
 use common::pki::{ClientCert, Pki};
+use serde_json::{Value, json};
 use sync_util::{BrokerAccess, HqNode, StoreNode, TENANT, wait_for};
 
 const CONVERGE: Duration = Duration::from_secs(90);
@@ -67,6 +69,26 @@ fn hq_shows(hq: &HqNode, sku: &str, expected: i64) {
     });
 }
 
+/// `POST /v1/loyalty/find` at the lane's till by phone: `(status, body)`.
+fn find_by_phone(lane: &StoreNode, phone: &str) -> (u16, Value) {
+    let reply = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/loyalty/find", lane.base))
+        .bearer_auth(common::node::TOKEN_POS1)
+        .timeout(Duration::from_secs(20))
+        .json(&json!({ "phone": phone }))
+        .send()
+        .expect("POST /v1/loyalty/find");
+    let status = reply.status().as_u16();
+    (status, reply.json().unwrap_or(Value::Null))
+}
+
+/// How many store lookups HQ answered so far.
+fn hq_answered(hq: &HqNode) -> usize {
+    hq.log()
+        .matches("member lookup from a store answered")
+        .count()
+}
+
 #[test]
 fn lanes_converge_through_the_store_broker_while_hq_is_cut_off_and_hq_gets_everything_once() {
     let pki = Pki::new("bridge");
@@ -94,8 +116,30 @@ fn lanes_converge_through_the_store_broker_while_hq_is_cut_off_and_hq_gets_every
     lane_shows(&lane2, "MILK", 100);
     hq_shows(&hq, "MILK", 100);
 
+    // A member lookup crosses the bridge both ways.
+    let phone = "+46 70 123 45 67";
+    let (status, body) = hq.post_json(
+        "/v1/loyalty/members",
+        json!({ "card": "CLUB-77", "customer": { "name": "Bo Bridge", "phone": phone,
+                "email": "bo@example.com" } }),
+    );
+    assert_eq!(status, 201, "{body}");
+    wait_for(
+        "the lane finds the member through the bridge",
+        CONVERGE,
+        || {
+            let (status, body) = find_by_phone(&lane1, phone);
+            (status == 200 && body["members"][0]["card"] == "CLUB-77").then_some(())
+        },
+    );
+
     // The WAN goes down: HQ's broker is unreachable from the store.
     hq_broker.stop();
+    // A lookup now gets 503 at once (the bridge brought HQ's status `offline` in before it
+    // went down), and nothing asked while the WAN is down reaches HQ later.
+    let answered = hq_answered(&hq);
+    let (status, body) = find_by_phone(&lane2, phone);
+    assert_eq!(status, 503, "{body}");
     lane1.sell("cut-1", "MILK", 3);
     lane2.sell("cut-2", "MILK", 5);
     lane2.sell("cut-3", "MILK", 1);
@@ -117,6 +161,11 @@ fn lanes_converge_through_the_store_broker_while_hq_is_cut_off_and_hq_gets_every
     lane2.sell("after", "MILK", 1);
     hq_shows(&hq, "MILK", 90);
     lane_shows(&lane1, "MILK", 90);
+    assert_eq!(
+        hq_answered(&hq),
+        answered,
+        "a lookup made while the WAN was down reached HQ later"
+    );
     assert!(
         store_broker.log().contains("Connecting bridge"),
         "the store broker ran the bridge:\n{}",

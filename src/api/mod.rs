@@ -61,6 +61,9 @@ pub struct AppState {
     /// Whether sync is connected to the broker now (false for a node without sync): what a
     /// till is told to expect after a lane asked HQ for something.
     pub online: Arc<dyn Fn() -> bool + Send + Sync>,
+    /// Sync with HQ (`None` without `[sync]`): member lookups by phone or e-mail ask HQ
+    /// through it.
+    pub sync: Option<Arc<crate::sync::node::SyncHandle>>,
 }
 
 pub fn router(state: AppState) -> Router {

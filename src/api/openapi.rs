@@ -62,6 +62,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::list_escrow))
         .routes(routes!(handlers::grant_escrow))
         .routes(routes!(loyalty::lookup_member))
+        .routes(routes!(loyalty::find_member))
         .routes(routes!(loyalty::get_member))
         .routes(routes!(loyalty::release_member))
         .routes(routes!(coupons::get_coupon))
@@ -107,6 +108,10 @@ pub async fn serve() -> Response {
     });
     ([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response()
 }
+
+/// POST routes that change nothing (a POST so that what they are asked stays out of URLs):
+/// no idempotency key, no 404 or 409.
+const POST_READS: [&str; 1] = ["/v1/loyalty/find"];
 
 /// Paths served without a token.
 const PUBLIC: [&str; 4] = ["/v1/openapi.json", "/healthz", "/readyz", "/metrics"];
@@ -159,7 +164,9 @@ impl Modify for Conventions {
             let public = PUBLIC.contains(&path.as_str());
             let has_path_params = path.contains('{');
             for (method, op) in operations(item) {
-                let write = !matches!(method, HttpMethod::Get | HttpMethod::Head);
+                let read_by_post =
+                    matches!(method, HttpMethod::Post) && POST_READS.contains(&path.as_str());
+                let write = !matches!(method, HttpMethod::Get | HttpMethod::Head) && !read_by_post;
                 // Public endpoints are rate limited for all callers together.
                 let mut codes = vec!["429", "500", "503"];
                 if !public {
@@ -172,6 +179,9 @@ impl Modify for Conventions {
                 if write {
                     codes.extend(["409", "413", "422"]);
                     add_idempotency_key(op);
+                }
+                if read_by_post {
+                    codes.extend(["413", "422"]);
                 }
                 for code in codes {
                     add_response(op, code, &RESPONSES);

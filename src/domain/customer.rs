@@ -180,7 +180,9 @@ fn check_text(
     Ok(())
 }
 
-fn check_phone(phone: &str) -> Result<(), PrivacyError> {
+/// A phone number as typed: at most [`MAX_PHONE_CHARS`], only digits, spaces, `-`, `(`, `)`,
+/// `.` and a leading `+`, 5 to 20 digits. Also the check of a member lookup by phone.
+pub fn check_phone(phone: &str) -> Result<(), PrivacyError> {
     if phone.chars().count() > MAX_PHONE_CHARS {
         return Err(invalid(
             "phone",
@@ -204,7 +206,9 @@ fn check_phone(phone: &str) -> Result<(), PrivacyError> {
     Ok(())
 }
 
-fn check_email(email: &str) -> Result<(), PrivacyError> {
+/// An e-mail address of the shape `local@domain.tld`. Also the check of a member lookup by
+/// e-mail.
+pub fn check_email(email: &str) -> Result<(), PrivacyError> {
     if email.len() > MAX_EMAIL_BYTES {
         return Err(invalid(
             "email",

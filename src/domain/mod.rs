@@ -7,6 +7,7 @@ pub mod escrow;
 mod fold_testing;
 pub mod ids;
 pub mod loyalty;
+pub mod member_find;
 pub mod orders;
 pub mod pricing;
 pub mod stock;

@@ -166,6 +166,8 @@ impl Hq {
             (topics.status_filter(None), q),
             (topics.pii_filter(None, None), q),
             (share(topics.epcis_filter()), q),
+            // Member lookups: any one instance answers (they share the customer-data store).
+            (share(topics.find_filter()), q),
         ];
         let (mqtt, incoming, transport_task) = MqttTransport::start(transport, shutdown.clone())?;
         let rejections = ops.rejections.clone();
@@ -413,6 +415,12 @@ async fn receive(
                 metrics.count_in(payload.len());
                 epcis::on_message(&epcis, &rejections, topic, payload).await
             }
+            Some(Incoming::Message { topic, payload, .. })
+                if loyalty::find::is_find_topic(&topic) =>
+            {
+                metrics.count_in(payload.len());
+                loyalty::find::on_message(&privacy, &rejections, topic, payload).await
+            }
             Some(Incoming::Message { topic, payload, .. }) => {
                 metrics.count_in(payload.len());
                 // Take what else is already queued, so changes of one document apply as one
@@ -421,7 +429,9 @@ async fn receive(
                 while batch.len() < MAX_BATCH {
                     match incoming.try_recv() {
                         Ok(Incoming::Message { topic, payload, .. })
-                            if !privacy::is_pii_topic(&topic) && !epcis::is_epcis_topic(&topic) =>
+                            if !privacy::is_pii_topic(&topic)
+                                && !epcis::is_epcis_topic(&topic)
+                                && !loyalty::find::is_find_topic(&topic) =>
                         {
                             metrics.count_in(payload.len());
                             batch.push((topic, payload.to_vec()));

@@ -138,6 +138,9 @@ mod tests {
         assert!(!may(Role::Web, &Method::POST, "/v1/catalog"));
         assert!(!may(Role::Web, &Method::POST, "/v1/privacy/erase"));
         assert!(!may(Role::Web, &Method::GET, "/v1/orders/{id}/customer"));
+        // Looking members up by phone or e-mail reads personal data: admin only.
+        assert!(!may(Role::Web, &Method::GET, "/v1/loyalty/members"));
+        assert!(may(Role::Admin, &Method::GET, "/v1/loyalty/members"));
         assert!(may(Role::Admin, &Method::POST, "/v1/privacy/erase"));
     }
 

@@ -70,7 +70,10 @@ pub fn api_routes() -> OpenApiRouter<HttpState> {
         .routes(routes!(pricing::put_pricing))
         .routes(routes!(pricing::post_quote))
         .routes(routes!(loyalty::http::put_rules, loyalty::http::get_rules))
-        .routes(routes!(loyalty::http::create_member))
+        .routes(routes!(
+            loyalty::http::create_member,
+            loyalty::http::find_members
+        ))
         .routes(routes!(loyalty::http::balance))
         .routes(routes!(loyalty::http::history))
         .routes(routes!(loyalty::http::earn))
@@ -214,7 +217,7 @@ mod tests {
     use crate::hq::state::HqState;
 
     /// Every route HQ serves (docs/api.md), as (method, path).
-    const ROUTES: [(&str, &str); 31] = [
+    const ROUTES: [(&str, &str); 32] = [
         ("get", "/v1/stock"),
         ("get", "/v1/stock/{store}/{sku}"),
         ("post", "/v1/catalog"),
@@ -242,6 +245,7 @@ mod tests {
         ("get", "/v1/coupons/{code}"),
         ("post", "/v1/coupons/{code}/grant"),
         ("post", "/v1/coupons/{code}/revoke"),
+        ("get", "/v1/loyalty/members"),
         ("get", "/v1/openapi.json"),
         ("get", "/healthz"),
         ("get", "/readyz"),

@@ -2,6 +2,8 @@
 //! - `PUT|GET /v1/loyalty/rules`: the earning and spending rules, published to every store;
 //! - `POST /v1/loyalty/members` `{card, customer?}`: register a member (personal data to the
 //!   customer-data store, never to a document);
+//! - `GET /v1/loyalty/members?phone=…|email=…`: the members with that phone (by digits) or
+//!   e-mail (any case), cards and masked names, as a store's till gets them (`super::find`);
 //! - `GET /v1/loyalty/members/{card}`: balance, pool, owed, per-lane totals;
 //! - `GET /v1/loyalty/members/{card}/history`: HQ's entries (web earns and spends, grants to
 //!   lanes, settlements) and each lane's totals;
@@ -9,7 +11,7 @@
 //! - `POST /v1/loyalty/members/{card}/spend` `{reference, points}`: the web shop spends (once).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -17,6 +19,7 @@ use serde::Deserialize;
 use super::{LoyaltyRefused, MemberBalance};
 use crate::domain::customer::Customer;
 use crate::domain::loyalty::{LoyaltyRules, MemberId};
+use crate::domain::member_find::{FindError, MemberMatches, MemberQuery};
 use crate::hq::http::{Answer, HttpState, JsonBody, Problem};
 
 impl From<LoyaltyRefused> for Problem {
@@ -104,6 +107,54 @@ pub async fn create_member(
         Json(serde_json::json!({ "member": id.to_string() })),
     )
         .into_response())
+}
+
+/// `GET /v1/loyalty/members`: exactly one of the two.
+#[derive(Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct MemberSearch {
+    /// As the customer gives it: matched by its digits (5 to 20).
+    phone: Option<String>,
+    /// Matched case-insensitively.
+    email: Option<String>,
+}
+
+/// Redacted: the search is personal data.
+impl std::fmt::Debug for MemberSearch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemberSearch { <redacted> }")
+    }
+}
+
+fn search_refused(e: FindError) -> Problem {
+    let problem = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
+    match e {
+        FindError::Invalid { field, .. } => problem.field(field),
+        FindError::OneSelector | FindError::Payload(_) => problem,
+    }
+}
+
+/// The members with this phone or e-mail: cards and masked names (at most 5), as a store's
+/// till gets them; erased members are not found.
+#[utoipa::path(get, path = "/v1/loyalty/members", tag = "loyalty", params(MemberSearch),
+    responses((status = 200, body = MemberMatches, description = "The members found (none: `members` is empty)"),
+        (status = 422, body = crate::http_shared::error::ErrorBody, description = "Not exactly one of phone and email, a phone without 5 to 20 digits, or not an e-mail address")))]
+pub async fn find_members(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Query(search): Query<MemberSearch>,
+) -> Answer {
+    let auth = state.authorise(&headers)?;
+    let query = MemberQuery::new(search.phone.as_deref(), search.email.as_deref())
+        .map_err(search_refused)?;
+    let by = query.by();
+    let found = auth
+        .privacy(move |p| p.find_members(&query))
+        .await?
+        .map_err(Problem::hidden)?;
+    tracing::info!(by, matches = found.members.len(), "member lookup at HQ");
+    Ok(Json(found).into_response())
 }
 
 /// A member's balance: every point earned anywhere HQ has heard of, less what was spent,

@@ -4,12 +4,16 @@
 //! by returns, and keeps the web shop's own earns and spends in its database.
 //!
 //! - `ledger.rs`: a member's ledger over every store's orders document and HQ's entries;
-//! - `http.rs`: `/v1/loyalty/...` (rules, members, balance, history, web earns and spends).
+//! - `http.rs`: `/v1/loyalty/...` (rules, members, balance, history, web earns and spends,
+//!   the lookup by phone or e-mail);
+//! - `find.rs`: a store's lookup of a member by phone or e-mail, over MQTT: cards and masked
+//!   names, from the customer-data store (`crate::domain::member_find`).
 //!
 //! A member's name and contacts never enter a document nor these tables: they are kept in
 //! the customer-data store (`hq_order_customer`, store `loyalty`) and erased by
 //! `POST /v1/privacy/erase` like an order's customer.
 
+pub mod find;
 pub(super) mod http;
 mod ledger;
 #[cfg(test)]

@@ -6,6 +6,7 @@ use crate::hq::db::{Db, Row, Target};
 
 use super::{EraseRequest, ErasureView, HqLookup, HqPrivacyError, REPUBLISH_TOMBSTONES, privacy};
 use crate::domain::customer::{Customer, PiiPayload, PrivacyError};
+use crate::domain::member_find::{MAX_MATCHES, MemberMatches, MemberQuery};
 use crate::hq::state::Outgoing;
 use crate::sync::pii::order_segment;
 use crate::sync::topics::{Id, Scope, Topic, TopicSpace};
@@ -109,6 +110,11 @@ impl HqPrivacy {
         })
     }
 
+    /// The tenant's topics (member lookups are answered on them, `crate::hq::loyalty::find`).
+    pub fn topics(&self) -> &TopicSpace {
+        &self.topics
+    }
+
     pub fn put(
         &self,
         store: &str,
@@ -131,6 +137,35 @@ impl HqPrivacy {
         }
         self.db.sqlite_pragma("secure_delete", "ON")?;
         upsert(&self.db, store, member, customer, "hq")
+    }
+
+    /// The loyalty members whose phone or e-mail matches (as the erasure matches them: by
+    /// digits, case-insensitively), masked (`crate::domain::member_find`): at most
+    /// [`MAX_MATCHES`], by card. An erased member's row is gone; the erasure check guards
+    /// against a row written back after it all the same.
+    pub fn find_members(&self, query: &MemberQuery) -> Result<MemberMatches, HqPrivacyError> {
+        let sql = match query {
+            MemberQuery::Phone(_) => {
+                "SELECT c.order_id, c.name FROM hq_order_customer c
+                 WHERE c.store = ?1 AND c.phone_key = ?2 AND NOT EXISTS (SELECT 1 FROM
+                     hq_customer_erasure e WHERE e.store = c.store AND e.order_id = c.order_id)
+                 ORDER BY c.order_id LIMIT ?3"
+            }
+            MemberQuery::Email(_) => {
+                "SELECT c.order_id, c.name FROM hq_order_customer c
+                 WHERE c.store = ?1 AND c.email_key = ?2 AND NOT EXISTS (SELECT 1 FROM
+                     hq_customer_erasure e WHERE e.store = c.store AND e.order_id = c.order_id)
+                 ORDER BY c.order_id LIMIT ?3"
+            }
+        };
+        // One more than shown, to tell that there are more.
+        let limit = i64::try_from(MAX_MATCHES + 1).unwrap_or(i64::MAX);
+        let rows = self.db.query(
+            sql,
+            &[&crate::hq::loyalty::PRIVACY_STORE, &query.key(), &limit],
+            |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
+        )?;
+        Ok(MemberMatches::from_rows(rows))
     }
 
     /// The customer of an order (`store`: which store's, when ids repeat across stores).

@@ -28,6 +28,7 @@ use hook::{DocsSlot, HookMetrics, SyncHook};
 use service::{SyncDiag, SyncService};
 
 pub mod epcis_link;
+pub mod find;
 pub mod hook;
 mod load;
 mod pace;
@@ -165,6 +166,18 @@ impl SyncHandle {
 
     pub fn is_connected(&self) -> bool {
         self.get().is_some_and(|s| s.is_connected())
+    }
+
+    /// Looks a loyalty member up at HQ by phone or e-mail (see [`find`]); refused at once
+    /// while the documents load.
+    pub async fn find_members(
+        &self,
+        query: crate::domain::member_find::MemberQuery,
+    ) -> Result<crate::domain::member_find::MemberMatches, find::FindUnavailable> {
+        match self.get() {
+            Some(service) => service.find_members(query).await,
+            None => Err(find::FindUnavailable::Loading),
+        }
     }
 
     /// See [`SyncService::refresh_diag`]; all zero while loading.

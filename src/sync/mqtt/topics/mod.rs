@@ -18,6 +18,8 @@
 //! | `storenode/v1/{t}/{scope}/pii/{store}/{order}`                 | HQ, lanes of `store`| 1   | yes      | customer data of `store`'s order, or its erasure tombstone (src/privacy) |
 //! | `storenode/v1/{t}/{scope}/epcis/{writer}`                      | writers of `scope`  | 1   | no       | a batch of `writer`'s EPCIS 2.0 events (src/sync/node/epcis_link.rs) |
 //! | `storenode/v1/{t}/hq/epcis-ack/{store}/{writer}`               | HQ only             | 1   | yes      | the last EPCIS event sequence of `writer` that HQ stored     |
+//! | `storenode/v1/{t}/{scope}/find/{writer}`                       | writers of `scope`  | 1   | no       | `writer` looks a loyalty member up by phone or e-mail (src/domain/member_find.rs) |
+//! | `storenode/v1/{t}/{scope}/found/{writer}`                      | HQ only             | 1   | no       | HQ's answer to `writer`'s lookup: cards and masked names     |
 //!
 //! Who uses what:
 //! - a store's lanes publish `changes` and `heads` of their store's documents under their
@@ -33,11 +35,13 @@
 //! - a store lane announces what it has of HQ's documents with
 //!   `storenode/v1/{t}/{store}/heads/hq/{doc}/{writer}`, HQ's acknowledgement in return;
 //! - requests go from `{scope}/req/{writer}` (HQ subscribes `storenode/v1/{t}/+/req/+`) and
-//!   the answer comes back on `{scope}/resp/{writer}`.
+//!   the answer comes back on `{scope}/resp/{writer}`; member lookups likewise from
+//!   `{scope}/find/{writer}` to `{scope}/found/{writer}` (never retained: they carry a phone
+//!   number or an e-mail one way and initials the other).
 //!
 //! ACLs stay simple because the publisher's identity is the scope segment: a store whose
-//! certificate CN is its store id may write `storenode/v1/{t}/%u/{changes,heads,status,req}/#`,
-//! and HQ (CN `hq`) writes under `storenode/v1/{t}/hq/...` and to `+/resp/#`. See
+//! certificate CN is its store id may write `storenode/v1/{t}/%u/{changes,heads,status,req,find}/#`,
+//! and HQ (CN `hq`) writes under `storenode/v1/{t}/hq/...` and to `+/resp/#` and `+/found/#`. See
 //! `config/mosquitto/acl`.
 //!
 //! Ids (tenant, store, document, writer) are one topic segment each: 1 to [`MAX_ID_LEN`]
@@ -79,7 +83,7 @@ pub enum TopicError {
     #[error("topic {topic:?} does not start with {PREFIX:?}")]
     WrongPrefix { topic: String },
     #[error(
-        "topic {topic:?} has an unknown kind {kind:?} (expected changes, heads, status, retired, req, resp, pii, epcis or epcis-ack)"
+        "topic {topic:?} has an unknown kind {kind:?} (expected changes, heads, status, retired, req, resp, pii, epcis, epcis-ack, find or found)"
     )]
     UnknownKind { topic: String, kind: String },
     #[error("topic {topic:?} has {found} segments, a {kind} topic has {expected}")]
@@ -159,6 +163,18 @@ pub enum Topic {
         store: Id,
         writer: Id,
     },
+    /// `writer`'s lookup of a loyalty member by phone or e-mail (`crate::domain::member_find`).
+    Find {
+        tenant: Id,
+        scope: Scope,
+        writer: Id,
+    },
+    /// HQ's answer to `writer`'s lookup, under the store's scope (as `Response`).
+    Found {
+        tenant: Id,
+        scope: Scope,
+        writer: Id,
+    },
 }
 
 impl Topic {
@@ -185,7 +201,9 @@ impl Topic {
             | Topic::Response { tenant, .. }
             | Topic::Pii { tenant, .. }
             | Topic::Epcis { tenant, .. }
-            | Topic::EpcisAck { tenant, .. } => tenant,
+            | Topic::EpcisAck { tenant, .. }
+            | Topic::Find { tenant, .. }
+            | Topic::Found { tenant, .. } => tenant,
         }
     }
 
@@ -200,7 +218,9 @@ impl Topic {
             | Topic::Response { scope, .. }
             | Topic::Pii { scope, .. }
             | Topic::Epcis { scope, .. }
-            | Topic::EpcisAck { scope, .. } => scope,
+            | Topic::EpcisAck { scope, .. }
+            | Topic::Find { scope, .. }
+            | Topic::Found { scope, .. } => scope,
         }
     }
 }
@@ -274,6 +294,16 @@ impl fmt::Display for Topic {
                 store,
                 writer,
             } => write!(f, "{PREFIX}/{tenant}/{scope}/{EPCIS_ACK}/{store}/{writer}"),
+            Topic::Find {
+                tenant,
+                scope,
+                writer,
+            } => write!(f, "{PREFIX}/{tenant}/{scope}/{FIND}/{writer}"),
+            Topic::Found {
+                tenant,
+                scope,
+                writer,
+            } => write!(f, "{PREFIX}/{tenant}/{scope}/{FOUND}/{writer}"),
         }
     }
 }
@@ -287,6 +317,8 @@ const RESPONSE: &str = "resp";
 const PII: &str = "pii";
 const EPCIS: &str = "epcis";
 const EPCIS_ACK: &str = "epcis-ack";
+const FIND: &str = "find";
+const FOUND: &str = "found";
 
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,8 @@
 //! Reading a topic received from the broker back into a [`Topic`], strictly.
 
 use super::{
-    CHANGES, EPCIS, EPCIS_ACK, HEADS, Id, PII, PREFIX, REQUEST, RESPONSE, RETIRED, STATUS, Scope,
-    Topic, TopicError,
+    CHANGES, EPCIS, EPCIS_ACK, FIND, FOUND, HEADS, Id, PII, PREFIX, REQUEST, RESPONSE, RETIRED,
+    STATUS, Scope, Topic, TopicError,
 };
 
 /// Segments before the kind-specific part: `storenode`, `v1`, tenant, scope, kind.
@@ -87,7 +87,7 @@ pub fn parse(topic: &str) -> Result<Topic, TopicError> {
             }),
             _ => Err(count_error(EPCIS_ACK, 2)),
         },
-        STATUS | RETIRED | REQUEST | RESPONSE => {
+        STATUS | RETIRED | REQUEST | RESPONSE | FIND | FOUND => {
             let [writer] = ids else {
                 return Err(count_error(kind_name(kind), 1));
             };
@@ -104,6 +104,16 @@ pub fn parse(topic: &str) -> Result<Topic, TopicError> {
                     writer,
                 },
                 REQUEST => Topic::Request {
+                    tenant,
+                    scope,
+                    writer,
+                },
+                FIND => Topic::Find {
+                    tenant,
+                    scope,
+                    writer,
+                },
+                FOUND => Topic::Found {
                     tenant,
                     scope,
                     writer,
@@ -128,6 +138,8 @@ fn kind_name(kind: &str) -> &'static str {
         STATUS => STATUS,
         RETIRED => RETIRED,
         REQUEST => REQUEST,
+        FIND => FIND,
+        FOUND => FOUND,
         _ => RESPONSE,
     }
 }

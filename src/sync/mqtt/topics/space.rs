@@ -1,6 +1,6 @@
 //! Building topics and subscription filters for one tenant ([`TopicSpace`]).
 
-use super::{CHANGES, EPCIS, HEADS, Id, PII, PREFIX, REQUEST, RETIRED, STATUS, Scope, Topic};
+use super::{CHANGES, EPCIS, FIND, HEADS, Id, PII, PREFIX, REQUEST, RETIRED, STATUS, Scope, Topic};
 
 /// Topic and filter builders for one tenant, so call sites never format topics by hand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,5 +169,29 @@ impl TopicSpace {
     pub fn requests_filter(&self) -> String {
         let tenant = &self.tenant;
         format!("{PREFIX}/{tenant}/+/{REQUEST}/+")
+    }
+
+    /// Where `writer` of `scope` sends its member lookups.
+    pub fn find(&self, scope: &Scope, writer: &Id) -> Topic {
+        Topic::Find {
+            tenant: self.tenant.clone(),
+            scope: scope.clone(),
+            writer: writer.clone(),
+        }
+    }
+
+    /// Where HQ answers `writer`'s member lookups (that writer's subscription).
+    pub fn found(&self, scope: &Scope, writer: &Id) -> Topic {
+        Topic::Found {
+            tenant: self.tenant.clone(),
+            scope: scope.clone(),
+            writer: writer.clone(),
+        }
+    }
+
+    /// Every writer's member lookups: HQ's subscription (shared among its instances).
+    pub fn find_filter(&self) -> String {
+        let tenant = &self.tenant;
+        format!("{PREFIX}/{tenant}/+/{FIND}/+")
     }
 }

@@ -73,6 +73,24 @@ fn a_retirement_topic_round_trips() {
 }
 
 #[test]
+fn member_lookup_topics_round_trip_and_are_never_retained() {
+    let t = space();
+    let find = t.find(&store("s042"), &id("s042.lane1"));
+    assert_eq!(find.to_string(), "storenode/v1/acme/s042/find/s042.lane1");
+    let found = t.found(&store("s042"), &id("s042.lane1"));
+    assert_eq!(found.to_string(), "storenode/v1/acme/s042/found/s042.lane1");
+    for topic in [find, found] {
+        assert!(!topic.is_retained());
+        assert_eq!(parse(&topic.to_string()), Ok(topic));
+    }
+    assert_eq!(t.find_filter(), "storenode/v1/acme/+/find/+");
+    assert!(matches!(
+        parse("storenode/v1/acme/s042/find/a/b"),
+        Err(TopicError::WrongSegmentCount { .. })
+    ));
+}
+
+#[test]
 fn epcis_topics_round_trip() {
     let t = space();
     let batch = t.epcis(&store("s042"), &id("s042.lane1"));
@@ -278,7 +296,7 @@ fn arb_topic() -> impl Strategy<Value = Topic> {
         arb_scope(),
         arb_id(),
         arb_id(),
-        0..5u8,
+        0..7u8,
     )
         .prop_map(|(tenant, scope, doc_scope, doc, writer, kind)| match kind {
             0 => Topic::Changes {
@@ -301,6 +319,16 @@ fn arb_topic() -> impl Strategy<Value = Topic> {
                 writer,
             },
             3 => Topic::Request {
+                tenant,
+                scope,
+                writer,
+            },
+            4 => Topic::Find {
+                tenant,
+                scope,
+                writer,
+            },
+            5 => Topic::Found {
                 tenant,
                 scope,
                 writer,

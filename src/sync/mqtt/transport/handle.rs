@@ -21,6 +21,9 @@ pub struct OutgoingMessage {
     pub retain: bool,
     pub response_topic: Option<String>,
     pub correlation_data: Option<Bytes>,
+    /// MQTT 5 message expiry, in seconds: the broker drops the message rather than deliver
+    /// it later (a member lookup nobody waits for any more).
+    pub expiry_secs: Option<u32>,
 }
 
 impl OutgoingMessage {
@@ -32,6 +35,7 @@ impl OutgoingMessage {
             retain: false,
             response_topic: None,
             correlation_data: None,
+            expiry_secs: None,
         }
     }
 
@@ -39,6 +43,7 @@ impl OutgoingMessage {
         PublishProperties {
             response_topic: self.response_topic.clone(),
             correlation_data: self.correlation_data.clone(),
+            message_expiry_interval: self.expiry_secs,
             ..PublishProperties::default()
         }
     }

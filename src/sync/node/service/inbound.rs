@@ -108,6 +108,12 @@ async fn handle_message(
     if let Topic::EpcisAck { .. } = &topic {
         return ctx.epcis.on_message(&topic, payload).await;
     }
+    if let Topic::Found { scope, writer, .. } = &topic {
+        if *scope != ctx.scope || *writer != ctx.me {
+            return Err("a member lookup answer for another writer".into());
+        }
+        return ctx.finder.on_reply(payload);
+    }
     if let Topic::Retired { scope, writer, .. } = &topic {
         if *scope != ctx.scope {
             return Err("a retirement of another store's lane".into());

@@ -168,6 +168,8 @@ struct Ctx {
     pii: Arc<super::pii::PiiLink>,
     /// EPCIS events to HQ (`super::epcis_link`).
     epcis: Arc<super::epcis_link::EpcisLink>,
+    /// Member lookups by phone or e-mail, answered by HQ (`super::find`).
+    finder: Arc<super::find::MemberFinder>,
     /// Writers allowed to change this store's documents besides HQ (`sync.lanes`, this
     /// node included); `None`: any.
     lanes: Option<BTreeSet<WriterId>>,
@@ -257,6 +259,18 @@ impl SyncService {
 
     pub fn wire_metrics(&self) -> &WireMetrics {
         &self.shared.metrics
+    }
+
+    /// Asks HQ for the members with this phone or e-mail (see [`super::find`]).
+    pub async fn find_members(
+        &self,
+        query: crate::domain::member_find::MemberQuery,
+    ) -> Result<crate::domain::member_find::MemberMatches, super::find::FindUnavailable> {
+        let hq_online = !lock(&self.shared.hq_online).is_empty();
+        self.ctx
+            .finder
+            .find(query, hq_online, super::find::FIND_TIMEOUT)
+            .await
     }
 
     fn hq_heads(&self, doc: &DocId) -> Vec<ChangeHash> {

@@ -78,6 +78,10 @@ impl SyncService {
             crate::sync::node::epcis_link::subscription(&topics, &store_segment, &me),
             QoS::AtLeastOnce,
         ));
+        transport.subscriptions.push((
+            crate::sync::node::find::subscription(&topics, &scope, &me),
+            QoS::AtLeastOnce,
+        ));
         let shutdown = CancellationToken::new();
         let (mqtt, incoming, transport_task) = MqttTransport::start(transport, shutdown.clone())?;
         let (pii, pii_task) = crate::sync::node::pii::PiiLink::start(
@@ -102,6 +106,12 @@ impl SyncService {
                 .with_time_zone(site.time_zone.clone()),
             shutdown.clone(),
         )?;
+        let finder = Arc::new(crate::sync::node::find::MemberFinder::new(
+            mqtt.clone(),
+            &topics,
+            &scope,
+            &me,
+        ));
         let shared = Arc::new(Shared::default());
         let stock_id = DocId::new(store_id, DocKind::Stock)?;
         let catalog_id = DocId::new(CATALOG_STORE, DocKind::Catalog)?;
@@ -135,6 +145,7 @@ impl SyncService {
             shared: shared.clone(),
             pii,
             epcis,
+            finder,
             lanes: provisioned_writers(cfg, store_id, &writer_for_lanes)?,
             claim,
             status_topic,
