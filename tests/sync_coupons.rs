@@ -218,10 +218,54 @@ fn a_coupon_held_by_a_store_cut_off_from_hq_is_redeemed_there_once_and_refused_e
     });
     let (status, revoked) = sale(&s2, "two-3", &["APP-TWO"]);
     assert_eq!(status, 422, "{revoked}");
+
+    // The web shop redeems from HQ's pool, once per payment; then a store asking for a use
+    // gets none, as the pool is empty.
+    issue(
+        &hq,
+        json!({ "code": "WEB-ONE", "name": "2 EUR off", "uses": 1,
+                "discount": { "kind": "basket_amount_off", "min_total_minor": 0, "amount_minor": 200 } }),
+    );
+    let (status, web) = hq.post_json(
+        "/v1/coupons/WEB-ONE/redeem",
+        json!({ "reference": "web-77" }),
+    );
+    assert_eq!(status, 200, "{web}");
+    assert_eq!(
+        (web["replayed"].as_bool(), web["pool"].as_i64()),
+        (Some(false), Some(0)),
+        "{web}"
+    );
+    let (status, retry) = hq.post_json(
+        "/v1/coupons/WEB-ONE/redeem",
+        json!({ "reference": "web-77" }),
+    );
+    assert_eq!(
+        (status, retry["replayed"].as_bool()),
+        (200, Some(true)),
+        "{retry}"
+    );
+    let (status, second) = hq.post_json(
+        "/v1/coupons/WEB-ONE/redeem",
+        json!({ "reference": "web-78" }),
+    );
+    assert_eq!(status, 409, "{second}");
+    wait_for("s2 knows WEB-ONE", CONVERGE, || {
+        (s2.get_json("/v1/coupons/WEB-ONE").0 == 200).then_some(())
+    });
+    let (status, refused) = sale(&s2, "web-one-s2", &["WEB-ONE"]);
+    assert_eq!(status, 409, "{refused}");
+    let (_, view) = hq.get_json("/v1/coupons/WEB-ONE");
+    assert_eq!(
+        (view["redeemed"].as_i64(), view["redeemed_online"].as_i64()),
+        (Some(1), Some(1)),
+        "{view}"
+    );
+
     let (_, listed) = hq.get_json("/v1/coupons");
     assert_eq!(
         listed["coupons"].as_array().map(Vec::len),
-        Some(3),
+        Some(4),
         "{listed}"
     );
 }

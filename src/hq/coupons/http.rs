@@ -1,7 +1,8 @@
 //! Coupons over HTTP (admin role): `POST /v1/coupons` issues one, `GET /v1/coupons` lists
 //! them, `GET /v1/coupons/{code}` shows one with where its uses are,
-//! `POST /v1/coupons/{code}/grant` moves uses from HQ's pool to a store's lane, and
-//! `POST /v1/coupons/{code}/revoke` withdraws it.
+//! `POST /v1/coupons/{code}/grant` moves uses from HQ's pool to a store's lane,
+//! `POST /v1/coupons/{code}/revoke` withdraws it, and `POST /v1/coupons/{code}/redeem`
+//! (web role too) redeems one use for the web shop or the app.
 
 use std::collections::BTreeMap;
 
@@ -63,10 +64,14 @@ impl From<CouponRefused> for Problem {
     fn from(e: CouponRefused) -> Self {
         let status = match e {
             CouponRefused::Unknown(_) => StatusCode::NOT_FOUND,
-            CouponRefused::Exists(_) | CouponRefused::PoolShort { .. } => StatusCode::CONFLICT,
-            CouponRefused::Invalid(_) | CouponRefused::NoLane(_) | CouponRefused::Uses => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            CouponRefused::Exists(_)
+            | CouponRefused::PoolShort { .. }
+            | CouponRefused::Refused(_)
+            | CouponRefused::NoneAtHq(_) => StatusCode::CONFLICT,
+            CouponRefused::Invalid(_)
+            | CouponRefused::NoLane(_)
+            | CouponRefused::Uses
+            | CouponRefused::Reference => StatusCode::UNPROCESSABLE_ENTITY,
             CouponRefused::NoCatalog => StatusCode::SERVICE_UNAVAILABLE,
             CouponRefused::Hq(_) => return Self::internal(e),
         };
@@ -79,7 +84,9 @@ fn code_of(raw: &str) -> Result<String, Problem> {
 }
 
 async fn view(auth: &crate::hq::http::Authorised<'_>, code: String) -> Answer {
-    let shown = auth.hq(move |hq| hq.coupon_view(&code)).await?;
+    let shown = auth
+        .hq(move |hq| hq.coupon_view(&code).map_err(CouponRefused::from))
+        .await??;
     match shown {
         Some(v) => Ok(Json(v).into_response()),
         None => Err(Problem::new(StatusCode::NOT_FOUND, "no such coupon")),
@@ -122,12 +129,14 @@ pub async fn list(State(state): State<HttpState>, headers: HeaderMap) -> Answer 
     let auth = state.authorise(&headers)?;
     let all: Vec<CouponView> = auth
         .hq(|hq| {
-            hq.coupons()
-                .keys()
-                .filter_map(|code| hq.coupon_view(code))
-                .collect()
+            let codes: Vec<String> = hq.coupons().into_keys().collect();
+            codes
+                .iter()
+                .filter_map(|code| hq.coupon_view(code).transpose())
+                .collect::<Result<_, _>>()
+                .map_err(CouponRefused::from)
         })
-        .await?;
+        .await??;
     Ok(Json(serde_json::json!({ "coupons": all })).into_response())
 }
 
@@ -181,4 +190,38 @@ pub async fn revoke(
     let messages = auth.hq(move |hq| hq.revoke_coupon(&c)).await??;
     auth.publish(messages);
     view(&auth, code).await
+}
+
+/// `POST /v1/coupons/{code}/redeem`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemOnline {
+    /// The web order or payment this use pays for: a retried request with the same
+    /// reference redeems once.
+    pub reference: String,
+    /// Who redeems (HQ's customer reference); required for a personal coupon.
+    #[serde(default)]
+    pub customer: Option<String>,
+}
+
+/// The web shop or the app redeems one use (when the customer pays), from HQ's pool: the
+/// uses no store holds. Once per `reference`.
+#[utoipa::path(post, path = "/v1/coupons/{code}/redeem", tag = "coupons", params(("code" = String, Path)),
+    request_body = RedeemOnline,
+    responses((status = 200, body = super::online::OnlineRedemption),
+        (status = 404, description = "No such coupon"),
+        (status = 409, description = "Revoked, expired, another customer's, or no use left at HQ"),
+        (status = 422, description = "A malformed reference")))]
+pub async fn redeem(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    JsonBody(body): JsonBody<RedeemOnline>,
+) -> Answer {
+    let auth = state.authorise(&headers)?;
+    let code = code_of(&code)?;
+    let done = auth
+        .hq(move |hq| hq.redeem_online(&code, &body.reference, body.customer.as_deref()))
+        .await??;
+    Ok(Json(done).into_response())
 }

@@ -6,6 +6,7 @@
 //! holds. Over HTTP: [`http`].
 
 pub mod http;
+pub mod online;
 pub mod quote;
 
 use std::collections::BTreeMap;
@@ -37,6 +38,14 @@ pub enum CouponRefused {
     Uses,
     #[error("HQ's catalog is not loaded yet")]
     NoCatalog,
+    #[error("reference: must be 1 to 128 characters, no control characters")]
+    Reference,
+    #[error(transparent)]
+    Refused(crate::domain::coupons::Refusal),
+    #[error(
+        "coupon {0} has no use left at HQ: used up, or its uses are held by stores (they may give them back)"
+    )]
+    NoneAtHq(String),
     #[error(transparent)]
     Hq(#[from] HqError),
 }
@@ -58,8 +67,11 @@ pub struct CouponView {
     pub coupon: Coupon,
     /// Uses HQ still holds (may grant).
     pub pool: i64,
-    /// Redemptions HQ knows of (a lane cut off may have made more, from what it holds).
+    /// Redemptions HQ knows of, online ones included (a lane cut off may have made more,
+    /// from what it holds).
     pub redeemed: i64,
+    /// Of those, the web shop's and the app's (`POST /v1/coupons/{code}/redeem`).
+    pub redeemed_online: i64,
     pub holders: Vec<HolderView>,
 }
 
@@ -81,13 +93,18 @@ impl HqState {
             .collect()
     }
 
-    /// The view of one coupon.
-    pub fn coupon_view(&mut self, code: &str) -> Option<CouponView> {
-        let coupon = self.coupons().remove(code)?;
+    /// The view of one coupon (`None`: no such coupon).
+    pub fn coupon_view(&mut self, code: &str) -> Result<Option<CouponView>, HqError> {
+        let Some(coupon) = self.coupons().remove(code) else {
+            return Ok(None);
+        };
         let holders = self.coupon_holders(code);
-        Some(CouponView {
-            pool: pool(coupon.uses, holders.values().copied()),
-            redeemed: holders.values().map(|t| t.redeemed).sum(),
+        let online = self.online_redemptions(code)?;
+        let in_stores: i64 = holders.values().map(|t| t.redeemed).sum();
+        Ok(Some(CouponView {
+            pool: pool(coupon.uses, holders.values().copied()).saturating_sub(online),
+            redeemed: in_stores.saturating_add(online),
+            redeemed_online: online,
             holders: holders
                 .into_iter()
                 .map(|(lane, totals)| HolderView {
@@ -97,7 +114,7 @@ impl HqState {
                 })
                 .collect(),
             coupon,
-        })
+        }))
     }
 
     /// Issues a coupon: publishes its definition, then grants `grants` (holder → uses).
@@ -195,7 +212,7 @@ impl HqState {
         let Some(coupon) = self.coupons().remove(code) else {
             return Err(CouponRefused::Unknown(code.to_owned()));
         };
-        let left = pool(coupon.uses, self.coupon_holders(code).into_values());
+        let left = self.coupon_pool(&coupon)?;
         if left < uses {
             return Err(CouponRefused::PoolShort {
                 code: code.to_owned(),
@@ -273,7 +290,10 @@ impl HqState {
         for code in codes {
             let holders = self.coupon_holders(code);
             let coupon = coupons.get(code);
-            let mut left = coupon.map_or(0, |c| pool(c.uses, holders.values().copied()));
+            let online = self.online_redemptions(code)?;
+            let mut left = coupon.map_or(0, |c| {
+                pool(c.uses, holders.values().copied()).saturating_sub(online)
+            });
             for (lane, mine) in doc.coupon_totals().remove(code).unwrap_or_default() {
                 let open = mine.open_asks();
                 if open == 0 {

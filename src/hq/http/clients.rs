@@ -19,7 +19,7 @@ use super::{HttpState, Problem};
 use crate::sync::config::{ApiClient, Role};
 
 /// Routes the web shop's role may use: (method, route as declared).
-const WEB_ROUTES: [(Method, &str); 10] = [
+const WEB_ROUTES: [(Method, &str); 11] = [
     (Method::GET, "/v1/stock"),
     (Method::GET, "/v1/stock/{store}/{sku}"),
     (Method::GET, "/v1/orders"),
@@ -27,6 +27,7 @@ const WEB_ROUTES: [(Method, &str); 10] = [
     (Method::GET, "/v1/orders/{id}"),
     (Method::POST, "/v1/orders/{id}/cancel"),
     (Method::POST, "/v1/quote"),
+    (Method::POST, "/v1/coupons/{code}/redeem"),
     (Method::GET, "/v1/loyalty/members/{card}"),
     (Method::POST, "/v1/loyalty/members/{card}/earn"),
     (Method::POST, "/v1/loyalty/members/{card}/spend"),

@@ -82,6 +82,7 @@ pub fn api_routes() -> OpenApiRouter<HttpState> {
         .routes(routes!(coupons::http::show))
         .routes(routes!(coupons::http::grant))
         .routes(routes!(coupons::http::revoke))
+        .routes(routes!(coupons::http::redeem))
 }
 
 /// The document, as the routers build it.
@@ -217,7 +218,7 @@ mod tests {
     use crate::hq::state::HqState;
 
     /// Every route HQ serves (docs/api.md), as (method, path).
-    const ROUTES: [(&str, &str); 32] = [
+    const ROUTES: [(&str, &str); 33] = [
         ("get", "/v1/stock"),
         ("get", "/v1/stock/{store}/{sku}"),
         ("post", "/v1/catalog"),
@@ -245,6 +246,7 @@ mod tests {
         ("get", "/v1/coupons/{code}"),
         ("post", "/v1/coupons/{code}/grant"),
         ("post", "/v1/coupons/{code}/revoke"),
+        ("post", "/v1/coupons/{code}/redeem"),
         ("get", "/v1/loyalty/members"),
         ("get", "/v1/openapi.json"),
         ("get", "/healthz"),
