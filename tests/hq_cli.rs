@@ -439,7 +439,11 @@ fn coupons_and_loyalty_from_the_command_line() {
         "--point-value-minor",
         "1",
     ]);
-    assert!(text.contains("10 points per whole EUR paid"), "{text}");
+    assert_eq!(
+        text,
+        "published to every store:\n  \
+         10 points per whole EUR paid (other than in points); a point pays 0.01 EUR\n"
+    );
     let (status, rules) = hq.get_json("/v1/loyalty/rules");
     assert_eq!(
         (status, rules),

@@ -11,7 +11,7 @@ use super::print::Money;
 use crate::http_client::{HqClient, HttpClientError, Reply, chain_ca};
 
 /// The flags every `hq` API command takes (after any subcommand too).
-#[derive(clap::Args, Debug, Clone, Default)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct Connection {
     /// HQ's API, e.g. https://hq.example.net:8443 (http:// only to a loopback address);
     /// without it, the HQ that --config configures (its `listen` and admin token).

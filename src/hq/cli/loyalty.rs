@@ -160,9 +160,9 @@ pub async fn run(args: &LoyaltyArgs, config_file: &Path) -> anyhow::Result<Strin
             });
             let answer = api.put("/v1/loyalty/rules", &body).await?;
             Ok(api.show(&answer, "loyalty rules", |r| {
-                print::wrap(
-                    &format!("published to every store: {}", rules(r, money)),
-                    "",
+                format!(
+                    "published to every store:\n{}",
+                    print::wrap(&rules(r, money), "  ")
                 )
             })?)
         }
@@ -247,18 +247,27 @@ fn balance(b: &Balance) -> String {
 }
 
 fn history(h: &History) -> String {
-    let mut out = format!("member {}: HQ's entries\n", h.member);
+    let mut out = format!("member {}: HQ's entries (UTC)\n", h.member);
     if h.entries.is_empty() {
         out.push_str("  none\n");
     }
     for e in &h.entries {
+        // A grant's reference names its lane already.
         let place = match &e.lane {
-            Some(lane) => format!("{}  {lane}", e.reference),
-            None => e.reference.clone(),
+            Some(lane) if !e.reference.contains(lane.as_str()) => {
+                format!("{}  {lane}", e.reference)
+            }
+            _ => e.reference.clone(),
         };
-        let line = format!("  {}  {:<8} {:>8}  {place}", e.at, e.kind, e.points);
-        out.push_str(&print::fit(&line, print::WIDTH));
-        out.push('\n');
+        let at =
+            e.at.get(..19)
+                .map_or_else(|| e.at.clone(), |s| s.replace('T', " "));
+        let head = format!("  {at}  {:<8} {:>8}", e.kind, e.points);
+        if head.chars().count() + 2 + place.chars().count() <= print::WIDTH {
+            out.push_str(&format!("{head}  {place}\n"));
+        } else {
+            out.push_str(&format!("{head}\n{}", print::wrap(&place, "      ")));
+        }
     }
     out.push_str(&lanes(&h.lanes));
     out
@@ -404,10 +413,27 @@ store-1.lane1      250       0    119         0         0     0
         .unwrap();
         let text = history(&h);
         assert!(
-            text.contains("  2026-12-05T09:00:00.000Z  earned        250  web:web-77\n"),
+            text.contains("  2026-12-05 09:00:00  earned        250  web:web-77\n"),
             "{text}"
         );
         assert!(text.contains("want:1  store-1.lane1"), "{text}");
+        let long = History {
+            member: "C".into(),
+            entries: vec![Entry {
+                kind: "granted".into(),
+                points: 250,
+                reference: format!("grant:s1.lane1:{}", "9".repeat(60)),
+                lane: Some("s1.lane1".into()),
+                at: "2026-12-05T09:01:00.000Z".into(),
+            }],
+            lanes: BTreeMap::new(),
+        };
+        let text = history(&long);
+        assert!(
+            text.contains("  2026-12-05 09:01:00  granted       250\n      grant:s1.lane1:99"),
+            "{text}"
+        );
+        assert!(text.lines().all(|l| l.chars().count() <= print::WIDTH));
         assert!(text.lines().all(|l| l.chars().count() <= print::WIDTH));
     }
 }
