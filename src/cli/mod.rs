@@ -89,7 +89,7 @@ pub enum HqAction {
     },
     /// Promotions, pricing, the quote, coupons and loyalty through HQ's API.
     #[command(flatten)]
-    Api(crate::hq::cli::ApiCommand),
+    Api(Box<crate::hq::cli::ApiCommand>),
 }
 
 #[derive(Subcommand, Debug)]

@@ -80,10 +80,14 @@ pub struct IssueArgs {
     #[arg(long, value_name = "MINOR", value_parser = amount)]
     pub amount_off_minor: Option<i64>,
     /// A SKU the discount applies to; repeat for more.
-    #[arg(long = "sku", conflicts_with = "discount_file")]
+    #[arg(long = "sku", value_name = "SKU", conflicts_with = "discount_file")]
     pub skus: Vec<String>,
     /// A category the discount applies to; repeat for more.
-    #[arg(long = "category", conflicts_with = "discount_file")]
+    #[arg(
+        long = "category",
+        value_name = "CATEGORY",
+        conflicts_with = "discount_file"
+    )]
     pub categories: Vec<String>,
     /// A basket discount applies from this basket total (minor units); default 0.
     #[arg(long, value_name = "MINOR", value_parser = amount,
