@@ -1,4 +1,5 @@
-//! The HTTP client of the command line (`privacy erase`, `hq catalog import`): reqwest
+//! The HTTP client of the command line (`privacy erase`, `hq catalog import`, the `hq`
+//! commands of [`crate::hq::cli`]): reqwest
 //! (hyper: chunked replies, keep-alive, redirects refused) over rustls with the ring
 //! provider, trusting only the chain's CA, never the system's roots: HQ's certificate is
 //! issued by the chain's own CA (`storenode provision`), and anything else answering is not
@@ -200,6 +201,26 @@ impl HqClient {
     ) -> Result<Reply, HttpClientError> {
         self.send(self.http.post(self.url(path)).json(body), path)
             .await
+    }
+
+    /// `GET {base}{path}`.
+    pub async fn get(&self, path: &str) -> Result<Reply, HttpClientError> {
+        self.send(self.http.get(self.url(path)), path).await
+    }
+
+    /// `PUT {base}{path}` with a JSON body.
+    pub async fn put_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<Reply, HttpClientError> {
+        self.send(self.http.put(self.url(path)).json(body), path)
+            .await
+    }
+
+    /// `POST {base}{path}` without a body (an action such as ending a promotion).
+    pub async fn post_empty(&self, path: &str) -> Result<Reply, HttpClientError> {
+        self.send(self.http.post(self.url(path)), path).await
     }
 
     /// `POST {base}{path}` with any body, e.g. `reqwest::Body::wrap_stream(…)` for a large

@@ -87,6 +87,9 @@ pub enum HqAction {
         #[command(subcommand)]
         action: CatalogAction,
     },
+    /// Promotions, pricing, the quote, coupons and loyalty through HQ's API.
+    #[command(flatten)]
+    Api(Box<crate::hq::cli::ApiCommand>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -234,13 +237,22 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Hq { action } => {
-            let config = crate::sync::config::load_hq(&cli.config)?;
-            crate::telemetry::init("info", crate::config::LogFormat::Auto);
+            let local_hq = || -> anyhow::Result<_> {
+                let config = crate::sync::config::load_hq(&cli.config)?;
+                crate::telemetry::init("info", crate::config::LogFormat::Auto);
+                Ok(config)
+            };
             match action {
-                None => runtime()?.block_on(crate::hq::run(config)),
+                None => runtime()?.block_on(crate::hq::run(local_hq()?)),
                 Some(HqAction::Catalog {
                     action: CatalogAction::Import { file, .. },
-                }) => runtime()?.block_on(crate::hq::catalog_import(&config, file)),
+                }) => runtime()?.block_on(crate::hq::catalog_import(&local_hq()?, file)),
+                // An operator's command talks to HQ over its API, from any box.
+                Some(HqAction::Api(command)) => {
+                    let report = runtime()?.block_on(crate::hq::cli::run(command, &cli.config))?;
+                    print!("{report}");
+                    Ok(())
+                }
             }
         }
         Command::Privacy {

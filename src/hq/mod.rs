@@ -5,6 +5,7 @@
 //! ([`orders`]), transfers between stores ([`transfers`]), customer data ([`privacy`]);
 //! pricing ([`pricing`]) and EPCIS events ([`epcis`]) in one file each.
 
+pub mod cli;
 pub mod coupons;
 pub mod db;
 pub mod epcis;
