@@ -176,11 +176,23 @@ pub fn apply_logged(doc: &mut SyncDoc, entries: Vec<Logged>) -> Result<(), DocEr
     )
 }
 
-/// The stored version of every document (see [`bump_version`]).
-pub fn versions(db: &Db) -> Result<Vec<(String, i64)>, DbError> {
-    db.query("SELECT doc_key, version FROM hq_doc_version", &[], |r| {
+/// Every document's key and its heads after its last write (`None` for a row from before
+/// heads were recorded: load the document for them).
+pub fn stored_heads(db: &Db) -> Result<Vec<(String, Option<Vec<u8>>)>, DbError> {
+    db.query("SELECT doc_key, heads FROM hq_doc_version", &[], |r| {
         Ok((r.get(0)?, r.get(1)?))
     })
+}
+
+/// Heads as [`heads_bytes`] stored them; `None` when the bytes are not whole hashes.
+pub fn heads_from_bytes(bytes: &[u8]) -> Option<Vec<automerge::ChangeHash>> {
+    let hashes = bytes.chunks_exact(32);
+    if !hashes.remainder().is_empty() {
+        return None;
+    }
+    hashes
+        .map(|h| <[u8; 32]>::try_from(h).ok().map(automerge::ChangeHash))
+        .collect()
 }
 
 /// The stored version of one document (0: never written).

@@ -234,9 +234,28 @@ fn a_bounded_hq_answers_as_an_unbounded_one() {
         two.trim();
         assert!(two.documents_in_memory() <= 2);
     }
+    let loads = two.reloads;
     let (mut heads_all, mut heads_two) = (all.all_heads().unwrap(), two.all_heads().unwrap());
+    assert_eq!(two.reloads, loads, "announcing heads loads no document");
     heads_all.sort_by(|x, y| x.topic.cmp(&y.topic));
     heads_two.sort_by(|x, y| x.topic.cmp(&y.topic));
+    // The heads as stored are the documents' own: the same messages as from each document
+    // in memory (epoch included).
+    // (HQ's catalog here was never written, so it has no stored heads, as before.)
+    let mut from_docs: Vec<Outgoing> = all
+        .docs
+        .ids()
+        .into_iter()
+        .filter(|id| id.kind != DocKind::Catalog)
+        .map(|id| all.heads_outgoing(&id).unwrap())
+        .collect();
+    from_docs.sort_by(|x, y| x.topic.cmp(&y.topic));
+    let messages = |out: &[Outgoing]| -> Vec<(String, Vec<u8>)> {
+        out.iter()
+            .map(|o| (o.topic.clone(), o.payload.clone()))
+            .collect()
+    };
+    assert_eq!(messages(&heads_all), messages(&from_docs));
     assert_eq!(
         shape::<HqError>(&Ok(heads_all)),
         shape::<HqError>(&Ok(heads_two))

@@ -143,7 +143,7 @@ impl HqState {
             return Ok(());
         }
         let epoch = match id.kind {
-            DocKind::Stock => self.stored_stock_epoch(&id.store)?,
+            DocKind::Stock => stored_stock_epoch(&self.db, &id.store)?,
             DocKind::Orders => self.stored_orders_epoch(id)?,
             DocKind::Catalog => 0,
         };
@@ -200,17 +200,17 @@ impl HqState {
         self.log_marks.insert(id.clone(), last.unwrap_or(mark));
         Ok(Some(version))
     }
+}
 
-    fn stored_stock_epoch(&self, store: &str) -> Result<u32, HqError> {
-        Ok(self
-            .db
-            .query_opt(
-                "SELECT epoch FROM hq_store WHERE store = ?1",
-                &[&store],
-                |r| r.get(0),
-            )?
-            .unwrap_or(0))
-    }
+/// The epoch of `store`'s stock document as stored.
+pub(super) fn stored_stock_epoch(db: &super::Db, store: &str) -> Result<u32, HqError> {
+    Ok(db
+        .query_opt(
+            "SELECT epoch FROM hq_store WHERE store = ?1",
+            &[&store],
+            |r| r.get(0),
+        )?
+        .unwrap_or(0))
 }
 
 /// The document id of a `"{store}/{kind}"` row key.

@@ -72,6 +72,12 @@ impl Documents {
         self.docs.len()
     }
 
+    /// The documents in memory.
+    #[cfg(test)]
+    pub fn ids(&self) -> Vec<DocId> {
+        self.docs.keys().cloned().collect()
+    }
+
     /// Marks `id`, in memory, as just used.
     pub fn touch(&mut self, id: &DocId) {
         self.tick += 1;

@@ -254,6 +254,14 @@ impl HqState {
         let Some(doc) = self.docs.get(id) else {
             return Err(HqError::Doc(DocError::NotOurDocument(persist::doc_key(id))));
         };
+        self.heads_outgoing_of(id, wire::heads_message(doc))
+    }
+
+    fn heads_outgoing_of(
+        &self,
+        id: &DocId,
+        message: wire::payload::SyncMessage,
+    ) -> Result<Outgoing, HqError> {
         let topic = self.topics.heads(
             &Scope::Hq,
             &scope_of(id)?,
@@ -262,27 +270,48 @@ impl HqState {
         );
         Ok(Outgoing {
             topic: topic.to_string(),
-            payload: wire::heads_message(doc).encode().map_err(WireError::from)?,
+            payload: message.encode().map_err(WireError::from)?,
             retain: true,
         })
     }
 
-    /// Retained heads of every stored document, published on every (re)connect: each
-    /// loaded in turn (as stored now: another instance may have moved on), memory cut back
-    /// to the bound as it goes.
+    /// Retained heads of every stored document, published on every (re)connect, from the
+    /// heads recorded with each document's last write: no document is loaded, so a
+    /// reconnect costs one row per document, not every store's history. A row from before
+    /// heads were recorded loads its document (memory cut back to the bound as it goes).
     pub fn all_heads(&mut self) -> Result<Vec<Outgoing>, HqError> {
         let mut out = Vec::new();
-        for (key, _) in docs::versions(&self.db)? {
+        for (key, heads) in docs::stored_heads(&self.db)? {
             let Some(id) = fresh::id_of_key(&key) else {
                 continue;
             };
-            self.refresh(&id)?;
-            if let Ok(heads) = self.heads_outgoing(&id) {
+            let stored = heads.as_deref().and_then(docs::heads_from_bytes);
+            let heads = match stored {
+                Some(hashes) => {
+                    let epoch = self.stored_epoch(&id)?;
+                    self.heads_outgoing_of(&id, wire::heads_message_of(id.clone(), epoch, &hashes))
+                }
+                None => {
+                    self.refresh(&id)?;
+                    let heads = self.heads_outgoing(&id);
+                    self.trim();
+                    heads
+                }
+            };
+            if let Ok(heads) = heads {
                 out.push(heads);
             }
-            self.trim();
         }
         Ok(out)
+    }
+
+    /// The epoch of `id` as stored (what a load of it would read).
+    fn stored_epoch(&self, id: &DocId) -> Result<u32, HqError> {
+        match id.kind {
+            DocKind::Stock => fresh::stored_stock_epoch(&self.db, &id.store),
+            DocKind::Orders => self.stored_orders_epoch(id),
+            DocKind::Catalog => Ok(0),
+        }
     }
 }
 

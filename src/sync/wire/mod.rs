@@ -70,13 +70,15 @@ pub fn hashes_from_wire(hashes: &[[u8; 32]]) -> Vec<ChangeHash> {
 /// A `Heads` message; a document with more heads than fit (many concurrent writers) sends
 /// the first [`MAX_HEADS`]: a peer then merely asks for a little more than it needs.
 pub fn heads_message(doc: &SyncDoc) -> SyncMessage {
-    let mut heads = hashes_to_wire(&doc.heads());
+    heads_message_of(doc.id().clone(), doc.epoch(), &doc.heads())
+}
+
+/// The same `Heads` message from a document's id, epoch and heads as stored, without the
+/// document (HQ announces every stored document's heads on reconnect).
+pub fn heads_message_of(doc: DocId, epoch: u32, hashes: &[ChangeHash]) -> SyncMessage {
+    let mut heads = hashes_to_wire(hashes);
     heads.truncate(MAX_HEADS);
-    SyncMessage::Heads {
-        doc: doc.id().clone(),
-        epoch: doc.epoch(),
-        heads,
-    }
+    SyncMessage::Heads { doc, epoch, heads }
 }
 
 /// A `Need` message asking for what `doc` lacks, answered on `reply_to`.
