@@ -27,6 +27,8 @@ const SQLITE: &[&str] = &[
     include_str!("../loyalty/schema.sql"),
     // Which store's orders document holds each order. Owned by `hq::orders`.
     include_str!("../orders/index.sql"),
+    // Lanes retired for good. Owned by `hq::state::retired`.
+    include_str!("../state/retired.sql"),
 ];
 
 /// PostgreSQL steps, the same as [`SQLITE`] one for one.
@@ -39,6 +41,7 @@ const POSTGRES: &[&str] = &[
     include_str!("../state/versions.sql"),
     include_str!("../loyalty/schema.pg.sql"),
     include_str!("../orders/index.sql"),
+    include_str!("../state/retired.sql"),
 ];
 
 /// Key of the advisory lock the PostgreSQL migration runs under ("hq-migr" in ASCII).

@@ -147,7 +147,7 @@ impl HqState {
             None => self
                 .db
                 .query_opt(
-                    "SELECT writer FROM hq_writer_status WHERE store = ?1
+                    "SELECT writer FROM hq_lane WHERE store = ?1
                      ORDER BY online DESC, writer LIMIT 1",
                     &[&order.store],
                     |r| r.get::<String>(0),

@@ -75,7 +75,7 @@ impl HqState {
             |r| r.get(0),
         )?;
         let online: i64 = self.db.query_one(
-            "SELECT COALESCE(max(online), 0) FROM hq_writer_status WHERE store = ?1",
+            "SELECT COALESCE(max(online), 0) FROM hq_lane WHERE store = ?1",
             &[&store],
             |r| r.get(0),
         )?;
