@@ -20,6 +20,8 @@ mod fresh;
 mod ingest;
 mod lru;
 mod retired;
+#[cfg(test)]
+mod retired_tests;
 mod stock;
 #[cfg(test)]
 mod tests;

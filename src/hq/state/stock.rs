@@ -68,7 +68,7 @@ impl HqState {
         Ok(out)
     }
 
-    fn store_meta(&self, store: &str) -> Result<(Option<String>, bool), HqError> {
+    pub(super) fn store_meta(&self, store: &str) -> Result<(Option<String>, bool), HqError> {
         let last: Option<Option<i64>> = self.db.query_opt(
             "SELECT last_sync_ms FROM hq_store WHERE store = ?1",
             &[&store],
