@@ -157,7 +157,15 @@ impl HqState {
         let Some(writer) = named else {
             return Err(OrderRefused::NoLane(order.store.clone()));
         };
-        WriterId::new(&writer).map_err(|e| invalid("node", e.to_string()))
+        let lane = WriterId::new(&writer).map_err(|e| invalid("node", e.to_string()))?;
+        // A lane retired for good would never hand the order over.
+        if self.retired_writers(&order.store)?.contains_key(&lane) {
+            return Err(invalid(
+                "node",
+                format!("{lane} was retired (storenode lane retire)"),
+            ));
+        }
+        Ok(lane)
     }
 }
 
