@@ -1,6 +1,7 @@
 //! A lane that went away for good: its peers back off their re-offers to it (one warning
 //! with a count, not a line every interval), `storenode lane retire` stops them altogether,
-//! and the retired box, if it comes back, refuses to sync and says why. Real Mosquitto, real
+//! the retired box, if it comes back, refuses to sync and says why, and HQ no longer waits
+//! for it to move to a new epoch before it drops the closed one. Real Mosquitto, real
 //! binaries; every wait is bounded and nothing asserts on timing.
 
 mod common;
@@ -57,12 +58,17 @@ fn a_lane_gone_for_good_is_offered_less_and_less_then_retired_and_refused_if_it_
     wait_for("lane 2 has the receipt", CONVERGE, || {
         (lane2.on_hand("MILK") == 100).then_some(())
     });
+    // Lane 2 sells too: it is a writer HQ would wait for at an epoch switch.
+    lane2.sell("s-0", "MILK", 1);
+    wait_for("HQ has lane 2's sale", CONVERGE, || {
+        (hq.on_hand("s1", "MILK") == Some(99)).then_some(())
+    });
 
     // Lane 2 is unplugged for good; lane 1 sells on.
     lane2.stop();
     lane1.sell("s-1", "MILK", 2);
     wait_for("HQ has the sale", CONVERGE, || {
-        (hq.on_hand("s1", "MILK") == Some(98)).then_some(())
+        (hq.on_hand("s1", "MILK") == Some(97)).then_some(())
     });
     // Lane 1 keeps offering the sale to lane 2, waiting longer each time (the resend
     // interval is 500 ms here).
@@ -115,7 +121,35 @@ fn a_lane_gone_for_good_is_offered_less_and_less_then_retired_and_refused_if_it_
     });
     lane1.sell("s-2", "MILK", 1);
     wait_for("HQ has the later sale", CONVERGE, || {
-        (hq.on_hand("s1", "MILK") == Some(97)).then_some(())
+        (hq.on_hand("s1", "MILK") == Some(96)).then_some(())
     });
     assert!(reoffer_to(&lane1, "s1.lane2").is_none());
+
+    // HQ honours the retirement: with lane 2 gone (not running), a new epoch's switch
+    // completes when lane 1 alone moved over, and the closed epoch is dropped at HQ.
+    wait_for("HQ stored the retirement", CONVERGE, || {
+        hq.log()
+            .contains("lane retired: HQ no longer waits")
+            .then_some(())
+    });
+    lane2.stop();
+    let (status, body) = hq.open_epoch("s1");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["epoch"], 1, "{body}");
+    wait_for("lane 1 moved to epoch 1", CONVERGE, || {
+        lane1.log().contains("moved to stock epoch 1").then_some(())
+    });
+    wait_for("HQ drops epoch 0 without lane 2", CONVERGE, || {
+        hq.log()
+            .contains("every writer moved over; older epochs dropped")
+            .then_some(())
+    });
+    // Before, a retired lane kept the switch pending for ever (409).
+    wait_for("epoch 2 can open", CONVERGE, || {
+        (hq.open_epoch("s1").0 == 200).then_some(())
+    });
+    lane1.sell("s-3", "MILK", 1);
+    wait_for("HQ has a sale of the new epoch", CONVERGE, || {
+        (hq.on_hand("s1", "MILK") == Some(95)).then_some(())
+    });
 }

@@ -50,7 +50,10 @@ mod read;
 mod writer;
 
 use auth::is_genesis_actor;
-pub use auth::{AuthError, bundle_authors, change_author, order_id_belongs_to};
+pub use auth::{
+    AuthError, authored_times, bundle_authored_times, bundle_authors, change_author,
+    order_id_belongs_to,
+};
 use changes::{decode_bundle, decode_change, decode_changes};
 pub use changes::{hash_from_hex, hash_to_hex, touched_keys};
 pub use read::{child_map, int_at, int_entries, int_of, map_at, map_at_heads, map_keys, str_at};

@@ -187,11 +187,18 @@ fn check_succession(old: &StockDoc, new: &StockDoc) -> Result<(), EpochError> {
 
 /// Whether every writer named in the cut has moved over, so E may be dropped.
 pub fn all_moved_over(new: &StockDoc) -> bool {
+    all_moved_over_but(new, &BTreeSet::new())
+}
+
+/// [`all_moved_over`], not waiting for the writers in `gone` (lanes retired for good: they
+/// will never carry over).
+pub fn all_moved_over_but(new: &StockDoc, gone: &BTreeSet<WriterId>) -> bool {
     let Some(old_epoch) = new.core().epoch().checked_sub(1) else {
         return true;
     };
     new.cut()
         .keys()
+        .filter(|writer| !gone.contains(*writer))
         .all(|writer| new.carried_from(writer) == Some(old_epoch))
 }
 

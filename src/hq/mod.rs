@@ -152,7 +152,7 @@ impl Hq {
         });
         let q = QoS::AtLeastOnce;
         // Changes, requests and EPCIS batches go to one instance of the group (MQTT 5 shared
-        // subscriptions); retained status and customer data to every instance, as a shared
+        // subscriptions); retained status, retirements and customer data to every instance, as a shared
         // subscription gets no retained messages (handling them twice is harmless).
         let share = |filter: String| {
             if shared {
@@ -165,6 +165,8 @@ impl Hq {
             (share(topics.changes_filter(None)), q),
             (share(topics.requests_filter()), q),
             (topics.status_filter(None), q),
+            // Lanes retired for good: retained too, so every instance hears each one.
+            (topics.retired_filter_all(), q),
             (topics.pii_filter(None, None), q),
             (share(topics.epcis_filter()), q),
             // Member lookups: any one instance answers (they share the customer-data store).

@@ -148,6 +148,33 @@ pub fn bundle_authors(bundle: &[u8]) -> Result<BTreeSet<WriterId>, AuthError> {
         .collect()
 }
 
+/// The author and time (the writer's clock, Unix ms) of each encoded change: what HQ checks
+/// against a lane's retirement.
+pub fn authored_times(changes: &[Vec<u8>]) -> Result<Vec<(WriterId, i64)>, AuthError> {
+    changes
+        .iter()
+        .map(|bytes| {
+            let change = decode_change(bytes).map_err(AuthError::Malformed)?;
+            author_time(&change)
+        })
+        .collect()
+}
+
+/// [`authored_times`] of the changes in a bundle.
+pub fn bundle_authored_times(bundle: &[u8]) -> Result<Vec<(WriterId, i64)>, AuthError> {
+    decode_bundle(bundle)
+        .map_err(|e| AuthError::Malformed(e.to_string()))?
+        .iter()
+        .map(author_time)
+        .collect()
+}
+
+fn author_time(change: &Change) -> Result<(WriterId, i64), AuthError> {
+    let writer = WriterId::from_actor(change.actor_id())
+        .map_err(|_| AuthError::UnknownAuthor(change.actor_id().to_hex_string()))?;
+    Ok((writer, change.timestamp()))
+}
+
 /// The writer who authored an encoded change.
 pub fn change_author(bytes: &[u8]) -> Result<WriterId, AuthError> {
     let change = decode_change(bytes).map_err(AuthError::Malformed)?;

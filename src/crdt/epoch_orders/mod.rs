@@ -383,11 +383,18 @@ impl OrdersDoc {
 
 /// Whether every store writer named in the cut of `new` has carried over, so E may go.
 pub fn orders_all_moved_over(new: &OrdersDoc) -> bool {
+    orders_all_moved_over_but(new, &BTreeSet::new())
+}
+
+/// [`orders_all_moved_over`], not waiting for the writers in `gone` (lanes retired for
+/// good).
+pub fn orders_all_moved_over_but(new: &OrdersDoc, gone: &BTreeSet<WriterId>) -> bool {
     let Some(old_epoch) = new.core().epoch().checked_sub(1) else {
         return true;
     };
     new.base_cut()
         .keys()
+        .filter(|writer| !gone.contains(*writer))
         .all(|writer| new.carried_from(writer) == Some(old_epoch))
 }
 

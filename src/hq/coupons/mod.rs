@@ -168,7 +168,8 @@ impl HqState {
         Ok(out)
     }
 
-    /// The lane a holder names: `{store}.{node}` as given, or a store's lane (online first).
+    /// The lane a holder names: `{store}.{node}` as given, or a store's lane (online first);
+    /// never a retired one.
     pub fn coupon_lane(&self, holder: &str) -> Result<WriterId, CouponRefused> {
         let no_lane = || CouponRefused::NoLane(holder.to_owned());
         let writer = if holder.contains('.') {
@@ -176,7 +177,7 @@ impl HqState {
         } else {
             self.db
                 .query_opt(
-                    "SELECT writer FROM hq_writer_status WHERE store = ?1
+                    "SELECT writer FROM hq_lane WHERE store = ?1
                      ORDER BY online DESC, writer LIMIT 1",
                     &[&holder],
                     |r| r.get::<String>(0),
@@ -185,6 +186,11 @@ impl HqState {
         };
         let lane = WriterId::new(&writer.ok_or_else(no_lane)?).map_err(|_| no_lane())?;
         if lane.is_hq() {
+            return Err(no_lane());
+        }
+        // A lane named outright may have been retired for good: it will never take the uses.
+        let store = lane.as_str().split('.').next().unwrap_or_default();
+        if self.retired_writers(store)?.contains_key(&lane) {
             return Err(no_lane());
         }
         Ok(lane)

@@ -176,9 +176,12 @@ pub fn apply_logged(doc: &mut SyncDoc, entries: Vec<Logged>) -> Result<(), DocEr
     )
 }
 
+/// A document's key and its heads as [`heads_bytes`] stored them.
+pub type StoredHeads = (String, Option<Vec<u8>>);
+
 /// Every document's key and its heads after its last write (`None` for a row from before
 /// heads were recorded: load the document for them).
-pub fn stored_heads(db: &Db) -> Result<Vec<(String, Option<Vec<u8>>)>, DbError> {
+pub fn stored_heads(db: &Db) -> Result<Vec<StoredHeads>, DbError> {
     db.query("SELECT doc_key, heads FROM hq_doc_version", &[], |r| {
         Ok((r.get(0)?, r.get(1)?))
     })

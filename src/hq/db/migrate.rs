@@ -29,6 +29,8 @@ const SQLITE: &[&str] = &[
     include_str!("../orders/index.sql"),
     // Coupons redeemed by the web shop and the app. Owned by `hq::coupons`.
     include_str!("../coupons/schema.sql"),
+    // Lanes retired for good. Owned by `hq::state::retired`.
+    include_str!("../state/retired.sql"),
 ];
 
 /// PostgreSQL steps, the same as [`SQLITE`] one for one.
@@ -42,6 +44,7 @@ const POSTGRES: &[&str] = &[
     include_str!("../loyalty/schema.pg.sql"),
     include_str!("../orders/index.sql"),
     include_str!("../coupons/schema.pg.sql"),
+    include_str!("../state/retired.sql"),
 ];
 
 /// Key of the advisory lock the PostgreSQL migration runs under ("hq-migr" in ASCII).

@@ -5,7 +5,7 @@
 use super::orders_err;
 use super::views::Archived;
 use crate::crdt::doc::{DocId, DocKind};
-use crate::crdt::epoch_orders::{OrdersCut, open_next_orders_epoch, orders_all_moved_over};
+use crate::crdt::epoch_orders::{OrdersCut, open_next_orders_epoch, orders_all_moved_over_but};
 use crate::crdt::orders::OrdersDoc;
 use crate::hq::db::{Db, docs};
 use crate::hq::state::{HqError, HqState, Outgoing};
@@ -35,10 +35,11 @@ impl HqState {
     }
 
     /// Whether every store writer named in the cut of the store's current orders epoch has
-    /// carried over (always true in epoch 0), so the next epoch may open.
+    /// carried over or was retired for good (always true in epoch 0), so the next epoch may
+    /// open.
     pub(in crate::hq) fn orders_moved_over(&self, store: &str) -> bool {
         self.store_orders_doc(store)
-            .is_none_or(|doc| orders_all_moved_over(&doc))
+            .is_none_or(|doc| orders_all_moved_over_but(&doc, &self.retired_set(store)))
     }
 
     /// The next epoch of a store's orders document, built at HQ's current heads (from the

@@ -147,7 +147,7 @@ impl HqState {
             None => self
                 .db
                 .query_opt(
-                    "SELECT writer FROM hq_writer_status WHERE store = ?1
+                    "SELECT writer FROM hq_lane WHERE store = ?1
                      ORDER BY online DESC, writer LIMIT 1",
                     &[&order.store],
                     |r| r.get::<String>(0),
@@ -157,7 +157,15 @@ impl HqState {
         let Some(writer) = named else {
             return Err(OrderRefused::NoLane(order.store.clone()));
         };
-        WriterId::new(&writer).map_err(|e| invalid("node", e.to_string()))
+        let lane = WriterId::new(&writer).map_err(|e| invalid("node", e.to_string()))?;
+        // A lane retired for good would never hand the order over.
+        if self.retired_writers(&order.store)?.contains_key(&lane) {
+            return Err(invalid(
+                "node",
+                format!("{lane} was retired (storenode lane retire)"),
+            ));
+        }
+        Ok(lane)
     }
 }
 

@@ -53,6 +53,27 @@ fn grant(hq: &mut HqState, units: i64) {
     hq.persist_order_change(&id, &change.bytes).unwrap();
 }
 
+// Failed before: a web order could be sent to a lane retired for good.
+#[test]
+fn an_order_for_a_retired_lane_is_refused() {
+    let dir = TestDb::new();
+    let mut hq = HqState::open_target(&dir.target, "t", 1).unwrap();
+    grant(&mut hq, 3);
+    hq.handle(
+        "storenode/v1/t/s1/retired/s1.lane1",
+        b"retired 1 by s1.lane2",
+    )
+    .unwrap();
+    let refused = hq.create_order(&request(Some("4711"), None)).unwrap_err();
+    assert!(
+        matches!(&refused, OrderRefused::Invalid { .. }) && refused.to_string().contains("retired"),
+        "{refused}"
+    );
+    hq.handle("storenode/v1/t/s1/retired/s1.lane1", b"")
+        .unwrap();
+    assert!(hq.create_order(&request(Some("4711"), None)).is_ok());
+}
+
 #[test]
 fn an_order_is_placed_once_and_shows_placed() {
     let dir = TestDb::new();

@@ -5,7 +5,7 @@
 use super::stock::write_stock_rows;
 use super::{HqError, HqState, Outgoing};
 use crate::crdt::doc::{DocId, DocKind, SyncDoc, WriterId};
-use crate::crdt::epoch::{EpochPlan, all_moved_over, open_next_epoch};
+use crate::crdt::epoch::{EpochPlan, all_moved_over_but, open_next_epoch};
 use crate::hq::db::docs;
 use crate::sync::local::levels_by_sku;
 use crate::sync::payload::SyncMessage;
@@ -31,8 +31,12 @@ impl HqState {
         let Some(old) = self.loaded_stock_doc(store) else {
             return Err(HqError::UnknownStore(store.to_owned()));
         };
-        // One epoch at a time: a writer still on E-1 could not carry over into E+1.
-        if (old.core().epoch() > 0 && !all_moved_over(&old)) || !self.orders_moved_over(store) {
+        // One epoch at a time: a writer still on E-1 could not carry over into E+1. A lane
+        // retired for good never will, and is not waited for.
+        let retired = self.retired_set(store);
+        if (old.core().epoch() > 0 && !all_moved_over_but(&old, &retired))
+            || !self.orders_moved_over(store)
+        {
             return Err(HqError::EpochPending(store.to_owned()));
         }
         let orders = self.rolled_orders(store)?;
@@ -102,7 +106,7 @@ impl HqState {
     }
 
     /// Deletes the stored history of epochs before the current one once every writer named
-    /// in the cut has carried over: nobody can need it any more.
+    /// in the cut has carried over, or was retired for good: nobody can need it any more.
     pub(super) fn drop_closed_epochs(&mut self, id: &DocId) -> Result<(), HqError> {
         if id.kind == DocKind::Orders {
             return self.drop_closed_orders_epochs(id);
@@ -113,7 +117,9 @@ impl HqState {
         let Some(current) = self.loaded_stock_doc(&id.store) else {
             return Ok(());
         };
-        if current.core().epoch() == 0 || !all_moved_over(&current) {
+        if current.core().epoch() == 0
+            || !all_moved_over_but(&current, &self.retired_set(&id.store))
+        {
             return Ok(());
         }
         let epoch = current.core().epoch();

@@ -11,7 +11,8 @@ use super::stock::write_stock_rows;
 use super::{HqError, HqState, Outgoing, Rejected};
 use crate::crdt::catalog::CATALOG_STORE;
 use crate::crdt::doc::{
-    DocError, DocId, DocKind, SyncDoc, WriterId, bundle_authors, change_author,
+    DocError, DocId, DocKind, SyncDoc, WriterId, authored_times, bundle_authored_times,
+    bundle_authors, change_author,
 };
 use crate::crdt::stock::StockDoc;
 use crate::sync::local::levels_by_sku;
@@ -103,7 +104,15 @@ impl HqState {
                 Vec::new()
             });
         }
-        if matches!(topic, Topic::Status { .. }) {
+        if let Topic::Retired {
+            scope: Scope::Store(store),
+            writer,
+            ..
+        } = &topic
+        {
+            return self.note_retirement(store, writer, payload);
+        }
+        if matches!(topic, Topic::Status { .. } | Topic::Retired { .. }) {
             return Ok(Vec::new()); // HQ's own retained status, echoed by its subscription
         }
         if payload.len() > MAX_MESSAGE_BYTES {
@@ -263,6 +272,12 @@ impl HqState {
             tracing::debug!(store, epoch, "changes of a closed epoch ignored");
             return Ok(Vec::new());
         }
+        // A retired lane's later changes are refused before anything is applied.
+        let authored = match &incoming {
+            Incoming::Changes(changes) => authored_times(changes)?,
+            Incoming::Bundle(bundle) => bundle_authored_times(bundle)?,
+        };
+        self.check_not_retired(&store, &authored)?;
         let prefix = format!("{store}.");
         let provisioned = self.lanes.get(&store).cloned();
         let doc = self.doc_for(id, epoch)?;

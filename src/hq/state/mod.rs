@@ -19,6 +19,9 @@ mod epoch;
 mod fresh;
 mod ingest;
 mod lru;
+mod retired;
+#[cfg(test)]
+mod retired_tests;
 mod stock;
 #[cfg(test)]
 mod tests;
@@ -91,6 +94,8 @@ pub enum Rejected {
     Status,
     #[error("status of {writer:?}, which is not a lane of store {store:?}")]
     StatusWriter { store: String, writer: String },
+    #[error("{writer} was retired (storenode lane retire); its later changes are refused")]
+    Retired { writer: String },
 }
 
 impl Rejected {
@@ -106,6 +111,7 @@ impl Rejected {
             Self::Apply(_) => "apply",
             Self::Unexpected => "unexpected",
             Self::Status | Self::StatusWriter { .. } => "status",
+            Self::Retired { .. } => "retired",
         }
     }
 }

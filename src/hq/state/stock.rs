@@ -68,14 +68,14 @@ impl HqState {
         Ok(out)
     }
 
-    fn store_meta(&self, store: &str) -> Result<(Option<String>, bool), HqError> {
+    pub(super) fn store_meta(&self, store: &str) -> Result<(Option<String>, bool), HqError> {
         let last: Option<Option<i64>> = self.db.query_opt(
             "SELECT last_sync_ms FROM hq_store WHERE store = ?1",
             &[&store],
             |r| r.get(0),
         )?;
         let online: i64 = self.db.query_one(
-            "SELECT COALESCE(max(online), 0) FROM hq_writer_status WHERE store = ?1",
+            "SELECT COALESCE(max(online), 0) FROM hq_lane WHERE store = ?1",
             &[&store],
             |r| r.get(0),
         )?;

@@ -142,7 +142,7 @@ impl HqState {
 
     fn receiving_lane(&self, store: &str) -> Result<Option<WriterId>, HqError> {
         let writer: Option<String> = self.db.query_opt(
-            "SELECT writer FROM hq_writer_status WHERE store = ?1
+            "SELECT writer FROM hq_lane WHERE store = ?1
              ORDER BY online DESC, writer LIMIT 1",
             &[&store],
             |r| r.get(0),

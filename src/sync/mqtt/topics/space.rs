@@ -70,6 +70,13 @@ impl TopicSpace {
         format!("{PREFIX}/{tenant}/{scope}/{RETIRED}/+")
     }
 
+    /// Retirements of every store's writers (HQ).
+    pub fn retired_filter_all(&self) -> String {
+        let tenant = &self.tenant;
+        let scope = scope_or_any(None);
+        format!("{PREFIX}/{tenant}/{scope}/{RETIRED}/+")
+    }
+
     pub fn request(&self, scope: &Scope, writer: &Id) -> Topic {
         Topic::Request {
             tenant: self.tenant.clone(),
