@@ -51,7 +51,10 @@ mod tests {
         release_freed();
         let after = resident_kib();
         if let (Some(with), Some(after)) = (with, after) {
-            assert!(after < with, "RSS {after} KiB after the trim, {with} KiB before");
+            assert!(
+                after < with,
+                "RSS {after} KiB after the trim, {with} KiB before"
+            );
         }
     }
 }

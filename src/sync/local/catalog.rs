@@ -455,7 +455,10 @@ mod tests {
         let all: Vec<_> = (0..40).map(|i| item(i, 100)).collect();
         publish(&mut hq, &mut node, &conn, &all, "t1");
         assert!(node.catalog_loaded());
-        assert!(node.take_idle_catalog().is_some(), "projected: nothing needs it");
+        assert!(
+            node.take_idle_catalog().is_some(),
+            "projected: nothing needs it"
+        );
         assert!(!node.catalog_loaded());
         // What the service asks between HQ's changes is answered without the document.
         let id = catalog_id();
@@ -464,12 +467,21 @@ mod tests {
         assert!(!node.lacks_any(&id, &hq.core().heads()));
         let older = hq.core().heads();
         hq.publish(&[item(3, 130)], &[], 2).unwrap();
-        assert!(node.lacks_any(&id, &hq.core().heads()), "HQ's new heads are news");
+        assert!(
+            node.lacks_any(&id, &hq.core().heads()),
+            "HQ's new heads are news"
+        );
         assert!(!node.lacks_any(&id, &older));
         // HQ's next change reads the document from SQLite: applied once, only its item written.
         let changes = hq.core().changes_since(&older);
-        node.apply_remote(&conn, &id, 0, &RemoteChanges::Changes(changes.clone()), "t2")
-            .unwrap();
+        node.apply_remote(
+            &conn,
+            &id,
+            0,
+            &RemoteChanges::Changes(changes.clone()),
+            "t2",
+        )
+        .unwrap();
         assert_eq!(rows_written_at(&conn, "t2"), 1);
         assert_eq!(node.heads_of(&id), Some(hq.core().heads()));
         let again = node
@@ -492,7 +504,10 @@ mod tests {
         drop(node.take_idle_catalog());
         let writer = WriterId::new("s1.lane1").unwrap();
         let stale = CatalogDoc::genesis(0, writer.clone()).unwrap();
-        assert!(node.install_catalog(stale).is_some(), "older than the node's heads");
+        assert!(
+            node.install_catalog(stale).is_some(),
+            "older than the node's heads"
+        );
         let current = read_catalog(&conn, writer).unwrap();
         assert!(node.install_catalog(current).is_none());
         assert!(node.catalog_loaded());

@@ -78,7 +78,6 @@ impl NodeDocs {
         store_coupons::replace_levels(conn, &levels, &unrecorded)?;
         Ok(())
     }
-
 }
 
 /// Keeps HQ's coupon definitions for the till (after every catalog change).
