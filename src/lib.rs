@@ -22,6 +22,7 @@ pub mod http_client;
 pub mod http_shared;
 pub mod human;
 pub mod import;
+pub mod memory;
 pub mod metrics;
 pub mod money;
 pub mod ownership;

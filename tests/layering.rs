@@ -22,6 +22,7 @@ const FLOORS: &[(&str, &[&str])] = &[
             "ownership",
             "cli_numbers",
             "http_shared",
+            "memory",
         ],
     ),
     // Pure business rules and the in-memory readiness registry: no SQLite, no automerge, no I/O.

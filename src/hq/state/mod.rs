@@ -295,7 +295,7 @@ impl HqState {
             let heads = match stored {
                 Some(hashes) => {
                     let epoch = self.stored_epoch(&id)?;
-                    self.heads_outgoing_of(&id, wire::heads_message_of(id.clone(), epoch, &hashes))
+                    self.heads_outgoing_of(&id, wire::heads_message_of(&id, epoch, &hashes))
                 }
                 None => {
                     self.refresh(&id)?;

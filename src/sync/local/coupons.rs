@@ -82,14 +82,14 @@ impl NodeDocs {
         store_coupons::replace_levels(conn, &levels, &unrecorded)?;
         Ok(())
     }
+}
 
-    /// Keeps HQ's coupon definitions for the till (after every catalog change).
-    pub(super) fn save_coupon_definitions(
-        &self,
-        conn: &Connection,
-        now: &str,
-    ) -> Result<(), LocalError> {
-        store_coupons::save_definitions(conn, &read_coupons(self.catalog.core()), now)?;
-        Ok(())
-    }
+/// Keeps HQ's coupon definitions for the till (after every catalog change).
+pub(super) fn save_coupon_definitions(
+    conn: &Connection,
+    catalog: &crate::crdt::doc::SyncDoc,
+    now: &str,
+) -> Result<(), LocalError> {
+    store_coupons::save_definitions(conn, &read_coupons(catalog), now)?;
+    Ok(())
 }

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use automerge::ChangeHash;
 use rusqlite::{Connection, params};
 
-use crate::crdt::catalog::{CATALOG_STORE, CatalogDoc, CatalogError};
+use crate::crdt::catalog::CatalogError;
 use crate::crdt::doc::{ApplyOutcome, DocError, DocId, DocKind, SyncDoc, WriterId};
 use crate::crdt::orders::{OrdersDoc, OrdersError};
 use crate::crdt::stock::{Movement, StockDoc, StockError};
@@ -104,7 +104,9 @@ pub struct NodeDocs {
     writer: WriterId,
     epoch: u32,
     stock: StockDoc,
-    catalog: CatalogDoc,
+    /// HQ's catalog: heads in memory, the document only while HQ's changes are applied
+    /// and projected (`catalog.rs`).
+    catalog: catalog::CatalogState,
     /// The store's orders document. It rolls into epochs like the stock document (HQ
     /// switches both together) but moves over on its own, once HQ's orders base arrives.
     orders: OrdersDoc,
@@ -141,13 +143,7 @@ impl NodeDocs {
             epoch,
             writer.clone(),
         )?)?;
-        let catalog_id = DocId::new(CATALOG_STORE, DocKind::Catalog)?;
-        let catalog = CatalogDoc::from_core(persist::load_or_genesis(
-            conn,
-            &catalog_id,
-            0,
-            writer.clone(),
-        )?)?;
+        let (catalog, catalog_pending) = catalog::CatalogState::load(conn, writer.clone())?;
         let orders_epoch = persist::state_get(conn, KEY_ORDERS_EPOCH)?
             .and_then(|e| u32::try_from(e).ok())
             .unwrap_or(0);
@@ -160,7 +156,9 @@ impl NodeDocs {
         )?)?;
         let movement_mark = persist::state_get(conn, KEY_MOVEMENT_MARK)?.unwrap_or(0);
         let order_event_mark = persist::state_get(conn, orders::KEY_ORDER_EVENT_MARK)?.unwrap_or(0);
-        let catalog_pending = catalog::pending_at_load(conn, &catalog)?;
+        let catalog_pending = catalog_pending
+            .map(|skus| skus.into_iter().collect())
+            .unwrap_or_default();
         Ok(Self {
             writer,
             epoch,
@@ -213,24 +211,45 @@ impl NodeDocs {
         &self.stock
     }
 
-    pub fn catalog(&self) -> &CatalogDoc {
-        &self.catalog
-    }
-
     pub fn orders(&self) -> &OrdersDoc {
         &self.orders
     }
 
-    /// The document with this id, if this node keeps it.
+    /// The document with this id, if this node keeps it in memory: the stock and orders
+    /// documents. HQ's catalog is not among them (see [`Self::epoch_of`],
+    /// [`Self::heads_of`], [`Self::lacks_any`] for what any kept document answers).
     pub fn doc(&self, id: &DocId) -> Option<&SyncDoc> {
         if id == self.stock.core().id() {
             Some(self.stock.core())
-        } else if id == self.catalog.core().id() {
-            Some(self.catalog.core())
         } else if id == self.orders.core().id() {
             Some(self.orders.core())
         } else {
             None
+        }
+    }
+
+    /// The epoch this node is on for `id`, if it keeps that document (the catalog: 0).
+    pub fn epoch_of(&self, id: &DocId) -> Option<u32> {
+        match self.doc(id) {
+            Some(doc) => Some(doc.epoch()),
+            None => (id == self.catalog.id()).then_some(0),
+        }
+    }
+
+    /// The heads of the document `id`, if this node keeps it.
+    pub fn heads_of(&self, id: &DocId) -> Option<Vec<ChangeHash>> {
+        match self.doc(id) {
+            Some(doc) => Some(doc.heads()),
+            None => (id == self.catalog.id()).then(|| self.catalog.heads().to_vec()),
+        }
+    }
+
+    /// Whether `heads` name a change the document `id` lacks (it is behind the peer that
+    /// sent them); `false` for a document this node does not keep.
+    pub fn lacks_any(&self, id: &DocId, heads: &[ChangeHash]) -> bool {
+        match self.doc(id) {
+            Some(doc) => heads.iter().any(|h| !doc.has_change(h)),
+            None => id == self.catalog.id() && !self.catalog.knows_all(heads),
         }
     }
 
@@ -271,16 +290,9 @@ impl NodeDocs {
     ) -> Result<ApplyOutcome, LocalError> {
         let is_stock = id == self.stock.core().id();
         let is_orders = id == self.orders.core().id();
-        let current = if is_stock {
-            self.epoch
-        } else if is_orders {
-            self.orders.core().epoch()
-        } else {
-            0
-        };
-        if !is_stock && !is_orders && id != self.catalog.core().id() {
+        let Some(current) = self.epoch_of(id) else {
             return Err(LocalError::ForeignDoc(id.clone()));
-        }
+        };
         if epoch != current {
             return Err(LocalError::OtherEpoch {
                 doc: persist::doc_key(id),
@@ -288,14 +300,14 @@ impl NodeDocs {
                 current,
             });
         }
+        if !is_stock && !is_orders {
+            return self.apply_catalog(conn, changes, now);
+        }
         let core = if is_stock {
             self.stock.core_mut()
-        } else if is_orders {
-            self.orders.core_mut()
         } else {
-            self.catalog.core_mut()
+            self.orders.core_mut()
         };
-        let before = core.heads();
         // Apply first (atomic on malformed input), then log; a failed log write makes the
         // caller's store write fail, and the rollback hook reloads the documents.
         let (outcome, bytes, bundle): (ApplyOutcome, Vec<&[u8]>, bool) = match changes {
@@ -312,15 +324,13 @@ impl NodeDocs {
             }
             if is_stock {
                 self.stock_needs_reconcile = true;
-            } else if is_orders {
+            } else {
                 // Settled on the documents caught up, like own sales (`require_adoption`).
                 if !self.adopting {
                     self.materialise_orders(conn, now)?;
                 }
                 self.refresh_escrow(conn)?;
                 self.refresh_loyalty(conn)?;
-            } else {
-                self.queue_catalog_changes(conn, &before, now)?;
             }
         }
         Ok(outcome)
@@ -459,7 +469,7 @@ impl NodeDocs {
 mod orders;
 
 mod catalog;
-pub use catalog::{CATALOG_BATCH, KEY_CATALOG_PENDING};
+pub use catalog::{CATALOG_BATCH, KEY_CATALOG_PENDING, read_catalog};
 
 mod coupons;
 mod escrow;

@@ -51,6 +51,9 @@ impl Loader {
             );
             return;
         }
+        // Loading left the heap full of freed pages (the catalog document read for its
+        // heads, the change logs replayed): give them back.
+        let _ = tokio::task::spawn_blocking(crate::memory::release_freed).await;
         let Some(docs) = self.slot.get().cloned() else {
             return;
         };

@@ -70,24 +70,38 @@ pub fn hashes_from_wire(hashes: &[[u8; 32]]) -> Vec<ChangeHash> {
 /// A `Heads` message; a document with more heads than fit (many concurrent writers) sends
 /// the first [`MAX_HEADS`]: a peer then merely asks for a little more than it needs.
 pub fn heads_message(doc: &SyncDoc) -> SyncMessage {
-    heads_message_of(doc.id().clone(), doc.epoch(), &doc.heads())
+    heads_message_of(doc.id(), doc.epoch(), &doc.heads())
 }
 
-/// The same `Heads` message from a document's id, epoch and heads as stored, without the
-/// document (HQ announces every stored document's heads on reconnect).
-pub fn heads_message_of(doc: DocId, epoch: u32, hashes: &[ChangeHash]) -> SyncMessage {
-    let mut heads = hashes_to_wire(hashes);
+/// [`heads_message`] from the heads alone (a node keeps only the heads of HQ's catalog; HQ
+/// announces every stored document's heads without loading it).
+pub fn heads_message_of(doc: &DocId, epoch: u32, heads: &[ChangeHash]) -> SyncMessage {
+    let mut heads = hashes_to_wire(heads);
     heads.truncate(MAX_HEADS);
-    SyncMessage::Heads { doc, epoch, heads }
+    SyncMessage::Heads {
+        doc: doc.clone(),
+        epoch,
+        heads,
+    }
 }
 
 /// A `Need` message asking for what `doc` lacks, answered on `reply_to`.
 pub fn need_message(doc: &SyncDoc, reply_to: &str) -> SyncMessage {
-    let mut have = hashes_to_wire(&doc.heads());
+    need_message_of(doc.id(), doc.epoch(), &doc.heads(), reply_to)
+}
+
+/// [`need_message`] from the heads alone.
+pub fn need_message_of(
+    doc: &DocId,
+    epoch: u32,
+    heads: &[ChangeHash],
+    reply_to: &str,
+) -> SyncMessage {
+    let mut have = hashes_to_wire(heads);
     have.truncate(MAX_HEADS);
     SyncMessage::Need {
-        doc: doc.id().clone(),
-        epoch: doc.epoch(),
+        doc: doc.clone(),
+        epoch,
         have,
         reply_to: reply_to.to_owned(),
     }

@@ -78,6 +78,11 @@ pub struct TransportConfig {
     pub max_pending_publishes: usize,
     /// Capacity of the [`Incoming`] channel; when full the event loop waits (backpressure).
     pub incoming_capacity: usize,
+    /// QoS 1 publishes in flight at once (the broker's receive maximum from CONNACK lowers
+    /// it further: Mosquitto says 20). rumqttc allocates a slot per possible packet id up
+    /// front, and its default (65,535) made that one vector about 13 MiB of every node's
+    /// resident memory, whatever the broker allowed.
+    pub max_inflight: u16,
 }
 
 impl TransportConfig {
@@ -97,6 +102,7 @@ impl TransportConfig {
             publish_timeout: Duration::from_secs(10),
             max_pending_publishes: 64,
             incoming_capacity: 256,
+            max_inflight: 256,
         }
     }
 
@@ -120,8 +126,11 @@ impl TransportConfig {
                 self.keep_alive
             ));
         }
-        if self.max_pending_publishes == 0 || self.incoming_capacity == 0 {
-            return invalid("max_pending_publishes and incoming_capacity must be > 0".into());
+        if self.max_pending_publishes == 0 || self.incoming_capacity == 0 || self.max_inflight == 0
+        {
+            return invalid(
+                "max_pending_publishes, incoming_capacity and max_inflight must be > 0".into(),
+            );
         }
         if self.backoff.initial.is_zero() || self.backoff.max < self.backoff.initial {
             return invalid(format!(
@@ -150,7 +159,8 @@ impl TransportConfig {
             .set_clean_start(true)
             .set_connection_timeout(self.connect_timeout.as_secs().max(1))
             .set_max_packet_size(Some(self.max_packet_size))
-            .set_request_channel_capacity(self.max_pending_publishes + INTERNAL_REQUEST_SLACK);
+            .set_request_channel_capacity(self.max_pending_publishes + INTERNAL_REQUEST_SLACK)
+            .set_outgoing_inflight_upper_limit(self.max_inflight);
         if let Some(tls) = &self.tls {
             options.set_transport(Transport::Tls(TlsConfiguration::Rustls(tls.clone())));
         }

@@ -3,13 +3,15 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use automerge::ChangeHash;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Cmd, Ctx, epoch_of, lock, to_store_error};
-use crate::crdt::doc::{DocId, SyncDoc};
+use crate::crdt::doc::DocId;
 use crate::sync::local::{self, RemoteChanges};
 use crate::sync::mqtt::claim::{ONLINE, Verdict, judge};
 use crate::sync::mqtt::topics::{self, Id, Scope, Topic};
@@ -26,9 +28,15 @@ pub(super) async fn receive(
 ) {
     // A projection a previous run left unfinished (crash or stop mid-catalog).
     project_catalog(&ctx, &shutdown).await;
+    let mut release_at = catalog_release_at(&ctx);
     loop {
         let event = tokio::select! {
             () = shutdown.cancelled() => return,
+            () = sleep_until(release_at) => {
+                release_catalog(&ctx).await;
+                release_at = catalog_release_at(&ctx);
+                continue;
+            }
             event = incoming.recv() => event,
         };
         match event {
@@ -55,8 +63,67 @@ pub(super) async fn receive(
                     tracing::warn!(error = %e, "cannot finish catching up with HQ; retried");
                 }
                 project_catalog(&ctx, &shutdown).await;
+                release_at = catalog_release_at(&ctx);
             }
         }
+    }
+}
+
+/// How long HQ's catalog document stays in memory after the last message: a publication
+/// comes as a run of 1,000-item changes, and reading the document again for each of them
+/// would cost more than the run.
+const CATALOG_IDLE: Duration = Duration::from_secs(10);
+
+/// When to drop the catalog document, if it is in memory.
+fn catalog_release_at(ctx: &Ctx) -> Option<Instant> {
+    local::lock(&ctx.docs)
+        .catalog_loaded()
+        .then(|| Instant::now() + CATALOG_IDLE)
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Drops the catalog document once its projection is done, and gives the heap it used
+/// back to the system (on a blocking thread: both take milliseconds for a large catalog).
+async fn release_catalog(ctx: &Ctx) {
+    let Some(doc) = local::lock(&ctx.docs).take_idle_catalog() else {
+        return;
+    };
+    let released = tokio::task::spawn_blocking(move || {
+        drop(doc);
+        crate::memory::release_freed()
+    })
+    .await;
+    tracing::debug!(
+        released = released.unwrap_or(false),
+        rss_kib = crate::memory::resident_kib(),
+        "catalog document dropped until HQ's next change"
+    );
+}
+
+/// Reads the catalog document on a reader connection before a change of HQ is applied,
+/// so the writer (and the sales queued on it) does not wait for the read.
+async fn preload_catalog(ctx: &Ctx) {
+    if local::lock(&ctx.docs).catalog_loaded() {
+        return;
+    }
+    let writer = ctx.writer.clone();
+    let read = ctx
+        .store
+        .read(move |conn| local::read_catalog(conn, writer).map_err(to_store_error))
+        .await;
+    match read {
+        Ok(doc) => {
+            let refused = local::lock(&ctx.docs).install_catalog(doc);
+            drop(refused);
+        }
+        // The write reads it itself.
+        Err(e) => tracing::warn!(error = %e, "cannot read the catalog document ahead"),
     }
 }
 
@@ -246,6 +313,9 @@ async fn apply(
             return move_to_epoch(ctx, doc, epoch, changes, cmd).await;
         }
     }
+    if doc == ctx.catalog_id {
+        preload_catalog(ctx).await;
+    }
     let docs = ctx.docs.clone();
     let id = doc.clone();
     let outcome = ctx
@@ -349,7 +419,7 @@ async fn on_heads(
     if *scope == Scope::Hq {
         lock(&ctx.shared.hq_heads).insert(doc.clone(), (epoch, heads.clone()));
     }
-    let current_epoch = local::lock(&ctx.docs).doc(&doc).map(SyncDoc::epoch);
+    let current_epoch = local::lock(&ctx.docs).epoch_of(&doc);
     if *scope == Scope::Hq && current_epoch.is_some_and(|current| epoch > current) {
         // HQ's retained heads of a newer epoch: the announcement an offline node finds.
         announce_epoch(ctx, &doc, epoch, cmd);
@@ -359,9 +429,7 @@ async fn on_heads(
         return Ok(()); // another epoch or a document we do not keep
     }
     lock(&ctx.shared.peer_heads).insert((doc.clone(), writer.as_str().to_owned()), heads.clone());
-    let behind = local::lock(&ctx.docs)
-        .doc(&doc)
-        .is_some_and(|d| wire::is_behind(d, &heads));
+    let behind = local::lock(&ctx.docs).lacks_any(&doc, &heads);
     if *scope == Scope::Hq && (doc == ctx.stock_id || doc == ctx.orders_id) {
         let docs = ctx.docs.clone();
         let acked_heads = heads.clone();

@@ -21,7 +21,7 @@ use automerge::ChangeHash;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::crdt::doc::{DocId, SyncDoc, WriterId};
+use crate::crdt::doc::{DocId, WriterId};
 use crate::store::Store;
 use crate::sync::local::{self, SharedDocs};
 use crate::sync::mqtt::claim::Claim;
@@ -291,5 +291,5 @@ fn to_store_error(e: impl std::fmt::Display) -> crate::store::StoreError {
 
 /// The epoch this node is on for `doc` (stock and orders roll; the catalog stays at 0).
 fn epoch_of(ctx: &Ctx, doc: &DocId) -> u32 {
-    local::lock(&ctx.docs).doc(doc).map_or(0, SyncDoc::epoch)
+    local::lock(&ctx.docs).epoch_of(doc).unwrap_or(0)
 }

@@ -228,17 +228,14 @@ async fn publish_orders_outbox(
 async fn publish_heads(ctx: &Ctx, sent: &mut Sent) -> Result<(), PublishError> {
     let current: Vec<(DocId, Vec<ChangeHash>, Vec<u8>)> = {
         let docs = local::lock(&ctx.docs);
-        [
-            docs.stock().core(),
-            docs.catalog().core(),
-            docs.orders().core(),
-        ]
-        .into_iter()
-        .filter_map(|doc| {
-            let encoded = wire::heads_message(doc).encode().ok()?;
-            Some((doc.id().clone(), doc.heads(), encoded))
-        })
-        .collect()
+        [&ctx.stock_id, &ctx.catalog_id, &ctx.orders_id]
+            .into_iter()
+            .filter_map(|id| {
+                let (epoch, heads) = (docs.epoch_of(id)?, docs.heads_of(id)?);
+                let encoded = wire::heads_message_of(id, epoch, &heads).encode().ok()?;
+                Some((id.clone(), heads, encoded))
+            })
+            .collect()
     };
     for (doc, heads, payload) in current {
         if sent.heads.get(&doc) == Some(&heads) {
@@ -257,10 +254,10 @@ async fn send_need(ctx: &Ctx, doc: &DocId) -> Result<(), PublishError> {
     let reply_to = ctx.topics.response(&ctx.scope, &ctx.me).to_string();
     let payload = {
         let docs = local::lock(&ctx.docs);
-        let Some(d) = docs.doc(doc) else {
+        let (Some(epoch), Some(heads)) = (docs.epoch_of(doc), docs.heads_of(doc)) else {
             return Ok(());
         };
-        wire::need_message(d, &reply_to).encode()
+        wire::need_message_of(doc, epoch, &heads, &reply_to).encode()
     };
     let Ok(payload) = payload else {
         return Ok(());

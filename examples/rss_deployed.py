@@ -1,0 +1,312 @@
+#!/usr/bin/env python3
+"""Resident memory of a store node as deployed (issue 18), beside one without sync, same run.
+
+Usage: examples/rss_deployed.py STORENODE_BIN [--items 50000] [--history 1000000] [--idle 20]
+
+Starts Mosquitto (/usr/sbin/mosquitto) on a free port, `storenode hq`, and two nodes of the
+same binary: `sync on` ([sync] towards the broker; the catalog reaches it from HQ) and
+`sync off` (the same catalog imported locally with `storenode catalog import`). Then:
+
+1. both ready, empty;
+2. HQ publishes the catalog (`storenode hq catalog import FILE`); the sync-on node is waited
+   for until it sells the last SKU at the published price (the projection writes SKUs in
+   order), then both idle;
+3. `--history` movements are written to both nodes as goods receipts of 100 lines (one
+   commit and, with sync, one automerge change each) while the sync-on node is cut off
+   from the broker (a relay in this script); it reconnects, HQ acknowledges everything,
+   then both nodes are restarted and idle once their sync documents are loaded.
+
+After each step it prints VmRSS and VmHWM (/proc/PID/status) and smaps_rollup's anonymous
+and file-backed parts of both nodes. Nothing is asserted. `--history 0` skips step 3.
+"""
+import argparse
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+TOKEN = "rss-token-0123456789abcdef"
+HQ_TOKEN = "rss-hq-token-0123456789abcdef"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, limit=20):
+    end = time.time() + limit
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"nothing listens on {port}")
+
+
+class Link:
+    """A TCP relay between the sync-on node and the broker that can be cut, as a store's
+    uplink is: the history is written offline, then goes to HQ as bundles on reconnect
+    (live, one change per message, HQ's ingest of 10,000 changes would outlast the run)."""
+
+    def __init__(self, target):
+        self.target, self.up, self.conns = target, True, []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            client, _ = self.server.accept()
+            if not self.up:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                client.close()
+                continue
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pipe(a, b):
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        self.up = False
+        for c in self.conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.conns = []
+
+    def restore(self):
+        self.up = True
+
+
+def gtin(i):
+    body = f"20{i:010}"
+    total = sum(int(d) * (3 if k % 2 == 0 else 1) for k, d in enumerate(reversed(body)))
+    return body + str((10 - total % 10) % 10)
+
+
+def sku(i):
+    return f"SKU{i:06}"
+
+
+def catalog_csv(path, items, price):
+    with open(path, "w") as f:
+        f.write("sku,name,price_minor,currency,tax_class,variable_measure,gtins\n")
+        for i in range(items):
+            f.write(f"{sku(i)},Item {i},{price},EUR,standard,false,{gtin(i)}\n")
+
+
+def proc_status(pid):
+    out = {}
+    for line in open(f"/proc/{pid}/status"):
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM", "Threads"):
+            out[key] = int(value.split()[0])
+    for line in open(f"/proc/{pid}/smaps_rollup"):
+        key, _, value = line.partition(":")
+        if key in ("Anonymous", "Rss"):
+            out["smaps_" + key] = int(value.split()[0])
+    out["file"] = out["smaps_Rss"] - out["smaps_Anonymous"]
+    return out
+
+
+class Node:
+    def __init__(self, bin_, dir_, name, broker_port, catalog_file):
+        self.bin, self.name = bin_, name
+        self.dir = os.path.join(dir_, name)
+        os.makedirs(self.dir)
+        self.port = free_port()
+        sync = f'[sync]\nbroker = "mqtt://127.0.0.1:{broker_port}"\n' if broker_port else ""
+        self.config = os.path.join(self.dir, "node.toml")
+        with open(self.config, "w") as f:
+            f.write(
+                f'[node]\ntenant = "rss"\nstore_id = "{name.replace(" ", "")}"\n'
+                f'data_dir = "{self.dir}"\n[log]\nlevel = "warn"\nformat = "json"\n'
+                f'[api]\nlisten = "127.0.0.1:{self.port}"\n'
+                f"rate_per_terminal = 1000000\nburst_per_terminal = 1000000\n"
+                f'[[api.terminals]]\nid = "rss"\ntoken = "{TOKEN}"\n{sync}'
+            )
+        self.sync = bool(broker_port)
+        if catalog_file:
+            subprocess.run(
+                [bin_, "--config", self.config, "catalog", "import", catalog_file],
+                check=True, stdout=subprocess.DEVNULL,
+            )
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [self.bin, "--config", self.config, "run"],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "a"),
+        )
+        end = time.time() + 120
+        while time.time() < end:
+            try:
+                status, _ = self.request("GET", "/readyz")
+                if status == 200 and (not self.sync or self.metric("storenode_sync_documents_loaded") == 1):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        sys.exit(f"{self.name} not ready")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+
+    def request(self, method, path, body=None, key=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        if key:
+            headers["Idempotency-Key"] = key
+        conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+        reply = conn.getresponse()
+        data = reply.read()
+        conn.close()
+        return reply.status, data
+
+    def metric(self, name):
+        _, text = self.request("GET", "/metrics")
+        for line in text.decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
+
+    def wait_price(self, sku_, price, limit=900):
+        end = time.time() + limit
+        while time.time() < end:
+            status, body = self.request("GET", f"/v1/items/{sku_}")
+            if status == 200 and json.loads(body).get("item", {}).get("price_minor") == price:
+                return
+            time.sleep(0.2)
+        sys.exit(f"{self.name}: {sku_} not at {price} after {limit} s")
+
+
+def report(step, nodes):
+    for node in nodes:
+        s = proc_status(node.proc.pid)
+        print(
+            f"{step:<44} {node.name:<9} VmRSS {s['VmRSS'] / 1024:6.1f} MiB  VmHWM {s['VmHWM'] / 1024:6.1f} MiB"
+            f"  anon {s['smaps_Anonymous'] / 1024:6.1f}  file {s['file'] / 1024:5.1f}  threads {s['Threads']}",
+            flush=True,
+        )
+
+
+def history(node, movements, skus):
+    """`movements` receipt lines, 100 per receipt, over `skus` SKUs, on one keep-alive connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=60)
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    n = 0
+    for r in range(movements // 100):
+        lines = [{"sku": sku((n + k) % skus), "quantity": 1 + k % 5} for k in range(100)]
+        n += 100
+        headers["Idempotency-Key"] = f"h{r}"
+        conn.request("POST", "/v1/receipts", body=json.dumps({"lines": lines}), headers=headers)
+        reply = conn.getresponse()
+        reply.read()
+        if reply.status not in (200, 201):
+            sys.exit(f"{node.name}: receipt answered {reply.status}")
+    conn.close()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("bin")
+    p.add_argument("--items", type=int, default=50_000)
+    p.add_argument("--history", type=int, default=1_000_000)
+    p.add_argument("--skus", type=int, default=10_000)
+    p.add_argument("--idle", type=int, default=20)
+    a = p.parse_args()
+    work = tempfile.TemporaryDirectory(prefix="rss-deployed-")
+    d = work.name
+    procs = []
+    try:
+        broker = free_port()
+        conf = os.path.join(d, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write(f"listener {broker} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                    "max_packet_size 1048576\nlog_dest none\n")
+        procs.append(subprocess.Popen([MOSQUITTO, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_port(broker)
+        hq_port = free_port()
+        hq_dir = os.path.join(d, "hq")
+        os.makedirs(hq_dir)
+        hq_conf = os.path.join(hq_dir, "hq.toml")
+        with open(hq_conf, "w") as f:
+            f.write(f'[hq]\ntenant = "rss"\ndata_dir = "{hq_dir}"\nlisten = "127.0.0.1:{hq_port}"\n'
+                    f'token = "{HQ_TOKEN}"\nbroker = "mqtt://127.0.0.1:{broker}"\n')
+        env = dict(os.environ, RUST_LOG="warn")
+        procs.append(subprocess.Popen([a.bin, "--config", hq_conf, "hq"], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=open(os.path.join(hq_dir, "log"), "w")))
+        wait_port(hq_port)
+        catalog = os.path.join(d, "catalog.csv")
+        catalog_csv(catalog, a.items, 100)
+        print(f"{a.bin}: {a.items} catalog items, {a.history} movements of history, idle {a.idle} s\n")
+        link = Link(broker)
+        on = Node(a.bin, d, "sync on", link.port, None)
+        off = Node(a.bin, d, "sync off", None, catalog)
+        nodes = [on, off]
+        time.sleep(a.idle)
+        report("ready, empty catalog (sync off: imported)", nodes)
+        t = time.time()
+        subprocess.run([a.bin, "--config", hq_conf, "hq", "catalog", "import", catalog], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        on.wait_price(sku(a.items - 1), 100)
+        print(f"(HQ's {a.items} items sellable at the sync-on node after {time.time() - t:.1f} s)")
+        time.sleep(a.idle)
+        report(f"HQ published {a.items} items, idle", nodes)
+        if a.history:
+            t = time.time()
+            link.cut()
+            for node in nodes:
+                history(node, a.history, min(a.skus, a.items))
+            print(f"({a.history} movements written to each node in {time.time() - t:.0f} s, sync-on node offline)")
+            link.restore()
+            t = time.time()
+            end = time.time() + 1800
+            while on.metric("storenode_sync_outbox_length") not in (0, None) and time.time() < end:
+                time.sleep(1)
+            print(f"(HQ acknowledged them after {time.time() - t:.0f} s)")
+            time.sleep(a.idle)
+            report(f"{a.history} movements written, idle", nodes)
+            for node in nodes:
+                node.stop()
+                node.start()
+            time.sleep(a.idle)
+            report(f"restarted with {a.history} movements, idle", nodes)
+    finally:
+        for node in [n for n in locals().get("nodes", [])]:
+            node.proc.kill()
+        for proc in procs:
+            proc.kill()
+        work.cleanup()
+
+
+if __name__ == "__main__":
+    main()
