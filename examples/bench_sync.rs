@@ -7,8 +7,11 @@
 //! ```
 //!
 //! 1. Offline catch-up: a store node (`Node::start` with `[sync]`) is cut off from the broker
-//!    (a TCP link that drops), makes N stock movements in group commits of 100, and is
-//!    reconnected. Measured until HQ's copy of the store's document has the store's heads:
+//!    (a TCP link that drops), makes N stock movements in group commits of 100 (a busy
+//!    store) or of 3 (a quiet store's 3-line sales, each its own commit), and is
+//!    reconnected. Two patterns in the same run: *regular* (SKU `i % skus`, every 7th a
+//!    receipt of 5, the rest sales of 1) and *random* (a seeded generator: uniform SKU, every
+//!    7th on average a receipt of 1–24, the rest sales of 1–3). Measured until HQ's copy of the store's document has the store's heads:
 //!    the time, the sync payload bytes on the wire both ways, bytes per movement.
 //!    The naive baseline, in the same run over the same broker: every movement published as
 //!    its own JSON message (QoS 1) to a subscriber, until the subscriber has all N.
@@ -30,6 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
 
 use storenode::config::{Config, Secret};
@@ -43,7 +47,11 @@ use storenode::sync::transport::{Incoming, MqttTransport, QoS, TransportConfig};
 use storenode::sync::wire::WireMetrics;
 
 const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+/// A busy store's group commit; [`SMALL_COMMIT`] is a quiet store's 3-line sale.
 const MOVEMENTS_PER_COMMIT: usize = 100;
+const SMALL_COMMIT: usize = 3;
+/// The random pattern's generator seed: every run makes the same movements.
+const SEED: u64 = 11;
 const STORE: &str = "s1";
 const LIMIT: Duration = Duration::from_secs(300);
 /// Runs of the hot-SKU scenario in `--hot` mode.
@@ -55,6 +63,23 @@ struct Scenario {
     name: &'static str,
     movements: usize,
     skus: usize,
+    per_commit: usize,
+    pattern: Pattern,
+}
+
+#[derive(Clone, Copy)]
+enum Pattern {
+    /// SKU `i % skus`; every 7th a receipt of 5, the rest sales of 1.
+    Regular,
+    /// Seeded random SKU and quantity: receipts of 1–24 (one in 7), sales of 1–3.
+    Random,
+}
+
+/// One planned movement: SKU index and on-hand delta (positive: a receipt).
+#[derive(Clone, Copy)]
+struct Planned {
+    sku: usize,
+    delta: i64,
 }
 
 struct Outcome {
@@ -120,6 +145,19 @@ async fn run(quick: bool) -> BenchResult<()> {
             scenario("1,000 over 1,000 SKUs", 1_000, 1_000),
             scenario("10,000 over 10,000 SKUs", 10_000, 10_000),
             scenario("10,000 on one hot SKU", 10_000, 1),
+            random(
+                "10,000 random over 10,000 SKUs",
+                10_000,
+                10_000,
+                MOVEMENTS_PER_COMMIT,
+            ),
+            scenario("1,000 over 10,000 SKUs, 3/commit", 1_000, 10_000).commits_of(SMALL_COMMIT),
+            random(
+                "1,000 random over 10,000, 3/commit",
+                1_000,
+                10_000,
+                SMALL_COMMIT,
+            ),
         ]
     } else {
         vec![
@@ -127,6 +165,32 @@ async fn run(quick: bool) -> BenchResult<()> {
             scenario("10,000 over 10,000 SKUs", 10_000, 10_000),
             scenario("100,000 over 10,000 SKUs", 100_000, 10_000),
             scenario("100,000 on one hot SKU", 100_000, 1),
+            random(
+                "10,000 random over 10,000 SKUs",
+                10_000,
+                10_000,
+                MOVEMENTS_PER_COMMIT,
+            ),
+            random(
+                "100,000 random over 10,000 SKUs",
+                100_000,
+                10_000,
+                MOVEMENTS_PER_COMMIT,
+            ),
+            scenario("1,000 over 10,000 SKUs, 3/commit", 1_000, 10_000).commits_of(SMALL_COMMIT),
+            scenario("10,000 over 10,000 SKUs, 3/commit", 10_000, 10_000).commits_of(SMALL_COMMIT),
+            random(
+                "1,000 random over 10,000, 3/commit",
+                1_000,
+                10_000,
+                SMALL_COMMIT,
+            ),
+            random(
+                "10,000 random over 10,000, 3/commit",
+                10_000,
+                10_000,
+                SMALL_COMMIT,
+            ),
         ]
     };
     let mut outcomes = Vec::new();
@@ -140,11 +204,53 @@ async fn run(quick: bool) -> BenchResult<()> {
     Ok(())
 }
 
+/// The regular pattern in commits of [`MOVEMENTS_PER_COMMIT`].
 fn scenario(name: &'static str, movements: usize, skus: usize) -> Scenario {
     Scenario {
         name,
         movements,
         skus,
+        per_commit: MOVEMENTS_PER_COMMIT,
+        pattern: Pattern::Regular,
+    }
+}
+
+fn random(name: &'static str, movements: usize, skus: usize, per_commit: usize) -> Scenario {
+    Scenario {
+        pattern: Pattern::Random,
+        ..scenario(name, movements, skus).commits_of(per_commit)
+    }
+}
+
+impl Scenario {
+    fn commits_of(self, per_commit: usize) -> Self {
+        Self { per_commit, ..self }
+    }
+
+    /// The movements of a run: index 0 is synced before the cut, 1..=N are made offline.
+    fn plan(&self) -> Vec<Planned> {
+        let n = self.movements + 1;
+        match self.pattern {
+            Pattern::Regular => (0..n)
+                .map(|i| Planned {
+                    sku: i % self.skus,
+                    delta: delta(i),
+                })
+                .collect(),
+            Pattern::Random => {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(SEED);
+                (0..n)
+                    .map(|_| Planned {
+                        sku: rng.random_range(0..self.skus),
+                        delta: if rng.random_ratio(1, 7) {
+                            rng.random_range(1..=24)
+                        } else {
+                            -rng.random_range(1..=3)
+                        },
+                    })
+                    .collect()
+            }
+        }
     }
 }
 
@@ -159,7 +265,7 @@ fn print_row(o: &Outcome) {
 
 fn print_table(outcomes: &[Outcome]) {
     println!(
-        "{:<26} {:>8} {:>10} {:>11} {:>9} {:>11} {:>9} {:>10} {:>9} {:>11}",
+        "{:<36} {:>8} {:>10} {:>11} {:>9} {:>11} {:>9} {:>10} {:>9} {:>11}",
         "offline movements",
         "commits",
         "sync s",
@@ -174,7 +280,7 @@ fn print_table(outcomes: &[Outcome]) {
     for o in outcomes {
         let per = |bytes: u64| bytes as f64 / o.movements as f64;
         println!(
-            "{:<26} {:>8} {:>10.2} {:>11} {:>9.1} {:>11.2} {:>9} {:>10.1} {:>9.3} {:>8.1} → {:.1}",
+            "{:<36} {:>8} {:>10.2} {:>11} {:>9.1} {:>11.2} {:>9} {:>10.1} {:>9.3} {:>8.1} → {:.1}",
             o.name,
             o.commits,
             o.converge.as_secs_f64(),
@@ -191,8 +297,11 @@ fn print_table(outcomes: &[Outcome]) {
     println!(
         "sync bytes: MQTT payloads both ways (store→HQ changes, HQ→store heads) from reconnect \
          to convergence; naive: one JSON message per movement, payload bytes.\n\
-         µs/mvmt: local cost of a commit of {MOVEMENTS_PER_COMMIT} movements (SQLite, automerge \
-         change, outbox) per movement, median commit of the first vs the last tenth of the run."
+         µs/mvmt: local cost of a commit (SQLite, automerge change, outbox) divided by its \
+         movements ({MOVEMENTS_PER_COMMIT}, or {SMALL_COMMIT} where marked), median commit of \
+         the first vs the last tenth of the run.\n\
+         regular: SKU i % skus, every 7th a receipt of 5, else a sale of 1; random (seed \
+         {SEED}): uniform SKU, 1 in 7 a receipt of 1-24, else a sale of 1-3."
     );
 }
 
@@ -358,34 +467,30 @@ async fn add_catalog(node: &Node, skus: usize) -> BenchResult<()> {
     Ok(())
 }
 
-/// Records `count` movements starting at `first` (SKU `i % skus`), in commits of
-/// [`MOVEMENTS_PER_COMMIT`]; returns the wall time of each commit.
+/// Records `planned` in commits of `per_commit`; returns the wall time of each commit.
 async fn make_movements(
     node: &Node,
-    first: usize,
-    count: usize,
-    skus: usize,
+    planned: &[Planned],
+    per_commit: usize,
 ) -> BenchResult<Vec<Duration>> {
-    let mut times = Vec::with_capacity(count / MOVEMENTS_PER_COMMIT + 1);
-    let mut done = 0;
-    while done < count {
-        let n = MOVEMENTS_PER_COMMIT.min(count - done);
-        let start = first + done;
+    let mut times = Vec::with_capacity(planned.len() / per_commit + 1);
+    for chunk in planned.chunks(per_commit) {
+        let chunk = chunk.to_vec();
         let began = Instant::now();
         node.state
             .store
             .write(move |conn| {
                 let now = storenode::clock::now_utc();
-                for i in start..start + n {
-                    let s = sku(i % skus);
+                for p in &chunk {
+                    let s = sku(p.sku);
                     let m = Movement {
                         sku: &s,
-                        kind: if receipt(i) {
+                        kind: if p.delta > 0 {
                             MovementKind::Receipt
                         } else {
                             MovementKind::Sale
                         },
-                        on_hand_delta: delta(i),
+                        on_hand_delta: p.delta,
                         reserved_delta: 0,
                         ref_type: "bench",
                         ref_id: "bench",
@@ -397,7 +502,6 @@ async fn make_movements(
             })
             .await?;
         times.push(began.elapsed());
-        done += n;
     }
     Ok(times)
 }
@@ -440,11 +544,11 @@ fn wire_total(m: &WireMetrics) -> u64 {
     m.bytes_in.load(Ordering::Relaxed) + m.bytes_out.load(Ordering::Relaxed)
 }
 
-fn median_us(times: &[Duration]) -> f64 {
+fn median_us(times: &[Duration], per_commit: usize) -> f64 {
     let mut sorted = times.to_vec();
     sorted.sort();
     let median = sorted.get(sorted.len() / 2).copied().unwrap_or_default();
-    median.as_secs_f64() * 1e6 / MOVEMENTS_PER_COMMIT as f64
+    median.as_secs_f64() * 1e6 / per_commit as f64
 }
 
 async fn offline_catch_up(broker: SocketAddr, s: &Scenario) -> BenchResult<Outcome> {
@@ -453,8 +557,9 @@ async fn offline_catch_up(broker: SocketAddr, s: &Scenario) -> BenchResult<Outco
     let link = Link::start(broker).await?;
     let node = start_node(&dir.path().join("store"), link.addr).await?;
     add_catalog(&node, s.skus).await?;
+    let plan = s.plan();
     // HQ must know the store's document before the cut (a first movement, synced).
-    make_movements(&node, 0, 1, s.skus).await?;
+    make_movements(&node, &plan[..1], 1).await?;
     wait_hq_has_node(&hq, &node).await?;
 
     link.cut();
@@ -469,7 +574,7 @@ async fn offline_catch_up(broker: SocketAddr, s: &Scenario) -> BenchResult<Outco
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let times = make_movements(&node, 1, s.movements, s.skus).await?;
+    let times = make_movements(&node, &plan[1..], s.per_commit).await?;
     let tenth = (times.len() / 10).max(1);
     let (first, last) = (&times[..tenth], &times[times.len() - tenth..]);
 
@@ -484,13 +589,13 @@ async fn offline_catch_up(broker: SocketAddr, s: &Scenario) -> BenchResult<Outco
 
     node.stop().await;
     hq.stop().await;
-    let (naive, naive_bytes) = naive_baseline(broker, s.movements, s.skus).await?;
+    let (naive, naive_bytes) = naive_baseline(broker, &plan[1..]).await?;
     Ok(Outcome {
         name: s.name,
         movements: s.movements,
         commits: times.len(),
-        local_us_first: median_us(first),
-        local_us_last: median_us(last),
+        local_us_first: median_us(first, s.per_commit),
+        local_us_last: median_us(last, s.per_commit),
         converge,
         sync_bytes,
         naive,
@@ -522,11 +627,8 @@ async fn check_levels(hq: &Hq, node: &Node) -> BenchResult<()> {
 }
 
 /// Each movement as its own JSON message (QoS 1) to one subscriber; time until all arrive.
-async fn naive_baseline(
-    broker: SocketAddr,
-    movements: usize,
-    skus: usize,
-) -> BenchResult<(Duration, u64)> {
+async fn naive_baseline(broker: SocketAddr, planned: &[Planned]) -> BenchResult<(Duration, u64)> {
+    let movements = planned.len();
     let shutdown = CancellationToken::new();
     let topic = "bench/naive/s1/movements";
     let mut sub_cfg = TransportConfig::new("naive-hq", "127.0.0.1", broker.port());
@@ -571,11 +673,11 @@ async fn naive_baseline(
     let began = Instant::now();
     let mut bytes = 0u64;
     let mut inflight = tokio::task::JoinSet::new();
-    for i in 0..movements {
+    for (i, p) in planned.iter().enumerate() {
         let payload = serde_json::to_vec(&serde_json::json!({
-            "store": STORE, "writer": "s1.lane1", "seq": i + 1, "sku": sku(i % skus),
-            "kind": if receipt(i) { "receipt" } else { "sale" },
-            "delta": delta(i),
+            "store": STORE, "writer": "s1.lane1", "seq": i + 1, "sku": sku(p.sku),
+            "kind": if p.delta > 0 { "receipt" } else { "sale" },
+            "delta": p.delta,
             "at": "2026-11-23T14:25:22.635Z",
         }))?;
         bytes += payload.len() as u64;
