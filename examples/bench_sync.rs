@@ -506,11 +506,12 @@ async fn make_movements(
     Ok(times)
 }
 
-async fn node_heads(node: &Node) -> Vec<String> {
-    match node.sync.as_ref() {
-        Some(sync) => sync.service().refresh_diag().await.stock_heads,
-        None => Vec::new(),
-    }
+/// The node's stock heads once everything it committed is in its document: movements made
+/// while cut off wait in the outbox and become changes when they are published, so until
+/// the outbox is empty the document's heads are not yet the store's (`None`).
+async fn node_heads(node: &Node) -> Option<Vec<String>> {
+    let diag = node.sync.as_ref()?.service().refresh_diag().await;
+    (diag.outbox_pending == 0).then_some(diag.stock_heads)
 }
 
 fn hq_heads(hq: &Hq) -> Vec<String> {
@@ -522,16 +523,14 @@ fn hq_heads(hq: &Hq) -> Vec<String> {
 
 async fn wait_hq_has_node(hq: &Hq, node: &Node) -> BenchResult<()> {
     let deadline = Instant::now() + LIMIT;
-    let target = {
-        let mut h = node_heads(node).await;
-        h.sort();
-        h
-    };
     loop {
         let mut at_hq = hq_heads(hq);
         at_hq.sort();
-        if at_hq == target {
-            return Ok(());
+        if let Some(mut target) = node_heads(node).await {
+            target.sort();
+            if at_hq == target {
+                return Ok(());
+            }
         }
         if Instant::now() > deadline {
             return Err("HQ did not converge with the store".into());
