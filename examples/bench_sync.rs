@@ -384,11 +384,11 @@ fn broker_config(addr: SocketAddr) -> BrokerConfig {
     }
 }
 
-async fn start_hq(dir: &Path, broker: SocketAddr) -> BenchResult<Hq> {
+async fn start_hq(dir: &Path, broker: SocketAddr, tenant: &str) -> BenchResult<Hq> {
     Ok(Hq::start(&HqConfig {
         database_url: None,
         documents_in_memory: None,
-        tenant: "bench".into(),
+        tenant: tenant.into(),
         data_dir: dir.join("hq"),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         clients: vec![storenode::sync::config::ApiClient::admin(Secret::new(
@@ -404,10 +404,10 @@ async fn start_hq(dir: &Path, broker: SocketAddr) -> BenchResult<Hq> {
     .await?)
 }
 
-async fn start_node(dir: &Path, broker: SocketAddr) -> BenchResult<Node> {
+async fn start_node(dir: &Path, broker: SocketAddr, tenant: &str) -> BenchResult<Node> {
     std::fs::create_dir_all(dir)?;
     let mut config = Config::demo(dir, SocketAddr::from(([127, 0, 0, 1], 0)))?;
-    config.node.tenant = "bench".into();
+    config.node.tenant = tenant.into();
     config.node.store_id = STORE.into();
     config.sync = Some(SyncConfig {
         broker: broker_config(broker),
@@ -552,9 +552,19 @@ fn median_us(times: &[Duration], per_commit: usize) -> f64 {
 
 async fn offline_catch_up(broker: SocketAddr, s: &Scenario) -> BenchResult<Outcome> {
     let dir = tempfile::tempdir()?;
-    let hq = start_hq(dir.path(), broker).await?;
+    // A tenant of its own per scenario: the scenarios share one broker, and what an earlier
+    // one left retained there (HQ's heads, the lane's status) would otherwise be taken for
+    // this one's (a new HQ and a new incarnation of the same lane).
+    let tenant = format!(
+        "bench{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos()
+            % (1 << 40)
+    );
+    let hq = start_hq(dir.path(), broker, &tenant).await?;
     let link = Link::start(broker).await?;
-    let node = start_node(&dir.path().join("store"), link.addr).await?;
+    let node = start_node(&dir.path().join("store"), link.addr, &tenant).await?;
     add_catalog(&node, s.skus).await?;
     let plan = s.plan();
     // HQ must know the store's document before the cut (a first movement, synced).
