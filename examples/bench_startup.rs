@@ -382,12 +382,13 @@ fn write_child_config(dir: &Path, store_dir: &Path, broker: SocketAddr) -> Bench
     std::fs::write(
         &path,
         format!(
-            "[node]\ntenant = \"bench\"\nstore_id = \"{STORE}\"\nnode_id = \"lane1\"\n\
+            "[node]\ntenant = \"{tenant}\"\nstore_id = \"{STORE}\"\nnode_id = \"lane1\"\n\
              data_dir = {data_dir:?}\n\n[log]\nlevel = \"warn\"\n\n[api]\nlisten = \"{listen}\"\n\n\
              [[api.terminals]]\nid = \"pos1\"\ntoken = \"{token}\"\n\n[sync]\n\
              broker = \"mqtt://{broker}\"\nresend_interval_ms = 500\nreconnect_max_ms = 500\n",
             data_dir = store_dir.display().to_string(),
             token = storenode::config::DEMO_TOKEN,
+            tenant = tenant_of(store_dir),
         ),
     )?;
     Ok(path)
@@ -616,11 +617,26 @@ fn broker_config(addr: SocketAddr) -> BrokerConfig {
     }
 }
 
+/// A tenant per case (from its store's directory): the cases share one broker, and what
+/// an earlier case left retained there (HQ's heads and epochs, the lane's status) would
+/// otherwise be taken for this case's own (a new HQ, a new incarnation of the same lane).
+fn tenant_of(store_dir: &Path) -> String {
+    // FNV-1a of the path: stable for the case's HQ, node and child, apart between cases.
+    let hash = store_dir
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("bench{:x}", hash % (1 << 40))
+}
+
 async fn start_hq(dir: &Path, broker: SocketAddr) -> BenchResult<Hq> {
     Ok(Hq::start(&HqConfig {
         database_url: None,
         documents_in_memory: None,
-        tenant: "bench".into(),
+        tenant: tenant_of(&dir.join("store")),
         data_dir: dir.join("hq"),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         clients: vec![storenode::sync::config::ApiClient::admin(Secret::new(
@@ -639,7 +655,7 @@ async fn start_hq(dir: &Path, broker: SocketAddr) -> BenchResult<Hq> {
 async fn start_node(dir: &Path, broker: SocketAddr) -> BenchResult<Node> {
     std::fs::create_dir_all(dir)?;
     let mut config = Config::demo(dir, SocketAddr::from(([127, 0, 0, 1], 0)))?;
-    config.node.tenant = "bench".into();
+    config.node.tenant = tenant_of(dir);
     config.node.store_id = STORE.into();
     config.sync = Some(SyncConfig {
         broker: broker_config(broker),
