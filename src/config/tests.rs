@@ -215,3 +215,23 @@ proptest::proptest! {
         let _ = load(&format!("{MINIMAL}{text}"));
     }
 }
+
+#[test]
+fn hq_database_tls_without_a_ca_is_refused_naming_the_key() {
+    let hq = |database: &str| {
+        let text = format!(
+            "[hq]\ntoken = \"0123456789abcdef0\"\nbroker = \"mqtt://127.0.0.1:1883\"\ndatabase = \"{database}\"\n"
+        );
+        let file: crate::sync::config::HqFile = toml::from_str(&text).unwrap();
+        file.hq.validate(Path::new("/etc/storenode/hq.toml"))
+    };
+    let err = hq("host=db.hq dbname=hq sslmode=verify-full")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("hq.database") && err.contains("sslrootcert"),
+        "{err}"
+    );
+    assert!(hq("host=db.hq dbname=hq sslmode=verify-full sslrootcert=/etc/ca.pem").is_ok());
+    assert!(hq("host=db.hq dbname=hq").is_ok());
+}

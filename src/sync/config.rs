@@ -285,6 +285,11 @@ impl RawHq {
                 ));
             }
         };
+        if let Some(url) = &database_url {
+            // Syntax and TLS options now, so `config check` names them; files at connect.
+            crate::hq::db::pg_tls::PgTarget::parse(url)
+                .map_err(|e| invalid(file, "hq.database", e.to_string()))?;
+        }
         let documents_in_memory = match self.documents_in_memory {
             Some(0) => None,
             Some(n) => Some(n),

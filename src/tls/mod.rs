@@ -85,6 +85,32 @@ pub fn client_config(files: &TlsFiles) -> Result<Arc<ClientConfig>, TlsError> {
     Ok(Arc::new(config))
 }
 
+/// A client configuration that verifies the server against the CA certificate(s) in `ca`
+/// (chain and name) and, when `identity` is given, presents that certificate and key:
+/// HQ's connection to PostgreSQL (`sslrootcert`, `sslcert`, `sslkey`).
+pub fn verifying_client_config(
+    ca: &Path,
+    identity: Option<(&Path, &Path)>,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let roots = load_roots(ca)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(TlsError::Provider)?
+        .with_root_certificates(roots);
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => builder
+            .with_client_auth_cert(load_certificates(cert)?, load_private_key(key)?)
+            .map_err(|source| TlsError::BadClientIdentity {
+                cert: cert.to_owned(),
+                key: key.to_owned(),
+                source,
+            })?,
+    };
+    Ok(Arc::new(config))
+}
+
 /// A server configuration presenting `cert` (the server's certificate, optionally followed
 /// by intermediates) and its `key`; clients are not asked for certificates (HQ's API
 /// authenticates them by bearer token). HTTP/1.1 only, as the server speaks.

@@ -10,6 +10,7 @@
 //!
 //! - `value.rs`: parameters and columns shared by both backends;
 //! - `pg.rs`: the PostgreSQL connection (statement cache, reconnect after a restart);
+//! - `pg_tls.rs`: TLS to PostgreSQL from libpq's options in the connection string;
 //! - `migrate.rs`: versioned migrations of both backends;
 //! - `docs.rs`: documents as saved state plus logged changes;
 //! - `scratch.rs`: a throwaway PostgreSQL server for the tests and the benchmark.
@@ -17,6 +18,7 @@
 pub mod docs;
 mod migrate;
 mod pg;
+pub mod pg_tls;
 pub mod scratch;
 #[cfg(test)]
 pub mod testing;

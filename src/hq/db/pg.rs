@@ -7,22 +7,27 @@
 
 use std::collections::HashMap;
 
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, Statement};
+
+use super::pg_tls::PgTarget;
 
 use super::value::{Cell, Value};
 use super::{DbError, Row};
 
 pub(super) struct PgConn {
     url: String,
+    target: PgTarget,
     client: Client,
     statements: HashMap<String, Statement>,
 }
 
 impl PgConn {
     pub(super) fn connect(url: &str) -> Result<Self, DbError> {
+        let target = PgTarget::parse(url).map_err(|e| open_error(url, &e))?;
         Ok(Self {
+            client: open(url, &target)?,
             url: url.to_owned(),
-            client: open(url)?,
+            target,
             statements: HashMap::new(),
         })
     }
@@ -32,7 +37,7 @@ impl PgConn {
     fn client(&mut self, in_transaction: bool) -> Result<&mut Client, DbError> {
         if self.client.is_closed() && !in_transaction {
             tracing::warn!("HQ's PostgreSQL connection was closed; reconnecting");
-            self.client = open(&self.url)?;
+            self.client = open(&self.url, &self.target)?;
             self.statements.clear();
         }
         Ok(&mut self.client)
@@ -88,10 +93,12 @@ impl PgConn {
 
 /// Connects anew (with a short timeout) and runs `SELECT 1`.
 pub(super) fn ping(url: &str) -> Result<(), String> {
-    let mut config: postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
-    config.connect_timeout(std::time::Duration::from_secs(2));
-    let mut client = config
-        .connect(NoTls)
+    let mut target = PgTarget::parse(url).map_err(|e| format!("{e}"))?;
+    target
+        .config
+        .connect_timeout(std::time::Duration::from_secs(2));
+    let mut client = target
+        .connect()
         .map_err(|e| format!("PostgreSQL does not answer: {e}"))?;
     client
         .simple_query("SELECT 1")
@@ -99,11 +106,30 @@ pub(super) fn ping(url: &str) -> Result<(), String> {
         .map_err(|e| format!("PostgreSQL does not answer: {e}"))
 }
 
-fn open(url: &str) -> Result<Client, DbError> {
-    Client::connect(url, NoTls).map_err(|e| DbError::Open {
+fn open(url: &str, target: &PgTarget) -> Result<Client, DbError> {
+    target.connect().map_err(|e| open_error(url, &e))
+}
+
+fn open_error(url: &str, e: &super::pg_tls::PgTlsError) -> DbError {
+    DbError::Open {
         target: redact(url),
-        reason: e.to_string(),
-    })
+        reason: error_chain(e),
+    }
+}
+
+/// The error and its causes: a TLS failure is the cause of the client library's error.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(inner) = cause {
+        let more = inner.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 /// The connection string without its password, for messages.

@@ -23,10 +23,49 @@ pub struct ScratchPostgres {
     bin: PathBuf,
     as_postgres: bool,
     port: u16,
+    /// Server options beyond port, socket directory and address (TLS).
+    extra_options: String,
 }
 
 impl ScratchPostgres {
     pub fn start() -> Result<Self, ScratchError> {
+        Self::start_with(|_| Ok(String::new()))
+    }
+
+    /// A cluster that also accepts TLS, with this certificate and key (PEM files). They are
+    /// copied into the cluster's directory, owned by the server's user, as PostgreSQL
+    /// refuses a key that others can read.
+    pub fn start_with_tls(cert: &Path, key: &Path) -> Result<Self, ScratchError> {
+        Self::start_with(|cluster| {
+            let dir = cluster.dir.path();
+            let (own_cert, own_key) = (dir.join("server.pem"), dir.join("server.key"));
+            std::fs::copy(cert, &own_cert).map_err(|e| step("copy certificate", &e))?;
+            std::fs::copy(key, &own_key).map_err(|e| step("copy key", &e))?;
+            std::fs::set_permissions(&own_key, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| step("chmod key", &e))?;
+            if cluster.as_postgres {
+                let status = Command::new("chown")
+                    .arg("postgres:")
+                    .args([&own_cert, &own_key])
+                    .status()
+                    .map_err(|e| step("chown", &e))?;
+                if !status.success() {
+                    return Err(step("chown", &status));
+                }
+            }
+            Ok(format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                own_cert.display(),
+                own_key.display()
+            ))
+        })
+    }
+
+    /// Creates and starts a cluster; `prepare` runs after `initdb` and returns more
+    /// server options.
+    fn start_with(
+        prepare: impl FnOnce(&Self) -> Result<String, ScratchError>,
+    ) -> Result<Self, ScratchError> {
         let bin = server_bin().ok_or(ScratchError::NotInstalled)?;
         let dir = tempfile::Builder::new()
             .prefix("storenode-pg-")
@@ -41,26 +80,20 @@ impl ScratchPostgres {
                 .map_err(|e| step("chmod", &e))?;
         }
         let port = free_port()?;
-        let cluster = Self {
+        let mut cluster = Self {
             dir,
             bin,
             as_postgres,
             port,
+            extra_options: String::new(),
         };
         let data = cluster.data_dir();
         cluster.run(
             "initdb",
             &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
         )?;
-        let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            cluster.dir.path().display()
-        );
-        let log = format!("{}/server.log", cluster.dir.path().display());
-        cluster.run(
-            "pg_ctl",
-            &["-D", &data, "-o", &options, "-l", &log, "-w", "start"],
-        )?;
+        cluster.extra_options = prepare(&cluster)?;
+        cluster.restart()?;
         Ok(cluster)
     }
 
@@ -103,9 +136,10 @@ impl ScratchPostgres {
     pub fn restart(&self) -> Result<(), ScratchError> {
         let data = self.data_dir();
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off{}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.extra_options
         );
         let log = format!("{}/server.log", self.dir.path().display());
         self.run(
