@@ -17,6 +17,15 @@ pub enum MoneyError {
     Overflow,
 }
 
+/// Decimals of a currency's minor unit (ISO 4217); 2 unless listed.
+pub fn minor_unit_exponent(currency: &str) -> u8 {
+    match currency {
+        "JPY" | "KRW" | "ISK" | "CLP" | "VND" | "XAF" | "XOF" | "PYG" | "UGX" => 0,
+        "BHD" | "KWD" | "JOD" | "OMR" | "TND" | "IQD" | "LYD" => 3,
+        _ => 2,
+    }
+}
+
 /// `numerator / denominator`, rounded half away from zero. `denominator` must be positive.
 pub fn div_round(numerator: i128, denominator: i128) -> Result<i64, MoneyError> {
     debug_assert!(denominator > 0);

@@ -371,6 +371,11 @@ fn customer_data_travels_beside_the_documents_and_erasure_reaches_every_copy() {
         .output()
         .unwrap();
     assert_eq!(refused.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("HQ answered 401: missing or wrong bearer token"),
+        "HQ's message, not its error code: {said}"
+    );
 
     // The broker keeps only tombstones.
     let retained = retained_pii(broker.port());

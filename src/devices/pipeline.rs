@@ -79,7 +79,7 @@ impl Pipeline {
             store,
             bus,
             region,
-            currency_exponent: minor_unit_exponent(currency),
+            currency_exponent: crate::money::minor_unit_exponent(currency),
             queue,
             dropped: Arc::default(),
         };
@@ -292,15 +292,6 @@ fn utc_string(at: time::OffsetDateTime) -> String {
         .unwrap_or_else(|_| at.unix_timestamp().to_string())
 }
 
-/// Decimals of a currency's minor unit (ISO 4217); 2 unless listed.
-fn minor_unit_exponent(currency: &str) -> u8 {
-    match currency {
-        "JPY" | "KRW" | "ISK" | "CLP" | "VND" | "XAF" | "XOF" | "PYG" | "UGX" => 0,
-        "BHD" | "KWD" | "JOD" | "OMR" | "TND" | "IQD" | "LYD" => 3,
-        _ => 2,
-    }
-}
-
 fn item_json(item: &Item) -> Value {
     json!({
         "sku": item.sku, "name": item.name, "price_minor": item.price_minor,
@@ -435,8 +426,8 @@ mod tests {
 
     #[test]
     fn currency_exponents() {
-        assert_eq!(minor_unit_exponent("EUR"), 2);
-        assert_eq!(minor_unit_exponent("JPY"), 0);
-        assert_eq!(minor_unit_exponent("KWD"), 3);
+        assert_eq!(crate::money::minor_unit_exponent("EUR"), 2);
+        assert_eq!(crate::money::minor_unit_exponent("JPY"), 0);
+        assert_eq!(crate::money::minor_unit_exponent("KWD"), 3);
     }
 }

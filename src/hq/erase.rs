@@ -36,12 +36,6 @@ pub struct EraseArgs {
     pub phone: Option<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error("HQ answered {status}: {detail}")]
-    Refused { status: u16, detail: String },
-}
-
 /// Runs the erasure; returns the report to print. `config_file`: where the chain's CA is
 /// named when `--ca-file` is not given.
 pub async fn erase(args: &EraseArgs, config_file: &Path) -> anyhow::Result<String> {
@@ -55,23 +49,17 @@ pub async fn erase(args: &EraseArgs, config_file: &Path) -> anyhow::Result<Strin
     let reply = client
         .post_json("/v1/privacy/erase", &strip_nulls(body))
         .await?;
-    let answer = reply.json();
-    if reply.status != 200 {
-        let detail = answer["error"].as_str().unwrap_or("no detail").to_owned();
-        return Err(CliError::Refused {
-            status: reply.status,
-            detail,
-        }
-        .into());
-    }
+    // A refusal carries HQ's message, as every `hq` command's does.
+    let answer = crate::hq::cli::answer(reply)?;
     // An answer that is not the erasure report must not read as "nothing matched".
-    if !answer["erased"].is_array() {
+    if !answer.json["erased"].is_array() {
         anyhow::bail!(
-            "HQ answered 200 without an erasure report: {:?}",
-            reply.body
+            "HQ answered {} without an erasure report: {:?}",
+            answer.status,
+            answer.body
         );
     }
-    Ok(report(&answer))
+    Ok(report(&answer.json))
 }
 
 fn strip_nulls(mut v: serde_json::Value) -> serde_json::Value {

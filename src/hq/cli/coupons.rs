@@ -437,74 +437,20 @@ mod tests {
 
     #[test]
     fn bad_flags_are_usage_errors() {
-        for argv in [
-            &["--code", "C1", "--name", "x"][..],
-            &[
-                "--code",
-                "C1",
-                "--name",
-                "x",
-                "--percent",
-                "5",
-                "--amount-off-minor",
-                "1",
-            ],
-            &["--code", "C1", "--name", "x", "--percent", "0"],
-            &["--code", "C1", "--name", "x", "--percent", "100.5"],
-            &["--code", "C1", "--name", "x", "--percent", "1.234"],
-            &[
-                "--code",
-                "C1",
-                "--name",
-                "x",
-                "--percent",
-                "5",
-                "--uses",
-                "0",
-            ],
-            &[
-                "--code",
-                "C1",
-                "--name",
-                "x",
-                "--percent",
-                "5",
-                "--grant",
-                "s1",
-            ],
-            &[
-                "--code",
-                "C1",
-                "--name",
-                "x",
-                "--percent",
-                "5",
-                "--grant",
-                "=3",
-            ],
-            &[
-                "--code",
-                "C1",
-                "--name",
-                "x",
-                "--percent",
-                "5",
-                "--channel",
-                "fax",
-            ],
-            &[
-                "--code",
-                "C1",
-                "--name",
-                "x",
-                "--percent",
-                "5",
-                "--sku",
-                "A",
-                "--min-total-minor",
-                "1",
-            ],
-            &[
+        const BASE: [&str; 6] = ["--code", "C1", "--name", "x", "--percent", "5"];
+        let on_base = |extra: &[&'static str]| [&BASE[..], extra].concat();
+        let refused: Vec<Vec<&str>> = vec![
+            vec!["--code", "C1", "--name", "x"],
+            on_base(&["--amount-off-minor", "1"]),
+            vec!["--code", "C1", "--name", "x", "--percent", "0"],
+            vec!["--code", "C1", "--name", "x", "--percent", "100.5"],
+            vec!["--code", "C1", "--name", "x", "--percent", "1.234"],
+            on_base(&["--uses", "0"]),
+            on_base(&["--grant", "s1"]),
+            on_base(&["--grant", "=3"]),
+            on_base(&["--channel", "fax"]),
+            on_base(&["--sku", "A", "--min-total-minor", "1"]),
+            vec![
                 "--code",
                 "C1",
                 "--name",
@@ -514,8 +460,9 @@ mod tests {
                 "--sku",
                 "A",
             ],
-            &["--name", "x", "--percent", "5"],
-        ] {
+            vec!["--name", "x", "--percent", "5"],
+        ];
+        for argv in &refused {
             let err = issue(argv).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{argv:?}: {err}");
         }

@@ -23,7 +23,7 @@ mod promotions;
 
 use std::path::Path;
 
-pub use client::{Connection, HqCliError};
+pub use client::{Connection, HqCliError, answer};
 
 /// The API commands under `storenode hq`.
 #[derive(clap::Subcommand, Debug)]

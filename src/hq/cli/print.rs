@@ -17,7 +17,7 @@ impl Money {
     pub fn of(currency: &str) -> Self {
         Self {
             currency: currency.to_owned(),
-            exponent: minor_unit_exponent(currency),
+            exponent: crate::money::minor_unit_exponent(currency),
         }
     }
 
@@ -36,16 +36,6 @@ impl Money {
     /// The amount followed by the currency: `1.19 EUR`.
     pub fn with_code(&self, minor: i64) -> String {
         format!("{} {}", self.amount(minor), self.currency)
-    }
-}
-
-/// Decimals of an ISO 4217 currency's minor unit (the table of the scanner pipeline,
-/// `devices::pipeline`); 2 for every currency not listed.
-fn minor_unit_exponent(currency: &str) -> u8 {
-    match currency {
-        "JPY" | "KRW" | "ISK" | "CLP" | "VND" | "XAF" | "XOF" | "PYG" | "UGX" => 0,
-        "BHD" | "KWD" | "JOD" | "OMR" | "TND" | "IQD" | "LYD" => 3,
-        _ => 2,
     }
 }
 
