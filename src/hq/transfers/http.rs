@@ -34,7 +34,7 @@ pub struct TransfersQuery {
     /// The store (sending or receiving).
     store: String,
     /// Only transfers with this status.
-    #[param(value_type = Option<TransferStatus>)]
+    #[param(inline, value_type = Option<TransferStatus>)]
     status: Option<String>,
 }
 
