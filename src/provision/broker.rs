@@ -63,11 +63,15 @@ pub struct Pems<'a> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
-    #[error("--local-broker bridges to HQ: it needs an mqtts:// --broker with --ca, --cert and --key")]
+    #[error(
+        "--local-broker bridges to HQ: it needs an mqtts:// --broker with --ca, --cert and --key"
+    )]
     NeedsHq,
     #[error("{0:?}: HQ's broker must be mqtts://host:port (a host name or an IP address)")]
     BadAddress(String),
-    #[error("--lanes-cert and --lanes-key go together (this box's server certificate for the lanes of other boxes)")]
+    #[error(
+        "--lanes-cert and --lanes-key go together (this box's server certificate for the lanes of other boxes)"
+    )]
     IncompleteLanes,
 }
 
@@ -75,7 +79,9 @@ pub enum BrokerError {
 /// into Mosquitto's configuration (it is written there verbatim).
 pub fn hq_address(broker: &str) -> Result<String, BrokerError> {
     let bad = || BrokerError::BadAddress(broker.to_string());
-    let rest = broker.strip_prefix("mqtts://").ok_or(BrokerError::NeedsHq)?;
+    let rest = broker
+        .strip_prefix("mqtts://")
+        .ok_or(BrokerError::NeedsHq)?;
     let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
     let port: u16 = port.parse().map_err(|_| bad())?;
     let host_ok = !host.is_empty()
@@ -213,7 +219,10 @@ mod tests {
             hq_address("mqtts://hq.acme.example:8883").unwrap(),
             "hq.acme.example:8883"
         );
-        assert_eq!(hq_address("mqtts://10.0.2.2:18883").unwrap(), "10.0.2.2:18883");
+        assert_eq!(
+            hq_address("mqtts://10.0.2.2:18883").unwrap(),
+            "10.0.2.2:18883"
+        );
         assert!(matches!(
             hq_address("mqtt://127.0.0.1:1883"),
             Err(BrokerError::NeedsHq)
@@ -236,7 +245,10 @@ mod tests {
     fn the_bridge_is_the_shipped_template_filled_in() {
         let text = plan(false).bridge_conf();
         for placeholder in ["TENANT_ID", "STORE_ID", "HQ_BROKER", TEMPLATE_DIR] {
-            assert!(!text.contains(placeholder), "{placeholder} left in:\n{text}");
+            assert!(
+                !text.contains(placeholder),
+                "{placeholder} left in:\n{text}"
+            );
         }
         assert!(text.contains("address hq.acme.example:8883\n"), "{text}");
         assert!(text.contains("cleansession false\n"), "{text}");
@@ -268,7 +280,10 @@ mod tests {
     #[test]
     fn files_keys_are_private_to_mosquittos_group_and_lanes_only_when_asked() {
         let without = plan(false).files(&PEMS);
-        let names: Vec<_> = without.iter().map(|f| f.path.display().to_string()).collect();
+        let names: Vec<_> = without
+            .iter()
+            .map(|f| f.path.display().to_string())
+            .collect();
         assert_eq!(
             names,
             [
@@ -288,7 +303,10 @@ mod tests {
             assert_eq!(file.mosquitto_group, key, "{}", file.path.display());
         }
         let lanes = plan(true).lanes_conf();
-        assert!(lanes.contains("certfile /tmp/mq/storenode/server.pem\n"), "{lanes}");
+        assert!(
+            lanes.contains("certfile /tmp/mq/storenode/server.pem\n"),
+            "{lanes}"
+        );
         assert!(lanes.contains("acl_file /tmp/mq/storenode/acl\n"));
     }
 }

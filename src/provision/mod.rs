@@ -403,7 +403,11 @@ pub fn run(args: &ProvisionArgs) -> Result<Provisioned, ProvisionError> {
             Some(plan) => Some(plan.node_broker()),
             None => args.broker.clone(),
         },
-        tls: if broker_plan.is_some() { None } else { tls_names },
+        tls: if broker_plan.is_some() {
+            None
+        } else {
+            tls_names
+        },
         devices,
     };
     let text = plan::apply(previous, &settings).to_string();

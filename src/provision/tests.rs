@@ -252,8 +252,14 @@ fn a_local_broker_gets_listener_bridge_and_keys_and_the_node_points_at_it() {
     assert!(bridge.contains("address hq.example.com:8883\n"), "{bridge}");
     let key = mosquitto.join("storenode/store.key");
     assert!(bridge.contains(&format!("bridge_keyfile {}\n", key.display())));
-    assert_eq!(fs::read(&key).unwrap(), fs::read(args.key.as_ref().unwrap()).unwrap());
-    assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o640);
+    assert_eq!(
+        fs::read(&key).unwrap(),
+        fs::read(args.key.as_ref().unwrap()).unwrap()
+    );
+    assert_eq!(
+        fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
     let local = fs::read_to_string(mosquitto.join("conf.d/storenode-10-local.conf")).unwrap();
     assert!(local.contains("listener 1883 127.0.0.1\n"), "{local}");
     assert!(mosquitto.join("storenode/acl-local").exists());
@@ -262,7 +268,10 @@ fn a_local_broker_gets_listener_bridge_and_keys_and_the_node_points_at_it() {
 
     let config = Config::load(&done.config).unwrap();
     let sync = config.sync.expect("sync on");
-    assert_eq!((sync.broker.host.as_str(), sync.broker.port), ("127.0.0.1", 1883));
+    assert_eq!(
+        (sync.broker.host.as_str(), sync.broker.port),
+        ("127.0.0.1", 1883)
+    );
     assert!(sync.broker.tls.is_none());
     let text = fs::read_to_string(&done.config).unwrap();
     assert!(!text.contains("ca_file"), "{text}");
@@ -339,7 +348,10 @@ fn a_provisioning_file_asks_for_the_local_broker_with_a_lanes_listener() {
     let lanes = fs::read_to_string(mosquitto.join("conf.d/storenode-20-lanes.conf")).unwrap();
     assert!(lanes.contains("require_certificate true"), "{lanes}");
     let acl = fs::read_to_string(mosquitto.join("storenode/acl")).unwrap();
-    assert!(acl.contains("pattern readwrite storenode/v1/acme/%u/changes/#"), "{acl}");
+    assert!(
+        acl.contains("pattern readwrite storenode/v1/acme/%u/changes/#"),
+        "{acl}"
+    );
     let config = Config::load(&done.config).unwrap();
     assert_eq!(config.sync.unwrap().broker.port, 1884);
 }

@@ -94,7 +94,10 @@ impl Mosquitto {
         }
         let mut last_failure = String::new();
         for _ in 0..START_ATTEMPTS {
-            let port = opts.conf_d.as_ref().map_or_else(free_port, |(_, port)| *port);
+            let port = opts
+                .conf_d
+                .as_ref()
+                .map_or_else(free_port, |(_, port)| *port);
             write_config(dir.path(), port, &opts);
             match spawn_broker(dir.path(), port) {
                 Ok(child) => {
@@ -256,7 +259,9 @@ fn write_config(dir: &Path, port: u16, opts: &MosquittoOptions) {
     );
     match (&opts.conf_d, &opts.mtls) {
         (Some((conf_d, _)), _) => conf.push_str(&format!("include_dir {}\n", conf_d.display())),
-        (None, None) => conf.push_str(&format!("listener {port} 127.0.0.1\nallow_anonymous true\n")),
+        (None, None) => conf.push_str(&format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\n"
+        )),
         (None, Some(mtls)) => conf.push_str(&format!(
             "listener {port} 127.0.0.1\n\
              cafile {}\n\
