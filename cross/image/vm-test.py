@@ -452,9 +452,12 @@ def on_hand(port, token, sku):
 def wait_for(what, timeout, probe):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if probe():
-            log("ok:", what)
-            return
+        try:
+            if probe():
+                log("ok:", what)
+                return
+        except OSError:
+            pass  # the forwarded port accepts, then resets, until the guest listens
         time.sleep(2)
     raise AssertionError(f"not within {timeout} s: {what}")
 
