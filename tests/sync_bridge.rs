@@ -1,14 +1,16 @@
 //! In-store sync while the WAN is down: two lanes of one store on the store box's own
-//! Mosquitto, bridged to HQ's Mosquitto over mutual TLS with a persistent queue by the
-//! shipped `config/mosquitto/store-bridge.conf` (only its placeholders, file paths and
-//! reconnect timer filled in). A member lookup by phone crosses the bridge while the WAN is
-//! up, and is answered 503 while it is down, never reaching HQ later. Real brokers,
-//! real binaries, loopback only; every wait is bounded and nothing asserts on timing.
+//! Mosquitto, configured by `storenode provision --local-broker` (its loopback listener
+//! with the store's ACL, and its bridge to HQ's Mosquitto over mutual TLS with a persistent
+//! queue, from the shipped `config/mosquitto/store-*.conf`; only the bridge's reconnect
+//! timer shortened). A member lookup by phone crosses the bridge while the WAN is up, and
+//! is answered 503 while it is down, never reaching HQ later. Real brokers, real binaries,
+//! loopback only; every wait is bounded and nothing asserts on timing.
 
 mod common;
 mod sync_util;
 
-use std::path::Path;
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
 use common::mosquitto::{Mosquitto, MosquittoOptions};
@@ -18,41 +20,55 @@ use sync_util::{BrokerAccess, HqNode, StoreNode, TENANT, wait_for};
 
 const CONVERGE: Duration = Duration::from_secs(90);
 
-/// The shipped bridge section for store `store`, pointed at HQ's broker on `hq_port`.
-fn bridge_section(store: &str, hq_port: u16, cert: &ClientCert) -> String {
-    let template = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/mosquitto/store-bridge.conf"),
+/// The store box's Mosquitto configuration as `storenode provision --local-broker` writes
+/// it for store `store`, bridged to HQ's broker on `hq_port`: `(box dir, conf.d, port)`.
+fn provision_store_broker(
+    store: &str,
+    hq_port: u16,
+    cert: &ClientCert,
+) -> (tempfile::TempDir, PathBuf, u16) {
+    let dir = tempfile::tempdir().expect("box dir");
+    let port = common::node::free_port();
+    let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let out = Command::new(common::node::binary())
+        .args(["provision", "--store-id", store, "--tenant", TENANT])
+        .args(["--broker", &format!("mqtts://127.0.0.1:{hq_port}")])
+        .arg("--ca")
+        .arg(&cert.ca_cert)
+        .arg("--cert")
+        .arg(&cert.cert)
+        .arg("--key")
+        .arg(&cert.key)
+        .args(["--local-broker", "--local-broker-port", &port.to_string()])
+        .args(["--mosquitto-dir", &path("mosquitto")])
+        .args(["--out", &path("etc/storenode.toml")])
+        .args(["--data-dir", &path("state"), "--udev-dir", &path("udev")])
+        .args(["--owner", "no-such-user-storenode-test"])
+        .output()
+        .expect("run storenode provision");
+    assert!(
+        out.status.success(),
+        "provision failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The node provisioned on that box talks to this broker on loopback, as the lanes here.
+    let config = std::fs::read_to_string(dir.path().join("etc/storenode.toml")).expect("config");
+    assert!(
+        config.contains(&format!("broker = \"mqtt://127.0.0.1:{port}\"")),
+        "{config}"
+    );
+    let conf_d = dir.path().join("mosquitto/conf.d");
+    let bridge = conf_d.join("storenode-30-bridge.conf");
+    let text = std::fs::read_to_string(&bridge).expect("the bridge provision wrote");
+    assert!(text.contains("restart_timeout 5 120"), "{text}");
+    // A test cannot wait minutes for the bridge's reconnect backoff.
+    std::fs::write(
+        &bridge,
+        text.replace("restart_timeout 5 120", "restart_timeout 1 2"),
     )
-    .expect("read config/mosquitto/store-bridge.conf");
-    for placeholder in [
-        "TENANT_ID",
-        "STORE_ID",
-        "HQ_BROKER",
-        "restart_timeout 5 120",
-    ] {
-        assert!(
-            template.contains(placeholder),
-            "template lacks {placeholder}"
-        );
-    }
-    template
-        .replace("TENANT_ID", TENANT)
-        .replace("STORE_ID", store)
-        .replace("HQ_BROKER", &format!("127.0.0.1:{hq_port}"))
-        .replace(
-            "/etc/mosquitto/storenode/ca.pem",
-            &cert.ca_cert.to_string_lossy(),
-        )
-        .replace(
-            "/etc/mosquitto/storenode/store.pem",
-            &cert.cert.to_string_lossy(),
-        )
-        .replace(
-            "/etc/mosquitto/storenode/store.key",
-            &cert.key.to_string_lossy(),
-        )
-        // A test cannot wait minutes for the bridge's reconnect backoff.
-        .replace("restart_timeout 5 120", "restart_timeout 1 2")
+    .expect("shorten the bridge's backoff");
+    (dir, conf_d, port)
 }
 
 fn lane_shows(lane: &StoreNode, sku: &str, expected: i64) {
@@ -103,8 +119,10 @@ fn lanes_converge_through_the_store_broker_while_hq_is_cut_off_and_hq_gets_every
         },
         "",
     );
+    let (_store_box, conf_d, port) =
+        provision_store_broker("s1", hq_broker.port(), &pki.client("s1"));
     let mut local_opts = MosquittoOptions::plain();
-    local_opts.extra = bridge_section("s1", hq_broker.port(), &pki.client("s1"));
+    local_opts.conf_d = Some((conf_d, port));
     let store_broker = Mosquitto::start(local_opts);
     let local = BrokerAccess::Plain {
         port: store_broker.port(),

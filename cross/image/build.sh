@@ -5,9 +5,11 @@
 #                        [--include PKG,...] [--overlay DIR] [--hook 'SHELL CMD'] [--keep-rootfs]
 #
 # The image holds the storenode .deb (default: the newest target/deb/storenode_*_<arch>.deb),
-# a Debian kernel, chrony, a store-local Mosquitto (loopback only), systemd-networkd (DHCP
-# on every wired interface) and persistent journald. Disk layout (GPT): an EFI system
-# partition with systemd-boot, the kernel and its initramfs, then the ext4 root partition,
+# a Debian kernel, chrony, the store's own Mosquitto (enabled; `storenode provision
+# --local-broker` gives it its listener and bridge to HQ), systemd-networkd (DHCP on every
+# wired interface) and persistent journald. Disk layout (GPT): an EFI system
+# partition with systemd-boot, the kernel and its initramfs (mounted at /boot/firmware: drop
+# storenode-provision.toml there to provision the box), then the ext4 root partition,
 # which grows to fill the card or eMMC on first boot.
 #
 # Output in DIR (default target/image): storenode-<arch>.img (raw, write it with dd or

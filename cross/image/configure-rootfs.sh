@@ -11,12 +11,14 @@ printf '127.0.0.1\tlocalhost\n127.0.1.1\tstorenode\n::1\t\tlocalhost ip6-localho
 
 # noatime: fewer writes to the SD card. x-systemd.growfs: the root file system grows to
 # its partition on first boot (systemd-repart below grows the partition to the card). The
-# ESP is mounted on first access only (kernel updates): no boot time, no writes.
+# ESP is the boot partition IT can write from any computer: mounted at /boot/firmware,
+# where storenode-provision.service looks for storenode-provision.toml; on first access
+# only (that check, kernel updates): no writes otherwise.
 cat >"$rootfs/etc/fstab" <<FSTAB
 PARTUUID=$root_uuid / ext4 rw,noatime,errors=remount-ro,x-systemd.growfs 0 1
-PARTUUID=$esp_uuid /boot/efi vfat umask=0077,noatime,nofail,noauto,x-systemd.automount 0 0
+PARTUUID=$esp_uuid /boot/firmware vfat umask=0077,noatime,nofail,noauto,x-systemd.automount 0 0
 FSTAB
-mkdir -p "$rootfs/boot/efi"
+mkdir -p "$rootfs/boot/firmware"
 
 mkdir -p "$rootfs/etc/repart.d"
 cat >"$rootfs/etc/repart.d/50-root.conf" <<'REPART'
@@ -46,13 +48,13 @@ mkdir -p "$rootfs/var/log/journal" "$rootfs/etc/systemd/journald.conf.d"
 printf '[Journal]\nStorage=persistent\nSystemMaxUse=200M\n' \
   >"$rootfs/etc/systemd/journald.conf.d/storenode.conf"
 
-# The store-local broker: the lanes of this box reach it on loopback. Before lanes on other
-# boxes use it, give it a TLS listener and an ACL (config/mosquitto in the sources).
-cat >"$rootfs/etc/mosquitto/conf.d/storenode-local.conf" <<'MOSQUITTO'
-# storenode image: store-local broker, loopback only.
-listener 1883 127.0.0.1
-allow_anonymous true
-MOSQUITTO
+# The store's own broker (Mosquitto, Debian's package): enabled, with Debian's settings
+# (persistence in /var/lib/mosquitto, log in /var/log/mosquitto) and no listener of ours
+# until provisioning: `storenode provision --local-broker` (or `local_broker = true` in the
+# provisioning file on the boot partition) writes its loopback listener and its bridge to
+# HQ's broker into /etc/mosquitto/conf.d/storenode-*.conf. Unprovisioned, Mosquitto 2
+# listens on loopback only.
+systemctl --root="$rootfs" enable mosquitto.service
 
 systemctl --root="$rootfs" enable systemd-networkd.service systemd-resolved.service \
   systemd-networkd-wait-online.service

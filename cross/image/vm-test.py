@@ -15,10 +15,16 @@ an ssh key for root, openssh-server and sqlite3), boots it and checks:
   5. dpkg -i of the new package, stdin closed: non-interactive, config untouched, data kept;
   6. power cuts: two tills sell through the forwarded port, qemu is SIGKILLed at a random
      moment (the guest's page cache dies with it), rebooted, the tills retry what was in
-     flight; every acknowledged sale is in the database exactly once.
+     flight; every acknowledged sale is in the database exactly once;
+  7. the store's own broker: a provisioning file with `local_broker = true` dropped on the
+     boot partition, a reboot (storenode-provision.service writes Mosquitto's listener
+     and bridge, then Mosquitto and the node start); a second lane (a transient unit with
+     its own data directory and forwarded port) on the guest's Mosquitto; with HQ's broker
+     (10.0.2.2 = a Mosquitto on this machine, mutual TLS, the chain's ACL) not running, the
+     two lanes converge through the guest's broker alone; then HQ's broker starts and the
+     bridge delivers the store's changes to it with the store's certificate.
 Cycles: 3 (SOAK=1: 50, or --cycles N). SEED= replays the random kill times. Every wait is
-bounded. Needs root (image build), qemu-system-x86, openssh-client. The check of two lanes
-through the local broker with the bridge cut is skipped: storenode has no broker bridge yet.
+bounded. Needs root (image build), qemu-system-x86, openssh-client, openssl, mosquitto.
 """
 
 import argparse
@@ -38,6 +44,25 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKENS = {"pos1": "vm-test-token-pos1-0123456789", "pos2": "vm-test-token-pos2-0123456789"}
+LANE2_TOKEN = "vm-test-token-lane2-0123456789"
+# The second lane's configuration: the same store, its own node id, data and port, and the
+# store's broker on loopback (as provisioning points the first lane at it).
+LANE2_CONFIG = """[node]
+tenant = "vmtest"
+store_id = "s1"
+node_id = "lane2"
+data_dir = "/var/lib/storenode-lane2"
+
+[api]
+listen = "0.0.0.0:8081"
+
+[[api.terminals]]
+id = "pos3"
+token = "{token}"
+
+[sync]
+broker = "{broker}"
+"""
 BOOT_TIMEOUT = 420  # TCG on a loaded 2-core machine: a boot takes 1 to 2 minutes.
 OPENING = 1_000_000
 SALE = {"lines": [{"sku": "MILK", "quantity": 1}],
@@ -65,7 +90,11 @@ token = "{pos1}"
 id = "pos2"
 token = "{pos2}"
 """
-CATALOG = "sku,name,price_minor,currency,tax_class,variable_measure,gtins\nMILK,Milk 1 l,119,EUR,reduced,false,4006381333931\n"
+CATALOG = ("sku,name,price_minor,currency,tax_class,variable_measure,gtins\n"
+           "MILK,Milk 1 l,119,EUR,reduced,false,4006381333931\n"
+           "BREAD,Bread 500 g,249,EUR,reduced,false,4006381333948\n")
+CONVERGE_TIMEOUT = 240  # two lanes on a TCG guest, each re-offering every 2 s
+BRIDGE_TIMEOUT = 300  # the bridge retries with backoff up to 120 s (restart_timeout 5 120)
 
 
 def log(*args):
@@ -103,7 +132,7 @@ class Vm:
 
     def __init__(self, work, img_dir, disk, arch="amd64"):
         self.work, self.img_dir, self.disk, self.arch = work, img_dir, disk, arch
-        self.api, self.ssh_port = free_port(), free_port()
+        self.api, self.ssh_port, self.lane2 = free_port(), free_port(), free_port()
         self.proc, self.boots = None, 0
 
     def start(self):
@@ -120,7 +149,8 @@ class Vm:
              "-drive", f"file={self.disk},if=none,id=d0,format=raw,cache=writeback",
              "-device", "nvme,drive=d0,serial=storenode",
              "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{self.api}-:8080,"
-                        f"hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22",
+                        f"hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22,"
+                        f"hostfwd=tcp:127.0.0.1:{self.lane2}-:8081",
              "-device", "virtio-net-pci,netdev=n0"],
             stdin=subprocess.DEVNULL)
         self.started = time.monotonic()
@@ -357,6 +387,187 @@ def power_cuts(vm, cycles, rng, acked):
     check_sales(vm, acked)
 
 
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def pki(dir):
+    """A CA, the store's client certificate (CN s1), HQ's (CN hq) and HQ's broker's server
+    certificate for the address the guest dials (10.0.2.2, qemu's alias of this host)."""
+    dir.mkdir(parents=True, exist_ok=True)
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", str(dir / "ca.key"), "-out", str(dir / "ca.pem"), "-days", "2",
+            "-subj", "/CN=vm-test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    for name, ext in (("s1", "extendedKeyUsage=clientAuth"),
+                      ("hq-broker", "extendedKeyUsage=serverAuth\n"
+                                    "subjectAltName=IP:10.0.2.2,IP:127.0.0.1")):
+        (dir / f"{name}.ext").write_text(f"basicConstraints=CA:FALSE\n{ext}\n")
+        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", str(dir / f"{name}.key"), "-out", str(dir / f"{name}.csr"),
+                "-subj", f"/CN={name}")
+        openssl("x509", "-req", "-in", str(dir / f"{name}.csr"), "-CA", str(dir / "ca.pem"),
+                "-CAkey", str(dir / "ca.key"), "-CAcreateserial", "-days", "2",
+                "-out", str(dir / f"{name}.pem"), "-extfile", str(dir / f"{name}.ext"))
+
+
+class HqBroker:
+    """HQ's broker: Mosquitto on this machine's loopback, mutual TLS and the chain's ACL,
+    logging every PUBLISH it receives."""
+
+    def __init__(self, dir):
+        self.dir, self.port, self.proc = dir, free_port(), None
+        acl = (ROOT / "config/mosquitto/acl").read_text().replace("TENANT_ID", "vmtest")
+        (dir / "acl").write_text(acl)
+        (dir / "hq-mosquitto.conf").write_text(
+            f"user root\npersistence false\nlog_dest file {dir}/hq-mosquitto.log\nlog_type all\n"
+            f"listener {self.port} 127.0.0.1\ncafile {dir}/ca.pem\ncertfile {dir}/hq-broker.pem\n"
+            f"keyfile {dir}/hq-broker.key\nrequire_certificate true\nuse_identity_as_username true\n"
+            f"allow_anonymous false\nacl_file {dir}/acl\n")
+
+    def start(self):
+        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.dir / "hq-mosquitto.conf")],
+                                     stdin=subprocess.DEVNULL)
+
+    def log(self):
+        try:
+            return (self.dir / "hq-mosquitto.log").read_text()
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+def on_hand(port, token, sku):
+    try:
+        status, body = call(port, "GET", f"/v1/stock/{sku}", token=token)
+    except OSError:
+        return None
+    return body.get("on_hand") if status == 200 and isinstance(body, dict) else None
+
+
+def wait_for(what, timeout, probe):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if probe():
+                log("ok:", what)
+                return
+        except OSError:
+            pass  # the forwarded port accepts, then resets, until the guest listens
+        time.sleep(2)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def reboot(vm):
+    """A clean reboot of the guest (qemu stays up); waits until the new boot is ready."""
+    boot_id = vm.ssh("cat /proc/sys/kernel/random/boot_id").strip()
+    vm.ssh("systemctl reboot", check=False, timeout=30)
+    vm.started = time.monotonic()
+    deadline = vm.started + BOOT_TIMEOUT
+    while time.monotonic() < deadline:
+        time.sleep(5)
+        try:
+            if call(vm.api, "GET", "/readyz", timeout=5)[0] != 200:
+                continue
+            now = vm.ssh("cat /proc/sys/kernel/random/boot_id", check=False, timeout=40).strip()
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if now and now != boot_id:
+            return time.monotonic() - vm.started
+    raise RuntimeError(f"no new boot ready within {BOOT_TIMEOUT} s")
+
+
+def store_broker(vm, work):
+    """Provisioning from the boot partition with the store's own broker; two lanes converge
+    through it while HQ's broker is down; then the bridge brings the store's changes to HQ."""
+    started = time.monotonic()
+    certs = work / "pki"
+    pki(certs)
+    hq = HqBroker(certs)
+    # IT drops the file and the certificates on the boot partition (FAT, any computer).
+    provisioning = (f'store_id = "s1"\ntenant = "vmtest"\nbroker = "mqtts://10.0.2.2:{hq.port}"\n'
+                    'ca = "ca.pem"\ncert = "s1.pem"\nkey = "s1.key"\nlocal_broker = true\n')
+    for name, data in (("storenode-provision.toml", provisioning.encode()),
+                       ("ca.pem", (certs / "ca.pem").read_bytes()),
+                       ("s1.pem", (certs / "s1.pem").read_bytes()),
+                       ("s1.key", (certs / "s1.key").read_bytes())):
+        (work / "upload").write_bytes(data)
+        with open(work / "upload", "rb") as upload:
+            vm.ssh(f"cat >/boot/firmware/{name}", stdin=upload)
+    vm.ssh("sync")
+    log(f"provisioning file on the boot partition; rebooted, ready after {reboot(vm):.0f} s")
+    provision_log = vm.ssh("journalctl -b -u storenode-provision.service --no-pager -o cat")
+    check(vm.ssh("ls /boot/firmware/").split().count("storenode-provision.toml") == 0,
+          "storenode-provision.service consumed the provisioning file")
+    check("storenode-30-bridge.conf" in provision_log and "storenode-10-local.conf" in provision_log,
+          "provisioning wrote the store broker's listener and bridge")
+    check(vm.ssh("systemctl is-active mosquitto.service").strip() == "active",
+          "mosquitto.service runs with them")
+    config = vm.ssh("cat /etc/storenode/storenode.toml")
+    check('broker = "mqtt://127.0.0.1:1883"' in config,
+          "the node's [sync] points at the store's broker on loopback")
+    check(vm.ssh("stat -c '%a %U:%G' /etc/mosquitto/storenode/store.key").strip() == "640 root:mosquitto",
+          "the bridge's key is 0640 root:mosquitto")
+    check(vm.unit("ActiveState")["ActiveState"] == "active", "the node runs after provisioning")
+
+    # The second lane: same store, own data directory and port, the same local broker.
+    with open(work / "upload", "wb") as upload:
+        upload.write(LANE2_CONFIG.format(token=LANE2_TOKEN, broker="mqtt://127.0.0.1:1883").encode())
+    with open(work / "upload", "rb") as upload:
+        vm.ssh("cat >/etc/storenode/lane2.toml", stdin=upload)
+    (work / "upload").write_text(CATALOG)
+    with open(work / "upload", "rb") as upload:
+        vm.ssh("cat >/tmp/catalog.csv", stdin=upload)
+    vm.ssh("install -d -o storenode -g storenode -m 0750 /var/lib/storenode-lane2 && "
+           "chmod 0644 /etc/storenode/lane2.toml /tmp/catalog.csv && "
+           "runuser -u storenode -- storenode --config /etc/storenode/lane2.toml catalog import /tmp/catalog.csv && "
+           "systemd-run --unit=storenode-lane2 --uid=storenode --gid=storenode "
+           "/usr/bin/storenode --config /etc/storenode/lane2.toml run")
+    wait_for("the second lane is ready", BOOT_TIMEOUT,
+             lambda: call(vm.lane2, "GET", "/readyz", timeout=5)[0] == 200)
+
+    # The WAN is down: HQ's broker is not running, the bridge cannot connect.
+    check(hq.proc is None, "HQ's broker is unreachable (not started)")
+    status, _ = call(vm.api, "POST", "/v1/receipts", {"lines": [{"sku": "BREAD", "quantity": 100}]},
+                     TOKENS["pos1"], "bread-in")
+    check(status == 201, "lane 1 receives 100 BREAD")
+    wait_for("lane 2 sees lane 1's receipt through the store's broker", CONVERGE_TIMEOUT,
+             lambda: on_hand(vm.lane2, LANE2_TOKEN, "BREAD") == 100)
+    bread = {"lines": [{"sku": "BREAD", "quantity": 1}],
+             "payments": [{"method": "card", "amount_minor": 249}]}
+    for n in range(3):
+        status, _ = call(vm.api, "POST", "/v1/sales", bread, TOKENS["pos1"], f"bread-l1-{n}")
+        check(status == 201, f"lane 1 sells BREAD ({n + 1}/3)")
+    for n in range(5):
+        status, _ = call(vm.lane2, "POST", "/v1/sales", bread, LANE2_TOKEN, f"bread-l2-{n}")
+        check(status == 201, f"lane 2 sells BREAD ({n + 1}/5)")
+    wait_for("both lanes show 92 BREAD, HQ cut off", CONVERGE_TIMEOUT,
+             lambda: on_hand(vm.api, TOKENS["pos1"], "BREAD") == 92
+             and on_hand(vm.lane2, LANE2_TOKEN, "BREAD") == 92)
+    check("Received PUBLISH" not in hq.log(), "nothing reached HQ's broker while it was down")
+    bridge_log = vm.ssh("grep -c 'Connecting bridge' /var/log/mosquitto/mosquitto.log || true").strip()
+    log(f"the guest's broker tried the bridge {bridge_log} times while HQ was down")
+    converged = time.monotonic()
+
+    # The WAN is back: the bridge reconnects (its backoff) and the store's changes arrive.
+    hq.start()
+    try:
+        wait_for("the bridge connects to HQ's broker with the store's certificate", BRIDGE_TIMEOUT,
+                 lambda: "as storenode-bridge-s1" in hq.log())
+        wait_for("the store's changes reach HQ's broker over the bridge", CONVERGE_TIMEOUT,
+                 lambda: "'storenode/v1/vmtest/s1/changes/" in hq.log())
+        denied = [line for line in hq.log().splitlines() if "Denied PUBLISH" in line]
+        check(not denied, f"HQ's ACL took everything the bridge sent ({denied[:3]})")
+    finally:
+        hq.stop()
+    log(f"store broker check: {time.monotonic() - started:.0f} s "
+        f"(bridge back to changes at HQ: {time.monotonic() - converged:.0f} s)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--binary", default=os.path.join(
@@ -383,7 +594,7 @@ def main():
         watchdog(vm, acked)
         upgrade(vm, debs, acked)
         power_cuts(vm, args.cycles, random.Random(seed), acked)
-        log("skipped: two lanes through the local broker with the bridge cut (no broker bridge in storenode yet)")
+        store_broker(vm, work)
         log(f"vm-test passed: {args.cycles} power cuts, {len(acked)} acknowledged sales, each exactly once")
     finally:
         if vm and vm.proc and vm.proc.poll() is None:

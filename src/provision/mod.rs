@@ -10,8 +10,12 @@
 //! configuration must load; every file is staged and renamed into place at the end
 //! ([`stage`]), so a failed provisioning changes nothing. Re-provisioning (`--force`) edits
 //! the existing file ([`plan`]): comments, hand-written sections and the other terminals
-//! stay, and existing tokens are kept unless `--rotate-tokens`.
+//! stay, and existing tokens are kept unless `--rotate-tokens`. With `--local-broker` it
+//! also writes the store's own Mosquitto ([`broker`]: a loopback listener for this box's
+//! lanes, the bridge to HQ's broker, optionally a TLS listener for the lanes of other
+//! boxes) and points this node's `[sync]` at it.
 
+pub mod broker;
 pub mod plan;
 pub mod stage;
 pub mod udev;
@@ -88,6 +92,23 @@ pub struct ProvisionArgs {
     /// Where the udev rules for devices with a `usb_serial` go.
     #[arg(long, default_value = "/etc/udev/rules.d")]
     pub udev_dir: PathBuf,
+    /// This box runs the store's own Mosquitto: write its listener and its bridge to
+    /// --broker (HQ's) into Mosquitto's conf.d, and point this node at it.
+    #[arg(long)]
+    pub local_broker: bool,
+    /// The loopback port of the store's broker [default: 1883].
+    #[arg(long, requires = "local_broker")]
+    pub local_broker_port: Option<u16>,
+    /// With --local-broker: this box's server certificate (signed by the CA, naming the box)
+    /// for a TLS listener on 8883 that the lanes of the store's other boxes use.
+    #[arg(long, requires = "lanes_key")]
+    pub lanes_cert: Option<PathBuf>,
+    /// The key of --lanes-cert.
+    #[arg(long, requires = "lanes_cert")]
+    pub lanes_key: Option<PathBuf>,
+    /// Mosquitto's configuration directory (conf.d/storenode-*.conf, storenode/).
+    #[arg(long, default_value = broker::DEFAULT_DIR)]
+    pub mosquitto_dir: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +132,8 @@ pub enum ProvisionError {
     Identity(#[from] crate::tls::x509::IdentityError),
     #[error("the catalog is refused, nothing was changed: {0}")]
     Catalog(String),
+    #[error("the store's broker cannot be configured, nothing was changed: {0}")]
+    Broker(#[from] broker::BrokerError),
 }
 
 /// What provisioning wrote; the tokens are shown to the operator once.
@@ -123,6 +146,8 @@ pub struct Provisioned {
     pub kept: Vec<String>,
     pub certs: Vec<PathBuf>,
     pub udev_rules: Option<PathBuf>,
+    /// The store's broker's files (`--local-broker`).
+    pub broker_files: Vec<PathBuf>,
     /// The catalog to import now that the configuration is in place.
     pub catalog: Option<PathBuf>,
     pub notes: Vec<String>,
@@ -151,6 +176,10 @@ fn merged(args: &ProvisionArgs) -> Result<(ProvisionArgs, Option<toml::Table>), 
     out.cert = args.cert.clone().or(file.cert);
     out.key = args.key.clone().or(file.key);
     out.catalog = args.catalog.clone().or(file.catalog);
+    out.local_broker = args.local_broker || file.local_broker.unwrap_or(false);
+    out.local_broker_port = args.local_broker_port.or(file.local_broker_port);
+    out.lanes_cert = args.lanes_cert.clone().or(file.lanes_cert);
+    out.lanes_key = args.lanes_key.clone().or(file.lanes_key);
     for terminal in file.terminals {
         if !out.token_for.contains(&terminal) {
             out.token_for.push(terminal);
@@ -229,6 +258,7 @@ pub fn run(args: &ProvisionArgs) -> Result<Provisioned, ProvisionError> {
         }
         _ => None,
     };
+    let broker_plan = local_broker(&args, &store_id, &tenant)?;
     if let Some(catalog) = &args.catalog {
         let text = fs::read_to_string(catalog)
             .map_err(|e| ProvisionError::Catalog(format!("{}: {e}", catalog.display())))?;
@@ -327,6 +357,36 @@ pub fn run(args: &ProvisionArgs) -> Result<Provisioned, ProvisionError> {
         udev_rules = Some(target);
     }
 
+    let mut broker_files = Vec::new();
+    if let (Some(plan), Some(pems)) = (&broker_plan, &pems) {
+        let lanes = match (&args.lanes_cert, &args.lanes_key) {
+            (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+            _ => None,
+        };
+        let mosquitto = crate::ownership::lookup_user(broker::MOSQUITTO_USER);
+        if mosquitto.is_none() {
+            notes.push(format!(
+                "user {} does not exist: the broker's keys stay owned by the current user (apt-get install mosquitto)",
+                broker::MOSQUITTO_USER
+            ));
+        }
+        let sources = broker::Pems {
+            ca: &pems[0],
+            store_cert: &pems[1],
+            store_key: &pems[2],
+            lanes: lanes.as_ref().map(|(c, k)| (&c[..], &k[..])),
+        };
+        for file in plan.files(&sources) {
+            // Root's, readable by Mosquitto's group where secret (it reads them after
+            // dropping root).
+            let owner = mosquitto
+                .filter(|_| file.mosquitto_group)
+                .map(|(_, gid)| (0, gid));
+            stage.write(&file.path, &file.data, file.mode, owner)?;
+            broker_files.push(file.path);
+        }
+    }
+
     let settings = Settings {
         tenant,
         store_id,
@@ -338,8 +398,16 @@ pub fn run(args: &ProvisionArgs) -> Result<Provisioned, ProvisionError> {
         currency: args.currency.clone(),
         listen: args.listen.clone(),
         terminals,
-        broker: args.broker.clone(),
-        tls: tls_names,
+        // The node talks to the store's broker on loopback; the bridge carries its topics.
+        broker: match &broker_plan {
+            Some(plan) => Some(plan.node_broker()),
+            None => args.broker.clone(),
+        },
+        tls: if broker_plan.is_some() {
+            None
+        } else {
+            tls_names
+        },
         devices,
     };
     let text = plan::apply(previous, &settings).to_string();
@@ -361,9 +429,51 @@ pub fn run(args: &ProvisionArgs) -> Result<Provisioned, ProvisionError> {
         kept,
         certs,
         udev_rules,
+        broker_files,
         catalog: args.catalog.clone(),
         notes,
     })
+}
+
+/// The store's broker to write (`--local-broker`), checked before anything is written.
+fn local_broker(
+    args: &ProvisionArgs,
+    store_id: &str,
+    tenant: &str,
+) -> Result<Option<broker::BrokerPlan>, ProvisionError> {
+    if !args.local_broker {
+        if args.lanes_cert.is_some() || args.lanes_key.is_some() {
+            return Err(ProvisionError::Missing {
+                what: "local_broker (--lanes-cert is for the store's broker)",
+            });
+        }
+        return Ok(None);
+    }
+    let hq = match (&args.broker, &args.ca) {
+        (Some(url), Some(_)) => broker::hq_address(url)?,
+        _ => return Err(broker::BrokerError::NeedsHq.into()),
+    };
+    let lanes = match (&args.lanes_cert, &args.lanes_key) {
+        (Some(cert), Some(key)) => {
+            // The same loader rustls servers use: a certificate and a key that belong
+            // together, or a refusal naming the files.
+            crate::tls::server_config(cert, key).map_err(|e| ProvisionError::File {
+                file: cert.clone(),
+                reason: e.to_string(),
+            })?;
+            true
+        }
+        (None, None) => false,
+        _ => return Err(broker::BrokerError::IncompleteLanes.into()),
+    };
+    Ok(Some(broker::BrokerPlan {
+        dir: args.mosquitto_dir.clone(),
+        tenant: tenant.to_string(),
+        store_id: store_id.to_string(),
+        hq,
+        local_port: args.local_broker_port.unwrap_or(broker::DEFAULT_LOCAL_PORT),
+        lanes,
+    }))
 }
 
 /// Loads a copy of the new configuration that names the staged files, then removes it.
@@ -419,6 +529,12 @@ pub fn render(done: &Provisioned) -> String {
             rules.display()
         );
     }
+    if !done.broker_files.is_empty() {
+        let _ = writeln!(out, "  the store's broker (Mosquitto), bridged to HQ:");
+        for file in &done.broker_files {
+            let _ = writeln!(out, "    {}", file.display());
+        }
+    }
     if !done.tokens.is_empty() {
         let _ = writeln!(
             out,
@@ -438,9 +554,14 @@ pub fn render(done: &Provisioned) -> String {
     for note in &done.notes {
         let _ = writeln!(out, "note: {note}");
     }
+    let restart = if done.broker_files.is_empty() {
+        "storenode"
+    } else {
+        "mosquitto storenode"
+    };
     let _ = writeln!(
         out,
-        "next: systemctl restart storenode && storenode diag status"
+        "next: systemctl restart {restart} && storenode diag status"
     );
     out
 }

@@ -26,6 +26,12 @@ pub struct ProvisionFile {
     #[serde(default)]
     pub terminals: Vec<String>,
     pub catalog: Option<PathBuf>,
+    /// This box runs the store's own Mosquitto, bridged to `broker` (HQ's).
+    pub local_broker: Option<bool>,
+    pub local_broker_port: Option<u16>,
+    /// This box's server certificate and key for the lanes of the store's other boxes.
+    pub lanes_cert: Option<PathBuf>,
+    pub lanes_key: Option<PathBuf>,
     /// The configuration's `[devices]` section as is, plus `usb_serial` per device.
     pub devices: Option<toml::Table>,
 }
@@ -39,6 +45,8 @@ impl ProvisionFile {
             &mut parsed.cert,
             &mut parsed.key,
             &mut parsed.catalog,
+            &mut parsed.lanes_cert,
+            &mut parsed.lanes_key,
         ]
         .into_iter()
         .flatten()
@@ -193,6 +201,11 @@ pub fn apply(existing: Option<DocumentMut>, settings: &Settings) -> DocumentMut 
             sync.insert("ca_file", value(ca));
             sync.insert("cert_file", value(cert));
             sync.insert("key_file", value(key));
+        } else if broker.starts_with("mqtt://") {
+            // A loopback broker (the store's own): no TLS, so no stale files named.
+            for key in ["ca_file", "cert_file", "key_file"] {
+                sync.remove(key);
+            }
         }
     }
     if let Some(devices) = &settings.devices

@@ -13,6 +13,7 @@ fn args(dir: &Path) -> ProvisionArgs {
         data_dir: Some(dir.join("state")),
         owner: "no-such-user-storenode-test".into(),
         udev_dir: dir.join("udev"),
+        mosquitto_dir: dir.join("mosquitto"),
         ..ProvisionArgs::default()
     }
 }
@@ -233,4 +234,124 @@ usb_serial = "19012B0123"
     let text = fs::read_to_string(&done.config).unwrap();
     assert!(text.contains("/dev/storenode/scanner0"), "{text}");
     assert!(!file.exists(), "consumed");
+}
+
+fn with_local_broker(dir: &Path) -> ProvisionArgs {
+    let mut args = with_tls(dir, identity(dir, "s042", false));
+    args.local_broker = true;
+    args
+}
+
+#[test]
+fn a_local_broker_gets_listener_bridge_and_keys_and_the_node_points_at_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = with_local_broker(dir.path());
+    let done = run(&args).unwrap();
+    let mosquitto = dir.path().join("box/mosquitto");
+    let bridge = fs::read_to_string(mosquitto.join("conf.d/storenode-30-bridge.conf")).unwrap();
+    assert!(bridge.contains("address hq.example.com:8883\n"), "{bridge}");
+    let key = mosquitto.join("storenode/store.key");
+    assert!(bridge.contains(&format!("bridge_keyfile {}\n", key.display())));
+    assert_eq!(
+        fs::read(&key).unwrap(),
+        fs::read(args.key.as_ref().unwrap()).unwrap()
+    );
+    assert_eq!(
+        fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    let local = fs::read_to_string(mosquitto.join("conf.d/storenode-10-local.conf")).unwrap();
+    assert!(local.contains("listener 1883 127.0.0.1\n"), "{local}");
+    assert!(mosquitto.join("storenode/acl-local").exists());
+    assert!(!mosquitto.join("conf.d/storenode-20-lanes.conf").exists());
+    assert_eq!(done.broker_files.len(), 6);
+
+    let config = Config::load(&done.config).unwrap();
+    let sync = config.sync.expect("sync on");
+    assert_eq!(
+        (sync.broker.host.as_str(), sync.broker.port),
+        ("127.0.0.1", 1883)
+    );
+    assert!(sync.broker.tls.is_none());
+    let text = fs::read_to_string(&done.config).unwrap();
+    assert!(!text.contains("ca_file"), "{text}");
+    assert!(render(&done).contains("systemctl restart mosquitto storenode"));
+}
+
+#[test]
+fn re_provisioning_a_local_broker_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = with_local_broker(dir.path());
+    run(&args).unwrap();
+    let before = entries(&dir.path().join("box"));
+    args.force = true;
+    run(&args).unwrap();
+    assert_eq!(entries(&dir.path().join("box")), before);
+}
+
+#[test]
+fn a_refused_local_broker_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = with_local_broker(dir.path());
+    run(&args).unwrap();
+    let before = entries(&dir.path().join("box"));
+    args.force = true;
+    // A listener certificate without a usable key: refused before any write.
+    let garbage = dir.path().join("garbage.pem");
+    fs::write(&garbage, "garbage").unwrap();
+    args.lanes_cert = Some(garbage.clone());
+    args.lanes_key = Some(garbage);
+    assert!(run(&args).is_err());
+    args.lanes_cert = None;
+    args.lanes_key = None;
+    args.local_broker_port = Some(1884);
+    args.broker = Some("mqtts://hq\nlistener 9:8883".into());
+    assert!(matches!(run(&args), Err(ProvisionError::Broker(_))));
+    assert_eq!(entries(&dir.path().join("box")), before);
+}
+
+#[test]
+fn a_local_broker_needs_hqs_mqtts_broker_and_without_it_nothing_is_written_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = args(dir.path());
+    args.local_broker = true;
+    assert!(matches!(run(&args), Err(ProvisionError::Broker(_))));
+    assert!(entries(dir.path()).is_empty());
+    args.local_broker = false;
+    run(&args).unwrap();
+    assert!(!dir.path().join("mosquitto").exists());
+}
+
+#[test]
+fn a_provisioning_file_asks_for_the_local_broker_with_a_lanes_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = identity(dir.path(), "s042", false);
+    let file = dir.path().join("storenode-provision.toml");
+    fs::write(
+        &file,
+        format!(
+            "store_id = \"s042\"\ntenant = \"acme\"\nbroker = \"mqtts://10.0.2.2:18883\"\n\
+             ca = {ca:?}\ncert = {cert:?}\nkey = {key:?}\nlocal_broker = true\n\
+             local_broker_port = 1884\nlanes_cert = \"c.pem\"\nlanes_key = \"c.key\"\n"
+        ),
+    )
+    .unwrap();
+    let args = ProvisionArgs {
+        from: Some(file),
+        store_id: None,
+        tenant: None,
+        token_for: Vec::new(),
+        ..args(&dir.path().join("box"))
+    };
+    let done = run(&args).unwrap();
+    let mosquitto = dir.path().join("box/mosquitto");
+    let lanes = fs::read_to_string(mosquitto.join("conf.d/storenode-20-lanes.conf")).unwrap();
+    assert!(lanes.contains("require_certificate true"), "{lanes}");
+    let acl = fs::read_to_string(mosquitto.join("storenode/acl")).unwrap();
+    assert!(
+        acl.contains("pattern readwrite storenode/v1/acme/%u/changes/#"),
+        "{acl}"
+    );
+    let config = Config::load(&done.config).unwrap();
+    assert_eq!(config.sync.unwrap().broker.port, 1884);
 }

@@ -42,6 +42,10 @@ pub struct MosquittoOptions {
     pub mtls: Option<MtlsOptions>,
     /// Appended to the generated configuration (a bridge section, say).
     pub extra: String,
+    /// A Mosquitto conf.d as `storenode provision --local-broker` writes it and the port of
+    /// the listener in it: the helper then writes no listener of its own (as Debian's
+    /// mosquitto.conf) and includes that directory.
+    pub conf_d: Option<(PathBuf, u16)>,
 }
 
 impl MosquittoOptions {
@@ -49,6 +53,7 @@ impl MosquittoOptions {
         MosquittoOptions {
             mtls: None,
             extra: String::new(),
+            conf_d: None,
         }
     }
 
@@ -61,6 +66,7 @@ impl MosquittoOptions {
                 tenant: tenant.to_owned(),
             }),
             extra: String::new(),
+            conf_d: None,
         }
     }
 }
@@ -88,7 +94,10 @@ impl Mosquitto {
         }
         let mut last_failure = String::new();
         for _ in 0..START_ATTEMPTS {
-            let port = free_port();
+            let port = opts
+                .conf_d
+                .as_ref()
+                .map_or_else(free_port, |(_, port)| *port);
             write_config(dir.path(), port, &opts);
             match spawn_broker(dir.path(), port) {
                 Ok(child) => {
@@ -245,14 +254,17 @@ fn write_config(dir: &Path, port: u16, opts: &MosquittoOptions) {
          persistence_location {data}/\n\
          max_packet_size {MAX_PACKET_SIZE}\n\
          log_dest stderr\n\
-         log_type all\n\
-         listener {port} 127.0.0.1\n",
+         log_type all\n",
         data = data.display(),
     );
-    match &opts.mtls {
-        None => conf.push_str("allow_anonymous true\n"),
-        Some(mtls) => conf.push_str(&format!(
-            "cafile {}\n\
+    match (&opts.conf_d, &opts.mtls) {
+        (Some((conf_d, _)), _) => conf.push_str(&format!("include_dir {}\n", conf_d.display())),
+        (None, None) => conf.push_str(&format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\n"
+        )),
+        (None, Some(mtls)) => conf.push_str(&format!(
+            "listener {port} 127.0.0.1\n\
+             cafile {}\n\
              certfile {}\n\
              keyfile {}\n\
              require_certificate true\n\
