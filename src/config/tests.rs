@@ -166,6 +166,7 @@ const NUMBER_KEYS: &[(&str, &str)] = &[
     ("api", "rate_per_terminal"),
     ("api", "burst_per_terminal"),
     ("database", "max_batch"),
+    ("database", "idempotency_retention_hours"),
     ("sync", "resend_interval_ms"),
     ("sync", "reconnect_max_ms"),
     ("sync", "online_escrow_units"),
