@@ -345,6 +345,7 @@ mod tests {
     fn the_append_path_migration_keeps_every_row_and_every_reference() {
         let mut conn = database_before_append_path();
         let tables = [
+            "SELECT * FROM sale ORDER BY id",
             "SELECT * FROM sale_line ORDER BY sale_id, line_no",
             "SELECT * FROM payment ORDER BY sale_id, seq",
             "SELECT * FROM epcis_event ORDER BY seq",
@@ -353,10 +354,10 @@ mod tests {
         ];
         let before: Vec<Vec<String>> = tables.iter().map(|q| dump(&conn, q)).collect();
         assert_eq!(
-            before[2].len(),
+            before[3].len(),
             2,
             "a receipt and a sale event: {:?}",
-            before[2]
+            before[3]
         );
 
         migrate(&mut conn).unwrap();
@@ -383,7 +384,7 @@ mod tests {
         let indexes = dump(
             &conn,
             "SELECT name FROM sqlite_schema WHERE type = 'index'
-               AND tbl_name IN ('sale_line', 'payment', 'epcis_event', 'sync_change', 'sync_outbox')
+               AND tbl_name IN ('sale', 'sale_line', 'payment', 'epcis_event', 'sync_change', 'sync_outbox')
              ORDER BY name",
         );
         assert_eq!(indexes, vec!["Text(\"epcis_event_by_at\")".to_string()]);
