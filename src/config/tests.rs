@@ -216,3 +216,20 @@ proptest::proptest! {
         let _ = load(&format!("{MINIMAL}{text}"));
     }
 }
+
+#[test]
+fn idempotency_answers_are_kept_a_week_unless_configured() {
+    let week = std::time::Duration::from_secs(7 * 24 * 3600);
+    assert_eq!(load(MINIMAL).unwrap().database.idempotency_retention, week);
+    let day = format!("{MINIMAL}\n[database]\nidempotency_retention_hours = 24\n");
+    assert_eq!(
+        load(&day).unwrap().database.idempotency_retention,
+        std::time::Duration::from_secs(24 * 3600)
+    );
+    let never = format!("{MINIMAL}\n[database]\nidempotency_retention_hours = 0\n");
+    let err = load(&never).unwrap_err().to_string();
+    assert!(
+        err.contains("database.idempotency_retention_hours"),
+        "{err}"
+    );
+}
