@@ -279,7 +279,6 @@ async fn top_up_escrow(state: AppState, units: i64, shutdown: CancellationToken)
     }
 }
 
-/// Releases the reservations of click-and-collect orders whose hold time has passed.
 /// Most prune jobs per minute: an old database with months of kept answers is brought down
 /// over hours, a few hundred rows per write job, not in one long write.
 const PRUNE_BATCHES_PER_TICK: usize = 50;
@@ -327,6 +326,7 @@ async fn prune_idempotency(state: AppState, retention: Duration, shutdown: Cance
     }
 }
 
+/// Releases the reservations of click-and-collect orders whose hold time has passed.
 async fn expire_orders(state: AppState, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(ORDER_EXPIRY_INTERVAL);
     loop {

@@ -183,9 +183,9 @@ const MIGRATIONS: &[&str] = &[
     // Points a return gives back; a lane's ask to HQ for a coupon's use. Owned by
     // `store::loyalty` and `store::coupons`.
     include_str!("points_refund_coupon_want.sql"),
-    // Sale lines and payments WITHOUT ROWID, the EPCIS log without AUTOINCREMENT and its
-    // unread unique index, the node's sync log and outbox without their indexes: fewer pages
-    // per sale (SD-card wear). Owned by `store::sales`, `epcis` and `sync::persist`.
+    // Sale lines and payments WITHOUT ROWID, sales without their `sale_no` index, the EPCIS
+    // log without AUTOINCREMENT and its unread unique index, the node's sync log and outbox
+    // without their indexes: fewer pages per sale (SD-card wear). Owned by `store::sales`, `epcis` and `sync::persist`.
     include_str!("write_path_append.sql"),
 ];
 

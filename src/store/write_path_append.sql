@@ -1,6 +1,6 @@
 -- Fewer B-trees touched per sale (SD-card wear, issue 18). Each table or index a commit
 -- changes costs at least one WAL frame (a whole page), and each of them is a page the next
--- checkpoint writes back. A sale touched 22 of them; this takes 5 off its path. Nothing stored
+-- checkpoint writes back. A sale touched 22 of them; this takes 7 off its path. Nothing stored
 -- is dropped: the rebuilt tables take every row, column for column, in the same order (tests
 -- and older tools insert by position). Runs with foreign keys off (schema::migrate) and is
 -- checked with `PRAGMA foreign_key_check` before it commits.
@@ -122,9 +122,10 @@ BEGIN
 END;
 
 -- The sync change log's and outbox's (doc_key, epoch, id) indexes: two more B-trees per sale.
--- A node holds a handful of documents; its change log is cleared at every save (a few
--- hundred entries at most), and its outbox holds what HQ has not acknowledged yet, so the
--- reads by document scan a short table in id order instead. HQ's database keeps both indexes
--- (hq::db has its own migrations): it holds every store's documents. Owned by `sync::persist`.
+-- A node holds a handful of documents; its change log is cleared at every save (at most
+-- persist::SAVE_EVERY_CHANGES = 512 entries a document), and its outbox holds only what HQ
+-- has not acknowledged yet, so the reads by document scan a short table in id order instead.
+-- HQ's database keeps both indexes (hq::db has its own migrations): it holds every store's
+-- documents. Owned by `sync::persist`.
 DROP INDEX IF EXISTS sync_change_by_doc;
 DROP INDEX IF EXISTS sync_outbox_by_doc;
