@@ -2,7 +2,17 @@
 
 /// Now, in UTC, as RFC 3339 with milliseconds: sortable as text.
 pub fn now_utc() -> String {
+    utc_text(time::OffsetDateTime::now_utc())
+}
+
+/// `now - age` in the format of [`now_utc`], to compare with stored `at` columns.
+pub fn utc_ago(age: std::time::Duration) -> String {
+    let age = time::Duration::try_from(age).unwrap_or(time::Duration::MAX);
     let now = time::OffsetDateTime::now_utc();
+    utc_text(now.checked_sub(age).unwrap_or(now))
+}
+
+fn utc_text(now: time::OffsetDateTime) -> String {
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );

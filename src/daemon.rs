@@ -138,6 +138,11 @@ impl Node {
             }
         });
         tasks.spawn(expire_orders(state.clone(), shutdown.clone()));
+        tasks.spawn(prune_idempotency(
+            state.clone(),
+            config.database.idempotency_retention,
+            shutdown.clone(),
+        ));
         // Write probe, disk, certificate and clock: components, figures, one log per change.
         tasks.spawn(crate::probes::run(
             crate::probes::Watched {
@@ -270,6 +275,53 @@ async fn top_up_escrow(state: AppState, units: i64, shutdown: CancellationToken)
             Ok(0) => {}
             Ok(skus) => tracing::info!(skus, units, "granted units to the online channel"),
             Err(e) => tracing::warn!(error = %e, "online escrow top-up failed; will retry"),
+        }
+    }
+}
+
+/// Most prune jobs per minute: an old database with months of kept answers is brought down
+/// over hours, a few hundred rows per write job, not in one long write.
+const PRUNE_BATCHES_PER_TICK: usize = 50;
+
+/// Forgets the idempotency answers older than `retention` (`store::idempotency::prune`),
+/// once a minute, in batches that each take their turn in the group commit beside sales.
+async fn prune_idempotency(state: AppState, retention: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(ORDER_EXPIRY_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let mut pruned = 0;
+        for _ in 0..PRUNE_BATCHES_PER_TICK {
+            let before = crate::clock::utc_ago(retention);
+            let batch = crate::store::idempotency::PRUNE_BATCH;
+            match state
+                .store
+                .write(move |conn| crate::store::idempotency::prune(conn, &before, batch))
+                .await
+            {
+                Ok(n) => {
+                    pruned += n;
+                    if n < batch {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning idempotency answers failed; will retry");
+                    break;
+                }
+            }
+            if shutdown.is_cancelled() {
+                return;
+            }
+        }
+        if pruned > 0 {
+            tracing::info!(
+                rows = pruned,
+                retention_h = retention.as_secs() / 3600,
+                "pruned old idempotency answers"
+            );
         }
     }
 }

@@ -102,6 +102,9 @@ pub struct DatabaseConfig {
     pub path: PathBuf,
     /// Most writes that share one transaction and one fsync (group commit).
     pub max_batch: usize,
+    /// How long a write's first answer is kept for replays of its idempotency key (then
+    /// pruned, in small batches, off the sale path). A till retries within minutes.
+    pub idempotency_retention: std::time::Duration,
 }
 
 impl Config {

@@ -140,6 +140,7 @@ pub struct RawDatabase {
     /// Defaults to `{data_dir}/store.db`.
     pub path: Option<PathBuf>,
     pub max_batch: Option<usize>,
+    pub idempotency_retention_hours: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -214,6 +215,11 @@ fn default_tax_classes() -> toml::Table {
 }
 
 const MAX_BATCH_LIMIT: usize = 10_000;
+/// A week: a till that lost an answer retries within minutes, a crashed one at its restart;
+/// a replay after the retention runs the write again, so the margin is wide.
+const DEFAULT_IDEMPOTENCY_RETENTION_HOURS: u32 = 7 * 24;
+/// A year; beyond that the kept answers are a history nobody replays.
+const MAX_IDEMPOTENCY_RETENTION_HOURS: u32 = 366 * 24;
 const MIN_TOKEN_LEN: usize = 16;
 
 /// Parses TOML into [`RawConfig`], reporting the key path and position of any error.
@@ -398,6 +404,16 @@ impl RawConfig {
                 format!("must be between 1 and {MAX_BATCH_LIMIT}"),
             ));
         }
+        let retention_hours = self
+            .database
+            .idempotency_retention_hours
+            .unwrap_or(DEFAULT_IDEMPOTENCY_RETENTION_HOURS);
+        if !(1..=MAX_IDEMPOTENCY_RETENTION_HOURS).contains(&retention_hours) {
+            return Err(invalid(
+                "database.idempotency_retention_hours",
+                format!("must be between 1 and {MAX_IDEMPOTENCY_RETENTION_HOURS}"),
+            ));
+        }
         let db_path = self
             .database
             .path
@@ -462,6 +478,9 @@ impl RawConfig {
             database: DatabaseConfig {
                 path: db_path,
                 max_batch,
+                idempotency_retention: std::time::Duration::from_secs(
+                    u64::from(retention_hours) * 3600,
+                ),
             },
             tax: TaxConfig {
                 prices_include_tax: self.tax.prices_include_tax,

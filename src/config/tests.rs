@@ -166,6 +166,7 @@ const NUMBER_KEYS: &[(&str, &str)] = &[
     ("api", "rate_per_terminal"),
     ("api", "burst_per_terminal"),
     ("database", "max_batch"),
+    ("database", "idempotency_retention_hours"),
     ("sync", "resend_interval_ms"),
     ("sync", "reconnect_max_ms"),
     ("sync", "online_escrow_units"),
@@ -234,4 +235,21 @@ fn hq_database_tls_without_a_ca_is_refused_naming_the_key() {
     );
     assert!(hq("host=db.hq dbname=hq sslmode=verify-full sslrootcert=/etc/ca.pem").is_ok());
     assert!(hq("host=db.hq dbname=hq").is_ok());
+}
+
+#[test]
+fn idempotency_answers_are_kept_a_week_unless_configured() {
+    let week = std::time::Duration::from_secs(7 * 24 * 3600);
+    assert_eq!(load(MINIMAL).unwrap().database.idempotency_retention, week);
+    let day = format!("{MINIMAL}\n[database]\nidempotency_retention_hours = 24\n");
+    assert_eq!(
+        load(&day).unwrap().database.idempotency_retention,
+        std::time::Duration::from_secs(24 * 3600)
+    );
+    let never = format!("{MINIMAL}\n[database]\nidempotency_retention_hours = 0\n");
+    let err = load(&never).unwrap_err().to_string();
+    assert!(
+        err.contains("database.idempotency_retention_hours"),
+        "{err}"
+    );
 }

@@ -83,6 +83,27 @@ pub fn run(
     })
 }
 
+/// Kept answers pruned per write job: small, so the job sits between sales in the group
+/// commit like one of them and never holds the writer for long.
+pub const PRUNE_BATCH: usize = 200;
+
+/// Forgets up to `batch` of the oldest kept answers stamped before `before` (UTC text, the
+/// format of `at`); returns how many. Rows are appended in time order, so the oldest are at
+/// the start of the table: only the first `batch` rows are looked at, never a scan of the
+/// week kept. A row stamped later than the ones after it (the clock was set back) waits at
+/// the head until its own stamp is old enough.
+pub fn prune(conn: &Connection, before: &str, batch: usize) -> Result<usize, StoreError> {
+    let limit = i64::try_from(batch).unwrap_or(i64::MAX);
+    let n = conn
+        .prepare_cached(
+            "DELETE FROM idempotency WHERE rowid IN (
+                 SELECT rowid FROM (SELECT rowid, at FROM idempotency ORDER BY rowid LIMIT ?2)
+                  WHERE at < ?1)",
+        )?
+        .execute(params![before, limit])?;
+    Ok(n)
+}
+
 fn deflate(body: &str) -> Result<Vec<u8>, StoreError> {
     use std::io::Write;
     let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -181,5 +202,27 @@ mod tests {
         .unwrap();
         let old = run(&conn, "pos1", "old", "h", "t", |_| panic!("replayed")).unwrap();
         assert_eq!((old.body.as_str(), old.replayed), ("old answer", true));
+    }
+
+    #[test]
+    fn pruning_forgets_old_answers_in_batches_and_keeps_young_ones() {
+        let conn = memory_db();
+        for k in 0..5 {
+            let at = format!("2026-01-0{}T00:00:00.000Z", k + 1);
+            run(&conn, "pos1", &format!("k{k}"), "h", &at, |_| {
+                Ok((201, "old".into()))
+            })
+            .unwrap();
+        }
+        let cutoff = "2026-01-04T00:00:00.000Z";
+        assert_eq!(prune(&conn, cutoff, 2).unwrap(), 2, "one batch at a time");
+        assert_eq!(prune(&conn, cutoff, 2).unwrap(), 1);
+        assert_eq!(prune(&conn, cutoff, 2).unwrap(), 0, "the rest are younger");
+        // A pruned key is forgotten: its retry is a new write.
+        let again = run(&conn, "pos1", "k0", "h", "t", |_| Ok((201, "new".into()))).unwrap();
+        assert!(!again.replayed);
+        // A kept one still replays.
+        let kept = run(&conn, "pos1", "k4", "h", "t", |_| panic!("replayed")).unwrap();
+        assert_eq!((kept.body.as_str(), kept.replayed), ("old", true));
     }
 }

@@ -320,11 +320,13 @@ pub fn on_return(
         )?
         .query_row([sale_no], |r| r.get(0))?;
     let (already, sale_total): (i64, i64) = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT (SELECT COALESCE(SUM(points), 0) FROM loyalty_entry
                      WHERE sale_no = ?1 AND kind IN ('reversed', 'owed')),
-                    (SELECT total_minor FROM sale WHERE sale_no = ?1)",
-        )?
+                    (SELECT total_minor FROM sale WHERE sale_no = ?1 AND id = ",
+            crate::sale_id_of!(),
+            ")"
+        ))?
         .query_row([sale_no], |r| Ok((r.get(0)?, r.get(1)?)))?;
     // The returned share of the sale (points payments included: a sale paid half in points
     // earned on the other half only, and its return takes back that share).
@@ -386,14 +388,16 @@ fn refund_points(
     refund_minor: i64,
 ) -> Result<(i64, i64), StoreError> {
     let (spent, paid_minor, already): (i64, i64, i64) = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT (SELECT COALESCE(SUM(points), 0) FROM loyalty_entry
                      WHERE sale_no = ?1 AND kind = 'spent' AND return_no IS NULL),
                     (SELECT COALESCE(SUM(p.amount_minor), 0) FROM payment p JOIN sale s ON s.id = p.sale_id
-                     WHERE s.sale_no = ?1 AND p.method = 'points'),
+                     WHERE s.sale_no = ?1 AND p.method = 'points' AND s.id = ",
+            crate::sale_id_of!(),
+            "),
                     (SELECT COALESCE(SUM(points), 0) FROM loyalty_entry
-                     WHERE sale_no = ?1 AND kind = 'refunded')",
-        )?
+                     WHERE sale_no = ?1 AND kind = 'refunded')"
+        ))?
         .query_row([sale_no], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     if spent <= 0 || paid_minor <= 0 {
         return Ok((0, 0));
@@ -402,12 +406,16 @@ fn refund_points(
     // rules since does not change what the member gets back.
     let point_value = paid_minor / spent;
     let (refundable, before): (i64, i64) = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT (SELECT COALESCE(SUM(l.amount_minor), 0) FROM sale_line l JOIN sale s ON s.id = l.sale_id
-                     WHERE s.sale_no = ?1),
+                     WHERE s.sale_no = ?1 AND s.id = ",
+            crate::sale_id_of!(),
+            "),
                     (SELECT COALESCE(SUM(r.refund_minor), 0) FROM sale_return r JOIN sale s ON s.id = r.sale_id
-                     WHERE s.sale_no = ?1 AND r.return_no <> ?2)",
-        )?
+                     WHERE s.sale_no = ?1 AND r.return_no <> ?2 AND s.id = ",
+            crate::sale_id_of!(),
+            ")"
+        ))?
         .query_row(params![sale_no, return_no], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let points = points_to_refund(
         spent,

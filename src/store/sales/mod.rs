@@ -1,5 +1,16 @@
 //! Sales (lines, payments, totals with tax) and returns against them.
 
+/// SQL for the row id of the sale numbered `?1`: a sale number is `{writer}-{id:06}` of its own
+/// row id (see [`record_sale`]), so `WHERE id = sale_id_of!() AND sale_no = ?1` finds a sale by
+/// its number with the row id, and `sale` needs no index on `sale_no` (one B-tree less per
+/// sale). The trailing digits are the id; a number without them gives 0, which is no sale.
+#[macro_export]
+macro_rules! sale_id_of {
+    () => {
+        "CAST(substr(?1, length(rtrim(?1, '0123456789')) + 1) AS INTEGER)"
+    };
+}
+
 mod returns;
 pub use returns::*;
 
@@ -174,6 +185,7 @@ pub fn record_sale(
     let id: i64 = conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM sale", [], |r| {
         r.get(0)
     })?;
+    // The number carries the row id: it is how a sale is found again (`sale_id_of!`).
     let sale_no = format!("{}-{id:06}", ctx.writer_id);
     conn.prepare_cached(
         "INSERT INTO sale (id, sale_no, terminal, at, currency, total_minor, tax_minor, paid_minor, change_minor)
@@ -477,11 +489,23 @@ fn receipt_line(line_no: u32, line: PricedLine) -> ReceiptLine {
 /// A stored sale with its lines, as the API shows it.
 pub fn get_sale(conn: &Connection, sale_no: &str) -> Result<Option<SaleReceipt>, StoreError> {
     let head = conn
-        .prepare_cached(
-            "SELECT id, terminal, at, currency, total_minor, tax_minor, paid_minor, change_minor FROM sale WHERE sale_no = ?1",
-        )?
+        .prepare_cached(concat!(
+            "SELECT id, terminal, at, currency, total_minor, tax_minor, paid_minor, change_minor
+                   FROM sale WHERE id = ",
+            sale_id_of!(),
+            " AND sale_no = ?1"
+        ))?
         .query_row([sale_no], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+            ))
         })
         .optional()?;
     let Some((id, terminal, at, currency, total_minor, tax_minor, paid_minor, change_minor)) = head

@@ -73,7 +73,11 @@ pub fn record_return(
         ));
     }
     let sale_id: i64 = conn
-        .prepare_cached("SELECT id FROM sale WHERE sale_no = ?1")?
+        .prepare_cached(concat!(
+            "SELECT id FROM sale WHERE id = ",
+            crate::sale_id_of!(),
+            " AND sale_no = ?1"
+        ))?
         .query_row([&request.sale_id], |r| r.get(0))
         .optional()?
         .ok_or_else(|| StoreError::not_found(format!("sale {:?}", request.sale_id)))?;

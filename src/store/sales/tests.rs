@@ -339,3 +339,47 @@ fn an_item_refuses_an_epc_pattern_that_is_not_one() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn a_sale_is_found_by_its_number_through_its_row_id_and_only_by_its_own_number() {
+    let conn = setup();
+    let tax = tax();
+    let ctx = ctx(&tax);
+    let request = SaleRequest {
+        lines: vec![line("MILK", Some(2), None)],
+        payments: cash(1000),
+        member: None,
+        coupons: Vec::new(),
+    };
+    let first = record_sale(&conn, &ctx, &request).unwrap();
+    let second = record_sale(&conn, &ctx, &request).unwrap();
+    assert_eq!(first.sale_id, "s1.n1-000001");
+    assert_eq!(
+        get_sale(&conn, &second.sale_id).unwrap().unwrap().sale_id,
+        "s1.n1-000002"
+    );
+    // The same id under another writer's prefix, no digits, a number past any id: no sale.
+    for other in [
+        "s2.n1-000001",
+        "s1.n1-",
+        "nonsense",
+        "s1.n1-99999999999999999999999",
+    ] {
+        assert!(get_sale(&conn, other).unwrap().is_none(), "{other}");
+    }
+    let plan: String = conn
+        .query_row(
+            concat!(
+                "EXPLAIN QUERY PLAN SELECT id FROM sale WHERE id = ",
+                crate::sale_id_of!(),
+                " AND sale_no = ?1"
+            ),
+            ["s1.n1-000001"],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(
+        plan.contains("INTEGER PRIMARY KEY"),
+        "a row-id look-up, not a scan: {plan}"
+    );
+}
