@@ -28,7 +28,7 @@ impl HqState {
         id: &DocId,
         work: impl FnOnce(&mut Self) -> Result<T, E>,
     ) -> Result<T, E> {
-        self.with_locks(std::slice::from_ref(id), &[], work)
+        self.locked(std::slice::from_ref(id), &[], work)
     }
 
     /// Runs `work` under the locks of the documents `ids` (HQ's own writes: the documents
@@ -46,6 +46,21 @@ impl HqState {
     /// taken at once in the global order, on the fresh documents `ids`, in one transaction.
     /// The work may read other documents (through [`Self::refresh`]) but writes only these.
     pub(in crate::hq) fn with_locks<T, E: From<HqError>>(
+        &mut self,
+        ids: &[DocId],
+        names: &[String],
+        work: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<T, E> {
+        if self.one_write_lock {
+            let all_writes = [names, &["hq-all-writes".to_owned()]].concat();
+            return self.locked(ids, &all_writes, work);
+        }
+        self.locked(ids, names, work)
+    }
+
+    /// [`Self::with_locks`] without the benchmark's one write lock (a store's changes never
+    /// took it).
+    fn locked<T, E: From<HqError>>(
         &mut self,
         ids: &[DocId],
         names: &[String],

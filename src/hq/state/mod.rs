@@ -161,6 +161,9 @@ pub struct HqState {
     /// Provisioned lanes per store (`[hq.lanes]`); a store not listed takes any of its
     /// `{store}.{node}` writers.
     pub(in crate::hq) lanes: BTreeMap<String, BTreeSet<WriterId>>,
+    /// HQ's own writes also take one lock shared by all of them, as before per-document
+    /// locks (only for `examples/bench_hq_writes`' before/after figure).
+    one_write_lock: bool,
 }
 
 impl HqState {
@@ -186,6 +189,7 @@ impl HqState {
             epochs: BTreeMap::new(),
             safety_stock,
             lanes: BTreeMap::new(),
+            one_write_lock: false,
         };
         state.load_docs()?;
         Ok(state)
@@ -202,6 +206,15 @@ impl HqState {
     /// of store S can publish as any `S.{node}`, so without this a made-up lane would count.
     pub fn with_lanes(mut self, lanes: BTreeMap<String, BTreeSet<WriterId>>) -> Self {
         self.lanes = lanes;
+        self
+    }
+
+    /// Makes HQ's own writes (orders, escrow, grants, relays, the catalog, epoch cuts) wait
+    /// for each other on one lock, whatever documents they touch, as HQ did before it locked
+    /// per document: the "before" of `examples/bench_hq_writes`. Never set by `storenode hq`.
+    #[doc(hidden)]
+    pub fn with_one_write_lock(mut self) -> Self {
+        self.one_write_lock = true;
         self
     }
 
