@@ -3,10 +3,11 @@
 //!
 //! Rewritten for a store whenever its orders document is written, in the same transaction
 //! and under the document's lock (the store's changes, HQ's grants, answers, relays and
-//! epoch cuts all go through [`HqState::finish`](super::HqState)), so the rows are exactly
-//! the stored documents' figures. A coupon's pool and holders and a member's balance are
-//! then a query over a few rows rather than a load of every store's orders document, and
-//! HQ's writes need not lock every document to read them (see `fresh.rs`).
+//! epoch cuts all commit through `fresh.rs`, which calls
+//! [`HqState::write_touched_figures`] just before the commit), so the rows are exactly the
+//! stored documents' figures. A coupon's pool and holders and a member's balance are then a
+//! query over a few rows rather than a load of every store's orders document, and HQ's
+//! writes need not lock every document to read them (see `fresh.rs`).
 //!
 //! Only the rows that differ are written: a change that touches no coupon or member writes
 //! nothing here. Rows of documents stored before this table existed are filled at the first

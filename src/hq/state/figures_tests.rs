@@ -9,6 +9,8 @@ use crate::crdt::coupons::CouponEntry;
 use crate::crdt::doc::{DocId, DocKind, WriterId};
 use crate::crdt::loyalty::{LoyaltyEntry, LoyaltyField};
 use crate::crdt::orders::OrdersDoc;
+use crate::crdt::stock::StockDoc;
+use crate::domain::stock::Movement;
 use crate::domain::coupons::{Coupon, CouponTotals};
 use crate::domain::loyalty::{LaneTotals, LoyaltyRules, MemberId};
 use crate::domain::pricing::Rule;
@@ -194,6 +196,36 @@ fn rows_equal_the_documents_over_random_operations_of_two_instances() {
         .flat_map(|m| a.member_lane_rows(m).unwrap().into_values())
         .any(|t| t.granted > 0);
     assert!(granted, "HQ's settlements granted points to some lane");
+
+    // An epoch cut rolls s1's orders document over (the totals move into its base): the
+    // rows follow the new document.
+    let mut stock = StockDoc::genesis("s1", 0, WriterId::new("s1.n1").unwrap()).unwrap();
+    let sold = [Movement {
+        sku: "A".into(),
+        delta: 5,
+    }];
+    let change = stock.apply_movements(&sold, 1).unwrap().unwrap();
+    let message = SyncMessage::Changes {
+        doc: DocId::new("s1", DocKind::Stock).unwrap(),
+        epoch: 0,
+        changes: vec![change.bytes],
+    }
+    .encode()
+    .unwrap();
+    a.handle("storenode/v1/t/s1/changes/stock/s1.n1", &message)
+        .unwrap();
+    let before: Vec<_> = CODES
+        .iter()
+        .map(|c| a.coupon_holder_rows(c).unwrap())
+        .collect();
+    assert_eq!(a.open_epoch("s1").unwrap().0, 1);
+    assert_rows_equal_documents(&mut a, 1_000);
+    assert_rows_equal_documents(&mut b, 1_001);
+    let after: Vec<_> = CODES
+        .iter()
+        .map(|c| a.coupon_holder_rows(c).unwrap())
+        .collect();
+    assert_eq!(before, after, "a cut carries the totals over");
 
     // An HQ upgraded onto documents stored before the tables: filled at its first start.
     let expected: Vec<_> = CODES
