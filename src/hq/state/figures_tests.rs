@@ -10,10 +10,10 @@ use crate::crdt::doc::{DocId, DocKind, WriterId};
 use crate::crdt::loyalty::{LoyaltyEntry, LoyaltyField};
 use crate::crdt::orders::OrdersDoc;
 use crate::crdt::stock::StockDoc;
-use crate::domain::stock::Movement;
 use crate::domain::coupons::{Coupon, CouponTotals};
 use crate::domain::loyalty::{LaneTotals, LoyaltyRules, MemberId};
 use crate::domain::pricing::Rule;
+use crate::domain::stock::Movement;
 use crate::hq::db::testing::TestDb;
 use crate::sync::payload::SyncMessage;
 
