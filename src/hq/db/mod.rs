@@ -266,10 +266,23 @@ impl Db {
         &self,
         commit: bool,
     ) -> Result<std::collections::BTreeMap<String, Touched>, DbError> {
+        // PostgreSQL answers the COMMIT of a transaction that a failed statement aborted
+        // with a silent ROLLBACK: an error logged and passed over inside (a relay that lost
+        // a deadlock did that) lost the whole write while HQ went on as if stored. Asked
+        // first, such a transaction is refused here instead.
+        let aborted = if commit && self.is_postgres() {
+            self.query("SELECT 1", &[], |_| Ok(())).err()
+        } else {
+            None
+        };
+        let commit = commit && aborted.is_none();
         let done = self.batch(if commit { "COMMIT" } else { "ROLLBACK" });
         self.in_transaction.set(false);
         self.release_locks();
         let touched = std::mem::take(&mut *self.touched.borrow_mut());
+        if let Some(e) = aborted {
+            return Err(e);
+        }
         done.map(|()| if commit { touched } else { Default::default() })
     }
 
@@ -360,4 +373,34 @@ fn sqlite_rows(
         out.push(Row(cells));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Failed before on PostgreSQL: a statement failed inside the transaction, its error was
+    // passed over, and the commit "succeeded" while PostgreSQL had rolled everything back.
+    #[test]
+    fn a_transaction_a_failed_statement_aborted_is_not_reported_committed() {
+        let dir = testing::TestDb::new();
+        let db = Db::open(&dir.target).unwrap();
+        db.batch("CREATE TABLE t (x BIGINT PRIMARY KEY)").unwrap();
+        db.open_transaction().unwrap();
+        db.execute("INSERT INTO t (x) VALUES (1)", &[]).unwrap();
+        assert!(db.execute("INSERT INTO t (x) VALUES (1)", &[]).is_err());
+        let finished = db.finish_transaction(true);
+        let stored: i64 = db
+            .query_one("SELECT COUNT(*) FROM t", &[], |r| r.get(0))
+            .unwrap();
+        // SQLite keeps the first row (a failed statement undoes only itself); PostgreSQL
+        // lost both, and must say so.
+        if db.is_postgres() {
+            assert!(finished.is_err(), "{finished:?}");
+            assert_eq!(stored, 0);
+        } else {
+            assert!(finished.is_ok());
+            assert_eq!(stored, 1);
+        }
+    }
 }
