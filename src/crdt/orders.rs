@@ -112,6 +112,11 @@ impl OrdersDoc {
         &mut self.core
     }
 
+    /// The document back, without a copy (HQ reads figures from a document it keeps).
+    pub fn into_core(self) -> SyncDoc {
+        self.core
+    }
+
     /// Creates an order (one change) and records `Placed` by this writer at its creation time.
     pub fn create_order(&mut self, facts: &OrderFacts) -> Result<Option<LocalChange>, OrdersError> {
         self.create(facts, false)

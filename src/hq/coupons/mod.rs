@@ -4,6 +4,12 @@
 //! store's orders document) only while its pool covers them, by hand or answering a lane's
 //! ask at ingest ([`HqState::answer_coupon_asks`]). A lane redeems offline only what it
 //! holds. Over HTTP: [`http`].
+//!
+//! The pool (issued, less what lanes were granted and gave back, less online redemptions)
+//! is read from rows (`hq_coupon_holder`, kept with the documents by
+//! `hq::state::figures`) under the coupon's lock, which every write that takes from the pool
+//! holds (grants, answers to asks, online redemptions). A store's own changes only give uses
+//! back (never take from the pool), so they need not hold it.
 
 pub mod http;
 pub mod online;
@@ -17,6 +23,7 @@ use crate::crdt::coupons::{CouponEntry, read_coupons};
 use crate::crdt::doc::{DocId, DocKind, WriterId};
 use crate::crdt::orders::OrdersDoc;
 use crate::domain::coupons::{Coupon, CouponError, CouponTotals, pool, uses_to_grant};
+use crate::hq::db::locks::coupon_lock;
 use crate::hq::state::{HqError, HqState, Outgoing};
 
 /// Why HQ refused a coupon request (404, 409 or 422 over HTTP).
@@ -81,16 +88,10 @@ impl HqState {
         self.catalog().map(read_coupons).unwrap_or_default()
     }
 
-    /// Per lane, its totals of `code` over every store's orders document.
-    fn coupon_holders(&mut self, code: &str) -> BTreeMap<WriterId, CouponTotals> {
-        let docs = self.all_orders_docs().unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cannot read the stores' orders documents");
-            Vec::new()
-        });
-        docs.into_iter()
-            .filter_map(|core| OrdersDoc::from_core(core).ok())
-            .flat_map(|doc| doc.coupon_totals().remove(code).unwrap_or_default())
-            .collect()
+    /// Per lane, its totals of `code` over every store's orders document, from the rows
+    /// kept with the documents (`hq_coupon_holder`), not the documents themselves.
+    fn coupon_holders(&self, code: &str) -> Result<BTreeMap<WriterId, CouponTotals>, HqError> {
+        self.coupon_holder_rows(code)
     }
 
     /// The view of one coupon (`None`: no such coupon).
@@ -98,7 +99,7 @@ impl HqState {
         let Some(coupon) = self.coupons().remove(code) else {
             return Ok(None);
         };
-        let holders = self.coupon_holders(code);
+        let holders = self.coupon_holders(code)?;
         let online = self.online_redemptions(code)?;
         let in_stores: i64 = holders.values().map(|t| t.redeemed).sum();
         Ok(Some(CouponView {
@@ -196,14 +197,18 @@ impl HqState {
         Ok(lane)
     }
 
-    /// Moves `uses` from HQ's pool to `lane` (in its store's orders document).
+    /// Moves `uses` from HQ's pool to `lane` (in its store's orders document), under the
+    /// locks of that document and of the coupon's pool.
     pub fn grant_coupon(
         &mut self,
         code: &str,
         lane: &WriterId,
         uses: i64,
     ) -> Result<Vec<Outgoing>, CouponRefused> {
-        self.with_documents(&[], |hq| hq.grant_coupon_locked(code, lane, uses))
+        let id = DocId::new(store_of(lane), DocKind::Orders).map_err(HqError::from)?;
+        self.with_locks(&[id], &[coupon_lock(code)], |hq| {
+            hq.grant_coupon_locked(code, lane, uses)
+        })
     }
 
     fn grant_coupon_locked(
@@ -272,7 +277,10 @@ impl HqState {
             return Vec::new();
         }
         let id = changed.clone();
-        match self.with_documents(&[], |hq| hq.answer_asks_locked(&id, &asked)) {
+        let pools: Vec<String> = asked.iter().map(|code| coupon_lock(code)).collect();
+        match self.with_locks(std::slice::from_ref(&id), &pools, |hq| {
+            hq.answer_asks_locked(&id, &asked)
+        }) {
             Ok(out) => out,
             Err(error) => {
                 tracing::warn!(store = %changed.store, %error, "coupon asks not answered; the lane asks again");
@@ -294,7 +302,7 @@ impl HqState {
         let now = crate::clock::now_utc();
         let mut entries = Vec::new();
         for code in codes {
-            let holders = self.coupon_holders(code);
+            let holders = self.coupon_holders(code)?;
             let coupon = coupons.get(code);
             let online = self.online_redemptions(code)?;
             let mut left = coupon.map_or(0, |c| {

@@ -1,5 +1,5 @@
 //! Coupons redeemed by the web shop or the app (`POST /v1/coupons/{code}/redeem`): a use is
-//! taken from HQ's pool, the uses no store lane holds, under the lock HQ's grants take, so
+//! taken from HQ's pool, the uses no store lane holds, under the coupon's lock HQ's grants take, so
 //! the web and the stores together never redeem more than issued. A stores' lane redeems
 //! only what HQ granted it, and HQ grants only from the same pool.
 //!
@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::CouponRefused;
 use crate::domain::coupons::{Coupon, CouponTotals, Refusal, check_redeem, pool};
+use crate::hq::db::locks::coupon_lock;
 use crate::hq::state::{HqError, HqState};
 
 /// Longest web order or payment reference accepted.
@@ -44,7 +45,10 @@ impl HqState {
         {
             return Err(CouponRefused::Reference);
         }
-        self.with_documents(&[], |hq| hq.redeem_online_locked(code, reference, customer))
+        // Only the pool's lock: no document is written.
+        self.with_locks(&[], &[coupon_lock(code)], |hq| {
+            hq.redeem_online_locked(code, reference, customer)
+        })
     }
 
     fn redeem_online_locked(
@@ -115,9 +119,9 @@ impl HqState {
     }
 
     /// HQ's pool of `coupon`: issued, less what lanes hold or redeemed, less online
-    /// redemptions. Exact under [`HqState::with_documents`]'s lock.
+    /// redemptions. Exact under the coupon's lock ([`crate::hq::db::locks::coupon_lock`]).
     pub(super) fn coupon_pool(&mut self, coupon: &Coupon) -> Result<i64, HqError> {
-        let holders = self.coupon_holders(&coupon.code);
+        let holders = self.coupon_holders(&coupon.code)?;
         let online = self.online_redemptions(&coupon.code)?;
         Ok(pool(coupon.uses, holders.into_values()).saturating_sub(online))
     }

@@ -31,6 +31,8 @@ const SQLITE: &[&str] = &[
     include_str!("../coupons/schema.sql"),
     // Lanes retired for good. Owned by `hq::state::retired`.
     include_str!("../state/retired.sql"),
+    // Coupon holders and members' lanes, read from rows. Owned by `hq::state::figures`.
+    include_str!("../state/figures.sql"),
 ];
 
 /// PostgreSQL steps, the same as [`SQLITE`] one for one.
@@ -45,6 +47,7 @@ const POSTGRES: &[&str] = &[
     include_str!("../orders/index.sql"),
     include_str!("../coupons/schema.pg.sql"),
     include_str!("../state/retired.sql"),
+    include_str!("../state/figures.pg.sql"),
 ];
 
 /// Key of the advisory lock the PostgreSQL migration runs under ("hq-migr" in ASCII).

@@ -13,9 +13,11 @@
 //! - `pg_tls.rs`: TLS to PostgreSQL from libpq's options in the connection string;
 //! - `migrate.rs`: versioned migrations of both backends;
 //! - `docs.rs`: documents as saved state plus logged changes;
+//! - `locks.rs`: write locks, taken in one global order;
 //! - `scratch.rs`: a throwaway PostgreSQL server for the tests and the benchmark.
 
 pub mod docs;
+pub mod locks;
 mod migrate;
 mod pg;
 pub mod pg_tls;
@@ -71,6 +73,8 @@ pub enum DbError {
         "HQ's database is at schema version {found}, newer than this HQ knows ({known}): a newer HQ migrated it; upgrade this HQ, or restore the dump taken before that upgrade"
     )]
     NewerSchema { found: usize, known: usize },
+    #[error("locks {names:?} taken out of order (below one the transaction holds): could deadlock")]
+    LockOrder { names: Vec<String> },
 }
 
 impl DbError {
@@ -116,6 +120,8 @@ pub struct Db {
     /// Documents written in the open transaction, with their new versions (see
     /// [`docs::bump_version`]); taken by the state when it commits.
     touched: RefCell<std::collections::BTreeMap<String, Touched>>,
+    /// Advisory lock keys the open transaction holds (`locks.rs`): what it may add after.
+    locks: RefCell<std::collections::BTreeSet<i64>>,
 }
 
 /// A document written in a transaction: its new version, and the id of the last change
@@ -125,10 +131,6 @@ pub struct Touched {
     pub version: i64,
     pub last_change_id: Option<i64>,
 }
-
-/// Advisory lock keys (PostgreSQL): every write of HQ's documents holds [`WRITES`] shared
-/// (ingest, per document) or exclusive (HQ's own writes, which may touch any document).
-const WRITES_LOCK: i64 = 0x0068_712d_7772_6974;
 
 impl Db {
     /// Opens the database and brings its schema up to date.
@@ -143,6 +145,7 @@ impl Db {
             backend,
             in_transaction: Flag::new(false),
             touched: RefCell::default(),
+            locks: RefCell::default(),
         };
         migrate::migrate(&db)?;
         Ok(db)
@@ -237,6 +240,7 @@ impl Db {
         }
         self.batch("BEGIN")?;
         self.in_transaction.set(true);
+        self.release_locks();
         Ok(Tx {
             db: self,
             open: true,
@@ -248,6 +252,7 @@ impl Db {
     /// its parts share the file).
     pub fn open_transaction(&self) -> Result<(), DbError> {
         self.touched.borrow_mut().clear();
+        self.release_locks();
         self.batch(if self.is_postgres() {
             "BEGIN"
         } else {
@@ -263,29 +268,29 @@ impl Db {
         &self,
         commit: bool,
     ) -> Result<std::collections::BTreeMap<String, Touched>, DbError> {
+        // PostgreSQL answers the COMMIT of a transaction that a failed statement aborted
+        // with a silent ROLLBACK: an error logged and passed over inside (a relay that lost
+        // a deadlock did that) lost the whole write while HQ went on as if stored. Asked
+        // first, such a transaction is refused here instead.
+        let aborted = if commit && self.is_postgres() {
+            self.query("SELECT 1", &[], |_| Ok(())).err()
+        } else {
+            None
+        };
+        let commit = commit && aborted.is_none();
         let done = self.batch(if commit { "COMMIT" } else { "ROLLBACK" });
         self.in_transaction.set(false);
+        self.release_locks();
         let touched = std::mem::take(&mut *self.touched.borrow_mut());
+        if let Some(e) = aborted {
+            return Err(e);
+        }
         done.map(|()| if commit { touched } else { Default::default() })
     }
 
-    /// Takes, for the open transaction, the lock that lets this instance write document
-    /// `doc_key` while other instances write other documents. Nothing on SQLite.
-    pub fn lock_document(&self, doc_key: &str) -> Result<(), DbError> {
-        if self.is_postgres() {
-            self.execute("SELECT pg_advisory_xact_lock_shared(?1)", &[&WRITES_LOCK])?;
-            self.execute("SELECT pg_advisory_xact_lock(hashtext(?1))", &[&doc_key])?;
-        }
-        Ok(())
-    }
-
-    /// Takes, for the open transaction, the lock that lets this instance write any
-    /// document: other instances' writes wait until it commits. Nothing on SQLite.
-    pub fn lock_all_documents(&self) -> Result<(), DbError> {
-        if self.is_postgres() {
-            self.execute("SELECT pg_advisory_xact_lock(?1)", &[&WRITES_LOCK])?;
-        }
-        Ok(())
+    /// The row keys of the documents the open transaction wrote so far.
+    pub fn touched_keys(&self) -> Vec<String> {
+        self.touched.borrow().keys().cloned().collect()
     }
 
     fn record_touched(&self, doc_key: &str, version: i64, change_id: Option<i64>) {
@@ -312,6 +317,7 @@ impl Tx<'_> {
         self.open = false;
         let done = self.db.batch("COMMIT");
         self.db.in_transaction.set(false);
+        self.db.release_locks();
         done
     }
 }
@@ -329,6 +335,7 @@ impl Drop for Tx<'_> {
             // A failed rollback means the connection is gone, and its transaction with it.
             let _ = self.db.batch("ROLLBACK");
             self.db.in_transaction.set(false);
+            self.db.release_locks();
         }
     }
 }
@@ -368,4 +375,34 @@ fn sqlite_rows(
         out.push(Row(cells));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Failed before on PostgreSQL: a statement failed inside the transaction, its error was
+    // passed over, and the commit "succeeded" while PostgreSQL had rolled everything back.
+    #[test]
+    fn a_transaction_a_failed_statement_aborted_is_not_reported_committed() {
+        let dir = testing::TestDb::new();
+        let db = Db::open(&dir.target).unwrap();
+        db.batch("CREATE TABLE t (x BIGINT PRIMARY KEY)").unwrap();
+        db.open_transaction().unwrap();
+        db.execute("INSERT INTO t (x) VALUES (1)", &[]).unwrap();
+        assert!(db.execute("INSERT INTO t (x) VALUES (1)", &[]).is_err());
+        let finished = db.finish_transaction(true);
+        let stored: i64 = db
+            .query_one("SELECT COUNT(*) FROM t", &[], |r| r.get(0))
+            .unwrap();
+        // SQLite keeps the first row (a failed statement undoes only itself); PostgreSQL
+        // lost both, and must say so.
+        if db.is_postgres() {
+            assert!(finished.is_err(), "{finished:?}");
+            assert_eq!(stored, 0);
+        } else {
+            assert!(finished.is_ok());
+            assert_eq!(stored, 1);
+        }
+    }
 }

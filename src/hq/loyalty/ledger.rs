@@ -11,6 +11,7 @@ use crate::crdt::doc::{DocId, DocKind, SyncDoc, WriterId};
 use crate::crdt::loyalty::{LoyaltyField, LoyaltyRules, read_loyalty_rules};
 use crate::crdt::orders::OrdersDoc;
 use crate::domain::loyalty::{HqTotals, LaneTotals, MemberId, MemberLedger};
+use crate::hq::db::locks::member_lock;
 use crate::hq::state::{HqError, HqState, Outgoing};
 
 /// `GET /v1/loyalty/members/{member}`.
@@ -89,18 +90,13 @@ impl HqState {
         Ok(totals)
     }
 
-    /// The member's ledger over every store's orders document HQ has and HQ's entries.
+    /// The member's ledger over every store's orders document HQ has and HQ's entries: the
+    /// lanes' totals from the rows kept with the documents (`hq_loyalty_lane`).
     pub fn member_ledger(&mut self, member: &str) -> Result<MemberLedger, HqError> {
-        let mut ledger = MemberLedger {
+        Ok(MemberLedger {
             hq: self.hq_totals(member)?,
-            ..Default::default()
-        };
-        for core in self.all_orders_docs()? {
-            if let Some(doc) = orders_of(&core) {
-                ledger.lanes.extend(doc.loyalty_of(member).lanes);
-            }
-        }
-        Ok(ledger)
+            lanes: self.member_lane_rows(member)?,
+        })
     }
 
     pub fn member_balance(&mut self, member: &str) -> Result<MemberBalance, HqError> {
@@ -186,7 +182,8 @@ impl HqState {
             return Err(invalid("reference", "1 to 128 characters"));
         }
         let reference = format!("web:{reference}");
-        self.with_documents(&[], |hq| {
+        // The member's lock only: settlements and grants of the member's points hold it too.
+        self.with_locks(&[], &[member_lock(member.as_str())], |hq| {
             if hq.entry_points("spent", &reference)?.is_some() {
                 return Ok(());
             }
@@ -260,7 +257,10 @@ impl HqState {
             return Vec::new();
         }
         let id = changed.clone();
-        match self.with_documents(&[], |hq| hq.settle_locked(&id, &due)) {
+        let points: Vec<String> = due.iter().map(|m| member_lock(m)).collect();
+        match self.with_locks(std::slice::from_ref(&id), &points, |hq| {
+            hq.settle_locked(&id, &due)
+        }) {
             Ok(out) => out,
             Err(error) => {
                 tracing::warn!(store = %changed.store, %error, "loyalty grants not made; retried at the store's next change");

@@ -20,7 +20,10 @@ impl HqState {
         // Checked before any lock: a malformed store id is the caller's error (422), not HQ's.
         let id = DocId::new(&order.store, DocKind::Orders)
             .map_err(|e| super::invalid("store", e.to_string()))?;
-        self.with_documents(&[id], |hq| hq.create_order_locked(order))
+        // The order id's lock too: an id is unique chain-wide, and two orders placed with
+        // one id for two stores at once would each find it free.
+        let names = [crate::hq::db::locks::order_lock(&order.order_id)];
+        self.with_locks(&[id], &names, |hq| hq.create_order_locked(order))
     }
 
     fn create_order_locked(&mut self, order: &NewHqOrder) -> Result<Vec<Outgoing>, OrderRefused> {

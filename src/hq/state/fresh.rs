@@ -2,13 +2,15 @@
 //! version it loaded (`hq_doc_version`, moved on by every write), and takes the stored one
 //! again when another instance wrote since.
 //!
-//! Writes run in one transaction under PostgreSQL advisory locks: a store's changes hold
-//! their document's lock (instances ingest different documents at once), HQ's own writes
-//! (orders placed or cancelled, escrow, transfers, the catalog, epoch cuts) hold the lock of
-//! every document (one advisory lock), as they may touch several, and load only those they
-//! use. Inside the lock the document is refreshed before it is changed, so no instance
-//! applies to a stale copy; reads refresh only the documents they read. On SQLite (one instance)
-//! the locks are no-ops and the versions never differ.
+//! Writes run in one transaction under PostgreSQL advisory locks ([`crate::hq::db::locks`]):
+//! a store's changes hold their document's lock; HQ's own writes hold the locks of the
+//! documents they change (an order placed: its store's orders document; a transfer relayed:
+//! both stores'; an epoch cut: the store's stock and orders documents) plus, where a bounded
+//! counter spans documents, that counter's lock (a coupon's pool, a member's points, an
+//! order id). All locks of a transaction are taken at its start in one global order, so two
+//! writers never deadlock. Inside the lock the document is refreshed before it is changed,
+//! so no instance applies to a stale copy; reads refresh only the documents they read. On
+//! SQLite (one instance) the locks are no-ops and the versions never differ.
 
 use std::collections::BTreeMap;
 
@@ -26,34 +28,54 @@ impl HqState {
         id: &DocId,
         work: impl FnOnce(&mut Self) -> Result<T, E>,
     ) -> Result<T, E> {
-        self.docs.start_operation();
-        self.db.open_transaction().map_err(HqError::from)?;
-        let locked = self
-            .db
-            .lock_document(&doc_key(id))
-            .map_err(HqError::from)
-            .and_then(|()| self.refresh(id));
-        if let Err(e) = locked {
-            self.abandon();
-            return Err(e.into());
-        }
-        self.finish(work)
+        self.locked(std::slice::from_ref(id), &[], work)
     }
 
-    /// Runs `work` under the lock of every document (HQ's own writes: no other instance
-    /// writes any document meanwhile), on the fresh documents `ids`, in one transaction.
-    /// Only the documents the work names are loaded: any other it reads goes through
-    /// [`Self::refresh`] too, which is exact under this lock.
+    /// Runs `work` under the locks of the documents `ids` (HQ's own writes: the documents
+    /// it changes), on their fresh copies, in one transaction.
     pub(in crate::hq) fn with_documents<T, E: From<HqError>>(
         &mut self,
         ids: &[DocId],
         work: impl FnOnce(&mut Self) -> Result<T, E>,
     ) -> Result<T, E> {
+        self.with_locks(ids, &[], work)
+    }
+
+    /// Runs `work` under the locks of the documents `ids` and of the counters `names`
+    /// ([`crate::hq::db::locks`]: a coupon's pool, a member's points, an order id), all
+    /// taken at once in the global order, on the fresh documents `ids`, in one transaction.
+    /// The work may read other documents (through [`Self::refresh`]) but writes only these.
+    pub(in crate::hq) fn with_locks<T, E: From<HqError>>(
+        &mut self,
+        ids: &[DocId],
+        names: &[String],
+        work: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<T, E> {
+        if self.one_write_lock {
+            let all_writes = [names, &["hq-all-writes".to_owned()]].concat();
+            return self.locked(ids, &all_writes, work);
+        }
+        self.locked(ids, names, work)
+    }
+
+    /// [`Self::with_locks`] without the benchmark's one write lock (a store's changes never
+    /// took it).
+    fn locked<T, E: From<HqError>>(
+        &mut self,
+        ids: &[DocId],
+        names: &[String],
+        work: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<T, E> {
         self.docs.start_operation();
         self.db.open_transaction().map_err(HqError::from)?;
+        let all: Vec<String> = ids
+            .iter()
+            .map(doc_key)
+            .chain(names.iter().cloned())
+            .collect();
         let locked = self
             .db
-            .lock_all_documents()
+            .lock_names(&all)
             .map_err(HqError::from)
             .and_then(|()| ids.iter().try_for_each(|id| self.refresh(id)));
         if let Err(e) = locked {
@@ -67,7 +89,12 @@ impl HqState {
         &mut self,
         work: impl FnOnce(&mut Self) -> Result<T, E>,
     ) -> Result<T, E> {
-        let result = match work(self) {
+        // The read models of the documents written go in the same transaction (`figures.rs`).
+        let worked = work(self).and_then(|value| {
+            self.write_touched_figures()?;
+            Ok(value)
+        });
+        let result = match worked {
             Ok(value) => match self.db.finish_transaction(true).map_err(HqError::from) {
                 Ok(touched) => {
                     self.record_versions(touched);

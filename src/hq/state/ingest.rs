@@ -254,8 +254,12 @@ impl HqState {
     ) -> Result<Vec<Outgoing>, Rejected> {
         let mut out =
             self.with_document(id, |hq| hq.apply_store_changes_locked(id, epoch, incoming))?;
-        // Outside the document's lock: grants read every store's document (`hq::loyalty`,
-        // `hq::coupons`).
+        // After the store's change is committed, each in its own transaction with its own
+        // locks taken at its start (`fresh.rs`): a relay writes the other store's document
+        // too, grants take a coupon's or a member's lock. Taking them while holding this
+        // document's lock would break the one lock order (two relays in opposite directions
+        // deadlocked). A failure is logged; the next change of the document retries.
+        out.extend(self.relay_transfers(id));
         out.extend(self.settle_loyalty(id));
         out.extend(self.answer_coupon_asks(id));
         Ok(out)
@@ -316,13 +320,8 @@ impl HqState {
             .map_err(|e| Rejected::Apply(e.to_string()))?;
         self.drop_closed_epochs(id)
             .map_err(|e| Rejected::Apply(e.to_string()))?;
-        // Store-to-store transfers in an orders document: HQ relays them to the other store.
-        let mut out = self.relay_transfers(id);
         self.heads_outgoing(id)
-            .map(|o| {
-                out.push(o);
-                out
-            })
+            .map(|o| vec![o])
             .map_err(|e| Rejected::Apply(e.to_string()))
     }
 

@@ -7,6 +7,7 @@
 //! - `epoch.rs`: opening a store's next stock epoch (its orders epoch with it);
 //! - `catalog.rs`: HQ's catalog document (items, prices, pricing rules);
 //! - `fresh.rs`: documents kept in step with the database (several HQ instances);
+//! - `figures.rs`: per coupon and per member, the lanes' totals as rows (read models);
 //! - `lru.rs`: at most `[hq] documents_in_memory` documents in memory, reloaded on use;
 //!
 //! What HQ does with the stores' orders documents lives beside this, in [`super::orders`]
@@ -16,6 +17,9 @@
 mod bounded_tests;
 mod catalog;
 mod epoch;
+mod figures;
+#[cfg(test)]
+mod figures_tests;
 mod fresh;
 mod ingest;
 mod lru;
@@ -157,6 +161,9 @@ pub struct HqState {
     /// Provisioned lanes per store (`[hq.lanes]`); a store not listed takes any of its
     /// `{store}.{node}` writers.
     pub(in crate::hq) lanes: BTreeMap<String, BTreeSet<WriterId>>,
+    /// HQ's own writes also take one lock shared by all of them, as before per-document
+    /// locks (only for `examples/bench_hq_writes`' before/after figure).
+    one_write_lock: bool,
 }
 
 impl HqState {
@@ -182,6 +189,7 @@ impl HqState {
             epochs: BTreeMap::new(),
             safety_stock,
             lanes: BTreeMap::new(),
+            one_write_lock: false,
         };
         state.load_docs()?;
         Ok(state)
@@ -198,6 +206,15 @@ impl HqState {
     /// of store S can publish as any `S.{node}`, so without this a made-up lane would count.
     pub fn with_lanes(mut self, lanes: BTreeMap<String, BTreeSet<WriterId>>) -> Self {
         self.lanes = lanes;
+        self
+    }
+
+    /// Makes HQ's own writes (orders, escrow, grants, relays, the catalog, epoch cuts) wait
+    /// for each other on one lock, whatever documents they touch, as HQ did before it locked
+    /// per document: the "before" of `examples/bench_hq_writes`. Never set by `storenode hq`.
+    #[doc(hidden)]
+    pub fn with_one_write_lock(mut self) -> Self {
+        self.one_write_lock = true;
         self
     }
 
@@ -218,7 +235,8 @@ impl HqState {
                     Ok((r.get(0)?, r.get(1)?))
                 })?;
         self.epochs.extend(stores);
-        self.index_stored_orders()
+        self.index_stored_orders()?;
+        self.fill_figures()
     }
 
     /// Document `id` as stored, loaded if it is not in memory (`None`: nothing stored).
@@ -227,8 +245,9 @@ impl HqState {
         Ok(self.docs.get(id))
     }
 
-    /// Every store's orders document as stored, loaded one by one (chain-wide reads: a
-    /// coupon's holders, a member's ledger). Exact under [`Self::with_documents`]'s lock.
+    /// Every store's orders document as stored, loaded one by one: how a coupon's holders
+    /// and a member's ledger were read before `figures.rs` (the tests compare the two).
+    #[cfg(test)]
     pub(in crate::hq) fn all_orders_docs(&mut self) -> Result<Vec<SyncDoc>, HqError> {
         let mut out = Vec::new();
         for store in self.stores()? {

@@ -1,6 +1,8 @@
 //! How HQ relays transfers between the two stores' orders documents.
 //!
-//! Whenever a store's orders document changes, HQ ([`HqState::relay_transfers`]):
+//! Whenever a store's orders document changes, HQ ([`HqState::relay_transfers`], after the
+//! store's change is committed, each transfer in its own transaction holding both stores'
+//! documents' locks):
 //! 1. copies a new transfer's facts from the sender's document into the receiver's, naming
 //!    the receiving lane (an online lane HQ has seen, as for online orders); a store HQ has
 //!    never seen a lane of waits (`synced = 0`) until one shows up;
@@ -84,18 +86,33 @@ impl HqState {
         out
     }
 
-    /// Relays one transfer; returns `(doc, change bytes)` of every change HQ made.
+    /// Relays one transfer; returns `(doc, change bytes)` of every change HQ made. Both
+    /// stores' documents are locked together, in the global order, in one transaction: two
+    /// relays between the same stores in opposite directions wait for each other instead of
+    /// deadlocking (each used to hold its own document's lock and wait for the other's).
     fn relay_one(&mut self, id: &str) -> Result<Vec<(DocId, Vec<u8>)>, HqError> {
         let Some((from_id, to_id, facts)) = self.transfer_docs(id)? else {
             return Ok(Vec::new());
         };
+        self.with_documents(&[from_id.clone(), to_id.clone()], |hq| {
+            hq.relay_locked(id, &from_id, &to_id, &facts)
+        })
+    }
+
+    fn relay_locked(
+        &mut self,
+        id: &str,
+        from_id: &DocId,
+        to_id: &DocId,
+        facts: &TransferFacts,
+    ) -> Result<Vec<(DocId, Vec<u8>)>, HqError> {
         let mut made = Vec::new();
-        if let Some(change) = self.copy_facts(&to_id, &facts)? {
+        if let Some(change) = self.copy_facts(to_id, facts)? {
             made.push((to_id.clone(), change));
         }
-        let from = self.orders_doc(&from_id)?;
-        let to = self.orders_doc(&to_id)?;
-        for (target, source, target_id) in [(&from, &to, &from_id), (&to, &from, &to_id)] {
+        let from = self.orders_doc(from_id)?;
+        let to = self.orders_doc(to_id)?;
+        for (target, source, target_id) in [(&from, &to, from_id), (&to, &from, to_id)] {
             for (status, at_ms, lines) in missing_events(target, source, id) {
                 let change = self.hq_write(target_id, |doc| match (&status, &lines) {
                     (TransferStatus::Received, Some(lines)) => {
@@ -108,7 +125,7 @@ impl HqState {
                 }
             }
         }
-        self.refresh_row(id, &from_id, &to_id)?;
+        self.refresh_row(id, from_id, to_id)?;
         Ok(made)
     }
 
@@ -151,18 +168,15 @@ impl HqState {
     }
 
     /// Runs one HQ write on a store's orders document and stores the change (with the
-    /// store row, so the document is loaded again after a restart). On failure the
-    /// in-memory document is left as it was.
+    /// store row, so the document is loaded again after a restart), inside
+    /// [`Self::relay_one`]'s transaction, which holds the document's lock and refreshed it.
+    /// On failure the in-memory document is left as it was.
     fn hq_write<F>(&mut self, id: &DocId, write: F) -> Result<Option<Vec<u8>>, HqError>
     where
         F: FnOnce(
             &mut OrdersDoc,
         ) -> Result<Option<crate::crdt::doc::LocalChange>, TransferDocError>,
     {
-        // Called while ingesting another store's document: take this one's lock too, and
-        // its stored version, before changing it.
-        self.db.lock_document(&crate::sync::persist::doc_key(id))?;
-        self.refresh(id)?;
         let mut doc = self.orders_doc(id)?;
         let Some(change) = write(&mut doc).map_err(doc_err)? else {
             return Ok(None);

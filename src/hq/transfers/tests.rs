@@ -140,3 +140,62 @@ fn a_transfer_claiming_another_stores_sender_is_not_relayed() {
     assert!(published_for(&out, "s2").is_empty());
     assert_eq!(hq.transfer_view("s1.lane1:t1").unwrap(), None);
 }
+
+/// Store `from`'s lane dispatches transfer `n` to store `to` (facts and in transit).
+fn dispatch(lane: &mut OrdersDoc, from: &str, to: &str, n: usize) -> (String, Vec<Vec<u8>>) {
+    let id = format!("{from}.lane1:t{n}");
+    let facts = TransferFacts {
+        transfer_id: id.clone(),
+        from_store: from.into(),
+        to_store: to.into(),
+        created_at_ms: 10,
+        receiver: None,
+        lines: BTreeMap::from([("MILK".to_owned(), 1)]),
+    };
+    let changes = vec![
+        lane.put_transfer(&facts).unwrap().unwrap().bytes,
+        lane.record_transfer_status(&id, TransferStatus::InTransit, 10)
+            .unwrap()
+            .unwrap()
+            .bytes,
+    ];
+    (id, changes)
+}
+
+// Failed before on PostgreSQL: ingesting s1's change held s1's lock and its relay then took
+// s2's, while the other instance did the same from s2 to s1; PostgreSQL found the deadlock
+// and aborted one side, whose store change was refused. Two instances relay in opposite
+// directions at once here; every change must be taken and every transfer relayed.
+#[test]
+fn relays_in_opposite_directions_at_once_never_deadlock() {
+    const ROUNDS: usize = 15;
+    let dir = TestDb::new();
+    let mut a = HqState::open_target(&dir.target, "t", 1).unwrap();
+    let mut b = HqState::open_target(&dir.target, "t", 1).unwrap();
+    for store in ["s1", "s2"] {
+        let status = format!("storenode/v1/t/{store}/status/{store}.lane1");
+        a.handle(&status, ONLINE).unwrap();
+    }
+    let run = |hq: &mut HqState, from: &str, to: &str| -> Vec<String> {
+        let mut lane = OrdersDoc::genesis(from, 0, w(&format!("{from}.lane1"))).unwrap();
+        let topic = format!("storenode/v1/t/{from}/changes/orders/{from}.lane1");
+        (0..ROUNDS)
+            .map(|n| {
+                let (id, changes) = dispatch(&mut lane, from, to, n);
+                let taken = hq.handle(&topic, &message(from, changes));
+                assert!(taken.is_ok(), "{from} round {n}: {taken:?}");
+                id
+            })
+            .collect()
+    };
+    let (ids_a, ids_b) = std::thread::scope(|s| {
+        let one = s.spawn(|| run(&mut a, "s1", "s2"));
+        let two = s.spawn(|| run(&mut b, "s2", "s1"));
+        (one.join().unwrap(), two.join().unwrap())
+    });
+    for id in ids_a.iter().chain(&ids_b) {
+        let view = a.transfer_view(id).unwrap().unwrap();
+        assert!(view.synced, "{id} was not relayed");
+        assert_eq!(view.status, TransferStatus::InTransit);
+    }
+}

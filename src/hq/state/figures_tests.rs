@@ -1,0 +1,251 @@
+//! The read models of `figures.rs` against the computation they replace (every store's
+//! orders document loaded and summed): equal after every step of random operations by two
+//! HQ instances over one database, and after a fill from documents stored without them.
+
+use std::collections::BTreeMap;
+
+use super::HqState;
+use crate::crdt::coupons::CouponEntry;
+use crate::crdt::doc::{DocId, DocKind, WriterId};
+use crate::crdt::loyalty::{LoyaltyEntry, LoyaltyField};
+use crate::crdt::orders::OrdersDoc;
+use crate::crdt::stock::StockDoc;
+use crate::domain::coupons::{Coupon, CouponTotals};
+use crate::domain::loyalty::{LaneTotals, LoyaltyRules, MemberId};
+use crate::domain::pricing::Rule;
+use crate::domain::stock::Movement;
+use crate::hq::db::testing::TestDb;
+use crate::sync::payload::SyncMessage;
+
+const CODES: [&str; 2] = ["WEB-1", "APP-2"];
+const MEMBERS: [&str; 3] = ["CLUB-1", "CLUB-2", "CLUB-3"];
+
+/// A small deterministic generator (xorshift64): the same operations on every run.
+struct Dice(u64);
+
+impl Dice {
+    fn roll(&mut self, sides: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        usize::try_from(self.0 % sides as u64).unwrap()
+    }
+}
+
+fn coupon(code: &str, uses: i64) -> Coupon {
+    Coupon {
+        code: code.into(),
+        name: "off".into(),
+        discount: Rule::BasketAmountOff {
+            min_total_minor: 0,
+            amount_minor: 100,
+        },
+        uses,
+        customer: None,
+        channel: None,
+        expires_at: None,
+        revoked: false,
+    }
+}
+
+/// The old computation: a coupon's holders over every store's orders document.
+fn holders_from_documents(hq: &mut HqState, code: &str) -> BTreeMap<WriterId, CouponTotals> {
+    hq.all_orders_docs()
+        .unwrap()
+        .into_iter()
+        .filter_map(|core| OrdersDoc::from_core(core).ok())
+        .flat_map(|doc| doc.coupon_totals().remove(code).unwrap_or_default())
+        .collect()
+}
+
+/// The old computation: a member's lanes over every store's orders document.
+fn lanes_from_documents(hq: &mut HqState, member: &str) -> BTreeMap<String, LaneTotals> {
+    let mut lanes = BTreeMap::new();
+    for core in hq.all_orders_docs().unwrap() {
+        if let Ok(doc) = OrdersDoc::from_core(core) {
+            lanes.extend(doc.loyalty_of(member).lanes);
+        }
+    }
+    lanes
+}
+
+fn assert_rows_equal_documents(hq: &mut HqState, step: usize) {
+    for code in CODES {
+        let rows = hq.coupon_holder_rows(code).unwrap();
+        assert_eq!(
+            rows,
+            holders_from_documents(hq, code),
+            "{code} at step {step}"
+        );
+    }
+    for member in MEMBERS {
+        let rows = hq.member_lane_rows(member).unwrap();
+        assert_eq!(
+            rows,
+            lanes_from_documents(hq, member),
+            "{member} at step {step}"
+        );
+    }
+}
+
+/// A lane's change to its store's orders document, received as over MQTT.
+fn publish(hq: &mut HqState, lane: &mut OrdersDoc, change: Vec<u8>) {
+    let store = lane.core().id().store.clone();
+    let topic = format!(
+        "storenode/v1/t/{store}/changes/orders/{}",
+        lane.core().writer()
+    );
+    let message = SyncMessage::Changes {
+        doc: DocId::new(&store, DocKind::Orders).unwrap(),
+        epoch: 0,
+        changes: vec![change],
+    }
+    .encode()
+    .unwrap();
+    hq.handle(&topic, &message).unwrap();
+}
+
+/// One random operation: a lane's coupon or loyalty entry, or one of HQ's own writes.
+fn random_operation(hq: &mut HqState, lanes: &mut [OrdersDoc], dice: &mut Dice, step: usize) {
+    let code = CODES[dice.roll(CODES.len())];
+    let member = MEMBERS[dice.roll(MEMBERS.len())];
+    let card = MemberId::parse(member).unwrap();
+    let points = i64::try_from(dice.roll(40) + 1).unwrap();
+    let lane_index = dice.roll(lanes.len());
+    match dice.roll(7) {
+        0 | 1 => {
+            let entry = match dice.roll(3) {
+                0 => CouponEntry::Want { uses: 1 },
+                1 => CouponEntry::Redeem { uses: 1 },
+                _ => CouponEntry::Release { uses: 1 },
+            };
+            let lane = &mut lanes[lane_index];
+            let change = lane.add_coupons(&[(code.to_owned(), entry)], 1).unwrap();
+            publish(hq, lane, change.unwrap().bytes);
+        }
+        2 | 3 => {
+            let field = match dice.roll(6) {
+                0 | 1 => LoyaltyField::Earned,
+                2 => LoyaltyField::Spent,
+                3 => LoyaltyField::Owed,
+                4 => LoyaltyField::Wanted,
+                _ => LoyaltyField::Refunded,
+            };
+            let entry: LoyaltyEntry = (member.to_owned(), field, points);
+            let lane = &mut lanes[lane_index];
+            let change = lane.add_loyalty(&[entry], 1).unwrap();
+            publish(hq, lane, change.unwrap().bytes);
+        }
+        4 => {
+            let to = lanes[lane_index].core().writer().clone();
+            let _ = hq.grant_coupon(code, &to, 1 + i64::from(dice.roll(2) == 0));
+        }
+        5 => {
+            let _ = hq.redeem_online(code, &format!("web-{step}"), None);
+        }
+        _ => {
+            let _ = hq.earn_online(&card, &format!("o-{step}"), points * 10);
+            let _ = hq.spend_online(&card, &format!("p-{step}"), points);
+        }
+    }
+}
+
+#[test]
+fn rows_equal_the_documents_over_random_operations_of_two_instances() {
+    let dir = TestDb::new();
+    let mut a = HqState::open_target(&dir.target, "t", 1).unwrap();
+    let mut b = HqState::open_target(&dir.target, "t", 1).unwrap();
+    a.put_loyalty_rules(LoyaltyRules {
+        points_per_unit: 1,
+        point_value_minor: 1,
+    })
+    .unwrap();
+    a.issue_coupon(coupon("WEB-1", 12), &BTreeMap::new())
+        .unwrap();
+    b.issue_coupon(coupon("APP-2", 4), &BTreeMap::new())
+        .unwrap();
+    let mut lanes: Vec<OrdersDoc> = ["s1.n1", "s1.n2", "s2.n1", "s3.n1"]
+        .iter()
+        .map(|w| {
+            let writer = WriterId::new(w).unwrap();
+            let store = w.split('.').next().unwrap();
+            OrdersDoc::genesis(store, 0, writer).unwrap()
+        })
+        .collect();
+    let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
+    for step in 0..150 {
+        let hq = if dice.roll(2) == 0 { &mut a } else { &mut b };
+        random_operation(hq, &mut lanes, &mut dice, step);
+        if step % 10 == 9 {
+            assert_rows_equal_documents(&mut a, step);
+            assert_rows_equal_documents(&mut b, step);
+        }
+    }
+    // The operations reached every kind of figure (not an empty comparison).
+    let held: usize = CODES
+        .iter()
+        .map(|c| a.coupon_holder_rows(c).unwrap().len())
+        .sum();
+    let members: usize = MEMBERS
+        .iter()
+        .map(|m| a.member_lane_rows(m).unwrap().len())
+        .sum();
+    assert!(held >= 3 && members >= 3, "{held} {members}");
+    let granted = MEMBERS
+        .iter()
+        .flat_map(|m| a.member_lane_rows(m).unwrap().into_values())
+        .any(|t| t.granted > 0);
+    assert!(granted, "HQ's settlements granted points to some lane");
+
+    // An epoch cut rolls s1's orders document over (the totals move into its base): the
+    // rows follow the new document.
+    let mut stock = StockDoc::genesis("s1", 0, WriterId::new("s1.n1").unwrap()).unwrap();
+    let sold = [Movement {
+        sku: "A".into(),
+        delta: 5,
+    }];
+    let change = stock.apply_movements(&sold, 1).unwrap().unwrap();
+    let message = SyncMessage::Changes {
+        doc: DocId::new("s1", DocKind::Stock).unwrap(),
+        epoch: 0,
+        changes: vec![change.bytes],
+    }
+    .encode()
+    .unwrap();
+    a.handle("storenode/v1/t/s1/changes/stock/s1.n1", &message)
+        .unwrap();
+    let before: Vec<_> = CODES
+        .iter()
+        .map(|c| a.coupon_holder_rows(c).unwrap())
+        .collect();
+    assert_eq!(a.open_epoch("s1").unwrap().0, 1);
+    assert_rows_equal_documents(&mut a, 1_000);
+    assert_rows_equal_documents(&mut b, 1_001);
+    let after: Vec<_> = CODES
+        .iter()
+        .map(|c| a.coupon_holder_rows(c).unwrap())
+        .collect();
+    assert_eq!(before, after, "a cut carries the totals over");
+
+    // An HQ upgraded onto documents stored before the tables: filled at its first start.
+    let expected: Vec<_> = CODES
+        .iter()
+        .map(|c| a.coupon_holder_rows(c).unwrap())
+        .collect();
+    drop((a, b));
+    {
+        let db = crate::hq::db::Db::open(&dir.target).unwrap();
+        db.batch(
+            "DELETE FROM hq_coupon_holder; DELETE FROM hq_loyalty_lane;
+             DELETE FROM hq_figures_filled;",
+        )
+        .unwrap();
+    }
+    let mut c = HqState::open_target(&dir.target, "t", 1).unwrap();
+    assert_rows_equal_documents(&mut c, usize::MAX);
+    let filled: Vec<_> = CODES
+        .iter()
+        .map(|code| c.coupon_holder_rows(code).unwrap())
+        .collect();
+    assert_eq!(filled, expected);
+}
