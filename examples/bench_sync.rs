@@ -4,6 +4,7 @@
 //! cargo run --release --example bench_sync            # full: up to 100,000 movements
 //! cargo run --release --example bench_sync -- --quick # smaller sizes, a few seconds
 //! cargo run --release --example bench_sync -- --hot   # only the hot SKU, 3 runs, medians
+//! cargo run --release --example bench_sync -- --peer  # only issue 20's cases, beside cr-sqlite
 //! ```
 //!
 //! 1. Offline catch-up: a store node (`Node::start` with `[sync]`) is cut off from the broker
@@ -212,7 +213,31 @@ async fn hot_only() -> BenchResult<()> {
 async fn run(quick: bool) -> BenchResult<()> {
     let broker = Broker::start()?;
     println!("broker: {} on {}", broker.kind, broker.addr);
-    let scenarios = if quick {
+    let scenarios = if std::env::args().any(|a| a == "--peer") {
+        // Issue 20's comparison: the random pattern at 100 and 3 per commit, the regular
+        // one at 3 per commit.
+        vec![
+            random(
+                "100,000 random over 10,000 SKUs",
+                100_000,
+                10_000,
+                MOVEMENTS_PER_COMMIT,
+            ),
+            random(
+                "10,000 random over 10,000 SKUs",
+                10_000,
+                10_000,
+                MOVEMENTS_PER_COMMIT,
+            ),
+            random(
+                "10,000 random over 10,000, 3/commit",
+                10_000,
+                10_000,
+                SMALL_COMMIT,
+            ),
+            scenario("10,000 over 10,000 SKUs, 3/commit", 10_000, 10_000).commits_of(SMALL_COMMIT),
+        ]
+    } else if quick {
         vec![
             scenario("1,000 over 1,000 SKUs", 1_000, 1_000),
             scenario("10,000 over 10,000 SKUs", 10_000, 10_000),
