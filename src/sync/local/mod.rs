@@ -268,8 +268,8 @@ impl NodeDocs {
         let mut hash = None;
         // A long backlog (sales made offline, recorded at the next publish) becomes a few
         // changes of at most `MAX_KEYS_PER_CHANGE` keys each, so every one fits a message.
-        for chunk in chunks_of_keys(&movements, MAX_KEYS_PER_CHANGE) {
-            if let Some(change) = self.stock.apply_movements(chunk, at_ms)? {
+        for chunk in chunks_of_keys(&movements, MAX_KEYS_PER_CHANGE)? {
+            if let Some(change) = self.stock.apply_movements(&chunk, at_ms)? {
                 persist::persist_change(conn, self.stock.core(), &change.bytes, false, now)?;
                 let id = self.stock.core().id().clone();
                 persist::outbox_push(conn, &id, self.epoch, &change.hash, now)?;
@@ -508,24 +508,30 @@ fn has_epoch_base(doc: &StockDoc) -> bool {
 /// stays well under the 256 KiB message cap even before compression.
 pub const MAX_KEYS_PER_CHANGE: usize = 2_048;
 
-/// Consecutive runs of `movements` touching at most `max_keys` distinct keys each. A key
-/// may fall into two runs; each run adds its own part to the writer's total.
-fn chunks_of_keys(movements: &[Movement], max_keys: usize) -> Vec<&[Movement]> {
-    let mut chunks = Vec::new();
-    let mut keys: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    let mut start = 0;
-    for (i, m) in movements.iter().enumerate() {
-        if !keys.contains(m.sku.as_str()) && keys.len() == max_keys {
-            chunks.push(&movements[start..i]);
-            start = i;
-            keys.clear();
-        }
-        keys.insert(m.sku.as_str());
+/// `movements` netted per key (one movement per key: the change puts each key once, however
+/// often it moved), in runs of at most `max_keys` keys.
+fn chunks_of_keys(
+    movements: &[Movement],
+    max_keys: usize,
+) -> Result<Vec<Vec<Movement>>, StockError> {
+    let mut net: BTreeMap<&str, i64> = BTreeMap::new();
+    for m in movements {
+        let entry = net.entry(m.sku.as_str()).or_insert(0);
+        *entry = entry
+            .checked_add(m.delta)
+            .ok_or_else(|| StockError::Overflow { sku: m.sku.clone() })?;
     }
-    if start < movements.len() {
-        chunks.push(&movements[start..]);
-    }
-    chunks
+    let netted: Vec<Movement> = net
+        .into_iter()
+        .map(|(sku, delta)| Movement {
+            sku: sku.to_owned(),
+            delta,
+        })
+        .collect();
+    Ok(netted
+        .chunks(max_keys.max(1))
+        .map(<[Movement]>::to_vec)
+        .collect())
 }
 
 /// Own movements with `id > mark` as document movements, and the highest id seen.

@@ -358,4 +358,24 @@ fn a_long_backlog_becomes_a_few_changes_each_under_the_key_cap() {
     record_backlog_tx(&conn, &docs, true);
     assert_eq!(persist::outbox(&conn, &stock_id(), 0).unwrap().len(), 3);
     assert_eq!(local::lock(&docs).stock().stock_levels().len(), skus);
+    // Many movements over few keys: netted per key first, so one change.
+    for _ in 0..3 {
+        commit(
+            &conn,
+            &mut hook,
+            |c| {
+                for i in 0..local::MAX_KEYS_PER_CHANGE {
+                    sell(c, &format!("K{}", i % 10), -1, 0);
+                }
+            },
+            true,
+        );
+    }
+    record_backlog_tx(&conn, &docs, true);
+    assert_eq!(persist::outbox(&conn, &stock_id(), 0).unwrap().len(), 4);
+    let guard = local::lock(&docs);
+    for i in 0..10 {
+        let sku = format!("K{i}");
+        assert_eq!(guard.stock().stock(&sku), ledger::level(&conn, &sku).unwrap().on_hand);
+    }
 }
