@@ -127,7 +127,9 @@ fn peer_dir() -> std::path::PathBuf {
 
 /// Whether to run cr-sqlite beside storenode: installed, and not `--no-peer`.
 fn peer_wanted() -> bool {
-    let installed = peer_dir().join("node_modules/@vlcn.io/crsqlite/dist").exists();
+    let installed = peer_dir()
+        .join("node_modules/@vlcn.io/crsqlite/dist")
+        .exists();
     if !installed {
         eprintln!(
             "cr-sqlite not installed: run `npm ci` in examples/peer_crsqlite (see its README) \

@@ -262,10 +262,19 @@ fn a_deferring_hook_leaves_sales_to_one_change_per_publish() {
     let conn = db();
     let (mut hook, docs) = deferring_hook(&conn, "s1.lane1");
     for i in 0..30 {
-        commit(&conn, &mut hook, |c| sell(c, &format!("S{}", i % 4), -1, 0), true);
+        commit(
+            &conn,
+            &mut hook,
+            |c| sell(c, &format!("S{}", i % 4), -1, 0),
+            true,
+        );
     }
     assert!(persist::outbox(&conn, &stock_id(), 0).unwrap().is_empty());
-    assert_eq!(persist::pending_len(&conn).unwrap(), 1, "the backlog counts as pending");
+    assert_eq!(
+        persist::pending_len(&conn).unwrap(),
+        1,
+        "the backlog counts as pending"
+    );
     assert!(local::lock(&docs).stock().stock_levels().is_empty());
     record_backlog_tx(&conn, &docs, true);
     let outbox = persist::outbox(&conn, &stock_id(), 0).unwrap();
@@ -274,7 +283,10 @@ fn a_deferring_hook_leaves_sales_to_one_change_per_publish() {
     let guard = local::lock(&docs);
     for s in 0..4 {
         let sku = format!("S{s}");
-        assert_eq!(guard.stock().stock(&sku), ledger::level(&conn, &sku).unwrap().on_hand);
+        assert_eq!(
+            guard.stock().stock(&sku),
+            ledger::level(&conn, &sku).unwrap().on_hand
+        );
     }
 }
 
@@ -293,7 +305,11 @@ fn deferred_sales_survive_a_crash_before_or_during_their_record_and_count_once()
     let docs: SharedDocs = Arc::new(Mutex::new(
         NodeDocs::load(&conn, "s1", writer("s1.lane1")).unwrap(),
     ));
-    assert_eq!(local::lock(&docs).stock().stock("A"), 0, "nothing recorded yet");
+    assert_eq!(
+        local::lock(&docs).stock().stock("A"),
+        0,
+        "nothing recorded yet"
+    );
     record_backlog_tx(&conn, &docs, true);
     assert_eq!(local::lock(&docs).stock().stock("A"), 7);
     // After a restart the recorded sales are in the document once, and nothing is left.
@@ -302,7 +318,11 @@ fn deferred_sales_survive_a_crash_before_or_during_their_record_and_count_once()
     assert!(!reloaded.has_unrecorded_movements(&conn).unwrap());
     let docs = Arc::new(Mutex::new(reloaded));
     record_backlog_tx(&conn, &docs, true);
-    assert_eq!(local::lock(&docs).stock().stock("A"), 7, "not recorded twice");
+    assert_eq!(
+        local::lock(&docs).stock().stock("A"),
+        7,
+        "not recorded twice"
+    );
     assert_eq!(persist::outbox(&conn, &stock_id(), 0).unwrap().len(), 1);
 }
 
@@ -331,11 +351,18 @@ fn a_deferring_hook_records_own_sales_before_reconciling_a_peer_change() {
         .unwrap();
     hook.before_commit(&conn).unwrap();
     conn.execute_batch("COMMIT").unwrap();
-    assert_eq!(ledger::level(&conn, "A").unwrap().on_hand, 6, "own 10, peer -4");
+    assert_eq!(
+        ledger::level(&conn, "A").unwrap().on_hand,
+        6,
+        "own 10, peer -4"
+    );
     assert!(ledger::verify(&conn).unwrap().is_empty());
     let guard = local::lock(&docs);
     assert_eq!(guard.stock().stock("A"), 6);
-    assert_eq!(guard.stock().writer_totals(&writer("s1.lane1")).get("A"), Some(&10));
+    assert_eq!(
+        guard.stock().writer_totals(&writer("s1.lane1")).get("A"),
+        Some(&10)
+    );
     assert!(!guard.has_unrecorded_movements(&conn).unwrap());
 }
 
@@ -376,6 +403,9 @@ fn a_long_backlog_becomes_a_few_changes_each_under_the_key_cap() {
     let guard = local::lock(&docs);
     for i in 0..10 {
         let sku = format!("K{i}");
-        assert_eq!(guard.stock().stock(&sku), ledger::level(&conn, &sku).unwrap().on_hand);
+        assert_eq!(
+            guard.stock().stock(&sku),
+            ledger::level(&conn, &sku).unwrap().on_hand
+        );
     }
 }

@@ -55,8 +55,8 @@ impl SyncSetup {
         let slot: DocsSlot = Arc::default();
         let notify = Arc::new(Notify::new());
         let hook_metrics = Arc::new(HookMetrics::default());
-        let hook = SyncHook::new(slot.clone(), store_id, notify.clone(), hook_metrics.clone())
-            .deferring();
+        let hook =
+            SyncHook::new(slot.clone(), store_id, notify.clone(), hook_metrics.clone()).deferring();
         (
             Self {
                 slot,

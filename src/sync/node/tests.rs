@@ -89,7 +89,11 @@ async fn sales_before_and_during_the_background_load_reach_the_document_once() {
             .await
             .unwrap();
         sell(&store, 1).await;
-        assert_eq!(own_total(&setup.slot), 0, "the node's hook defers to the publisher");
+        assert_eq!(
+            own_total(&setup.slot),
+            0,
+            "the node's hook defers to the publisher"
+        );
         record_backlog(&store, &setup.slot).await;
         assert_eq!(own_total(&setup.slot), -1);
         store.close().await;
@@ -115,7 +119,11 @@ async fn sales_before_and_during_the_background_load_reach_the_document_once() {
         .await
         .unwrap();
     record_backlog(&store, &setup.slot).await;
-    assert_eq!(own_total(&setup.slot), -7, "the first record after the install caught up");
+    assert_eq!(
+        own_total(&setup.slot),
+        -7,
+        "the first record after the install caught up"
+    );
     sell(&store, 8).await;
     record_backlog(&store, &setup.slot).await;
     assert_eq!(own_total(&setup.slot), -15);
