@@ -239,7 +239,7 @@ impl NodeSync {
             counter(
                 out,
                 "storenode_sync_changes_total",
-                "Own stock changes made (one per commit with movements).",
+                "Own stock changes made in a commit (the backlog the publisher records is not counted).",
                 hook.changes.load(Ordering::Relaxed),
             );
             counter(
