@@ -4,6 +4,7 @@
 //! cargo run --release --example bench_sync            # full: up to 100,000 movements
 //! cargo run --release --example bench_sync -- --quick # smaller sizes, a few seconds
 //! cargo run --release --example bench_sync -- --hot   # only the hot SKU, 3 runs, medians
+//! cargo run --release --example bench_sync -- --peer  # only issue 20's cases, beside cr-sqlite
 //! ```
 //!
 //! 1. Offline catch-up: a store node (`Node::start` with `[sync]`) is cut off from the broker
@@ -19,6 +20,15 @@
 //!    in the first and the last tenth of 100,000 movements on one SKU: flat means the
 //!    per-writer totals do not slow down as the key gets hot. The median commit of each
 //!    tenth, so a compile running beside the benchmark does not decide the figure.
+//!
+//! 3. Beside cr-sqlite (issue 20, item 4): for every catch-up scenario, when
+//!    `examples/peer_crsqlite/node_modules` is installed (`npm ci` there, see its README),
+//!    the same movements (the plan is written to a file) go through cr-sqlite with the same
+//!    model (per-writer totals, one CRR row per writer and SKU), the same durability (WAL,
+//!    `synchronous=FULL`, one transaction per commit) and the same commit size; it reports
+//!    local µs per movement, the row changes and bytes it ships from the cut (raw and
+//!    DEFLATE-compressed) and the time to merge them into a second database. A second
+//!    table prints both side by side with ratios. `--no-peer` skips it.
 //!
 //! Start-up with 1,000,000 past movements is measured by `examples/bench_startup.rs`.
 //!
@@ -86,12 +96,77 @@ struct Outcome {
     name: &'static str,
     movements: usize,
     commits: usize,
+    /// Automerge changes of the store that HQ received from the cut on.
+    changes_shipped: usize,
+    peer: Option<PeerOutcome>,
     local_us_first: f64,
     local_us_last: f64,
     converge: Duration,
     sync_bytes: u64,
     naive: Duration,
     naive_bytes: u64,
+}
+
+/// What `examples/peer_crsqlite/bench.mjs` reports (one JSON object).
+#[derive(serde::Deserialize)]
+struct PeerOutcome {
+    movements: usize,
+    commits: usize,
+    local_us_first: f64,
+    local_us_last: f64,
+    row_changes: usize,
+    bytes_raw: u64,
+    bytes_compressed: u64,
+    merge_ms: f64,
+    mismatches: usize,
+}
+
+fn peer_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/peer_crsqlite")
+}
+
+/// Whether to run cr-sqlite beside storenode: installed, and not `--no-peer`.
+fn peer_wanted() -> bool {
+    let installed = peer_dir()
+        .join("node_modules/@vlcn.io/crsqlite/dist")
+        .exists();
+    if !installed {
+        eprintln!(
+            "cr-sqlite not installed: run `npm ci` in examples/peer_crsqlite (see its README) \
+             to compare with it"
+        );
+    }
+    installed && !std::env::args().any(|a| a == "--no-peer")
+}
+
+/// Runs cr-sqlite on the same movements (`plan`, movement 0 synced before the cut).
+fn run_peer(dir: &Path, plan: &[Planned], per_commit: usize) -> BenchResult<PeerOutcome> {
+    let plan_path = dir.join("plan.csv");
+    let text: String = plan
+        .iter()
+        .map(|p| format!("{},{}\n", p.sku, p.delta))
+        .collect();
+    std::fs::write(&plan_path, text)?;
+    let work = dir.join("peer");
+    std::fs::create_dir_all(&work)?;
+    let output = Command::new("node")
+        .arg(peer_dir().join("bench.mjs"))
+        .arg("--plan")
+        .arg(&plan_path)
+        .arg("--per-commit")
+        .arg(per_commit.to_string())
+        .arg("--dir")
+        .arg(&work)
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
+        return Err(format!("cr-sqlite peer failed: {}", output.status).into());
+    }
+    let outcome: PeerOutcome = serde_json::from_slice(&output.stdout)?;
+    if outcome.mismatches != 0 {
+        return Err(format!("cr-sqlite merge differs in {} SKUs", outcome.mismatches).into());
+    }
+    Ok(outcome)
 }
 
 fn main() -> BenchResult<()> {
@@ -140,7 +215,31 @@ async fn hot_only() -> BenchResult<()> {
 async fn run(quick: bool) -> BenchResult<()> {
     let broker = Broker::start()?;
     println!("broker: {} on {}", broker.kind, broker.addr);
-    let scenarios = if quick {
+    let scenarios = if std::env::args().any(|a| a == "--peer") {
+        // Issue 20's comparison: the random pattern at 100 and 3 per commit, the regular
+        // one at 3 per commit.
+        vec![
+            random(
+                "100,000 random over 10,000 SKUs",
+                100_000,
+                10_000,
+                MOVEMENTS_PER_COMMIT,
+            ),
+            random(
+                "10,000 random over 10,000 SKUs",
+                10_000,
+                10_000,
+                MOVEMENTS_PER_COMMIT,
+            ),
+            random(
+                "10,000 random over 10,000, 3/commit",
+                10_000,
+                10_000,
+                SMALL_COMMIT,
+            ),
+            scenario("10,000 over 10,000 SKUs, 3/commit", 10_000, 10_000).commits_of(SMALL_COMMIT),
+        ]
+    } else if quick {
         vec![
             scenario("1,000 over 1,000 SKUs", 1_000, 1_000),
             scenario("10,000 over 10,000 SKUs", 10_000, 10_000),
@@ -193,14 +292,23 @@ async fn run(quick: bool) -> BenchResult<()> {
             ),
         ]
     };
+    let peer = peer_wanted();
     let mut outcomes = Vec::new();
     for s in &scenarios {
-        let outcome = offline_catch_up(broker.addr, s).await?;
+        let mut outcome = offline_catch_up(broker.addr, s).await?;
+        if peer {
+            let dir = tempfile::tempdir()?;
+            outcome.peer = Some(run_peer(dir.path(), &s.plan(), s.per_commit)?);
+        }
         print_row(&outcome);
         outcomes.push(outcome);
     }
     println!();
     print_table(&outcomes);
+    if peer {
+        println!();
+        print_peer_table(&outcomes);
+    }
     Ok(())
 }
 
@@ -302,6 +410,60 @@ fn print_table(outcomes: &[Outcome]) {
          the first vs the last tenth of the run.\n\
          regular: SKU i % skus, every 7th a receipt of 5, else a sale of 1; random (seed \
          {SEED}): uniform SKU, 1 in 7 a receipt of 1-24, else a sale of 1-3."
+    );
+}
+
+/// storenode beside cr-sqlite, same movements, same commit size, same durability.
+fn print_peer_table(outcomes: &[Outcome]) {
+    println!(
+        "{:<36} {:>7} {:>21} {:>21} {:>7} {:>15} {:>13} {:>13} {:>7} {:>9} {:>9}",
+        "storenode vs cr-sqlite",
+        "commits",
+        "µs/mvmt storenode",
+        "µs/mvmt cr-sqlite",
+        "ratio",
+        "changes s / cr",
+        "B/mvmt s",
+        "B/mvmt cr",
+        "ratio",
+        "sync s",
+        "merge s"
+    );
+    for o in outcomes {
+        let Some(p) = &o.peer else { continue };
+        let n = o.movements as f64;
+        let ours = (o.local_us_first + o.local_us_last) / 2.0;
+        let theirs = (p.local_us_first + p.local_us_last) / 2.0;
+        let ours_b = o.sync_bytes as f64 / n;
+        let theirs_b = p.bytes_compressed as f64 / p.movements as f64;
+        println!(
+            "{:<36} {:>7} {:>9.1} → {:>9.1} {:>9.1} → {:>9.1} {:>7.2} {:>7} / {:>5} {:>13.2} {:>5.2} ({:.1} raw) {:>7.2} {:>9.2} {:>9.2}",
+            o.name,
+            o.commits,
+            o.local_us_first,
+            o.local_us_last,
+            p.local_us_first,
+            p.local_us_last,
+            ours / theirs,
+            o.changes_shipped,
+            p.row_changes,
+            ours_b,
+            theirs_b,
+            p.bytes_raw as f64 / p.movements as f64,
+            ours_b / theirs_b,
+            o.converge.as_secs_f64(),
+            p.merge_ms / 1000.0,
+        );
+        debug_assert_eq!(p.commits, o.commits);
+    }
+    println!(
+        "µs/mvmt: median commit of the first → last tenth, divided by its movements (ratio: \
+         storenode ÷ cr-sqlite, of the two tenths' mean; < 1 means storenode is cheaper).\n\
+         changes: automerge changes HQ received from the cut on / cr-sqlite row changes \
+         since the cut. B/mvmt: storenode's MQTT payloads both ways (automerge's own \
+         compression) vs cr-sqlite's changes, compact encoding, DEFLATE (raw in brackets).\n\
+         sync s: storenode from reconnect until HQ has everything, over Mosquitto; merge s: \
+         cr-sqlite decompress + insert into a second database, in one process, no network."
     );
 }
 
@@ -521,6 +683,14 @@ fn hq_heads(hq: &Hq) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Changes in HQ's copy of the store's stock document.
+fn hq_changes(hq: &Hq) -> usize {
+    storenode::hq::lock(&hq.state)
+        .stock_doc(STORE)
+        .map(|d| d.core().automerge().get_changes(&[]).len())
+        .unwrap_or(0)
+}
+
 async fn wait_hq_has_node(hq: &Hq, node: &Node) -> BenchResult<()> {
     let deadline = Instant::now() + LIMIT;
     loop {
@@ -589,10 +759,12 @@ async fn offline_catch_up(broker: SocketAddr, s: &Scenario) -> BenchResult<Outco
 
     let sync = node.sync.as_ref().ok_or("node has no sync")?;
     let before = wire_total(sync.service().wire_metrics());
+    let changes_before = hq_changes(&hq);
     link.restore();
     let began = Instant::now();
     wait_hq_has_node(&hq, &node).await?;
     let converge = began.elapsed();
+    let changes_shipped = hq_changes(&hq) - changes_before;
     let sync_bytes = wire_total(sync.service().wire_metrics()) - before;
     check_levels(&hq, &node).await?;
 
@@ -603,6 +775,8 @@ async fn offline_catch_up(broker: SocketAddr, s: &Scenario) -> BenchResult<Outco
         name: s.name,
         movements: s.movements,
         commits: times.len(),
+        changes_shipped,
+        peer: None,
         local_us_first: median_us(first, s.per_commit),
         local_us_last: median_us(last, s.per_commit),
         converge,

@@ -235,6 +235,29 @@ pub fn outbox_len(conn: &Connection) -> Result<u64, PersistError> {
     Ok(n.unsigned_abs())
 }
 
+/// Whether an own movement (any `stock_movement` that is not kind `peer`) has an id above
+/// `mark`: committed, but not yet in a change.
+pub fn movements_above(conn: &Connection, mark: i64) -> Result<bool, PersistError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM stock_movement WHERE id > ?1 AND kind != 'peer')",
+        )?
+        .query_row([mark], |row| row.get(0))?)
+}
+
+/// Whether own movements wait above the stored high-water mark for a change.
+pub fn unrecorded_movements(conn: &Connection) -> Result<bool, PersistError> {
+    let mark = state_get(conn, KEY_MOVEMENT_MARK)?.unwrap_or(0);
+    movements_above(conn, mark)
+}
+
+/// What still has to reach HQ: the outbox, plus one for own movements not yet recorded in
+/// a change (they become one or a few changes at the next publish). This is what
+/// `storenode_sync_outbox_length` shows, so 0 still means "HQ has everything".
+pub fn pending_len(conn: &Connection) -> Result<u64, PersistError> {
+    Ok(outbox_len(conn)? + u64::from(unrecorded_movements(conn)?))
+}
+
 /// Removes acknowledged rows.
 pub fn outbox_remove(conn: &Connection, ids: &[i64]) -> Result<(), PersistError> {
     let mut stmt = conn.prepare_cached("DELETE FROM sync_outbox WHERE id = ?1")?;

@@ -265,18 +265,31 @@ impl NodeDocs {
         let Some(last_id) = last_id else {
             return Ok(None);
         };
-        let change = self.stock.apply_movements(&movements, at_ms)?;
-        let hash = match change {
-            Some(change) => {
+        let mut hash = None;
+        // A long backlog (sales made offline, recorded at the next publish) becomes a few
+        // changes of at most `MAX_KEYS_PER_CHANGE` keys each, so every one fits a message.
+        for chunk in chunks_of_keys(&movements, MAX_KEYS_PER_CHANGE)? {
+            if let Some(change) = self.stock.apply_movements(&chunk, at_ms)? {
                 persist::persist_change(conn, self.stock.core(), &change.bytes, false, now)?;
                 let id = self.stock.core().id().clone();
                 persist::outbox_push(conn, &id, self.epoch, &change.hash, now)?;
-                Some(change.hash)
+                hash = Some(change.hash);
             }
-            None => None,
-        };
+        }
         self.set_mark(conn, last_id)?;
         Ok(hash)
+    }
+
+    /// Whether own movements were committed that no change records yet (the sync hook
+    /// defers them to the next publish, see `sync::node::hook`).
+    pub fn has_unrecorded_movements(&self, conn: &Connection) -> Result<bool, LocalError> {
+        Ok(persist::movements_above(conn, self.movement_mark)?)
+    }
+
+    /// Whether other writers' changes were applied and SQLite needs `peer` movements; own
+    /// movements must be recorded first ([`Self::reconcile_stock`] moves the mark).
+    pub fn stock_needs_reconcile(&self) -> bool {
+        self.stock_needs_reconcile
     }
 
     /// Applies other writers' changes (validated, all or nothing) and logs them.
@@ -489,6 +502,36 @@ fn has_epoch_base(doc: &StockDoc) -> bool {
         .get_changes_meta(&[])
         .iter()
         .any(|meta| *meta.actor == hq)
+}
+
+/// Most distinct keys one own stock change puts: a change of 2,048 keys of up to 64 bytes
+/// stays well under the 256 KiB message cap even before compression.
+pub const MAX_KEYS_PER_CHANGE: usize = 2_048;
+
+/// `movements` netted per key (one movement per key: the change puts each key once, however
+/// often it moved), in runs of at most `max_keys` keys.
+fn chunks_of_keys(
+    movements: &[Movement],
+    max_keys: usize,
+) -> Result<Vec<Vec<Movement>>, StockError> {
+    let mut net: BTreeMap<&str, i64> = BTreeMap::new();
+    for m in movements {
+        let entry = net.entry(m.sku.as_str()).or_insert(0);
+        *entry = entry
+            .checked_add(m.delta)
+            .ok_or_else(|| StockError::Overflow { sku: m.sku.clone() })?;
+    }
+    let netted: Vec<Movement> = net
+        .into_iter()
+        .map(|(sku, delta)| Movement {
+            sku: sku.to_owned(),
+            delta,
+        })
+        .collect();
+    Ok(netted
+        .chunks(max_keys.max(1))
+        .map(<[Movement]>::to_vec)
+        .collect())
 }
 
 /// Own movements with `id > mark` as document movements, and the highest id seen.

@@ -1,7 +1,11 @@
 //! The store's [`BatchHook`] for sync: runs on the writer thread inside every group commit.
 //!
 //! `before_commit` turns the batch's own movements into one stock change (logged and put in
-//! the outbox), records click-and-collect status events in the orders document, and
+//! the outbox) — or, with [`SyncHook::deferring`] (the node's hook), leaves them in SQLite
+//! above the high-water mark for the sync service to record as one change per publish
+//! (`service::outbound::record_backlog`): a sale is durable once its ledger rows commit,
+//! so the commit path does no automerge work, and a backlog made offline travels as one
+//! change per touched key instead of one change per commit. It records click-and-collect status events in the orders document, and
 //! writes `peer` movements for other writers' changes applied since, all in the batch's
 //! transaction. Sync must never stop sales: if that fails, the hook's own
 //! savepoint is rolled back, the documents are reloaded from what the transaction holds
@@ -36,6 +40,8 @@ pub struct SyncHook {
     notify: Arc<Notify>,
     metrics: Arc<HookMetrics>,
     produced: bool,
+    /// Own movements wait for the next publish instead of becoming a change per commit.
+    defer_own: bool,
 }
 
 impl SyncHook {
@@ -51,6 +57,18 @@ impl SyncHook {
             notify,
             metrics,
             produced: false,
+            defer_own: false,
+        }
+    }
+
+    /// Leaves own stock movements to the sync service's publisher, which records them
+    /// (one change per publish, see the module comment) while it is connected. They are
+    /// still recorded here when other writers' changes must be reconciled first (the
+    /// reconciliation moves the high-water mark past them).
+    pub fn deferring(self) -> Self {
+        Self {
+            defer_own: true,
+            ..self
         }
     }
 
@@ -70,7 +88,12 @@ impl SyncHook {
         if docs.sync_transfers(conn, &now)? {
             self.produced = true;
         }
-        if docs.record_local_movements(conn, at_ms, &now)?.is_some() {
+        if self.defer_own && !docs.stock_needs_reconcile() {
+            // Durable in the ledger; the publisher records them (and is woken for it).
+            if docs.has_unrecorded_movements(conn)? {
+                self.produced = true;
+            }
+        } else if docs.record_local_movements(conn, at_ms, &now)?.is_some() {
             self.metrics.changes.fetch_add(1, Ordering::Relaxed);
             self.produced = true;
         }
@@ -110,6 +133,23 @@ impl SyncHook {
             Err(e) => tracing::error!(error = %e, "cannot reload sync documents from SQLite"),
         }
     }
+}
+
+/// Records the own movements the hook left in SQLite ([`SyncHook::deferring`]) as one
+/// stock change (a few for a long backlog), logged and put in the outbox. Run inside a
+/// store write: the change, the outbox row and the new high-water mark commit together, so
+/// a crash before the commit leaves the movements above the mark for the next call, and
+/// one after it leaves them recorded once. Nothing while the incarnation still waits to
+/// catch up with HQ (`NodeDocs::require_adoption`).
+pub fn record_backlog(
+    conn: &Connection,
+    docs: &SharedDocs,
+) -> Result<Option<automerge::ChangeHash>, LocalError> {
+    let mut docs = local::lock(docs);
+    if docs.is_adopting() {
+        return Ok(None);
+    }
+    docs.record_local_movements(conn, crate::clock::now_ms(), &crate::clock::now_utc())
 }
 
 impl BatchHook for SyncHook {

@@ -241,3 +241,171 @@ fn acknowledged_changes_leave_the_outbox() {
     );
     assert!(persist::outbox(&conn, &stock_id(), 0).unwrap().is_empty());
 }
+
+fn deferring_hook(conn: &Connection, name: &str) -> (SyncHook, SharedDocs) {
+    let (hook, docs) = hook(conn, name);
+    (hook.deferring(), docs)
+}
+
+/// The publisher's step, in its own transaction (as `service::outbound::record_backlog`).
+fn record_backlog_tx(conn: &Connection, docs: &SharedDocs, ok: bool) {
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    record_backlog(conn, docs).unwrap();
+    conn.execute_batch(if ok { "COMMIT" } else { "ROLLBACK" })
+        .unwrap();
+}
+
+/// The node's hook makes no change per commit: sales wait in the ledger above the mark and
+/// become ONE change when the publisher records them, whatever the number of commits.
+#[test]
+fn a_deferring_hook_leaves_sales_to_one_change_per_publish() {
+    let conn = db();
+    let (mut hook, docs) = deferring_hook(&conn, "s1.lane1");
+    for i in 0..30 {
+        commit(
+            &conn,
+            &mut hook,
+            |c| sell(c, &format!("S{}", i % 4), -1, 0),
+            true,
+        );
+    }
+    assert!(persist::outbox(&conn, &stock_id(), 0).unwrap().is_empty());
+    assert_eq!(
+        persist::pending_len(&conn).unwrap(),
+        1,
+        "the backlog counts as pending"
+    );
+    assert!(local::lock(&docs).stock().stock_levels().is_empty());
+    record_backlog_tx(&conn, &docs, true);
+    let outbox = persist::outbox(&conn, &stock_id(), 0).unwrap();
+    assert_eq!(outbox.len(), 1, "one change for 30 commits");
+    assert_eq!(persist::pending_len(&conn).unwrap(), 1, "the change itself");
+    let guard = local::lock(&docs);
+    for s in 0..4 {
+        let sku = format!("S{s}");
+        assert_eq!(
+            guard.stock().stock(&sku),
+            ledger::level(&conn, &sku).unwrap().on_hand
+        );
+    }
+}
+
+/// A crash between the sales' commits and the publisher's record, or during the record
+/// (its transaction rolled back), loses nothing; a record that committed is not repeated.
+#[test]
+fn deferred_sales_survive_a_crash_before_or_during_their_record_and_count_once() {
+    let conn = db();
+    {
+        let (mut hook, docs) = deferring_hook(&conn, "s1.lane1");
+        commit(&conn, &mut hook, |c| sell(c, "A", 10, 0), true);
+        commit(&conn, &mut hook, |c| sell(c, "A", -3, 0), true);
+        // The publisher's transaction dies before its commit.
+        record_backlog_tx(&conn, &docs, false);
+    } // crash: the in-memory documents are gone
+    let docs: SharedDocs = Arc::new(Mutex::new(
+        NodeDocs::load(&conn, "s1", writer("s1.lane1")).unwrap(),
+    ));
+    assert_eq!(
+        local::lock(&docs).stock().stock("A"),
+        0,
+        "nothing recorded yet"
+    );
+    record_backlog_tx(&conn, &docs, true);
+    assert_eq!(local::lock(&docs).stock().stock("A"), 7);
+    // After a restart the recorded sales are in the document once, and nothing is left.
+    let reloaded = NodeDocs::load(&conn, "s1", writer("s1.lane1")).unwrap();
+    assert_eq!(reloaded.stock().stock("A"), 7);
+    assert!(!reloaded.has_unrecorded_movements(&conn).unwrap());
+    let docs = Arc::new(Mutex::new(reloaded));
+    record_backlog_tx(&conn, &docs, true);
+    assert_eq!(
+        local::lock(&docs).stock().stock("A"),
+        7,
+        "not recorded twice"
+    );
+    assert_eq!(persist::outbox(&conn, &stock_id(), 0).unwrap().len(), 1);
+}
+
+/// Another writer's change to reconcile makes the deferring hook record its own sales
+/// first: the reconciliation moves the mark past them, and they must not be skipped.
+#[test]
+fn a_deferring_hook_records_own_sales_before_reconciling_a_peer_change() {
+    let conn = db();
+    let (mut hook, docs) = deferring_hook(&conn, "s1.lane1");
+    commit(&conn, &mut hook, |c| sell(c, "A", 10, 0), true);
+    let mut lane2 = StockDoc::genesis("s1", 0, writer("s1.lane2")).unwrap();
+    let change = lane2
+        .apply_movements(
+            &[Movement {
+                sku: "A".into(),
+                delta: -4,
+            }],
+            1,
+        )
+        .unwrap()
+        .unwrap();
+    let remote = RemoteChanges::Changes(vec![change.bytes]);
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    local::lock(&docs)
+        .apply_remote(&conn, &stock_id(), 0, &remote, "now")
+        .unwrap();
+    hook.before_commit(&conn).unwrap();
+    conn.execute_batch("COMMIT").unwrap();
+    assert_eq!(
+        ledger::level(&conn, "A").unwrap().on_hand,
+        6,
+        "own 10, peer -4"
+    );
+    assert!(ledger::verify(&conn).unwrap().is_empty());
+    let guard = local::lock(&docs);
+    assert_eq!(guard.stock().stock("A"), 6);
+    assert_eq!(
+        guard.stock().writer_totals(&writer("s1.lane1")).get("A"),
+        Some(&10)
+    );
+    assert!(!guard.has_unrecorded_movements(&conn).unwrap());
+}
+
+/// A long backlog is split into changes of at most `MAX_KEYS_PER_CHANGE` keys each.
+#[test]
+fn a_long_backlog_becomes_a_few_changes_each_under_the_key_cap() {
+    let conn = db();
+    let (mut hook, docs) = deferring_hook(&conn, "s1.lane1");
+    let skus = local::MAX_KEYS_PER_CHANGE * 2 + 5;
+    commit(
+        &conn,
+        &mut hook,
+        |c| {
+            for i in 0..skus {
+                sell(c, &format!("K{i}"), -1, 0);
+            }
+        },
+        true,
+    );
+    record_backlog_tx(&conn, &docs, true);
+    assert_eq!(persist::outbox(&conn, &stock_id(), 0).unwrap().len(), 3);
+    assert_eq!(local::lock(&docs).stock().stock_levels().len(), skus);
+    // Many movements over few keys: netted per key first, so one change.
+    for _ in 0..3 {
+        commit(
+            &conn,
+            &mut hook,
+            |c| {
+                for i in 0..local::MAX_KEYS_PER_CHANGE {
+                    sell(c, &format!("K{}", i % 10), -1, 0);
+                }
+            },
+            true,
+        );
+    }
+    record_backlog_tx(&conn, &docs, true);
+    assert_eq!(persist::outbox(&conn, &stock_id(), 0).unwrap().len(), 4);
+    let guard = local::lock(&docs);
+    for i in 0..10 {
+        let sku = format!("K{i}");
+        assert_eq!(
+            guard.stock().stock(&sku),
+            ledger::level(&conn, &sku).unwrap().on_hand
+        );
+    }
+}

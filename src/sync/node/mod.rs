@@ -55,7 +55,8 @@ impl SyncSetup {
         let slot: DocsSlot = Arc::default();
         let notify = Arc::new(Notify::new());
         let hook_metrics = Arc::new(HookMetrics::default());
-        let hook = SyncHook::new(slot.clone(), store_id, notify.clone(), hook_metrics.clone());
+        let hook =
+            SyncHook::new(slot.clone(), store_id, notify.clone(), hook_metrics.clone()).deferring();
         (
             Self {
                 slot,
@@ -238,7 +239,7 @@ impl NodeSync {
             counter(
                 out,
                 "storenode_sync_changes_total",
-                "Own stock changes made (one per commit with movements).",
+                "Own stock changes made in a commit (the backlog the publisher records is not counted).",
                 hook.changes.load(Ordering::Relaxed),
             );
             counter(

@@ -214,7 +214,7 @@ impl SyncService {
     pub async fn diag(&self) -> SyncDiag {
         let pending = self
             .store
-            .read(|conn| persist::outbox_len(conn).map_err(to_store_error))
+            .read(|conn| persist::pending_len(conn).map_err(to_store_error))
             .await
             .unwrap_or(0);
         let docs = local::lock(&self.docs);

@@ -92,12 +92,41 @@ pub(super) async fn publish_loop(
     }
 }
 
+/// Turns the own movements the hook left in SQLite into changes (one per publish, a few for
+/// a long backlog; `hook::record_backlog`), so they go out in this round. A failure leaves
+/// them in SQLite for the next round.
+async fn record_backlog(ctx: &Ctx) {
+    let pending = ctx
+        .store
+        .read(|conn| persist::unrecorded_movements(conn).map_err(to_store_error))
+        .await;
+    match pending {
+        Ok(false) => return,
+        Ok(true) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read whether own movements wait for a change");
+            return;
+        }
+    }
+    let docs = ctx.docs.clone();
+    let recorded = ctx
+        .store
+        .write(move |conn| {
+            crate::sync::node::hook::record_backlog(conn, &docs).map_err(to_store_error)
+        })
+        .await;
+    if let Err(e) = recorded {
+        tracing::warn!(error = %e, "cannot record own movements as a change; retried at the next publish");
+    }
+}
+
 async fn publish_round(
     ctx: &Ctx,
     sent: &mut Sent,
     needs: &BTreeSet<DocId>,
     on_tick: bool,
 ) -> Result<(), PublishError> {
+    record_backlog(ctx).await;
     let outbox = ctx
         .store
         .read({
