@@ -6,10 +6,12 @@
 #
 # PROFILE=<cargo profile> (default release: what the packages ship). A no-LTO profile was
 # measured and was not faster here (more codegen units cost more CPU on 2 cores).
-# The store boxes' binaries are built without the `embedded-broker` feature (the demo
-# broker, rumqttd, and the second HTTP/TLS stack it pulls in): a box uses Mosquitto, and
-# `storenode demo` / `hq.embedded_broker` are for a developer's machine.
-# FEATURES=default builds them with it.
+# The store boxes' binaries are built without the default features: no `embedded-broker`
+# (the demo broker, rumqttd, and the second HTTP/TLS stack it pulls in: a box uses
+# Mosquitto) and no `hq` (HQ mode and what needs an HQ: `demo`, `bench`, `privacy erase`,
+# with HQ's PostgreSQL client and EPCIS schema validator: a store box runs no HQ).
+# FEATURES=default builds them with both. Beside the binary, `storenode.features` says which
+# were built in (cross/deb/build-deb.sh leaves HQ's unit out of a package without `hq`).
 # When run as root, installs the missing cross toolchain and rustup targets itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,6 +61,7 @@ for arch in "${arches[@]}"; do
   cargo build --locked --profile "$profile" --target "$triple" --bin storenode "${features[@]}"
   dir="$profile"
   binary="${CARGO_TARGET_DIR:-target}/$triple/$dir/storenode"
+  if [ ${#features[@]} -eq 0 ]; then echo "default" ; else echo "none"; fi >"$binary.features"
   size=$(stat -c %s "$binary")
   printf '%s: %s (%s bytes, %s KiB) built in %ss\n' "$arch" "$binary" "$size" $((size / 1024)) $((SECONDS - start))
 done

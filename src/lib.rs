@@ -1,6 +1,7 @@
 //! storenode: the edge node of a retail store. See docs/architecture.md for the architecture.
 
 pub mod api;
+#[cfg(feature = "hq")]
 pub mod bench;
 pub mod cli;
 pub mod cli_numbers;
@@ -9,6 +10,7 @@ pub mod config;
 pub mod control;
 pub mod crdt;
 pub mod daemon;
+#[cfg(feature = "hq")]
 pub mod demo;
 pub mod devices;
 pub mod diag;
@@ -17,7 +19,9 @@ pub mod epcis;
 pub mod events;
 pub mod gs1;
 pub mod health;
+#[cfg(feature = "hq")]
 pub mod hq;
+#[cfg(feature = "hq")]
 pub mod http_client;
 pub mod http_shared;
 pub mod human;

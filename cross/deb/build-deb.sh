@@ -77,12 +77,16 @@ if readelf -S "$binary" 2>/dev/null | grep -q '\.debug_info'; then
   "$objcopy" --strip-debug "$pkg/usr/bin/storenode"
 fi
 install -D -m 0644 "$root/systemd/storenode.service" "$pkg/lib/systemd/system/storenode.service"
-install -D -m 0644 "$root/systemd/storenode-hq.service" "$pkg/lib/systemd/system/storenode-hq.service"
+# HQ's unit and example only where the binary has HQ: cross/build.sh's box builds leave the
+# `hq` feature out and say so in storenode.features beside the binary.
+with_hq=yes
+if [ -f "$binary.features" ] && ! grep -qw default "$binary.features"; then with_hq=no; fi
+[ "$with_hq" = no ] || install -D -m 0644 "$root/systemd/storenode-hq.service" "$pkg/lib/systemd/system/storenode-hq.service"
 install -D -m 0644 "$root/systemd/storenode-provision.service" "$pkg/lib/systemd/system/storenode-provision.service"
 install -D -m 0644 "$udev_rules" "$pkg/lib/udev/rules.d/99-storenode.rules"
 # Not under /usr/share/doc: postinst copies it, and minimal systems drop docs (path-exclude).
 install -D -m 0644 "${EXAMPLE_CONFIG:-$root/config/storenode.example.toml}" "$pkg/usr/share/storenode/storenode.example.toml"
-install -D -m 0644 "$root/config/hq.example.toml" "$pkg/usr/share/storenode/storenode-hq.example.toml"
+[ "$with_hq" = no ] || install -D -m 0644 "$root/config/hq.example.toml" "$pkg/usr/share/storenode/storenode-hq.example.toml"
 # The documentation, laid out as in the sources so its relative links between files hold;
 # the units' Documentation= points at docs/operations.md (IT and technicians).
 install -D -m 0644 "$root/README.md" "$pkg/usr/share/doc/storenode/README.md"

@@ -44,12 +44,15 @@ pub enum Command {
         action: CatalogAction,
     },
     /// Measure the sale path (HTTP API, durable) against bare SQLite on the same disk.
+    #[cfg(feature = "hq")]
     Bench(crate::bench::BenchArgs),
+    #[cfg(feature = "hq")]
     /// Demo on this machine, no external services: HQ, embedded broker, two stores, a
     /// partition and convergence (`--single`: one store with its API open for curl).
     Demo(crate::demo::DemoArgs),
     /// Run HQ: merge every store's stock, serve it over HTTP, publish catalog (config: an
     /// `[hq]` section, see config/hq.example.toml).
+    #[cfg(feature = "hq")]
     Hq {
         #[command(subcommand)]
         action: Option<HqAction>,
@@ -67,12 +70,14 @@ pub enum Command {
         action: crate::diag::lane::LaneCommand,
     },
     /// Customer data (GDPR): erase a customer's data at HQ and every store.
+    #[cfg(feature = "hq")]
     Privacy {
         #[command(subcommand)]
         action: PrivacyAction,
     },
 }
 
+#[cfg(feature = "hq")]
 #[derive(Subcommand, Debug)]
 pub enum PrivacyAction {
     /// Erase the customer data of an order, or of every order with an e-mail or phone,
@@ -80,6 +85,7 @@ pub enum PrivacyAction {
     Erase(crate::hq::erase::EraseArgs),
 }
 
+#[cfg(feature = "hq")]
 #[derive(Subcommand, Debug)]
 pub enum HqAction {
     /// Publish a catalog file (CSV or JSON, as `catalog import`) through the running HQ.
@@ -204,6 +210,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             println!("{report}");
             Ok(())
         }
+        #[cfg(feature = "hq")]
         Command::Bench(args) => runtime()?.block_on(crate::bench::run(args)),
         Command::Provision(args) => {
             let done = crate::provision::run(args)?;
@@ -236,6 +243,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             eprintln!("wrote {} items, {} bytes", report.items, report.bytes);
             Ok(())
         }
+        #[cfg(feature = "hq")]
         Command::Hq { action } => {
             let local_hq = || -> anyhow::Result<_> {
                 let config = crate::sync::config::load_hq(&cli.config)?;
@@ -255,6 +263,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        #[cfg(feature = "hq")]
         Command::Privacy {
             action: PrivacyAction::Erase(args),
         } => {
@@ -262,6 +271,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             print!("{report}");
             Ok(())
         }
+        #[cfg(feature = "hq")]
         Command::Demo(args) => {
             // The chain demo tells its story on stdout; only warnings (e.g. the store going
             // offline) go to the log.

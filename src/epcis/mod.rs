@@ -9,6 +9,7 @@
 pub mod batch;
 mod event;
 mod id;
+#[cfg(feature = "hq")]
 pub mod schema;
 pub mod source;
 

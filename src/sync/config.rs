@@ -285,6 +285,7 @@ impl RawHq {
                 ));
             }
         };
+        #[cfg(feature = "hq")]
         if let Some(url) = &database_url {
             // Syntax and TLS options now, so `config check` names them; files at connect.
             crate::hq::db::pg_tls::PgTarget::parse(url)
