@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::catalog_worker::CatalogWorker;
 use super::{Cmd, Ctx, epoch_of, lock, to_store_error};
 use crate::crdt::catalog::CatalogDoc;
 use crate::crdt::doc::{ApplyOutcome, DocId};
@@ -30,15 +31,16 @@ pub(super) async fn receive(
     // HQ's catalog document and the rows derived from its changes not written yet: this
     // task's alone (it handles one message at a time).
     let mut catalog = CatalogWork::default();
+    let worker = CatalogWorker::spawn();
     // A projection a previous run left unfinished (crash or stop mid-catalog).
-    resume_catalog(&ctx, &mut catalog).await;
+    resume_catalog(&ctx, &worker, &mut catalog).await;
     project_catalog(&ctx, &mut catalog, &shutdown).await;
     let mut release_at = catalog_release_at(&catalog);
     loop {
         let event = tokio::select! {
             () = shutdown.cancelled() => return,
             () = sleep_until(release_at) => {
-                release_catalog(&mut catalog).await;
+                release_catalog(&worker, &mut catalog).await;
                 release_at = catalog_release_at(&catalog);
                 continue;
             }
@@ -60,8 +62,15 @@ pub(super) async fn receive(
                 ..
             }) => {
                 ctx.shared.metrics.count_in(payload.len());
-                if let Err(reason) =
-                    handle_message(&ctx, &mut catalog, &topic, &payload, retain, &cmd).await
+                if let Err(reason) = handle_message(
+                    &ctx,
+                    (&worker, &mut catalog),
+                    &topic,
+                    &payload,
+                    retain,
+                    &cmd,
+                )
+                .await
                 {
                     ctx.shared.metrics.reject();
                     tracing::warn!(topic, reason, "sync message rejected");
@@ -95,15 +104,16 @@ async fn sleep_until(at: Option<Instant>) {
 
 /// Drops the catalog document once its projection is done, and gives the heap it used
 /// back to the system (on a blocking thread: both take milliseconds for a large catalog).
-async fn release_catalog(catalog: &mut CatalogWork) {
+async fn release_catalog(worker: &CatalogWorker, catalog: &mut CatalogWork) {
     let Some(doc) = catalog.take_idle() else {
         return;
     };
-    let released = tokio::task::spawn_blocking(move || {
-        drop(doc);
-        crate::memory::release_freed()
-    })
-    .await;
+    let released = worker
+        .run(move || {
+            drop(doc);
+            crate::memory::release_freed()
+        })
+        .await;
     tracing::debug!(
         released = released.unwrap_or(false),
         rss_kib = crate::memory::resident_kib(),
@@ -114,20 +124,21 @@ async fn release_catalog(catalog: &mut CatalogWork) {
 /// At start, when the pending flag says a projection was interrupted: queues the rows of
 /// the stored catalog that SQLite does not hold yet (read and compared on a reader
 /// connection, off the writer).
-async fn resume_catalog(ctx: &Ctx, catalog: &mut CatalogWork) {
+async fn resume_catalog(ctx: &Ctx, worker: &CatalogWorker, catalog: &mut CatalogWork) {
     let store = ctx.store.clone();
     let writer = ctx.writer.clone();
-    let found = tokio::task::spawn_blocking(move || {
-        store.read_blocking(|conn| {
-            if !local::projection_pending(conn).map_err(to_store_error)? {
-                return Ok(None);
-            }
-            let doc = local::read_catalog(conn, writer).map_err(to_store_error)?;
-            let rows = local::unwritten_items(conn, &doc).map_err(to_store_error)?;
-            Ok(Some((doc, rows)))
+    let found = worker
+        .run(move || {
+            store.read_blocking(|conn| {
+                if !local::projection_pending(conn).map_err(to_store_error)? {
+                    return Ok(None);
+                }
+                let doc = local::read_catalog(conn, writer).map_err(to_store_error)?;
+                let rows = local::unwritten_items(conn, &doc).map_err(to_store_error)?;
+                Ok(Some((doc, rows)))
+            })
         })
-    })
-    .await;
+        .await;
     match found {
         Ok(Ok(Some((doc, rows)))) => {
             tracing::info!(
@@ -197,17 +208,16 @@ async fn project_catalog(ctx: &Ctx, catalog: &mut CatalogWork, shutdown: &Cancel
 /// in their own jobs ([`project_catalog`]).
 async fn apply_catalog(
     ctx: &Ctx,
-    catalog: &mut CatalogWork,
+    (worker, catalog): Catalog<'_>,
     changes: RemoteChanges,
 ) -> Result<ApplyOutcome, String> {
     let doc = catalog.take_doc();
     let store = ctx.store.clone();
     let writer = ctx.writer.clone();
     let id = ctx.catalog_id.clone();
-    let derived =
-        tokio::task::spawn_blocking(move || derive_off_writer(&store, writer, &id, doc, changes))
-            .await
-            .map_err(|e| format!("catalog worker failed: {e}"))?;
+    let derived = worker
+        .run(move || derive_off_writer(&store, writer, &id, doc, changes))
+        .await?;
     let (doc, delta) = match derived {
         Ok(derived) => derived,
         Err((doc, reason)) => {
@@ -244,7 +254,7 @@ async fn apply_catalog(
         Err(e) => {
             // The document holds a change SQLite does not: dropped, the next change reads
             // the stored one (HQ sends this one again, the node's heads lack it).
-            drop(tokio::task::spawn_blocking(move || drop(doc)));
+            drop(worker.run(move || drop(doc)).await);
             Err(e.to_string())
         }
     }
@@ -280,9 +290,12 @@ fn derive_off_writer(
     }
 }
 
+/// The receiving task's catalog thread and work, lent to the message handlers.
+type Catalog<'a> = (&'a CatalogWorker, &'a mut CatalogWork);
+
 async fn handle_message(
     ctx: &Ctx,
-    catalog: &mut CatalogWork,
+    catalog: Catalog<'_>,
     topic: &str,
     payload: &[u8],
     retain: bool,
@@ -424,7 +437,7 @@ fn announce_epoch(ctx: &Ctx, doc: &DocId, epoch: u32, cmd: &mpsc::UnboundedSende
 
 async fn apply(
     ctx: &Ctx,
-    catalog: &mut CatalogWork,
+    catalog: Catalog<'_>,
     doc: DocId,
     epoch: u32,
     changes: RemoteChanges,
