@@ -203,8 +203,8 @@ async fn project_catalog(ctx: &Ctx, catalog: &mut CatalogWork, shutdown: &Cancel
     }
 }
 
-/// A message of HQ's catalog changes: applied to the document and turned into rows on a
-/// blocking thread; the writer then logs the change in one short job, and the rows follow
+/// A message of HQ's catalog changes: applied to the document and turned into rows on the
+/// catalog thread; the writer then logs the change in one short job, and the rows follow
 /// in their own jobs ([`project_catalog`]).
 async fn apply_catalog(
     ctx: &Ctx,
@@ -215,17 +215,18 @@ async fn apply_catalog(
     let store = ctx.store.clone();
     let writer = ctx.writer.clone();
     let id = ctx.catalog_id.clone();
-    let derived = worker
+    let (doc, delta) = worker
         .run(move || derive_off_writer(&store, writer, &id, doc, changes))
         .await?;
-    let (doc, delta) = match derived {
-        Ok(derived) => derived,
-        Err((doc, reason)) => {
+    let (doc, delta) = match (doc, delta) {
+        (Some(doc), Ok(delta)) => (doc, delta),
+        (doc, Err(reason)) => {
             if let Some(doc) = doc {
                 catalog.keep(doc);
             }
             return Err(reason);
         }
+        (None, Ok(_)) => return Err("the catalog document went missing".to_owned()),
     };
     let mut delta = delta;
     if !delta.changed() {
@@ -260,8 +261,6 @@ async fn apply_catalog(
     }
 }
 
-type Derived = (CatalogDoc, CatalogDelta);
-
 /// The blocking part of [`apply_catalog`]: the document (read on a reader connection when
 /// not in memory) with HQ's changes applied, and what they mean for SQLite. On error the
 /// document comes back unchanged, if there was one.
@@ -271,23 +270,24 @@ fn derive_off_writer(
     id: &DocId,
     doc: Option<CatalogDoc>,
     changes: RemoteChanges,
-) -> Result<Derived, (Option<CatalogDoc>, String)> {
+) -> (Option<CatalogDoc>, Result<CatalogDelta, String>) {
     let mut doc = match doc {
         Some(doc) => doc,
-        None => store
+        None => match store
             .read_blocking(|conn| local::read_catalog(conn, writer).map_err(to_store_error))
-            .map_err(|e| (None, format!("cannot read the catalog document: {e}")))?,
+        {
+            Ok(doc) => doc,
+            Err(e) => return (None, Err(format!("cannot read the catalog document: {e}"))),
+        },
     };
     let logged = match store
         .read_blocking(|conn| persist::logged_changes(conn, id, 0).map_err(to_store_error))
     {
         Ok(logged) => logged,
-        Err(e) => return Err((Some(doc), e.to_string())),
+        Err(e) => return (Some(doc), Err(e.to_string())),
     };
-    match local::derive_change(&mut doc, changes, logged) {
-        Ok(delta) => Ok((doc, delta)),
-        Err(e) => Err((Some(doc), e.to_string())),
-    }
+    let delta = local::derive_change(&mut doc, changes, logged).map_err(|e| e.to_string());
+    (Some(doc), delta)
 }
 
 /// The receiving task's catalog thread and work, lent to the message handlers.
