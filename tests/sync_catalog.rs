@@ -97,6 +97,45 @@ fn hq_publishes_a_large_catalog_in_one_command_and_a_price_change_reaches_the_st
     assert_eq!(price_at(&node, &last), Some(100));
 }
 
+/// A node killed (SIGKILL) while it writes the rows of HQ's republication of every item:
+/// the restart writes what was not written (the stored catalog compared with SQLite) and
+/// takes the rest from HQ, and every item ends at the new price.
+#[test]
+fn a_node_killed_while_it_writes_a_republication_ends_with_every_new_price() {
+    let broker = Mosquitto::start(MosquittoOptions::plain());
+    let access = BrokerAccess::Plain {
+        port: broker.port(),
+    };
+    let hq = HqNode::start(&access, "");
+    let mut node = StoreNode::start("s1", "lane1", &access);
+    let items = 5_000;
+    let file = hq.dir.path().join("first.csv");
+    std::fs::write(&file, catalog_csv(items, |_| 100)).expect("write catalog");
+    assert!(hq_import(&hq, &file).status.success());
+    let last = format!("BIG{:06}", items - 1);
+    wait_for(
+        "the store has the catalog",
+        Duration::from_secs(120),
+        || (price_at(&node, &last) == Some(100)).then_some(()),
+    );
+
+    let file = hq.dir.path().join("again.csv");
+    std::fs::write(&file, catalog_csv(items, |i| 200 + i as i64)).expect("write catalog");
+    assert!(hq_import(&hq, &file).status.success());
+    // Rows are written in SKU order: the first new price means the projection is under way.
+    wait_for("the first new price", Duration::from_secs(60), || {
+        (price_at(&node, "BIG000000") == Some(200)).then_some(())
+    });
+    node.kill_and_restart();
+    wait_for("the last new price", Duration::from_secs(120), || {
+        (price_at(&node, &last) == Some(200 + items as i64 - 1)).then_some(())
+    });
+    for i in (0..items).step_by(37).chain([items - 2]) {
+        let sku = format!("BIG{i:06}");
+        assert_eq!(price_at(&node, &sku), Some(200 + i as i64), "{sku}");
+    }
+}
+
 /// Regression: a sale line with a GIAI tag was refused on every item, since nothing linked
 /// such a tag to an item. HQ's catalog now says which GIAI or SSCC tags an item is sold
 /// with (`epc_patterns`), and the store sells them on that item only, each once.

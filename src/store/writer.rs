@@ -210,20 +210,27 @@ fn commit_batch(conn: &Connection, writes: Vec<WriteOp>, hook: &mut dyn BatchHoo
 /// One write inside a savepoint: its failure undoes only its own changes. `None` when the
 /// write was answered already (its savepoint could not be opened).
 fn run_in_savepoint(conn: &Connection, op: WriteOp) -> Option<Completion> {
-    if let Err(e) = conn.execute_batch("SAVEPOINT write") {
+    if let Err(e) = execute_cached(conn, "SAVEPOINT write") {
         op.fail(StoreError::from(e));
         return None;
     }
     let (succeeded, completion) = op.run(conn);
     let end = if succeeded {
-        "RELEASE write"
+        execute_cached(conn, "RELEASE write")
     } else {
-        "ROLLBACK TO write; RELEASE write"
+        execute_cached(conn, "ROLLBACK TO write")
+            .and_then(|()| execute_cached(conn, "RELEASE write"))
     };
-    if let Err(e) = conn.execute_batch(end) {
+    if let Err(e) = end {
         tracing::error!(error = %e, "ending a savepoint failed");
     }
     Some(completion)
+}
+
+/// Runs a statement from the connection's statement cache: the savepoint statements run
+/// twice per write, and `execute_batch` would parse them each time.
+fn execute_cached(conn: &Connection, sql: &str) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 fn batch_error(e: &StoreError, disk: bool) -> StoreError {

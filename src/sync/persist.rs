@@ -138,16 +138,35 @@ pub fn log_change(
 
 /// Saves the whole document and clears its log.
 pub fn save_doc(conn: &Connection, doc: &SyncDoc, now: &str) -> Result<(), PersistError> {
-    let key = doc_key(doc.id());
-    let epoch = doc.epoch();
+    store_saved(conn, doc.id(), doc.epoch(), &doc.save(), now)
+}
+
+/// Stores `saved` (a document's save, made elsewhere) as the document and clears its log:
+/// the save already holds every logged change.
+pub fn store_saved(
+    conn: &Connection,
+    id: &DocId,
+    epoch: u32,
+    saved: &[u8],
+    now: &str,
+) -> Result<(), PersistError> {
+    let key = doc_key(id);
     conn.prepare_cached(
         "INSERT INTO sync_doc (doc_key, epoch, saved, saved_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(doc_key, epoch) DO UPDATE SET saved = excluded.saved, saved_at = excluded.saved_at",
     )?
-    .execute(params![key, epoch, doc.save(), now])?;
+    .execute(params![key, epoch, saved, now])?;
     conn.prepare_cached("DELETE FROM sync_change WHERE doc_key = ?1 AND epoch = ?2")?
         .execute(params![key, epoch])?;
     Ok(())
+}
+
+/// Entries in a document's change log (how close it is to its next save).
+pub fn logged_changes(conn: &Connection, id: &DocId, epoch: u32) -> Result<u64, PersistError> {
+    let logged: i64 = conn
+        .prepare_cached("SELECT count(*) FROM sync_change WHERE doc_key = ?1 AND epoch = ?2")?
+        .query_row(params![doc_key(id), epoch], |row| row.get(0))?;
+    Ok(logged.unsigned_abs())
 }
 
 /// Logs the change and saves the document once the log is long.

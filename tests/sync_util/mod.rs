@@ -243,6 +243,13 @@ resend_interval_ms = 500
         self.wait_ready();
     }
 
+    /// SIGKILL (nothing gets finished), then starts the node again on the same data.
+    pub fn kill_and_restart(&mut self) {
+        self.proc.kill();
+        self.proc = Proc::spawn(&["--config", self.config.to_str().unwrap_or_default(), "run"]);
+        self.wait_ready();
+    }
+
     /// Runs `storenode --config … diag ARGS` and returns (success, stdout + stderr).
     pub fn diag(&self, args: &[&str]) -> (bool, String) {
         let out = Command::new(binary())

@@ -1,25 +1,34 @@
-//! HQ's catalog projected into the store's SQLite `item` tables, incrementally.
+//! HQ's catalog projected into the store's SQLite `item` tables, incrementally and off the
+//! writer thread.
 //!
-//! A catalog change from HQ used to upsert every item inside the write transaction it arrived
-//! in: with 50,000 items every till waited seconds behind it. Now only the SKUs the change
-//! touched (an automerge diff of the heads before and after) are queued, and they are written
-//! in small batches, each its own short write job, so sales interleave with a large
-//! publication.
+//! A catalog change from HQ used to be applied to the automerge document, diffed and
+//! projected inside a write job: with 1,000-item changes every till waited behind it (a
+//! 10,000-item republication held sales up to a second). Now the writer only writes:
+//! - [`derive_change`] (on a thread of the sync service, never the writer) applies HQ's
+//!   changes to the document, diffs the heads before and after, and turns every item the
+//!   change touched into a plain, validated [`Item`] row; it also reads HQ's pricing,
+//!   loyalty and coupon rules and, when the change log is due for compaction, the save.
+//! - [`NodeDocs::commit_catalog_change`], one short write job, logs the change bytes,
+//!   stores the rules, notes the new heads and sets the pending flag.
+//! - [`write_items`] writes the rows in small jobs (at most [`CATALOG_BATCH`] rows or
+//!   [`CATALOG_JOB_BUDGET`] of writer time each), so sales interleave with them.
 //!
 //! Crash safety: the `sync_state` flag [`KEY_CATALOG_PENDING`] is set in the transaction
-//! that logs the change and cleared in the one that writes the last queued item. A node
-//! that stops in between finds the flag at load and projects every item again (upserts
-//! are idempotent), so nothing HQ published is lost.
+//! that logs the change and cleared in the one that writes the last queued row. A node that
+//! stops in between finds the flag at start, and [`unwritten_items`] compares every item of
+//! the stored document (which holds every logged change) with SQLite's row: exactly the
+//! rows not written, or written from an older change, are queued again. Rows are upserts,
+//! so nothing is lost and nothing is applied twice.
 //!
 //! Memory: the document of a 50,000-item catalog holds tens of MiB of automerge op set, and
-//! a node needs it only to apply HQ's changes and to project them. Between those it keeps
+//! a node needs it only to apply HQ's changes. Between those, [`NodeDocs`] keeps
 //! [`CatalogState`]: the heads and the hashes of the document's changes, which answer all
-//! the sync service asks (which heads to publish, whether HQ's heads are news). The
-//! document is read from SQLite (its save and change log, as at start) when HQ sends a
-//! change, and dropped once its items are projected and HQ has been quiet for a while
-//! ([`NodeDocs::take_idle_catalog`]); then the freed heap goes back to the system.
+//! the sync service asks (which heads to publish, whether HQ's heads are news). The service
+//! keeps the document in its [`CatalogWork`] from a change of HQ until HQ has been quiet for
+//! a while, then drops it and gives the freed heap back to the system.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::{Duration, Instant};
 
 use automerge::{ChangeHash, Patch, PatchAction, Prop};
 use rusqlite::Connection;
@@ -27,17 +36,25 @@ use rusqlite::Connection;
 use super::{LocalError, NodeDocs, RemoteChanges};
 use crate::crdt::catalog::{CATALOG_STORE, CatalogDoc};
 use crate::crdt::doc::{ApplyOutcome, DocId, DocKind, KEY_ITEMS, WriterId};
+use crate::domain::coupons::Coupon;
+use crate::domain::loyalty::LoyaltyRules;
+use crate::domain::pricing::PricingRules;
 use crate::store::catalog::{self, Item};
 use crate::sync::persist;
 
 /// `sync_state` key: 1 while catalog items may be missing from SQLite.
 pub const KEY_CATALOG_PENDING: &str = "catalog_projection_pending";
 
-/// Items written per write job: small enough that a sale queued behind one waits a few
-/// milliseconds, large enough that a 50,000-item catalog needs only a few hundred jobs.
-pub const CATALOG_BATCH: usize = 250;
+/// Most rows one write job takes. A row is an item upsert and its GTIN and tag-pattern
+/// rows: about 20–40 µs in a release build, so a sale queued behind a full job waits about
+/// a millisecond more.
+pub const CATALOG_BATCH: usize = 48;
 
-/// HQ's catalog on a node: what stays in memory, and the document while it is needed.
+/// Writer time after which a job stops taking rows (on a slow or loaded box 48 rows take
+/// longer): what a sale queued behind it may wait, beyond its own commit.
+pub const CATALOG_JOB_BUDGET: Duration = Duration::from_millis(1);
+
+/// HQ's catalog as [`NodeDocs`] holds it: its heads and change hashes, not the document.
 #[derive(Debug)]
 pub(super) struct CatalogState {
     id: DocId,
@@ -46,32 +63,19 @@ pub(super) struct CatalogState {
     /// Every change the document holds (genesis included): HQ's heads are news when one
     /// of them is not here. A few hundred hashes for years of publications.
     known: HashSet<ChangeHash>,
-    /// The document, from a change of HQ until its projection is done.
-    doc: Option<CatalogDoc>,
 }
 
 impl CatalogState {
-    /// Reads the document from SQLite (the genesis when HQ never sent one) and keeps what
-    /// stays in memory, the document only when a projection was interrupted; returns the
-    /// SKUs to project again then.
-    pub(super) fn load(
-        conn: &Connection,
-        writer: WriterId,
-    ) -> Result<(Self, Option<Vec<String>>), LocalError> {
+    /// Reads the document from SQLite (the genesis when HQ never sent one) for its heads
+    /// and change hashes; the document itself is dropped.
+    pub(super) fn load(conn: &Connection, writer: WriterId) -> Result<Self, LocalError> {
         let doc = read_catalog(conn, writer)?;
-        let pending = pending_at_load(conn, &doc)?;
-        let mut state = Self {
-            id: doc.core().id().clone(),
-            heads: Vec::new(),
-            known: HashSet::new(),
-            doc: None,
-        };
-        remember(&mut state.heads, &mut state.known, &doc, &[]);
-        // An interrupted projection needs the document until it is done.
-        if pending.is_some() {
-            state.doc = Some(doc);
-        }
-        Ok((state, pending))
+        let core = doc.core();
+        Ok(Self {
+            id: core.id().clone(),
+            heads: core.heads(),
+            known: changes_since(&doc, &[]).into_iter().collect(),
+        })
     }
 
     pub(super) fn id(&self) -> &DocId {
@@ -86,193 +90,316 @@ impl CatalogState {
     pub(super) fn knows_all(&self, heads: &[ChangeHash]) -> bool {
         heads.iter().all(|h| self.known.contains(h))
     }
-
-    pub(super) fn is_loaded(&self) -> bool {
-        self.doc.is_some()
-    }
 }
 
-/// Notes the changes `doc` holds beyond `before` and its new heads.
-fn remember(
-    heads: &mut Vec<ChangeHash>,
-    known: &mut HashSet<ChangeHash>,
-    doc: &CatalogDoc,
-    before: &[ChangeHash],
-) {
-    let core = doc.core();
-    known.extend(
-        core.automerge()
-            .get_changes_meta(before)
-            .into_iter()
-            .map(|meta| meta.hash),
-    );
-    *heads = core.heads();
+/// Hashes of the changes `doc` holds beyond `before`.
+fn changes_since(doc: &CatalogDoc, before: &[ChangeHash]) -> Vec<ChangeHash> {
+    doc.core()
+        .automerge()
+        .get_changes_meta(before)
+        .into_iter()
+        .map(|meta| meta.hash)
+        .collect()
 }
 
 /// HQ's catalog document as stored in SQLite (its genesis when nothing is stored).
 pub fn read_catalog(conn: &Connection, writer: WriterId) -> Result<CatalogDoc, LocalError> {
-    let id = DocId::new(CATALOG_STORE, DocKind::Catalog)?;
     Ok(CatalogDoc::from_core(persist::load_or_genesis(
-        conn, &id, 0, writer,
+        conn,
+        &catalog_id()?,
+        0,
+        writer,
     )?)?)
 }
 
+fn catalog_id() -> Result<DocId, LocalError> {
+    Ok(DocId::new(CATALOG_STORE, DocKind::Catalog)?)
+}
+
+/// What one message of HQ's catalog changes means for this store, worked out off the
+/// writer by [`derive_change`]: everything the writer then has to write, as plain data.
+#[derive(Debug)]
+pub struct CatalogDelta {
+    pub outcome: ApplyOutcome,
+    /// The message's changes (or bundle) to log, as received.
+    log: Vec<(Vec<u8>, bool)>,
+    /// The document's save, when the log is due for compaction: replaces the log.
+    saved: Option<Vec<u8>>,
+    heads: Vec<ChangeHash>,
+    new_hashes: Vec<ChangeHash>,
+    pricing: PricingRules,
+    loyalty: Option<LoyaltyRules>,
+    coupons: BTreeMap<String, Coupon>,
+    /// Per SKU the change touched, sorted: the row to write, or `None` (HQ removed the
+    /// item, or this store cannot take it): nothing to write, and an older queued row of
+    /// it must not be written either.
+    rows: Vec<(String, Option<Item>)>,
+}
+
+impl CatalogDelta {
+    /// Whether the document changed (anything to log); a message of duplicates does not.
+    pub fn changed(&self) -> bool {
+        !self.log.is_empty()
+    }
+
+    /// Takes the item rows out, for [`CatalogWork::queue`] once the change is committed.
+    pub fn take_rows(&mut self) -> Vec<(String, Option<Item>)> {
+        std::mem::take(&mut self.rows)
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows.len()
+    }
+}
+
+/// Applies HQ's changes to `doc` and works out what SQLite must get: the log entries, the
+/// rules and one row per item the change touched (an automerge diff of the heads before and
+/// after). `logged`: entries in the stored change log now; past
+/// [`persist::SAVE_EVERY_CHANGES`] the document's save comes along to replace the log. The
+/// document is left unchanged when the changes are malformed. CPU-heavy for a large change:
+/// call it on a thread of its own or the blocking pool, never on the writer.
+pub fn derive_change(
+    doc: &mut CatalogDoc,
+    changes: RemoteChanges,
+    logged: u64,
+) -> Result<CatalogDelta, LocalError> {
+    let before = doc.core().heads();
+    let core = doc.core_mut();
+    let (outcome, log) = match changes {
+        RemoteChanges::Changes(list) => {
+            let outcome = core.apply_changes(&list)?;
+            (outcome, list.into_iter().map(|c| (c, false)).collect())
+        }
+        RemoteChanges::Bundle(bundle) => (core.apply_bundle(&bundle)?, vec![(bundle, true)]),
+    };
+    let log: Vec<(Vec<u8>, bool)> = if outcome.applied + outcome.queued > 0 {
+        log
+    } else {
+        Vec::new()
+    };
+    let saved = (!log.is_empty()
+        && logged.saturating_add(log.len() as u64) >= persist::SAVE_EVERY_CHANGES)
+        .then(|| doc.core().save());
+    let core = doc.core();
+    let heads = core.heads();
+    let rows = if heads == before {
+        Vec::new()
+    } else {
+        changed_skus(&core.automerge().diff(&before, &heads))
+            .into_iter()
+            .map(|sku| {
+                let row = item_row(doc, &sku);
+                (sku, row)
+            })
+            .collect()
+    };
+    Ok(CatalogDelta {
+        outcome,
+        log,
+        saved,
+        new_hashes: changes_since(doc, &before),
+        heads,
+        // Price lists and promotions: kept for the till, which prices offline with them
+        // (one row, rewritten only when the rules differ).
+        pricing: doc.pricing_rules(),
+        loyalty: crate::crdt::loyalty::read_loyalty_rules(core),
+        coupons: crate::crdt::coupons::read_coupons(core),
+        rows,
+    })
+}
+
 impl NodeDocs {
-    /// Applies HQ's changes of the catalog (loading the document first if it is not in
-    /// memory), logs them and queues the items they touched.
+    /// On the writer: logs a change [`derive_change`] worked out, keeps HQ's rules, and
+    /// notes the new heads. `rows_follow`: item rows are queued for [`write_items`] (this
+    /// change's or an earlier one's), so the pending flag is set in the same transaction.
+    pub fn commit_catalog_change(
+        &mut self,
+        conn: &Connection,
+        delta: &CatalogDelta,
+        rows_follow: bool,
+        now: &str,
+    ) -> Result<(), LocalError> {
+        if !delta.changed() {
+            return Ok(());
+        }
+        let id = self.catalog.id.clone();
+        match &delta.saved {
+            Some(saved) => persist::store_saved(conn, &id, 0, saved, now)?,
+            None => {
+                for (bytes, bundle) in &delta.log {
+                    persist::log_change(conn, &id, 0, bytes, *bundle)?;
+                }
+            }
+        }
+        crate::store::pricing::save_rules(conn, &delta.pricing, now)?;
+        crate::store::loyalty::save_rules(conn, delta.loyalty.as_ref(), now)?;
+        crate::store::coupons::save_definitions(conn, &delta.coupons, now)?;
+        if rows_follow {
+            persist::state_set(conn, KEY_CATALOG_PENDING, 1)?;
+        }
+        // In memory last: a failed write above leaves the heads as they were (and a failed
+        // commit reloads them from SQLite).
+        self.catalog.heads.clone_from(&delta.heads);
+        self.catalog.known.extend(delta.new_hashes.iter().copied());
+        Ok(())
+    }
+
+    /// Applies HQ's changes of the catalog and writes every row they touch, all on `conn`
+    /// (tests, and any caller without a [`CatalogWork`]; the sync service splits this up).
     pub(super) fn apply_catalog(
         &mut self,
         conn: &Connection,
         changes: &RemoteChanges,
         now: &str,
     ) -> Result<ApplyOutcome, LocalError> {
-        if self.catalog.doc.is_none() {
-            // The service reads it on a reader connection beforehand
-            // ([`Self::install_catalog`]); this is the fallback, on the writer.
-            self.catalog.doc = Some(read_catalog(conn, self.writer.clone())?);
-        }
-        let Some(doc) = self.catalog.doc.as_mut() else {
-            return Ok(ApplyOutcome::default());
-        };
-        let core = doc.core_mut();
-        let before = core.heads();
-        let (outcome, bytes, bundle): (ApplyOutcome, Vec<&[u8]>, bool) = match changes {
-            RemoteChanges::Changes(list) => (
-                core.apply_changes(list)?,
-                list.iter().map(Vec::as_slice).collect(),
-                false,
-            ),
-            RemoteChanges::Bundle(b) => (core.apply_bundle(b)?, vec![b.as_slice()], true),
-        };
-        if outcome.applied + outcome.queued > 0 {
-            for b in bytes {
-                persist::persist_change(conn, core, b, bundle, now)?;
-            }
-            self.queue_catalog_changes(conn, &before, now)?;
-        }
-        Ok(outcome)
-    }
-
-    /// Takes a catalog document the service read on a reader connection, unless one is
-    /// loaded already or the stored document moved on meanwhile (its heads differ from the
-    /// ones in memory). A refused document comes back, for the caller to drop outside the
-    /// lock.
-    pub fn install_catalog(&mut self, doc: CatalogDoc) -> Option<CatalogDoc> {
-        if self.catalog.doc.is_some() || doc.core().heads() != self.catalog.heads {
-            return Some(doc);
-        }
-        self.catalog.doc = Some(doc);
-        None
-    }
-
-    /// Whether the catalog document is in memory.
-    pub fn catalog_loaded(&self) -> bool {
-        self.catalog.is_loaded()
-    }
-
-    /// Takes the catalog document out once nothing waits for it (every queued item
-    /// projected), for the caller to drop outside the lock and give the freed heap back
-    /// ([`crate::memory::release_freed`]). The next change of HQ reads it again.
-    pub fn take_idle_catalog(&mut self) -> Option<CatalogDoc> {
-        if !self.catalog_pending.is_empty() {
-            return None;
-        }
-        self.catalog.doc.take()
+        let mut doc = read_catalog(conn, self.writer.clone())?;
+        let logged = persist::logged_changes(conn, &self.catalog.id, 0)?;
+        let mut delta = derive_change(&mut doc, changes.clone(), logged)?;
+        self.commit_catalog_change(conn, &delta, false, now)?;
+        let rows: Vec<Item> = delta
+            .take_rows()
+            .into_iter()
+            .filter_map(|(_, r)| r)
+            .collect();
+        write_items(conn, &rows, false, now, None)?;
+        Ok(delta.outcome)
     }
 
     /// The catalog's heads (the document need not be in memory).
     pub fn catalog_heads(&self) -> Vec<ChangeHash> {
         self.catalog.heads.clone()
     }
-
-    /// Queues the SKUs that changed between `before` and the current heads, records that a
-    /// projection is pending, and writes the first batch (all of a small change).
-    fn queue_catalog_changes(
-        &mut self,
-        conn: &Connection,
-        before: &[ChangeHash],
-        now: &str,
-    ) -> Result<(), LocalError> {
-        let changed = {
-            let CatalogState {
-                heads, known, doc, ..
-            } = &mut self.catalog;
-            let Some(catalog) = doc.as_ref() else {
-                return Ok(());
-            };
-            let core = catalog.core();
-            let after = core.heads();
-            let changed = changed_skus(&core.automerge().diff(before, &after));
-            // Price lists and promotions: kept for the till, which prices offline with them
-            // (one row, rewritten only when the rules differ).
-            crate::store::pricing::save_rules(conn, &catalog.pricing_rules(), now)?;
-            let loyalty = crate::crdt::loyalty::read_loyalty_rules(core);
-            crate::store::loyalty::save_rules(conn, loyalty.as_ref(), now)?;
-            super::coupons::save_coupon_definitions(conn, core, now)?;
-            remember(heads, known, catalog, before);
-            changed
-        };
-        if changed.is_empty() {
-            return Ok(());
-        }
-        self.catalog_pending.extend(changed);
-        persist::state_set(conn, KEY_CATALOG_PENDING, 1)?;
-        self.project_catalog_batch(conn, CATALOG_BATCH, now)?;
-        Ok(())
-    }
-
-    /// Writes up to `limit` queued items into SQLite; clears the pending flag with the last
-    /// one. Returns how many items are still queued.
-    pub fn project_catalog_batch(
-        &mut self,
-        conn: &Connection,
-        limit: usize,
-        now: &str,
-    ) -> Result<usize, LocalError> {
-        if self.catalog_pending.is_empty() {
-            return Ok(0);
-        }
-        if self.catalog.doc.is_none() {
-            self.catalog.doc = Some(read_catalog(conn, self.writer.clone())?);
-        }
-        let Some(doc) = self.catalog.doc.as_ref() else {
-            return Ok(self.catalog_pending.len());
-        };
-        let batch: Vec<String> = self
-            .catalog_pending
-            .iter()
-            .take(limit.max(1))
-            .cloned()
-            .collect();
-        for sku in &batch {
-            write_item(conn, doc, sku, now)?;
-        }
-        // Removed from the queue only once written: a failed write leaves them queued, and
-        // the rollback reload re-queues everything from the flag anyway.
-        for sku in &batch {
-            self.catalog_pending.remove(sku);
-        }
-        if self.catalog_pending.is_empty() {
-            persist::state_set(conn, KEY_CATALOG_PENDING, 0)?;
-        }
-        Ok(self.catalog_pending.len())
-    }
-
-    /// Items of HQ's catalog not yet written to SQLite.
-    pub fn catalog_pending(&self) -> usize {
-        self.catalog_pending.len()
-    }
 }
 
-/// At load: every SKU of the catalog when a projection was interrupted, else `None`.
-fn pending_at_load(
+/// Writes item rows (validated already) in order, until `budget` of time is used (at
+/// least one row); clears the pending flag when `last` (nothing else is queued) and every
+/// row was written. Returns how many rows were written.
+pub fn write_items(
     conn: &Connection,
-    catalog: &CatalogDoc,
-) -> Result<Option<Vec<String>>, LocalError> {
-    if persist::state_get(conn, KEY_CATALOG_PENDING)?.unwrap_or(0) == 0 {
-        return Ok(None);
+    rows: &[Item],
+    last: bool,
+    now: &str,
+    budget: Option<Duration>,
+) -> Result<usize, LocalError> {
+    let began = Instant::now();
+    let mut written = 0;
+    for item in rows {
+        catalog::upsert(conn, item, now)?;
+        written += 1;
+        if budget.is_some_and(|b| began.elapsed() >= b) {
+            break;
+        }
     }
-    Ok(Some(catalog.skus()))
+    if last && written == rows.len() {
+        persist::state_set(conn, KEY_CATALOG_PENDING, 0)?;
+    }
+    Ok(written)
+}
+
+/// Whether a projection was left unfinished (the pending flag is set).
+pub fn projection_pending(conn: &Connection) -> Result<bool, LocalError> {
+    Ok(persist::state_get(conn, KEY_CATALOG_PENDING)?.unwrap_or(0) != 0)
+}
+
+/// After an interrupted projection: the rows of `doc` (the stored document, every logged
+/// change in it) that SQLite does not hold as published, read on any connection. What was
+/// written before the stop is not written again.
+pub fn unwritten_items(
+    conn: &Connection,
+    doc: &CatalogDoc,
+) -> Result<Vec<(String, Option<Item>)>, LocalError> {
+    let mut rows = Vec::new();
+    for sku in doc.skus() {
+        let Some(row) = item_row(doc, &sku) else {
+            continue;
+        };
+        if catalog::get(conn, &sku)?.as_ref() != Some(&row) {
+            rows.push((sku, Some(row)));
+        }
+    }
+    Ok(rows)
+}
+
+/// The service's side of HQ's catalog: the document while HQ's changes come in, and the
+/// rows derived from them that are not written yet. Owned by the receiving task.
+#[derive(Debug, Default)]
+pub struct CatalogWork {
+    doc: Option<CatalogDoc>,
+    /// Rows to write, by SKU: the newest derived row of each.
+    pending: BTreeMap<String, Item>,
+}
+
+impl CatalogWork {
+    pub fn is_loaded(&self) -> bool {
+        self.doc.is_some()
+    }
+
+    /// The document, for [`derive_change`] on another thread; give it back with
+    /// [`Self::keep`] (or drop it when its change could not be committed: the next change
+    /// reads the stored one).
+    pub fn take_doc(&mut self) -> Option<CatalogDoc> {
+        self.doc.take()
+    }
+
+    pub fn keep(&mut self, doc: CatalogDoc) {
+        self.doc = Some(doc);
+    }
+
+    /// The document once nothing waits for it, for the caller to drop outside any lock and
+    /// give the freed heap back ([`crate::memory::release_freed`]).
+    pub fn take_idle(&mut self) -> Option<CatalogDoc> {
+        if self.pending.is_empty() {
+            self.doc.take()
+        } else {
+            None
+        }
+    }
+
+    /// Rows not written yet.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Queues derived rows of a committed change; a newer row of a SKU replaces an older
+    /// one, and `None` withdraws it.
+    pub fn queue(&mut self, rows: Vec<(String, Option<Item>)>) {
+        for (sku, row) in rows {
+            match row {
+                Some(item) => {
+                    self.pending.insert(sku, item);
+                }
+                None => {
+                    self.pending.remove(&sku);
+                }
+            }
+        }
+    }
+
+    /// Whether rows would still be queued after queueing `rows`: what the pending flag must
+    /// say once their change is committed.
+    pub fn rows_follow(&self, rows: &[(String, Option<Item>)]) -> bool {
+        if rows.iter().any(|(_, r)| r.is_some()) {
+            return true;
+        }
+        let withdrawn: HashSet<&str> = rows.iter().map(|(sku, _)| sku.as_str()).collect();
+        self.pending
+            .keys()
+            .any(|sku| !withdrawn.contains(sku.as_str()))
+    }
+
+    /// The next rows to write (a copy: they leave the queue only once committed).
+    pub fn next_batch(&self, limit: usize) -> (Vec<Item>, bool) {
+        let batch: Vec<Item> = self.pending.values().take(limit.max(1)).cloned().collect();
+        let last = batch.len() == self.pending.len();
+        (batch, last)
+    }
+
+    /// The first `count` rows of `batch` are committed.
+    pub fn written(&mut self, batch: &[Item], count: usize) {
+        for item in batch.iter().take(count) {
+            self.pending.remove(&item.sku);
+        }
+    }
 }
 
 /// The SKUs a diff of the catalog document touches: a new or removed item (a key of the
@@ -297,13 +424,11 @@ fn changed_skus(patches: &[Patch]) -> BTreeSet<String> {
     skus
 }
 
-/// Upserts one published item. HQ's catalog is authoritative; an item this store cannot
-/// take (bad GTIN) or one HQ removed is skipped rather than blocking the rest (removals were
-/// never projected: sales history refers to the item).
-fn write_item(conn: &Connection, doc: &CatalogDoc, sku: &str, now: &str) -> Result<(), LocalError> {
-    let Some(published) = doc.item(sku) else {
-        return Ok(());
-    };
+/// The row of one published item, validated. HQ's catalog is authoritative; an item this
+/// store cannot take (bad GTIN) or one HQ removed is `None`, skipped rather than blocking
+/// the rest (removals were never projected: sales history refers to the item).
+fn item_row(doc: &CatalogDoc, sku: &str) -> Option<Item> {
+    let published = doc.item(sku)?;
     let item = Item {
         sku: published.sku,
         name: published.name,
@@ -315,10 +440,12 @@ fn write_item(conn: &Connection, doc: &CatalogDoc, sku: &str, now: &str) -> Resu
         epc_patterns: published.epc_patterns,
     };
     match item.validated(|_| true) {
-        Ok(item) => catalog::upsert(conn, &item, now)?,
-        Err(e) => tracing::warn!(error = %e, sku, "catalog item from HQ skipped"),
+        Ok(item) => Some(item),
+        Err(e) => {
+            tracing::warn!(error = %e, sku, "catalog item from HQ skipped");
+            None
+        }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -339,18 +466,18 @@ mod tests {
         }
     }
 
-    fn catalog_id() -> DocId {
-        DocId::new(CATALOG_STORE, DocKind::Catalog).unwrap()
+    fn lane() -> WriterId {
+        WriterId::new("s1.lane1").unwrap()
     }
 
     /// HQ's catalog document, its genesis applied to `node` so later changes are deltas.
     fn hq_and_node(conn: &Connection) -> (CatalogDoc, NodeDocs) {
         let hq = CatalogDoc::genesis(0, WriterId::hq()).unwrap();
-        let mut node = NodeDocs::load(conn, "s1", WriterId::new("s1.lane1").unwrap()).unwrap();
+        let mut node = NodeDocs::load(conn, "s1", lane()).unwrap();
         let genesis = hq.core().changes_since(&[]);
         node.apply_remote(
             conn,
-            &catalog_id(),
+            &catalog_id().unwrap(),
             0,
             &RemoteChanges::Changes(genesis),
             "t0",
@@ -359,24 +486,42 @@ mod tests {
         (hq, node)
     }
 
-    fn publish(
-        hq: &mut CatalogDoc,
-        node: &mut NodeDocs,
-        conn: &Connection,
-        items: &[CatalogItem],
-        now: &str,
-    ) {
+    /// HQ publishes `items`; the change as the node receives it.
+    fn publish(hq: &mut CatalogDoc, node: &NodeDocs, items: &[CatalogItem]) -> RemoteChanges {
         let before = node.catalog_heads();
         hq.publish(items, &[], 1).unwrap();
-        let changes = hq.core().changes_since(&before);
-        node.apply_remote(
-            conn,
-            &catalog_id(),
-            0,
-            &RemoteChanges::Changes(changes),
-            now,
-        )
-        .unwrap();
+        RemoteChanges::Changes(hq.core().changes_since(&before))
+    }
+
+    /// What the sync service does with a change: derive it off the writer, commit it, queue
+    /// its rows.
+    fn service_apply(
+        conn: &Connection,
+        node: &mut NodeDocs,
+        work: &mut CatalogWork,
+        changes: RemoteChanges,
+        now: &str,
+    ) -> ApplyOutcome {
+        let mut doc = work
+            .take_doc()
+            .unwrap_or_else(|| read_catalog(conn, lane()).unwrap());
+        let logged = persist::logged_changes(conn, &catalog_id().unwrap(), 0).unwrap();
+        let mut delta = derive_change(&mut doc, changes, logged).unwrap();
+        let rows = delta.take_rows();
+        let follow = work.rows_follow(&rows);
+        node.commit_catalog_change(conn, &delta, follow, now)
+            .unwrap();
+        work.queue(rows);
+        work.keep(doc);
+        delta.outcome
+    }
+
+    /// One projection job of the service; returns the rows still queued.
+    fn service_job(conn: &Connection, work: &mut CatalogWork, limit: usize, now: &str) -> usize {
+        let (batch, last) = work.next_batch(limit);
+        let written = write_items(conn, &batch, last, now, None).unwrap();
+        work.written(&batch, written);
+        work.pending()
     }
 
     fn rows_written_at(conn: &Connection, now: &str) -> i64 {
@@ -388,80 +533,186 @@ mod tests {
         .unwrap()
     }
 
+    fn price(conn: &Connection, sku: &str) -> Option<i64> {
+        catalog::get(conn, sku).unwrap().map(|i| i.price_minor)
+    }
+
     #[test]
     fn a_price_change_writes_only_the_changed_item() {
         let conn = crate::store::testing::memory_db();
         let (mut hq, mut node) = hq_and_node(&conn);
         let all: Vec<_> = (0..40).map(|i| item(i, 100)).collect();
-        publish(&mut hq, &mut node, &conn, &all, "t1");
+        let changes = publish(&mut hq, &node, &all);
+        node.apply_remote(&conn, &catalog_id().unwrap(), 0, &changes, "t1")
+            .unwrap();
         assert_eq!(rows_written_at(&conn, "t1"), 40);
-        publish(&mut hq, &mut node, &conn, &[item(7, 120)], "t2");
+        let mut work = CatalogWork::default();
+        let changes = publish(&mut hq, &node, &[item(7, 120)]);
+        service_apply(&conn, &mut node, &mut work, changes, "t2");
+        assert_eq!(work.pending(), 1);
+        assert_eq!(service_job(&conn, &mut work, CATALOG_BATCH, "t2"), 0);
         assert_eq!(
             rows_written_at(&conn, "t2"),
             1,
             "only SKU00007 is rewritten"
         );
-        let price: i64 = conn
-            .query_row(
-                "SELECT price_minor FROM item WHERE sku = 'SKU00007'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(price, 120);
-        assert_eq!(node.catalog_pending(), 0);
-        assert_eq!(
-            persist::state_get(&conn, KEY_CATALOG_PENDING).unwrap(),
-            Some(0)
-        );
+        assert_eq!(price(&conn, "SKU00007"), Some(120));
+        assert!(!projection_pending(&conn).unwrap());
     }
 
     #[test]
-    fn a_large_change_is_written_in_batches_and_survives_a_restart() {
+    fn deriving_a_change_leaves_sqlite_alone_until_it_is_committed() {
+        let conn = crate::store::testing::memory_db();
+        let (mut hq, node) = hq_and_node(&conn);
+        let changes = publish(&mut hq, &node, &[item(1, 100), item(2, 100)]);
+        let mut doc = read_catalog(&conn, lane()).unwrap();
+        let mut delta = derive_change(&mut doc, changes.clone(), 0).unwrap();
+        assert!(delta.changed());
+        assert_eq!(delta.rows(), 2);
+        let rows = delta.take_rows();
+        assert_eq!(rows[0].1.as_ref().map(|i| i.price_minor), Some(100));
+        // Nothing reached SQLite: the stored document and the heads are as before.
+        assert_eq!(price(&conn, "SKU00001"), None);
+        assert_eq!(
+            read_catalog(&conn, lane()).unwrap().core().heads(),
+            node.catalog_heads()
+        );
+        // The same message again is news for nothing: no log entry, no row.
+        let again = derive_change(&mut doc, changes, 0).unwrap();
+        assert!(!again.changed());
+        assert_eq!((again.outcome.duplicates, again.rows()), (1, 0));
+    }
+
+    /// A stop (crash, kill) between the job that logged a large change and the jobs that
+    /// write its rows: the restart writes exactly the rows that were not written, and a
+    /// row of a newer change that superseded a queued one is the one that ends up there.
+    #[test]
+    fn a_restart_mid_projection_writes_only_what_was_not_written() {
         let conn = crate::store::testing::memory_db();
         let (mut hq, mut node) = hq_and_node(&conn);
-        let count = CATALOG_BATCH * 2 + 10;
+        let count = CATALOG_BATCH * 4 + 10;
+        let mut work = CatalogWork::default();
         let all: Vec<_> = (0..count).map(|i| item(i, 100)).collect();
-        publish(&mut hq, &mut node, &conn, &all, "t1");
-        // The arriving transaction writes one batch only; the rest waits for its own jobs.
-        assert_eq!(rows_written_at(&conn, "t1"), CATALOG_BATCH as i64);
-        assert_eq!(node.catalog_pending(), count - CATALOG_BATCH);
-        // A restart here (the queue is memory) re-queues the whole catalog from the flag.
-        let mut node = NodeDocs::load(&conn, "s1", WriterId::new("s1.lane1").unwrap()).unwrap();
-        assert_eq!(node.catalog_pending(), count);
-        let mut rounds = 0;
-        while node
-            .project_catalog_batch(&conn, CATALOG_BATCH, "t2")
-            .unwrap()
-            > 0
-        {
-            rounds += 1;
-            assert!(rounds < 10, "the projection must finish");
-        }
-        let items: i64 = conn
-            .query_row("SELECT count(*) FROM item", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(items, count as i64);
+        let changes = publish(&mut hq, &node, &all);
+        service_apply(&conn, &mut node, &mut work, changes, "t1");
         assert_eq!(
-            persist::state_get(&conn, KEY_CATALOG_PENDING).unwrap(),
-            Some(0)
+            rows_written_at(&conn, "t1"),
+            0,
+            "rows come in their own jobs"
         );
+        assert!(projection_pending(&conn).unwrap());
+        service_job(&conn, &mut work, CATALOG_BATCH, "t1");
+        service_job(&conn, &mut work, CATALOG_BATCH, "t1");
+        assert_eq!(rows_written_at(&conn, "t1"), 2 * CATALOG_BATCH as i64);
+        // HQ changes an item already written and one still queued before the stop.
+        let changes = publish(&mut hq, &node, &[item(0, 105), item(count - 1, 107)]);
+        service_apply(&conn, &mut node, &mut work, changes, "t2");
+        service_job(&conn, &mut work, 1, "t2");
+        assert_eq!(price(&conn, "SKU00000"), Some(105));
+        let left = work.pending();
+        assert_eq!(left, count - 2 * CATALOG_BATCH);
+        drop(work);
+        drop(node);
+
+        // The restart: the flag says a projection was interrupted.
+        let mut node = NodeDocs::load(&conn, "s1", lane()).unwrap();
+        assert_eq!(node.catalog_heads(), hq.core().heads());
+        assert!(projection_pending(&conn).unwrap());
+        let doc = read_catalog(&conn, lane()).unwrap();
+        let rows = unwritten_items(&conn, &doc).unwrap();
+        assert_eq!(rows.len(), left, "exactly the rows not written");
+        let mut work = CatalogWork::default();
+        work.queue(rows);
+        let mut jobs = 0;
+        while service_job(&conn, &mut work, CATALOG_BATCH, "t3") > 0 {
+            jobs += 1;
+            assert!(jobs < 20, "the projection must finish");
+        }
+        assert_eq!(rows_written_at(&conn, "t3"), left as i64);
+        assert!(!projection_pending(&conn).unwrap());
+        for (i, want) in [(0, 105), (1, 100), (count / 2, 100), (count - 1, 107)] {
+            assert_eq!(price(&conn, &format!("SKU{i:05}")), Some(want), "item {i}");
+        }
+        assert_eq!(catalog::count(&conn).unwrap(), count as u64);
+        // Once done, a further restart finds nothing to write.
+        assert!(unwritten_items(&conn, &doc).unwrap().is_empty());
+        let changes = publish(&mut hq, &node, &[item(3, 130)]);
+        let mut work = CatalogWork::default();
+        service_apply(&conn, &mut node, &mut work, changes, "t4");
+        assert_eq!(service_job(&conn, &mut work, CATALOG_BATCH, "t4"), 0);
+        assert_eq!(rows_written_at(&conn, "t4"), 1);
     }
 
     #[test]
-    fn the_document_leaves_memory_after_its_projection_and_comes_back_for_the_next_change() {
+    fn a_failed_commit_of_a_change_queues_nothing_and_the_next_one_reads_the_stored_document() {
         let conn = crate::store::testing::memory_db();
         let (mut hq, mut node) = hq_and_node(&conn);
-        let all: Vec<_> = (0..40).map(|i| item(i, 100)).collect();
-        publish(&mut hq, &mut node, &conn, &all, "t1");
-        assert!(node.catalog_loaded());
-        assert!(
-            node.take_idle_catalog().is_some(),
-            "projected: nothing needs it"
+        let first = publish(&mut hq, &node, &[item(1, 100)]);
+        // Derived, but its commit never happens (the write job failed): the service drops
+        // the document and the rows.
+        let mut doc = read_catalog(&conn, lane()).unwrap();
+        let mut delta = derive_change(&mut doc, first.clone(), 0).unwrap();
+        assert_eq!(delta.take_rows().len(), 1);
+        drop(doc);
+        assert_eq!(
+            node.catalog_heads(),
+            read_catalog(&conn, lane()).unwrap().core().heads()
         );
-        assert!(!node.catalog_loaded());
-        // What the service asks between HQ's changes is answered without the document.
-        let id = catalog_id();
+        // HQ re-sends it (the node's heads still lack it) with the next change.
+        let before = node.catalog_heads();
+        hq.publish(&[item(2, 100)], &[], 2).unwrap();
+        let both = RemoteChanges::Changes(hq.core().changes_since(&before));
+        let mut work = CatalogWork::default();
+        let outcome = service_apply(&conn, &mut node, &mut work, both, "t1");
+        assert_eq!(outcome.applied, 2);
+        assert_eq!(service_job(&conn, &mut work, CATALOG_BATCH, "t1"), 0);
+        assert_eq!(
+            (price(&conn, "SKU00001"), price(&conn, "SKU00002")),
+            (Some(100), Some(100))
+        );
+        assert_eq!(node.catalog_heads(), hq.core().heads());
+    }
+
+    #[test]
+    fn a_newer_row_replaces_a_queued_one_and_a_withdrawn_item_is_not_written() {
+        let mut work = CatalogWork::default();
+        let row = |sku: &str, price: i64| {
+            let mut i = crate::store::catalog::Item {
+                sku: sku.into(),
+                name: "n".into(),
+                price_minor: price,
+                currency: "EUR".into(),
+                tax_class: "standard".into(),
+                variable_measure: false,
+                gtins: Vec::new(),
+                epc_patterns: Vec::new(),
+            };
+            i = i.validated(|_| true).unwrap();
+            (sku.to_owned(), Some(i))
+        };
+        work.queue(vec![row("A", 1), row("B", 1)]);
+        assert!(work.rows_follow(&[("A".into(), None)]), "B still follows");
+        assert!(!work.rows_follow(&[("A".into(), None), ("B".into(), None)]));
+        work.queue(vec![row("A", 2), ("B".into(), None)]);
+        let (batch, last) = work.next_batch(10);
+        assert!(last);
+        assert_eq!(batch.len(), 1);
+        assert_eq!((batch[0].sku.as_str(), batch[0].price_minor), ("A", 2));
+    }
+
+    #[test]
+    fn the_heads_answer_without_the_document_and_survive_a_restart() {
+        let conn = crate::store::testing::memory_db();
+        let (mut hq, mut node) = hq_and_node(&conn);
+        let mut work = CatalogWork::default();
+        let all: Vec<_> = (0..40).map(|i| item(i, 100)).collect();
+        let changes = publish(&mut hq, &node, &all);
+        service_apply(&conn, &mut node, &mut work, changes, "t1");
+        assert!(work.take_idle().is_none(), "rows still queued");
+        while service_job(&conn, &mut work, CATALOG_BATCH, "t1") > 0 {}
+        assert!(work.take_idle().is_some(), "projected: nothing needs it");
+        assert!(!work.is_loaded());
+        let id = catalog_id().unwrap();
         assert_eq!(node.heads_of(&id), Some(hq.core().heads()));
         assert_eq!(node.epoch_of(&id), Some(0));
         assert!(!node.lacks_any(&id, &hq.core().heads()));
@@ -472,44 +723,41 @@ mod tests {
             "HQ's new heads are news"
         );
         assert!(!node.lacks_any(&id, &older));
-        // HQ's next change reads the document from SQLite: applied once, only its item written.
-        let changes = hq.core().changes_since(&older);
-        node.apply_remote(
-            &conn,
-            &id,
-            0,
-            &RemoteChanges::Changes(changes.clone()),
-            "t2",
-        )
-        .unwrap();
+        let changes = RemoteChanges::Changes(hq.core().changes_since(&older));
+        service_apply(&conn, &mut node, &mut work, changes.clone(), "t2");
+        while service_job(&conn, &mut work, CATALOG_BATCH, "t2") > 0 {}
         assert_eq!(rows_written_at(&conn, "t2"), 1);
         assert_eq!(node.heads_of(&id), Some(hq.core().heads()));
-        let again = node
-            .apply_remote(&conn, &id, 0, &RemoteChanges::Changes(changes), "t3")
-            .unwrap();
+        let again = service_apply(&conn, &mut node, &mut work, changes, "t3");
         assert_eq!((again.applied, again.duplicates), (0, 1));
-        assert_eq!(rows_written_at(&conn, "t3"), 0);
-        // And after a restart (the heads come from the stored document).
-        drop(node.take_idle_catalog());
-        let node = NodeDocs::load(&conn, "s1", WriterId::new("s1.lane1").unwrap()).unwrap();
-        assert!(!node.catalog_loaded());
+        assert_eq!(work.pending(), 0);
+        let node = NodeDocs::load(&conn, "s1", lane()).unwrap();
         assert_eq!(node.heads_of(&id), Some(hq.core().heads()));
     }
 
     #[test]
-    fn a_catalog_read_ahead_is_taken_only_when_it_is_the_stored_one() {
+    fn a_long_log_is_replaced_by_the_save_made_off_the_writer() {
         let conn = crate::store::testing::memory_db();
         let (mut hq, mut node) = hq_and_node(&conn);
-        publish(&mut hq, &mut node, &conn, &[item(1, 100)], "t1");
-        drop(node.take_idle_catalog());
-        let writer = WriterId::new("s1.lane1").unwrap();
-        let stale = CatalogDoc::genesis(0, writer.clone()).unwrap();
-        assert!(
-            node.install_catalog(stale).is_some(),
-            "older than the node's heads"
+        let id = catalog_id().unwrap();
+        let mut work = CatalogWork::default();
+        let changes = publish(&mut hq, &node, &[item(1, 100)]);
+        let mut doc = read_catalog(&conn, lane()).unwrap();
+        let delta = derive_change(&mut doc, changes, persist::SAVE_EVERY_CHANGES - 1).unwrap();
+        node.commit_catalog_change(&conn, &delta, false, "t1")
+            .unwrap();
+        assert_eq!(persist::logged_changes(&conn, &id, 0).unwrap(), 0);
+        assert_eq!(
+            read_catalog(&conn, lane()).unwrap().core().heads(),
+            hq.core().heads()
         );
-        let current = read_catalog(&conn, writer).unwrap();
-        assert!(node.install_catalog(current).is_none());
-        assert!(node.catalog_loaded());
+        work.keep(doc);
+        let changes = publish(&mut hq, &node, &[item(2, 100)]);
+        service_apply(&conn, &mut node, &mut work, changes, "t2");
+        assert_eq!(persist::logged_changes(&conn, &id, 0).unwrap(), 1);
+        assert_eq!(
+            read_catalog(&conn, lane()).unwrap().core().heads(),
+            hq.core().heads()
+        );
     }
 }

@@ -2,14 +2,14 @@
 //! rule, [`crate::crdt::coupons`] the layout): redemptions, releases and asks made at this
 //! node are recorded in the orders document in the commit that made them, the node's view of
 //! what it holds (`coupon_level`) follows the document after every change to it, and HQ's
-//! definitions follow the catalog document.
+//! definitions follow the catalog document (`catalog.rs`).
 
 use std::collections::BTreeMap;
 
 use rusqlite::Connection;
 
 use super::{LocalError, NodeDocs};
-use crate::crdt::coupons::{CouponEntry, read_coupons};
+use crate::crdt::coupons::CouponEntry;
 use crate::store::coupons::{self as store_coupons, UseKind};
 use crate::sync::persist;
 
@@ -82,14 +82,4 @@ impl NodeDocs {
         store_coupons::replace_levels(conn, &levels, &unrecorded)?;
         Ok(())
     }
-}
-
-/// Keeps HQ's coupon definitions for the till (after every catalog change).
-pub(super) fn save_coupon_definitions(
-    conn: &Connection,
-    catalog: &crate::crdt::doc::SyncDoc,
-    now: &str,
-) -> Result<(), LocalError> {
-    store_coupons::save_definitions(conn, &read_coupons(catalog), now)?;
-    Ok(())
 }

@@ -104,8 +104,8 @@ pub struct NodeDocs {
     writer: WriterId,
     epoch: u32,
     stock: StockDoc,
-    /// HQ's catalog: heads in memory, the document only while HQ's changes are applied
-    /// and projected (`catalog.rs`).
+    /// HQ's catalog: its heads and change hashes; the document is the sync service's
+    /// while HQ's changes come in (`catalog.rs`).
     catalog: catalog::CatalogState,
     /// The store's orders document. It rolls into epochs like the stock document (HQ
     /// switches both together) but moves over on its own, once HQ's orders base arrives.
@@ -118,8 +118,6 @@ pub struct NodeDocs {
     /// This incarnation has not caught up with HQ yet and must not write (see
     /// [`Self::require_adoption`]).
     adopting: bool,
-    /// Catalog SKUs changed by HQ and not yet written to SQLite (`catalog.rs`).
-    catalog_pending: std::collections::BTreeSet<String>,
 }
 
 pub type SharedDocs = Arc<Mutex<NodeDocs>>;
@@ -143,7 +141,7 @@ impl NodeDocs {
             epoch,
             writer.clone(),
         )?)?;
-        let (catalog, catalog_pending) = catalog::CatalogState::load(conn, writer.clone())?;
+        let catalog = catalog::CatalogState::load(conn, writer.clone())?;
         let orders_epoch = persist::state_get(conn, KEY_ORDERS_EPOCH)?
             .and_then(|e| u32::try_from(e).ok())
             .unwrap_or(0);
@@ -156,9 +154,6 @@ impl NodeDocs {
         )?)?;
         let movement_mark = persist::state_get(conn, KEY_MOVEMENT_MARK)?.unwrap_or(0);
         let order_event_mark = persist::state_get(conn, orders::KEY_ORDER_EVENT_MARK)?.unwrap_or(0);
-        let catalog_pending = catalog_pending
-            .map(|skus| skus.into_iter().collect())
-            .unwrap_or_default();
         Ok(Self {
             writer,
             epoch,
@@ -169,7 +164,6 @@ impl NodeDocs {
             order_event_mark,
             stock_needs_reconcile: false,
             adopting: false,
-            catalog_pending,
         })
     }
 
@@ -482,7 +476,10 @@ impl NodeDocs {
 mod orders;
 
 mod catalog;
-pub use catalog::{CATALOG_BATCH, KEY_CATALOG_PENDING, read_catalog};
+pub use catalog::{
+    CATALOG_BATCH, CATALOG_JOB_BUDGET, CatalogDelta, CatalogWork, KEY_CATALOG_PENDING,
+    derive_change, projection_pending, read_catalog, unwritten_items, write_items,
+};
 
 mod coupons;
 mod escrow;

@@ -10,9 +10,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::catalog_worker::CatalogWorker;
 use super::{Cmd, Ctx, epoch_of, lock, to_store_error};
-use crate::crdt::doc::DocId;
-use crate::sync::local::{self, RemoteChanges};
+use crate::crdt::catalog::CatalogDoc;
+use crate::crdt::doc::{ApplyOutcome, DocId};
+use crate::sync::local::{self, CatalogDelta, CatalogWork, RemoteChanges};
 use crate::sync::mqtt::claim::{ONLINE, Verdict, judge};
 use crate::sync::mqtt::topics::{self, Id, Scope, Topic};
 use crate::sync::mqtt::transport::Incoming;
@@ -26,15 +28,20 @@ pub(super) async fn receive(
     cmd: mpsc::UnboundedSender<Cmd>,
     shutdown: CancellationToken,
 ) {
+    // HQ's catalog document and the rows derived from its changes not written yet: this
+    // task's alone (it handles one message at a time).
+    let mut catalog = CatalogWork::default();
+    let worker = CatalogWorker::spawn();
     // A projection a previous run left unfinished (crash or stop mid-catalog).
-    project_catalog(&ctx, &shutdown).await;
-    let mut release_at = catalog_release_at(&ctx);
+    resume_catalog(&ctx, &worker, &mut catalog).await;
+    project_catalog(&ctx, &mut catalog, &shutdown).await;
+    let mut release_at = catalog_release_at(&catalog);
     loop {
         let event = tokio::select! {
             () = shutdown.cancelled() => return,
             () = sleep_until(release_at) => {
-                release_catalog(&ctx).await;
-                release_at = catalog_release_at(&ctx);
+                release_catalog(&worker, &mut catalog).await;
+                release_at = catalog_release_at(&catalog);
                 continue;
             }
             event = incoming.recv() => event,
@@ -55,15 +62,24 @@ pub(super) async fn receive(
                 ..
             }) => {
                 ctx.shared.metrics.count_in(payload.len());
-                if let Err(reason) = handle_message(&ctx, &topic, &payload, retain, &cmd).await {
+                if let Err(reason) = handle_message(
+                    &ctx,
+                    (&worker, &mut catalog),
+                    &topic,
+                    &payload,
+                    retain,
+                    &cmd,
+                )
+                .await
+                {
                     ctx.shared.metrics.reject();
                     tracing::warn!(topic, reason, "sync message rejected");
                 }
                 if let Err(e) = try_adopt(&ctx).await {
                     tracing::warn!(error = %e, "cannot finish catching up with HQ; retried");
                 }
-                project_catalog(&ctx, &shutdown).await;
-                release_at = catalog_release_at(&ctx);
+                project_catalog(&ctx, &mut catalog, &shutdown).await;
+                release_at = catalog_release_at(&catalog);
             }
         }
     }
@@ -75,10 +91,8 @@ pub(super) async fn receive(
 const CATALOG_IDLE: Duration = Duration::from_secs(10);
 
 /// When to drop the catalog document, if it is in memory.
-fn catalog_release_at(ctx: &Ctx) -> Option<Instant> {
-    local::lock(&ctx.docs)
-        .catalog_loaded()
-        .then(|| Instant::now() + CATALOG_IDLE)
+fn catalog_release_at(catalog: &CatalogWork) -> Option<Instant> {
+    catalog.is_loaded().then(|| Instant::now() + CATALOG_IDLE)
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -90,15 +104,16 @@ async fn sleep_until(at: Option<Instant>) {
 
 /// Drops the catalog document once its projection is done, and gives the heap it used
 /// back to the system (on a blocking thread: both take milliseconds for a large catalog).
-async fn release_catalog(ctx: &Ctx) {
-    let Some(doc) = local::lock(&ctx.docs).take_idle_catalog() else {
+async fn release_catalog(worker: &CatalogWorker, catalog: &mut CatalogWork) {
+    let Some(doc) = catalog.take_idle() else {
         return;
     };
-    let released = tokio::task::spawn_blocking(move || {
-        drop(doc);
-        crate::memory::release_freed()
-    })
-    .await;
+    let released = worker
+        .run(move || {
+            drop(doc);
+            crate::memory::release_freed()
+        })
+        .await;
     tracing::debug!(
         released = released.unwrap_or(false),
         rss_kib = crate::memory::resident_kib(),
@@ -106,31 +121,58 @@ async fn release_catalog(ctx: &Ctx) {
     );
 }
 
-/// Reads the catalog document on a reader connection before a change of HQ is applied,
-/// so the writer (and the sales queued on it) does not wait for the read.
-async fn preload_catalog(ctx: &Ctx) {
-    if local::lock(&ctx.docs).catalog_loaded() {
-        return;
-    }
+/// At start, when the pending flag says a projection was interrupted: queues the rows of
+/// the stored catalog that SQLite does not hold yet (read and compared on a reader
+/// connection, off the writer).
+async fn resume_catalog(ctx: &Ctx, worker: &CatalogWorker, catalog: &mut CatalogWork) {
+    let store = ctx.store.clone();
     let writer = ctx.writer.clone();
-    let read = ctx
-        .store
-        .read(move |conn| local::read_catalog(conn, writer).map_err(to_store_error))
+    let found = worker
+        .run(move || {
+            store.read_blocking(|conn| {
+                if !local::projection_pending(conn).map_err(to_store_error)? {
+                    return Ok(None);
+                }
+                let doc = local::read_catalog(conn, writer).map_err(to_store_error)?;
+                let rows = local::unwritten_items(conn, &doc).map_err(to_store_error)?;
+                Ok(Some((doc, rows)))
+            })
+        })
         .await;
-    match read {
-        Ok(doc) => {
-            let refused = local::lock(&ctx.docs).install_catalog(doc);
-            drop(refused);
+    match found {
+        Ok(Ok(Some((doc, rows)))) => {
+            tracing::info!(
+                items = rows.len(),
+                "an interrupted catalog projection resumes with the items not written"
+            );
+            catalog.keep(doc);
+            catalog.queue(rows);
+            // Nothing missing (stopped after the last row, before the flag was cleared):
+            // the flag is cleared by an empty last job.
+            if catalog.pending() == 0 {
+                let cleared = ctx
+                    .store
+                    .write(|conn| {
+                        let now = crate::clock::now_utc();
+                        local::write_items(conn, &[], true, &now, None).map_err(to_store_error)
+                    })
+                    .await;
+                if let Err(e) = cleared {
+                    tracing::warn!(error = %e, "cannot clear the catalog projection flag");
+                }
+            }
         }
-        // The write reads it itself.
-        Err(e) => tracing::warn!(error = %e, "cannot read the catalog document ahead"),
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot resume the catalog projection"),
+        Err(e) => tracing::warn!(error = %e, "catalog projection check failed"),
     }
 }
 
-/// Writes the catalog items HQ changed into SQLite, [`local::CATALOG_BATCH`] per write job,
-/// so sales queue between the batches instead of behind the whole catalog.
-async fn project_catalog(ctx: &Ctx, shutdown: &CancellationToken) {
-    let total = local::lock(&ctx.docs).catalog_pending();
+/// Writes the rows of HQ's catalog changes into SQLite in small write jobs (at most
+/// [`local::CATALOG_BATCH`] rows or [`local::CATALOG_JOB_BUDGET`] of writer time each),
+/// so sales queue between them instead of behind the whole catalog.
+async fn project_catalog(ctx: &Ctx, catalog: &mut CatalogWork, shutdown: &CancellationToken) {
+    let total = catalog.pending();
     if total == 0 {
         return;
     }
@@ -138,20 +180,20 @@ async fn project_catalog(ctx: &Ctx, shutdown: &CancellationToken) {
         items = total,
         "projecting HQ's catalog changes into the store"
     );
-    while !shutdown.is_cancelled() {
-        let docs = ctx.docs.clone();
-        let left = ctx
+    while catalog.pending() > 0 && !shutdown.is_cancelled() {
+        let (batch, last) = catalog.next_batch(local::CATALOG_BATCH);
+        let batch = Arc::new(batch);
+        let rows = Arc::clone(&batch);
+        let written = ctx
             .store
             .write(move |conn| {
                 let now = crate::clock::now_utc();
-                local::lock(&docs)
-                    .project_catalog_batch(conn, local::CATALOG_BATCH, &now)
+                local::write_items(conn, &rows, last, &now, Some(local::CATALOG_JOB_BUDGET))
                     .map_err(to_store_error)
             })
             .await;
-        match left {
-            Ok(0) => break,
-            Ok(_) => {}
+        match written {
+            Ok(count) => catalog.written(&batch, count),
             Err(e) => {
                 // Left queued (and flagged on disk): the next message or start retries.
                 tracing::warn!(error = %e, "catalog projection paused");
@@ -161,8 +203,99 @@ async fn project_catalog(ctx: &Ctx, shutdown: &CancellationToken) {
     }
 }
 
+/// A message of HQ's catalog changes: applied to the document and turned into rows on the
+/// catalog thread; the writer then logs the change in one short job, and the rows follow
+/// in their own jobs ([`project_catalog`]).
+async fn apply_catalog(
+    ctx: &Ctx,
+    (worker, catalog): Catalog<'_>,
+    changes: RemoteChanges,
+) -> Result<ApplyOutcome, String> {
+    let doc = catalog.take_doc();
+    let store = ctx.store.clone();
+    let writer = ctx.writer.clone();
+    let id = ctx.catalog_id.clone();
+    let (doc, delta) = worker
+        .run(move || derive_off_writer(&store, writer, &id, doc, changes))
+        .await?;
+    let (doc, delta) = match (doc, delta) {
+        (Some(doc), Ok(delta)) => (doc, delta),
+        (doc, Err(reason)) => {
+            if let Some(doc) = doc {
+                catalog.keep(doc);
+            }
+            return Err(reason);
+        }
+        (None, Ok(_)) => return Err("the catalog document went missing".to_owned()),
+    };
+    let mut delta = delta;
+    if !delta.changed() {
+        catalog.keep(doc);
+        return Ok(delta.outcome);
+    }
+    let rows = delta.take_rows();
+    let follow = catalog.rows_follow(&rows);
+    let docs = ctx.docs.clone();
+    let committed = ctx
+        .store
+        .write(move |conn| {
+            let now = crate::clock::now_utc();
+            local::lock(&docs)
+                .commit_catalog_change(conn, &delta, follow, &now)
+                .map_err(to_store_error)?;
+            Ok(delta.outcome)
+        })
+        .await;
+    match committed {
+        Ok(outcome) => {
+            catalog.keep(doc);
+            catalog.queue(rows);
+            Ok(outcome)
+        }
+        Err(e) => {
+            // The document holds a change SQLite does not: dropped, the next change reads
+            // the stored one (HQ sends this one again, the node's heads lack it).
+            drop(worker.run(move || drop(doc)).await);
+            Err(e.to_string())
+        }
+    }
+}
+
+/// The blocking part of [`apply_catalog`]: the document (read on a reader connection when
+/// not in memory) with HQ's changes applied, and what they mean for SQLite. On error the
+/// document comes back unchanged, if there was one.
+fn derive_off_writer(
+    store: &crate::store::Store,
+    writer: crate::crdt::doc::WriterId,
+    id: &DocId,
+    doc: Option<CatalogDoc>,
+    changes: RemoteChanges,
+) -> (Option<CatalogDoc>, Result<CatalogDelta, String>) {
+    let mut doc = match doc {
+        Some(doc) => doc,
+        None => match store
+            .read_blocking(|conn| local::read_catalog(conn, writer).map_err(to_store_error))
+        {
+            Ok(doc) => doc,
+            Err(e) => return (None, Err(format!("cannot read the catalog document: {e}"))),
+        },
+    };
+    let logged = match store
+        .read_blocking(|conn| persist::logged_changes(conn, id, 0).map_err(to_store_error))
+    {
+        Ok(logged) => logged,
+        Err(e) => return (Some(doc), Err(e.to_string())),
+    };
+    let delta = local::derive_change(&mut doc, changes, logged).map_err(|e| e.to_string());
+    (Some(doc), delta)
+}
+
+/// The receiving task's catalog thread and work, lent to the message handlers.
+type Catalog<'a> = (&'a CatalogWorker, &'a mut CatalogWork);
+
 async fn handle_message(
     ctx: &Ctx,
+    catalog: Catalog<'_>,
     topic: &str,
     payload: &[u8],
     retain: bool,
@@ -239,11 +372,21 @@ async fn handle_message(
                 epoch,
                 changes,
             },
-        ) => apply(ctx, doc, epoch, RemoteChanges::Changes(changes), cmd).await,
+        ) => {
+            apply(
+                ctx,
+                catalog,
+                doc,
+                epoch,
+                RemoteChanges::Changes(changes),
+                cmd,
+            )
+            .await
+        }
         (
             Topic::Changes { .. } | Topic::Response { .. },
             SyncMessage::Bundle { doc, epoch, bundle },
-        ) => apply(ctx, doc, epoch, RemoteChanges::Bundle(bundle), cmd).await,
+        ) => apply(ctx, catalog, doc, epoch, RemoteChanges::Bundle(bundle), cmd).await,
         (
             Topic::Changes {
                 scope: Scope::Hq, ..
@@ -294,6 +437,7 @@ fn announce_epoch(ctx: &Ctx, doc: &DocId, epoch: u32, cmd: &mpsc::UnboundedSende
 
 async fn apply(
     ctx: &Ctx,
+    catalog: Catalog<'_>,
     doc: DocId,
     epoch: u32,
     changes: RemoteChanges,
@@ -313,21 +457,26 @@ async fn apply(
             return move_to_epoch(ctx, doc, epoch, changes, cmd).await;
         }
     }
-    if doc == ctx.catalog_id {
-        preload_catalog(ctx).await;
-    }
-    let docs = ctx.docs.clone();
-    let id = doc.clone();
-    let outcome = ctx
-        .store
-        .write(move |conn| {
-            let now = crate::clock::now_utc();
-            local::lock(&docs)
-                .apply_remote(conn, &id, epoch, &changes, &now)
-                .map_err(to_store_error)
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+    let outcome = if doc == ctx.catalog_id {
+        if epoch != 0 {
+            return Err(format!(
+                "catalog changes for epoch {epoch}; the catalog has only epoch 0"
+            ));
+        }
+        apply_catalog(ctx, catalog, changes).await?
+    } else {
+        let docs = ctx.docs.clone();
+        let id = doc.clone();
+        ctx.store
+            .write(move |conn| {
+                let now = crate::clock::now_utc();
+                local::lock(&docs)
+                    .apply_remote(conn, &id, epoch, &changes, &now)
+                    .map_err(to_store_error)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+    };
     tracing::debug!(doc = %persist::doc_key(&doc), applied = outcome.applied, duplicates = outcome.duplicates, queued = outcome.queued, "sync changes applied");
     if !outcome.missing_deps.is_empty() {
         let _ = cmd.send(Cmd::Need(doc));

@@ -30,6 +30,7 @@ use crate::sync::mqtt::transport::MqttHandle;
 use crate::sync::persist;
 use crate::sync::wire::WireMetrics;
 
+mod catalog_worker;
 mod inbound;
 mod lanes;
 mod outbound;
