@@ -42,9 +42,9 @@ pub enum PgTlsError {
     #[error("{0}")]
     Files(#[from] crate::tls::TlsError),
     #[error("the connection string: {0}")]
-    Parse(postgres::Error),
+    Parse(#[source] postgres::Error),
     #[error("{0}")]
-    Connect(postgres::Error),
+    Connect(#[source] postgres::Error),
 }
 
 /// A connection string with its TLS options understood.
