@@ -324,7 +324,7 @@ pub fn on_return(
             "SELECT (SELECT COALESCE(SUM(points), 0) FROM loyalty_entry
                      WHERE sale_no = ?1 AND kind IN ('reversed', 'owed')),
                     (SELECT total_minor FROM sale WHERE sale_no = ?1 AND id = ",
-            crate::sale_id_of!(),
+            crate::store::sales::sale_id_of!(),
             ")"
         ))?
         .query_row([sale_no], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -393,7 +393,7 @@ fn refund_points(
                      WHERE sale_no = ?1 AND kind = 'spent' AND return_no IS NULL),
                     (SELECT COALESCE(SUM(p.amount_minor), 0) FROM payment p JOIN sale s ON s.id = p.sale_id
                      WHERE s.sale_no = ?1 AND p.method = 'points' AND s.id = ",
-            crate::sale_id_of!(),
+            crate::store::sales::sale_id_of!(),
             "),
                     (SELECT COALESCE(SUM(points), 0) FROM loyalty_entry
                      WHERE sale_no = ?1 AND kind = 'refunded')"
@@ -409,11 +409,11 @@ fn refund_points(
         .prepare_cached(concat!(
             "SELECT (SELECT COALESCE(SUM(l.amount_minor), 0) FROM sale_line l JOIN sale s ON s.id = l.sale_id
                      WHERE s.sale_no = ?1 AND s.id = ",
-            crate::sale_id_of!(),
+            crate::store::sales::sale_id_of!(),
             "),
                     (SELECT COALESCE(SUM(r.refund_minor), 0) FROM sale_return r JOIN sale s ON s.id = r.sale_id
                      WHERE s.sale_no = ?1 AND r.return_no <> ?2 AND s.id = ",
-            crate::sale_id_of!(),
+            crate::store::sales::sale_id_of!(),
             ")"
         ))?
         .query_row(params![sale_no, return_no], |r| Ok((r.get(0)?, r.get(1)?)))?;

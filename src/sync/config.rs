@@ -288,7 +288,7 @@ impl RawHq {
         #[cfg(feature = "hq")]
         if let Some(url) = &database_url {
             // Syntax and TLS options now, so `config check` names them; files at connect.
-            crate::hq::db::pg_tls::PgTarget::parse(url)
+            crate::tls::pg::PgTarget::parse(url)
                 .map_err(|e| invalid(file, "hq.database", e.to_string()))?;
         }
         let documents_in_memory = match self.documents_in_memory {

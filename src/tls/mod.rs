@@ -6,6 +6,9 @@
 //! never needed. There is deliberately no way to turn certificate verification off: test
 //! setups generate a CA (see `tests/common/pki.rs`) instead.
 
+/// TLS to PostgreSQL (HQ's database), from libpq's options in the connection string.
+#[cfg(feature = "hq")]
+pub mod pg;
 pub mod x509;
 
 use std::fs::File;

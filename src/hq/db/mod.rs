@@ -10,7 +10,6 @@
 //!
 //! - `value.rs`: parameters and columns shared by both backends;
 //! - `pg.rs`: the PostgreSQL connection (statement cache, reconnect after a restart);
-//! - `pg_tls.rs`: TLS to PostgreSQL from libpq's options in the connection string;
 //! - `migrate.rs`: versioned migrations of both backends;
 //! - `docs.rs`: documents as saved state plus logged changes;
 //! - `locks.rs`: write locks, taken in one global order;
@@ -20,7 +19,6 @@ pub mod docs;
 pub mod locks;
 mod migrate;
 mod pg;
-pub mod pg_tls;
 pub mod scratch;
 #[cfg(test)]
 pub mod testing;

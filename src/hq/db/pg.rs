@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use postgres::{Client, Statement};
 
-use super::pg_tls::PgTarget;
+use crate::tls::pg::PgTarget;
 
 use super::value::{Cell, Value};
 use super::{DbError, Row};
@@ -110,7 +110,7 @@ fn open(url: &str, target: &PgTarget) -> Result<Client, DbError> {
     target.connect().map_err(|e| open_error(url, &e))
 }
 
-fn open_error(url: &str, e: &super::pg_tls::PgTlsError) -> DbError {
+fn open_error(url: &str, e: &crate::tls::pg::PgTlsError) -> DbError {
     DbError::Open {
         target: redact(url),
         reason: error_chain(e),

@@ -4,12 +4,12 @@
 /// row id (see [`record_sale`]), so `WHERE id = sale_id_of!() AND sale_no = ?1` finds a sale by
 /// its number with the row id, and `sale` needs no index on `sale_no` (one B-tree less per
 /// sale). The trailing digits are the id; a number without them gives 0, which is no sale.
-#[macro_export]
 macro_rules! sale_id_of {
     () => {
         "CAST(substr(?1, length(rtrim(?1, '0123456789')) + 1) AS INTEGER)"
     };
 }
+pub(crate) use sale_id_of;
 
 mod returns;
 pub use returns::*;

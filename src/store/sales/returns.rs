@@ -75,7 +75,7 @@ pub fn record_return(
     let sale_id: i64 = conn
         .prepare_cached(concat!(
             "SELECT id FROM sale WHERE id = ",
-            crate::sale_id_of!(),
+            crate::store::sales::sale_id_of!(),
             " AND sale_no = ?1"
         ))?
         .query_row([&request.sale_id], |r| r.get(0))

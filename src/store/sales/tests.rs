@@ -371,7 +371,7 @@ fn a_sale_is_found_by_its_number_through_its_row_id_and_only_by_its_own_number()
         .query_row(
             concat!(
                 "EXPLAIN QUERY PLAN SELECT id FROM sale WHERE id = ",
-                crate::sale_id_of!(),
+                crate::store::sales::sale_id_of!(),
                 " AND sale_no = ?1"
             ),
             ["s1.n1-000001"],
