@@ -50,6 +50,12 @@ pub(super) async fn receive(
             None => return,
             Some(Incoming::Connected) => {
                 tracing::info!(writer = %ctx.writer, "sync connected to the broker");
+                super::note(&ctx.shared, |t, now| {
+                    *t = super::CatchUp {
+                        connected: Some(now),
+                        ..Default::default()
+                    };
+                });
                 let _ = cmd.send(Cmd::Connected);
             }
             Some(Incoming::Disconnected { reason }) => {
@@ -595,6 +601,9 @@ async fn on_heads(
             .await
             .map_err(|e| e.to_string())?;
         *lock(&ctx.shared.last_hq_ack_ms) = Some(crate::clock::now_ms());
+        if removed > 0 {
+            super::note(&ctx.shared, |t, now| t.acknowledged = Some(now));
+        }
         tracing::debug!(removed, "HQ acknowledged outbox changes");
     }
     if behind && *scope == Scope::Hq {

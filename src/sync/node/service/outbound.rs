@@ -10,7 +10,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::reoffer::Reoffers;
-use super::{Cmd, Ctx, epoch_of, lock, to_store_error};
+use super::{Cmd, Ctx, epoch_of, lock, note, to_store_error};
 use crate::crdt::doc::{DocId, SyncDoc};
 use crate::sync::local;
 use crate::sync::mqtt::transport::{OutgoingMessage, PublishError, QoS};
@@ -108,6 +108,7 @@ async fn record_backlog(ctx: &Ctx) {
             return;
         }
     }
+    let began = std::time::Instant::now();
     let docs = ctx.docs.clone();
     let recorded = ctx
         .store
@@ -115,8 +116,19 @@ async fn record_backlog(ctx: &Ctx) {
             crate::sync::node::hook::record_backlog(conn, &docs).map_err(to_store_error)
         })
         .await;
-    if let Err(e) = recorded {
-        tracing::warn!(error = %e, "cannot record own movements as a change; retried at the next publish");
+    match recorded {
+        Ok(_) => {
+            tracing::debug!(
+                ms = began.elapsed().as_millis(),
+                "own movements recorded as changes"
+            );
+            note(&ctx.shared, |t, now| {
+                t.recorded.get_or_insert(now);
+            });
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot record own movements as a change; retried at the next publish");
+        }
     }
 }
 
@@ -126,6 +138,9 @@ async fn publish_round(
     needs: &BTreeSet<DocId>,
     on_tick: bool,
 ) -> Result<(), PublishError> {
+    note(&ctx.shared, |t, now| {
+        t.round_began.get_or_insert(now);
+    });
     record_backlog(ctx).await;
     let outbox = ctx
         .store
@@ -152,9 +167,7 @@ async fn publish_round(
             }
         }
     }
-    for payload in messages {
-        publish(ctx, &ctx.changes_topic, payload, false).await?;
-    }
+    publish_changes(ctx, &ctx.changes_topic, messages).await?;
     sent.changes.extend(fresh);
     publish_orders_outbox(ctx, sent, on_tick).await?;
     publish_heads(ctx, sent).await?;
@@ -247,9 +260,7 @@ async fn publish_orders_outbox(
         return Ok(());
     }
     let messages = changes_or_log(local::lock(&ctx.docs).orders().core(), &fresh);
-    for payload in messages {
-        publish(ctx, &ctx.orders_changes_topic, payload, false).await?;
-    }
+    publish_changes(ctx, &ctx.orders_changes_topic, messages).await?;
     sent.changes.extend(fresh);
     Ok(())
 }
@@ -310,6 +321,32 @@ async fn send_epoch_need(ctx: &Ctx, doc: &DocId, epoch: u32) -> Result<(), Publi
     let mut message = OutgoingMessage::new(topic, payload, QoS::AtLeastOnce);
     message.response_topic = Some(reply_to);
     send(ctx, message).await
+}
+
+/// Publishes change messages in order without waiting for one's PUBACK before sending the
+/// next: a catch-up of several messages then reaches HQ back to back, and HQ's receive loop
+/// applies what queued up as one batch, instead of one message per round trip. The order
+/// holds: each publish takes its permit and is queued on its first poll, in turn. If one
+/// fails, the round fails and none of them counts as sent (all are sent again).
+async fn publish_changes(
+    ctx: &Ctx,
+    topic: &str,
+    payloads: Vec<Vec<u8>>,
+) -> Result<(), PublishError> {
+    if payloads.is_empty() {
+        return Ok(());
+    }
+    let sends = payloads
+        .into_iter()
+        .map(|payload| publish(ctx, topic, payload, false));
+    futures_util::future::try_join_all(sends).await?;
+    if topic == ctx.changes_topic {
+        note(&ctx.shared, |t, now| {
+            t.first_published.get_or_insert(now);
+            t.last_published = Some(now);
+        });
+    }
+    Ok(())
 }
 
 async fn publish(
