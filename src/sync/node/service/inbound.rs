@@ -60,6 +60,8 @@ pub(super) async fn receive(
             }
             Some(Incoming::Disconnected { reason }) => {
                 tracing::warn!(writer = %ctx.writer, reason, "sync offline; sales continue");
+                // Offline, sales wait for the next publish again, netted per SKU then.
+                local::lock(&ctx.docs).set_recording_in_commit(false);
             }
             Some(Incoming::Message {
                 topic,

@@ -94,18 +94,32 @@ pub(super) async fn publish_loop(
 
 /// Turns the own movements the hook left in SQLite into changes (one per publish, a few for
 /// a long backlog; `hook::record_backlog`), so they go out in this round. A failure leaves
-/// them in SQLite for the next round.
+/// them in SQLite for the next round. Once nothing is left and the transport is still
+/// connected, sales record their movements in their own commit
+/// (`NodeDocs::set_recording_in_commit`) until the receiver sees the connection drop.
 async fn record_backlog(ctx: &Ctx) {
+    if record_waiting(ctx).await {
+        let mut docs = local::lock(&ctx.docs);
+        // Checked under the documents' lock: the receiver turns it off under the same lock
+        // after the transport marked itself disconnected, so it cannot stay on offline.
+        if ctx.mqtt.is_connected() {
+            docs.set_recording_in_commit(true);
+        }
+    }
+}
+
+/// Records what waits; false if that failed (it stays in SQLite for the next round).
+async fn record_waiting(ctx: &Ctx) -> bool {
     let pending = ctx
         .store
         .read(|conn| persist::unrecorded_movements(conn).map_err(to_store_error))
         .await;
     match pending {
-        Ok(false) => return,
+        Ok(false) => return true,
         Ok(true) => {}
         Err(e) => {
             tracing::warn!(error = %e, "cannot read whether own movements wait for a change");
-            return;
+            return false;
         }
     }
     let began = std::time::Instant::now();
@@ -125,9 +139,11 @@ async fn record_backlog(ctx: &Ctx) {
             note(&ctx.shared, |t, now| {
                 t.recorded.get_or_insert(now);
             });
+            true
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot record own movements as a change; retried at the next publish");
+            false
         }
     }
 }
