@@ -838,10 +838,15 @@ fn median_us(times: &[Duration], per_commit: usize) -> f64 {
     median.as_secs_f64() * 1e6 / per_commit as f64
 }
 
+/// A message as captured: when it arrived, its topic, its payload.
+type Captured = (Instant, String, Vec<u8>);
+/// Messages to hand to HQ's code: topic, payload.
+type Messages = Vec<(String, Vec<u8>)>;
+
 /// Every change message of the store's scope as the broker delivers it, with its arrival:
 /// what the store shipped, for the in-process merge.
 struct Capture {
-    messages: Arc<Mutex<Vec<(Instant, String, Vec<u8>)>>>,
+    messages: Arc<Mutex<Vec<Captured>>>,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -886,14 +891,14 @@ impl Capture {
     }
 
     /// The messages that arrived before `at` and those from `at` on.
-    async fn split_at(self, at: Instant) -> (Vec<(String, Vec<u8>)>, Vec<(String, Vec<u8>)>) {
+    async fn split_at(self, at: Instant) -> (Messages, Messages) {
         self.shutdown.cancel();
         for task in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
         let all = std::mem::take(&mut *self.messages.lock().unwrap_or_else(|e| e.into_inner()));
         let (before, after): (Vec<_>, Vec<_>) = all.into_iter().partition(|(t, _, _)| *t < at);
-        let strip = |v: Vec<(Instant, String, Vec<u8>)>| {
+        let strip = |v: Vec<Captured>| {
             v.into_iter()
                 .map(|(_, topic, payload)| (topic, payload))
                 .collect()
