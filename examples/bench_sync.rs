@@ -30,6 +30,13 @@
 //!    DEFLATE-compressed) and the time to merge them into a second database. A second
 //!    table prints both side by side with ratios. `--no-peer` skips it.
 //!
+//!    Time on the same footing: a subscriber beside HQ captures the change messages the
+//!    store publishes; after each run a second HQ (`HqState` on its own SQLite database)
+//!    takes the pre-cut ones, then applies the catch-up ones with HQ's code for queued
+//!    messages (`handle_many`), timed: storenode's in-process merge, beside cr-sqlite's.
+//!    The end-to-end figure stays, with a timeline of where it went (CONNACK, the backlog
+//!    recorded, published, HQ has all, acknowledged; `SyncService::catch_up`).
+//!
 //! Start-up with 1,000,000 past movements is measured by `examples/bench_startup.rs`.
 //!
 //! The broker is `/usr/sbin/mosquitto` on a free loopback port when installed, else the
