@@ -30,6 +30,13 @@
 //!    DEFLATE-compressed) and the time to merge them into a second database. A second
 //!    table prints both side by side with ratios. `--no-peer` skips it.
 //!
+//!    Time on the same footing: a subscriber beside HQ captures the change messages the
+//!    store publishes; after each run a second HQ (`HqState` on its own SQLite database)
+//!    takes the pre-cut ones, then applies the catch-up ones with HQ's code for queued
+//!    messages (`handle_many`), timed: storenode's in-process merge, beside cr-sqlite's.
+//!    The end-to-end figure stays, with a timeline of where it went (CONNACK, the backlog
+//!    recorded, published, HQ has all, acknowledged; `SyncService::catch_up`).
+//!
 //! Start-up with 1,000,000 past movements is measured by `examples/bench_startup.rs`.
 //!
 //! The broker is `/usr/sbin/mosquitto` on a free loopback port when installed, else the
@@ -39,8 +46,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -50,9 +57,12 @@ use storenode::config::{Config, Secret};
 use storenode::daemon::Node;
 use storenode::demo::link::Link;
 use storenode::hq::Hq;
+use storenode::hq::state::HqState;
 use storenode::store::catalog::{self, Item};
 use storenode::store::ledger::{self, Movement, MovementKind};
 use storenode::sync::config::{BrokerConfig, HqConfig, SyncConfig};
+use storenode::sync::service::CatchUp;
+use storenode::sync::topics::{Id, Scope, TopicSpace};
 use storenode::sync::transport::{Incoming, MqttTransport, QoS, TransportConfig};
 use storenode::sync::wire::WireMetrics;
 
@@ -102,9 +112,55 @@ struct Outcome {
     local_us_first: f64,
     local_us_last: f64,
     converge: Duration,
+    /// Where the converge time went, from the link's restore on.
+    timeline: Timeline,
+    /// storenode's merge in one process (no network): HQ's code applying the catch-up.
+    in_process: InProcess,
     sync_bytes: u64,
     naive: Duration,
     naive_bytes: u64,
+}
+
+/// Milliseconds from the link's restore to each step of the catch-up (`None`: not seen).
+#[derive(Default)]
+struct Timeline {
+    connected: Option<f64>,
+    round_began: Option<f64>,
+    recorded: Option<f64>,
+    first_published: Option<f64>,
+    last_published: Option<f64>,
+    /// HQ's copy of the store's document has the store's heads (polled by the bench).
+    hq_has_all: Option<f64>,
+    acknowledged: Option<f64>,
+}
+
+impl Timeline {
+    fn of(restored: Instant, t: &CatchUp, hq_has_all: Option<Instant>) -> Self {
+        let ms = |at: Option<Instant>| {
+            at.map(|at| at.saturating_duration_since(restored).as_secs_f64() * 1e3)
+        };
+        Self {
+            connected: ms(t.connected),
+            round_began: ms(t.round_began),
+            recorded: ms(t.recorded),
+            first_published: ms(t.first_published),
+            last_published: ms(t.last_published),
+            hq_has_all: ms(hq_has_all),
+            acknowledged: ms(t.acknowledged),
+        }
+    }
+}
+
+/// storenode's merge on the same footing as cr-sqlite's: in one process, no network.
+#[derive(Default)]
+struct InProcess {
+    /// The store node recording its offline backlog as changes (one SQLite commit): the
+    /// counterpart of cr-sqlite's extract, taken from the live run's timeline.
+    record_ms: Option<f64>,
+    /// HQ's code (`HqState::handle_many`: decode, apply, store in SQLite, update the read
+    /// model) applying the catch-up messages as captured off the broker.
+    merge_ms: f64,
+    messages: usize,
 }
 
 /// What `examples/peer_crsqlite/bench.mjs` reports (one JSON object).
@@ -117,6 +173,7 @@ struct PeerOutcome {
     row_changes: usize,
     bytes_raw: u64,
     bytes_compressed: u64,
+    extract_ms: f64,
     merge_ms: f64,
     mismatches: usize,
 }
@@ -305,6 +362,8 @@ async fn run(quick: bool) -> BenchResult<()> {
     }
     println!();
     print_table(&outcomes);
+    println!();
+    print_timeline(&outcomes);
     if peer {
         println!();
         print_peer_table(&outcomes);
@@ -416,7 +475,7 @@ fn print_table(outcomes: &[Outcome]) {
 /// storenode beside cr-sqlite, same movements, same commit size, same durability.
 fn print_peer_table(outcomes: &[Outcome]) {
     println!(
-        "{:<36} {:>7} {:>21} {:>21} {:>7} {:>15} {:>13} {:>13} {:>7} {:>9} {:>9}",
+        "{:<36} {:>7} {:>21} {:>21} {:>7} {:>15} {:>13} {:>13} {:>7} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9}",
         "storenode vs cr-sqlite",
         "commits",
         "µs/mvmt storenode",
@@ -426,8 +485,13 @@ fn print_peer_table(outcomes: &[Outcome]) {
         "B/mvmt s",
         "B/mvmt cr",
         "ratio",
-        "sync s",
-        "merge s"
+        "e2e s",
+        "from CONNACK s",
+        "in-proc merge ms",
+        "cr merge ms",
+        "merge ÷",
+        "record ms",
+        "cr extract ms"
     );
     for o in outcomes {
         let Some(p) = &o.peer else { continue };
@@ -437,7 +501,7 @@ fn print_peer_table(outcomes: &[Outcome]) {
         let ours_b = o.sync_bytes as f64 / n;
         let theirs_b = p.bytes_compressed as f64 / p.movements as f64;
         println!(
-            "{:<36} {:>7} {:>9.1} → {:>9.1} {:>9.1} → {:>9.1} {:>7.2} {:>7} / {:>5} {:>13.2} {:>5.2} ({:.1} raw) {:>7.2} {:>9.2} {:>9.2}",
+            "{:<36} {:>7} {:>9.1} → {:>9.1} {:>9.1} → {:>9.1} {:>7.2} {:>7} / {:>5} {:>13.2} {:>5.2} ({:.1} raw) {:>7.2} {:>9.2} {:>9} {:>9.1} {:>9.1} {:>7.2} {:>9} {:>9.1}",
             o.name,
             o.commits,
             o.local_us_first,
@@ -452,7 +516,17 @@ fn print_peer_table(outcomes: &[Outcome]) {
             p.bytes_raw as f64 / p.movements as f64,
             ours_b / theirs_b,
             o.converge.as_secs_f64(),
-            p.merge_ms / 1000.0,
+            o.timeline.connected.map_or("-".into(), |c| format!(
+                "{:.2}",
+                o.converge.as_secs_f64() - c / 1e3
+            )),
+            o.in_process.merge_ms,
+            p.merge_ms,
+            o.in_process.merge_ms / p.merge_ms,
+            o.in_process
+                .record_ms
+                .map_or("-".into(), |r| format!("{r:.1}")),
+            p.extract_ms,
         );
         debug_assert_eq!(p.commits, o.commits);
     }
@@ -462,8 +536,59 @@ fn print_peer_table(outcomes: &[Outcome]) {
          changes: automerge changes HQ received from the cut on / cr-sqlite row changes \
          since the cut. B/mvmt: storenode's MQTT payloads both ways (automerge's own \
          compression) vs cr-sqlite's changes, compact encoding, DEFLATE (raw in brackets).\n\
-         sync s: storenode from reconnect until HQ has everything, over Mosquitto; merge s: \
-         cr-sqlite decompress + insert into a second database, in one process, no network."
+         e2e s: storenode from the link's restore until HQ has everything and the store has \
+         HQ's acknowledgement, over Mosquitto (reconnect backoff included); from CONNACK s: \
+         the same from the store's reconnect.\n\
+         in-proc merge ms: storenode's catch-up messages (as shipped) applied by HQ's code \
+         (HqState::handle_many: decode, apply, SQLite, read model) in one process, no \
+         network; cr merge ms: cr-sqlite decompress + insert into a second database, same \
+         footing. record ms: the store recording its backlog as changes (one commit, from \
+         the live run); cr extract ms: cr-sqlite reading its changes since the cut + encode \
+         + compress."
+    );
+}
+
+/// Where the end-to-end time goes: ms from the link's restore to each step.
+fn print_timeline(outcomes: &[Outcome]) {
+    println!(
+        "{:<36} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>5}",
+        "catch-up timeline, ms from restore",
+        "CONNACK",
+        "round",
+        "recorded",
+        "1st pub",
+        "last pub",
+        "HQ has",
+        "acked",
+        "converged",
+        "in-proc",
+        "msgs"
+    );
+    let f = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
+    for o in outcomes {
+        let t = &o.timeline;
+        println!(
+            "{:<36} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9.1} {:>9.1} {:>5}",
+            o.name,
+            f(t.connected),
+            f(t.round_began),
+            f(t.recorded),
+            f(t.first_published),
+            f(t.last_published),
+            f(t.hq_has_all),
+            f(t.acknowledged),
+            o.converge.as_secs_f64() * 1e3,
+            o.in_process.merge_ms,
+            o.in_process.messages,
+        );
+    }
+    println!(
+        "CONNACK: the store's reconnect; round: its publisher's first round; recorded: the \
+         offline backlog committed as changes; 1st/last pub: stock change messages \
+         acknowledged by the broker; HQ has: HQ's copy has the store's heads (polled every \
+         ms); acked: the last HQ heads that emptied the outbox; converged: the bench saw \
+         both. in-proc: HQ's code applying the same msgs (change messages shipped from the \
+         restore on) in one process."
     );
 }
 
@@ -720,6 +845,139 @@ fn median_us(times: &[Duration], per_commit: usize) -> f64 {
     median.as_secs_f64() * 1e6 / per_commit as f64
 }
 
+/// A message as captured: when it arrived, its topic, its payload.
+type Captured = (Instant, String, Vec<u8>);
+/// Messages to hand to HQ's code: topic, payload.
+type Messages = Vec<(String, Vec<u8>)>;
+
+/// Every change message of the store's scope as the broker delivers it, with its arrival:
+/// what the store shipped, for the in-process merge.
+struct Capture {
+    messages: Arc<Mutex<Vec<Captured>>>,
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Capture {
+    async fn start(broker: SocketAddr, tenant: &str) -> BenchResult<Self> {
+        let shutdown = CancellationToken::new();
+        let filter =
+            TopicSpace::new(Id::new(tenant)?).changes_filter(Some(&Scope::store(Id::new(STORE)?)?));
+        let mut cfg = TransportConfig::new(format!("{tenant}-capture"), "127.0.0.1", broker.port());
+        cfg.subscriptions = vec![(filter, QoS::AtLeastOnce)];
+        cfg.max_packet_size = 4 * 1024 * 1024;
+        let (_handle, mut incoming, transport) = MqttTransport::start(cfg, shutdown.clone())?;
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let sink = messages.clone();
+        let (connected_tx, connected) = tokio::sync::oneshot::channel();
+        let drain = tokio::spawn(async move {
+            let mut connected_tx = Some(connected_tx);
+            while let Some(event) = incoming.recv().await {
+                match event {
+                    Incoming::Connected => {
+                        if let Some(tx) = connected_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Incoming::Message { topic, payload, .. } => {
+                        let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
+                        sink.push((Instant::now(), topic, payload.to_vec()));
+                    }
+                    Incoming::Disconnected { .. } => {}
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), connected).await??;
+        // A subscription is active once the broker's SUBACK went out; give it a moment.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Ok(Self {
+            messages,
+            shutdown,
+            tasks: vec![transport, drain],
+        })
+    }
+
+    /// The messages that arrived before `at` and those from `at` on.
+    async fn split_at(self, at: Instant) -> (Messages, Messages) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        let all = std::mem::take(&mut *self.messages.lock().unwrap_or_else(|e| e.into_inner()));
+        let (before, after): (Vec<_>, Vec<_>) = all.into_iter().partition(|(t, _, _)| *t < at);
+        let strip = |v: Vec<Captured>| {
+            v.into_iter()
+                .map(|(_, topic, payload)| (topic, payload))
+                .collect()
+        };
+        (strip(before), strip(after))
+    }
+}
+
+/// storenode's merge in one process: a second HQ (`HqState` on its own SQLite database)
+/// that holds the store's document as HQ had it before the cut, then applies the catch-up
+/// messages with HQ's code for queued messages (`handle_many`), timed. Its read model
+/// must then show the store's levels.
+fn merge_in_process(
+    dir: &Path,
+    tenant: &str,
+    before: &[(String, Vec<u8>)],
+    catch_up: &[(String, Vec<u8>)],
+    at_node: &BTreeMap<String, i64>,
+) -> BenchResult<f64> {
+    let mut hq = HqState::open(&dir.join("hq-in-process.db"), tenant, 0)?;
+    for (i, result) in hq.handle_many(before).into_iter().enumerate() {
+        result.map_err(|e| format!("in-process HQ refused pre-cut message {i}: {e:?}"))?;
+    }
+    let began = Instant::now();
+    let results = hq.handle_many(catch_up);
+    let merge_ms = began.elapsed().as_secs_f64() * 1e3;
+    for (i, result) in results.into_iter().enumerate() {
+        result.map_err(|e| format!("in-process HQ refused catch-up message {i}: {e:?}"))?;
+    }
+    let at_hq: BTreeMap<String, i64> = hq
+        .store_stock(STORE)?
+        .into_iter()
+        .filter(|r| r.on_hand != 0)
+        .map(|r| (r.sku, r.on_hand))
+        .collect();
+    if &at_hq != at_node {
+        return Err("the in-process HQ's stock differs from the store's".into());
+    }
+    Ok(merge_ms)
+}
+
+/// Waits until HQ has the store's heads and the store's outbox is empty; returns when HQ
+/// first had the heads (polled every millisecond once the store recorded its backlog).
+async fn wait_catch_up(hq: &Hq, node: &Node) -> BenchResult<Option<Instant>> {
+    let sync = node.sync.as_ref().ok_or("node has no sync")?;
+    let deadline = Instant::now() + LIMIT;
+    let mut hq_has_all = None;
+    loop {
+        let mut at_hq = hq_heads(hq);
+        at_hq.sort();
+        let recorded = sync.service().get().and_then(|s| s.catch_up().recorded);
+        if hq_has_all.is_none() && recorded.is_some() {
+            let diag = sync.service().refresh_diag().await;
+            let mut heads = diag.stock_heads.clone();
+            heads.sort();
+            if heads == at_hq {
+                hq_has_all = Some(Instant::now());
+            }
+        }
+        if let Some(mut target) = node_heads(node).await {
+            target.sort();
+            if at_hq == target {
+                return Ok(hq_has_all.or(Some(Instant::now())));
+            }
+        }
+        if Instant::now() > deadline {
+            return Err("HQ did not converge with the store".into());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 async fn offline_catch_up(broker: SocketAddr, s: &Scenario) -> BenchResult<Outcome> {
     let dir = tempfile::tempdir()?;
     // A tenant of its own per scenario: the scenarios share one broker, and what an earlier
@@ -733,6 +991,7 @@ async fn offline_catch_up(broker: SocketAddr, s: &Scenario) -> BenchResult<Outco
             % (1 << 40)
     );
     let hq = start_hq(dir.path(), broker, &tenant).await?;
+    let capture = Capture::start(broker, &tenant).await?;
     let link = Link::start(broker).await?;
     let node = start_node(&dir.path().join("store"), link.addr, &tenant).await?;
     add_catalog(&node, s.skus).await?;
@@ -762,14 +1021,29 @@ async fn offline_catch_up(broker: SocketAddr, s: &Scenario) -> BenchResult<Outco
     let changes_before = hq_changes(&hq);
     link.restore();
     let began = Instant::now();
-    wait_hq_has_node(&hq, &node).await?;
+    let hq_has_all = wait_catch_up(&hq, &node).await?;
     let converge = began.elapsed();
     let changes_shipped = hq_changes(&hq) - changes_before;
     let sync_bytes = wire_total(sync.service().wire_metrics()) - before;
-    check_levels(&hq, &node).await?;
+    let catch_up = sync
+        .service()
+        .get()
+        .map(|s| s.catch_up())
+        .unwrap_or_default();
+    let timeline = Timeline::of(began, &catch_up, hq_has_all);
+    let at_node = check_levels(&hq, &node).await?;
 
     node.stop().await;
     hq.stop().await;
+    let (pre_cut, shipped) = capture.split_at(began).await;
+    let in_process = InProcess {
+        record_ms: catch_up
+            .round_began
+            .zip(catch_up.recorded)
+            .map(|(a, b)| b.saturating_duration_since(a).as_secs_f64() * 1e3),
+        merge_ms: merge_in_process(dir.path(), &tenant, &pre_cut, &shipped, &at_node)?,
+        messages: shipped.len(),
+    };
     let (naive, naive_bytes) = naive_baseline(broker, &plan[1..]).await?;
     Ok(Outcome {
         name: s.name,
@@ -780,14 +1054,17 @@ async fn offline_catch_up(broker: SocketAddr, s: &Scenario) -> BenchResult<Outco
         local_us_first: median_us(first, s.per_commit),
         local_us_last: median_us(last, s.per_commit),
         converge,
+        timeline,
+        in_process,
         sync_bytes,
         naive,
         naive_bytes,
     })
 }
 
-/// HQ's levels for the store equal the node's SQLite levels (the figures, not just heads).
-async fn check_levels(hq: &Hq, node: &Node) -> BenchResult<()> {
+/// HQ's levels for the store equal the node's SQLite levels (the figures, not just heads);
+/// returns the node's.
+async fn check_levels(hq: &Hq, node: &Node) -> BenchResult<BTreeMap<String, i64>> {
     let at_node: BTreeMap<String, i64> = node
         .state
         .store
@@ -806,7 +1083,7 @@ async fn check_levels(hq: &Hq, node: &Node) -> BenchResult<()> {
     if at_node != at_hq {
         return Err("HQ's stock differs from the store's".into());
     }
-    Ok(())
+    Ok(at_node)
 }
 
 /// Each movement as its own JSON message (QoS 1) to one subscriber; time until all arrive.

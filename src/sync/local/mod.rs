@@ -118,6 +118,9 @@ pub struct NodeDocs {
     /// This incarnation has not caught up with HQ yet and must not write (see
     /// [`Self::require_adoption`]).
     adopting: bool,
+    /// Own movements become a change in their own commit instead of waiting for the next
+    /// publish ([`Self::set_recording_in_commit`]).
+    recording_in_commit: bool,
 }
 
 pub type SharedDocs = Arc<Mutex<NodeDocs>>;
@@ -164,7 +167,22 @@ impl NodeDocs {
             order_event_mark,
             stock_needs_reconcile: false,
             adopting: false,
+            recording_in_commit: false,
         })
+    }
+
+    /// While connected, a sale's own commit records its movements as a change (one SQLite
+    /// commit per sale; the publisher has nothing left to record); while offline they wait
+    /// for the next publish and are netted per SKU then (`sync::node::hook`). The sync
+    /// service turns this on once connected with the backlog recorded, and off when the
+    /// connection drops. Off after a reload: deferring is always correct, only slower.
+    pub fn set_recording_in_commit(&mut self, on: bool) {
+        self.recording_in_commit = on;
+    }
+
+    /// See [`Self::set_recording_in_commit`].
+    pub fn is_recording_in_commit(&self) -> bool {
+        self.recording_in_commit
     }
 
     /// Holds back every own write until [`Self::finish_adoption`]. A lane's database may be

@@ -1,11 +1,12 @@
 //! The store's [`BatchHook`] for sync: runs on the writer thread inside every group commit.
 //!
 //! `before_commit` turns the batch's own movements into one stock change (logged and put in
-//! the outbox) — or, with [`SyncHook::deferring`] (the node's hook), leaves them in SQLite
-//! above the high-water mark for the sync service to record as one change per publish
-//! (`service::outbound::record_backlog`): a sale is durable once its ledger rows commit,
-//! so the commit path does no automerge work, and a backlog made offline travels as one
-//! change per touched key instead of one change per commit. It records click-and-collect status events in the orders document, and
+//! the outbox) — or, with [`SyncHook::deferring`] (the node's hook) while the sync service
+//! is offline, leaves them in SQLite above the high-water mark for the service to record
+//! as one change per publish (`service::outbound::record_backlog`): a sale is durable once
+//! its ledger rows commit, and a backlog made offline travels as one change per touched
+//! key instead of one change per commit. Online, the sale's own commit records them: one
+//! SQLite commit per sale, not the sale's and then the publisher's. It records click-and-collect status events in the orders document, and
 //! writes `peer` movements for other writers' changes applied since, all in the batch's
 //! transaction. Sync must never stop sales: if that fails, the hook's own
 //! savepoint is rolled back, the documents are reloaded from what the transaction holds
@@ -62,9 +63,11 @@ impl SyncHook {
     }
 
     /// Leaves own stock movements to the sync service's publisher, which records them
-    /// (one change per publish, see the module comment) while it is connected. They are
-    /// still recorded here when other writers' changes must be reconciled first (the
-    /// reconciliation moves the high-water mark past them).
+    /// (one change per publish, see the module comment) once it is connected again. They
+    /// are still recorded here when other writers' changes must be reconciled first (the
+    /// reconciliation moves the high-water mark past them), and while the service is
+    /// connected and has recorded the backlog (`NodeDocs::set_recording_in_commit`): then
+    /// the publisher would only add a second commit per sale.
     pub fn deferring(self) -> Self {
         Self {
             defer_own: true,
@@ -88,7 +91,7 @@ impl SyncHook {
         if docs.sync_transfers(conn, &now)? {
             self.produced = true;
         }
-        if self.defer_own && !docs.stock_needs_reconcile() {
+        if self.defer_own && !docs.stock_needs_reconcile() && !docs.is_recording_in_commit() {
             // Durable in the ledger; the publisher records them (and is woken for it).
             if docs.has_unrecorded_movements(conn)? {
                 self.produced = true;

@@ -409,3 +409,35 @@ fn a_long_backlog_becomes_a_few_changes_each_under_the_key_cap() {
         );
     }
 }
+
+/// Online (the service connected and recorded the backlog), a sale's own commit records
+/// its movements: one change in that commit and nothing left for the publisher, so no
+/// second commit per sale. A sale rolled back leaves no change, and the reload turns the
+/// in-commit recording off (deferring is the safe default). Offline again, sales wait for
+/// the publish and are netted per SKU there.
+#[test]
+fn a_deferring_hook_records_in_the_sales_own_commit_while_online() {
+    let conn = db();
+    let (mut hook, docs) = deferring_hook(&conn, "s1.lane1");
+    let outbox = |conn: &Connection| persist::outbox(conn, &stock_id(), 0).unwrap().len();
+    local::lock(&docs).set_recording_in_commit(true);
+    commit(&conn, &mut hook, |c| sell(c, "A", -1, 0), true);
+    assert_eq!(outbox(&conn), 1, "the sale's commit made the change");
+    assert!(!local::lock(&docs).has_unrecorded_movements(&conn).unwrap());
+    assert_eq!(local::lock(&docs).stock().stock("A"), -1);
+
+    commit(&conn, &mut hook, |c| sell(c, "C", -1, 0), false);
+    assert_eq!(outbox(&conn), 1, "a rolled-back sale makes no change");
+    assert_eq!(local::lock(&docs).stock().stock("C"), 0);
+    assert!(!local::lock(&docs).is_recording_in_commit());
+
+    for _ in 0..3 {
+        commit(&conn, &mut hook, |c| sell(c, "B", -1, 0), true);
+    }
+    assert_eq!(outbox(&conn), 1, "offline: the sales wait for the publish");
+    assert!(local::lock(&docs).has_unrecorded_movements(&conn).unwrap());
+    record_backlog_tx(&conn, &docs, true);
+    assert_eq!(outbox(&conn), 2, "one change for the three offline sales");
+    assert_eq!(local::lock(&docs).stock().stock("B"), -3);
+    assert_eq!(local::lock(&docs).stock().stock("A"), -1);
+}

@@ -50,10 +50,18 @@ pub(super) async fn receive(
             None => return,
             Some(Incoming::Connected) => {
                 tracing::info!(writer = %ctx.writer, "sync connected to the broker");
+                super::note(&ctx.shared, |t, now| {
+                    *t = super::CatchUp {
+                        connected: Some(now),
+                        ..Default::default()
+                    };
+                });
                 let _ = cmd.send(Cmd::Connected);
             }
             Some(Incoming::Disconnected { reason }) => {
                 tracing::warn!(writer = %ctx.writer, reason, "sync offline; sales continue");
+                // Offline, sales wait for the next publish again, netted per SKU then.
+                local::lock(&ctx.docs).set_recording_in_commit(false);
             }
             Some(Incoming::Message {
                 topic,
@@ -595,6 +603,9 @@ async fn on_heads(
             .await
             .map_err(|e| e.to_string())?;
         *lock(&ctx.shared.last_hq_ack_ms) = Some(crate::clock::now_ms());
+        if removed > 0 {
+            super::note(&ctx.shared, |t, now| t.acknowledged = Some(now));
+        }
         tracing::debug!(removed, "HQ acknowledged outbox changes");
     }
     if behind && *scope == Scope::Hq {

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use automerge::ChangeHash;
 use tokio::task::JoinHandle;
@@ -91,9 +91,29 @@ pub struct SyncDiag {
     pub retired_lanes: Vec<String>,
 }
 
+/// When the steps of the catch-up after the latest (re)connect happened: where the time
+/// from a reconnect to HQ's acknowledgement goes (benchmarks; `bench_sync` prints it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CatchUp {
+    /// The broker's CONNACK reached the receiver.
+    pub connected: Option<Instant>,
+    /// The publisher's first round after it began (the backlog is read from here).
+    pub round_began: Option<Instant>,
+    /// Own movements waiting in SQLite were recorded as changes (committed).
+    pub recorded: Option<Instant>,
+    /// The broker acknowledged (PUBACK) every stock change message of the first round
+    /// that sent any, and of the latest one.
+    pub first_published: Option<Instant>,
+    pub last_published: Option<Instant>,
+    /// The last of HQ's heads that removed changes from the outbox.
+    pub acknowledged: Option<Instant>,
+}
+
 /// State shared by the two tasks and the handle.
 #[derive(Debug, Default)]
 struct Shared {
+    /// The latest catch-up's timeline.
+    catch_up: Mutex<CatchUp>,
     /// The HQ instances whose retained status says online (one `hq`, or several
     /// `hq-{instance}` over one database): HQ is online while any is.
     hq_online: Mutex<std::collections::BTreeSet<String>>,
@@ -262,6 +282,11 @@ impl SyncService {
         &self.shared.metrics
     }
 
+    /// The timeline of the catch-up after the latest (re)connect.
+    pub fn catch_up(&self) -> CatchUp {
+        *lock(&self.shared.catch_up)
+    }
+
     /// Asks HQ for the members with this phone or e-mail (see [`super::find`]).
     pub async fn find_members(
         &self,
@@ -280,6 +305,11 @@ impl SyncService {
             .cloned()
             .unwrap_or_default()
     }
+}
+
+/// Notes a step of the catch-up timeline (see [`CatchUp`]).
+fn note(shared: &Shared, step: impl FnOnce(&mut CatchUp, Instant)) {
+    step(&mut lock(&shared.catch_up), Instant::now());
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

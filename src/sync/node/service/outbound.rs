@@ -10,7 +10,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::reoffer::Reoffers;
-use super::{Cmd, Ctx, epoch_of, lock, to_store_error};
+use super::{Cmd, Ctx, epoch_of, lock, note, to_store_error};
 use crate::crdt::doc::{DocId, SyncDoc};
 use crate::sync::local;
 use crate::sync::mqtt::transport::{OutgoingMessage, PublishError, QoS};
@@ -94,20 +94,35 @@ pub(super) async fn publish_loop(
 
 /// Turns the own movements the hook left in SQLite into changes (one per publish, a few for
 /// a long backlog; `hook::record_backlog`), so they go out in this round. A failure leaves
-/// them in SQLite for the next round.
+/// them in SQLite for the next round. Once nothing is left and the transport is still
+/// connected, sales record their movements in their own commit
+/// (`NodeDocs::set_recording_in_commit`) until the receiver sees the connection drop.
 async fn record_backlog(ctx: &Ctx) {
+    if record_waiting(ctx).await {
+        let mut docs = local::lock(&ctx.docs);
+        // Checked under the documents' lock: the receiver turns it off under the same lock
+        // after the transport marked itself disconnected, so it cannot stay on offline.
+        if ctx.mqtt.is_connected() {
+            docs.set_recording_in_commit(true);
+        }
+    }
+}
+
+/// Records what waits; false if that failed (it stays in SQLite for the next round).
+async fn record_waiting(ctx: &Ctx) -> bool {
     let pending = ctx
         .store
         .read(|conn| persist::unrecorded_movements(conn).map_err(to_store_error))
         .await;
     match pending {
-        Ok(false) => return,
+        Ok(false) => return true,
         Ok(true) => {}
         Err(e) => {
             tracing::warn!(error = %e, "cannot read whether own movements wait for a change");
-            return;
+            return false;
         }
     }
+    let began = std::time::Instant::now();
     let docs = ctx.docs.clone();
     let recorded = ctx
         .store
@@ -115,8 +130,21 @@ async fn record_backlog(ctx: &Ctx) {
             crate::sync::node::hook::record_backlog(conn, &docs).map_err(to_store_error)
         })
         .await;
-    if let Err(e) = recorded {
-        tracing::warn!(error = %e, "cannot record own movements as a change; retried at the next publish");
+    match recorded {
+        Ok(_) => {
+            tracing::debug!(
+                ms = began.elapsed().as_millis(),
+                "own movements recorded as changes"
+            );
+            note(&ctx.shared, |t, now| {
+                t.recorded.get_or_insert(now);
+            });
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot record own movements as a change; retried at the next publish");
+            false
+        }
     }
 }
 
@@ -126,6 +154,9 @@ async fn publish_round(
     needs: &BTreeSet<DocId>,
     on_tick: bool,
 ) -> Result<(), PublishError> {
+    note(&ctx.shared, |t, now| {
+        t.round_began.get_or_insert(now);
+    });
     record_backlog(ctx).await;
     let outbox = ctx
         .store
@@ -152,9 +183,7 @@ async fn publish_round(
             }
         }
     }
-    for payload in messages {
-        publish(ctx, &ctx.changes_topic, payload, false).await?;
-    }
+    publish_changes(ctx, &ctx.changes_topic, messages).await?;
     sent.changes.extend(fresh);
     publish_orders_outbox(ctx, sent, on_tick).await?;
     publish_heads(ctx, sent).await?;
@@ -247,9 +276,7 @@ async fn publish_orders_outbox(
         return Ok(());
     }
     let messages = changes_or_log(local::lock(&ctx.docs).orders().core(), &fresh);
-    for payload in messages {
-        publish(ctx, &ctx.orders_changes_topic, payload, false).await?;
-    }
+    publish_changes(ctx, &ctx.orders_changes_topic, messages).await?;
     sent.changes.extend(fresh);
     Ok(())
 }
@@ -310,6 +337,32 @@ async fn send_epoch_need(ctx: &Ctx, doc: &DocId, epoch: u32) -> Result<(), Publi
     let mut message = OutgoingMessage::new(topic, payload, QoS::AtLeastOnce);
     message.response_topic = Some(reply_to);
     send(ctx, message).await
+}
+
+/// Publishes change messages in order without waiting for one's PUBACK before sending the
+/// next: a catch-up of several messages then reaches HQ back to back, and HQ's receive loop
+/// applies what queued up as one batch, instead of one message per round trip. The order
+/// holds: each publish takes its permit and is queued on its first poll, in turn. If one
+/// fails, the round fails and none of them counts as sent (all are sent again).
+async fn publish_changes(
+    ctx: &Ctx,
+    topic: &str,
+    payloads: Vec<Vec<u8>>,
+) -> Result<(), PublishError> {
+    if payloads.is_empty() {
+        return Ok(());
+    }
+    let sends = payloads
+        .into_iter()
+        .map(|payload| publish(ctx, topic, payload, false));
+    futures_util::future::try_join_all(sends).await?;
+    if topic == ctx.changes_topic {
+        note(&ctx.shared, |t, now| {
+            t.first_published.get_or_insert(now);
+            t.last_published = Some(now);
+        });
+    }
+    Ok(())
 }
 
 async fn publish(
