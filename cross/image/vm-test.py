@@ -3,7 +3,10 @@
 
     cross/image/vm-test.py [--binary target/debug/storenode] [--cycles N] [--keep DIR]
     cross/image/vm-test.py --arch arm64 --binary target/aarch64-unknown-linux-gnu/release/storenode
-        (arm64: boots the image under qemu-system-aarch64, a sale, figures only)
+        (arm64: boots the image under qemu-system-aarch64 through its UEFI firmware, a sale,
+        figures only; not in CI)
+    cross/image/vm-test.py ... --keep DIR, then ... --image DIR [--boot direct|uefi]: boots a
+        fresh copy of the image DIR holds again, without building it
 
 Builds two .debs from the binary (a "previous" version baked into the image, the current
 one to upgrade to), builds the amd64 image with a test-only overlay (config with tokens,
@@ -24,7 +27,10 @@ an ssh key for root, openssh-server and sqlite3), boots it and checks:
      two lanes converge through the guest's broker alone; then HQ's broker starts and the
      bridge delivers the store's changes to it with the store's certificate.
 Cycles: 3 (SOAK=1: 50, or --cycles N). SEED= replays the random kill times. Every wait is
-bounded. Needs root (image build), qemu-system-x86, openssh-client, openssl, mosquitto.
+bounded. Needs root (image build), qemu-system-x86, openssh-client, openssl, mosquitto; for
+arm64 also qemu-system-arm and qemu-efi-aarch64 (its UEFI firmware). Concurrent runs do not
+collide: each has its own work directory (image, firmware variables, ssh key, logs) and
+ports the kernel handed out free.
 """
 
 import argparse
@@ -64,6 +70,11 @@ token = "{token}"
 broker = "{broker}"
 """
 BOOT_TIMEOUT = 420  # TCG on a loaded 2-core machine: a boot takes 1 to 2 minutes.
+BOOT_TIMEOUT_ARM64 = 1200  # an aarch64 guest on x86 (TCG, UEFI firmware) is several times slower
+# UEFI firmware (Debian's ovmf, qemu-efi-aarch64): code, and the variable store to copy.
+FIRMWARE = {"amd64": [("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
+                      ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd")],
+            "arm64": [("/usr/share/AAVMF/AAVMF_CODE.fd", "/usr/share/AAVMF/AAVMF_VARS.fd")]}
 OPENING = 1_000_000
 SALE = {"lines": [{"sku": "MILK", "quantity": 1}],
         "payments": [{"method": "card", "amount_minor": 119}]}
@@ -130,24 +141,38 @@ def call(port, method, path, body=None, token=None, key=None, timeout=15):
 class Vm:
     """One qemu process booting the image; kill() is a power cut."""
 
-    def __init__(self, work, img_dir, disk, arch="amd64"):
-        self.work, self.img_dir, self.disk, self.arch = work, img_dir, disk, arch
+    def __init__(self, work, img_dir, disk, arch="amd64", boot="direct"):
+        self.work, self.img_dir, self.disk, self.arch, self.boot = work, img_dir, disk, arch, boot
         self.api, self.ssh_port, self.lane2 = free_port(), free_port(), free_port()
         self.proc, self.boots = None, 0
+        self.timeout = BOOT_TIMEOUT if arch == "amd64" else BOOT_TIMEOUT_ARM64
+        if boot == "uefi":
+            # The firmware's variables are written at boot: each run its own copy.
+            code, vars = uefi_firmware(arch)
+            self.firmware = ["-drive", f"if=pflash,format=raw,readonly=on,file={code}"]
+            if vars:
+                shutil.copy(vars, work / "efivars.fd")
+                self.firmware += ["-drive", f"if=pflash,format=raw,file={work / 'efivars.fd'}"]
 
     def start(self):
         self.boots += 1
-        cmdline = (self.img_dir / f"cmdline-{self.arch}").read_text().strip()
         console = self.work / f"console-{self.boots}.log"
-        machine = (["qemu-system-x86_64"] if self.arch == "amd64" else
-                   ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72"])
+        # TCG (software emulation) on purpose for both: the machines this runs on (CI) have
+        # no KVM, and an aarch64 guest on x86 is TCG anyway.
+        machine = (["qemu-system-x86_64", "-accel", "tcg"] if self.arch == "amd64" else
+                   ["qemu-system-aarch64", "-M", "virt", "-accel", "tcg", "-cpu", "cortex-a72"])
+        if self.boot == "uefi":
+            # As on a box: the firmware finds systemd-boot on the EFI system partition,
+            # which loads the kernel and the command line from the image itself.
+            boot = self.firmware
+        else:
+            cmdline = (self.img_dir / f"cmdline-{self.arch}").read_text().strip()
+            boot = ["-kernel", str(self.img_dir / f"vmlinuz-{self.arch}"), "-append", f"{cmdline} quiet"]
         self.proc = subprocess.Popen(
-            machine + ["-m", "1024", "-smp", "2", "-display", "none",
+            machine + boot + ["-m", "1024", "-smp", "2", "-display", "none",
              "-serial", f"file:{console}", "-monitor", "none",
-             "-kernel", str(self.img_dir / f"vmlinuz-{self.arch}"),
-             "-append", f"{cmdline} quiet",
              "-drive", f"file={self.disk},if=none,id=d0,format=raw,cache=writeback",
-             "-device", "nvme,drive=d0,serial=storenode",
+             "-device", "nvme,drive=d0,serial=storenode" + (",bootindex=0" if self.boot == "uefi" else ""),
              "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{self.api}-:8080,"
                         f"hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22,"
                         f"hostfwd=tcp:127.0.0.1:{self.lane2}-:8081",
@@ -162,7 +187,7 @@ class Vm:
 
     def wait_ready(self):
         """Seconds from qemu's start until /readyz answers 200."""
-        deadline = self.started + BOOT_TIMEOUT
+        deadline = self.started + self.timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"qemu exited ({self.proc.returncode}); see {self.work}/console-{self.boots}.log")
@@ -172,7 +197,7 @@ class Vm:
             except OSError:
                 pass
             time.sleep(2)
-        raise RuntimeError(f"not ready within {BOOT_TIMEOUT} s; see {self.work}/console-{self.boots}.log")
+        raise RuntimeError(f"not ready within {self.timeout} s; see {self.work}/console-{self.boots}.log")
 
     def ssh(self, command, check=True, timeout=120, stdin=None):
         out = subprocess.run(
@@ -185,7 +210,8 @@ class Vm:
         return out.stdout
 
     def wait_ssh(self):
-        deadline = time.monotonic() + 180
+        limit = 180 if self.arch == "amd64" else 600
+        deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             try:
                 if self.ssh("true", check=False, timeout=40) == "":
@@ -193,7 +219,7 @@ class Vm:
             except subprocess.TimeoutExpired:
                 pass
             time.sleep(3)
-        raise RuntimeError("no ssh into the guest within 180 s")
+        raise RuntimeError(f"no ssh into the guest within {limit} s")
 
     def unit(self, *props):
         out = self.ssh("systemctl show storenode.service " + " ".join(f"-p {p}" for p in props))
@@ -202,6 +228,14 @@ class Vm:
     def sales_in_db(self):
         out = self.ssh("sqlite3 -readonly /var/lib/storenode/store.db 'SELECT sale_no FROM sale'")
         return out.split()
+
+
+def uefi_firmware(arch):
+    for code, vars in FIRMWARE[arch]:
+        if os.path.exists(code) and os.path.exists(vars):
+            return code, vars
+    package = "ovmf" if arch == "amd64" else "qemu-efi-aarch64"
+    raise RuntimeError(f"no UEFI firmware for {arch} (apt-get install {package})")
 
 
 def check(cond, what):
@@ -250,6 +284,23 @@ def build(work, binary, arch="amd64"):
     return debs, img_dir, img
 
 
+def reuse(work, kept, arch):
+    """The packages, ssh key and a fresh copy of the image an earlier run kept (--keep): the
+    copy, not the kept image, boots, so every run starts from an image that never booted."""
+    img_dir = work / "img"
+    img_dir.mkdir(exist_ok=True)
+    for name in ("key", "key.pub"):
+        if kept.resolve() != work.resolve():
+            shutil.copy(kept / name, work / name)
+    for name in (f"vmlinuz-{arch}", f"initrd-{arch}.img", f"cmdline-{arch}"):
+        shutil.copy(kept / "img" / name, img_dir / name)
+    img = img_dir / f"storenode-{arch}-boot.img"
+    subprocess.run(["cp", "--sparse=always", str(kept / "img" / f"storenode-{arch}.img"), str(img)],
+                   check=True)
+    debs = {name: str(next((kept / f"deb-{name}").glob("*.deb"))) for name in ("prev", "new")}
+    return debs, img_dir, img
+
+
 def till(port, name, prefix, stop, acked, unknown):
     """Sells with fresh keys until stopped or the connection breaks."""
     n = 0
@@ -292,6 +343,9 @@ def first_boot(vm, acked):
     ready = vm.wait_ready()
     log(f"boot to ready: {ready:.0f} s")
     vm.wait_ssh()
+    # Where the boot's time went, as systemd saw it (firmware and loader only under UEFI).
+    analyze = vm.ssh("systemd-analyze time; systemd-analyze blame | head -n 8", check=False)
+    log("systemd-analyze:", analyze.strip().replace("\n", " | "))
     unit = vm.unit("Type", "ActiveState", "SubState", "NRestarts", "StatusText")
     check(unit["Type"] == "notify" and unit["ActiveState"] == "active",
           f"storenode.service Type=notify, active: {unit}")
@@ -575,15 +629,25 @@ def main():
     parser.add_argument("--cycles", type=int, default=50 if os.environ.get("SOAK") else 3)
     parser.add_argument("--keep", help="work directory to keep (image, console logs)")
     parser.add_argument("--arch", choices=["amd64", "arm64"], default="amd64")
+    parser.add_argument("--boot", choices=["direct", "uefi"],
+                        help="direct: qemu loads the image's kernel (default on amd64); uefi: the "
+                             "firmware boots systemd-boot from the image, as a box does (default on arm64)")
+    parser.add_argument("--image", help="a work directory kept by an earlier run (--keep): boot a "
+                                        "copy of its image instead of building one")
     args = parser.parse_args()
+    args.boot = args.boot or ("direct" if args.arch == "amd64" else "uefi")
     seed = int(os.environ.get("SEED", random.randrange(1 << 32)))
     log(f"vm-test seed {seed} (rerun with SEED={seed}), {args.cycles} power cuts")
     work = Path(args.keep or tempfile.mkdtemp(prefix="storenode-vm-"))
     work.mkdir(parents=True, exist_ok=True)
     vm = None
     try:
-        debs, img_dir, img = build(work, Path(args.binary), args.arch)
-        vm = Vm(work, img_dir, img, args.arch)
+        if args.image:
+            debs, img_dir, img = reuse(work, Path(args.image), args.arch)
+        else:
+            debs, img_dir, img = build(work, Path(args.binary), args.arch)
+        vm = Vm(work, img_dir, img, args.arch, args.boot)
+        log(f"booting {img.name} ({args.boot} boot, TCG)")
         vm.start()
         acked = {}
         first_boot(vm, acked)
