@@ -160,15 +160,15 @@ fn checkpoint(conn: &Connection, wal_bytes: u64) -> Result<(), rusqlite::Error> 
     Ok(())
 }
 
-fn wal_path(db_path: &Path) -> PathBuf {
-    let mut name = db_path.as_os_str().to_owned();
-    name.push("-wal");
-    PathBuf::from(name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn wal_path(db_path: &Path) -> PathBuf {
+        let mut name = db_path.as_os_str().to_owned();
+        name.push("-wal");
+        PathBuf::from(name)
+    }
 
     fn wal_len(path: &Path) -> u64 {
         std::fs::metadata(wal_path(path)).map_or(0, |m| m.len())
