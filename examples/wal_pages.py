@@ -2,14 +2,21 @@
 """Where a sale's disk writes go (docs/benchmarks.md, "Where a sale's bytes go"): runs the daemon
 with 10,000 items in stock, makes sales, reads /proc/PID/io write_bytes, then maps the WAL
 frames of the last commits to their tables and indexes with SQLite's dbstat.
-Usage: examples/wal_pages.py STORENODE_BIN [--sync] [--sales N]   (--sync needs mosquitto)"""
+Usage: examples/wal_pages.py STORENODE_BIN [--sync] [--sales N] [--dir DIR]   (--sync needs mosquitto)
+With --dir, the node's data lives under DIR, and the sectors written to DIR's block device are
+counted too: that includes what the file system writes for the node (its journal), which
+/proc/PID/io does not. Put DIR on a file system of its own (a loop device) for a clean count."""
 import http.client, json, os, random, shutil, socket, sqlite3, struct, subprocess, sys, tempfile, time
 BIN = sys.argv[1]; SYNC = '--sync' in sys.argv
 N = int(sys.argv[sys.argv.index('--sales')+1]) if '--sales' in sys.argv else 40
 ITEMS = 10000
 def free_port():
     s = socket.socket(); s.bind(('127.0.0.1', 0)); p = s.getsockname()[1]; s.close(); return p
-d = tempfile.mkdtemp(prefix='pages-', dir='/var/tmp')
+BASE = sys.argv[sys.argv.index('--dir')+1] if '--dir' in sys.argv else '/var/tmp'
+d = tempfile.mkdtemp(prefix='pages-', dir=BASE)
+def device_sectors():
+    st = os.stat(d).st_dev
+    return int(open(f'/sys/dev/block/{os.major(st)}:{os.minor(st)}/stat').read().split()[6])
 procs = []
 sync = ''
 if SYNC:
@@ -56,19 +63,24 @@ wal = f'{d}/store.db-wal'
 # checkpoint so the WAL restarts: use a separate connection (passive is fine)
 sqlite3.connect(f'{d}/store.db').execute('PRAGMA wal_checkpoint(TRUNCATE)').fetchall()
 time.sleep(0.5)
-b0 = io(); t0=time.time()
+os.sync()
+b0 = io(); s0 = device_sectors(); t0=time.time()
 for k in range(N): sale(1000+k); time.sleep(0.02)
 time.sleep(1.0)
-b1 = io()
+b1 = io(); os.sync(); s1 = device_sectors()
 os.kill(p.pid, 19)  # SIGSTOP: freeze the WAL
 shutil.copy(f'{d}/store.db', f'{d}/copy.db'); shutil.copy(wal, f'{d}/copy.db-wal')
 os.kill(p.pid, 18)
 print(f'write_bytes per sale: {(b1-b0)/N:.0f} ({N} sales, sync={SYNC})')
+print(f'block device bytes per sale: {(s1-s0)*512/N:.0f} (everything written to {BASE}\'s device meanwhile)')
 data = open(f'{d}/copy.db-wal','rb').read()
 psz = struct.unpack('>I', data[8:12])[0]
 frames = []
 off = 32
-while off + 24 + psz <= len(data):
+salts = data[16:24]
+# The WAL file keeps its length when SQLite restarts it: frames of an earlier generation
+# follow the live ones, with other salts.
+while off + 24 + psz <= len(data) and data[off+8:off+16] == salts:
     pg, commit = struct.unpack('>II', data[off:off+8]); frames.append((pg, commit)); off += 24 + psz
 db = sqlite3.connect(f'{d}/copy.db')
 names = {pg: name for name, pg in db.execute('SELECT name, pageno FROM dbstat')}

@@ -169,10 +169,18 @@ impl Store {
             },
             other => other,
         })?;
-        checkpoint::configure_writer(&conn)?;
-        let checkpointer = checkpoint::Checkpointer::spawn(options.path.clone())?;
+        let wal_fill = checkpoint::WalFill::default();
+        checkpoint::configure_writer(&mut conn, &wal_fill)?;
+        let checkpointer = checkpoint::Checkpointer::spawn(options.path.clone(), wal_fill.clone())?;
         let (jobs, queue) = mpsc::channel(WRITE_QUEUE);
-        let thread = writer::spawn(conn, options.path.clone(), queue, options.max_batch, hook)?;
+        let thread = writer::spawn(
+            conn,
+            options.path.clone(),
+            queue,
+            options.max_batch,
+            hook,
+            wal_fill,
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path: options.path,

@@ -7,6 +7,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
+use super::checkpoint::WalFill;
 
 /// Called on the writer thread around each group commit, inside the transaction, so that
 /// derived state (the sync outbox and CRDT document) changes atomically with the business
@@ -91,10 +92,11 @@ pub fn spawn(
     queue: mpsc::Receiver<Job>,
     max_batch: usize,
     hook: Box<dyn BatchHook>,
+    wal_fill: WalFill,
 ) -> Result<JoinHandle<()>, StoreError> {
     std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(conn, &path, queue, max_batch, hook))
+        .spawn(move || run(conn, &path, queue, max_batch, hook, &wal_fill))
         .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))
 }
 
@@ -104,6 +106,7 @@ fn run(
     mut queue: mpsc::Receiver<Job>,
     max_batch: usize,
     mut hook: Box<dyn BatchHook>,
+    wal_fill: &WalFill,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut shutdown_reply = None;
@@ -123,7 +126,7 @@ fn run(
             }
         }
         if !writes.is_empty() {
-            reopen_if_read_only(&mut conn, path);
+            reopen_if_read_only(&mut conn, path, wal_fill);
             commit_batch(&conn, writes, hook.as_mut());
         }
         if shutdown_reply.is_some() {
@@ -152,13 +155,13 @@ type WriteOp = Box<dyn WriteJob>;
 /// import`, say) read-only without a word, and the connection stays read-only after the
 /// owner is fixed. Before each batch a read-only writer connection is reopened, so the node
 /// recovers without a restart once the file is writable again.
-fn reopen_if_read_only(conn: &mut Connection, path: &std::path::Path) {
+fn reopen_if_read_only(conn: &mut Connection, path: &std::path::Path, wal_fill: &WalFill) {
     if !conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
         return;
     }
     match super::open_connection(path, false) {
-        Ok(fresh) if !fresh.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) => {
-            if let Err(e) = super::checkpoint::configure_writer(&fresh) {
+        Ok(mut fresh) if !fresh.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) => {
+            if let Err(e) = super::checkpoint::configure_writer(&mut fresh, wal_fill) {
                 tracing::warn!(error = %e, "reopened writer keeps SQLite's checkpoint settings");
             }
             tracing::info!(path = %path.display(), "database is writable again; writer reopened it");
