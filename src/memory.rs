@@ -83,6 +83,19 @@ pub fn resident_kib() -> Option<u64> {
 mod tests {
     use super::*;
 
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn glibc_takes_the_settings_and_still_allocates() {
+        assert!(tune_allocator());
+        // Above the mmap threshold and below it: both still work once set.
+        let big = vec![7u8; 4 * MMAP_THRESHOLD as usize];
+        let small = vec![7u8; 1024];
+        assert_eq!(
+            big.iter().chain(&small).map(|b| u64::from(*b)).sum::<u64>(),
+            7 * (big.len() + small.len()) as u64
+        );
+    }
+
     #[test]
     fn freed_memory_goes_back() {
         // Many small blocks (below the mmap threshold, so they live in a heap), freed:

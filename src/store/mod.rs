@@ -445,6 +445,23 @@ pub(crate) mod testing {
 mod page_size_tests {
     use super::*;
 
+    fn cache_size(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA cache_size", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn readers_keep_a_small_page_cache_and_the_writer_sqlites_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let writer = open_connection(&path, false).unwrap();
+        schema::migrate(&mut { writer }).unwrap();
+        let writer = open_connection(&path, false).unwrap();
+        let reader = open_connection(&path, true).unwrap();
+        assert_eq!(cache_size(&writer), -WRITER_CACHE_KIB);
+        assert_eq!(cache_size(&reader), -READER_CACHE_KIB);
+    }
+
     fn page_size(path: &Path) -> i64 {
         let conn = open_connection(path, true).unwrap();
         conn.query_row("PRAGMA page_size", [], |r| r.get(0))
