@@ -2,6 +2,7 @@
 """Resident memory of a store node as deployed (issue 18), beside one without sync, same run.
 
 Usage: examples/rss_deployed.py STORENODE_BIN [--items 50000] [--history 1000000] [--idle 20]
+           [--node-bin BIN] [--online] [--lines 100] [--keep DIR]
 
 Starts Mosquitto (/usr/sbin/mosquitto) on a free port, `storenode hq`, and two nodes of the
 same binary: `sync on` ([sync] towards the broker; the catalog reaches it from HQ) and
@@ -15,6 +16,14 @@ same binary: `sync on` ([sync] towards the broker; the catalog reaches it from H
    commit and, with sync, one automerge change each) while the sync-on node is cut off
    from the broker (a relay in this script); it reconnects, HQ acknowledges everything,
    then both nodes are restarted and idle once their sync documents are loaded.
+
+`--node-bin` runs both nodes on another binary (the box's, built without the default
+features: it has no `storenode hq`, so HQ stays on STORENODE_BIN). `--online` writes the
+history with the sync-on node connected, as a store on line does: each publish of the node
+is then its own stock change (one per receipt or per few receipts, as fast as the publisher
+goes), where offline the whole backlog is netted per SKU into a few changes. `--lines` is
+the lines per receipt (one commit each). `--keep DIR` leaves both nodes' data directories
+in DIR, stopped cleanly (for examples/cold_start.py).
 
 After each step it prints VmRSS and VmHWM (/proc/PID/status) and smaps_rollup's anonymous
 and file-backed parts of both nodes. Nothing is asserted. `--history 0` skips step 3.
@@ -218,21 +227,35 @@ def report(step, nodes):
         )
 
 
-def history(node, movements, skus):
-    """`movements` receipt lines, 100 per receipt, over `skus` SKUs, on one keep-alive connection."""
+def history(node, movements, skus, lines=100):
+    """`movements` receipt lines, `lines` per receipt, over `skus` SKUs, on one keep-alive connection."""
     conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=60)
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     n = 0
-    for r in range(movements // 100):
-        lines = [{"sku": sku((n + k) % skus), "quantity": 1 + k % 5} for k in range(100)]
-        n += 100
+    for r in range(movements // lines):
+        body = [{"sku": sku((n + k) % skus), "quantity": 1 + k % 5} for k in range(lines)]
+        n += lines
         headers["Idempotency-Key"] = f"h{r}"
-        conn.request("POST", "/v1/receipts", body=json.dumps({"lines": lines}), headers=headers)
+        conn.request("POST", "/v1/receipts", body=json.dumps({"lines": body}), headers=headers)
         reply = conn.getresponse()
         reply.read()
         if reply.status not in (200, 201):
             sys.exit(f"{node.name}: receipt answered {reply.status}")
     conn.close()
+
+
+def stock_doc_shape(node):
+    """Changes and bytes of the sync-on node's stored stock document (read-only, while it runs)."""
+    import sqlite3
+    db = sqlite3.connect(f"file:{os.path.join(node.dir, 'store.db')}?mode=ro", uri=True)
+    changes, logged = db.execute(
+        "SELECT count(*), COALESCE(sum(length(bytes)), 0) FROM sync_change WHERE doc_key LIKE '%/stock'"
+    ).fetchone()
+    saved = db.execute(
+        "SELECT COALESCE(sum(length(saved)), 0) FROM sync_doc WHERE doc_key LIKE '%/stock'"
+    ).fetchone()[0]
+    db.close()
+    return f"{changes} changes logged ({logged // 1024} KiB) since a save of {saved // 1024} KiB"
 
 
 def main():
@@ -242,7 +265,12 @@ def main():
     p.add_argument("--history", type=int, default=1_000_000)
     p.add_argument("--skus", type=int, default=10_000)
     p.add_argument("--idle", type=int, default=20)
+    p.add_argument("--node-bin")
+    p.add_argument("--online", action="store_true")
+    p.add_argument("--lines", type=int, default=100)
+    p.add_argument("--keep")
     a = p.parse_args()
+    node_bin = a.node_bin or a.bin
     work = tempfile.TemporaryDirectory(prefix="rss-deployed-")
     d = work.name
     procs = []
@@ -267,10 +295,11 @@ def main():
         wait_port(hq_port)
         catalog = os.path.join(d, "catalog.csv")
         catalog_csv(catalog, a.items, 100)
-        print(f"{a.bin}: {a.items} catalog items, {a.history} movements of history, idle {a.idle} s\n")
+        print(f"nodes {node_bin} (HQ {a.bin}): {a.items} catalog items, {a.history} movements of "
+              f"history {'online' if a.online else 'offline'} in receipts of {a.lines} lines, idle {a.idle} s\n")
         link = Link(broker)
-        on = Node(a.bin, d, "sync on", link.port, None)
-        off = Node(a.bin, d, "sync off", None, catalog)
+        on = Node(node_bin, d, "sync on", link.port, None)
+        off = Node(node_bin, d, "sync off", None, catalog)
         nodes = [on, off]
         time.sleep(a.idle)
         report("ready, empty catalog (sync off: imported)", nodes)
@@ -283,10 +312,12 @@ def main():
         report(f"HQ published {a.items} items, idle", nodes)
         if a.history:
             t = time.time()
-            link.cut()
+            if not a.online:
+                link.cut()
             for node in nodes:
-                history(node, a.history, min(a.skus, a.items))
-            print(f"({a.history} movements written to each node in {time.time() - t:.0f} s, sync-on node offline)")
+                history(node, a.history, min(a.skus, a.items), a.lines)
+            print(f"({a.history} movements written to each node in {time.time() - t:.0f} s, "
+                  f"sync-on node {'online' if a.online else 'offline'})")
             link.restore()
             t = time.time()
             end = time.time() + 1800
@@ -300,6 +331,15 @@ def main():
                 node.start()
             time.sleep(a.idle)
             report(f"restarted with {a.history} movements, idle", nodes)
+            print(f"(stock document: {stock_doc_shape(on)})")
+        if a.keep:
+            for node in nodes:
+                node.stop()
+            for node in nodes:
+                dest = os.path.join(a.keep, node.name.replace(" ", "-"))
+                subprocess.run(["cp", "-a", node.dir, dest], check=True)
+            nodes = []
+            print(f"(data directories kept in {a.keep})")
     finally:
         for node in [n for n in locals().get("nodes", [])]:
             node.proc.kill()

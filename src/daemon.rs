@@ -209,6 +209,17 @@ impl Node {
     }
 }
 
+/// The runtime `storenode run` runs on, with the allocator set up for a long-running node
+/// first ([`crate::memory::tune_allocator`]: it must precede the runtime's threads).
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    if !crate::memory::tune_allocator() {
+        tracing::debug!("malloc parameters not set (not glibc); the allocator's defaults apply");
+    }
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
 /// Runs the node until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let node = Node::start(config).await?;

@@ -190,7 +190,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run => {
             let config = load_config(&cli)?;
             crate::telemetry::init(&config.log.level, config.log.format);
-            runtime()?.block_on(crate::daemon::run(config))
+            crate::daemon::runtime()?.block_on(crate::daemon::run(config))
         }
         Command::Config {
             action: ConfigAction::Check,

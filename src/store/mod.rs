@@ -139,6 +139,16 @@ struct Inner {
 }
 
 const READER_POOL_SIZE: usize = 4;
+/// SQLite page cache of the writer, KiB (`PRAGMA cache_size` of minus this): SQLite's own
+/// default, 2,000 pages of 1 KiB, which holds a sale's hot pages (every table's and
+/// index's upper levels, the stock rows) between group commits.
+const WRITER_CACHE_KIB: i64 = 2000;
+/// SQLite page cache of each pooled reader, KiB. A cache is filled by whatever the
+/// connection read last and stays resident until the connection closes: at SQLite's
+/// default (2 MiB) the four readers held 8 MiB once HQ's catalog document (several MiB of
+/// overflow pages) or the stock document had been read through them. A reader's queries
+/// are short lookups and scans of recent rows, and the OS page cache holds the file anyway.
+const READER_CACHE_KIB: i64 = 256;
 /// Prepared statements the writer connection keeps (each a few KiB, only once used).
 const WRITER_STATEMENT_CACHE: usize = 128;
 /// Queue depth in front of the writer; a full queue pushes back on the API (it awaits).
@@ -383,6 +393,13 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
         // 6 % of the node's CPU at 16 tills with sync (perf, docs/benchmarks.md).
         conn.set_prepared_statement_cache_capacity(WRITER_STATEMENT_CACHE);
     }
+    let cache_kib = if read_only {
+        READER_CACHE_KIB
+    } else {
+        WRITER_CACHE_KIB
+    };
+    conn.pragma_update(None, "cache_size", -cache_kib)
+        .map_err(open_err)?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(open_err)?;
     Ok(conn)
@@ -435,6 +452,23 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod page_size_tests {
     use super::*;
+
+    fn cache_size(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA cache_size", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn readers_keep_a_small_page_cache_and_the_writer_sqlites_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let writer = open_connection(&path, false).unwrap();
+        schema::migrate(&mut { writer }).unwrap();
+        let writer = open_connection(&path, false).unwrap();
+        let reader = open_connection(&path, true).unwrap();
+        assert_eq!(cache_size(&writer), -WRITER_CACHE_KIB);
+        assert_eq!(cache_size(&reader), -READER_CACHE_KIB);
+    }
 
     fn page_size(path: &Path) -> i64 {
         let conn = open_connection(path, true).unwrap();
