@@ -257,10 +257,10 @@ fn a_document_is_saved_whole_once_its_log_outgrows_its_save() {
     let (dir, mut hq) = hq();
     let mut lane = StockDoc::genesis("s1", 0, WriterId::new("s1.lane1").unwrap()).unwrap();
     let mut saves = Vec::new();
-    for i in 0..240 {
-        let movements: Vec<Movement> = (0..40)
+    for i in 0..300 {
+        let movements: Vec<Movement> = (0..100)
             .map(|j| Movement {
-                sku: format!("SKU-{:04}", (i * 40 + j) % 3000),
+                sku: format!("SKU-{:04}", (i * 37 + j * 101) % 3000),
                 delta: 1,
             })
             .collect();
