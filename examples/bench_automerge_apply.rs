@@ -45,7 +45,11 @@ fn main() -> BenchResult<()> {
             let mut tx = writer.transaction();
             for i in 0..PUTS_PER_COMMIT {
                 next_key = (next_key + 7 + i) % KEYS;
-                tx.put(&map, format!("SKU-{next_key:05}"), i64::try_from(written + i)?)?;
+                tx.put(
+                    &map,
+                    format!("SKU-{next_key:05}"),
+                    i64::try_from(written + i)?,
+                )?;
             }
             tx.commit();
             written += PUTS_PER_COMMIT;

@@ -211,8 +211,14 @@ fn applying_changes_to_a_few_keys_of_a_large_map_equals_the_whole_walk() {
         );
     }
     assert_eq!(
-        observer.get(&counters, "n").unwrap().map(|(v, _)| v.into_owned()),
-        batched.get(&counters, "n").unwrap().map(|(v, _)| v.into_owned())
+        observer
+            .get(&counters, "n")
+            .unwrap()
+            .map(|(v, _)| v.into_owned()),
+        batched
+            .get(&counters, "n")
+            .unwrap()
+            .map(|(v, _)| v.into_owned())
     );
     assert_eq!(observer.stats().num_ops, batched.stats().num_ops);
     // The observer's operations as stored (successors included) rebuild the same document.

@@ -156,19 +156,15 @@ fn bump_version(
             bytes,
         ),
     };
-    let (version, size) = db.query_one(
-        sql,
-        &[&key, &heads, &bytes],
-        |r| {
-            Ok((
-                r.get::<i64>(0)?,
-                LogSize {
-                    log_bytes: r.get(1)?,
-                    saved_bytes: r.get(2)?,
-                },
-            ))
-        },
-    )?;
+    let (version, size) = db.query_one(sql, &[&key, &heads, &bytes], |r| {
+        Ok((
+            r.get::<i64>(0)?,
+            LogSize {
+                log_bytes: r.get(1)?,
+                saved_bytes: r.get(2)?,
+            },
+        ))
+    })?;
     db.record_touched(&key, version, change_id);
     Ok(size)
 }
