@@ -53,7 +53,7 @@ fn main() -> BenchResult<()> {
             }
             tx.commit();
             written += PUTS_PER_COMMIT;
-            if written % 20_000 == 0 || written >= checkpoint {
+            if written.is_multiple_of(20_000) || written >= checkpoint {
                 let changes = writer.get_changes(&heads);
                 copy.apply_changes(changes)?;
                 heads = copy.get_heads();
