@@ -24,8 +24,10 @@
 //!
 //! Flags: `--stores N` (200), `--step-secs S` (5), `--start-rate R` (100), `--max-rate R`
 //! (20000), `--history A,B,..` (10000,100000), `--configs sqlite,pg,pg2` (all),
+//! `--configs none` (only the per-change cost against history),
 //! `--hq-bin PATH` (target/release/storenode beside this example), `--skip-history`,
-//! `--documents-in-memory N` (HQ's `[hq] documents_in_memory`; 0: no bound; default: HQ's).
+//! `--history-backends sqlite,pg` (both), `--documents-in-memory N` (HQ's
+//! `[hq] documents_in_memory`; 0: no bound; default: HQ's).
 
 mod history;
 mod infra;
@@ -60,6 +62,8 @@ struct Args {
     configs: Vec<Kind>,
     hq_bin: Option<PathBuf>,
     skip_history: bool,
+    /// Backends of the per-change cost against history: SQLite, PostgreSQL.
+    history_backends: (bool, bool),
     documents_in_memory: Option<usize>,
 }
 
@@ -99,6 +103,7 @@ fn parse_args() -> BenchResult<Args> {
         configs: vec![Kind::Sqlite, Kind::Postgres, Kind::TwoPostgres],
         hq_bin: None,
         skip_history: false,
+        history_backends: (true, true),
         documents_in_memory: None,
     };
     let mut it = std::env::args().skip(1);
@@ -116,13 +121,23 @@ fn parse_args() -> BenchResult<Args> {
                     .collect::<Result<_, _>>()?;
             }
             "--configs" => {
-                args.configs = value()?
+                let list = value()?;
+                args.configs = list
                     .split(',')
+                    .filter(|c| *c != "none")
                     .map(|c| Kind::parse(c).ok_or_else(|| format!("unknown config {c}")))
                     .collect::<Result<_, _>>()?;
             }
             "--hq-bin" => args.hq_bin = Some(PathBuf::from(value()?)),
             "--skip-history" => args.skip_history = true,
+            "--history-backends" => {
+                let list = value()?;
+                let names: Vec<&str> = list.split(',').collect();
+                if let Some(bad) = names.iter().find(|n| !matches!(**n, "sqlite" | "pg")) {
+                    return Err(format!("unknown history backend {bad}").into());
+                }
+                args.history_backends = (names.contains(&"sqlite"), names.contains(&"pg"));
+            }
             "--documents-in-memory" => args.documents_in_memory = Some(value()?.parse()?),
             other => {
                 return Err(format!("unknown flag {other} (see the file's doc comment)").into());
@@ -152,12 +167,17 @@ fn main() -> BenchResult<()> {
     let args = parse_args()?;
     // automerge logs the bundles of the history feed at ERROR although they apply (checked).
     storenode::telemetry::init("warn,automerge=off", storenode::config::LogFormat::Human);
-    let bin = infra::hq_binary(args.hq_bin.clone())?;
+    // Without configurations (`--configs none`) only the history part runs, in this process.
+    let bin = if args.configs.is_empty() {
+        PathBuf::new()
+    } else {
+        infra::hq_binary(args.hq_bin.clone())?
+    };
     let needs_pg = args
         .configs
         .iter()
         .any(|k| matches!(k, Kind::Postgres | Kind::TwoPostgres))
-        || !args.skip_history;
+        || (!args.skip_history && args.history_backends.1);
     let pg = if needs_pg {
         Some(ScratchPostgres::start()?)
     } else {
@@ -186,12 +206,17 @@ fn main() -> BenchResult<()> {
     let mut costs = Vec::new();
     if !args.skip_history {
         let dir = tempfile::tempdir()?;
-        eprintln!("per-change cost at history {:?}, SQLite", args.history);
-        costs.push((
-            "SQLite",
-            history::per_change_cost(&Target::Sqlite(dir.path().join("hist.db")), &args.history)?,
-        ));
-        if let Some(pg) = &pg {
+        if args.history_backends.0 {
+            eprintln!("per-change cost at history {:?}, SQLite", args.history);
+            costs.push((
+                "SQLite",
+                history::per_change_cost(
+                    &Target::Sqlite(dir.path().join("hist.db")),
+                    &args.history,
+                )?,
+            ));
+        }
+        if let (true, Some(pg)) = (args.history_backends.1, &pg) {
             eprintln!("per-change cost at history {:?}, PostgreSQL", args.history);
             let url = pg.create_database("hist")?;
             costs.push((

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::ChangeHash;
 
-use super::doc::WriterId;
+use super::doc::{SyncDoc, WriterId};
 use super::stock::{StockDoc, StockError};
 
 /// Errors of an epoch switch.
@@ -193,13 +193,18 @@ pub fn all_moved_over(new: &StockDoc) -> bool {
 /// [`all_moved_over`], not waiting for the writers in `gone` (lanes retired for good: they
 /// will never carry over).
 pub fn all_moved_over_but(new: &StockDoc, gone: &BTreeSet<WriterId>) -> bool {
-    let Some(old_epoch) = new.core().epoch().checked_sub(1) else {
+    all_moved_over_in(new.core(), gone)
+}
+
+/// [`all_moved_over_but`] of a borrowed stock document (no typed copy of its history).
+pub fn all_moved_over_in(new: &SyncDoc, gone: &BTreeSet<WriterId>) -> bool {
+    let Some(old_epoch) = new.epoch().checked_sub(1) else {
         return true;
     };
-    new.cut()
+    StockDoc::cut_of(new)
         .keys()
         .filter(|writer| !gone.contains(*writer))
-        .all(|writer| new.carried_from(writer) == Some(old_epoch))
+        .all(|writer| StockDoc::carried_from_of(new, writer) == Some(old_epoch))
 }
 
 #[cfg(test)]

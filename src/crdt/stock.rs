@@ -187,8 +187,14 @@ impl StockDoc {
 
     /// The epoch's cut: each writer's last change included in the base.
     pub fn cut(&self) -> BTreeMap<WriterId, ChangeHash> {
-        let doc = self.core.automerge();
-        let Some(cut) = self.core.root_map(KEY_CUT) else {
+        Self::cut_of(&self.core)
+    }
+
+    /// [`Self::cut`] of a borrowed stock document (HQ reads it after every change: a
+    /// typed copy would clone the document's whole history each time).
+    pub fn cut_of(core: &SyncDoc) -> BTreeMap<WriterId, ChangeHash> {
+        let doc = core.automerge();
+        let Some(cut) = core.root_map(KEY_CUT) else {
             return BTreeMap::new();
         };
         map_keys(doc, &cut, None)
@@ -208,8 +214,13 @@ impl StockDoc {
 
     /// The epoch `writer` carried its post-cut work from, if it has.
     pub fn carried_from(&self, writer: &WriterId) -> Option<u32> {
-        let map = self.core.writer_map(writer)?;
-        int_at(self.core.automerge(), &map, KEY_CARRIED_FROM).and_then(|e| u32::try_from(e).ok())
+        Self::carried_from_of(&self.core, writer)
+    }
+
+    /// [`Self::carried_from`] of a borrowed stock document.
+    pub fn carried_from_of(core: &SyncDoc, writer: &WriterId) -> Option<u32> {
+        let map = core.writer_map(writer)?;
+        int_at(core.automerge(), &map, KEY_CARRIED_FROM).and_then(|e| u32::try_from(e).ok())
     }
 
     /// The stock effect this writer has applied for `order_id` (`None` effect if never).

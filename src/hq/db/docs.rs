@@ -1,9 +1,12 @@
 //! HQ's documents in its database: the last full save plus the changes logged since, as the
-//! store node keeps its own (`sync::persist`, whose format and save interval this follows).
-//! Kept apart from the node's code because it runs on either backend and HQ has no outbox.
+//! store node keeps its own (`sync::persist`, whose format this follows). HQ saves a document
+//! whole once its log is as large as its last save ([`save_due`]) rather than every 512
+//! changes: a store's document at HQ holds the store's whole history, and a save costs time
+//! in proportion to it. Kept apart from the node's code because it runs on either backend
+//! and HQ has no outbox.
 
 use crate::crdt::doc::{DocError, DocId, SyncDoc, WriterId};
-use crate::sync::persist::{SAVE_EVERY_CHANGES, doc_key};
+use crate::sync::persist::doc_key;
 
 use super::{Db, DbError};
 
@@ -93,22 +96,77 @@ fn replay(doc: &mut SyncDoc, log: Vec<LogEntry>) -> Result<(), DocError> {
     Ok(())
 }
 
+/// The log grows to at least this many bytes before a document is saved whole (a few
+/// hundred small changes), so small documents are not saved at every change.
+pub const MIN_LOG_BYTES_BEFORE_SAVE: i64 = 64 * 1024;
+
+/// Whether a document whose log holds `log_bytes` since a save of `saved_bytes` is saved
+/// whole now: once the log is as large as the save. A save costs time in proportion to the
+/// document, so saving after a fixed number of changes made the cost per change grow with
+/// the history; after as many logged bytes as the save's, it stays the same. A load then
+/// reads the save and at most as much again of log.
+pub fn save_due(log_bytes: i64, saved_bytes: i64) -> bool {
+    log_bytes >= saved_bytes.max(MIN_LOG_BYTES_BEFORE_SAVE)
+}
+
+/// What a write did to a document's log, for [`bump_version`].
+enum LogWrite {
+    /// One entry of this many bytes logged.
+    Logged(i64),
+    /// Saved whole in this many bytes, the log cleared.
+    Saved(i64),
+}
+
+/// A document's log size after a write: bytes logged since its save, and the save's size.
+struct LogSize {
+    log_bytes: i64,
+    saved_bytes: i64,
+}
+
 /// Moves `doc` to its next version (every write of it does, in its transaction) and records
 /// its heads after the write, so that each HQ instance can tell whether its copy in memory
 /// is still the stored one, and catch it up from the log with a check that it got it all.
-fn bump_version(db: &Db, doc: &SyncDoc, change_id: Option<i64>) -> Result<i64, DbError> {
+/// Counts the bytes logged since the last save in the same row (see [`save_due`]).
+fn bump_version(
+    db: &Db,
+    doc: &SyncDoc,
+    change_id: Option<i64>,
+    write: LogWrite,
+) -> Result<LogSize, DbError> {
     let key = doc_key(doc.id());
     let heads = heads_bytes(&doc.heads());
-    let version = db.query_one(
-        "INSERT INTO hq_doc_version (doc_key, version, heads) VALUES (?1, 1, ?2)
-         ON CONFLICT(doc_key) DO UPDATE SET version = hq_doc_version.version + 1,
-             heads = excluded.heads
-         RETURNING version",
-        &[&key, &heads],
-        |r| r.get(0),
-    )?;
+    // Two statements rather than one with a NULL parameter: PostgreSQL would have to guess
+    // that parameter's type.
+    let (sql, bytes) = match write {
+        LogWrite::Logged(bytes) => (
+            "INSERT INTO hq_doc_version (doc_key, version, heads, log_bytes, saved_bytes)
+                 VALUES (?1, 1, ?2, ?3, 0)
+             ON CONFLICT(doc_key) DO UPDATE SET version = hq_doc_version.version + 1,
+                 heads = excluded.heads,
+                 log_bytes = hq_doc_version.log_bytes + excluded.log_bytes
+             RETURNING version, log_bytes, saved_bytes",
+            bytes,
+        ),
+        LogWrite::Saved(bytes) => (
+            "INSERT INTO hq_doc_version (doc_key, version, heads, log_bytes, saved_bytes)
+                 VALUES (?1, 1, ?2, 0, ?3)
+             ON CONFLICT(doc_key) DO UPDATE SET version = hq_doc_version.version + 1,
+                 heads = excluded.heads, log_bytes = 0, saved_bytes = excluded.saved_bytes
+             RETURNING version, log_bytes, saved_bytes",
+            bytes,
+        ),
+    };
+    let (version, size) = db.query_one(sql, &[&key, &heads, &bytes], |r| {
+        Ok((
+            r.get::<i64>(0)?,
+            LogSize {
+                log_bytes: r.get(1)?,
+                saved_bytes: r.get(2)?,
+            },
+        ))
+    })?;
     db.record_touched(&key, version, change_id);
-    Ok(version)
+    Ok(size)
 }
 
 /// Heads as stored: the hashes one after the other, in automerge's (sorted) order.
@@ -212,12 +270,13 @@ pub fn version(db: &Db, key: &str) -> Result<i64, DbError> {
 /// Saves the whole document and clears its log.
 pub fn save_doc(db: &Db, doc: &SyncDoc, now: &str) -> Result<(), DbError> {
     let key = doc_key(doc.id());
-    bump_version(db, doc, None)?;
+    let saved = doc.save();
+    bump_version(db, doc, None, LogWrite::Saved(byte_len(&saved)))?;
     let epoch = doc.epoch();
     db.execute(
         "INSERT INTO sync_doc (doc_key, epoch, saved, saved_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(doc_key, epoch) DO UPDATE SET saved = excluded.saved, saved_at = excluded.saved_at",
-        &[&key, &epoch, &doc.save(), &now],
+        &[&key, &epoch, &saved, &now],
     )?;
     db.execute(
         "DELETE FROM sync_change WHERE doc_key = ?1 AND epoch = ?2",
@@ -226,8 +285,12 @@ pub fn save_doc(db: &Db, doc: &SyncDoc, now: &str) -> Result<(), DbError> {
     Ok(())
 }
 
+fn byte_len(bytes: &[u8]) -> i64 {
+    i64::try_from(bytes.len()).unwrap_or(i64::MAX)
+}
+
 /// Logs a change (or a bundle of them) of `doc`, and saves the document whole once the log
-/// is long.
+/// is as large as its last save ([`save_due`]).
 pub fn persist_change(
     db: &Db,
     doc: &SyncDoc,
@@ -243,13 +306,8 @@ pub fn persist_change(
         &[&key, &epoch, &bundle, &bytes],
         |r| r.get(0),
     )?;
-    bump_version(db, doc, Some(change_id))?;
-    let logged: i64 = db.query_one(
-        "SELECT count(*) FROM sync_change WHERE doc_key = ?1 AND epoch = ?2",
-        &[&key, &epoch],
-        |r| r.get(0),
-    )?;
-    if logged.unsigned_abs() >= SAVE_EVERY_CHANGES {
+    let size = bump_version(db, doc, Some(change_id), LogWrite::Logged(byte_len(bytes)))?;
+    if save_due(size.log_bytes, size.saved_bytes) {
         save_doc(db, doc, now)?;
     }
     Ok(())

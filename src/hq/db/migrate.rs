@@ -33,6 +33,8 @@ const SQLITE: &[&str] = &[
     include_str!("../state/retired.sql"),
     // Coupon holders and members' lanes, read from rows. Owned by `hq::state::figures`.
     include_str!("../state/figures.sql"),
+    // Bytes logged per document since its last save. Owned by `hq::db::docs`.
+    include_str!("log_size.sql"),
 ];
 
 /// PostgreSQL steps, the same as [`SQLITE`] one for one.
@@ -48,6 +50,7 @@ const POSTGRES: &[&str] = &[
     include_str!("../coupons/schema.pg.sql"),
     include_str!("../state/retired.sql"),
     include_str!("../state/figures.pg.sql"),
+    include_str!("log_size.sql"),
 ];
 
 /// Key of the advisory lock the PostgreSQL migration runs under ("hq-migr" in ASCII).

@@ -5,7 +5,7 @@
 use super::stock::write_stock_rows;
 use super::{HqError, HqState, Outgoing};
 use crate::crdt::doc::{DocId, DocKind, SyncDoc, WriterId};
-use crate::crdt::epoch::{EpochPlan, all_moved_over_but, open_next_epoch};
+use crate::crdt::epoch::{EpochPlan, all_moved_over_but, all_moved_over_in, open_next_epoch};
 use crate::hq::db::docs;
 use crate::sync::local::levels_by_sku;
 use crate::sync::payload::SyncMessage;
@@ -114,15 +114,15 @@ impl HqState {
         if id.kind != DocKind::Stock {
             return Ok(());
         }
-        let Some(current) = self.loaded_stock_doc(&id.store) else {
+        // Read in place: this runs after every change of the store, and a typed copy of
+        // the document (`loaded_stock_doc`) cloned its whole history each time.
+        let Some(current) = self.docs.get(id) else {
             return Ok(());
         };
-        if current.core().epoch() == 0
-            || !all_moved_over_but(&current, &self.retired_set(&id.store))
-        {
+        let epoch = current.epoch();
+        if epoch == 0 || !all_moved_over_in(current, &self.retired_set(&id.store)) {
             return Ok(());
         }
-        let epoch = current.core().epoch();
         let dropped = docs::drop_epochs_before(&self.db, id, epoch)?;
         if dropped > 0 {
             tracing::info!(
