@@ -187,6 +187,9 @@ const MIGRATIONS: &[&str] = &[
     // log without AUTOINCREMENT and its unread unique index, the node's sync log and outbox
     // without their indexes: fewer pages per sale (SD-card wear). Owned by `store::sales`, `epcis` and `sync::persist`.
     include_str!("write_path_append.sql"),
+    // The catalog document's heads and change hashes, so a start need not build the
+    // document to know them. Owned by `sync::local::catalog`.
+    include_str!("../sync/doc_hashes.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -31,7 +31,7 @@ pub enum PersistError {
         epoch: u32,
         source: DocError,
     },
-    #[error("stored hash in the outbox is not 32 bytes")]
+    #[error("stored change hash is not 32 bytes")]
     BadHash,
 }
 
@@ -299,5 +299,53 @@ pub fn state_set(conn: &Connection, key: &str, value: i64) -> Result<(), Persist
          ON CONFLICT(key) DO UPDATE SET value = excluded.value",
     )?
     .execute(params![key, value])?;
+    Ok(())
+}
+
+/// The change hashes stored for a document in `sync_doc_hash`, each with whether it is one
+/// of the heads; empty when none were stored.
+pub fn doc_hashes(
+    conn: &Connection,
+    id: &DocId,
+    epoch: u32,
+) -> Result<Vec<(ChangeHash, bool)>, PersistError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT hash, head FROM sync_doc_hash WHERE doc_key = ?1 AND epoch = ?2")?;
+    let rows = stmt.query_map(params![doc_key(id), epoch], |row| {
+        Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)? != 0))
+    })?;
+    let mut hashes = Vec::new();
+    for row in rows {
+        let (hash, head) = row?;
+        let hash: [u8; 32] = hash.try_into().map_err(|_| PersistError::BadHash)?;
+        hashes.push((ChangeHash(hash), head));
+    }
+    Ok(hashes)
+}
+
+/// Adds `added` to a document's stored change hashes and makes `heads` its heads (each of
+/// them is among the hashes stored or added).
+pub fn note_doc_hashes(
+    conn: &Connection,
+    id: &DocId,
+    epoch: u32,
+    heads: &[ChangeHash],
+    added: &[ChangeHash],
+) -> Result<(), PersistError> {
+    let key = doc_key(id);
+    conn.prepare_cached(
+        "UPDATE sync_doc_hash SET head = 0 WHERE doc_key = ?1 AND epoch = ?2 AND head = 1",
+    )?
+    .execute(params![key, epoch])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO sync_doc_hash (doc_key, epoch, hash, head) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(doc_key, epoch, hash) DO UPDATE SET head = max(head, excluded.head)",
+    )?;
+    for hash in added {
+        insert.execute(params![key, epoch, hash.0.as_slice(), 0])?;
+    }
+    for hash in heads {
+        insert.execute(params![key, epoch, hash.0.as_slice(), 1])?;
+    }
     Ok(())
 }

@@ -23,7 +23,8 @@
 //! Memory: the document of a 50,000-item catalog holds tens of MiB of automerge op set, and
 //! a node needs it only to apply HQ's changes. Between those, [`NodeDocs`] keeps
 //! [`CatalogState`]: the heads and the hashes of the document's changes, which answer all
-//! the sync service asks (which heads to publish, whether HQ's heads are news). The service
+//! the sync service asks (which heads to publish, whether HQ's heads are news), kept in
+//! SQLite's `sync_doc_hash` with each change so a start never builds the document. The service
 //! keeps the document in its [`CatalogWork`] from a change of HQ until HQ has been quiet for
 //! a while, then drops it and gives the freed heap back to the system.
 
@@ -63,18 +64,42 @@ pub(super) struct CatalogState {
     /// Every change the document holds (genesis included): HQ's heads are news when one
     /// of them is not here. A few hundred hashes for years of publications.
     known: HashSet<ChangeHash>,
+    /// `sync_doc_hash` does not hold them yet (a database from before that table, or a
+    /// node that never stored its genesis): [`NodeDocs::store_catalog_hashes`] writes them.
+    unstored: bool,
 }
 
 impl CatalogState {
-    /// Reads the document from SQLite (the genesis when HQ never sent one) for its heads
-    /// and change hashes; the document itself is dropped.
+    /// Reads the heads and change hashes kept in `sync_doc_hash`. Only when none are kept
+    /// is the document built (from its save and log, or the genesis) to learn them.
     pub(super) fn load(conn: &Connection, writer: WriterId) -> Result<Self, LocalError> {
+        let id = catalog_id()?;
+        let stored = persist::doc_hashes(conn, &id, 0)?;
+        if stored.is_empty() {
+            return Self::from_document(conn, writer);
+        }
+        let mut heads: Vec<ChangeHash> = stored
+            .iter()
+            .filter(|(_, head)| *head)
+            .map(|(hash, _)| *hash)
+            .collect();
+        heads.sort_unstable();
+        Ok(Self {
+            id,
+            heads,
+            known: stored.into_iter().map(|(hash, _)| hash).collect(),
+            unstored: false,
+        })
+    }
+
+    fn from_document(conn: &Connection, writer: WriterId) -> Result<Self, LocalError> {
         let doc = read_catalog(conn, writer)?;
         let core = doc.core();
         Ok(Self {
             id: core.id().clone(),
             heads: core.heads(),
             known: changes_since(&doc, &[]).into_iter().collect(),
+            unstored: true,
         })
     }
 
@@ -237,10 +262,25 @@ impl NodeDocs {
         if rows_follow {
             persist::state_set(conn, KEY_CATALOG_PENDING, 1)?;
         }
+        self.store_catalog_hashes(conn)?;
+        persist::note_doc_hashes(conn, &id, 0, &delta.heads, &delta.new_hashes)?;
         // In memory last: a failed write above leaves the heads as they were (and a failed
         // commit reloads them from SQLite).
         self.catalog.heads.clone_from(&delta.heads);
         self.catalog.known.extend(delta.new_hashes.iter().copied());
+        Ok(())
+    }
+
+    /// Writes the catalog's heads and change hashes to `sync_doc_hash` when the documents
+    /// were loaded without them (see [`CatalogState::load`]), so the next start need not
+    /// build the document. Call inside a store write.
+    pub fn store_catalog_hashes(&mut self, conn: &Connection) -> Result<(), LocalError> {
+        if !self.catalog.unstored {
+            return Ok(());
+        }
+        let known: Vec<ChangeHash> = self.catalog.known.iter().copied().collect();
+        persist::note_doc_hashes(conn, &self.catalog.id, 0, &self.catalog.heads, &known)?;
+        self.catalog.unstored = false;
         Ok(())
     }
 

@@ -310,3 +310,61 @@ fn a_long_log_is_replaced_by_the_save_made_off_the_writer() {
         hq.core().heads()
     );
 }
+
+/// Removes the catalog document's save and log, leaving only what `sync_doc_hash` keeps: a
+/// load that still knows HQ's heads did not build the document.
+fn forget_catalog_document(conn: &Connection) {
+    let key = persist::doc_key(&catalog_id().unwrap());
+    conn.execute("DELETE FROM sync_change WHERE doc_key = ?1", [&key])
+        .unwrap();
+    conn.execute("DELETE FROM sync_doc WHERE doc_key = ?1", [&key])
+        .unwrap();
+}
+
+#[test]
+fn a_start_reads_the_kept_heads_and_hashes_not_the_document() {
+    let conn = crate::store::testing::memory_db();
+    let (mut hq, mut node) = hq_and_node(&conn);
+    let mut work = CatalogWork::default();
+    let all: Vec<_> = (0..40).map(|i| item(i, 100)).collect();
+    let first = publish(&mut hq, &node, &all);
+    service_apply(&conn, &mut node, &mut work, first, "t1");
+    let older = hq.core().heads();
+    let second = publish(&mut hq, &node, &[item(3, 130)]);
+    service_apply(&conn, &mut node, &mut work, second, "t2");
+    forget_catalog_document(&conn);
+    let id = catalog_id().unwrap();
+    let node = NodeDocs::load(&conn, "s1", lane()).unwrap();
+    assert_eq!(node.heads_of(&id), Some(hq.core().heads()));
+    assert!(!node.lacks_any(&id, &older), "an older head is known");
+    assert!(!node.lacks_any(&id, &hq.core().heads()));
+    hq.publish(&[item(4, 140)], &[], 3).unwrap();
+    assert!(node.lacks_any(&id, &hq.core().heads()), "news is news");
+}
+
+#[test]
+fn a_database_from_before_the_kept_hashes_gets_them_from_the_document_once() {
+    let conn = crate::store::testing::memory_db();
+    let (mut hq, mut node) = hq_and_node(&conn);
+    let mut work = CatalogWork::default();
+    let changes = publish(&mut hq, &node, &[item(1, 100), item(2, 200)]);
+    service_apply(&conn, &mut node, &mut work, changes, "t1");
+    conn.execute("DELETE FROM sync_doc_hash", []).unwrap();
+    let id = catalog_id().unwrap();
+    let mut node = NodeDocs::load(&conn, "s1", lane()).unwrap();
+    assert_eq!(
+        node.heads_of(&id),
+        Some(hq.core().heads()),
+        "from the document"
+    );
+    node.store_catalog_hashes(&conn).unwrap();
+    forget_catalog_document(&conn);
+    let node = NodeDocs::load(&conn, "s1", lane()).unwrap();
+    assert_eq!(
+        node.heads_of(&id),
+        Some(hq.core().heads()),
+        "from the table"
+    );
+    let genesis = CatalogDoc::genesis(0, WriterId::hq()).unwrap();
+    assert!(!node.lacks_any(&id, &genesis.core().heads()));
+}

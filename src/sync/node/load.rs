@@ -181,6 +181,7 @@ pub(super) async fn install(
                 tracing::warn!("sync tables changed while loading; reloading under the writer");
                 NodeDocs::load(conn, &id, writer).map_err(inconsistent)?
             };
+            docs.store_catalog_hashes(conn).map_err(inconsistent)?;
             if adopt_first {
                 docs.require_adoption();
             }
