@@ -1,5 +1,6 @@
 //! A store node's documents (its store's stock and orders, HQ's catalog) and their mapping
-//! to SQLite. Orders: see `orders.rs`.
+//! to SQLite. Orders: `orders.rs`; HQ's catalog: `catalog.rs`; epoch moves: `epochs.rs`; `peer`
+//! movements that make SQLite follow the stock document: `reconcile.rs`.
 //!
 //! # Stock keys
 //! The stock document holds per-writer totals per key (see [`crate::crdt::stock`]). On-hand
@@ -21,13 +22,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use automerge::ChangeHash;
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 
 use crate::crdt::catalog::CatalogError;
 use crate::crdt::doc::{ApplyOutcome, DocError, DocId, DocKind, SyncDoc, WriterId};
 use crate::crdt::orders::{OrdersDoc, OrdersError};
 use crate::crdt::stock::{Movement, StockDoc, StockError};
-use crate::store::ledger::{self, MovementKind};
 use crate::sync::persist::{self, KEY_EPOCH, KEY_MOVEMENT_MARK, PersistError};
 
 /// `sync_state` key of the orders document's epoch.
@@ -361,127 +361,6 @@ impl NodeDocs {
         Ok(outcome)
     }
 
-    /// Moves this writer to the stock epoch `epoch` (= current + 1) given changes of that
-    /// epoch from HQ. Returns `false`, changing nothing, while they do not include HQ's base
-    /// change (carrying over without the cut would count the pre-cut work twice).
-    ///
-    /// In one transaction: the new document with this writer's carry-over (its work after
-    /// the cut, [`crate::crdt::epoch::carry_over`]) is saved, the old epoch's history and outbox
-    /// are deleted (the carry-over replaces them), and the epoch number is stored. Own
-    /// movements not yet turned into a change are picked up by the next change, in the new
-    /// epoch, since the carry-over only reads the old document.
-    pub fn move_to_epoch(
-        &mut self,
-        conn: &Connection,
-        epoch: u32,
-        changes: &RemoteChanges,
-        at_ms: i64,
-        now: &str,
-    ) -> Result<bool, LocalError> {
-        let id = self.stock.core().id().clone();
-        if self.epoch.checked_add(1) != Some(epoch) {
-            return Err(LocalError::OtherEpoch {
-                doc: persist::doc_key(&id),
-                got: epoch,
-                current: self.epoch,
-            });
-        }
-        let mut next = StockDoc::genesis(&id.store, epoch, self.writer.clone())?;
-        match changes {
-            RemoteChanges::Changes(list) => next.core_mut().apply_changes(list)?,
-            RemoteChanges::Bundle(bundle) => next.core_mut().apply_bundle(bundle)?,
-        };
-        if !next.core().missing_deps().is_empty() || !has_epoch_base(&next) {
-            return Ok(false);
-        }
-        let carried = crate::crdt::epoch::carry_over(&self.stock, &mut next, at_ms)?;
-        persist::replace_epoch(conn, next.core(), carried.as_ref().map(|c| &c.hash), now)?;
-        persist::state_set(conn, KEY_EPOCH, i64::from(epoch))?;
-        self.stock = next;
-        self.epoch = epoch;
-        self.stock_needs_reconcile = true;
-        Ok(true)
-    }
-
-    /// Moves the orders document to epoch `epoch` (= its current + 1) given changes of that
-    /// epoch from HQ; `false`, changing nothing, while they lack HQ's base. As for stock, in
-    /// one transaction: the new document with this writer's carry-over
-    /// ([`crate::crdt::epoch_orders::carry_over_orders`]) is saved, the old epoch's history and
-    /// outbox are deleted, and the epoch is stored; then SQLite follows the new document.
-    pub fn move_orders_to_epoch(
-        &mut self,
-        conn: &Connection,
-        epoch: u32,
-        changes: &RemoteChanges,
-        at_ms: i64,
-        now: &str,
-    ) -> Result<bool, LocalError> {
-        let id = self.orders.core().id().clone();
-        let current = self.orders.core().epoch();
-        if current.checked_add(1) != Some(epoch) {
-            return Err(LocalError::OtherEpoch {
-                doc: persist::doc_key(&id),
-                got: epoch,
-                current,
-            });
-        }
-        let mut next = OrdersDoc::genesis(&id.store, epoch, self.writer.clone())?;
-        match changes {
-            RemoteChanges::Changes(list) => next.core_mut().apply_changes(list)?,
-            RemoteChanges::Bundle(bundle) => next.core_mut().apply_bundle(bundle)?,
-        };
-        if !next.core().missing_deps().is_empty() || !next.has_base() {
-            return Ok(false);
-        }
-        let carried = crate::crdt::epoch_orders::carry_over_orders(&self.orders, &mut next, at_ms)?;
-        persist::replace_epoch(conn, next.core(), carried.as_ref().map(|c| &c.hash), now)?;
-        persist::state_set(conn, KEY_ORDERS_EPOCH, i64::from(epoch))?;
-        self.orders = next;
-        if !self.adopting {
-            self.settle_closed_at_cut(conn, now)?;
-            self.materialise_orders(conn, now)?;
-        }
-        self.refresh_escrow(conn)?;
-        self.refresh_loyalty(conn)?;
-        Ok(true)
-    }
-
-    /// Writes `peer` movements so SQLite's levels equal the document's store-wide levels.
-    /// Call after [`Self::record_local_movements`] in the same transaction.
-    pub fn reconcile_stock(&mut self, conn: &Connection, now: &str) -> Result<usize, LocalError> {
-        if !self.stock_needs_reconcile {
-            return Ok(0);
-        }
-        let target = levels_by_sku(&self.stock.stock_levels());
-        let current = sqlite_levels(conn)?;
-        let mut written = 0;
-        let ref_id = self.epoch.to_string();
-        for (sku, (on_hand, reserved)) in &target {
-            let (have_on, have_res) = current.get(sku).copied().unwrap_or((0, 0));
-            written += usize::from(record_peer(
-                conn,
-                sku,
-                on_hand - have_on,
-                reserved - have_res,
-                &ref_id,
-                now,
-            )?);
-        }
-        for (sku, (have_on, have_res)) in &current {
-            if !target.contains_key(sku) {
-                written += usize::from(record_peer(conn, sku, -have_on, -have_res, &ref_id, now)?);
-            }
-        }
-        // Our own peer rows must not come back as own movements.
-        let last: i64 =
-            conn.query_row("SELECT COALESCE(max(id), 0) FROM stock_movement", [], |r| {
-                r.get(0)
-            })?;
-        self.set_mark(conn, last)?;
-        self.stock_needs_reconcile = false;
-        Ok(written)
-    }
-
     fn set_mark(&mut self, conn: &Connection, mark: i64) -> Result<(), LocalError> {
         if mark > self.movement_mark {
             persist::state_set(conn, KEY_MOVEMENT_MARK, mark)?;
@@ -505,19 +384,13 @@ mod loyalty;
 
 mod transfers;
 
+mod epochs;
+mod reconcile;
+pub use reconcile::peer_movement_count;
+
 #[cfg(test)]
 #[path = "restore_tests.rs"]
 mod restore_tests;
-
-/// Whether an epoch document holds HQ's base change (the only change HQ makes in it).
-fn has_epoch_base(doc: &StockDoc) -> bool {
-    let hq = WriterId::hq().actor();
-    doc.core()
-        .automerge()
-        .get_changes_meta(&[])
-        .iter()
-        .any(|meta| *meta.actor == hq)
-}
 
 /// Most distinct keys one own stock change puts: a change of 2,048 keys of up to 64 bytes
 /// stays well under the 256 KiB message cap even before compression.
@@ -583,38 +456,6 @@ fn own_movements_since(
     Ok((movements, last))
 }
 
-fn sqlite_levels(conn: &Connection) -> Result<BTreeMap<String, (i64, i64)>, LocalError> {
-    let mut stmt = conn.prepare_cached("SELECT sku, on_hand, reserved FROM stock_level")?;
-    let rows = stmt.query_map([], |row| {
-        Ok((row.get::<_, String>(0)?, (row.get(1)?, row.get(2)?)))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-fn record_peer(
-    conn: &Connection,
-    sku: &str,
-    on_hand_delta: i64,
-    reserved_delta: i64,
-    epoch: &str,
-    now: &str,
-) -> Result<bool, LocalError> {
-    if on_hand_delta == 0 && reserved_delta == 0 {
-        return Ok(false);
-    }
-    let movement = ledger::Movement {
-        sku,
-        kind: MovementKind::Peer,
-        on_hand_delta,
-        reserved_delta,
-        ref_type: "sync-epoch",
-        ref_id: epoch,
-        terminal: "sync",
-    };
-    ledger::record(conn, &movement, now)?;
-    Ok(true)
-}
-
 /// Own changes still in the outbox, and the ids of rows HQ's `hq_heads` acknowledge.
 pub fn acknowledged_rows(
     conn: &Connection,
@@ -639,13 +480,4 @@ pub fn acknowledge(
     let rows = acknowledged_rows(conn, doc, hq_heads)?;
     persist::outbox_remove(conn, &rows)?;
     Ok(rows.len())
-}
-
-/// Count of SQLite `peer` rows, for tests and diagnostics.
-pub fn peer_movement_count(conn: &Connection) -> Result<i64, LocalError> {
-    Ok(conn.query_row(
-        "SELECT count(*) FROM stock_movement WHERE kind = ?1",
-        params![MovementKind::Peer.as_str()],
-        |r| r.get(0),
-    )?)
 }
