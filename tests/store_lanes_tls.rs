@@ -11,59 +11,29 @@ mod sync_util;
 
 use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::mosquitto::{Mosquitto, MosquittoOptions};
 use common::pki::{ClientCert, Pki};
+use common::provision::{LanesListener, StoreBox, provision_local_broker};
 use sync_util::{BrokerAccess, StoreNode, TENANT, wait_for};
 
 const CONVERGE: Duration = Duration::from_secs(90);
 
 /// The store box's Mosquitto configuration with the lanes' TLS listener, as provisioning
-/// writes it, its listener moved to a free loopback port: `(box dir, conf.d, local port,
-/// lanes port)`. HQ's broker (the bridge's far end) is a port nobody listens on: the lanes
-/// of a store converge through its own broker alone.
-fn provision_with_lanes_listener(pki: &Pki) -> (tempfile::TempDir, PathBuf, u16, u16) {
-    let dir = tempfile::tempdir().expect("box dir");
-    let local_port = common::node::free_port();
+/// writes it, its listener moved to a free loopback port: the box and the lanes' port.
+/// HQ's broker (the bridge's far end) is a port nobody listens on: the lanes of a store
+/// converge through its own broker alone.
+fn provision_with_lanes_listener(pki: &Pki) -> (StoreBox, u16) {
+    let lanes = LanesListener {
+        cert: pki.server_cert(),
+        key: pki.server_key(),
+    };
     let hq_port = common::node::free_port();
-    let store = pki.client("s1");
-    let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-    let out = Command::new(common::node::binary())
-        .args(["provision", "--store-id", "s1", "--tenant", TENANT])
-        .args(["--broker", &format!("mqtts://127.0.0.1:{hq_port}")])
-        .arg("--ca")
-        .arg(&store.ca_cert)
-        .arg("--cert")
-        .arg(&store.cert)
-        .arg("--key")
-        .arg(&store.key)
-        .args([
-            "--local-broker",
-            "--local-broker-port",
-            &local_port.to_string(),
-        ])
-        .arg("--lanes-cert")
-        .arg(pki.server_cert())
-        .arg("--lanes-key")
-        .arg(pki.server_key())
-        .args(["--mosquitto-dir", &path("mosquitto")])
-        .args(["--out", &path("etc/storenode.toml")])
-        .args(["--data-dir", &path("state"), "--udev-dir", &path("udev")])
-        .args(["--owner", "no-such-user-storenode-test"])
-        .output()
-        .expect("run storenode provision");
-    assert!(
-        out.status.success(),
-        "provision failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let conf_d = dir.path().join("mosquitto/conf.d");
-    let lanes = conf_d.join("storenode-20-lanes.conf");
+    let store_box = provision_local_broker("s1", TENANT, hq_port, &pki.client("s1"), Some(lanes));
+    let lanes = store_box.conf_d.join("storenode-20-lanes.conf");
     let text = std::fs::read_to_string(&lanes).expect("the lanes' listener provision wrote");
     assert!(text.contains("\nlistener 8883\n"), "{text}");
     assert!(text.contains("\nrequire_certificate true\n"), "{text}");
@@ -77,7 +47,7 @@ fn provision_with_lanes_listener(pki: &Pki) -> (tempfile::TempDir, PathBuf, u16,
         ),
     )
     .expect("move the lanes' listener to a free port");
-    (dir, conf_d, local_port, lanes_port)
+    (store_box, lanes_port)
 }
 
 fn pem_certs(path: &Path) -> Vec<rustls::pki_types::CertificateDer<'static>> {
@@ -140,9 +110,9 @@ fn mqtt_connect(port: u16, ca: &Path, client: Option<&ClientCert>) -> Result<(),
 #[test]
 fn a_lane_of_another_box_syncs_over_the_lanes_tls_listener_and_no_certificate_is_refused() {
     let pki = Pki::new("lanes");
-    let (_store_box, conf_d, local_port, lanes_port) = provision_with_lanes_listener(&pki);
+    let (store_box, lanes_port) = provision_with_lanes_listener(&pki);
     let mut options = MosquittoOptions::plain();
-    options.conf_d = Some((conf_d, local_port));
+    options.conf_d = Some((store_box.conf_d.clone(), store_box.local_port));
     let store_broker = Mosquitto::start(options);
     wait_for(
         "the lanes' TLS listener accepts connections",
@@ -172,7 +142,13 @@ fn a_lane_of_another_box_syncs_over_the_lanes_tls_listener_and_no_certificate_is
     );
 
     // The lane on this box (loopback listener) and one on another box (TLS listener).
-    let here = StoreNode::start("s1", "lane1", &BrokerAccess::Plain { port: local_port });
+    let here = StoreNode::start(
+        "s1",
+        "lane1",
+        &BrokerAccess::Plain {
+            port: store_box.local_port,
+        },
+    );
     let other_box = StoreNode::start(
         "s1",
         "lane2",

@@ -9,57 +9,29 @@
 mod common;
 mod sync_util;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use common::mosquitto::{Mosquitto, MosquittoOptions};
 use common::pki::{ClientCert, Pki};
+use common::provision::{StoreBox, provision_local_broker};
 use serde_json::{Value, json};
 use sync_util::{BrokerAccess, HqNode, StoreNode, TENANT, wait_for};
 
 const CONVERGE: Duration = Duration::from_secs(90);
 
 /// The store box's Mosquitto configuration as `storenode provision --local-broker` writes
-/// it for store `store`, bridged to HQ's broker on `hq_port`: `(box dir, conf.d, port)`.
-fn provision_store_broker(
-    store: &str,
-    hq_port: u16,
-    cert: &ClientCert,
-) -> (tempfile::TempDir, PathBuf, u16) {
-    let dir = tempfile::tempdir().expect("box dir");
-    let port = common::node::free_port();
-    let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-    let out = Command::new(common::node::binary())
-        .args(["provision", "--store-id", store, "--tenant", TENANT])
-        .args(["--broker", &format!("mqtts://127.0.0.1:{hq_port}")])
-        .arg("--ca")
-        .arg(&cert.ca_cert)
-        .arg("--cert")
-        .arg(&cert.cert)
-        .arg("--key")
-        .arg(&cert.key)
-        .args(["--local-broker", "--local-broker-port", &port.to_string()])
-        .args(["--mosquitto-dir", &path("mosquitto")])
-        .args(["--out", &path("etc/storenode.toml")])
-        .args(["--data-dir", &path("state"), "--udev-dir", &path("udev")])
-        .args(["--owner", "no-such-user-storenode-test"])
-        .output()
-        .expect("run storenode provision");
-    assert!(
-        out.status.success(),
-        "provision failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// it for store `store`, bridged to HQ's broker on `hq_port`.
+fn provision_store_broker(store: &str, hq_port: u16, cert: &ClientCert) -> StoreBox {
+    let store_box = provision_local_broker(store, TENANT, hq_port, cert, None);
+    let port = store_box.local_port;
     // The node provisioned on that box talks to this broker on loopback, as the lanes here.
-    let config = std::fs::read_to_string(dir.path().join("etc/storenode.toml")).expect("config");
+    let config =
+        std::fs::read_to_string(store_box.dir.path().join("etc/storenode.toml")).expect("config");
     assert!(
         config.contains(&format!("broker = \"mqtt://127.0.0.1:{port}\"")),
         "{config}"
     );
-    let conf_d = dir.path().join("mosquitto/conf.d");
-    let bridge = conf_d.join("storenode-30-bridge.conf");
+    let bridge = store_box.conf_d.join("storenode-30-bridge.conf");
     let text = std::fs::read_to_string(&bridge).expect("the bridge provision wrote");
     assert!(text.contains("restart_timeout 5 120"), "{text}");
     // A test cannot wait minutes for the bridge's reconnect backoff.
@@ -68,7 +40,7 @@ fn provision_store_broker(
         text.replace("restart_timeout 5 120", "restart_timeout 1 2"),
     )
     .expect("shorten the bridge's backoff");
-    (dir, conf_d, port)
+    store_box
 }
 
 fn lane_shows(lane: &StoreNode, sku: &str, expected: i64) {
@@ -119,10 +91,9 @@ fn lanes_converge_through_the_store_broker_while_hq_is_cut_off_and_hq_gets_every
         },
         "",
     );
-    let (_store_box, conf_d, port) =
-        provision_store_broker("s1", hq_broker.port(), &pki.client("s1"));
+    let store_box = provision_store_broker("s1", hq_broker.port(), &pki.client("s1"));
     let mut local_opts = MosquittoOptions::plain();
-    local_opts.conf_d = Some((conf_d, port));
+    local_opts.conf_d = Some((store_box.conf_d.clone(), store_box.local_port));
     let store_broker = Mosquitto::start(local_opts);
     let local = BrokerAccess::Plain {
         port: store_broker.port(),

@@ -6,6 +6,7 @@
 //! `RestartPreventExitStatus=2` does not restart a node whose configuration is wrong.
 
 mod raw;
+mod validate;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

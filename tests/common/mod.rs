@@ -7,3 +7,4 @@ pub mod front;
 pub mod mosquitto;
 pub mod node;
 pub mod pki;
+pub mod provision;
