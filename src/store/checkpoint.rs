@@ -70,12 +70,25 @@ pub fn configure_writer(conn: &mut Connection, fill: &WalFill) -> Result<(), rus
         fill.set(bytes);
         if bytes >= WRITER_AUTOCHECKPOINT_BYTES {
             // As SQLite's own auto-checkpoint does: PASSIVE, and a busy reader is no error.
-            if let Err(e) = wal.checkpoint_v2(CheckpointMode::PASSIVE) {
-                tracing::warn!(error = %e, wal_bytes = bytes, "writer's WAL checkpoint failed");
+            match wal.checkpoint_v2(CheckpointMode::PASSIVE) {
+                Ok(_) => {}
+                Err(e) if is_another_checkpoint(&e) => {
+                    tracing::debug!(wal_bytes = bytes, "background checkpoint under way");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, wal_bytes = bytes, "writer's WAL checkpoint failed");
+                }
             }
         }
         Ok(())
     }))
+}
+
+/// A PASSIVE checkpoint answers "busy" when another connection (the checkpoint thread) is
+/// checkpointing: the WAL is being copied already, nothing failed. Warning on it logged a
+/// line per commit through a long backlog.
+fn is_another_checkpoint(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
 }
 
 /// The checkpoint thread; stops when dropped or [`Checkpointer::stop`]ped.
@@ -132,11 +145,14 @@ fn run(db_path: &Path, fill: &WalFill, stopped: &mpsc::Receiver<()>) {
             conn = open(db_path);
         }
         let Some(c) = &conn else { continue };
-        if let Err(e) = checkpoint(c, wal_bytes) {
-            tracing::warn!(error = %e, "background WAL checkpoint failed");
-            conn = None;
-        } else {
-            done_at = Some(wal_bytes);
+        match checkpoint(c, wal_bytes) {
+            Ok(()) => done_at = Some(wal_bytes),
+            // The writer's backstop is copying the WAL: try again at the next poll.
+            Err(e) if is_another_checkpoint(&e) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "background WAL checkpoint failed");
+                conn = None;
+            }
         }
     }
 }
@@ -171,6 +187,20 @@ fn checkpoint(conn: &Connection, wal_bytes: u64) -> Result<(), rusqlite::Error> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn another_checkpoint_under_way_is_not_a_failure() {
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        assert!(is_another_checkpoint(&busy));
+        let io = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+            None,
+        );
+        assert!(!is_another_checkpoint(&io));
+    }
 
     fn wal_path(db_path: &Path) -> PathBuf {
         let mut name = db_path.as_os_str().to_owned();
