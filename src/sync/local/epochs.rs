@@ -2,7 +2,7 @@
 //! carry-over, in one transaction.
 
 use super::{KEY_ORDERS_EPOCH, LocalError, NodeDocs, RemoteChanges};
-use crate::crdt::doc::WriterId;
+use crate::crdt::doc::{DocId, SyncDoc, WriterId};
 use crate::crdt::orders::OrdersDoc;
 use crate::crdt::stock::StockDoc;
 use crate::sync::persist::{self, KEY_EPOCH};
@@ -27,19 +27,9 @@ impl NodeDocs {
         now: &str,
     ) -> Result<bool, LocalError> {
         let id = self.stock.core().id().clone();
-        if self.epoch.checked_add(1) != Some(epoch) {
-            return Err(LocalError::OtherEpoch {
-                doc: persist::doc_key(&id),
-                got: epoch,
-                current: self.epoch,
-            });
-        }
+        check_next(&id, self.epoch, epoch)?;
         let mut next = StockDoc::genesis(&id.store, epoch, self.writer.clone())?;
-        match changes {
-            RemoteChanges::Changes(list) => next.core_mut().apply_changes(list)?,
-            RemoteChanges::Bundle(bundle) => next.core_mut().apply_bundle(bundle)?,
-        };
-        if !next.core().missing_deps().is_empty() || !has_epoch_base(&next) {
+        if !apply_whole(next.core_mut(), changes)? || !has_epoch_base(&next) {
             return Ok(false);
         }
         let carried = crate::crdt::epoch::carry_over(&self.stock, &mut next, at_ms)?;
@@ -65,20 +55,9 @@ impl NodeDocs {
         now: &str,
     ) -> Result<bool, LocalError> {
         let id = self.orders.core().id().clone();
-        let current = self.orders.core().epoch();
-        if current.checked_add(1) != Some(epoch) {
-            return Err(LocalError::OtherEpoch {
-                doc: persist::doc_key(&id),
-                got: epoch,
-                current,
-            });
-        }
+        check_next(&id, self.orders.core().epoch(), epoch)?;
         let mut next = OrdersDoc::genesis(&id.store, epoch, self.writer.clone())?;
-        match changes {
-            RemoteChanges::Changes(list) => next.core_mut().apply_changes(list)?,
-            RemoteChanges::Bundle(bundle) => next.core_mut().apply_bundle(bundle)?,
-        };
-        if !next.core().missing_deps().is_empty() || !next.has_base() {
+        if !apply_whole(next.core_mut(), changes)? || !next.has_base() {
             return Ok(false);
         }
         let carried = crate::crdt::epoch_orders::carry_over_orders(&self.orders, &mut next, at_ms)?;
@@ -93,6 +72,28 @@ impl NodeDocs {
         self.refresh_loyalty(conn)?;
         Ok(true)
     }
+}
+
+/// An epoch move goes to the next epoch only.
+fn check_next(id: &DocId, current: u32, epoch: u32) -> Result<(), LocalError> {
+    if current.checked_add(1) == Some(epoch) {
+        Ok(())
+    } else {
+        Err(LocalError::OtherEpoch {
+            doc: persist::doc_key(id),
+            got: epoch,
+            current,
+        })
+    }
+}
+
+/// Applies HQ's changes to a new epoch's document; whether none waits for a missing one.
+fn apply_whole(doc: &mut SyncDoc, changes: &RemoteChanges) -> Result<bool, LocalError> {
+    match changes {
+        RemoteChanges::Changes(list) => doc.apply_changes(list)?,
+        RemoteChanges::Bundle(bundle) => doc.apply_bundle(bundle)?,
+    };
+    Ok(doc.missing_deps().is_empty())
 }
 
 /// Whether an epoch document holds HQ's base change (the only change HQ makes in it).
