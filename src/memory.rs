@@ -68,6 +68,36 @@ fn trim() -> bool {
     false
 }
 
+/// Free heap above which [`trim_if_slack`] gives it back: below it a trim frees little.
+pub const SLACK_TRIM_BYTES: u64 = 4 * 1024 * 1024;
+
+/// How often the node looks at its free heap (a walk of glibc's free lists, microseconds).
+pub const SLACK_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Gives the heaps' free pages back when they hold more than [`SLACK_TRIM_BYTES`] free.
+/// Ordinary work leaves freed blocks scattered between live ones (a connected store's
+/// sales, each with its stock change and MQTT message): glibc returns only the free top of
+/// a heap, so after 100,000 movements published on line 20 MiB of such holes stayed
+/// resident. Returns the free bytes it found when it trimmed.
+pub fn trim_if_slack() -> Option<u64> {
+    let free = free_in_heaps()?;
+    (free > SLACK_TRIM_BYTES && trim()).then_some(free)
+}
+
+/// Bytes free inside glibc's heaps, every arena (`mallinfo2`); `None` elsewhere.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn free_in_heaps() -> Option<u64> {
+    // SAFETY: mallinfo2 takes no pointer and returns a plain struct; it reads glibc's own
+    // arenas under their locks.
+    let info = unsafe { libc::mallinfo2() };
+    u64::try_from(info.fordblks).ok()
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn free_in_heaps() -> Option<u64> {
+    None
+}
+
 /// Resident memory of this process in KiB (`VmRSS` of /proc/self/status), for logs and
 /// tests; `None` where /proc is not there.
 pub fn resident_kib() -> Option<u64> {
@@ -94,6 +124,21 @@ mod tests {
             big.iter().chain(&small).map(|b| u64::from(*b)).sum::<u64>(),
             7 * (big.len() + small.len()) as u64
         );
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn scattered_free_blocks_are_seen_and_trimmed() {
+        // Every other block freed: holes between live blocks, which glibc keeps.
+        let mut blocks: Vec<Option<Vec<u8>>> =
+            (0..8_000).map(|i| Some(vec![i as u8; 2_000])).collect();
+        for block in blocks.iter_mut().step_by(2) {
+            block.take();
+        }
+        let free = free_in_heaps().unwrap_or(0);
+        assert!(free > SLACK_TRIM_BYTES, "{free} bytes free");
+        assert!(trim_if_slack().is_some_and(|found| found > SLACK_TRIM_BYTES));
+        assert_eq!(blocks.iter().flatten().count(), 4_000);
     }
 
     #[test]
