@@ -169,7 +169,7 @@ impl Node {
             shutdown.clone(),
             tasks.clone(),
         ));
-        tasks.spawn(return_free_heap(shutdown.clone()));
+        tasks.spawn(crate::memory::return_free_heap(shutdown.clone()));
         // Pings systemd only while the store answers; a no-op outside systemd.
         tasks.spawn(crate::control::watchdog::run(
             state.clone(),
@@ -333,27 +333,6 @@ async fn prune_idempotency(state: AppState, retention: Duration, shutdown: Cance
                 rows = pruned,
                 retention_h = retention.as_secs() / 3600,
                 "pruned old idempotency answers"
-            );
-        }
-    }
-}
-
-/// Gives free heap back to the system when a lot of it accumulated
-/// ([`crate::memory::trim_if_slack`]): the box's RSS follows what the node uses, not what it
-/// once used.
-async fn return_free_heap(shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(crate::memory::SLACK_CHECK_INTERVAL);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let trimmed = tokio::task::spawn_blocking(crate::memory::trim_if_slack).await;
-        if let Ok(Some(free)) = trimmed {
-            tracing::debug!(
-                free_kib = free / 1024,
-                rss_kib = crate::memory::resident_kib(),
-                "free heap given back"
             );
         }
     }

@@ -84,6 +84,27 @@ pub fn trim_if_slack() -> Option<u64> {
     (free > SLACK_TRIM_BYTES && trim()).then_some(free)
 }
 
+/// Gives free heap back to the system when a lot of it accumulated
+/// ([`trim_if_slack`]): the box's RSS follows what the node uses, not what it
+/// once used.
+pub async fn return_free_heap(shutdown: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(SLACK_CHECK_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let trimmed = tokio::task::spawn_blocking(trim_if_slack).await;
+        if let Ok(Some(free)) = trimmed {
+            tracing::debug!(
+                free_kib = free / 1024,
+                rss_kib = resident_kib(),
+                "free heap given back"
+            );
+        }
+    }
+}
+
 /// Bytes free inside glibc's heaps, every arena (`mallinfo2`); `None` elsewhere.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn free_in_heaps() -> Option<u64> {
