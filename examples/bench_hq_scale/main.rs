@@ -26,8 +26,10 @@
 //! (20000), `--history A,B,..` (10000,100000), `--configs sqlite,pg,pg2` (all),
 //! `--configs none` (only the per-change cost against history),
 //! `--hq-bin PATH` (target/release/storenode beside this example), `--skip-history`,
-//! `--history-backends sqlite,pg` (both), `--documents-in-memory N` (HQ's
-//! `[hq] documents_in_memory`; 0: no bound; default: HQ's).
+//! `--history-backends sqlite,pg` (both), `--history-doc stock|orders` (the document whose
+//! per-change cost is measured: stock, or the orders document with `--history` counting its
+//! changes), `--documents-in-memory N` (HQ's `[hq] documents_in_memory`; 0: no bound;
+//! default: HQ's).
 
 mod history;
 mod infra;
@@ -64,6 +66,8 @@ struct Args {
     skip_history: bool,
     /// Backends of the per-change cost against history: SQLite, PostgreSQL.
     history_backends: (bool, bool),
+    /// The per-change cost of the orders document instead of the stock document.
+    history_orders: bool,
     documents_in_memory: Option<usize>,
 }
 
@@ -104,6 +108,7 @@ fn parse_args() -> BenchResult<Args> {
         hq_bin: None,
         skip_history: false,
         history_backends: (true, true),
+        history_orders: false,
         documents_in_memory: None,
     };
     let mut it = std::env::args().skip(1);
@@ -137,6 +142,13 @@ fn parse_args() -> BenchResult<Args> {
                     return Err(format!("unknown history backend {bad}").into());
                 }
                 args.history_backends = (names.contains(&"sqlite"), names.contains(&"pg"));
+            }
+            "--history-doc" => {
+                args.history_orders = match value()?.as_str() {
+                    "stock" => false,
+                    "orders" => true,
+                    other => return Err(format!("unknown history document {other}").into()),
+                };
             }
             "--documents-in-memory" => args.documents_in_memory = Some(value()?.parse()?),
             other => {
@@ -206,23 +218,32 @@ fn main() -> BenchResult<()> {
     let mut costs = Vec::new();
     if !args.skip_history {
         let dir = tempfile::tempdir()?;
+        let cost = |target: &Target| {
+            if args.history_orders {
+                history::per_orders_change_cost(target, &args.history)
+            } else {
+                history::per_change_cost(target, &args.history)
+            }
+        };
+        let of = if args.history_orders {
+            "orders"
+        } else {
+            "stock"
+        };
         if args.history_backends.0 {
-            eprintln!("per-change cost at history {:?}, SQLite", args.history);
-            costs.push((
-                "SQLite",
-                history::per_change_cost(
-                    &Target::Sqlite(dir.path().join("hist.db")),
-                    &args.history,
-                )?,
-            ));
+            eprintln!(
+                "per-change cost at history {:?} ({of}), SQLite",
+                args.history
+            );
+            costs.push(("SQLite", cost(&Target::Sqlite(dir.path().join("hist.db")))?));
         }
         if let (true, Some(pg)) = (args.history_backends.1, &pg) {
-            eprintln!("per-change cost at history {:?}, PostgreSQL", args.history);
+            eprintln!(
+                "per-change cost at history {:?} ({of}), PostgreSQL",
+                args.history
+            );
             let url = pg.create_database("hist")?;
-            costs.push((
-                "PostgreSQL",
-                history::per_change_cost(&Target::Postgres(url), &args.history)?,
-            ));
+            costs.push(("PostgreSQL", cost(&Target::Postgres(url))?));
         }
     }
     print_tables(&args, &outcomes, &costs);
@@ -465,7 +486,12 @@ fn print_tables(args: &Args, outcomes: &[Outcome], costs: &[(&str, Vec<history::
         return;
     }
     println!();
-    println!("| backend | history (movements of one store) | per-change p50 | p99 |");
+    let unit = if args.history_orders {
+        "changes of one store's orders document"
+    } else {
+        "movements of one store"
+    };
+    println!("| backend | history ({unit}) | per-change p50 | p99 |");
     println!("|---|---|---|---|");
     for (backend, rows) in costs {
         for c in rows {
