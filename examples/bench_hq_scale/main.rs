@@ -24,13 +24,16 @@
 //!
 //! Flags: `--stores N` (200), `--step-secs S` (5), `--start-rate R` (100), `--max-rate R`
 //! (20000), `--history A,B,..` (10000,100000), `--configs sqlite,pg,pg2` (all),
-//! `--configs none` (only the per-change cost against history),
+//! `--configs none` (only the per-change cost against history), `--day N` (instead of the
+//! ramp: HQ's memory after N changes per store, see `day.rs`; `--day-message M` changes per
+//! message, 100),
 //! `--hq-bin PATH` (target/release/storenode beside this example), `--skip-history`,
 //! `--history-backends sqlite,pg` (both), `--history-doc stock|orders` (the document whose
 //! per-change cost is measured: stock, or the orders document with `--history` counting its
 //! changes), `--documents-in-memory N` (HQ's `[hq] documents_in_memory`; 0: no bound;
 //! default: HQ's).
 
+mod day;
 mod history;
 mod infra;
 mod sim;
@@ -69,6 +72,9 @@ struct Args {
     /// The per-change cost of the orders document instead of the stock document.
     history_orders: bool,
     documents_in_memory: Option<usize>,
+    /// Changes per store of the memory run (`day.rs`), and per message.
+    day: Option<usize>,
+    day_message: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -110,6 +116,8 @@ fn parse_args() -> BenchResult<Args> {
         history_backends: (true, true),
         history_orders: false,
         documents_in_memory: None,
+        day: None,
+        day_message: 100,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -151,6 +159,8 @@ fn parse_args() -> BenchResult<Args> {
                 };
             }
             "--documents-in-memory" => args.documents_in_memory = Some(value()?.parse()?),
+            "--day" => args.day = Some(value()?.parse()?),
+            "--day-message" => args.day_message = value()?.parse()?,
             other => {
                 return Err(format!("unknown flag {other} (see the file's doc comment)").into());
             }
@@ -209,6 +219,26 @@ fn main() -> BenchResult<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if let Some(per_store) = args.day {
+        let mut rows = Vec::new();
+        for (i, &kind) in args.configs.iter().enumerate() {
+            let url = match (kind, &pg) {
+                (Kind::Sqlite, _) => None,
+                (_, Some(pg)) => Some(pg.create_database(&format!("day{i}"))?),
+                (_, None) => return Err("no PostgreSQL".into()),
+            };
+            let run = day::Run {
+                name: kind.name(),
+                stores: args.stores,
+                per_store,
+                per_message: args.day_message,
+                documents_in_memory: args.documents_in_memory,
+            };
+            rows.push(runtime.block_on(day::run(&run, &bin, url.as_deref()))?);
+        }
+        day::print(&rows);
+        return Ok(());
+    }
     let mut outcomes = Vec::new();
     for (i, &kind) in args.configs.iter().enumerate() {
         let outcome = runtime.block_on(run_config(kind, &args, &bin, pg.as_ref(), i))?;
@@ -400,7 +430,7 @@ async fn run_config(
 }
 
 /// HQ's API shows every store's last commit (the figures, not just the heads).
-async fn verify_figures(sim: &Arc<Sim>, hqs: &[HqProcess]) -> BenchResult<()> {
+pub async fn verify_figures(sim: &Arc<Sim>, hqs: &[HqProcess]) -> BenchResult<()> {
     let client = reqwest::Client::new();
     let expected = sim.committed_by_store();
     for (i, (store, committed)) in expected
