@@ -137,6 +137,35 @@ fn orders_err(e: OrdersError) -> HqError {
     HqError::Doc(crate::crdt::doc::DocError::NotOurDocument(e.to_string()))
 }
 
+/// `read` on the documents `a` and `b` (the same one when `a == b`), each as given or, when
+/// not given, its genesis.
+fn read_pair<T>(
+    first: Option<&OrdersDoc>,
+    second: Option<&OrdersDoc>,
+    (a, b): (&DocId, &DocId),
+    writer: crate::crdt::doc::WriterId,
+    read: impl FnOnce(&OrdersDoc, &OrdersDoc) -> T,
+) -> Result<T, HqError> {
+    let genesis_a;
+    let genesis_b;
+    let x = match first {
+        Some(doc) => doc,
+        None => {
+            genesis_a = genesis_of(a, writer.clone())?;
+            &genesis_a
+        }
+    };
+    let y = match second {
+        _ if a == b => x,
+        Some(doc) => doc,
+        None => {
+            genesis_b = genesis_of(b, writer)?;
+            &genesis_b
+        }
+    };
+    Ok(read(x, y))
+}
+
 /// The empty orders document `id` (epoch 0), as every node builds it.
 fn genesis_of(id: &DocId, writer: crate::crdt::doc::WriterId) -> Result<OrdersDoc, HqError> {
     let core = crate::crdt::doc::SyncDoc::genesis(id, 0, writer)?;
@@ -243,26 +272,7 @@ impl HqState {
         let writer = self.writer.clone();
         let first = self.take_orders(a);
         let second = if a == b { None } else { self.take_orders(b) };
-        let value = (|| -> Result<T, HqError> {
-            let genesis_a;
-            let genesis_b;
-            let x = match &first {
-                Some(doc) => doc,
-                None => {
-                    genesis_a = genesis_of(a, writer.clone())?;
-                    &genesis_a
-                }
-            };
-            let y = match &second {
-                _ if a == b => x,
-                Some(doc) => doc,
-                None => {
-                    genesis_b = genesis_of(b, writer)?;
-                    &genesis_b
-                }
-            };
-            Ok(read(x, y))
-        })();
+        let value = read_pair(first.as_ref(), second.as_ref(), (a, b), writer, read);
         for doc in [first, second].into_iter().flatten() {
             self.put_orders(doc);
         }
