@@ -210,8 +210,9 @@ impl Node {
     }
 }
 
-/// The runtime `storenode run` runs on, with the allocator set up for a long-running node
-/// first ([`crate::memory::tune_allocator`]: it must precede the runtime's threads).
+/// The runtime `storenode run` and `storenode hq` run on, with the allocator set up for a
+/// long-running process first ([`crate::memory::tune_allocator`]: it must precede the
+/// runtime's threads).
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     if !crate::memory::tune_allocator() {
         tracing::debug!("malloc parameters not set (not glibc); the allocator's defaults apply");

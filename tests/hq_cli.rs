@@ -290,6 +290,18 @@ fn coupons_and_loyalty_from_the_command_line() {
     wait_for("HQ hears of s1", Duration::from_secs(60), || {
         (hq.on_hand("s1", "MILK") == Some(5)).then_some(())
     });
+    // Grants go into the store's orders document, which travels apart from its stock: HQ
+    // refuses a grant (`not a store's lane HQ knows of`) until it holds that document. A
+    // change of it (a unit granted to the online channel) shows when HQ has it.
+    store.grant_online("g1", "MILK", 1);
+    wait_for(
+        "HQ holds s1's orders document",
+        Duration::from_secs(60),
+        || {
+            let (status, escrow) = hq.get_json("/v1/escrow/s1");
+            (status == 200 && escrow["escrow"][0]["granted"] == 1).then_some(())
+        },
+    );
     assert_eq!(
         hq.publish_catalog(json!([{ "sku": "MILK", "name": "Whole milk 1 l",
         "price_minor": 119, "currency": "EUR", "tax_class": "reduced",

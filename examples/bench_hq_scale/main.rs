@@ -24,11 +24,16 @@
 //!
 //! Flags: `--stores N` (200), `--step-secs S` (5), `--start-rate R` (100), `--max-rate R`
 //! (20000), `--history A,B,..` (10000,100000), `--configs sqlite,pg,pg2` (all),
-//! `--configs none` (only the per-change cost against history),
+//! `--configs none` (only the per-change cost against history), `--day N` (instead of the
+//! ramp: HQ's memory after N changes per store, see `day.rs`; `--day-message M` changes per
+//! message, 100),
 //! `--hq-bin PATH` (target/release/storenode beside this example), `--skip-history`,
-//! `--history-backends sqlite,pg` (both), `--documents-in-memory N` (HQ's
-//! `[hq] documents_in_memory`; 0: no bound; default: HQ's).
+//! `--history-backends sqlite,pg` (both), `--history-doc stock|orders` (the document whose
+//! per-change cost is measured: stock, or the orders document with `--history` counting its
+//! changes), `--documents-in-memory N` (HQ's `[hq] documents_in_memory`; 0: no bound;
+//! default: HQ's).
 
+mod day;
 mod history;
 mod infra;
 mod sim;
@@ -64,7 +69,12 @@ struct Args {
     skip_history: bool,
     /// Backends of the per-change cost against history: SQLite, PostgreSQL.
     history_backends: (bool, bool),
+    /// The per-change cost of the orders document instead of the stock document.
+    history_orders: bool,
     documents_in_memory: Option<usize>,
+    /// Changes per store of the memory run (`day.rs`), and per message.
+    day: Option<usize>,
+    day_message: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -104,7 +114,10 @@ fn parse_args() -> BenchResult<Args> {
         hq_bin: None,
         skip_history: false,
         history_backends: (true, true),
+        history_orders: false,
         documents_in_memory: None,
+        day: None,
+        day_message: 100,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -138,7 +151,16 @@ fn parse_args() -> BenchResult<Args> {
                 }
                 args.history_backends = (names.contains(&"sqlite"), names.contains(&"pg"));
             }
+            "--history-doc" => {
+                args.history_orders = match value()?.as_str() {
+                    "stock" => false,
+                    "orders" => true,
+                    other => return Err(format!("unknown history document {other}").into()),
+                };
+            }
             "--documents-in-memory" => args.documents_in_memory = Some(value()?.parse()?),
+            "--day" => args.day = Some(value()?.parse()?),
+            "--day-message" => args.day_message = value()?.parse()?,
             other => {
                 return Err(format!("unknown flag {other} (see the file's doc comment)").into());
             }
@@ -197,6 +219,26 @@ fn main() -> BenchResult<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if let Some(per_store) = args.day {
+        let mut rows = Vec::new();
+        for (i, &kind) in args.configs.iter().enumerate() {
+            let url = match (kind, &pg) {
+                (Kind::Sqlite, _) => None,
+                (_, Some(pg)) => Some(pg.create_database(&format!("day{i}"))?),
+                (_, None) => return Err("no PostgreSQL".into()),
+            };
+            let run = day::Run {
+                name: kind.name(),
+                stores: args.stores,
+                per_store,
+                per_message: args.day_message,
+                documents_in_memory: args.documents_in_memory,
+            };
+            rows.push(runtime.block_on(day::run(&run, &bin, url.as_deref()))?);
+        }
+        day::print(&rows);
+        return Ok(());
+    }
     let mut outcomes = Vec::new();
     for (i, &kind) in args.configs.iter().enumerate() {
         let outcome = runtime.block_on(run_config(kind, &args, &bin, pg.as_ref(), i))?;
@@ -206,23 +248,32 @@ fn main() -> BenchResult<()> {
     let mut costs = Vec::new();
     if !args.skip_history {
         let dir = tempfile::tempdir()?;
+        let cost = |target: &Target| {
+            if args.history_orders {
+                history::per_orders_change_cost(target, &args.history)
+            } else {
+                history::per_change_cost(target, &args.history)
+            }
+        };
+        let of = if args.history_orders {
+            "orders"
+        } else {
+            "stock"
+        };
         if args.history_backends.0 {
-            eprintln!("per-change cost at history {:?}, SQLite", args.history);
-            costs.push((
-                "SQLite",
-                history::per_change_cost(
-                    &Target::Sqlite(dir.path().join("hist.db")),
-                    &args.history,
-                )?,
-            ));
+            eprintln!(
+                "per-change cost at history {:?} ({of}), SQLite",
+                args.history
+            );
+            costs.push(("SQLite", cost(&Target::Sqlite(dir.path().join("hist.db")))?));
         }
         if let (true, Some(pg)) = (args.history_backends.1, &pg) {
-            eprintln!("per-change cost at history {:?}, PostgreSQL", args.history);
+            eprintln!(
+                "per-change cost at history {:?} ({of}), PostgreSQL",
+                args.history
+            );
             let url = pg.create_database("hist")?;
-            costs.push((
-                "PostgreSQL",
-                history::per_change_cost(&Target::Postgres(url), &args.history)?,
-            ));
+            costs.push(("PostgreSQL", cost(&Target::Postgres(url))?));
         }
     }
     print_tables(&args, &outcomes, &costs);
@@ -379,7 +430,7 @@ async fn run_config(
 }
 
 /// HQ's API shows every store's last commit (the figures, not just the heads).
-async fn verify_figures(sim: &Arc<Sim>, hqs: &[HqProcess]) -> BenchResult<()> {
+pub async fn verify_figures(sim: &Arc<Sim>, hqs: &[HqProcess]) -> BenchResult<()> {
     let client = reqwest::Client::new();
     let expected = sim.committed_by_store();
     for (i, (store, committed)) in expected
@@ -465,7 +516,12 @@ fn print_tables(args: &Args, outcomes: &[Outcome], costs: &[(&str, Vec<history::
         return;
     }
     println!();
-    println!("| backend | history (movements of one store) | per-change p50 | p99 |");
+    let unit = if args.history_orders {
+        "changes of one store's orders document"
+    } else {
+        "movements of one store"
+    };
+    println!("| backend | history ({unit}) | per-change p50 | p99 |");
     println!("|---|---|---|---|");
     for (backend, rows) in costs {
         for c in rows {

@@ -82,6 +82,11 @@ impl SimStore {
 
     /// One 3-line sale plus the commit counter, as one automerge change; its message.
     fn commit(&mut self) -> BenchResult<Arc<Vec<u8>>> {
+        self.commit_change().map(|(payload, _)| payload)
+    }
+
+    /// [`Self::commit`], with the change's bytes.
+    fn commit_change(&mut self) -> BenchResult<(Arc<Vec<u8>>, Vec<u8>)> {
         let mut lines: Vec<Movement> = (0..3)
             .map(|_| Movement {
                 sku: format!("SKU-{:04}", self.next_random() % SKUS_PER_STORE),
@@ -101,7 +106,7 @@ impl SimStore {
             SyncMessage::Changes {
                 doc: DocId::new(&self.name, DocKind::Stock)?,
                 epoch: 0,
-                changes: vec![change.bytes],
+                changes: vec![change.bytes.clone()],
             }
             .encode()?,
         );
@@ -111,7 +116,7 @@ impl SimStore {
             hash: change.hash,
             payload: payload.clone(),
         });
-        Ok(payload)
+        Ok((payload, change.bytes))
     }
 
     /// HQ's heads name one of our unacknowledged changes: everything up to it is HQ's.
@@ -342,6 +347,42 @@ impl Sim {
             lag,
             publish_errors: self.publish_errors.load(Ordering::Relaxed) - errors_before,
         })
+    }
+
+    /// A trading day at every store: `per_store` commits each, made as [`Self::run`] makes
+    /// them (one change per 3-line sale), published store after store in messages of
+    /// `per_message` consecutive changes, as a store's outbox sends what piled up. HQ ends
+    /// with the same documents as from one message per change, which at HQ's sustained
+    /// rate on this box would take hours for 100 stores.
+    pub async fn day(&self, per_store: usize, per_message: usize) -> BenchResult<()> {
+        for index in 0..self.store_count() {
+            let (topic, messages) = {
+                let mut stores = self.stores();
+                let store = &mut stores[index];
+                let mut changes = Vec::with_capacity(per_store);
+                for _ in 0..per_store {
+                    changes.push(store.commit_change()?.1);
+                }
+                let doc = DocId::new(&store.name, DocKind::Stock)?;
+                let messages = changes
+                    .chunks(per_message.max(1))
+                    .map(|chunk| {
+                        SyncMessage::Changes {
+                            doc: doc.clone(),
+                            epoch: 0,
+                            changes: chunk.to_vec(),
+                        }
+                        .encode()
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                (store.topic.clone(), messages)
+            };
+            for payload in messages {
+                let permit = self.in_flight.clone().acquire_owned().await?;
+                self.publish(index, topic.clone(), Arc::new(payload), permit);
+            }
+        }
+        Ok(())
     }
 
     /// Waits until HQ acknowledges every change, resending what a store still has

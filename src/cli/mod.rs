@@ -251,7 +251,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 Ok(config)
             };
             match action {
-                None => runtime()?.block_on(crate::hq::run(local_hq()?)),
+                // HQ is a long-running process holding MiBs per store: the store node's
+                // allocator settings (fewer heaps, large blocks in their own mappings).
+                None => crate::daemon::runtime()?.block_on(crate::hq::run(local_hq()?)),
                 Some(HqAction::Catalog {
                     action: CatalogAction::Import { file, .. },
                 }) => runtime()?.block_on(crate::hq::catalog_import(&local_hq()?, file)),

@@ -79,6 +79,11 @@ impl CatalogDoc {
         &mut self.core
     }
 
+    /// The document back, without a copy (HQ keeps it in memory between its edits).
+    pub fn into_core(self) -> SyncDoc {
+        self.core
+    }
+
     /// HQ: inserts or updates `items` and removes `removed` SKUs, as one change.
     pub fn publish(
         &mut self,

@@ -72,6 +72,37 @@ fn carry_over_moves_post_cut_work_once() {
 /// Regression: a lane restored to a backup from before the switch (its old document lacks
 /// its own change named in the cut) could not move over, although an earlier incarnation
 /// had already carried its work: the carry-over read the restored, stale document first.
+/// HQ recomputes every level after a catch-up bundle from the borrowed document: the same
+/// levels as the typed copy, base and writers' totals both (the reserved keys too).
+#[test]
+fn levels_read_in_place_equal_the_typed_ones() {
+    let mut lane = StockDoc::genesis(STORE, 1, lane_id(1)).unwrap();
+    let mut hq = StockDoc::genesis(STORE, 1, w("hq")).unwrap();
+    let moves = |pairs: &[(&str, i64)]| -> Vec<Movement> {
+        pairs
+            .iter()
+            .map(|(sku, delta)| Movement {
+                sku: (*sku).into(),
+                delta: *delta,
+            })
+            .collect()
+    };
+    lane.apply_movements(&moves(&[("x", 10), ("y", 4), ("y#r", 1)]), 1)
+        .unwrap();
+    sync_into(&lane, &mut hq);
+    let plan = EpochPlan::at_cut(&hq, &hq.core().heads()).unwrap();
+    let mut next = open_next_epoch(STORE, &plan, w("hq"), 2).unwrap();
+    let mut lane2 = StockDoc::genesis(STORE, 2, lane_id(2)).unwrap();
+    sync_into(&next, &mut lane2);
+    lane2
+        .apply_movements(&moves(&[("x", -3), ("z", 2)]), 3)
+        .unwrap();
+    sync_into(&lane2, &mut next);
+    assert_eq!(StockDoc::stock_levels_of(next.core()), next.stock_levels());
+    assert_eq!(next.stock_levels().get("x"), Some(&7));
+    assert_eq!(StockDoc::stock_levels_of(lane.core()), lane.stock_levels());
+}
+
 #[test]
 fn a_writer_that_already_carried_over_does_not_read_its_restored_old_document() {
     let mut lane = StockDoc::genesis(STORE, 1, lane_id(1)).unwrap();

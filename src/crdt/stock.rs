@@ -124,6 +124,25 @@ impl StockDoc {
         self.levels(None)
     }
 
+    /// [`Self::stock_levels`] of a borrowed stock document (HQ recomputes every level after a
+    /// catch-up bundle: a typed copy would clone the document's whole history).
+    pub fn stock_levels_of(core: &SyncDoc) -> BTreeMap<String, i64> {
+        let doc = core.automerge();
+        let mut maps: Vec<ObjId> = core.root_map(KEY_BASE).into_iter().collect();
+        if let Some(writers) = core.root_map(KEY_WRITERS) {
+            for writer in map_keys(doc, &writers, None) {
+                maps.extend(
+                    map_at(doc, &writers, &writer).and_then(|own| map_at(doc, &own, KEY_STOCK)),
+                );
+            }
+        }
+        let keys = maps
+            .iter()
+            .flat_map(|map| map_keys(doc, map, None))
+            .collect();
+        Self::levels_of_keys(core, &keys)
+    }
+
     /// The levels of just `keys` (base plus every writer's total), read from a borrowed
     /// stock document: what a reader recomputes after a change touched those keys. Keys no
     /// writer holds are left out.

@@ -231,18 +231,17 @@ impl HqState {
             });
         }
         let id = DocId::new(store_of(lane), DocKind::Orders).map_err(HqError::from)?;
-        let Some(core) = self.doc(&id)?.cloned() else {
-            return Err(CouponRefused::NoLane(lane.to_string()));
-        };
-        let mut doc = OrdersDoc::from_core(core).map_err(|e| HqError::from(orders_doc(e)))?;
+        self.refresh(&id)?;
         let entry = CouponEntry::Grant {
             lane: lane.clone(),
             uses,
         };
-        let change = doc
-            .add_coupons(&[(code.to_owned(), entry)], crate::clock::now_ms())
+        let change = self
+            .write_orders(&id, |doc| {
+                doc.add_coupons(&[(code.to_owned(), entry)], crate::clock::now_ms())
+            })
+            .ok_or_else(|| CouponRefused::NoLane(lane.to_string()))?
             .map_err(|e| HqError::from(orders_doc(e)))?;
-        self.docs.insert(id.clone(), doc.core().clone());
         tracing::info!(code, lane = %lane, uses, "coupon uses granted");
         match change {
             Some(change) => Ok(self.commit_order_change(&id, change.bytes)?),
@@ -259,20 +258,18 @@ impl HqState {
         if changed.kind != DocKind::Orders {
             return Vec::new();
         }
-        let Some(doc) = self
-            .doc(changed)
-            .ok()
-            .flatten()
-            .and_then(|core| OrdersDoc::from_core(core.clone()).ok())
-        else {
+        if self.refresh(changed).is_err() {
             return Vec::new();
-        };
-        let asked: Vec<String> = doc
-            .coupon_totals()
-            .into_iter()
-            .filter(|(_, lanes)| lanes.values().any(|t| t.open_asks() > 0))
-            .map(|(code, _)| code)
-            .collect();
+        }
+        let asked: Vec<String> = self
+            .read_orders(changed, |doc| {
+                doc.coupon_totals()
+                    .into_iter()
+                    .filter(|(_, lanes)| lanes.values().any(|t| t.open_asks() > 0))
+                    .map(|(code, _)| code)
+                    .collect()
+            })
+            .unwrap_or_default();
         if asked.is_empty() {
             return Vec::new();
         }
@@ -294,10 +291,10 @@ impl HqState {
         id: &DocId,
         codes: &[String],
     ) -> Result<Vec<Outgoing>, HqError> {
-        let Some(core) = self.doc(id)?.cloned() else {
+        self.refresh(id)?;
+        let Some(mut totals) = self.read_orders(id, OrdersDoc::coupon_totals) else {
             return Ok(Vec::new());
         };
-        let mut doc = OrdersDoc::from_core(core).map_err(orders_doc)?;
         let coupons = self.coupons();
         let now = crate::clock::now_utc();
         let mut entries = Vec::new();
@@ -308,7 +305,7 @@ impl HqState {
             let mut left = coupon.map_or(0, |c| {
                 pool(c.uses, holders.values().copied()).saturating_sub(online)
             });
-            for (lane, mine) in doc.coupon_totals().remove(code).unwrap_or_default() {
+            for (lane, mine) in totals.remove(code).unwrap_or_default() {
                 let open = mine.open_asks();
                 if open == 0 {
                     continue;
@@ -329,10 +326,11 @@ impl HqState {
                 entries.push((code.clone(), CouponEntry::Serve { lane, uses: open }));
             }
         }
-        let change = doc
-            .add_coupons(&entries, crate::clock::now_ms())
-            .map_err(orders_doc)?;
-        self.docs.insert(id.clone(), doc.core().clone());
+        let change = self
+            .write_orders(id, |doc| doc.add_coupons(&entries, crate::clock::now_ms()))
+            .transpose()
+            .map_err(orders_doc)?
+            .flatten();
         match change {
             Some(change) => self.commit_order_change(id, change.bytes),
             None => Ok(Vec::new()),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::LoyaltyRefused;
-use crate::crdt::doc::{DocId, DocKind, SyncDoc, WriterId};
+use crate::crdt::doc::{DocId, DocKind, WriterId};
 use crate::crdt::loyalty::{LoyaltyField, LoyaltyRules, read_loyalty_rules};
 use crate::crdt::orders::OrdersDoc;
 use crate::domain::loyalty::{HqTotals, LaneTotals, MemberId, MemberLedger};
@@ -239,11 +239,13 @@ impl HqState {
         if changed.kind != DocKind::Orders {
             return Vec::new();
         }
-        let Some(doc) = self.doc(changed).ok().flatten().and_then(orders_of) else {
+        if self.refresh(changed).is_err() {
+            return Vec::new();
+        }
+        let Some(ledgers) = self.read_orders(changed, OrdersDoc::loyalty_ledgers) else {
             return Vec::new();
         };
-        let due: Vec<String> = doc
-            .loyalty_ledgers()
+        let due: Vec<String> = ledgers
             .into_iter()
             .filter(|(member, ledger)| {
                 let wants = ledger.lanes.values().any(|l| l.wanted > l.served);
@@ -270,7 +272,8 @@ impl HqState {
     }
 
     fn settle_locked(&mut self, id: &DocId, members: &[String]) -> Result<Vec<Outgoing>, HqError> {
-        let Some(mut doc) = self.doc(id)?.and_then(orders_of) else {
+        self.refresh(id)?;
+        let Some(mut ledgers) = self.read_orders(id, OrdersDoc::loyalty_ledgers) else {
             return Ok(Vec::new());
         };
         let prefix = format!("{}.", id.store);
@@ -283,7 +286,7 @@ impl HqState {
                 let reference = format!("settle:{member}:{after}");
                 self.insert_entry(member, "settled", settle, &reference, None)?;
             }
-            for (lane, totals) in doc.loyalty_of(member).lanes {
+            for (lane, totals) in ledgers.remove(member).unwrap_or_default().lanes {
                 if !lane.starts_with(&prefix) || totals.wanted <= totals.served {
                     continue;
                 }
@@ -307,19 +310,16 @@ impl HqState {
                 grant = 0;
             }
         }
-        let change = doc
-            .add_loyalty(&entries, crate::clock::now_ms())
-            .map_err(|e| HqError::Doc(crate::crdt::doc::DocError::NotOurDocument(e.to_string())))?;
-        self.docs.insert(id.clone(), doc.core().clone());
+        let change = self
+            .write_orders(id, |doc| doc.add_loyalty(&entries, crate::clock::now_ms()))
+            .transpose()
+            .map_err(|e| HqError::Doc(crate::crdt::doc::DocError::NotOurDocument(e.to_string())))?
+            .flatten();
         match change {
             Some(change) => self.commit_order_change(id, change.bytes),
             None => Ok(Vec::new()),
         }
     }
-}
-
-fn orders_of(core: &SyncDoc) -> Option<OrdersDoc> {
-    OrdersDoc::from_core(core.clone()).ok()
 }
 
 fn invalid(field: &'static str, reason: &str) -> LoyaltyRefused {

@@ -4,7 +4,7 @@
 
 use super::orders_err;
 use super::views::Archived;
-use crate::crdt::doc::{DocId, DocKind};
+use crate::crdt::doc::{DocId, DocKind, WriterId};
 use crate::crdt::epoch_orders::{OrdersCut, open_next_orders_epoch, orders_all_moved_over_but};
 use crate::crdt::orders::OrdersDoc;
 use crate::hq::db::{Db, docs};
@@ -37,35 +37,24 @@ impl HqState {
     /// Whether every store writer named in the cut of the store's current orders epoch has
     /// carried over or was retired for good (always true in epoch 0), so the next epoch may
     /// open.
-    pub(in crate::hq) fn orders_moved_over(&self, store: &str) -> bool {
-        self.store_orders_doc(store)
-            .is_none_or(|doc| orders_all_moved_over_but(&doc, &self.retired_set(store)))
+    pub(in crate::hq) fn orders_moved_over(&mut self, store: &str) -> bool {
+        let retired = self.retired_set(store);
+        self.read_store_orders(store, |doc| orders_all_moved_over_but(doc, &retired))
+            .unwrap_or(true)
     }
 
     /// The next epoch of a store's orders document, built at HQ's current heads (from the
     /// genesis if HQ has none yet), and the closed orders it leaves out.
-    pub(in crate::hq) fn rolled_orders(&self, store: &str) -> Result<RolledOrders, HqError> {
+    pub(in crate::hq) fn rolled_orders(&mut self, store: &str) -> Result<RolledOrders, HqError> {
         let id = DocId::new(store, DocKind::Orders)?;
-        let old = match self.store_orders_doc(store) {
-            Some(doc) => doc,
-            None => OrdersDoc::genesis(store, 0, self.writer.clone()).map_err(orders_err)?,
-        };
-        let (new, cut) = open_next_orders_epoch(&old, self.writer.clone(), crate::clock::now_ms())?;
-        let closed = cut
-            .dropped
-            .iter()
-            .filter_map(|doc_order_id| {
-                let archived = Archived::of(&old, doc_order_id)?;
-                Some((doc_order_id.clone(), serde_json::to_string(&archived).ok()?))
-            })
-            .collect();
-        Ok(RolledOrders {
-            id,
-            old_epoch: old.core().epoch(),
-            new,
-            cut,
-            closed,
-        })
+        let writer = self.writer.clone();
+        match self.read_orders(&id, |old| roll(old, &id, writer.clone())) {
+            Some(rolled) => rolled,
+            None => {
+                let genesis = OrdersDoc::genesis(store, 0, writer.clone()).map_err(orders_err)?;
+                roll(&genesis, &id, writer)
+            }
+        }
     }
 
     /// Stores the new orders epoch and the closed orders' final views (inside HQ's epoch
@@ -103,7 +92,7 @@ impl HqState {
             closed = cut.dropped.len(),
             "opened a new orders epoch"
         );
-        self.docs.insert(id.clone(), new.core().clone());
+        self.docs.insert(id.clone(), new.into_core());
         let announce = SyncMessage::EpochAnnounce {
             doc: id.clone(),
             epoch: cut.epoch,
@@ -149,6 +138,27 @@ impl HqState {
             )
             .to_string())
     }
+}
+
+/// The next epoch of `old` (orders document `id`) at its heads, and the closed orders it
+/// leaves out, as [`Archived`] JSON.
+fn roll(old: &OrdersDoc, id: &DocId, writer: WriterId) -> Result<RolledOrders, HqError> {
+    let (new, cut) = open_next_orders_epoch(old, writer, crate::clock::now_ms())?;
+    let closed = cut
+        .dropped
+        .iter()
+        .filter_map(|doc_order_id| {
+            let archived = Archived::of(old, doc_order_id)?;
+            Some((doc_order_id.clone(), serde_json::to_string(&archived).ok()?))
+        })
+        .collect();
+    Ok(RolledOrders {
+        id: id.clone(),
+        old_epoch: old.core().epoch(),
+        new,
+        cut,
+        closed,
+    })
 }
 
 /// A store's next orders epoch, built but not yet stored or switched to.

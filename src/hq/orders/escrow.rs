@@ -17,18 +17,21 @@ impl HqState {
     }
 
     /// [`Self::escrow_of`] from the document in memory (refreshed by the caller).
-    pub(in crate::hq) fn loaded_escrow_of(&self, store: &str, sku: &str) -> EscrowTotals {
-        self.store_orders_doc(store)
-            .map(|doc| doc.escrow_of(sku))
+    pub(in crate::hq) fn loaded_escrow_of(&mut self, store: &str, sku: &str) -> EscrowTotals {
+        self.read_store_orders(store, |doc| doc.escrow_of(sku))
+            .unwrap_or_default()
+    }
+
+    /// Every SKU's escrow at `store` in memory (refreshed by the caller).
+    pub(in crate::hq) fn loaded_escrow(&mut self, store: &str) -> BTreeMap<String, EscrowTotals> {
+        self.read_store_orders(store, OrdersDoc::escrow_totals)
             .unwrap_or_default()
     }
 
     /// Every SKU's escrow at `store`.
     pub fn store_escrow(&mut self, store: &str) -> BTreeMap<String, EscrowTotals> {
         self.refresh_orders_of(store);
-        self.store_orders_doc(store)
-            .map(|doc| doc.escrow_totals())
-            .unwrap_or_default()
+        self.loaded_escrow(store)
     }
 
     /// Takes `store`'s orders document as stored (a failure is logged: the copy in memory,
@@ -63,25 +66,22 @@ impl HqState {
             return Err(invalid("quantity", "must be positive"));
         }
         let id = DocId::new(store, DocKind::Orders).map_err(HqError::from)?;
-        let Some(core) = self.docs.get(&id).cloned() else {
-            return Err(OrderRefused::NotGranted {
-                sku: sku.to_owned(),
-                available: 0,
-            });
+        let not_granted = |available: i64| OrderRefused::NotGranted {
+            sku: sku.to_owned(),
+            available: available.max(0),
         };
-        let mut doc = OrdersDoc::from_core(core).map_err(orders_err)?;
-        let available = doc.escrow_of(sku).remaining();
-        if available < quantity {
-            return Err(OrderRefused::NotGranted {
-                sku: sku.to_owned(),
-                available: available.max(0),
-            });
-        }
-        let entries = [(sku.to_owned(), EscrowField::Returned, quantity)];
-        let change = doc
-            .add_escrow(&entries, crate::clock::now_ms())
-            .map_err(orders_err)?;
-        self.docs.insert(id.clone(), doc.core().clone());
+        let returned = self
+            .write_orders(&id, |doc| {
+                let available = doc.escrow_of(sku).remaining();
+                if available < quantity {
+                    return Err(not_granted(available));
+                }
+                let entries = [(sku.to_owned(), EscrowField::Returned, quantity)];
+                doc.add_escrow(&entries, crate::clock::now_ms())
+                    .map_err(|e| OrderRefused::from(orders_err(e)))
+            })
+            .ok_or_else(|| not_granted(0))?;
+        let change = returned?;
         match change {
             Some(change) => Ok(self.commit_order_change(&id, change.bytes)?),
             None => Ok(Vec::new()),

@@ -8,8 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::crdt::doc::{DocId, DocKind, SyncDoc};
-use crate::crdt::orders::OrdersDoc;
+use crate::crdt::doc::{DocId, DocKind};
 use crate::hq::db::Db;
 use crate::hq::state::{HqError, HqState};
 
@@ -29,20 +28,20 @@ pub(in crate::hq) fn index_orders<'a>(
     Ok(())
 }
 
-/// The order ids a store's orders change may have added: the map keys it writes that have
-/// an order id's `{writer}:{id}` shape (`None`, for a bundle: every order of the document).
-pub(in crate::hq) fn order_ids_of(
-    doc: &SyncDoc,
-    changes: Option<&[Vec<u8>]>,
-) -> Result<BTreeSet<String>, HqError> {
-    if let Some(keys) = changes.and_then(crate::crdt::doc::touched_keys::<Vec<u8>>) {
-        return Ok(keys.into_iter().filter(|k| k.contains(':')).collect());
-    }
-    let doc = OrdersDoc::from_core(doc.clone()).map_err(super::orders_err)?;
-    Ok(doc.order_ids().into_iter().collect())
+/// The order ids a store's orders changes may have added: the map keys they write that
+/// have an order id's `{writer}:{id}` shape (`None`: a change does not decode).
+pub(in crate::hq) fn touched_order_ids(changes: &[Vec<u8>]) -> Option<BTreeSet<String>> {
+    let keys = crate::crdt::doc::touched_keys(changes)?;
+    Some(keys.into_iter().filter(|k| k.contains(':')).collect())
 }
 
 impl HqState {
+    /// Every order id of orders document `id` in memory, read in place (none: not in memory).
+    pub(in crate::hq) fn order_ids_in(&mut self, id: &DocId) -> BTreeSet<String> {
+        self.read_orders(id, |doc| doc.order_ids().into_iter().collect())
+            .unwrap_or_default()
+    }
+
     /// The store whose orders document holds `doc_order_id`, by the index.
     pub(in crate::hq) fn indexed_order_store(
         &self,
@@ -71,10 +70,8 @@ impl HqState {
             .query("SELECT store FROM hq_store", &[], |r| r.get(0))?;
         for store in stores {
             let id = DocId::new(&store, DocKind::Orders)?;
-            let Some(doc) = self.doc(&id)? else {
-                continue;
-            };
-            let ids = order_ids_of(doc, None)?;
+            self.refresh(&id)?;
+            let ids = self.order_ids_in(&id);
             index_orders(&self.db, &store, &ids)?;
             self.trim();
         }

@@ -137,6 +137,41 @@ fn orders_err(e: OrdersError) -> HqError {
     HqError::Doc(crate::crdt::doc::DocError::NotOurDocument(e.to_string()))
 }
 
+/// `read` on the documents `a` and `b` (the same one when `a == b`), each as given or, when
+/// not given, its genesis.
+fn read_pair<T>(
+    first: Option<&OrdersDoc>,
+    second: Option<&OrdersDoc>,
+    (a, b): (&DocId, &DocId),
+    writer: crate::crdt::doc::WriterId,
+    read: impl FnOnce(&OrdersDoc, &OrdersDoc) -> T,
+) -> Result<T, HqError> {
+    let genesis_a;
+    let genesis_b;
+    let x = match first {
+        Some(doc) => doc,
+        None => {
+            genesis_a = genesis_of(a, writer.clone())?;
+            &genesis_a
+        }
+    };
+    let y = match second {
+        _ if a == b => x,
+        Some(doc) => doc,
+        None => {
+            genesis_b = genesis_of(b, writer)?;
+            &genesis_b
+        }
+    };
+    Ok(read(x, y))
+}
+
+/// The empty orders document `id` (epoch 0), as every node builds it.
+fn genesis_of(id: &DocId, writer: crate::crdt::doc::WriterId) -> Result<OrdersDoc, HqError> {
+    let core = crate::crdt::doc::SyncDoc::genesis(id, 0, writer)?;
+    OrdersDoc::from_core(core).map_err(orders_err)
+}
+
 /// The document id of an order id given to HQ's API (`hq:` added to HQ's own ids).
 fn doc_order_id_of(order_id: &str) -> String {
     if order_id.contains(':') {
@@ -187,10 +222,84 @@ impl HqState {
         ])
     }
 
-    /// The orders document of `store` in memory (refreshed by the caller).
-    fn store_orders_doc(&self, store: &str) -> Option<OrdersDoc> {
+    /// Runs `read` on the orders document `id` in memory, typed without a copy (`None`: not
+    /// in memory). A typed copy (`OrdersDoc::from_core(doc.clone())`) cloned the document's
+    /// whole history, and HQ made several after every orders change (transfers, points,
+    /// coupon asks, the epoch check), so its per-change cost grew with the day's history.
+    pub(in crate::hq) fn read_orders<T>(
+        &mut self,
+        id: &DocId,
+        read: impl FnOnce(&OrdersDoc) -> T,
+    ) -> Option<T> {
+        let doc = self.take_orders(id)?;
+        let value = read(&doc);
+        self.put_orders(doc);
+        Some(value)
+    }
+
+    /// [`Self::read_orders`] of `store`'s orders document (refreshed by the caller).
+    fn read_store_orders<T>(
+        &mut self,
+        store: &str,
+        read: impl FnOnce(&OrdersDoc) -> T,
+    ) -> Option<T> {
         let id = DocId::new(store, DocKind::Orders).ok()?;
-        OrdersDoc::from_core(self.docs.get(&id)?.clone()).ok()
+        self.read_orders(&id, read)
+    }
+
+    /// Runs `write` on the orders document `id` in memory, in place (`None`: not in memory).
+    /// What it changes is in memory only: the caller stores the change
+    /// ([`Self::commit_order_change`]), or its failure takes the document again as stored.
+    pub(in crate::hq) fn write_orders<T>(
+        &mut self,
+        id: &DocId,
+        write: impl FnOnce(&mut OrdersDoc) -> T,
+    ) -> Option<T> {
+        let mut doc = self.take_orders(id)?;
+        let value = write(&mut doc);
+        self.put_orders(doc);
+        Some(value)
+    }
+
+    /// Runs `read` on two orders documents at once (a transfer's sender and receiver), each
+    /// as in memory or, when HQ has none in memory, its genesis; typed without a copy.
+    pub(in crate::hq) fn read_orders_pair<T>(
+        &mut self,
+        a: &DocId,
+        b: &DocId,
+        read: impl FnOnce(&OrdersDoc, &OrdersDoc) -> T,
+    ) -> Result<T, HqError> {
+        let writer = self.writer.clone();
+        let first = self.take_orders(a);
+        let second = if a == b { None } else { self.take_orders(b) };
+        let value = read_pair(first.as_ref(), second.as_ref(), (a, b), writer, read);
+        for doc in [first, second].into_iter().flatten() {
+            self.put_orders(doc);
+        }
+        value
+    }
+
+    /// [`Self::read_orders`], reading the genesis when HQ has no copy of `id` in memory.
+    pub(in crate::hq) fn read_orders_or_genesis<T>(
+        &mut self,
+        id: &DocId,
+        read: impl FnOnce(&OrdersDoc) -> T,
+    ) -> Result<T, HqError> {
+        self.read_orders_pair(id, id, |doc, _| read(doc))
+    }
+
+    /// The orders document `id`, moved out of memory and typed (`None`: not in memory, or
+    /// not an orders document). Only for [`Self::read_orders`] and [`Self::write_orders`],
+    /// which give it back before anything else can run: while it is out, HQ's copy of `id`
+    /// is missing with its version still recorded, so a use would see no document.
+    fn take_orders(&mut self, id: &DocId) -> Option<OrdersDoc> {
+        self.docs.get(id)?.expect_kind(DocKind::Orders).ok()?;
+        OrdersDoc::from_core(self.docs.remove(id)?).ok()
+    }
+
+    fn put_orders(&mut self, doc: OrdersDoc) {
+        let id = doc.core().id().clone();
+        self.docs.insert(id, doc.into_core());
     }
 
     /// The orders document id of `order_id` (an id given to `POST /v1/orders`, or a
@@ -210,9 +319,8 @@ impl HqState {
         };
         self.refresh(&id)?;
         let held = self
-            .store_orders_doc(&id.store)
-            .and_then(|doc| doc.facts(&doc_order_id))
-            .is_some();
+            .read_orders(&id, |doc| doc.facts(&doc_order_id).is_some())
+            .unwrap_or(false);
         Ok(held.then_some((id, doc_order_id)))
     }
 

@@ -39,36 +39,22 @@ impl HqState {
             return Err(OrderRefused::Exists(order.order_id.clone()));
         }
         let id = DocId::new(&order.store, DocKind::Orders).map_err(HqError::from)?;
-        let core = match self.docs.remove(&id) {
-            Some(core) => core,
-            None => crate::crdt::doc::SyncDoc::genesis(&id, 0, self.writer.clone())
-                .map_err(HqError::from)?,
-        };
-        let mut doc = OrdersDoc::from_core(core).map_err(orders_err)?;
-        if doc.facts(&facts.order_id).is_some() {
-            self.docs.insert(id, doc.core().clone());
-            return Err(OrderRefused::Exists(order.order_id.clone()));
+        if !self.docs.contains_key(&id) {
+            let genesis = crate::crdt::doc::SyncDoc::genesis(&id, 0, self.writer.clone())
+                .map_err(HqError::from)?;
+            self.docs.insert(id.clone(), genesis);
         }
-        let short = facts.lines.iter().find_map(|(sku, qty)| {
-            let available = doc.escrow_of(sku).remaining();
-            (available < *qty).then(|| OrderRefused::NotGranted {
-                sku: sku.clone(),
-                available: available.max(0),
-            })
-        });
-        if let Some(refused) = short {
-            self.docs.insert(id, doc.core().clone());
-            return Err(refused);
-        }
-        let created = doc.create_order_consuming_escrow(&facts);
-        self.docs.insert(id.clone(), doc.core().clone());
+        let created = self
+            .write_orders(&id, |doc| place_in(doc, &facts))
+            .ok_or_else(|| orders_err(OrdersError::Unknown(facts.order_id.clone())))?;
         let change = match created {
             Ok(Some(change)) => change,
             Ok(None) => return Ok(Vec::new()),
-            Err(OrdersError::Exists(_)) => {
-                return Err(OrderRefused::Exists(order.order_id.clone()));
+            Err(Placing::Exists) => return Err(OrderRefused::Exists(order.order_id.clone())),
+            Err(Placing::Short { sku, available }) => {
+                return Err(OrderRefused::NotGranted { sku, available });
             }
-            Err(e) => return Err(orders_err(e).into()),
+            Err(Placing::Doc(e)) => return Err(orders_err(e).into()),
         };
         super::index::index_orders(&self.db, &order.store, [&facts.order_id])?;
         let outgoing = self.commit_order_change(&id, change.bytes)?;
@@ -91,23 +77,20 @@ impl HqState {
         let (id, doc_order_id) = self
             .find_order(order_id)?
             .ok_or_else(|| CancelRefused::Unknown(order_id.to_owned()))?;
-        let core = self
-            .docs
-            .get(&id)
-            .cloned()
+        let cancelled = self
+            .write_orders(&id, |doc| {
+                if let Some(state) = doc.state(&doc_order_id).filter(|s| s.status.is_closed()) {
+                    return Err(CancelRefused::Closed(state.status));
+                }
+                doc.record_status(
+                    &doc_order_id,
+                    OrderStatus::Cancelled,
+                    crate::clock::now_ms(),
+                )
+                .map_err(|e| CancelRefused::from(orders_err(e)))
+            })
             .ok_or_else(|| CancelRefused::Unknown(order_id.to_owned()))?;
-        let mut doc = OrdersDoc::from_core(core).map_err(orders_err)?;
-        if let Some(state) = doc.state(&doc_order_id).filter(|s| s.status.is_closed()) {
-            return Err(CancelRefused::Closed(state.status));
-        }
-        let change = doc
-            .record_status(
-                &doc_order_id,
-                OrderStatus::Cancelled,
-                crate::clock::now_ms(),
-            )
-            .map_err(orders_err)?;
-        self.docs.insert(id.clone(), doc.core().clone());
+        let change = cancelled?;
         let Some(change) = change else {
             return Ok(Vec::new()); // HQ had cancelled it already
         };
@@ -212,4 +195,36 @@ fn order_lines(lines: &[OrderLine]) -> Result<BTreeMap<String, i64>, OrderRefuse
         *total = total.saturating_add(line.quantity);
     }
     Ok(out)
+}
+
+/// Why an order could not be written into its store's document.
+enum Placing {
+    Exists,
+    Short { sku: String, available: i64 },
+    Doc(OrdersError),
+}
+
+/// Writes HQ's order into the store's orders document, consuming its units from the
+/// online escrow, unless the id is taken there or the escrow is short.
+fn place_in(
+    doc: &mut OrdersDoc,
+    facts: &OrderFacts,
+) -> Result<Option<crate::crdt::doc::LocalChange>, Placing> {
+    if doc.facts(&facts.order_id).is_some() {
+        return Err(Placing::Exists);
+    }
+    let short = facts.lines.iter().find_map(|(sku, qty)| {
+        let available = doc.escrow_of(sku).remaining();
+        (available < *qty).then(|| Placing::Short {
+            sku: sku.clone(),
+            available: available.max(0),
+        })
+    });
+    if let Some(short) = short {
+        return Err(short);
+    }
+    match doc.create_order_consuming_escrow(facts) {
+        Err(OrdersError::Exists(_)) => Err(Placing::Exists),
+        other => other.map_err(Placing::Doc),
+    }
 }

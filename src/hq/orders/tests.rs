@@ -53,6 +53,41 @@ fn grant(hq: &mut HqState, units: i64) {
     hq.persist_order_change(&id, &change.bytes).unwrap();
 }
 
+/// HQ reads and writes a store's orders document where it keeps it, with no typed copy per
+/// change: after a lane's change (ingest), an order placed and cancelled at HQ and the
+/// views, the one copy in memory holds every change as stored, and nothing was reloaded.
+#[test]
+fn orders_work_is_done_on_the_document_in_memory() {
+    let dir = TestDb::new();
+    let mut hq = HqState::open_target(&dir.target, "t", 1).unwrap();
+    let id = DocId::new("s1", DocKind::Orders).unwrap();
+    let mut lane = OrdersDoc::genesis("s1", 0, WriterId::new("s1.lane1").unwrap()).unwrap();
+    let entries = [("MILK".to_owned(), EscrowField::Granted, 3)];
+    let change = lane.add_escrow(&entries, 1).unwrap().unwrap();
+    let message = SyncMessage::Changes {
+        doc: id.clone(),
+        epoch: 0,
+        changes: vec![change.bytes],
+    }
+    .encode()
+    .unwrap();
+    hq.handle("storenode/v1/t/s1/changes/orders/s1.lane1", &message)
+        .unwrap();
+    hq.create_order(&request(Some("4711"), None)).unwrap();
+    assert_eq!(hq.store_escrow("s1")["MILK"].remaining(), 1);
+    hq.cancel_order("web-1").unwrap();
+    let view = hq.order_view("web-1").unwrap();
+    assert_eq!(view.status, Some(OrderStatus::Cancelled));
+    assert_eq!(hq.store_orders("s1", None), vec![view]);
+    assert_eq!(hq.stock("s1", "MILK").unwrap(), None, "no stock rows yet");
+    assert_eq!(hq.reloads, 0);
+    let stored = docs::load_doc(&hq.db, &id, 0, WriterId::hq())
+        .unwrap()
+        .unwrap();
+    assert_eq!(hq.docs[&id].heads(), stored.heads());
+    assert_eq!(hq.documents_in_memory(), 1);
+}
+
 // Failed before: a web order could be sent to a lane retired for good.
 #[test]
 fn an_order_for_a_retired_lane_is_refused() {

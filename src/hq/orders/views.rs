@@ -22,8 +22,8 @@ impl HqState {
         let Some((id, doc_order_id)) = found else {
             return self.archived_view(&doc_order_id_of(order_id));
         };
-        let doc = OrdersDoc::from_core(self.docs.get(&id)?.clone()).ok()?;
-        view_of(&doc, &id.store, &doc_order_id)
+        self.read_orders(&id, |doc| view_of(doc, &id.store, &doc_order_id))
+            .flatten()
     }
 
     /// Every order of `store` (HQ's and the store's own), optionally in one status.
@@ -35,13 +35,10 @@ impl HqState {
             tracing::warn!(store, error = %e, "cannot read a store's orders document");
         }
         let live = self
-            .docs
-            .get(&id)
-            .and_then(|core| OrdersDoc::from_core(core.clone()).ok())
-            .map(|doc| {
+            .read_orders(&id, |doc| {
                 doc.order_ids()
                     .iter()
-                    .filter_map(|doc_order_id| view_of(&doc, store, doc_order_id))
+                    .filter_map(|doc_order_id| view_of(doc, store, doc_order_id))
                     .collect::<Vec<_>>()
             })
             .unwrap_or_default();

@@ -52,19 +52,16 @@ impl HqState {
         };
         let mut catalog = CatalogDoc::from_core(core)?;
         let result = edit(&mut catalog, crate::clock::now_ms());
-        let change = match result {
-            Ok(change) => change,
-            Err(e) => {
-                self.docs.insert(id, catalog.core().clone());
-                return Err(e.into());
-            }
+        // Back into memory as it is, without a copy (the catalog holds every item's history).
+        self.docs.insert(id.clone(), catalog.into_core());
+        let Some(change) = result? else {
+            return Ok(Vec::new());
         };
-        self.docs.insert(id.clone(), catalog.core().clone());
-        let Some(change) = change else {
+        let Some(catalog) = self.docs.get(&id) else {
             return Ok(Vec::new());
         };
         let now = crate::clock::now_utc();
-        docs::persist_change(&self.db, catalog.core(), &change.bytes, false, &now)?;
+        docs::persist_change(&self.db, catalog, &change.bytes, false, &now)?;
         let topic = self
             .topics
             .changes(

@@ -23,7 +23,13 @@ impl HqState {
             DocId::new(store, DocKind::Stock)?,
             DocId::new(store, DocKind::Orders)?,
         ];
-        self.with_documents(&ids, |hq| hq.open_epoch_locked(store))
+        let opened = self.with_documents(&ids, |hq| hq.open_epoch_locked(store))?;
+        // The closed epoch's documents (a day of history each, MiBs) were just freed. glibc
+        // keeps freed pages in its heaps, so without this HQ's RSS stayed at its peak after
+        // every cut (`examples/bench_hq_scale -- --day`); a pass over the heaps costs
+        // milliseconds, once per store per epoch.
+        crate::memory::release_freed();
+        Ok(opened)
     }
 
     fn open_epoch_locked(&mut self, store: &str) -> Result<(u32, Vec<Outgoing>), HqError> {

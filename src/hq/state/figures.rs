@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 
 use super::{HqError, HqState, fresh};
 use crate::crdt::doc::{DocId, DocKind, WriterId};
-use crate::crdt::orders::OrdersDoc;
 use crate::domain::coupons::CouponTotals;
 use crate::domain::loyalty::LaneTotals;
 use crate::hq::db::{Db, DbError};
@@ -49,37 +48,29 @@ impl HqState {
 
     /// The figures of orders document `id` as in memory, read without copying it.
     fn figures_of(&mut self, id: &DocId) -> (CouponRows, LaneRows) {
-        let Some(core) = self.docs.remove(id) else {
-            return Default::default();
-        };
-        if core.expect_kind(DocKind::Orders).is_err() {
-            self.docs.insert(id.clone(), core);
-            return Default::default();
-        }
-        let Ok(doc) = OrdersDoc::from_core(core) else {
-            return Default::default(); // unreachable: the kind was checked
-        };
-        let coupons = doc
-            .coupon_totals()
-            .into_iter()
-            .flat_map(|(code, lanes)| {
-                lanes
-                    .into_iter()
-                    .map(move |(lane, t)| ((code.clone(), lane.to_string()), t))
-            })
-            .collect();
-        let members = doc
-            .loyalty_ledgers()
-            .into_iter()
-            .flat_map(|(member, ledger)| {
-                ledger
-                    .lanes
-                    .into_iter()
-                    .map(move |(lane, t)| ((member.clone(), lane), t))
-            })
-            .collect();
-        self.docs.insert(id.clone(), doc.into_core());
-        (coupons, members)
+        self.read_orders(id, |doc| {
+            let coupons: CouponRows = doc
+                .coupon_totals()
+                .into_iter()
+                .flat_map(|(code, lanes)| {
+                    lanes
+                        .into_iter()
+                        .map(move |(lane, t)| ((code.clone(), lane.to_string()), t))
+                })
+                .collect();
+            let members: LaneRows = doc
+                .loyalty_ledgers()
+                .into_iter()
+                .flat_map(|(member, ledger)| {
+                    ledger
+                        .lanes
+                        .into_iter()
+                        .map(move |(lane, t)| ((member.clone(), lane), t))
+                })
+                .collect();
+            (coupons, members)
+        })
+        .unwrap_or_default()
     }
 
     /// Fills the figures of every store from its stored orders document, once (the first

@@ -11,8 +11,8 @@ use super::stock::write_stock_rows;
 use super::{HqError, HqState, Outgoing, Rejected};
 use crate::crdt::catalog::CATALOG_STORE;
 use crate::crdt::doc::{
-    DocError, DocId, DocKind, SyncDoc, WriterId, authored_times, bundle_authored_times,
-    bundle_authors, change_author,
+    DocId, DocKind, SyncDoc, WriterId, authored_times, bundle_authored_times, bundle_authors,
+    change_author,
 };
 use crate::crdt::stock::StockDoc;
 use crate::sync::local::levels_by_sku;
@@ -338,6 +338,18 @@ impl HqState {
     }
 
     fn persist_store_tx(&mut self, id: &DocId, incoming: &Incoming) -> Result<(), HqError> {
+        // The order ids the changes may have added; a bundle (catch-up): every order.
+        let order_ids = match (id.kind, incoming) {
+            (DocKind::Orders, Incoming::Changes(changes)) => {
+                crate::hq::orders::index::touched_order_ids(changes)
+            }
+            _ => None,
+        };
+        let order_ids = match order_ids {
+            Some(ids) => ids,
+            None if id.kind == DocKind::Orders => self.order_ids_in(id),
+            None => BTreeSet::new(),
+        };
         let Some(doc) = self.docs.get(id) else {
             return Ok(());
         };
@@ -363,12 +375,7 @@ impl HqState {
                 &levels_by_sku(&changed_levels(doc, incoming)?),
             )?,
             DocKind::Orders => {
-                let changes = match incoming {
-                    Incoming::Changes(changes) => Some(changes.as_slice()),
-                    Incoming::Bundle(_) => None,
-                };
-                let ids = crate::hq::orders::index::order_ids_of(doc, changes)?;
-                crate::hq::orders::index::index_orders(&tx, &id.store, &ids)?;
+                crate::hq::orders::index::index_orders(&tx, &id.store, &order_ids)?;
             }
             DocKind::Catalog => {}
         }
@@ -429,21 +436,18 @@ enum Incoming {
     Bundle(Vec<u8>),
 }
 
-fn stock_err(e: crate::crdt::stock::StockError) -> DocError {
-    DocError::NotOurDocument(e.to_string())
-}
-
 /// The levels an incoming message can have changed: only the SKUs its changes touch, read
 /// from the document in place (recomputing every SKU from a clone made each change cost
-/// O(history + SKUs) and fell behind on a busy chain). A bundle (catch-up) recomputes all.
+/// O(history + SKUs) and fell behind on a busy chain). A bundle (catch-up) recomputes all,
+/// in place too.
 fn changed_levels(doc: &SyncDoc, incoming: &Incoming) -> Result<BTreeMap<String, i64>, HqError> {
     let touched = match incoming {
         Incoming::Changes(changes) => crate::crdt::doc::touched_keys(changes),
         Incoming::Bundle(_) => None,
     };
     let Some(touched) = touched else {
-        let stock = StockDoc::from_core(doc.clone()).map_err(|e| HqError::Doc(stock_err(e)))?;
-        return Ok(stock.stock_levels());
+        doc.expect_kind(DocKind::Stock)?;
+        return Ok(StockDoc::stock_levels_of(doc));
     };
     let keys = touched
         .iter()

@@ -51,12 +51,19 @@ impl HqState {
             &[&store, &sku],
             |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?, r.get::<i64>(2)?)),
         )?;
+        // The escrow read once for all rows (it was a typed copy of the orders document per
+        // row: a store's whole stock cloned that document once per SKU).
+        let escrow = match sku {
+            Some(sku) => [(sku.to_owned(), self.loaded_escrow_of(store, sku))].into(),
+            None => self.loaded_escrow(store),
+        };
         let mut out = Vec::new();
         for (sku, on_hand, reserved) in rows {
+            let online_escrow = escrow.get(&sku).map_or(0, |e| e.remaining().max(0));
             out.push(StoreSku {
                 store: store.to_owned(),
                 available_to_sell: (on_hand - reserved - self.safety_stock).max(0),
-                online_escrow: self.loaded_escrow_of(store, &sku).remaining().max(0),
+                online_escrow,
                 sku,
                 on_hand,
                 reserved,

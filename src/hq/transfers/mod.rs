@@ -12,7 +12,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 
-use crate::crdt::doc::{DocError, DocId, DocKind, SyncDoc};
+use crate::crdt::doc::{DocError, DocId, DocKind};
 use crate::crdt::orders::OrdersDoc;
 use crate::crdt::transfers::{TransferDocError, TransferFacts};
 use crate::domain::transfers::{TransferEvent, TransferStatus, discrepancy, fold_status};
@@ -154,10 +154,10 @@ impl HqState {
             let Ok(doc_id) = DocId::new(&dispatcher[..at], DocKind::Orders) else {
                 continue;
             };
+            self.refresh(&doc_id)?;
             facts = self
-                .doc(&doc_id)?
-                .and_then(|core| OrdersDoc::from_core(core.clone()).ok())
-                .and_then(|doc| doc.transfer_facts(id));
+                .read_orders(&doc_id, |doc| doc.transfer_facts(id))
+                .flatten();
             if facts.is_some() {
                 break;
             }
@@ -179,58 +179,46 @@ impl HqState {
         Ok(Some((from_id, to_id, facts)))
     }
 
-    /// The orders document of a store in memory (genesis if HQ has none yet): refreshed by
-    /// the caller ([`Self::transfer_docs`], a write's lock).
-    fn orders_doc(&self, id: &DocId) -> Result<OrdersDoc, HqError> {
-        let core = match self.docs.get(id) {
-            Some(core) => core.clone(),
-            None => SyncDoc::genesis(id, 0, self.writer.clone())?,
-        };
-        OrdersDoc::from_core(core)
-            .map_err(|e| HqError::Doc(DocError::NotOurDocument(e.to_string())))
-    }
-
     fn view_from(
-        &self,
+        &mut self,
         id: &str,
         from_id: &DocId,
         to_id: &DocId,
     ) -> Result<Option<HqTransferView>, HqError> {
-        let from = self.orders_doc(from_id)?;
-        let to = self.orders_doc(to_id)?;
-        let Some(facts) = from.transfer_facts(id).or_else(|| to.transfer_facts(id)) else {
-            return Ok(None);
-        };
-        let receiver = to.transfer_facts(id).and_then(|f| f.receiver);
-        let mut history: Vec<TransferEvent> = from
-            .transfer_events(id)
-            .into_iter()
-            .chain(to.transfer_events(id))
-            .collect();
-        history.sort_by(|a, b| (a.at_ms, &a.writer, a.status).cmp(&(b.at_ms, &b.writer, b.status)));
-        history.dedup();
-        let Some(state) = fold_status(&history) else {
-            return Ok(None);
-        };
-        let received = to
-            .transfer_received(id)
-            .or_else(|| from.transfer_received(id));
-        let synced = receiver.is_some()
-            && from.transfer_state(id).map(|s| s.status) == Some(state.status)
-            && to.transfer_state(id).map(|s| s.status) == Some(state.status);
-        Ok(Some(HqTransferView {
-            transfer_id: id.to_owned(),
-            from_store: facts.from_store.clone(),
-            to_store: facts.to_store.clone(),
-            receiver: receiver.map(|r| r.as_str().to_owned()),
-            status: state.status,
-            decided_by: Some(state.decided_by),
-            created_at_ms: facts.created_at_ms,
-            lines: lines_view(&facts.lines, received.as_ref()),
-            history,
-            synced,
-        }))
+        self.read_orders_pair(from_id, to_id, |from, to| view_of(id, from, to))
     }
+}
+
+/// A transfer as both stores' documents show it (`None`: neither holds it).
+fn view_of(id: &str, from: &OrdersDoc, to: &OrdersDoc) -> Option<HqTransferView> {
+    let facts = from.transfer_facts(id).or_else(|| to.transfer_facts(id))?;
+    let receiver = to.transfer_facts(id).and_then(|f| f.receiver);
+    let mut history: Vec<TransferEvent> = from
+        .transfer_events(id)
+        .into_iter()
+        .chain(to.transfer_events(id))
+        .collect();
+    history.sort_by(|a, b| (a.at_ms, &a.writer, a.status).cmp(&(b.at_ms, &b.writer, b.status)));
+    history.dedup();
+    let state = fold_status(&history)?;
+    let received = to
+        .transfer_received(id)
+        .or_else(|| from.transfer_received(id));
+    let synced = receiver.is_some()
+        && from.transfer_state(id).map(|s| s.status) == Some(state.status)
+        && to.transfer_state(id).map(|s| s.status) == Some(state.status);
+    Some(HqTransferView {
+        transfer_id: id.to_owned(),
+        from_store: facts.from_store.clone(),
+        to_store: facts.to_store.clone(),
+        receiver: receiver.map(|r| r.as_str().to_owned()),
+        status: state.status,
+        decided_by: Some(state.decided_by),
+        created_at_ms: facts.created_at_ms,
+        lines: lines_view(&facts.lines, received.as_ref()),
+        history,
+        synced,
+    })
 }
 
 fn lines_view(

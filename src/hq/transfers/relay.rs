@@ -35,17 +35,22 @@ impl HqState {
         if changed.kind != DocKind::Orders {
             return Vec::new();
         }
-        let ids = match self.orders_doc(changed) {
-            Ok(doc) => doc
-                .transfer_ids()
+        let Some(transfers) = self.read_orders(changed, |doc| {
+            doc.transfer_ids()
                 .into_iter()
-                .filter(|id| {
-                    let status = doc.transfer_state(id).map(|s| s.status);
-                    !self.is_synced(id, status).unwrap_or(false)
+                .map(|id| {
+                    let status = doc.transfer_state(&id).map(|s| s.status);
+                    (id, status)
                 })
-                .collect::<Vec<_>>(),
-            Err(_) => return Vec::new(),
+                .collect::<Vec<_>>()
+        }) else {
+            return Vec::new();
         };
+        let ids: Vec<String> = transfers
+            .into_iter()
+            .filter(|(id, status)| !self.is_synced(id, *status).unwrap_or(false))
+            .map(|(id, _)| id)
+            .collect();
         self.relay_ids(&ids)
     }
 
@@ -110,10 +115,14 @@ impl HqState {
         if let Some(change) = self.copy_facts(to_id, facts)? {
             made.push((to_id.clone(), change));
         }
-        let from = self.orders_doc(from_id)?;
-        let to = self.orders_doc(to_id)?;
-        for (target, source, target_id) in [(&from, &to, from_id), (&to, &from, to_id)] {
-            for (status, at_ms, lines) in missing_events(target, source, id) {
+        let missing = self.read_orders_pair(from_id, to_id, |from, to| {
+            [
+                (from_id, missing_events(from, to, id)),
+                (to_id, missing_events(to, from, id)),
+            ]
+        })?;
+        for (target_id, events) in missing {
+            for (status, at_ms, lines) in events {
                 let change = self.hq_write(target_id, |doc| match (&status, &lines) {
                     (TransferStatus::Received, Some(lines)) => {
                         doc.record_transfer_received(id, lines, at_ms)
@@ -135,11 +144,11 @@ impl HqState {
         to_id: &DocId,
         facts: &TransferFacts,
     ) -> Result<Option<Vec<u8>>, HqError> {
-        let to = self.orders_doc(to_id)?;
-        if to
-            .transfer_facts(&facts.transfer_id)
-            .is_some_and(|f| f.receiver.is_some())
-        {
+        let relayed = self.read_orders_or_genesis(to_id, |to| {
+            to.transfer_facts(&facts.transfer_id)
+                .is_some_and(|f| f.receiver.is_some())
+        })?;
+        if relayed {
             return Ok(None);
         }
         let Some(receiver) = self.receiving_lane(&to_id.store)? else {
@@ -167,29 +176,43 @@ impl HqState {
         Ok(writer.and_then(|w| WriterId::new(&w).ok()))
     }
 
-    /// Runs one HQ write on a store's orders document and stores the change (with the
-    /// store row, so the document is loaded again after a restart), inside
-    /// [`Self::relay_one`]'s transaction, which holds the document's lock and refreshed it.
-    /// On failure the in-memory document is left as it was.
+    /// Runs one HQ write on a store's orders document (its genesis if HQ has none yet) in
+    /// place and stores the change (with the store row, so the document is loaded again
+    /// after a restart), inside [`Self::relay_one`]'s transaction, which holds the
+    /// document's lock and refreshed it. On failure that transaction takes the document
+    /// again as stored.
     fn hq_write<F>(&mut self, id: &DocId, write: F) -> Result<Option<Vec<u8>>, HqError>
     where
         F: FnOnce(
             &mut OrdersDoc,
         ) -> Result<Option<crate::crdt::doc::LocalChange>, TransferDocError>,
     {
-        let mut doc = self.orders_doc(id)?;
-        let Some(change) = write(&mut doc).map_err(doc_err)? else {
+        let genesis = !self.docs.contains_key(id);
+        if genesis {
+            let doc = crate::crdt::doc::SyncDoc::genesis(id, 0, self.writer.clone())?;
+            self.docs.insert(id.clone(), doc);
+        }
+        let written = self.write_orders(id, write).unwrap_or(Ok(None));
+        let change = match written {
+            Ok(Some(change)) => change,
+            other => {
+                if genesis {
+                    self.docs.remove(id); // nothing written: no copy HQ never stored
+                }
+                return other.map(|_| None).map_err(doc_err);
+            }
+        };
+        let Some(doc) = self.docs.get(id) else {
             return Ok(None);
         };
         let now = crate::clock::now_utc();
         let tx = self.db.begin()?;
-        docs::persist_change(&tx, doc.core(), &change.bytes, false, &now)?;
+        docs::persist_change(&tx, doc, &change.bytes, false, &now)?;
         tx.execute(
             "INSERT INTO hq_store (store, epoch) VALUES (?1, 0) ON CONFLICT(store) DO NOTHING",
             &[&id.store],
         )?;
         tx.commit()?;
-        self.docs.insert(id.clone(), doc.core().clone());
         Ok(Some(change.bytes))
     }
 
