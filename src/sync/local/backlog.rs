@@ -160,11 +160,12 @@ impl NodeDocs {
             let mut pass = plan.pass;
             let last = plan.chunks.len() - 1;
             for (i, chunk) in plan.chunks.iter().enumerate() {
-                // The plan was read in this transaction: it cannot be stale.
-                if let ChunkOutcome::Recorded(Some(h)) =
-                    self.record_chunk(conn, &pass, chunk, i == last, at_ms, now)?
-                {
-                    hash = Some(h);
+                match self.record_chunk(conn, &pass, chunk, i == last, at_ms, now)? {
+                    ChunkOutcome::Recorded(Some(h)) => hash = Some(h),
+                    ChunkOutcome::Recorded(None) => {}
+                    // Read in this transaction, the plan cannot be stale unless memory and
+                    // SQLite disagree; planning again would loop, so leave it to a reload.
+                    ChunkOutcome::Stale => return Err(LocalError::BacklogOutOfStep),
                 }
                 pass.done += chunk.skus;
             }

@@ -86,6 +86,8 @@ pub enum LocalError {
     Epoch(#[from] crate::crdt::epoch::EpochError),
     #[error("orders document: {0}")]
     Orders(#[from] OrdersError),
+    #[error("the recorded own movements in memory and in SQLite disagree; reloading")]
+    BacklogOutOfStep,
     #[error("orders epoch switch: {0}")]
     OrdersEpoch(#[from] crate::crdt::epoch_orders::OrdersEpochError),
 }
