@@ -31,8 +31,6 @@ const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 const RESEND_AFTER: Duration = Duration::from_secs(10);
 /// Log rows read per round; the rest follows in the next round.
 const ROWS_PER_ROUND: u32 = 2000;
-/// After a catch-up of at least this many rows, the heap is trimmed once it is over.
-const TRIM_AFTER_ROWS: usize = ROWS_PER_ROUND as usize;
 
 /// This writer's EPCIS link.
 pub struct EpcisLink {
@@ -124,7 +122,6 @@ impl EpcisLink {
 
     async fn publish_loop(self: Arc<Self>, shutdown: CancellationToken) {
         let mut pace = Pace::every(PUBLISH_EVERY);
-        let mut read_since_trim = 0usize;
         while pace.next_round(&self.wake, &shutdown).await {
             if !self.mqtt.is_connected() {
                 // Whatever was in flight may be lost with the session: start again from the
@@ -132,20 +129,11 @@ impl EpcisLink {
                 self.state().sent = None;
                 continue;
             }
-            match self.publish_new().await {
-                Ok(0) if read_since_trim >= TRIM_AFTER_ROWS => {
-                    // A catch-up is over: its rounds built thousands of events each, and
-                    // glibc keeps the freed pages (about 16 MiB after 1,000,000 offline
-                    // movements, docs/benchmarks.md) unless told.
-                    crate::memory::release_freed();
-                    read_since_trim = 0;
-                }
-                Ok(rows) => read_since_trim += rows,
-                Err(e) if !shutdown.is_cancelled() => {
-                    self.state().sent = None;
-                    tracing::warn!(error = %e, "EPCIS events not published yet; retried");
-                }
-                Err(_) => {}
+            if let Err(e) = self.publish_new().await
+                && !shutdown.is_cancelled()
+            {
+                self.state().sent = None;
+                tracing::warn!(error = %e, "EPCIS events not published yet; retried");
             }
         }
     }
@@ -165,8 +153,7 @@ impl EpcisLink {
         }
     }
 
-    /// Publishes the next events; how many log rows it read.
-    async fn publish_new(&self) -> Result<usize, String> {
+    async fn publish_new(&self) -> Result<(), String> {
         let acked = self
             .store
             .read(source::acked)
@@ -190,9 +177,8 @@ impl EpcisLink {
             if after <= acked {
                 state.progress_at = Instant::now();
             }
-            return Ok(0);
+            return Ok(());
         }
-        let read = rows.len();
         let items = rows
             .iter()
             .map(|r| (r.seq, build_event(&self.origin, r)))
@@ -215,6 +201,6 @@ impl EpcisLink {
             );
             self.state().sent = Some(batch.last);
         }
-        Ok(read)
+        Ok(())
     }
 }
