@@ -17,7 +17,8 @@ same binary: `sync on` ([sync] towards the broker; the catalog reaches it from H
    from the broker (a relay in this script); it reconnects, HQ acknowledges everything,
    then both nodes are restarted and idle once their sync documents are loaded.
 
-`--node-bin` runs both nodes on another binary (the box's, built without the default
+`--before-bin BIN` adds a third node, sync on, of BIN (the build before a change), cut off
+and restored with the first: before and after in the same run. `--node-bin` runs both nodes on another binary (the box's, built without the default
 features: it has no `storenode hq`, so HQ stays on STORENODE_BIN). `--online` writes the
 history with the sync-on node connected, as a store on line does: each publish of the node
 is then its own stock change (one per receipt or per few receipts, as fast as the publisher
@@ -269,6 +270,8 @@ def main():
     p.add_argument("--online", action="store_true")
     p.add_argument("--lines", type=int, default=100)
     p.add_argument("--keep")
+    p.add_argument("--before-bin", help="a third node, sync on, of this binary (the baseline "
+                   "of a change, measured in the same run)")
     a = p.parse_args()
     node_bin = a.node_bin or a.bin
     work = tempfile.TemporaryDirectory(prefix="rss-deployed-")
@@ -301,12 +304,17 @@ def main():
         on = Node(node_bin, d, "sync on", link.port, None)
         off = Node(node_bin, d, "sync off", None, catalog)
         nodes = [on, off]
+        syncing = [on]
+        if a.before_bin:
+            syncing.append(Node(a.before_bin, d, "before on", link.port, None))
+            nodes.append(syncing[-1])
         time.sleep(a.idle)
         report("ready, empty catalog (sync off: imported)", nodes)
         t = time.time()
         subprocess.run([a.bin, "--config", hq_conf, "hq", "catalog", "import", catalog], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        on.wait_price(sku(a.items - 1), 100)
+        for node in syncing:
+            node.wait_price(sku(a.items - 1), 100)
         print(f"(HQ's {a.items} items sellable at the sync-on node after {time.time() - t:.1f} s)")
         time.sleep(a.idle)
         report(f"HQ published {a.items} items, idle", nodes)
@@ -321,7 +329,8 @@ def main():
             link.restore()
             t = time.time()
             end = time.time() + 1800
-            while on.metric("storenode_sync_outbox_length") not in (0, None) and time.time() < end:
+            while any(n.metric("storenode_sync_outbox_length") not in (0, None) for n in syncing) \
+                    and time.time() < end:
                 time.sleep(1)
             print(f"(HQ acknowledged them after {time.time() - t:.0f} s)")
             time.sleep(a.idle)
@@ -331,6 +340,10 @@ def main():
                 node.start()
             time.sleep(a.idle)
             report(f"restarted with {a.history} movements, idle", nodes)
+            # The catalog document, if HQ's messages after the restart made the node read it,
+            # is dropped 10 s after HQ's last message: a second look tells it from the rest.
+            time.sleep(a.idle)
+            report(f"restarted, idle {2 * a.idle} s", nodes)
             print(f"(stock document: {stock_doc_shape(on)})")
         if a.keep:
             for node in nodes:

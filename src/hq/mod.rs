@@ -207,6 +207,8 @@ impl Hq {
                 shutdown.clone(),
             )),
             tokio::spawn(listener.serve(http::router(http_state, ops.clone()), shutdown.clone())),
+            // Documents come and go through the LRU all day: free heap goes back past 4 MiB.
+            tokio::spawn(crate::memory::return_free_heap(shutdown.clone())),
             transport_task,
         ];
         if let Some(every) = cfg.epoch_interval {

@@ -293,6 +293,12 @@ pub fn state_get(conn: &Connection, key: &str) -> Result<Option<i64>, PersistErr
         .optional()?)
 }
 
+pub fn state_delete(conn: &Connection, key: &str) -> Result<(), PersistError> {
+    conn.prepare_cached("DELETE FROM sync_state WHERE key = ?1")?
+        .execute([key])?;
+    Ok(())
+}
+
 pub fn state_set(conn: &Connection, key: &str, value: i64) -> Result<(), PersistError> {
     conn.prepare_cached(
         "INSERT INTO sync_state (key, value) VALUES (?1, ?2)

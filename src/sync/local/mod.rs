@@ -12,7 +12,7 @@
 //!
 //! # SQLite is the query source
 //! Own movements (every `stock_movement` row that is not kind `peer`, above a high-water
-//! mark) become one change per group commit ([`NodeDocs::record_local_movements`]).
+//! mark) become changes netted per SKU ([`NodeDocs::record_local_movements`], `backlog.rs`).
 //! Changes of other writers are applied to the document and the difference between the
 //! document's store-wide levels and SQLite's `stock_level` is written as `peer` movements
 //! ([`NodeDocs::reconcile_stock`]), so every lane's SQLite shows the whole store's stock and
@@ -27,7 +27,7 @@ use rusqlite::Connection;
 use crate::crdt::catalog::CatalogError;
 use crate::crdt::doc::{ApplyOutcome, DocError, DocId, DocKind, SyncDoc, WriterId};
 use crate::crdt::orders::{OrdersDoc, OrdersError};
-use crate::crdt::stock::{Movement, StockDoc, StockError};
+use crate::crdt::stock::{StockDoc, StockError};
 use crate::sync::persist::{self, KEY_EPOCH, KEY_MOVEMENT_MARK, PersistError};
 
 /// `sync_state` key of the orders document's epoch.
@@ -86,6 +86,8 @@ pub enum LocalError {
     Epoch(#[from] crate::crdt::epoch::EpochError),
     #[error("orders document: {0}")]
     Orders(#[from] OrdersError),
+    #[error("the recorded own movements in memory and in SQLite disagree; reloading")]
+    BacklogOutOfStep,
     #[error("orders epoch switch: {0}")]
     OrdersEpoch(#[from] crate::crdt::epoch_orders::OrdersEpochError),
 }
@@ -121,6 +123,9 @@ pub struct NodeDocs {
     /// Own movements become a change in their own commit instead of waiting for the next
     /// publish ([`Self::set_recording_in_commit`]).
     recording_in_commit: bool,
+    /// A pass over own movements being recorded in chunks: `(upper, SKUs done)`
+    /// (`backlog.rs`).
+    backlog: Option<(i64, i64)>,
 }
 
 pub type SharedDocs = Arc<Mutex<NodeDocs>>;
@@ -156,6 +161,7 @@ impl NodeDocs {
             writer.clone(),
         )?)?;
         let movement_mark = persist::state_get(conn, KEY_MOVEMENT_MARK)?.unwrap_or(0);
+        let backlog = Self::load_backlog(conn, movement_mark)?;
         let order_event_mark = persist::state_get(conn, orders::KEY_ORDER_EVENT_MARK)?.unwrap_or(0);
         Ok(Self {
             writer,
@@ -168,6 +174,7 @@ impl NodeDocs {
             stock_needs_reconcile: false,
             adopting: false,
             recording_in_commit: false,
+            backlog,
         })
     }
 
@@ -265,33 +272,6 @@ impl NodeDocs {
         }
     }
 
-    /// Turns the own movements committed since the last call into ONE stock change, logs it
-    /// and puts it into the outbox. Runs inside the group-commit transaction.
-    pub fn record_local_movements(
-        &mut self,
-        conn: &Connection,
-        at_ms: i64,
-        now: &str,
-    ) -> Result<Option<ChangeHash>, LocalError> {
-        let (movements, last_id) = own_movements_since(conn, self.movement_mark)?;
-        let Some(last_id) = last_id else {
-            return Ok(None);
-        };
-        let mut hash = None;
-        // A long backlog (sales made offline, recorded at the next publish) becomes a few
-        // changes of at most `MAX_KEYS_PER_CHANGE` keys each, so every one fits a message.
-        for chunk in chunks_of_keys(&movements, MAX_KEYS_PER_CHANGE)? {
-            if let Some(change) = self.stock.apply_movements(&chunk, at_ms)? {
-                persist::persist_change(conn, self.stock.core(), &change.bytes, false, now)?;
-                let id = self.stock.core().id().clone();
-                persist::outbox_push(conn, &id, self.epoch, &change.hash, now)?;
-                hash = Some(change.hash);
-            }
-        }
-        self.set_mark(conn, last_id)?;
-        Ok(hash)
-    }
-
     /// Whether own movements were committed that no change records yet (the sync hook
     /// defers them to the next publish, see `sync::node::hook`).
     pub fn has_unrecorded_movements(&self, conn: &Connection) -> Result<bool, LocalError> {
@@ -366,11 +346,21 @@ impl NodeDocs {
             persist::state_set(conn, KEY_MOVEMENT_MARK, mark)?;
             self.movement_mark = mark;
         }
+        // A pass the mark moved past is over (the reconciliation moves it past every row).
+        if self.backlog.is_some_and(|(upper, _)| upper <= mark) {
+            self.set_backlog(conn, None)?;
+        }
         Ok(())
     }
 }
 
 mod orders;
+
+mod backlog;
+pub use backlog::{
+    BacklogPlan, Chunk, ChunkOutcome, KEY_BACKLOG_DONE, KEY_BACKLOG_UPPER, MAX_KEYS_PER_CHANGE,
+    Pass, plan_backlog,
+};
 
 mod catalog;
 pub use catalog::{
@@ -391,70 +381,6 @@ pub use reconcile::peer_movement_count;
 #[cfg(test)]
 #[path = "restore_tests.rs"]
 mod restore_tests;
-
-/// Most distinct keys one own stock change puts: a change of 2,048 keys of up to 64 bytes
-/// stays well under the 256 KiB message cap even before compression.
-pub const MAX_KEYS_PER_CHANGE: usize = 2_048;
-
-/// `movements` netted per key (one movement per key: the change puts each key once, however
-/// often it moved), in runs of at most `max_keys` keys.
-fn chunks_of_keys(
-    movements: &[Movement],
-    max_keys: usize,
-) -> Result<Vec<Vec<Movement>>, StockError> {
-    let mut net: BTreeMap<&str, i64> = BTreeMap::new();
-    for m in movements {
-        let entry = net.entry(m.sku.as_str()).or_insert(0);
-        *entry = entry
-            .checked_add(m.delta)
-            .ok_or_else(|| StockError::Overflow { sku: m.sku.clone() })?;
-    }
-    let netted: Vec<Movement> = net
-        .into_iter()
-        .map(|(sku, delta)| Movement {
-            sku: sku.to_owned(),
-            delta,
-        })
-        .collect();
-    Ok(netted
-        .chunks(max_keys.max(1))
-        .map(<[Movement]>::to_vec)
-        .collect())
-}
-
-/// Own movements with `id > mark` as document movements, and the highest id seen.
-fn own_movements_since(
-    conn: &Connection,
-    mark: i64,
-) -> Result<(Vec<Movement>, Option<i64>), LocalError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, sku, on_hand_delta, reserved_delta FROM stock_movement
-         WHERE id > ?1 AND kind != 'peer' ORDER BY id",
-    )?;
-    let mut rows = stmt.query([mark])?;
-    let mut movements = Vec::new();
-    let mut last = None;
-    while let Some(row) = rows.next()? {
-        let id: i64 = row.get(0)?;
-        let sku: String = row.get(1)?;
-        let on_hand: i64 = row.get(2)?;
-        let reserved: i64 = row.get(3)?;
-        if reserved != 0 {
-            movements.push(Movement {
-                sku: reserved_key(&sku),
-                delta: reserved,
-            });
-        }
-        if on_hand != 0 {
-            movements.push(Movement {
-                sku,
-                delta: on_hand,
-            });
-        }
-        last = Some(id);
-    }
-    Ok((movements, last))
-}
 
 /// Own changes still in the outbox, and the ids of rows HQ's `hq_heads` acknowledge.
 pub fn acknowledged_rows(

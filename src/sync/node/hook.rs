@@ -155,6 +155,41 @@ pub fn record_backlog(
     docs.record_local_movements(conn, crate::clock::now_ms(), &crate::clock::now_utc())
 }
 
+/// Records one chunk of a backlog pass planned on a reader ([`local::plan_backlog`]): its
+/// change, outbox row and the pass's progress commit together, so the publisher can send
+/// this chunk while it records the next, and a crash between two chunks loses none and
+/// records none twice. Inside a savepoint: if it fails, SQLite is rolled back to before the
+/// chunk and the documents are reloaded from it (the change was already applied in
+/// memory). [`local::ChunkOutcome::Stale`] while the incarnation waits to catch up with HQ,
+/// or when the store moved past the plan.
+pub fn record_backlog_chunk(
+    conn: &Connection,
+    docs: &SharedDocs,
+    pass: &local::Pass,
+    chunk: &local::Chunk,
+    last: bool,
+) -> Result<local::ChunkOutcome, LocalError> {
+    let mut docs = local::lock(docs);
+    if docs.is_adopting() {
+        return Ok(local::ChunkOutcome::Stale);
+    }
+    conn.execute_batch("SAVEPOINT backlog_chunk")?;
+    let (at_ms, now) = (crate::clock::now_ms(), crate::clock::now_utc());
+    match docs.record_chunk(conn, pass, chunk, last, at_ms, &now) {
+        Ok(outcome) => {
+            conn.execute_batch("RELEASE backlog_chunk")?;
+            Ok(outcome)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO backlog_chunk; RELEASE backlog_chunk")?;
+            let writer = docs.writer().clone();
+            let store = docs.stock().core().id().store.clone();
+            *docs = NodeDocs::load(conn, &store, writer)?;
+            Err(e)
+        }
+    }
+}
+
 impl BatchHook for SyncHook {
     fn before_commit(&mut self, conn: &Connection) -> Result<(), StoreError> {
         conn.execute_batch("SAVEPOINT sync_hook")?;

@@ -441,3 +441,135 @@ fn a_deferring_hook_records_in_the_sales_own_commit_while_online() {
     assert_eq!(local::lock(&docs).stock().stock("B"), -3);
     assert_eq!(local::lock(&docs).stock().stock("A"), -1);
 }
+
+/// A backlog over `skus` SKUs of the deferring hook, several movements each (one reserved).
+fn offline_backlog(conn: &Connection, hook: &mut SyncHook, skus: usize) {
+    for round in 0..3 {
+        commit(
+            conn,
+            hook,
+            |c| {
+                for i in 0..skus {
+                    sell(c, &format!("K{i:05}"), if round == 0 { 5 } else { -1 }, 0);
+                }
+                sell(c, "K00003", 0, 2);
+            },
+            true,
+        );
+    }
+}
+
+/// The publisher's step for one chunk, in its own transaction; `ok: false` is a crash
+/// before the commit.
+fn record_chunk_tx(
+    conn: &Connection,
+    docs: &SharedDocs,
+    pass: &local::Pass,
+    chunk: &local::Chunk,
+    last: bool,
+    ok: bool,
+) -> local::ChunkOutcome {
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let outcome = record_backlog_chunk(conn, docs, pass, chunk, last).unwrap();
+    conn.execute_batch(if ok { "COMMIT" } else { "ROLLBACK" })
+        .unwrap();
+    outcome
+}
+
+/// Every SKU's level in the document equals the ledger's: a chunk lost would leave its
+/// SKUs short, a chunk recorded twice would count their movements twice.
+fn assert_every_sku_once(conn: &Connection, docs: &NodeDocs, skus: usize) {
+    for i in 0..skus {
+        let sku = format!("K{i:05}");
+        let level = ledger::level(conn, &sku).unwrap();
+        assert_eq!(docs.stock().stock(&sku), level.on_hand, "{sku} on hand");
+        assert_eq!(
+            docs.stock().stock(&reserved_key(&sku)),
+            level.reserved,
+            "{sku} reserved"
+        );
+    }
+    assert!(!docs.has_unrecorded_movements(conn).unwrap());
+}
+
+/// The publisher records a long backlog chunk by chunk (each chunk's change, outbox row and
+/// progress in one commit, so it can publish one while it records the next). A crash after
+/// the first chunk committed and during the second: after the restart the pass resumes at
+/// the second chunk, the first is not recorded again (replaying the old plan is refused as
+/// stale), and every SKU ends up in the document exactly once.
+#[test]
+fn a_backlog_recorded_in_chunks_loses_no_chunk_and_records_none_twice_across_crashes() {
+    let conn = db();
+    let skus = local::MAX_KEYS_PER_CHANGE * 2 + 5;
+    let (mut hook, docs) = deferring_hook(&conn, "s1.lane1");
+    offline_backlog(&conn, &mut hook, skus);
+    let plan = local::plan_backlog(&conn, local::MAX_KEYS_PER_CHANGE)
+        .unwrap()
+        .unwrap();
+    assert_eq!(plan.chunks.len(), 3);
+    assert!(
+        plan.chunks
+            .iter()
+            .all(|c| c.movements.len() <= local::MAX_KEYS_PER_CHANGE)
+    );
+    let mut pass = plan.pass;
+    let first = record_chunk_tx(&conn, &docs, &pass, &plan.chunks[0], false, true);
+    assert!(matches!(first, local::ChunkOutcome::Recorded(Some(_))));
+    pass.done += plan.chunks[0].skus;
+    // The second chunk's transaction dies before its commit, then the process.
+    record_chunk_tx(&conn, &docs, &pass, &plan.chunks[1], false, false);
+    drop(docs);
+
+    let docs: SharedDocs = Arc::new(Mutex::new(
+        NodeDocs::load(&conn, "s1", writer("s1.lane1")).unwrap(),
+    ));
+    assert_eq!(persist::outbox(&conn, &stock_id(), 0).unwrap().len(), 1);
+    assert_eq!(
+        record_chunk_tx(&conn, &docs, &plan.pass, &plan.chunks[0], false, true),
+        local::ChunkOutcome::Stale,
+        "the first chunk is not recorded again"
+    );
+    let resumed = local::plan_backlog(&conn, local::MAX_KEYS_PER_CHANGE)
+        .unwrap()
+        .unwrap();
+    assert_eq!(resumed.pass, pass, "the pass resumes after the first chunk");
+    assert_eq!(resumed.chunks.len(), 2);
+    let mut at = resumed.pass;
+    for (i, chunk) in resumed.chunks.iter().enumerate() {
+        let outcome = record_chunk_tx(&conn, &docs, &at, chunk, i == 1, true);
+        assert!(matches!(outcome, local::ChunkOutcome::Recorded(Some(_))));
+        at.done += chunk.skus;
+    }
+    assert_eq!(persist::outbox(&conn, &stock_id(), 0).unwrap().len(), 3);
+    assert!(local::plan_backlog(&conn, 8).unwrap().is_none());
+    assert_every_sku_once(&conn, &local::lock(&docs), skus);
+    let reloaded = NodeDocs::load(&conn, "s1", writer("s1.lane1")).unwrap();
+    assert_every_sku_once(&conn, &reloaded, skus);
+}
+
+/// A sale's commit that must record own movements (another writer's change to reconcile)
+/// while the publisher is between two chunks finishes the pass itself; the publisher's next
+/// chunk is then refused as stale, so no SKU is counted twice, and sales made after the
+/// plan are recorded too.
+#[test]
+fn a_commit_that_records_between_two_chunks_finishes_the_pass_and_the_publisher_stops() {
+    let conn = db();
+    let skus = local::MAX_KEYS_PER_CHANGE + 7;
+    let (mut hook, docs) = deferring_hook(&conn, "s1.lane1");
+    offline_backlog(&conn, &mut hook, skus);
+    let plan = local::plan_backlog(&conn, local::MAX_KEYS_PER_CHANGE)
+        .unwrap()
+        .unwrap();
+    assert_eq!(plan.chunks.len(), 2);
+    record_chunk_tx(&conn, &docs, &plan.pass, &plan.chunks[0], false, true);
+    local::lock(&docs).set_recording_in_commit(true);
+    commit(&conn, &mut hook, |c| sell(c, "K00001", -1, 0), true);
+    let mut pass = plan.pass;
+    pass.done += plan.chunks[0].skus;
+    assert_eq!(
+        record_chunk_tx(&conn, &docs, &pass, &plan.chunks[1], true, true),
+        local::ChunkOutcome::Stale
+    );
+    assert_every_sku_once(&conn, &local::lock(&docs), skus);
+    assert!(local::plan_backlog(&conn, 8).unwrap().is_none());
+}

@@ -1,9 +1,9 @@
 //! The publisher: new outbox changes, orders changes, retained heads, `Need` requests and
 //! the status claim; on a timer, the changes a peer still lacks.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use automerge::ChangeHash;
 use tokio::sync::{Notify, mpsc};
@@ -19,19 +19,44 @@ use crate::sync::wire;
 
 /// The publisher's memory of what it sent on the current connection.
 struct Sent {
-    changes: HashSet<ChangeHash>,
+    /// Each change sent, and when it was last sent.
+    changes: HashMap<ChangeHash, Instant>,
     heads: BTreeMap<DocId, Vec<ChangeHash>>,
     /// Per peer: what it lacks and when it is offered again (with backoff).
     reoffers: Reoffers,
+    /// The configured resend interval.
+    resend: Duration,
+    /// How long HQ last took from the broker's PUBACK to heads that acknowledged it.
+    hq_ack: Duration,
 }
 
 impl Sent {
     fn new(resend: Duration) -> Self {
         Self {
-            changes: HashSet::new(),
+            changes: HashMap::new(),
             heads: BTreeMap::new(),
             reoffers: Reoffers::new(resend),
+            resend,
+            hq_ack: Duration::ZERO,
         }
+    }
+
+    fn note_sent(&mut self, hashes: impl IntoIterator<Item = ChangeHash>) {
+        let now = Instant::now();
+        self.changes.extend(hashes.into_iter().map(|h| (h, now)));
+    }
+
+    /// How long a change sent is left to its peer before it counts as lacking: the resend
+    /// interval, or twice HQ's last acknowledgement time if that is longer. A catch-up HQ is
+    /// still applying (its first chunks acknowledged, the later ones queued behind them) is
+    /// then not sent a second time because HQ is slower than the interval under load.
+    fn in_flight_for(&mut self, catch_up: &super::CatchUp) -> Duration {
+        if let (Some(published), Some(acked)) = (catch_up.last_published, catch_up.acknowledged)
+            && acked > published
+        {
+            self.hq_ack = acked - published;
+        }
+        self.resend.max(self.hq_ack * 2)
     }
 }
 
@@ -59,7 +84,10 @@ pub(super) async fn publish_loop(
             next = cmd.recv() => match next {
                 None => return,
                 Some(Cmd::Connected) => {
+                    // HQ's pace is the same after a reconnect: its last ack time is kept.
+                    let hq_ack = sent.hq_ack;
                     sent = Sent::new(resend);
+                    sent.hq_ack = hq_ack;
                     needs.insert(ctx.stock_id.clone());
                     needs.insert(ctx.catalog_id.clone());
                     needs.insert(ctx.orders_id.clone());
@@ -92,13 +120,14 @@ pub(super) async fn publish_loop(
     }
 }
 
-/// Turns the own movements the hook left in SQLite into changes (one per publish, a few for
-/// a long backlog; `hook::record_backlog`), so they go out in this round. A failure leaves
-/// them in SQLite for the next round. Once nothing is left and the transport is still
-/// connected, sales record their movements in their own commit
-/// (`NodeDocs::set_recording_in_commit`) until the receiver sees the connection drop.
-async fn record_backlog(ctx: &Ctx) {
-    if record_waiting(ctx).await {
+/// Turns the own movements the hook left in SQLite into changes (netted per SKU, a few for
+/// a long backlog; `sync::local::backlog`) and publishes each as soon as it is committed,
+/// so they go out in this round. A failure leaves the rest in SQLite for the next round.
+/// Once nothing is left and the transport is still connected, sales record their movements
+/// in their own commit (`NodeDocs::set_recording_in_commit`) until the receiver sees the
+/// connection drop.
+async fn record_backlog(ctx: &Ctx, sent: &mut Sent) {
+    if record_waiting(ctx, sent).await {
         let mut docs = local::lock(&ctx.docs);
         // Checked under the documents' lock: the receiver turns it off under the same lock
         // after the transport marked itself disconnected, so it cannot stay on offline.
@@ -108,42 +137,107 @@ async fn record_backlog(ctx: &Ctx) {
     }
 }
 
-/// Records what waits; false if that failed (it stays in SQLite for the next round).
-async fn record_waiting(ctx: &Ctx) -> bool {
-    let pending = ctx
+/// A backlog of at least this many keys is followed by a trim of the heap: its rows, the
+/// changes' buffers and their encoding are freed by then, and glibc would keep the pages.
+const TRIM_AFTER_KEYS: usize = local::MAX_KEYS_PER_CHANGE;
+
+/// Records what waits; false if that failed or was cut short (the rest stays in SQLite for
+/// the next round). The netting reads on a reader connection: the writer, and the sales
+/// behind it, wait only for each chunk's commit.
+async fn record_waiting(ctx: &Ctx, sent: &mut Sent) -> bool {
+    let plan = ctx
         .store
-        .read(|conn| persist::unrecorded_movements(conn).map_err(to_store_error))
+        .read(|conn| local::plan_backlog(conn, local::MAX_KEYS_PER_CHANGE).map_err(to_store_error))
         .await;
-    match pending {
-        Ok(false) => return true,
-        Ok(true) => {}
+    let plan = match plan {
+        Ok(Some(plan)) => plan,
+        Ok(None) => return true,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot read whether own movements wait for a change");
+            tracing::warn!(error = %e, "cannot read the own movements waiting for a change");
             return false;
         }
-    }
+    };
     let began = std::time::Instant::now();
-    let docs = ctx.docs.clone();
-    let recorded = ctx
-        .store
-        .write(move |conn| {
-            crate::sync::node::hook::record_backlog(conn, &docs).map_err(to_store_error)
-        })
-        .await;
-    match recorded {
-        Ok(_) => {
-            tracing::debug!(
-                ms = began.elapsed().as_millis(),
-                "own movements recorded as changes"
-            );
-            note(&ctx.shared, |t, now| {
-                t.recorded.get_or_insert(now);
-            });
-            true
+    let (chunks, keys) = (
+        plan.chunks.len(),
+        plan.chunks.iter().map(|c| c.movements.len()).sum::<usize>(),
+    );
+    let done = record_and_publish(ctx, sent, plan).await;
+    if keys >= TRIM_AFTER_KEYS {
+        crate::memory::release_freed();
+    }
+    tracing::debug!(
+        ms = began.elapsed().as_millis(),
+        chunks,
+        keys,
+        done,
+        "own movements recorded as changes"
+    );
+    if done {
+        note(&ctx.shared, |t, now| {
+            t.recorded.get_or_insert(now);
+        });
+    }
+    done
+}
+
+/// Records the plan's chunks one store write each, and publishes each chunk's change while
+/// the next one is recorded (and HQ applies it meanwhile), instead of recording everything
+/// before sending anything. Only a committed change is published: one published and then
+/// lost in a crash would come back as a different change under the same sequence number.
+async fn record_and_publish(ctx: &Ctx, sent: &mut Sent, plan: local::BacklogPlan) -> bool {
+    let mut pass = plan.pass;
+    let last = plan.chunks.len().saturating_sub(1);
+    let mut recorded: Option<ChangeHash> = None;
+    for (i, chunk) in plan.chunks.into_iter().enumerate() {
+        let skus = chunk.skus;
+        let (outcome, published) = tokio::join!(
+            record_chunk(ctx, pass, chunk, i == last),
+            publish_own(ctx, recorded.take())
+        );
+        sent.note_sent(published);
+        match outcome {
+            Ok(local::ChunkOutcome::Recorded(hash)) => recorded = hash,
+            Ok(local::ChunkOutcome::Stale) => return false,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot record own movements as a change; retried at the next publish");
+                return false;
+            }
         }
+        pass.done += skus;
+    }
+    sent.note_sent(publish_own(ctx, recorded).await);
+    true
+}
+
+async fn record_chunk(
+    ctx: &Ctx,
+    pass: local::Pass,
+    chunk: local::Chunk,
+    last: bool,
+) -> Result<local::ChunkOutcome, crate::store::StoreError> {
+    let docs = ctx.docs.clone();
+    ctx.store
+        .write(move |conn| {
+            crate::sync::node::hook::record_backlog_chunk(conn, &docs, &pass, &chunk, last)
+                .map_err(to_store_error)
+        })
+        .await
+}
+
+/// Publishes one own change just recorded; its hash once the broker took it. One that could
+/// not be sent stays in the outbox and goes out with the round.
+async fn publish_own(ctx: &Ctx, hash: Option<ChangeHash>) -> Option<ChangeHash> {
+    let hash = hash?;
+    if !ctx.mqtt.is_connected() {
+        return None;
+    }
+    let messages = changes_or_log(local::lock(&ctx.docs).stock().core(), &[hash]);
+    match publish_changes(ctx, &ctx.changes_topic, messages).await {
+        Ok(()) => Some(hash),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot record own movements as a change; retried at the next publish");
-            false
+            tracing::debug!(error = %e, "a recorded change goes out with the round instead");
+            None
         }
     }
 }
@@ -157,7 +251,7 @@ async fn publish_round(
     note(&ctx.shared, |t, now| {
         t.round_began.get_or_insert(now);
     });
-    record_backlog(ctx).await;
+    record_backlog(ctx, sent).await;
     let outbox = ctx
         .store
         .read({
@@ -170,7 +264,7 @@ async fn publish_round(
     let fresh: Vec<ChangeHash> = outbox
         .iter()
         .map(|e| e.hash)
-        .filter(|h| !sent.changes.contains(h))
+        .filter(|h| !sent.changes.contains_key(h))
         .collect();
     let mut messages = Vec::new();
     {
@@ -184,7 +278,7 @@ async fn publish_round(
         }
     }
     publish_changes(ctx, &ctx.changes_topic, messages).await?;
-    sent.changes.extend(fresh);
+    sent.note_sent(fresh);
     publish_orders_outbox(ctx, sent, on_tick).await?;
     publish_heads(ctx, sent).await?;
     for doc in needs {
@@ -210,7 +304,13 @@ fn changes_or_log(doc: &SyncDoc, hashes: &[ChangeHash]) -> Vec<Vec<u8>> {
 fn stalled_peers(ctx: &Ctx, stock: &SyncDoc, sent: &mut Sent) -> Vec<Vec<ChangeHash>> {
     let heads = lock(&ctx.shared.peer_heads).clone();
     let retired = lock(&ctx.shared.retired).clone();
-    let now = std::time::Instant::now();
+    let now = Instant::now();
+    let in_flight_for = sent.in_flight_for(&lock(&ctx.shared.catch_up));
+    let in_flight = |h: &ChangeHash| {
+        sent.changes
+            .get(h)
+            .is_some_and(|at| now.duration_since(*at) < in_flight_for)
+    };
     let mut resend = Vec::new();
     let peers: BTreeSet<&str> = heads
         .keys()
@@ -223,8 +323,11 @@ fn stalled_peers(ctx: &Ctx, stock: &SyncDoc, sent: &mut Sent) -> Vec<Vec<ChangeH
         if *doc != ctx.stock_id || !peers.contains(peer.as_str()) {
             continue;
         }
-        let lacking: BTreeSet<ChangeHash> =
-            stock.own_changes_not_in(peer_heads).into_iter().collect();
+        let lacking: BTreeSet<ChangeHash> = stock
+            .own_changes_not_in(peer_heads)
+            .into_iter()
+            .filter(|h| !in_flight(h))
+            .collect();
         let stalled = sent
             .reoffers
             .due(peer, lacking, ctx.shared.heard_of(peer), now);
@@ -270,14 +373,14 @@ async fn publish_orders_outbox(
     let fresh: Vec<ChangeHash> = outbox
         .iter()
         .map(|e| e.hash)
-        .filter(|h| !sent.changes.contains(h))
+        .filter(|h| !sent.changes.contains_key(h))
         .collect();
     if fresh.is_empty() {
         return Ok(());
     }
     let messages = changes_or_log(local::lock(&ctx.docs).orders().core(), &fresh);
     publish_changes(ctx, &ctx.orders_changes_topic, messages).await?;
-    sent.changes.extend(fresh);
+    sent.note_sent(fresh);
     Ok(())
 }
 
