@@ -27,6 +27,17 @@ const MOVEMENTS_PER_COMMIT: usize = 100;
 const FEED_EVERY: usize = 200;
 const TIMED: usize = 200;
 
+/// The topic a lane of `store` publishes its changes of `kind` on, in the bench's tenant.
+fn changes_topic(store: &str, kind: DocKind, writer: &WriterId) -> BenchResult<String> {
+    Ok(TopicSpace::new(Id::new("hist")?)
+        .changes(
+            &Scope::store(Id::new(store)?)?,
+            &kind_id(kind)?,
+            &Id::new(writer.as_str())?,
+        )
+        .to_string())
+}
+
 /// Per-change cost at one history size.
 pub struct Cost {
     pub movements: usize,
@@ -39,13 +50,7 @@ pub fn per_change_cost(target: &Target, checkpoints: &[usize]) -> BenchResult<Ve
     let mut hq = HqState::open_target(target, "hist", 0)?;
     let writer = WriterId::new("h1.lane1")?;
     let mut lane = StockDoc::genesis("h1", 0, writer.clone())?;
-    let topic = TopicSpace::new(Id::new("hist")?)
-        .changes(
-            &Scope::store(Id::new("h1")?)?,
-            &kind_id(DocKind::Stock)?,
-            &Id::new(writer.as_str())?,
-        )
-        .to_string();
+    let topic = changes_topic("h1", DocKind::Stock, &writer)?;
     let doc = DocId::new("h1", DocKind::Stock)?;
     let mut written = 0usize;
     let mut next_sku = 0usize;
@@ -126,13 +131,7 @@ pub fn per_orders_change_cost(target: &Target, checkpoints: &[usize]) -> BenchRe
     let mut hq = HqState::open_target(target, "hist", 0)?;
     let writer = WriterId::new("o1.lane1")?;
     let mut lane = OrdersDoc::genesis("o1", 0, writer.clone())?;
-    let topic = TopicSpace::new(Id::new("hist")?)
-        .changes(
-            &Scope::store(Id::new("o1")?)?,
-            &kind_id(DocKind::Orders)?,
-            &Id::new(writer.as_str())?,
-        )
-        .to_string();
+    let topic = changes_topic("o1", DocKind::Orders, &writer)?;
     let doc = DocId::new("o1", DocKind::Orders)?;
     let mut written = 0usize;
     let mut unsent: Vec<ChangeHash> = Vec::new();
