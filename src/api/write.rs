@@ -118,6 +118,7 @@ where
     let config = state.config.clone();
     let writer_id = state.store.writer_id().to_string();
     let pricing = state.store.pricing();
+    let packer = state.store.answer_packer();
     let answer = state
         .store
         .write(move |conn| {
@@ -131,7 +132,7 @@ where
                 pricing: Some(&pricing),
             };
             let mut produced = None;
-            let answer = idempotency::run(conn, &terminal.0, &key, &hash, &now, |conn| {
+            let answer = idempotency::run(conn, &packer, &terminal.0, &key, &hash, &now, |conn| {
                 let result = op(conn, &ctx)?;
                 let body = serde_json::to_string(&result).map_err(|e| {
                     StoreError::Inconsistent(format!("cannot encode the answer: {e}"))

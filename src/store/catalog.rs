@@ -164,11 +164,13 @@ pub fn get(conn: &Connection, sku: &str) -> Result<Option<Item>, StoreError> {
     let Some(mut item) = item else {
         return Ok(None);
     };
-    let mut stmt =
-        conn.prepare_cached("SELECT gtin14 FROM item_gtin WHERE sku = ?1 ORDER BY gtin14")?;
+    // Sorted here, not by `ORDER BY`: the index is on `sku` alone, so SQLite would build a
+    // temporary B-tree for the one or two GTINs of every sale line (`perf`, issue 18).
+    let mut stmt = conn.prepare_cached("SELECT gtin14 FROM item_gtin WHERE sku = ?1")?;
     item.gtins = stmt
         .query_map([sku], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
+    item.gtins.sort_unstable();
     let mut stmt = conn
         .prepare_cached("SELECT pattern FROM item_epc_pattern WHERE sku = ?1 ORDER BY pattern")?;
     item.epc_patterns = stmt

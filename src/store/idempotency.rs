@@ -6,6 +6,9 @@
 //! different request (another path or body) is refused rather than silently answered with an
 //! unrelated result.
 
+use std::sync::Mutex;
+
+use flate2::{Compress, Compression, FlushCompress, Status};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
@@ -42,9 +45,64 @@ pub fn check_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Deflates the answers kept for replay with one compressor, reset between answers.
+///
+/// A fresh compressor per answer cost more than the rest of a sale's SQL: its state (about
+/// 270 KiB) is above glibc's mmap threshold, so each sale mapped, zeroed page by page and
+/// unmapped it again (a quarter of the writer's CPU at one till, `perf`, docs/benchmarks.md).
+/// Only the writer thread packs, so the lock is never contended.
+pub struct AnswerPacker {
+    deflater: Mutex<Compress>,
+}
+
+impl Default for AnswerPacker {
+    fn default() -> Self {
+        Self {
+            deflater: Mutex::new(Compress::new(Compression::fast(), false)),
+        }
+    }
+}
+
+impl AnswerPacker {
+    /// Raw deflate of `body`, the stream [`inflate`] reads back.
+    fn pack(&self, body: &str) -> Result<Vec<u8>, StoreError> {
+        let mut deflater = self
+            .deflater
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        deflater.reset();
+        deflate_all(&mut deflater, body.as_bytes())
+    }
+}
+
+fn deflate_all(deflater: &mut Compress, input: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let failed = |e: &dyn std::fmt::Display| {
+        StoreError::Inconsistent(format!("cannot deflate an answer to keep: {e}"))
+    };
+    // Room for incompressible input plus the stored blocks' headers.
+    let mut out = Vec::with_capacity(input.len() + input.len() / 64 + 64);
+    loop {
+        let read = usize::try_from(deflater.total_in()).map_err(|e| failed(&e))?;
+        let rest = input.get(read..).unwrap_or_default();
+        match deflater
+            .compress_vec(rest, &mut out, FlushCompress::Finish)
+            .map_err(|e| failed(&e))?
+        {
+            Status::StreamEnd => return Ok(out),
+            // Out of room: grow and go on where it stopped. Deflate never needs more than
+            // the input and a few bytes per block, so a longer output is a broken stream.
+            Status::Ok | Status::BufError if out.capacity() <= 2 * input.len() + 4096 => {
+                out.reserve(out.capacity().max(256));
+            }
+            Status::Ok | Status::BufError => return Err(failed(&"the stream does not end")),
+        }
+    }
+}
+
 /// Runs `write` unless `(terminal, key)` was seen: then returns the first answer.
 pub fn run(
     conn: &Connection,
+    packer: &AnswerPacker,
     terminal: &str,
     key: &str,
     hash: &str,
@@ -75,7 +133,7 @@ pub fn run(
     conn.prepare_cached(
         "INSERT INTO idempotency (terminal, key, request_hash, status, response, response_deflate, at) VALUES (?1, ?2, ?3, ?4, '', ?5, ?6)",
     )?
-    .execute(params![terminal, key, hash, status, deflate(&body)?, now])?;
+    .execute(params![terminal, key, hash, status, packer.pack(&body)?, now])?;
     Ok(Answer {
         status,
         body,
@@ -104,15 +162,6 @@ pub fn prune(conn: &Connection, before: &str, batch: usize) -> Result<usize, Sto
     Ok(n)
 }
 
-fn deflate(body: &str) -> Result<Vec<u8>, StoreError> {
-    use std::io::Write;
-    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder
-        .write_all(body.as_bytes())
-        .and_then(|()| encoder.finish())
-        .map_err(|e| StoreError::Inconsistent(format!("cannot deflate an answer to keep: {e}")))
-}
-
 fn inflate(bytes: &[u8]) -> Result<String, StoreError> {
     use std::io::Read;
     let mut body = String::new();
@@ -130,11 +179,26 @@ mod tests {
     #[test]
     fn replay_returns_first_answer_without_running() {
         let conn = memory_db();
-        let first = run(&conn, "pos1", "k1", "h", "t", |_| Ok((201, "first".into()))).unwrap();
+        let first = run(
+            &conn,
+            &AnswerPacker::default(),
+            "pos1",
+            "k1",
+            "h",
+            "t",
+            |_| Ok((201, "first".into())),
+        )
+        .unwrap();
         assert!(!first.replayed);
-        let again = run(&conn, "pos1", "k1", "h", "t", |_| {
-            panic!("must not run twice")
-        })
+        let again = run(
+            &conn,
+            &AnswerPacker::default(),
+            "pos1",
+            "k1",
+            "h",
+            "t",
+            |_| panic!("must not run twice"),
+        )
         .unwrap();
         assert_eq!(
             (again.status, again.body.as_str(), again.replayed),
@@ -145,28 +209,68 @@ mod tests {
     #[test]
     fn same_key_other_request_is_a_conflict() {
         let conn = memory_db();
-        run(&conn, "pos1", "k1", "h1", "t", |_| Ok((201, "a".into()))).unwrap();
-        let err = run(&conn, "pos1", "k1", "h2", "t", |_| Ok((201, "b".into()))).unwrap_err();
+        run(
+            &conn,
+            &AnswerPacker::default(),
+            "pos1",
+            "k1",
+            "h1",
+            "t",
+            |_| Ok((201, "a".into())),
+        )
+        .unwrap();
+        let err = run(
+            &conn,
+            &AnswerPacker::default(),
+            "pos1",
+            "k1",
+            "h2",
+            "t",
+            |_| Ok((201, "b".into())),
+        )
+        .unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)));
         // Another terminal may use the same key for its own request.
         assert!(
-            !run(&conn, "pos2", "k1", "h2", "t", |_| Ok((201, "b".into())))
-                .unwrap()
-                .replayed
+            !run(
+                &conn,
+                &AnswerPacker::default(),
+                "pos2",
+                "k1",
+                "h2",
+                "t",
+                |_| Ok((201, "b".into()))
+            )
+            .unwrap()
+            .replayed
         );
     }
 
     #[test]
     fn failed_write_stores_nothing() {
         let conn = memory_db();
-        let err = run(&conn, "pos1", "k1", "h", "t", |_| {
-            Err(StoreError::not_found("x"))
-        });
+        let err = run(
+            &conn,
+            &AnswerPacker::default(),
+            "pos1",
+            "k1",
+            "h",
+            "t",
+            |_| Err(StoreError::not_found("x")),
+        );
         assert!(err.is_err());
         assert!(
-            !run(&conn, "pos1", "k1", "h", "t", |_| Ok((201, "ok".into())))
-                .unwrap()
-                .replayed
+            !run(
+                &conn,
+                &AnswerPacker::default(),
+                "pos1",
+                "k1",
+                "h",
+                "t",
+                |_| Ok((201, "ok".into()))
+            )
+            .unwrap()
+            .replayed
         );
     }
 
@@ -176,7 +280,16 @@ mod tests {
         let receipt =
             "{\"lines\":[".to_string() + &"{\"sku\":\"A\",\"quantity\":1},".repeat(20) + "]}";
         let kept = receipt.clone();
-        run(&conn, "pos1", "new", "h", "t", move |_| Ok((201, kept))).unwrap();
+        run(
+            &conn,
+            &AnswerPacker::default(),
+            "pos1",
+            "new",
+            "h",
+            "t",
+            move |_| Ok((201, kept)),
+        )
+        .unwrap();
         let (plain, deflated): (String, Vec<u8>) = conn
             .query_row(
                 "SELECT response, response_deflate FROM idempotency WHERE key = 'new'",
@@ -190,7 +303,16 @@ mod tests {
             "{} bytes",
             deflated.len()
         );
-        let again = run(&conn, "pos1", "new", "h", "t", |_| panic!("replayed")).unwrap();
+        let again = run(
+            &conn,
+            &AnswerPacker::default(),
+            "pos1",
+            "new",
+            "h",
+            "t",
+            |_| panic!("replayed"),
+        )
+        .unwrap();
         assert_eq!(again.body, receipt);
 
         // Kept by a binary from before the column: plain text, no deflated copy.
@@ -200,7 +322,16 @@ mod tests {
             [],
         )
         .unwrap();
-        let old = run(&conn, "pos1", "old", "h", "t", |_| panic!("replayed")).unwrap();
+        let old = run(
+            &conn,
+            &AnswerPacker::default(),
+            "pos1",
+            "old",
+            "h",
+            "t",
+            |_| panic!("replayed"),
+        )
+        .unwrap();
         assert_eq!((old.body.as_str(), old.replayed), ("old answer", true));
     }
 
@@ -209,9 +340,15 @@ mod tests {
         let conn = memory_db();
         for k in 0..5 {
             let at = format!("2026-01-0{}T00:00:00.000Z", k + 1);
-            run(&conn, "pos1", &format!("k{k}"), "h", &at, |_| {
-                Ok((201, "old".into()))
-            })
+            run(
+                &conn,
+                &AnswerPacker::default(),
+                "pos1",
+                &format!("k{k}"),
+                "h",
+                &at,
+                |_| Ok((201, "old".into())),
+            )
             .unwrap();
         }
         let cutoff = "2026-01-04T00:00:00.000Z";
@@ -219,10 +356,50 @@ mod tests {
         assert_eq!(prune(&conn, cutoff, 2).unwrap(), 1);
         assert_eq!(prune(&conn, cutoff, 2).unwrap(), 0, "the rest are younger");
         // A pruned key is forgotten: its retry is a new write.
-        let again = run(&conn, "pos1", "k0", "h", "t", |_| Ok((201, "new".into()))).unwrap();
+        let again = run(
+            &conn,
+            &AnswerPacker::default(),
+            "pos1",
+            "k0",
+            "h",
+            "t",
+            |_| Ok((201, "new".into())),
+        )
+        .unwrap();
         assert!(!again.replayed);
         // A kept one still replays.
-        let kept = run(&conn, "pos1", "k4", "h", "t", |_| panic!("replayed")).unwrap();
+        let kept = run(
+            &conn,
+            &AnswerPacker::default(),
+            "pos1",
+            "k4",
+            "h",
+            "t",
+            |_| panic!("replayed"),
+        )
+        .unwrap();
         assert_eq!((kept.body.as_str(), kept.replayed), ("old", true));
+    }
+
+    #[test]
+    fn one_packer_keeps_answer_after_answer_and_grows_for_long_ones() {
+        let packer = AnswerPacker::default();
+        // Incompressible and longer than the first guess of the output's size.
+        let noise: String = (0..40_000u32)
+            .map(|i| char::from(b'!' + (i.wrapping_mul(2_654_435_761) >> 25) as u8 % 90))
+            .collect();
+        for body in ["{\"total\":1}", noise.as_str(), "", "{\"total\":2}"] {
+            assert_eq!(inflate(&packer.pack(body).unwrap()).unwrap(), body);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_reused_packer_round_trips_any_answer(bodies in proptest::collection::vec(".{0,3000}", 1..8)) {
+            let packer = AnswerPacker::default();
+            for body in &bodies {
+                proptest::prop_assert_eq!(&inflate(&packer.pack(body).unwrap()).unwrap(), body);
+            }
+        }
     }
 }

@@ -289,8 +289,9 @@ fn a_retried_return_gives_points_back_once() {
     .unwrap();
     let request = return_of(&receipt.sale_id, 1);
     let hash = crate::store::idempotency::request_hash("POST", "/v1/returns", b"r");
+    let packer = crate::store::idempotency::AnswerPacker::default();
     let run = || {
-        crate::store::idempotency::run(&conn, "pos1", "ret-1", &hash, "t", |conn| {
+        crate::store::idempotency::run(&conn, &packer, "pos1", "ret-1", &hash, "t", |conn| {
             let back = record_return(conn, &ctx(&tax), &request)?;
             Ok((201, serde_json::to_string(&back).unwrap()))
         })

@@ -136,6 +136,8 @@ struct Inner {
     checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
     /// HQ's pricing rules as last parsed, for every sale of this store.
     pricing: Arc<pricing::RulesCache>,
+    /// Deflates the answers kept for replay (`idempotency::run`), on the writer thread.
+    answer_packer: Arc<idempotency::AnswerPacker>,
 }
 
 const READER_POOL_SIZE: usize = 4;
@@ -201,6 +203,7 @@ impl Store {
                 writer_thread: Mutex::new(Some(thread)),
                 checkpointer: Mutex::new(Some(checkpointer)),
                 pricing: Arc::default(),
+                answer_packer: Arc::default(),
             }),
         })
     }
@@ -213,6 +216,11 @@ impl Store {
     /// [`pricing::RulesCache`]); put it in the sale's `WriteContext`.
     pub fn pricing(&self) -> Arc<pricing::RulesCache> {
         Arc::clone(&self.inner.pricing)
+    }
+
+    /// The compressor every kept answer goes through; pass it to `idempotency::run`.
+    pub fn answer_packer(&self) -> Arc<idempotency::AnswerPacker> {
+        Arc::clone(&self.inner.answer_packer)
     }
 
     pub fn writer_id(&self) -> &str {
