@@ -27,7 +27,13 @@ the lines per receipt (one commit each). `--keep DIR` leaves both nodes' data di
 in DIR, stopped cleanly (for examples/cold_start.py).
 
 After each step it prints VmRSS and VmHWM (/proc/PID/status) and smaps_rollup's anonymous
-and file-backed parts of both nodes. Nothing is asserted. `--history 0` skips step 3.
+and file-backed parts of both nodes, and for a sync-on node how far HQ has acknowledged its
+EPCIS events (one per movement: a node still sending them after a long offline history is
+not idle yet). The idle periods of step 3 are also looked at once a second (anonymous
+memory: min, median, max), since a node still catching up rises and falls. `--heaptrack
+OUT` restarts the sync-on node under heaptrack and kills it after the last look
+(`heaptrack_print OUT.zst`: "leaked" is what it held then). Nothing is asserted.
+`--history 0` skips step 3.
 """
 import argparse
 import http.client
@@ -261,6 +267,27 @@ def report(step, nodes):
         )
 
 
+def idle(nodes, seconds):
+    """Waits `seconds`, looking at the nodes' anonymous memory once a second: a node that
+    is still catching up (EPCIS events) rises and falls with its rounds and the 30 s trim
+    of free heap, so one look can land on a peak or a trough."""
+    seen = {node.name: [] for node in nodes}
+    end = time.time() + seconds
+    while time.time() < end:
+        for node in nodes:
+            seen[node.name].append(proc_status(node.pid)["smaps_Anonymous"] / 1024)
+        time.sleep(1)
+    return seen
+
+
+def spread(step, seen):
+    for name, values in seen.items():
+        values = sorted(values)
+        if values:
+            print(f"{step:<44} {name:<9} anon over the idle, once a second: min {values[0]:.1f}"
+                  f"  median {values[len(values) // 2]:.1f}  max {values[-1]:.1f} MiB ({len(values)} looks)")
+
+
 def history(node, movements, skus, lines=100):
     """`movements` receipt lines, `lines` per receipt, over `skus` SKUs, on one keep-alive connection."""
     conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=60)
@@ -369,19 +396,21 @@ def main():
                     and time.time() < end:
                 time.sleep(1)
             print(f"(HQ acknowledged them after {time.time() - t:.0f} s)")
-            time.sleep(a.idle)
+            seen = idle(nodes, a.idle)
             report(f"{a.history} movements written, idle", nodes)
+            spread(f"{a.history} movements written, idle", seen)
             for node in nodes:
                 node.stop()
                 if node is on and a.heaptrack:
                     node.wrap = ["heaptrack", "-o", a.heaptrack]
                 node.start()
-            time.sleep(a.idle)
+            seen = idle(nodes, a.idle)
             report(f"restarted with {a.history} movements, idle", nodes)
             # The catalog document, if HQ's messages after the restart made the node read it,
             # is dropped 10 s after HQ's last message: a second look tells it from the rest.
-            time.sleep(a.idle)
+            later = idle(nodes, a.idle)
             report(f"restarted, idle {2 * a.idle} s", nodes)
+            spread(f"restarted, idle {2 * a.idle} s", {k: v + later[k] for k, v in seen.items()})
             print(f"(stock document: {stock_doc_shape(on)})")
             if a.heaptrack:
                 os.kill(on.pid, signal.SIGKILL)
