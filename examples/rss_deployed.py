@@ -2,7 +2,7 @@
 """Resident memory of a store node as deployed (issue 18), beside one without sync, same run.
 
 Usage: examples/rss_deployed.py STORENODE_BIN [--items 50000] [--history 1000000] [--idle 20]
-           [--node-bin BIN] [--online] [--lines 100] [--keep DIR]
+           [--node-bin BIN] [--online] [--lines 100] [--keep DIR] [--before-bin BIN] [--heaptrack OUT]
 
 Starts Mosquitto (/usr/sbin/mosquitto) on a free port, `storenode hq`, and two nodes of the
 same binary: `sync on` ([sync] towards the broker; the catalog reaches it from HQ) and
@@ -27,7 +27,13 @@ the lines per receipt (one commit each). `--keep DIR` leaves both nodes' data di
 in DIR, stopped cleanly (for examples/cold_start.py).
 
 After each step it prints VmRSS and VmHWM (/proc/PID/status) and smaps_rollup's anonymous
-and file-backed parts of both nodes. Nothing is asserted. `--history 0` skips step 3.
+and file-backed parts of both nodes, and for a sync-on node how far HQ has acknowledged its
+EPCIS events (one per movement: a node still sending them after a long offline history is
+not idle yet). The idle periods of step 3 are also looked at once a second (anonymous
+memory: min, median, max), since a node still catching up rises and falls. `--heaptrack
+OUT` restarts the sync-on node under heaptrack and kills it after the last look
+(`heaptrack_print OUT.zst`: "leaked" is what it held then). Nothing is asserted.
+`--history 0` skips step 3.
 """
 import argparse
 import http.client
@@ -163,6 +169,8 @@ class Node:
                 f'[[api.terminals]]\nid = "rss"\ntoken = "{TOKEN}"\n{sync}'
             )
         self.sync = bool(broker_port)
+        # A command the node runs under from its next start on (e.g. heaptrack).
+        self.wrap = []
         if catalog_file:
             subprocess.run(
                 [bin_, "--config", self.config, "catalog", "import", catalog_file],
@@ -172,7 +180,7 @@ class Node:
 
     def start(self):
         self.proc = subprocess.Popen(
-            [self.bin, "--config", self.config, "run"],
+            self.wrap + [self.bin, "--config", self.config, "run"],
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "a"),
         )
         end = time.time() + 120
@@ -186,8 +194,26 @@ class Node:
             time.sleep(0.05)
         sys.exit(f"{self.name} not ready")
 
+    @property
+    def pid(self):
+        """The node's process: under a wrapper, the wrapper's descendant running the binary."""
+        if not self.wrap:
+            return self.proc.pid
+        exe = os.path.realpath(self.bin)
+        todo = [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            try:
+                if os.path.realpath(f"/proc/{pid}/exe") == exe:
+                    return pid
+                for task in os.listdir(f"/proc/{pid}/task"):
+                    todo += [int(c) for c in open(f"/proc/{pid}/task/{task}/children").read().split()]
+            except OSError:
+                pass
+        sys.exit(f"{self.name}: no process of {exe} under {self.wrap[0]}")
+
     def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
+        os.kill(self.pid, signal.SIGTERM)
         self.proc.wait(timeout=60)
 
     def request(self, method, path, body=None, key=None):
@@ -218,14 +244,48 @@ class Node:
         sys.exit(f"{self.name}: {sku_} not at {price} after {limit} s")
 
 
+def epcis_state(node):
+    """EPCIS events HQ acknowledged / logged by a sync-on node (read-only, while it runs):
+    a node still sending its offline history's events is not idle."""
+    import sqlite3
+    db = sqlite3.connect(f"file:{os.path.join(node.dir, 'store.db')}?mode=ro", uri=True)
+    acked, logged = db.execute(
+        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM epcis_ack), (SELECT COALESCE(MAX(seq), 0) FROM epcis_event)"
+    ).fetchone()
+    db.close()
+    return f"  EPCIS acked {acked}/{logged}"
+
+
 def report(step, nodes):
     for node in nodes:
-        s = proc_status(node.proc.pid)
+        s = proc_status(node.pid)
         print(
             f"{step:<44} {node.name:<9} VmRSS {s['VmRSS'] / 1024:6.1f} MiB  VmHWM {s['VmHWM'] / 1024:6.1f} MiB"
-            f"  anon {s['smaps_Anonymous'] / 1024:6.1f}  file {s['file'] / 1024:5.1f}  threads {s['Threads']}",
+            f"  anon {s['smaps_Anonymous'] / 1024:6.1f}  file {s['file'] / 1024:5.1f}  threads {s['Threads']}"
+            + (epcis_state(node) if node.sync else ""),
             flush=True,
         )
+
+
+def idle(nodes, seconds):
+    """Waits `seconds`, looking at the nodes' anonymous memory once a second: a node that
+    is still catching up (EPCIS events) rises and falls with its rounds and the 30 s trim
+    of free heap, so one look can land on a peak or a trough."""
+    seen = {node.name: [] for node in nodes}
+    end = time.time() + seconds
+    while time.time() < end:
+        for node in nodes:
+            seen[node.name].append(proc_status(node.pid)["smaps_Anonymous"] / 1024)
+        time.sleep(1)
+    return seen
+
+
+def spread(step, seen):
+    for name, values in seen.items():
+        values = sorted(values)
+        if values:
+            print(f"{step:<44} {name:<9} anon over the idle, once a second: min {values[0]:.1f}"
+                  f"  median {values[len(values) // 2]:.1f}  max {values[-1]:.1f} MiB ({len(values)} looks)")
 
 
 def history(node, movements, skus, lines=100):
@@ -270,6 +330,9 @@ def main():
     p.add_argument("--online", action="store_true")
     p.add_argument("--lines", type=int, default=100)
     p.add_argument("--keep")
+    p.add_argument("--heaptrack", metavar="OUT", help="restart the sync-on node under heaptrack "
+                   "(file OUT.zst) and kill it (SIGKILL) after the last look, so heaptrack's "
+                   "'leaked' is what it held then (heaptrack_print OUT.zst)")
     p.add_argument("--before-bin", help="a third node, sync on, of this binary (the baseline "
                    "of a change, measured in the same run)")
     a = p.parse_args()
@@ -333,18 +396,27 @@ def main():
                     and time.time() < end:
                 time.sleep(1)
             print(f"(HQ acknowledged them after {time.time() - t:.0f} s)")
-            time.sleep(a.idle)
+            seen = idle(nodes, a.idle)
             report(f"{a.history} movements written, idle", nodes)
+            spread(f"{a.history} movements written, idle", seen)
             for node in nodes:
                 node.stop()
+                if node is on and a.heaptrack:
+                    node.wrap = ["heaptrack", "-o", a.heaptrack]
                 node.start()
-            time.sleep(a.idle)
+            seen = idle(nodes, a.idle)
             report(f"restarted with {a.history} movements, idle", nodes)
             # The catalog document, if HQ's messages after the restart made the node read it,
             # is dropped 10 s after HQ's last message: a second look tells it from the rest.
-            time.sleep(a.idle)
+            later = idle(nodes, a.idle)
             report(f"restarted, idle {2 * a.idle} s", nodes)
+            spread(f"restarted, idle {2 * a.idle} s", {k: v + later[k] for k, v in seen.items()})
             print(f"(stock document: {stock_doc_shape(on)})")
+            if a.heaptrack:
+                os.kill(on.pid, signal.SIGKILL)
+                on.proc.wait(timeout=600)
+                nodes.remove(on)
+                print(f"(heaptrack of the restarted sync-on node: {a.heaptrack}*)")
         if a.keep:
             for node in nodes:
                 node.stop()

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::mosquitto::{Mosquitto, MosquittoOptions};
 use serde_json::{Value, json};
-use storenode::epcis::batch::{Ack, split};
+use storenode::epcis::batch::{Ack, batches};
 use storenode::sync::transport::{Incoming, MqttHandle, MqttTransport, QoS, TransportConfig};
 use sync_util::{BrokerAccess, HqNode, StoreNode, TENANT, wait_for};
 use tokio_util::sync::CancellationToken;
@@ -198,10 +198,10 @@ fn epcis_event(n: i64) -> Value {
 
 /// The batch a store's own splitter makes of `events` (sequence, event) after `after`.
 fn epcis_batch(after: i64, events: Vec<(i64, Value)>) -> Vec<u8> {
-    let rows = events.into_iter().map(|(seq, e)| (seq, Some(e))).collect();
-    let mut batches = split(after, rows, 200_000);
-    assert_eq!(batches.len(), 1);
-    batches.remove(0).encode()
+    let rows = events.into_iter().map(|(seq, e)| (seq, Some(e)));
+    let mut out: Vec<_> = batches(after, rows, 200_000).collect();
+    assert_eq!(out.len(), 1);
+    out.remove(0).bytes
 }
 
 fn epcis_topic(writer: &str) -> String {

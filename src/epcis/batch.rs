@@ -169,15 +169,40 @@ pub fn event_id(event: &Value) -> Option<&str> {
 /// The most a `no_event` range (or an event's sequence) adds to a batch's encoding.
 const RANGE_BYTES: usize = 44;
 
-impl Batch {
-    fn empty(after: i64) -> Batch {
-        Batch {
-            v: VERSION,
+/// One batch as it goes on the wire: [`Batch::encode`]'s bytes, built from the events'
+/// own encodings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    pub after: i64,
+    pub last: i64,
+    /// Events it carries.
+    pub events: usize,
+    pub bytes: Vec<u8>,
+}
+
+/// The batch being filled: its events already encoded, comma-separated.
+#[derive(Debug)]
+struct Filling {
+    after: i64,
+    last: i64,
+    events: Vec<u8>,
+    count: usize,
+    seqs: Vec<i64>,
+    no_event: Vec<[i64; 2]>,
+    /// What the size accounting has counted so far (events, sequences, ranges).
+    size: usize,
+}
+
+impl Filling {
+    fn empty(after: i64) -> Filling {
+        Filling {
             after,
             last: after,
             events: Vec::new(),
+            count: 0,
             seqs: Vec::new(),
             no_event: Vec::new(),
+            size: 0,
         }
     }
 
@@ -193,53 +218,132 @@ impl Batch {
         }
         self.last = to;
     }
+
+    /// The same bytes as `serde_json::to_vec` of the equivalent [`Batch`] (its fields in
+    /// declaration order, compact).
+    fn encode(self) -> Encoded {
+        let mut bytes = Vec::with_capacity(self.events.len() + 64 + 24 * self.seqs.len());
+        bytes.extend_from_slice(
+            format!(
+                "{{\"v\":{VERSION},\"after\":{},\"last\":{},\"events\":[",
+                self.after, self.last
+            )
+            .as_bytes(),
+        );
+        bytes.extend_from_slice(&self.events);
+        bytes.extend_from_slice(b"],\"seqs\":");
+        // Integers into a Vec: serde_json has no failure path here.
+        let _ = serde_json::to_writer(&mut bytes, &self.seqs);
+        bytes.extend_from_slice(b",\"no_event\":");
+        let _ = serde_json::to_writer(&mut bytes, &self.no_event);
+        bytes.push(b'}');
+        Encoded {
+            after: self.after,
+            last: self.last,
+            events: self.count,
+            bytes,
+        }
+    }
 }
 
 /// Splits log rows (`seq`, its event if any), in `seq` order after `after`, into batches
 /// whose encoding stays under `max_bytes`. One event is never split; the largest (a sale of
 /// the maximum 500 lines, all EPCs: about 19 KB) is far below the cap.
-pub fn split(after: i64, rows: Vec<(i64, Option<Value>)>, max_bytes: usize) -> Vec<Batch> {
-    let budget = max_bytes.saturating_sub(OVERHEAD);
-    let mut batches = Vec::new();
-    let mut current = Batch::empty(after);
-    let mut size = 0usize;
-    for (seq, event) in rows {
-        if seq <= current.last {
-            continue; // not in order: never from the log, and not claimable
+///
+/// Lazy: a row is taken from `rows` (and its event built, if `rows` builds them) only when
+/// the batch being filled needs it, and each event is kept as its encoding only. A round of
+/// the link once built its 2,000 events as JSON trees (dozens of small blocks each) and
+/// split them afterwards: megabytes of small blocks at once, every round of a catch-up,
+/// which left the heap fragmented and resident (issue 18). Now one event tree exists at a
+/// time and a batch is its bytes.
+pub fn batches<I>(after: i64, rows: I, max_bytes: usize) -> Batches<I::IntoIter>
+where
+    I: IntoIterator<Item = (i64, Option<Value>)>,
+{
+    Batches {
+        rows: rows.into_iter(),
+        budget: max_bytes.saturating_sub(OVERHEAD),
+        current: Filling::empty(after),
+        scratch: Vec::new(),
+    }
+}
+
+/// The iterator of [`batches`].
+#[derive(Debug)]
+pub struct Batches<I> {
+    rows: I,
+    budget: usize,
+    current: Filling,
+    /// The latest event's encoding, before it is known which batch it goes into.
+    scratch: Vec<u8>,
+}
+
+impl<I> Batches<I> {
+    /// Ends the batch being filled when `more` bytes would take it over the budget (and it
+    /// carries an event: one event alone always goes, whatever its size).
+    fn cut_before(&mut self, more: usize) -> Option<Encoded> {
+        if self.current.count == 0 || self.current.size + more <= self.budget {
+            return None;
         }
-        if let Some(e) = event {
+        let next = Filling::empty(self.current.last);
+        Some(std::mem::replace(&mut self.current, next).encode())
+    }
+
+    /// Adds one row; returns the batch it closed, if it did not fit there.
+    fn add(&mut self, seq: i64, event: Option<Value>) -> Option<Encoded> {
+        if seq <= self.current.last {
+            return None; // not in order: never from the log, and not claimable
+        }
+        self.scratch.clear();
+        // A Value tree of strings and numbers always serialises into a Vec; one that did
+        // not would be covered as a row without event rather than sent broken.
+        let encoded = event.is_some_and(|e| serde_json::to_writer(&mut self.scratch, &e).is_ok());
+        if encoded {
             // The event, its sequence, and the range of rows without event before it.
-            let len = serde_json::to_vec(&e).map(|b| b.len()).unwrap_or(0) + RANGE_BYTES * 2;
-            if !current.events.is_empty() && size + len > budget {
-                let next_after = current.last;
-                batches.push(std::mem::replace(&mut current, Batch::empty(next_after)));
-                size = 0;
-            }
-            size += len;
+            let len = self.scratch.len() + RANGE_BYTES * 2;
+            let closed = self.cut_before(len);
+            let current = &mut self.current;
+            current.size += len;
             current.cover_without_event(seq - 1);
-            current.events.push(e);
+            if current.count > 0 {
+                current.events.push(b',');
+            }
+            current.events.extend_from_slice(&self.scratch);
+            current.count += 1;
             current.seqs.push(seq);
             current.last = seq;
+            closed
         } else {
-            if !current.events.is_empty() && size + RANGE_BYTES > budget {
-                let next_after = current.last;
-                batches.push(std::mem::replace(&mut current, Batch::empty(next_after)));
-                size = 0;
-            }
+            let closed = self.cut_before(RANGE_BYTES);
+            let current = &mut self.current;
             if current
                 .no_event
                 .last()
                 .is_none_or(|[_, to]| *to != current.last)
             {
-                size += RANGE_BYTES;
+                current.size += RANGE_BYTES;
             }
             current.cover_without_event(seq);
+            closed
         }
     }
-    if current.last > current.after {
-        batches.push(current);
+}
+
+impl<I: Iterator<Item = (i64, Option<Value>)>> Iterator for Batches<I> {
+    type Item = Encoded;
+
+    fn next(&mut self) -> Option<Encoded> {
+        while let Some((seq, event)) = self.rows.next() {
+            if let Some(closed) = self.add(seq, event) {
+                return Some(closed);
+            }
+        }
+        if self.current.last > self.current.after {
+            let next = Filling::empty(self.current.last);
+            return Some(std::mem::replace(&mut self.current, next).encode());
+        }
+        None
     }
-    batches
 }
 
 #[cfg(test)]
@@ -250,6 +354,41 @@ mod tests {
 
     fn event(n: i64, pad: usize) -> Value {
         json!({ "eventID": format!("urn:uuid:00000000-0000-5000-8000-{n:012}"), "eventTime": "2026-01-01T00:00:00.000Z", "pad": "x".repeat(pad) })
+    }
+
+    /// The batches of `rows`, parsed back; each one's bytes are exactly serde's encoding of
+    /// what they parse to, and the counts on the side agree with them.
+    fn split(after: i64, rows: Vec<(i64, Option<Value>)>, cap: usize) -> Vec<Batch> {
+        batches(after, rows, cap)
+            .map(|e| {
+                let b: Batch = serde_json::from_slice(&e.bytes).unwrap();
+                assert_eq!(b.encode(), e.bytes);
+                assert_eq!(
+                    (e.after, e.last, e.events),
+                    (b.after, b.last, b.events.len())
+                );
+                b
+            })
+            .collect()
+    }
+
+    /// Regression (issue 18): a round built all its events (2,000 JSON trees) before the
+    /// first batch went out. The first batch now comes once it is full, with one row read
+    /// past it, so at most one event exists outside the batches' bytes.
+    #[test]
+    fn a_batch_is_ready_before_the_rest_of_the_rows_are_read() {
+        let pulled = std::cell::Cell::new(0usize);
+        let rows = (1..=2000i64).map(|seq| {
+            pulled.set(pulled.get() + 1);
+            (seq, Some(event(seq, 200)))
+        });
+        let mut out = batches(0, rows, 4096);
+        let first = out.next().unwrap();
+        assert!(first.events > 1 && first.events < 100, "{}", first.events);
+        assert_eq!(pulled.get(), first.events + 1);
+        let rest: Vec<Encoded> = out.collect();
+        assert_eq!(pulled.get(), 2000);
+        assert_eq!(rest.last().map(|b| b.last), Some(2000));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::pace::Pace;
-use crate::epcis::batch::{Ack, split};
+use crate::epcis::batch::{Ack, batches};
 use crate::epcis::{Origin, build_event, source};
 use crate::store::Store;
 use crate::sync::mqtt::topics::{Id, Scope, Topic, TopicError, TopicSpace};
@@ -179,15 +179,14 @@ impl EpcisLink {
             }
             return Ok(());
         }
-        let items = rows
-            .iter()
-            .map(|r| (r.seq, build_event(&self.origin, r)))
-            .collect();
-        for batch in split(after, items, MAX_MESSAGE_BYTES) {
+        // Each event is built when its batch needs it and kept as bytes only: a catch-up of
+        // a long offline history is hundreds of such rounds back to back (issue 18).
+        let items = rows.iter().map(|r| (r.seq, build_event(&self.origin, r)));
+        for batch in batches(after, items, MAX_MESSAGE_BYTES) {
             self.mqtt
                 .publish(
                     self.batch_topic.clone(),
-                    batch.encode(),
+                    batch.bytes,
                     QoS::AtLeastOnce,
                     false,
                 )
@@ -196,7 +195,7 @@ impl EpcisLink {
             tracing::debug!(
                 after = batch.after,
                 last = batch.last,
-                events = batch.events.len(),
+                events = batch.events,
                 "EPCIS batch published"
             );
             self.state().sent = Some(batch.last);
