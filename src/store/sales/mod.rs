@@ -182,9 +182,9 @@ pub fn record_sale(
     let (total, tax) = totals(ctx.tax, &priced)?;
     let (paid, change) = check_payments(&request.payments, total)?;
 
-    let id: i64 = conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM sale", [], |r| {
-        r.get(0)
-    })?;
+    let id: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM sale")?
+        .query_row([], |r| r.get(0))?;
     // The number carries the row id: it is how a sale is found again (`sale_id_of!`).
     let sale_no = format!("{}-{id:06}", ctx.writer_id);
     conn.prepare_cached(
