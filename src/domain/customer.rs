@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 /// Longest name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
 /// Longest e-mail address (RFC 5321 path limit).
-pub const MAX_EMAIL_BYTES: usize = 254;
+pub const MAX_EMAIL_CHARS: usize = 254;
 /// Longest phone number as typed (digits, spaces, `+-().`).
 pub const MAX_PHONE_CHARS: usize = 32;
 /// Longest delivery address, in characters (several lines).
@@ -209,10 +209,12 @@ pub fn check_phone(phone: &str) -> Result<(), PrivacyError> {
 /// An e-mail address of the shape `local@domain.tld`. Also the check of a member lookup by
 /// e-mail.
 pub fn check_email(email: &str) -> Result<(), PrivacyError> {
-    if email.len() > MAX_EMAIL_BYTES {
+    // Characters, not bytes, as the OpenAPI schema's `maxLength` and pattern count them: a
+    // client that checks against the schema must never be refused by these checks.
+    if email.chars().count() > MAX_EMAIL_CHARS {
         return Err(invalid(
             "email",
-            format!("longer than {MAX_EMAIL_BYTES} bytes"),
+            format!("longer than {MAX_EMAIL_CHARS} characters"),
         ));
     }
     let shape = "must look like name@example.com";
@@ -227,7 +229,7 @@ pub fn check_email(email: &str) -> Result<(), PrivacyError> {
                 && l.chars().all(|c| c.is_alphanumeric() || c == '-')
         });
     let local_ok = !local.is_empty()
-        && local.len() <= 64
+        && local.chars().count() <= 64
         && !local.contains(['@', '"', '(', ')', ',', ':', ';', '<', '>', '[', '\\', ']'])
         && !local.chars().any(|c| c.is_whitespace() || c.is_control());
     if local_ok && labels_ok {

@@ -136,3 +136,16 @@ proptest! {
         let _ = Customer::new(n, p, e, None);
     }
 }
+
+/// Schemathesis found it: the OpenAPI schema counts characters (`{1,64}`, `maxLength`), the
+/// check counted bytes, so a schema-valid address with a non-ASCII local part was refused.
+#[test]
+fn e_mail_lengths_count_characters_as_the_schema_does() {
+    let local = "ĀÉ".repeat(20); // 40 characters, 80 bytes
+    assert!(check_email(&format!("{local}@mail.example.com")).is_ok());
+    let too_long = "é".repeat(65);
+    assert!(check_email(&format!("{too_long}@mail.example.com")).is_err());
+    let whole = format!("a@{}.se", "é".repeat(240)); // 245 characters, 485 bytes
+    assert!(check_email(&whole).is_ok());
+    assert!(check_email(&format!("a@{}.se", "é".repeat(250))).is_err());
+}
