@@ -176,29 +176,35 @@ mod tests {
     use super::*;
     use crate::store::testing::memory_db;
 
+    /// `run` with a packer of its own, as a store's first write has.
+    fn run_fresh(
+        conn: &Connection,
+        terminal: &str,
+        key: &str,
+        hash: &str,
+        now: &str,
+        write: impl FnOnce(&Connection) -> Result<(u16, String), StoreError>,
+    ) -> Result<Answer, StoreError> {
+        run(
+            conn,
+            &AnswerPacker::default(),
+            terminal,
+            key,
+            hash,
+            now,
+            write,
+        )
+    }
+
     #[test]
     fn replay_returns_first_answer_without_running() {
         let conn = memory_db();
-        let first = run(
-            &conn,
-            &AnswerPacker::default(),
-            "pos1",
-            "k1",
-            "h",
-            "t",
-            |_| Ok((201, "first".into())),
-        )
-        .unwrap();
+        let first =
+            run_fresh(&conn, "pos1", "k1", "h", "t", |_| Ok((201, "first".into()))).unwrap();
         assert!(!first.replayed);
-        let again = run(
-            &conn,
-            &AnswerPacker::default(),
-            "pos1",
-            "k1",
-            "h",
-            "t",
-            |_| panic!("must not run twice"),
-        )
+        let again = run_fresh(&conn, "pos1", "k1", "h", "t", |_| {
+            panic!("must not run twice")
+        })
         .unwrap();
         assert_eq!(
             (again.status, again.body.as_str(), again.replayed),
@@ -209,68 +215,28 @@ mod tests {
     #[test]
     fn same_key_other_request_is_a_conflict() {
         let conn = memory_db();
-        run(
-            &conn,
-            &AnswerPacker::default(),
-            "pos1",
-            "k1",
-            "h1",
-            "t",
-            |_| Ok((201, "a".into())),
-        )
-        .unwrap();
-        let err = run(
-            &conn,
-            &AnswerPacker::default(),
-            "pos1",
-            "k1",
-            "h2",
-            "t",
-            |_| Ok((201, "b".into())),
-        )
-        .unwrap_err();
+        run_fresh(&conn, "pos1", "k1", "h1", "t", |_| Ok((201, "a".into()))).unwrap();
+        let err = run_fresh(&conn, "pos1", "k1", "h2", "t", |_| Ok((201, "b".into()))).unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)));
         // Another terminal may use the same key for its own request.
         assert!(
-            !run(
-                &conn,
-                &AnswerPacker::default(),
-                "pos2",
-                "k1",
-                "h2",
-                "t",
-                |_| Ok((201, "b".into()))
-            )
-            .unwrap()
-            .replayed
+            !run_fresh(&conn, "pos2", "k1", "h2", "t", |_| Ok((201, "b".into())))
+                .unwrap()
+                .replayed
         );
     }
 
     #[test]
     fn failed_write_stores_nothing() {
         let conn = memory_db();
-        let err = run(
-            &conn,
-            &AnswerPacker::default(),
-            "pos1",
-            "k1",
-            "h",
-            "t",
-            |_| Err(StoreError::not_found("x")),
-        );
+        let err = run_fresh(&conn, "pos1", "k1", "h", "t", |_| {
+            Err(StoreError::not_found("x"))
+        });
         assert!(err.is_err());
         assert!(
-            !run(
-                &conn,
-                &AnswerPacker::default(),
-                "pos1",
-                "k1",
-                "h",
-                "t",
-                |_| Ok((201, "ok".into()))
-            )
-            .unwrap()
-            .replayed
+            !run_fresh(&conn, "pos1", "k1", "h", "t", |_| Ok((201, "ok".into())))
+                .unwrap()
+                .replayed
         );
     }
 
@@ -280,16 +246,7 @@ mod tests {
         let receipt =
             "{\"lines\":[".to_string() + &"{\"sku\":\"A\",\"quantity\":1},".repeat(20) + "]}";
         let kept = receipt.clone();
-        run(
-            &conn,
-            &AnswerPacker::default(),
-            "pos1",
-            "new",
-            "h",
-            "t",
-            move |_| Ok((201, kept)),
-        )
-        .unwrap();
+        run_fresh(&conn, "pos1", "new", "h", "t", move |_| Ok((201, kept))).unwrap();
         let (plain, deflated): (String, Vec<u8>) = conn
             .query_row(
                 "SELECT response, response_deflate FROM idempotency WHERE key = 'new'",
@@ -303,16 +260,7 @@ mod tests {
             "{} bytes",
             deflated.len()
         );
-        let again = run(
-            &conn,
-            &AnswerPacker::default(),
-            "pos1",
-            "new",
-            "h",
-            "t",
-            |_| panic!("replayed"),
-        )
-        .unwrap();
+        let again = run_fresh(&conn, "pos1", "new", "h", "t", |_| panic!("replayed")).unwrap();
         assert_eq!(again.body, receipt);
 
         // Kept by a binary from before the column: plain text, no deflated copy.
@@ -322,16 +270,7 @@ mod tests {
             [],
         )
         .unwrap();
-        let old = run(
-            &conn,
-            &AnswerPacker::default(),
-            "pos1",
-            "old",
-            "h",
-            "t",
-            |_| panic!("replayed"),
-        )
-        .unwrap();
+        let old = run_fresh(&conn, "pos1", "old", "h", "t", |_| panic!("replayed")).unwrap();
         assert_eq!((old.body.as_str(), old.replayed), ("old answer", true));
     }
 
@@ -340,15 +279,9 @@ mod tests {
         let conn = memory_db();
         for k in 0..5 {
             let at = format!("2026-01-0{}T00:00:00.000Z", k + 1);
-            run(
-                &conn,
-                &AnswerPacker::default(),
-                "pos1",
-                &format!("k{k}"),
-                "h",
-                &at,
-                |_| Ok((201, "old".into())),
-            )
+            run_fresh(&conn, "pos1", &format!("k{k}"), "h", &at, |_| {
+                Ok((201, "old".into()))
+            })
             .unwrap();
         }
         let cutoff = "2026-01-04T00:00:00.000Z";
@@ -356,28 +289,10 @@ mod tests {
         assert_eq!(prune(&conn, cutoff, 2).unwrap(), 1);
         assert_eq!(prune(&conn, cutoff, 2).unwrap(), 0, "the rest are younger");
         // A pruned key is forgotten: its retry is a new write.
-        let again = run(
-            &conn,
-            &AnswerPacker::default(),
-            "pos1",
-            "k0",
-            "h",
-            "t",
-            |_| Ok((201, "new".into())),
-        )
-        .unwrap();
+        let again = run_fresh(&conn, "pos1", "k0", "h", "t", |_| Ok((201, "new".into()))).unwrap();
         assert!(!again.replayed);
         // A kept one still replays.
-        let kept = run(
-            &conn,
-            &AnswerPacker::default(),
-            "pos1",
-            "k4",
-            "h",
-            "t",
-            |_| panic!("replayed"),
-        )
-        .unwrap();
+        let kept = run_fresh(&conn, "pos1", "k4", "h", "t", |_| panic!("replayed")).unwrap();
         assert_eq!((kept.body.as_str(), kept.replayed), ("old", true));
     }
 
