@@ -3,6 +3,7 @@
 
 Usage: examples/rss_deployed.py STORENODE_BIN [--items 50000] [--history 1000000] [--idle 20]
            [--node-bin BIN] [--online] [--lines 100] [--keep DIR] [--before-bin BIN] [--heaptrack OUT]
+           [--heaptrack-run OUT]
 
 Starts Mosquitto (/usr/sbin/mosquitto) on a free port, `storenode hq`, and two nodes of the
 same binary: `sync on` ([sync] towards the broker; the catalog reaches it from HQ) and
@@ -153,7 +154,7 @@ def proc_status(pid):
 
 
 class Node:
-    def __init__(self, bin_, dir_, name, broker_port, catalog_file):
+    def __init__(self, bin_, dir_, name, broker_port, catalog_file, wrap=()):
         self.bin, self.name = bin_, name
         self.dir = os.path.join(dir_, name)
         os.makedirs(self.dir)
@@ -170,7 +171,7 @@ class Node:
             )
         self.sync = bool(broker_port)
         # A command the node runs under from its next start on (e.g. heaptrack).
-        self.wrap = []
+        self.wrap = list(wrap)
         if catalog_file:
             subprocess.run(
                 [bin_, "--config", self.config, "catalog", "import", catalog_file],
@@ -330,6 +331,9 @@ def main():
     p.add_argument("--online", action="store_true")
     p.add_argument("--lines", type=int, default=100)
     p.add_argument("--keep")
+    p.add_argument("--heaptrack-run", metavar="OUT", help="run the sync-on node under heaptrack "
+                   "from its first start and kill it (SIGKILL) after the look once the history is "
+                   "written, so 'leaked' is what a long-running node held then; stops there")
     p.add_argument("--heaptrack", metavar="OUT", help="restart the sync-on node under heaptrack "
                    "(file OUT.zst) and kill it (SIGKILL) after the last look, so heaptrack's "
                    "'leaked' is what it held then (heaptrack_print OUT.zst)")
@@ -364,7 +368,8 @@ def main():
         print(f"nodes {node_bin} (HQ {a.bin}): {a.items} catalog items, {a.history} movements of "
               f"history {'online' if a.online else 'offline'} in receipts of {a.lines} lines, idle {a.idle} s\n")
         link = Link(broker)
-        on = Node(node_bin, d, "sync on", link.port, None)
+        on = Node(node_bin, d, "sync on", link.port, None,
+                  ["heaptrack", "-o", a.heaptrack_run] if a.heaptrack_run else ())
         off = Node(node_bin, d, "sync off", None, catalog)
         nodes = [on, off]
         syncing = [on]
@@ -399,6 +404,12 @@ def main():
             seen = idle(nodes, a.idle)
             report(f"{a.history} movements written, idle", nodes)
             spread(f"{a.history} movements written, idle", seen)
+            if a.heaptrack_run:
+                os.kill(on.pid, signal.SIGKILL)
+                on.proc.wait(timeout=600)
+                nodes.remove(on)
+                print(f"(heaptrack of the sync-on node's whole run: {a.heaptrack_run}*)")
+                return
             for node in nodes:
                 node.stop()
                 if node is on and a.heaptrack:

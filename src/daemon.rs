@@ -169,7 +169,10 @@ impl Node {
             shutdown.clone(),
             tasks.clone(),
         ));
-        tasks.spawn(crate::memory::return_free_heap(shutdown.clone()));
+        tasks.spawn(crate::store::idle::give_back_memory(
+            state.store.clone(),
+            shutdown.clone(),
+        ));
         // Pings systemd only while the store answers; a no-op outside systemd.
         tasks.spawn(crate::control::watchdog::run(
             state.clone(),

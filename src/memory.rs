@@ -94,14 +94,20 @@ pub async fn return_free_heap(shutdown: tokio_util::sync::CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let trimmed = tokio::task::spawn_blocking(trim_if_slack).await;
-        if let Ok(Some(free)) = trimmed {
-            tracing::debug!(
-                free_kib = free / 1024,
-                rss_kib = resident_kib(),
-                "free heap given back"
-            );
-        }
+        give_back_slack().await;
+    }
+}
+
+/// One look of [`return_free_heap`]: trims the heap on the blocking pool when much of it
+/// is free ([`trim_if_slack`]).
+pub async fn give_back_slack() {
+    let trimmed = tokio::task::spawn_blocking(trim_if_slack).await;
+    if let Ok(Some(free)) = trimmed {
+        tracing::debug!(
+            free_kib = free / 1024,
+            rss_kib = resident_kib(),
+            "free heap given back"
+        );
     }
 }
 

@@ -51,16 +51,10 @@ pub fn check_key(key: &str) -> Result<(), String> {
 /// 270 KiB) is above glibc's mmap threshold, so each sale mapped, zeroed page by page and
 /// unmapped it again (a quarter of the writer's CPU at one till, `perf`, docs/benchmarks.md).
 /// Only the writer thread packs, so the lock is never contended.
+#[derive(Default)]
 pub struct AnswerPacker {
-    deflater: Mutex<Compress>,
-}
-
-impl Default for AnswerPacker {
-    fn default() -> Self {
-        Self {
-            deflater: Mutex::new(Compress::new(Compression::fast(), false)),
-        }
-    }
+    /// Made at the first answer after the start or after [`AnswerPacker::release`].
+    deflater: Mutex<Option<Compress>>,
 }
 
 impl AnswerPacker {
@@ -70,8 +64,18 @@ impl AnswerPacker {
             .deflater
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let deflater = deflater.get_or_insert_with(|| Compress::new(Compression::fast(), false));
         deflater.reset();
-        deflate_all(&mut deflater, body.as_bytes())
+        deflate_all(deflater, body.as_bytes())
+    }
+
+    /// Drops the compressor (about 270 KiB) while the store is idle; the next answer makes
+    /// a new one.
+    pub fn release(&self) {
+        self.deflater
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
     }
 }
 
@@ -306,6 +310,16 @@ mod tests {
         for body in ["{\"total\":1}", noise.as_str(), "", "{\"total\":2}"] {
             assert_eq!(inflate(&packer.pack(body).unwrap()).unwrap(), body);
         }
+    }
+
+    #[test]
+    fn a_released_packer_packs_the_same_bytes_again() {
+        let packer = AnswerPacker::default();
+        let body = "{\"sale_no\":\"pos1-000001\",\"total\":1299}";
+        let first = packer.pack(body).unwrap();
+        packer.release();
+        assert!(packer.deflater.lock().unwrap().is_none());
+        assert_eq!(packer.pack(body).unwrap(), first);
     }
 
     proptest::proptest! {

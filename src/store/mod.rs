@@ -17,6 +17,7 @@ pub mod devices;
 pub mod escrow;
 pub mod file;
 pub mod idempotency;
+pub mod idle;
 pub mod inventory;
 pub mod ledger;
 pub mod loyalty;
@@ -29,6 +30,7 @@ pub mod transfers;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
@@ -138,6 +140,9 @@ struct Inner {
     pricing: Arc<pricing::RulesCache>,
     /// Deflates the answers kept for replay (`idempotency::run`), on the writer thread.
     answer_packer: Arc<idempotency::AnswerPacker>,
+    /// Rows the writer has changed so far: how [`idle::give_back_memory`] tells a store
+    /// that sells from one that only answers probes (their writes change no row).
+    rows_written: Arc<AtomicU64>,
 }
 
 const READER_POOL_SIZE: usize = 4;
@@ -185,6 +190,7 @@ impl Store {
         checkpoint::configure_writer(&mut conn, &wal_fill)?;
         let checkpointer = checkpoint::Checkpointer::spawn(options.path.clone(), wal_fill.clone())?;
         let (jobs, queue) = mpsc::channel(WRITE_QUEUE);
+        let rows_written = Arc::new(AtomicU64::new(0));
         let thread = writer::spawn(
             conn,
             options.path.clone(),
@@ -192,6 +198,7 @@ impl Store {
             options.max_batch,
             hook,
             wal_fill,
+            Arc::clone(&rows_written),
         )?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -204,6 +211,7 @@ impl Store {
                 checkpointer: Mutex::new(Some(checkpointer)),
                 pricing: Arc::default(),
                 answer_packer: Arc::default(),
+                rows_written,
             }),
         })
     }
@@ -307,6 +315,39 @@ impl Store {
         {
             pool.push(conn);
         }
+    }
+
+    /// Rows the writer has inserted, updated or deleted since the store opened, as of its
+    /// last group commit.
+    pub fn rows_written(&self) -> u64 {
+        self.inner.rows_written.load(Ordering::Relaxed)
+    }
+
+    /// Gives back what an idle store's caches hold (see [`idle`]): the pooled readers
+    /// (closed: each holds its own copy of the schema besides its caches; the next reads
+    /// open new ones), the writer's page cache and prepared statements, and the answer
+    /// packer's compressor. Returns the page-cache bytes freed. The store works on as before.
+    pub async fn release_idle_caches(&self) -> u64 {
+        let readers: Vec<Connection> = self
+            .inner
+            .readers
+            .lock()
+            .map(|mut pool| pool.drain(..).collect())
+            .unwrap_or_default();
+        let mut freed: u64 = readers.iter().filter_map(idle::cache_used_bytes).sum();
+        drop(readers);
+        self.inner.answer_packer.release();
+        let (reply, answer) = oneshot::channel();
+        if self
+            .inner
+            .jobs
+            .send(writer::Job::ReleaseCaches(reply))
+            .await
+            .is_ok()
+        {
+            freed += answer.await.unwrap_or(0);
+        }
+        freed
     }
 
     /// Stops taking writes, lets the writer finish what is queued, checkpoints the WAL and

@@ -1,6 +1,8 @@
 //! The writer thread: group commit with a savepoint per write.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
@@ -70,6 +72,8 @@ where
 pub enum Job {
     Write(Box<dyn WriteJob>),
     Shutdown(oneshot::Sender<()>),
+    /// Give the writer connection's caches back ([`super::idle`]); answers the bytes freed.
+    ReleaseCaches(oneshot::Sender<u64>),
 }
 
 impl Job {
@@ -93,11 +97,26 @@ pub fn spawn(
     max_batch: usize,
     hook: Box<dyn BatchHook>,
     wal_fill: WalFill,
+    rows_written: Arc<AtomicU64>,
 ) -> Result<JoinHandle<()>, StoreError> {
     std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(conn, &path, queue, max_batch, hook, &wal_fill))
+        .spawn(move || {
+            let counters = Counters {
+                wal_fill,
+                rows_written,
+            };
+            run(conn, &path, queue, max_batch, hook, &counters)
+        })
         .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))
+}
+
+/// What the writer shares with the rest of the store.
+struct Counters {
+    wal_fill: WalFill,
+    /// Rows the writer connection has inserted, updated or deleted since it opened
+    /// (`sqlite3_total_changes`): how the store tells a sale from an empty probe write.
+    rows_written: Arc<AtomicU64>,
 }
 
 fn run(
@@ -106,10 +125,13 @@ fn run(
     mut queue: mpsc::Receiver<Job>,
     max_batch: usize,
     mut hook: Box<dyn BatchHook>,
-    wal_fill: &WalFill,
+    counters: &Counters,
 ) {
+    let wal_fill = &counters.wal_fill;
+    let mut rows_before_reopen = 0;
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut shutdown_reply = None;
+    let mut release_replies = Vec::new();
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
         while batch.len() < max_batch {
@@ -123,11 +145,23 @@ fn run(
             match job {
                 Job::Write(op) => writes.push(op),
                 Job::Shutdown(reply) => shutdown_reply = Some(reply),
+                Job::ReleaseCaches(reply) => release_replies.push(reply),
             }
         }
         if !writes.is_empty() {
-            reopen_if_read_only(&mut conn, path, wal_fill);
+            if reopen_if_read_only(&mut conn, path, wal_fill) {
+                rows_before_reopen = counters.rows_written.load(Ordering::Relaxed);
+            }
             commit_batch(&conn, writes, hook.as_mut());
+            counters
+                .rows_written
+                .store(rows_before_reopen + conn.total_changes(), Ordering::Relaxed);
+        }
+        if !release_replies.is_empty() {
+            let freed = super::idle::release_caches(&conn);
+            for reply in release_replies.drain(..) {
+                let _ = reply.send(freed);
+            }
         }
         if shutdown_reply.is_some() {
             break;
@@ -155,9 +189,10 @@ type WriteOp = Box<dyn WriteJob>;
 /// import`, say) read-only without a word, and the connection stays read-only after the
 /// owner is fixed. Before each batch a read-only writer connection is reopened, so the node
 /// recovers without a restart once the file is writable again.
-fn reopen_if_read_only(conn: &mut Connection, path: &std::path::Path, wal_fill: &WalFill) {
+/// Says whether it reopened.
+fn reopen_if_read_only(conn: &mut Connection, path: &std::path::Path, wal_fill: &WalFill) -> bool {
     if !conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
-        return;
+        return false;
     }
     match super::open_connection(path, false) {
         Ok(mut fresh) if !fresh.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) => {
@@ -166,9 +201,13 @@ fn reopen_if_read_only(conn: &mut Connection, path: &std::path::Path, wal_fill: 
             }
             tracing::info!(path = %path.display(), "database is writable again; writer reopened it");
             *conn = fresh;
+            true
         }
-        Ok(_) => {}
-        Err(e) => tracing::debug!(error = %e, "reopening the read-only database failed"),
+        Ok(_) => false,
+        Err(e) => {
+            tracing::debug!(error = %e, "reopening the read-only database failed");
+            false
+        }
     }
 }
 
