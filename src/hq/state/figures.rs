@@ -9,9 +9,21 @@
 //! query over a few rows rather than a load of every store's orders document, and HQ's
 //! writes need not lock every document to read them (see `fresh.rs`).
 //!
-//! Only the rows that differ are written: a change that touches no coupon or member writes
-//! nothing here. Rows of documents stored before this table existed are filled at the first
-//! start after the migration ([`HqState::fill_figures`]).
+//! Only the coupons and members a write named are read and rewritten: every change logged
+//! records the map paths its operations wrote (`hq::db::docs::persist_change`,
+//! [`crate::crdt::doc::touched_paths`]), and [`TotalsTouched`] maps them to coupon codes and
+//! members. Reading every member's ledger at every change made an orders change cost time in
+//! proportion to the members its document names, so it grew with the store's history
+//! (docs/benchmarks.md, "An orders change against the orders document's history"). A write
+//! above single entries (a writer's or a section's map, HQ's base), a document saved whole
+//! (a new epoch), or changes that waited for a dependency (applied later by another change,
+//! whose paths do not say what they wrote) rewrite the store's rows in full, as before. Of
+//! those, only the rows that differ are written. Rows of documents stored before this table
+//! existed are filled at the first start after the migration ([`HqState::fill_figures`]).
+//!
+//! What HQ does after a store's orders change reads these rows too, by partial indexes
+//! (`figures_open.sql`): the members with wants to answer or points owed
+//! (`settle_loyalty`), the coupons with open asks (`answer_coupon_asks`).
 
 use std::collections::BTreeMap;
 
