@@ -169,22 +169,30 @@ impl OrdersDoc {
                 continue;
             };
             for (code, values) in section_entries(doc, &section, None) {
-                let per_lane = out.entry(code).or_default();
-                for (key, value) in values {
-                    if let Some((field, lane)) = hq_key(&key) {
-                        // Only HQ's grants and answers count: a lane cannot grant itself uses.
-                        if writer.is_hq() {
-                            per_lane.entry(lane).or_default().add(field, value);
-                        }
-                    } else if let (false, Some(field)) = (writer.is_hq(), CouponField::parse(&key))
-                        && !field.by_hq()
-                    {
-                        per_lane
-                            .entry(writer.clone())
-                            .or_default()
-                            .add(field, value);
-                    }
-                }
+                add_values(out.entry(code).or_default(), &writer, values);
+            }
+        }
+        out
+    }
+
+    /// [`Self::coupon_totals`] of the coupons `codes` only (a code the document never named
+    /// is left out): reads those codes' entries, not every coupon's.
+    pub fn coupon_totals_of(
+        &self,
+        codes: &std::collections::BTreeSet<String>,
+    ) -> BTreeMap<String, BTreeMap<WriterId, CouponTotals>> {
+        let doc = self.core().automerge();
+        let mut out: BTreeMap<String, BTreeMap<WriterId, CouponTotals>> = BTreeMap::new();
+        for (writer, own) in self.writer_maps() {
+            let Some(section) = map_at(doc, &own, KEY_COUPONS) else {
+                continue;
+            };
+            for code in codes {
+                let Some(entry) = map_at(doc, &section, code) else {
+                    continue;
+                };
+                let values = int_entries(doc, &entry, None).into_iter().collect();
+                add_values(out.entry(code.clone()).or_default(), &writer, values);
             }
         }
         out
@@ -235,6 +243,29 @@ impl OrdersDoc {
             }
         }
         out
+    }
+}
+
+/// Adds `writer`'s entries of one coupon (key → total) to its holders' totals.
+fn add_values(
+    per_lane: &mut BTreeMap<WriterId, CouponTotals>,
+    writer: &WriterId,
+    values: BTreeMap<String, i64>,
+) {
+    for (key, value) in values {
+        if let Some((field, lane)) = hq_key(&key) {
+            // Only HQ's grants and answers count: a lane cannot grant itself uses.
+            if writer.is_hq() {
+                per_lane.entry(lane).or_default().add(field, value);
+            }
+        } else if let (false, Some(field)) = (writer.is_hq(), CouponField::parse(&key))
+            && !field.by_hq()
+        {
+            per_lane
+                .entry(writer.clone())
+                .or_default()
+                .add(field, value);
+        }
     }
 }
 

@@ -55,7 +55,7 @@ pub use auth::{
     order_id_belongs_to,
 };
 use changes::{decode_bundle, decode_change, decode_changes};
-pub use changes::{hash_from_hex, hash_to_hex, touched_keys};
+pub use changes::{hash_from_hex, hash_to_hex, touched_keys, touched_paths};
 pub use read::{child_map, int_at, int_entries, int_of, map_at, map_at_heads, map_keys, str_at};
 pub use writer::{INCARNATION_SEPARATOR, WriterId};
 

@@ -110,9 +110,36 @@ impl OrdersDoc {
         out
     }
 
+    /// [`Self::loyalty_ledgers`] of the members `members` only (a member the document never
+    /// named is left out): reads those members' entries, not every member's.
+    pub fn loyalty_ledgers_of(
+        &self,
+        members: &std::collections::BTreeSet<String>,
+    ) -> BTreeMap<String, MemberLedger> {
+        let doc = self.core().automerge();
+        let mut out: BTreeMap<String, MemberLedger> = BTreeMap::new();
+        for (writer, own) in self.writer_maps() {
+            let Some(section) = map_at(doc, &own, KEY_LOYALTY) else {
+                continue;
+            };
+            for member in members {
+                let Some(entry) = map_at(doc, &section, member) else {
+                    continue;
+                };
+                let ledger = out.entry(member.clone()).or_default();
+                for (key, value) in int_entries(doc, &entry, None) {
+                    add_field(ledger, &writer, &key, value);
+                }
+            }
+        }
+        out
+    }
+
     /// One member's ledger (empty if the document never named the member).
     pub fn loyalty_of(&self, member: &str) -> MemberLedger {
-        self.loyalty_ledgers().remove(member).unwrap_or_default()
+        self.loyalty_ledgers_of(&[member.to_owned()].into())
+            .remove(member)
+            .unwrap_or_default()
     }
 
     /// `writer`'s own loyalty entries of this epoch (not the base) as of `heads`.

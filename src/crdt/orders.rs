@@ -382,6 +382,65 @@ pub(super) fn put_event(
     }
     Ok(())
 }
+/// Which coupon and loyalty totals of an orders document a write can have changed, from
+/// the paths its operations write ([`super::doc::touched_paths`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TotalsTouched {
+    /// A write above one coupon's or member's entries (a writer's map, a whole section,
+    /// the base's writers): any total may have changed.
+    pub all: bool,
+    pub members: std::collections::BTreeSet<String>,
+    pub coupons: std::collections::BTreeSet<String>,
+}
+
+impl TotalsTouched {
+    /// Classifies the written paths by the layout [`OrdersDoc::coupon_totals`] and
+    /// [`OrdersDoc::loyalty_ledgers`] read: `writers/{w}/coupons/{code}/..`,
+    /// `writers/{w}/loyalty/{member}/..`, and the same under HQ's `base/writers`. Paths
+    /// elsewhere (orders, events, escrow, transfers) change no total.
+    pub fn of<'a>(paths: impl IntoIterator<Item = &'a Vec<String>>) -> Self {
+        let mut out = Self::default();
+        for path in paths {
+            match path.split_first() {
+                None => out.all = true,
+                Some((root_key, rest)) if root_key == KEY_WRITERS => out.in_writers(rest),
+                Some(_) => {}
+            }
+        }
+        out
+    }
+
+    /// `rest`: the path below a `writers` map (`{w}/..`).
+    fn in_writers(&mut self, rest: &[String]) {
+        match rest.split_first() {
+            None => self.all = true,
+            Some((_, own)) => self.in_own(own),
+        }
+    }
+
+    /// `own`: the path below one writer's map.
+    fn in_own(&mut self, own: &[String]) {
+        use super::coupons::KEY_COUPONS;
+        use super::loyalty::KEY_LOYALTY;
+        match own {
+            [] => self.all = true,
+            [section] if [KEY_LOYALTY, KEY_COUPONS, KEY_BASE].contains(&section.as_str()) => {
+                self.all = true;
+            }
+            [section, member, ..] if section == KEY_LOYALTY => {
+                self.members.insert(member.clone());
+            }
+            [section, code, ..] if section == KEY_COUPONS => {
+                self.coupons.insert(code.clone());
+            }
+            [base, writers, rest @ ..] if base == KEY_BASE && writers == KEY_BASE_WRITERS => {
+                self.in_writers(rest);
+            }
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;

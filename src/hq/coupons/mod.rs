@@ -21,7 +21,6 @@ use serde::Serialize;
 
 use crate::crdt::coupons::{CouponEntry, read_coupons};
 use crate::crdt::doc::{DocId, DocKind, WriterId};
-use crate::crdt::orders::OrdersDoc;
 use crate::domain::coupons::{Coupon, CouponError, CouponTotals, pool, uses_to_grant};
 use crate::hq::db::locks::coupon_lock;
 use crate::hq::state::{HqError, HqState, Outgoing};
@@ -258,18 +257,25 @@ impl HqState {
         if changed.kind != DocKind::Orders {
             return Vec::new();
         }
-        if self.refresh(changed).is_err() {
-            return Vec::new();
-        }
-        let asked: Vec<String> = self
-            .read_orders(changed, |doc| {
-                doc.coupon_totals()
-                    .into_iter()
-                    .filter(|(_, lanes)| lanes.values().any(|t| t.open_asks() > 0))
-                    .map(|(code, _)| code)
-                    .collect()
-            })
-            .unwrap_or_default();
+        // From the store's rows (`hq_coupon_holder`, exactly the document's totals), by an
+        // index: the coupons with an open ask, not every coupon the document names.
+        let asked: Vec<String> = match self.db.query(
+            "SELECT DISTINCT code FROM hq_coupon_holder WHERE store = ?1 AND wanted > served",
+            &[&changed.store],
+            |r| r.get::<String>(0),
+        ) {
+            // In the codes' byte order, as the document's map gave them (not the database's
+            // collation).
+            Ok(codes) => codes
+                .into_iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            Err(error) => {
+                tracing::warn!(store = %changed.store, %error, "coupon asks not answered; the lane asks again");
+                return Vec::new();
+            }
+        };
         if asked.is_empty() {
             return Vec::new();
         }
@@ -292,7 +298,8 @@ impl HqState {
         codes: &[String],
     ) -> Result<Vec<Outgoing>, HqError> {
         self.refresh(id)?;
-        let Some(mut totals) = self.read_orders(id, OrdersDoc::coupon_totals) else {
+        let asked: std::collections::BTreeSet<String> = codes.iter().cloned().collect();
+        let Some(mut totals) = self.read_orders(id, |doc| doc.coupon_totals_of(&asked)) else {
             return Ok(Vec::new());
         };
         let coupons = self.coupons();

@@ -1,6 +1,7 @@
 //! HQ's coupon state: issue, grant within the pool, revoke.
 
 use super::*;
+use crate::crdt::orders::OrdersDoc;
 use crate::domain::coupons::Refusal;
 use crate::domain::pricing::Rule;
 use crate::hq::db::testing::TestDb;

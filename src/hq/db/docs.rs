@@ -5,7 +5,7 @@
 //! in proportion to it. Kept apart from the node's code because it runs on either backend
 //! and HQ has no outbox.
 
-use crate::crdt::doc::{DocError, DocId, SyncDoc, WriterId};
+use crate::crdt::doc::{DocError, DocId, DocKind, SyncDoc, WriterId, touched_paths};
 use crate::sync::persist::doc_key;
 
 use super::{Db, DbError};
@@ -267,8 +267,15 @@ pub fn version(db: &Db, key: &str) -> Result<i64, DbError> {
         .unwrap_or(0))
 }
 
-/// Saves the whole document and clears its log.
+/// Saves the whole document and clears its log. Its readers redo everything of it
+/// ([`super::Written::Whole`]): a save writes a new epoch's document.
 pub fn save_doc(db: &Db, doc: &SyncDoc, now: &str) -> Result<(), DbError> {
+    db.record_written(&doc_key(doc.id()), None);
+    save_whole(db, doc, now)
+}
+
+/// [`save_doc`] without recording where it wrote (a save of what was just logged).
+fn save_whole(db: &Db, doc: &SyncDoc, now: &str) -> Result<(), DbError> {
     let key = doc_key(doc.id());
     let saved = doc.save();
     bump_version(db, doc, None, LogWrite::Saved(byte_len(&saved)))?;
@@ -289,8 +296,9 @@ fn byte_len(bytes: &[u8]) -> i64 {
     i64::try_from(bytes.len()).unwrap_or(i64::MAX)
 }
 
-/// Logs a change (or a bundle of them) of `doc`, and saves the document whole once the log
-/// is as large as its last save ([`save_due`]).
+/// Logs a change (or a bundle of them) of `doc`, which has applied it, and saves the
+/// document whole once the log is as large as its last save ([`save_due`]). Of an orders
+/// document, records where the change wrote ([`Db::record_written`]).
 pub fn persist_change(
     db: &Db,
     doc: &SyncDoc,
@@ -307,8 +315,11 @@ pub fn persist_change(
         |r| r.get(0),
     )?;
     let size = bump_version(db, doc, Some(change_id), LogWrite::Logged(byte_len(bytes)))?;
+    if doc.id().kind == DocKind::Orders {
+        db.record_written(&key, touched_paths(doc, bytes, bundle));
+    }
     if save_due(size.log_bytes, size.saved_bytes) {
-        save_doc(db, doc, now)?;
+        save_whole(db, doc, now)?;
     }
     Ok(())
 }

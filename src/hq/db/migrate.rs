@@ -35,6 +35,8 @@ const SQLITE: &[&str] = &[
     include_str!("../state/figures.sql"),
     // Bytes logged per document since its last save. Owned by `hq::db::docs`.
     include_str!("log_size.sql"),
+    // The open lanes of members and coupons, by index. Owned by `hq::state::figures`.
+    include_str!("../state/figures_open.sql"),
 ];
 
 /// PostgreSQL steps, the same as [`SQLITE`] one for one.
@@ -51,6 +53,7 @@ const POSTGRES: &[&str] = &[
     include_str!("../state/retired.sql"),
     include_str!("../state/figures.pg.sql"),
     include_str!("log_size.sql"),
+    include_str!("../state/figures_open.sql"),
 ];
 
 /// Key of the advisory lock the PostgreSQL migration runs under ("hq-migr" in ASCII).

@@ -118,8 +118,20 @@ pub struct Db {
     /// Documents written in the open transaction, with their new versions (see
     /// [`docs::bump_version`]); taken by the state when it commits.
     touched: RefCell<std::collections::BTreeMap<String, Touched>>,
+    /// Of the orders documents written in the open transaction, where their writes wrote
+    /// ([`Written`]): their read models (`hq::state::figures`) redo only that.
+    written: RefCell<std::collections::BTreeMap<String, Written>>,
     /// Advisory lock keys the open transaction holds (`locks.rs`): what it may add after.
     locks: RefCell<std::collections::BTreeSet<i64>>,
+}
+
+/// Where a transaction's writes of one document wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// Only at these map-key paths ([`crate::crdt::doc::touched_paths`]).
+    Paths(std::collections::BTreeSet<Vec<String>>),
+    /// Anywhere: a document saved whole (a new epoch), or a write whose paths are not known.
+    Whole,
 }
 
 /// A document written in a transaction: its new version, and the id of the last change
@@ -143,6 +155,7 @@ impl Db {
             backend,
             in_transaction: Flag::new(false),
             touched: RefCell::default(),
+            written: RefCell::default(),
             locks: RefCell::default(),
         };
         migrate::migrate(&db)?;
@@ -250,6 +263,7 @@ impl Db {
     /// its parts share the file).
     pub fn open_transaction(&self) -> Result<(), DbError> {
         self.touched.borrow_mut().clear();
+        self.written.borrow_mut().clear();
         self.release_locks();
         self.batch(if self.is_postgres() {
             "BEGIN"
@@ -280,6 +294,7 @@ impl Db {
         self.in_transaction.set(false);
         self.release_locks();
         let touched = std::mem::take(&mut *self.touched.borrow_mut());
+        self.written.borrow_mut().clear();
         if let Some(e) = aborted {
             return Err(e);
         }
@@ -289,6 +304,34 @@ impl Db {
     /// The row keys of the documents the open transaction wrote so far.
     pub fn touched_keys(&self) -> Vec<String> {
         self.touched.borrow().keys().cloned().collect()
+    }
+
+    /// Where the open transaction wrote document `doc_key` so far: [`Written::Whole`] when
+    /// nothing was recorded of a document it wrote (every write of it must say, or its
+    /// readers redo everything).
+    pub fn written(&self, doc_key: &str) -> Written {
+        self.written
+            .borrow()
+            .get(doc_key)
+            .cloned()
+            .unwrap_or(Written::Whole)
+    }
+
+    /// Records that the open transaction wrote document `doc_key` at `paths` (`None`:
+    /// anywhere), on top of what it wrote before.
+    pub fn record_written(
+        &self,
+        doc_key: &str,
+        paths: Option<std::collections::BTreeSet<Vec<String>>>,
+    ) {
+        let mut written = self.written.borrow_mut();
+        let entry = written
+            .entry(doc_key.to_owned())
+            .or_insert_with(|| Written::Paths(Default::default()));
+        match (entry, paths) {
+            (Written::Paths(all), Some(paths)) => all.extend(paths),
+            (entry, _) => *entry = Written::Whole,
+        }
     }
 
     fn record_touched(&self, doc_key: &str, version: i64, change_id: Option<i64>) {

@@ -9,7 +9,6 @@ use serde::Serialize;
 use super::LoyaltyRefused;
 use crate::crdt::doc::{DocId, DocKind, WriterId};
 use crate::crdt::loyalty::{LoyaltyField, LoyaltyRules, read_loyalty_rules};
-use crate::crdt::orders::OrdersDoc;
 use crate::domain::loyalty::{HqTotals, LaneTotals, MemberId, MemberLedger};
 use crate::hq::db::locks::member_lock;
 use crate::hq::state::{HqError, HqState, Outgoing};
@@ -235,23 +234,26 @@ impl HqState {
     /// After a store's orders document changed: settles owed points and answers its lanes'
     /// wants with the member's pool. Never fails the ingest (logged; the next change of the
     /// document tries again).
+    ///
+    /// The members to look at are read from the store's rows (`hq_loyalty_lane`, exactly
+    /// the document's totals, kept with it by `hq::state::figures`): only those with a lane
+    /// whose wants are not all answered or that owes points, found by an index, rather than
+    /// every member the document names.
     pub(in crate::hq) fn settle_loyalty(&mut self, changed: &DocId) -> Vec<Outgoing> {
         if changed.kind != DocKind::Orders {
             return Vec::new();
         }
-        if self.refresh(changed).is_err() {
-            return Vec::new();
-        }
-        let Some(ledgers) = self.read_orders(changed, OrdersDoc::loyalty_ledgers) else {
-            return Vec::new();
+        let open = match self.open_lanes(&changed.store) {
+            Ok(open) => open,
+            Err(error) => {
+                tracing::warn!(store = %changed.store, %error, "loyalty grants not made; retried at the store's next change");
+                return Vec::new();
+            }
         };
-        let due: Vec<String> = ledgers
+        let due: Vec<String> = open
             .into_iter()
-            .filter(|(member, ledger)| {
-                let wants = ledger.lanes.values().any(|l| l.wanted > l.served);
-                let owes = ledger.lanes.values().any(|l| l.owed > 0)
-                    && self.member_ledger(member).is_ok_and(|l| l.hq_plan().0 > 0);
-                wants || owes
+            .filter(|(member, (wants, owes))| {
+                *wants || (*owes && self.member_ledger(member).is_ok_and(|l| l.hq_plan().0 > 0))
             })
             .map(|(member, _)| member)
             .collect();
@@ -271,9 +273,29 @@ impl HqState {
         }
     }
 
+    /// Per member of `store`'s orders document with a lane whose wants are not all answered
+    /// or that owes points: (some lane wants, some lane owes).
+    fn open_lanes(&self, store: &str) -> Result<BTreeMap<String, (bool, bool)>, HqError> {
+        // The condition is the partial index's, word for word (`figures_open.sql`).
+        let rows: Vec<(String, i64, i64, i64)> = self.db.query(
+            "SELECT member, wanted, served, owed FROM hq_loyalty_lane
+             WHERE store = ?1 AND (wanted > served OR owed > 0)",
+            &[&store],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+        let mut open: BTreeMap<String, (bool, bool)> = BTreeMap::new();
+        for (member, wanted, served, owed) in rows {
+            let (wants, owes) = open.entry(member).or_default();
+            *wants |= wanted > served;
+            *owes |= owed > 0;
+        }
+        Ok(open)
+    }
+
     fn settle_locked(&mut self, id: &DocId, members: &[String]) -> Result<Vec<Outgoing>, HqError> {
         self.refresh(id)?;
-        let Some(mut ledgers) = self.read_orders(id, OrdersDoc::loyalty_ledgers) else {
+        let wanted: std::collections::BTreeSet<String> = members.iter().cloned().collect();
+        let Some(mut ledgers) = self.read_orders(id, |doc| doc.loyalty_ledgers_of(&wanted)) else {
             return Ok(Vec::new());
         };
         let prefix = format!("{}.", id.store);

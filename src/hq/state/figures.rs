@@ -9,17 +9,30 @@
 //! query over a few rows rather than a load of every store's orders document, and HQ's
 //! writes need not lock every document to read them (see `fresh.rs`).
 //!
-//! Only the rows that differ are written: a change that touches no coupon or member writes
-//! nothing here. Rows of documents stored before this table existed are filled at the first
-//! start after the migration ([`HqState::fill_figures`]).
+//! Only the coupons and members a write named are read and rewritten: every change logged
+//! records the map paths its operations wrote (`hq::db::docs::persist_change`,
+//! [`crate::crdt::doc::touched_paths`]), and [`TotalsTouched`] maps them to coupon codes and
+//! members. Reading every member's ledger at every change made an orders change cost time in
+//! proportion to the members its document names, so it grew with the store's history
+//! (docs/benchmarks.md, "An orders change against the orders document's history"). A write
+//! above single entries (a writer's or a section's map, HQ's base), a document saved whole
+//! (a new epoch), or changes that waited for a dependency (applied later by another change,
+//! whose paths do not say what they wrote) rewrite the store's rows in full, as before. Of
+//! those, only the rows that differ are written. Rows of documents stored before this table
+//! existed are filled at the first start after the migration ([`HqState::fill_figures`]).
+//!
+//! What HQ does after a store's orders change reads these rows too, by partial indexes
+//! (`figures_open.sql`): the members with wants to answer or points owed
+//! (`settle_loyalty`), the coupons with open asks (`answer_coupon_asks`).
 
 use std::collections::BTreeMap;
 
 use super::{HqError, HqState, fresh};
 use crate::crdt::doc::{DocId, DocKind, WriterId};
+use crate::crdt::orders::TotalsTouched;
 use crate::domain::coupons::CouponTotals;
-use crate::domain::loyalty::LaneTotals;
-use crate::hq::db::{Db, DbError};
+use crate::domain::loyalty::{LaneTotals, MemberLedger};
+use crate::hq::db::{Db, DbError, Param, Written};
 
 /// Per coupon and lane.
 type CouponRows = BTreeMap<(String, String), CouponTotals>;
@@ -28,11 +41,18 @@ type LaneRows = BTreeMap<(String, String), LaneTotals>;
 
 impl HqState {
     /// Rewrites the figures of every orders document the open transaction wrote (called
-    /// just before it commits).
+    /// just before it commits): of the coupons and members its writes named, or all of them
+    /// when a write was above those (an epoch's document saved whole, say).
     pub(super) fn write_touched_figures(&mut self) -> Result<(), HqError> {
         for key in self.db.touched_keys() {
             if let Some(id) = fresh::id_of_key(&key).filter(|id| id.kind == DocKind::Orders) {
-                self.write_figures(&id)?;
+                match self.db.written(&key) {
+                    Written::Paths(paths) => match TotalsTouched::of(&paths) {
+                        touched if touched.all => self.write_figures(&id)?,
+                        touched => self.write_some_figures(&id, &touched)?,
+                    },
+                    Written::Whole => self.write_figures(&id)?,
+                }
             }
         }
         Ok(())
@@ -41,34 +61,48 @@ impl HqState {
     /// Rewrites the rows of `id`'s store from its document in memory (none: no rows).
     fn write_figures(&mut self, id: &DocId) -> Result<(), HqError> {
         let (coupons, members) = self.figures_of(id);
-        write_coupon_rows(&self.db, &id.store, &coupons)?;
-        write_lane_rows(&self.db, &id.store, &members)?;
+        write_coupon_rows(&self.db, &id.store, None, &coupons)?;
+        write_lane_rows(&self.db, &id.store, None, &members)?;
+        Ok(())
+    }
+
+    /// Rewrites the rows of `id`'s store of the coupons and members `touched` names only:
+    /// what a change costs here is in proportion to what it wrote, not to the document.
+    fn write_some_figures(&mut self, id: &DocId, touched: &TotalsTouched) -> Result<(), HqError> {
+        let (coupons, members) = self
+            .read_orders(id, |doc| {
+                (
+                    coupon_rows(doc.coupon_totals_of(&touched.coupons)),
+                    lane_rows(doc.loyalty_ledgers_of(&touched.members)),
+                )
+            })
+            .unwrap_or_default();
+        for code in &touched.coupons {
+            let rows = coupons
+                .range((code.clone(), String::new())..)
+                .take_while(|((c, _), _)| c == code)
+                .map(|(k, t)| (k.clone(), *t))
+                .collect();
+            write_coupon_rows(&self.db, &id.store, Some(code), &rows)?;
+        }
+        for member in &touched.members {
+            let rows = members
+                .range((member.clone(), String::new())..)
+                .take_while(|((m, _), _)| m == member)
+                .map(|(k, t)| (k.clone(), *t))
+                .collect();
+            write_lane_rows(&self.db, &id.store, Some(member), &rows)?;
+        }
         Ok(())
     }
 
     /// The figures of orders document `id` as in memory, read without copying it.
     fn figures_of(&mut self, id: &DocId) -> (CouponRows, LaneRows) {
         self.read_orders(id, |doc| {
-            let coupons: CouponRows = doc
-                .coupon_totals()
-                .into_iter()
-                .flat_map(|(code, lanes)| {
-                    lanes
-                        .into_iter()
-                        .map(move |(lane, t)| ((code.clone(), lane.to_string()), t))
-                })
-                .collect();
-            let members: LaneRows = doc
-                .loyalty_ledgers()
-                .into_iter()
-                .flat_map(|(member, ledger)| {
-                    ledger
-                        .lanes
-                        .into_iter()
-                        .map(move |(lane, t)| ((member.clone(), lane), t))
-                })
-                .collect();
-            (coupons, members)
+            (
+                coupon_rows(doc.coupon_totals()),
+                lane_rows(doc.loyalty_ledgers()),
+            )
         })
         .unwrap_or_default()
     }
@@ -142,6 +176,31 @@ impl HqState {
     }
 }
 
+/// Per coupon and lane, as rows.
+fn coupon_rows(totals: BTreeMap<String, BTreeMap<WriterId, CouponTotals>>) -> CouponRows {
+    totals
+        .into_iter()
+        .flat_map(|(code, lanes)| {
+            lanes
+                .into_iter()
+                .map(move |(lane, t)| ((code.clone(), lane.to_string()), t))
+        })
+        .collect()
+}
+
+/// Per member and lane, as rows.
+fn lane_rows(ledgers: BTreeMap<String, MemberLedger>) -> LaneRows {
+    ledgers
+        .into_iter()
+        .flat_map(|(member, ledger)| {
+            ledger
+                .lanes
+                .into_iter()
+                .map(move |(lane, t)| ((member.clone(), lane), t))
+        })
+        .collect()
+}
+
 /// A lane's totals from the nine columns from `first` on.
 fn lane_totals(r: &mut crate::hq::db::Row, first: usize) -> Result<LaneTotals, DbError> {
     Ok(LaneTotals {
@@ -157,26 +216,33 @@ fn lane_totals(r: &mut crate::hq::db::Row, first: usize) -> Result<LaneTotals, D
     })
 }
 
-/// Makes `store`'s coupon rows `rows`, writing only those that differ.
-fn write_coupon_rows(db: &Db, store: &str, rows: &CouponRows) -> Result<(), DbError> {
+/// Makes `store`'s coupon rows (of coupon `only`, or all) `rows`, writing only those that
+/// differ.
+fn write_coupon_rows(
+    db: &Db,
+    store: &str,
+    only: Option<&String>,
+    rows: &CouponRows,
+) -> Result<(), DbError> {
+    let select = "SELECT code, lane, granted, redeemed, released, wanted, served
+                  FROM hq_coupon_holder WHERE store = ?1";
+    let (sql, params): (String, Vec<&dyn Param>) = match only {
+        Some(code) => (format!("{select} AND code = ?2"), vec![&store, code]),
+        None => (select.to_owned(), vec![&store]),
+    };
     let stored: CouponRows = db
-        .query(
-            "SELECT code, lane, granted, redeemed, released, wanted, served
-             FROM hq_coupon_holder WHERE store = ?1",
-            &[&store],
-            |r| {
-                Ok((
-                    (r.get(0)?, r.get(1)?),
-                    CouponTotals {
-                        granted: r.get(2)?,
-                        redeemed: r.get(3)?,
-                        released: r.get(4)?,
-                        wanted: r.get(5)?,
-                        served: r.get(6)?,
-                    },
-                ))
-            },
-        )?
+        .query(&sql, &params, |r| {
+            Ok((
+                (r.get(0)?, r.get(1)?),
+                CouponTotals {
+                    granted: r.get(2)?,
+                    redeemed: r.get(3)?,
+                    released: r.get(4)?,
+                    wanted: r.get(5)?,
+                    served: r.get(6)?,
+                },
+            ))
+        })?
         .into_iter()
         .collect();
     for ((code, lane), t) in rows {
@@ -211,16 +277,25 @@ fn write_coupon_rows(db: &Db, store: &str, rows: &CouponRows) -> Result<(), DbEr
     Ok(())
 }
 
-/// Makes `store`'s member rows `rows`, writing only those that differ.
-fn write_lane_rows(db: &Db, store: &str, rows: &LaneRows) -> Result<(), DbError> {
+/// Makes `store`'s member rows (of member `only`, or all) `rows`, writing only those that
+/// differ.
+fn write_lane_rows(
+    db: &Db,
+    store: &str,
+    only: Option<&String>,
+    rows: &LaneRows,
+) -> Result<(), DbError> {
+    let select = "SELECT member, lane, earned, refunded, spent, reversed, released, owed,
+                    wanted, granted, served
+                  FROM hq_loyalty_lane WHERE store = ?1";
+    let (sql, params): (String, Vec<&dyn Param>) = match only {
+        Some(member) => (format!("{select} AND member = ?2"), vec![&store, member]),
+        None => (select.to_owned(), vec![&store]),
+    };
     let stored: LaneRows = db
-        .query(
-            "SELECT member, lane, earned, refunded, spent, reversed, released, owed, wanted,
-               granted, served
-             FROM hq_loyalty_lane WHERE store = ?1",
-            &[&store],
-            |r| Ok(((r.get(0)?, r.get(1)?), lane_totals(r, 2)?)),
-        )?
+        .query(&sql, &params, |r| {
+            Ok(((r.get(0)?, r.get(1)?), lane_totals(r, 2)?))
+        })?
         .into_iter()
         .collect();
     for ((member, lane), t) in rows {

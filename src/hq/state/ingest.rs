@@ -285,6 +285,9 @@ impl HqState {
         let prefix = format!("{store}.");
         let provisioned = self.lanes.get(&store).cloned();
         let doc = self.doc_for(id, epoch)?;
+        // Changes held back for a missing dependency are applied by a later one, whose paths
+        // do not say what they wrote: the read models then redo the whole document.
+        let queued_before = !doc.missing_deps().is_empty();
         // Every change about store S must come from one of S's writers (`S.{node}`), and
         // from one of its provisioned lanes when HQ has the list.
         let allowed_of = |authors: BTreeSet<WriterId>| -> BTreeSet<WriterId> {
@@ -315,6 +318,9 @@ impl HqState {
         .map_err(|e| Rejected::Apply(e.to_string()))?;
         if outcome.applied + outcome.queued == 0 {
             return Ok(Vec::new()); // a replay: nothing new, no new acknowledgement
+        }
+        if queued_before || !outcome.missing_deps.is_empty() {
+            self.db.record_written(&persist::doc_key(id), None);
         }
         self.persist_store(id, &incoming)
             .map_err(|e| Rejected::Apply(e.to_string()))?;
