@@ -121,7 +121,7 @@ pub const DEFAULT_DOCUMENTS_IN_MEMORY: usize = 2_000;
 
 /// HQ opens a new stock epoch of every store this often unless `hq.epoch_interval_s` says
 /// otherwise (0: only on request): every 6 hours. HQ holds each trading store's open epoch in
-/// memory, about 0.9 MiB of RSS per 12 hours of a store committing every 10 s; daily
+/// memory, about 1.4 MiB of RSS per 12 hours of a store committing every 10 s; daily
 /// epochs put 1,000 such stores past 1 GiB by the evening (docs/operations.md, "HQ's
 /// memory").
 pub const DEFAULT_EPOCH_INTERVAL_S: u64 = 21_600;
