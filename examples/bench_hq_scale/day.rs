@@ -32,6 +32,11 @@ pub struct Row {
     after_day: (u64, u64),
     after_cut: (u64, u64),
     day_secs: f64,
+    /// HQ's CPU over the day, per change.
+    cpu_ms_per_change: f64,
+    /// Each store's epoch cut as `POST /v1/epochs/{store}` took, sorted; HQ's CPU for all.
+    cut_ms: Vec<f64>,
+    cut_cpu: Duration,
     db_bytes: u64,
 }
 
@@ -57,14 +62,19 @@ pub async fn run(run: &Run, bin: &Path, database: Option<&str>) -> BenchResult<R
     sim.drain(Duration::from_secs(120)).await?;
     let before = hq.rss();
     let size_before = db_bytes()?;
+    let cpu_before = infra::cpu_of(hq.pid());
     let started = Instant::now();
     sim.day(run.per_store, run.per_message).await?;
     sim.drain(Duration::from_secs(3600)).await?;
     let day_secs = started.elapsed().as_secs_f64();
+    let day_cpu = infra::cpu_of(hq.pid()).saturating_sub(cpu_before);
     let after_day = hq.rss();
     verify_figures(&sim, std::slice::from_ref(&hq)).await?;
     let client = reqwest::Client::new();
+    let mut cut_ms = Vec::new();
+    let cpu_before_cut = infra::cpu_of(hq.pid());
     for (store, _) in sim.committed_by_store() {
+        let cut_started = Instant::now();
         let reply = client
             .post(format!("{}/v1/epochs/{store}", hq.base))
             .bearer_auth(infra::TOKEN)
@@ -73,7 +83,10 @@ pub async fn run(run: &Run, bin: &Path, database: Option<&str>) -> BenchResult<R
         if !reply.status().is_success() {
             return Err(format!("epoch cut of {store}: {}", reply.status()).into());
         }
+        cut_ms.push(cut_started.elapsed().as_secs_f64() * 1000.0);
     }
+    let cut_cpu = infra::cpu_of(hq.pid()).saturating_sub(cpu_before_cut);
+    cut_ms.sort_by(f64::total_cmp);
     let after_cut = hq.rss();
     let size_after = db_bytes()?;
     eprintln!(
@@ -95,6 +108,10 @@ pub async fn run(run: &Run, bin: &Path, database: Option<&str>) -> BenchResult<R
         after_day,
         after_cut,
         day_secs,
+        cpu_ms_per_change: day_cpu.as_secs_f64() * 1000.0
+            / (run.stores * run.per_store).max(1) as f64,
+        cut_ms,
+        cut_cpu,
         db_bytes: size_after.saturating_sub(size_before),
     })
 }
@@ -102,13 +119,13 @@ pub async fn run(run: &Run, bin: &Path, database: Option<&str>) -> BenchResult<R
 pub fn print(rows: &[Row]) {
     println!();
     println!(
-        "| configuration | stores x changes | documents_in_memory | RSS before | RSS after the day (peak) | RSS after the epoch cut | MiB per store-day in memory | day fed in | DB grew by |"
+        "| configuration | stores x changes | documents_in_memory | RSS before | RSS after the day (peak) | RSS after the epoch cut | MiB per store-day in memory | day fed in | HQ CPU ms per change | epoch cut per store: p50 / p99 / HQ CPU | DB grew by |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         let per_store = r.after_day.0.saturating_sub(r.before.0) as f64 / r.stores.max(1) as f64;
         println!(
-            "| {} | {} x {} | {} | {:.0} MiB | {:.0} MiB ({:.0}) | {:.0} MiB | {:.2} | {:.0} s | {:.0} MiB |",
+            "| {} | {} x {} | {} | {:.0} MiB | {:.0} MiB ({:.0}) | {:.0} MiB | {:.2} | {:.0} s | {:.3} | {:.0} / {:.0} / {:.0} ms | {:.0} MiB |",
             r.name,
             r.stores,
             r.per_store,
@@ -120,7 +137,20 @@ pub fn print(rows: &[Row]) {
             mib(r.after_cut.0),
             mib(per_store as u64),
             r.day_secs,
+            r.cpu_ms_per_change,
+            quantile(&r.cut_ms, 0.5),
+            quantile(&r.cut_ms, 0.99),
+            r.cut_cpu.as_secs_f64() * 1000.0 / r.cut_ms.len().max(1) as f64,
             mib(r.db_bytes),
         );
     }
+}
+
+/// The `q` quantile of sorted `values` (nearest rank); 0 for none.
+fn quantile(values: &[f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let rank = ((values.len() as f64 * q).ceil() as usize).clamp(1, values.len());
+    values[rank - 1]
 }

@@ -509,9 +509,8 @@ async fn epoch_timer(
             {
                 return Vec::new();
             }
-            let mut hq = lock(&state);
             // Each cut loads (fresh, under the write lock) only its store's documents.
-            let stores = match hq.stores() {
+            let stores = match lock(&state).stores() {
                 Ok(stores) => stores,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the stores for the epoch cut");
@@ -520,7 +519,10 @@ async fn epoch_timer(
             };
             let mut messages = Vec::new();
             for store in stores {
-                match hq.open_epoch(&store) {
+                // The state's lock is taken per store, not for the whole round: ingest goes
+                // on between two stores' cuts (a round of 1,000 stores held it for seconds,
+                // several times a day with the 6-hour default).
+                match lock(&state).open_epoch(&store) {
                     Ok((_, m)) => messages.extend(m),
                     Err(e) => tracing::warn!(store, error = %e, "cannot open a new epoch"),
                 }
