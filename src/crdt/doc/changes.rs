@@ -87,7 +87,7 @@ fn path_of(doc: &Automerge, obj: &automerge::legacy::ObjectId) -> Option<Path> {
     // The actor's index is a hint automerge checks; `usize::MAX` makes it look the actor up.
     let exid = automerge::ObjId::Id(id.0, id.1.clone(), usize::MAX);
     let mut keys = Vec::new();
-    for (_, prop) in doc.parents(&exid).ok()?.path() {
+    for (_, prop) in doc.parents(&exid).ok()?.try_path()? {
         match prop {
             automerge::Prop::Map(key) => keys.push(key),
             automerge::Prop::Seq(_) => {

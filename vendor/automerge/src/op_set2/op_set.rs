@@ -97,6 +97,7 @@ impl OpSet {
             obj,
             ops: self,
             clock,
+            broken: false,
         }
     }
 
@@ -360,7 +361,9 @@ impl OpSet {
                 let seq_type = match typ {
                     ObjType::List => SequenceType::List,
                     ObjType::Text => SequenceType::Text,
-                    _ => panic!("unexpected object type {:?} for seq key {:?}", typ, op.key),
+                    // storenode: upstream panics here; an element key in a map comes only
+                    // from a malformed change, and the caller sees no parent.
+                    _ => return None,
                 };
                 let index = self.seek_list_opid(&op.obj, op.id, seq_type, clock)?.index;
                 Prop::Seq(index)

@@ -15,6 +15,8 @@ pub struct Parents<'a> {
     pub(crate) obj: ObjId,
     pub(crate) ops: &'a OpSet,
     pub(crate) clock: Option<Clock>,
+    /// storenode: set when an object's parent could not be found (upstream panics there).
+    pub(crate) broken: bool,
 }
 
 impl Parents<'_> {
@@ -27,6 +29,21 @@ impl Parents<'_> {
             .collect::<Vec<_>>();
         path.reverse();
         path
+    }
+
+    /// storenode: like `path`, but `None` when the chain of parents is broken (an object
+    /// whose creating op or parent cannot be resolved, as a hostile change can make),
+    /// where upstream's iterator panics.
+    pub fn try_path(mut self) -> Option<Vec<(ExId, Prop)>> {
+        let mut path = Vec::new();
+        for Parent { obj, prop, .. } in &mut self {
+            path.push((obj, prop));
+        }
+        if self.broken {
+            return None;
+        }
+        path.reverse();
+        Some(path)
     }
 
     /// Like `path` but returns `None` if the target is not visible
@@ -50,19 +67,22 @@ impl Iterator for Parents<'_> {
     type Item = Parent;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.obj.is_root() {
+        if self.obj.is_root() || self.broken {
             return None;
         }
-        let super::op_set::Parent {
+        // storenode: upstream unwraps here; a broken chain ends the walk and is reported
+        // by `try_path`.
+        let Some(super::op_set::Parent {
             obj,
             typ,
             prop,
             visible,
             ..
-        } = self
-            .ops
-            .parent_object(&self.obj, self.clock.as_ref())
-            .unwrap();
+        }) = self.ops.parent_object(&self.obj, self.clock.as_ref())
+        else {
+            self.broken = true;
+            return None;
+        };
         self.obj = obj;
         let obj = self.ops.id_to_exid(self.obj.0);
         Some(Parent {
@@ -95,6 +115,32 @@ pub struct Parent {
 mod tests {
     use super::Parent;
     use crate::{transaction::Transactable, ObjType, Prop, ReadDoc};
+
+    /// storenode: `try_path` is `path` for a resolvable object, and `None` (not a panic)
+    /// for an object whose creating op is not in the document.
+    #[test]
+    fn try_path_is_path_or_none_where_the_chain_breaks() {
+        let mut doc = crate::AutoCommit::new();
+        let members = doc
+            .put_object(crate::ROOT, "members", crate::ObjType::Map)
+            .unwrap();
+        let list = doc.put_object(&members, "m1", ObjType::List).unwrap();
+        let inner = doc.insert_object(&list, 0, ObjType::Map).unwrap();
+        for obj in [&members, &list, &inner] {
+            assert_eq!(
+                doc.parents(obj).unwrap().try_path(),
+                Some(doc.parents(obj).unwrap().path())
+            );
+        }
+        let missing = super::Parents {
+            obj: crate::types::ObjId(crate::types::OpId::new(9_999, 0)),
+            ops: &doc.doc.ops,
+            clock: None,
+            broken: false,
+        };
+        assert_eq!(missing.clone().try_path(), None);
+        assert!(missing.path().is_empty(), "the walk ends instead of panicking");
+    }
 
     #[test]
     fn test_invisible_parents() {
