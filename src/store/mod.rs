@@ -337,17 +337,22 @@ impl Store {
         let mut freed: u64 = readers.iter().filter_map(idle::cache_used_bytes).sum();
         drop(readers);
         self.inner.answer_packer.release();
-        let (reply, answer) = oneshot::channel();
-        if self
-            .inner
-            .jobs
-            .send(writer::Job::ReleaseCaches(reply))
+        freed += self
+            .ask_writer(writer::Job::ReleaseCaches)
             .await
-            .is_ok()
-        {
-            freed += answer.await.unwrap_or(0);
-        }
+            .unwrap_or(0);
         freed
+    }
+
+    /// Queues a control job for the writer thread and waits for its answer; `None` when
+    /// the writer has stopped.
+    async fn ask_writer<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<T>) -> writer::Job,
+    ) -> Option<T> {
+        let (reply, answer) = oneshot::channel();
+        self.inner.jobs.send(job(reply)).await.ok()?;
+        answer.await.ok()
     }
 
     /// Stops taking writes, lets the writer finish what is queued, checkpoints the WAL and
@@ -364,16 +369,7 @@ impl Store {
             let _ = tokio::task::spawn_blocking(move || checkpointer.stop()).await;
         }
         // Dropping our sender is not enough while clones exist, so the writer is told to stop.
-        let (reply, answer) = oneshot::channel();
-        if self
-            .inner
-            .jobs
-            .send(writer::Job::shutdown(reply))
-            .await
-            .is_ok()
-        {
-            let _ = answer.await;
-        }
+        let _ = self.ask_writer(writer::Job::shutdown).await;
         let thread = self
             .inner
             .writer_thread

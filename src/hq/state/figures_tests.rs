@@ -88,13 +88,19 @@ fn assert_rows_equal_documents(hq: &mut HqState, step: usize) {
     }
 }
 
-/// A lane's change to its store's orders document, received as over MQTT.
-fn publish(hq: &mut HqState, lane: &mut OrdersDoc, change: Vec<u8>) {
+/// The lane's store and the topic its orders changes arrive on.
+fn changes_topic(lane: &OrdersDoc) -> (String, String) {
     let store = lane.core().id().store.clone();
     let topic = format!(
         "storenode/v1/t/{store}/changes/orders/{}",
         lane.core().writer()
     );
+    (store, topic)
+}
+
+/// A lane's change to its store's orders document, received as over MQTT.
+fn publish(hq: &mut HqState, lane: &mut OrdersDoc, change: Vec<u8>) {
+    let (store, topic) = changes_topic(lane);
     let message = SyncMessage::Changes {
         doc: DocId::new(&store, DocKind::Orders).unwrap(),
         epoch: 0,
@@ -340,11 +346,7 @@ fn earn(lane: &mut OrdersDoc, member: usize) -> Vec<u8> {
 
 /// A lane's changes since `heads` as one bundle, received as over MQTT.
 fn publish_bundle(hq: &mut HqState, lane: &OrdersDoc, heads: &[automerge::ChangeHash]) {
-    let store = lane.core().id().store.clone();
-    let topic = format!(
-        "storenode/v1/t/{store}/changes/orders/{}",
-        lane.core().writer()
-    );
+    let (store, topic) = changes_topic(lane);
     let message = SyncMessage::Bundle {
         doc: DocId::new(&store, DocKind::Orders).unwrap(),
         epoch: 0,
