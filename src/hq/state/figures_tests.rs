@@ -156,16 +156,22 @@ fn random_operation(hq: &mut HqState, lanes: &mut [OrdersDoc], dice: &mut Dice, 
     }
 }
 
-#[test]
-fn rows_equal_the_documents_over_random_operations_of_two_instances() {
-    let dir = TestDb::new();
+/// Two HQ instances on one database, with loyalty rules of a point per unit.
+fn two_instances_with_rules(dir: &TestDb) -> (HqState, HqState) {
     let mut a = HqState::open_target(&dir.target, "t", 1).unwrap();
-    let mut b = HqState::open_target(&dir.target, "t", 1).unwrap();
+    let b = HqState::open_target(&dir.target, "t", 1).unwrap();
     a.put_loyalty_rules(LoyaltyRules {
         points_per_unit: 1,
         point_value_minor: 1,
     })
     .unwrap();
+    (a, b)
+}
+
+#[test]
+fn rows_equal_the_documents_over_random_operations_of_two_instances() {
+    let dir = TestDb::new();
+    let (mut a, mut b) = two_instances_with_rules(&dir);
     a.issue_coupon(coupon("WEB-1", 12), &BTreeMap::new())
         .unwrap();
     b.issue_coupon(coupon("APP-2", 4), &BTreeMap::new())
@@ -439,13 +445,7 @@ proptest::proptest! {
         steps in proptest::collection::vec((step(), proptest::bool::ANY), 1..24),
     ) {
         let dir = TestDb::new();
-        let mut a = HqState::open_target(&dir.target, "t", 1).unwrap();
-        let mut b = HqState::open_target(&dir.target, "t", 1).unwrap();
-        a.put_loyalty_rules(LoyaltyRules {
-            points_per_unit: 1,
-            point_value_minor: 1,
-        })
-        .unwrap();
+        let (mut a, mut b) = two_instances_with_rules(&dir);
         for (code, uses) in MORE_CODES.iter().zip([12, 4, 7]) {
             a.issue_coupon(coupon(code, uses), &BTreeMap::new()).unwrap();
         }
